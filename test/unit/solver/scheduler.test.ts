@@ -1,0 +1,98 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { makeVertex, type ExecOp, type Result, type Vertex } from '../../../src/solver/graph.js';
+import { solve, type OpHandlers } from '../../../src/solver/scheduler.js';
+import { RecordingSink } from '../../../src/events.js';
+import { sha256 } from '../../../src/oci/digest.js';
+import type { Ctx } from '../../../src/ctx.js';
+
+const test = suite('solver/scheduler');
+
+/** Fake handlers: exec ops "run" by sleeping `args[1]` ms, failing when args[0] is 'fail'. */
+function fakeHandlers() {
+  const calls: string[] = [];
+  let active = 0;
+  let maxActive = 0;
+  const rootfs = (name: string): Result => ({ kind: 'rootfs', layers: [{ diffId: sha256(name) }] });
+  const exec = async (op: ExecOp, _inputs: readonly Result[], v: Vertex, ctx: Ctx): Promise<Result> => {
+    calls.push(op.args.join(' '));
+    active++;
+    maxActive = Math.max(maxActive, active);
+    try {
+      await sleep(Number(op.args[1] ?? 0), undefined, { signal: ctx.signal });
+      if (op.args[0] === 'fail') throw new Error(`failed: ${v.meta.name}`);
+      return rootfs(op.args.join(' '));
+    } finally {
+      active--;
+    }
+  };
+  const handlers: OpHandlers = {
+    exec: { run: exec },
+    image: { run: async (op) => (calls.push(`image ${op.ref}`), rootfs(op.ref)) },
+    context: { run: async (op) => (calls.push('context'), { kind: 'dir', path: op.dir, excludes: [] }) },
+    file: { run: async () => (calls.push('file'), rootfs('file')) },
+  };
+  return { handlers, calls, maxActive: () => maxActive };
+}
+
+const image = makeVertex({ kind: 'image', ref: 'docker.io/library/base:latest', platform: { os: 'linux', architecture: 'amd64' } }, [], { name: 'FROM base' });
+const run = (args: string[], inputs: Vertex[]) =>
+  makeVertex({ kind: 'exec', args, env: [], cwd: '/', user: '', network: 'host' }, inputs, { name: `RUN ${args.join(' ')}` });
+const ctx = (signal = new AbortController().signal) => ({ signal, events: new RecordingSink() });
+const opts = { execParallelism: 4, ioParallelism: 8 };
+
+test('identical vertices run once', async () => {
+  const f = fakeHandlers();
+  const a1 = run(['a', '1'], [image]);
+  const a2 = run(['a', '1'], [image]); // same op and inputs: same digest
+  assert.is(a1.digest, a2.digest);
+  const top = makeVertex({ kind: 'file', base: 'input', actions: [] }, [a1, a2], { name: 'COPY' });
+  const results = await solve(top, f.handlers, opts, ctx());
+  assert.equal(f.calls.filter((c) => c === 'a 1').length, 1);
+  assert.equal(f.calls.filter((c) => c.startsWith('image')).length, 1);
+  assert.ok(results.has(top.digest));
+});
+
+test('independent vertices run in parallel, within the limit', async () => {
+  const f = fakeHandlers();
+  const branches = ['a', 'b', 'c', 'd', 'e', 'f'].map((n) => run([n, '40'], [image]));
+  const top = makeVertex({ kind: 'file', base: 'input', actions: [] }, branches, { name: 'join' });
+  await solve(top, f.handlers, { execParallelism: 3, ioParallelism: 8 }, ctx());
+  assert.is(f.maxActive(), 3);
+});
+
+test('first failure cancels the rest and is the error reported', async () => {
+  const f = fakeHandlers();
+  const slow = run(['slow', '5000'], [image]);
+  const bad = run(['fail', '10'], [image]);
+  const top = makeVertex({ kind: 'file', base: 'input', actions: [] }, [slow, bad], { name: 'join' });
+  const c = ctx();
+  const started = Date.now();
+  try {
+    await solve(top, f.handlers, opts, c);
+    assert.unreachable('should fail');
+  } catch (e) {
+    assert.match((e as Error).message, 'failed: RUN fail 10');
+  }
+  assert.ok(Date.now() - started < 2000, 'slow sibling was aborted, not awaited to completion');
+  const types = c.events.events.map((e) => `${e.type} ${'name' in e ? e.name : ''}`);
+  assert.ok(types.includes('vertex.error RUN fail 10'));
+  assert.ok(types.includes('vertex.cancelled RUN slow 5000'));
+  assert.not.ok(f.calls.includes('file'), 'dependent never ran');
+});
+
+test('external abort rejects with the abort reason', async () => {
+  const f = fakeHandlers();
+  const ac = new AbortController();
+  const v = run(['long', '5000'], [image]);
+  setTimeout(() => ac.abort(new Error('interrupted')), 30);
+  try {
+    await solve(v, f.handlers, opts, ctx(ac.signal));
+    assert.unreachable();
+  } catch (e) {
+    assert.is((e as Error).message, 'interrupted');
+  }
+});
+
+test.run();
