@@ -1,0 +1,378 @@
+/**
+ * BuildKit's shell word lexer (frontend/dockerfile/shell/lex.go semantics): quotes, escapes and
+ * `$var` / `${var…}` expansion with the bash-like modifiers Dockerfiles allow. It does not run a
+ * shell: RUN/CMD/ENTRYPOINT shell-form text is never passed through here.
+ */
+
+/** Variable lookup used by the lexer; `undefined` means unset (distinct from ''). */
+export interface EnvGetter {
+  get(name: string): string | undefined;
+}
+
+/** An EnvGetter over a `k=v` list: the last entry for a key wins; a bare `k` means ''. */
+export function envFromList(list: readonly string[]): EnvGetter {
+  const map = new Map<string, string>();
+  for (const e of list) {
+    const i = e.indexOf('=');
+    if (i < 0) map.set(e, '');
+    else map.set(e.slice(0, i), e.slice(i + 1));
+  }
+  return { get: (name) => map.get(name) };
+}
+
+/** An EnvGetter over a plain record (own keys only). */
+export function envFromRecord(rec: Readonly<Record<string, string>>): EnvGetter {
+  return { get: (name) => (Object.prototype.hasOwnProperty.call(rec, name) ? rec[name] : undefined) };
+}
+
+export interface ProcessResult {
+  /** The whole processed string (quotes removed, escapes applied, no splitting). */
+  readonly result: string;
+  /** Words after splitting on unquoted whitespace. */
+  readonly words: readonly string[];
+  /** Names looked up and found. */
+  readonly matched: ReadonlySet<string>;
+  /** Names looked up and not found. */
+  readonly unmatched: ReadonlySet<string>;
+}
+
+/** Thrown for bad syntax or `${x:?msg}` failures; message is BuildKit's (`failed to process "…": …`). */
+export class ShellLexError extends Error {
+  override readonly name = 'ShellLexError';
+}
+
+const EOF = -1;
+
+class Scanner {
+  readonly #chars: string[];
+  #pos = 0;
+  constructor(s: string) {
+    this.#chars = Array.from(s);
+  }
+  peek(): string | typeof EOF {
+    return this.#pos < this.#chars.length ? this.#chars[this.#pos]! : EOF;
+  }
+  next(): string | typeof EOF {
+    return this.#pos < this.#chars.length ? this.#chars[this.#pos++]! : EOF;
+  }
+}
+
+const isSpace = (ch: string): boolean => /^\s$/u.test(ch);
+const isLetter = (ch: string): boolean => /^\p{L}$/u.test(ch);
+const isDigit = (ch: string): boolean => /^\p{Nd}$/u.test(ch);
+const SPECIAL_PARAMS = new Set(['@', '*', '#', '?', '-', '$', '!', '0']);
+
+/** Accumulates words the way a shell splits unquoted text. */
+class Words {
+  #word = '';
+  #words: string[] = [];
+  #inWord = false;
+  addChar(ch: string): void {
+    if (isSpace(ch)) {
+      if (this.#inWord && this.#word.length !== 0) {
+        this.#words.push(this.#word);
+        this.#word = '';
+        this.#inWord = false;
+      }
+    } else {
+      this.addRawChar(ch);
+    }
+  }
+  addRawChar(ch: string): void {
+    this.#word += ch;
+    this.#inWord = true;
+  }
+  addString(s: string): void {
+    for (const ch of s) this.addChar(ch);
+  }
+  addRawString(s: string): void {
+    this.#word += s;
+    this.#inWord = true;
+  }
+  getWords(): string[] {
+    if (this.#word.length > 0) {
+      this.#words.push(this.#word);
+      this.#word = '';
+      this.#inWord = false;
+    }
+    return this.#words;
+  }
+}
+
+class ShellWord {
+  readonly matched = new Set<string>();
+  readonly unmatched = new Set<string>();
+  readonly #sc: Scanner;
+  constructor(
+    input: string,
+    readonly env: EnvGetter,
+    readonly escapeToken: string,
+  ) {
+    this.#sc = new Scanner(input);
+  }
+
+  processStopOn(stop: string | typeof EOF, rawEscapes: boolean): { result: string; words: string[] } {
+    let result = '';
+    const words = new Words();
+    const sc = this.#sc;
+    while (sc.peek() !== EOF) {
+      const ch = sc.peek() as string;
+      if (stop !== EOF && ch === stop) {
+        sc.next();
+        return { result, words: words.getWords() };
+      }
+      if (ch === '$' || ch === "'" || ch === '"') {
+        const tmp = ch === '$' ? this.processDollar() : ch === "'" ? this.processSingleQuote() : this.processDoubleQuote();
+        result += tmp;
+        if (ch === '$') words.addString(tmp);
+        else words.addRawString(tmp);
+        continue;
+      }
+      let c = sc.next() as string;
+      if (c === this.escapeToken) {
+        if (rawEscapes) {
+          words.addRawChar(c);
+          result += c;
+        }
+        const n = sc.next();
+        if (n === EOF) break; // a trailing escape is dropped
+        c = n;
+        words.addRawChar(c);
+      } else {
+        words.addChar(c);
+      }
+      result += c;
+    }
+    if (stop !== EOF) throw new ShellLexError(`unexpected end of statement while looking for matching ${stop}`);
+    return { result, words: words.getWords() };
+  }
+
+  processSingleQuote(): string {
+    const sc = this.#sc;
+    sc.next();
+    let result = '';
+    for (;;) {
+      const ch = sc.next();
+      if (ch === EOF) throw new ShellLexError('unexpected end of statement while looking for matching single-quote');
+      if (ch === "'") return result;
+      result += ch;
+    }
+  }
+
+  processDoubleQuote(): string {
+    const sc = this.#sc;
+    sc.next();
+    let result = '';
+    for (;;) {
+      const p = sc.peek();
+      if (p === EOF) throw new ShellLexError('unexpected end of statement while looking for matching double-quote');
+      if (p === '"') {
+        sc.next();
+        return result;
+      }
+      if (p === '$') {
+        result += this.processDollar();
+        continue;
+      }
+      let ch = sc.next() as string;
+      if (ch === this.escapeToken) {
+        const n = sc.peek();
+        if (n === EOF) continue; // trailing escape: ignored, then the missing quote is reported
+        if (n === '"' || n === '$' || n === this.escapeToken) ch = sc.next() as string;
+      }
+      result += ch;
+    }
+  }
+
+  processName(): string {
+    const sc = this.#sc;
+    let name = '';
+    while (sc.peek() !== EOF) {
+      const ch = sc.peek() as string;
+      if (name.length === 0 && isDigit(ch)) {
+        while (sc.peek() !== EOF && isDigit(sc.peek() as string)) name += sc.next() as string;
+        return name;
+      }
+      if (name.length === 0 && SPECIAL_PARAMS.has(ch)) return sc.next() as string;
+      if (!isLetter(ch) && !isDigit(ch) && ch !== '_') break;
+      name += sc.next() as string;
+    }
+    return name;
+  }
+
+  getEnv(name: string): string | undefined {
+    const v = this.env.get(name);
+    if (v !== undefined) this.matched.add(name);
+    else this.unmatched.add(name);
+    return v;
+  }
+
+  processDollar(): string {
+    const sc = this.#sc;
+    sc.next();
+    if (sc.peek() !== '{') {
+      const name = this.processName();
+      if (name === '') return '$';
+      return this.getEnv(name) ?? '';
+    }
+    sc.next();
+    const first = sc.peek();
+    if (first === EOF) throw new ShellLexError("syntax error: missing '}'");
+    if (first === '{' || first === '}' || first === ':') throw new ShellLexError('syntax error: bad substitution');
+    const name = this.processName();
+    let ch = sc.next();
+    let chs = ch === EOF ? '' : ch;
+    if (ch === '}') return this.getEnv(name) ?? '';
+    let nullIsUnset = false;
+    if (ch === ':') {
+      nullIsUnset = true;
+      ch = sc.next();
+      chs += ch === EOF ? '' : ch;
+    }
+    if (ch === '+' || ch === '-' || ch === '?' || ch === '#' || ch === '%') {
+      const rawEscapes = ch === '#' || ch === '%';
+      if (nullIsUnset && rawEscapes) throw new ShellLexError(`unsupported modifier (${chs}) in substitution`);
+      let word: string;
+      try {
+        word = this.processStopOn('}', rawEscapes).result;
+      } catch (e) {
+        if (sc.peek() === EOF) throw new ShellLexError("syntax error: missing '}'");
+        throw e;
+      }
+      const value = this.getEnv(name);
+      const unsetOrNull = value === undefined || (nullIsUnset && value === '');
+      switch (ch) {
+        case '-':
+          return unsetOrNull ? word : value!;
+        case '+':
+          return unsetOrNull ? '' : word;
+        case '?':
+          if (value === undefined) throw new ShellLexError(`${name}: ${word !== '' ? word : 'is not allowed to be unset'}`);
+          if (nullIsUnset && value === '') throw new ShellLexError(`${name}: ${word !== '' ? word : 'is not allowed to be empty'}`);
+          return value;
+        default: {
+          let greedy = false;
+          if (word.length > 0 && word[0] === ch) {
+            greedy = true;
+            word = word.slice(1);
+          }
+          return ch === '%' ? trimSuffix(word, value ?? '', greedy) : trimPrefix(word, value ?? '', greedy);
+        }
+      }
+    }
+    if (ch === '/' && !nullIsUnset) {
+      const replaceAll = sc.peek() === '/';
+      if (replaceAll) sc.next();
+      let pattern: string;
+      try {
+        pattern = this.processStopOn('/', true).result;
+      } catch (e) {
+        if (sc.peek() === EOF) throw new ShellLexError("syntax error: missing '/' in ${}");
+        throw e;
+      }
+      let replacement: string;
+      try {
+        replacement = this.processStopOn('}', true).result;
+      } catch (e) {
+        if (sc.peek() === EOF) throw new ShellLexError("syntax error: missing '}'");
+        throw e;
+      }
+      const value = this.getEnv(name) ?? '';
+      const re = shellPatternToRegex(pattern, true, false, replaceAll);
+      return value.replace(re, () => replacement);
+    }
+    throw new ShellLexError(`unsupported modifier (${chs}) in substitution`);
+  }
+}
+
+/** Shell glob (`*`, `?`, `\*`, `\?`, `\\`; `\}` `\/` are delimiter escapes) → RegExp. */
+function shellPatternToRegex(pattern: string, greedy: boolean, anchored: boolean, global = false): RegExp {
+  const toks = Array.from(pattern);
+  let out = anchored ? '^' : '';
+  for (let i = 0; i < toks.length; i++) {
+    const tok = toks[i]!;
+    switch (tok) {
+      case '*':
+        out += greedy ? '.*' : '.*?';
+        continue;
+      case '?':
+        out += '.';
+        continue;
+      case '\\': {
+        const n = toks[i + 1];
+        if (n === '}' || n === '/') continue;
+        if (n !== '*' && n !== '?' && n !== '\\') {
+          throw new ShellLexError(`invalid pattern (${pattern}) in substitution: invalid escape '\\${n ?? ''}'`);
+        }
+        out += '\\' + n;
+        i++;
+        continue;
+      }
+      case '.': case '+': case '(': case ')': case '|': case '[': case ']': case '{': case '}': case '^': case '$':
+        out += '\\' + tok;
+        continue;
+      default:
+        out += tok;
+    }
+  }
+  return new RegExp(out, global ? 'gu' : 'u');
+}
+
+function trimPrefix(pattern: string, value: string, greedy: boolean): string {
+  const m = shellPatternToRegex(pattern, greedy, true).exec(value);
+  return m ? value.slice(m.index + m[0].length) : value;
+}
+
+/** Reverses a pattern keeping each `\x` escape pair in order. */
+function reversePattern(pattern: string): string {
+  const p = Array.from(pattern);
+  const out: string[] = new Array(p.length);
+  const last = p.length - 1;
+  for (let i = 0; i <= last; ) {
+    const tok = p[i]!;
+    const o = last - i;
+    if (tok === '\\' && i !== last) {
+      out[o - 1] = tok;
+      out[o] = p[i + 1]!;
+      i += 2;
+      continue;
+    }
+    out[o] = tok;
+    i++;
+  }
+  return out.join('');
+}
+
+const reverseString = (s: string): string => Array.from(s).reverse().join('');
+
+/** Shortest/longest rightmost match = leftmost match on the reversed pattern and value. */
+function trimSuffix(pattern: string, value: string, greedy: boolean): string {
+  return reverseString(trimPrefix(reversePattern(pattern), reverseString(value), greedy));
+}
+
+/** The lexer; `escapeToken` comes from the `# escape=` directive (`\` or `` ` ``). */
+export class ShellLexer {
+  constructor(readonly escapeToken: string = '\\') {}
+
+  /** Full processing with match tracking. Throws ShellLexError. */
+  process(word: string, env: EnvGetter): ProcessResult {
+    const sw = new ShellWord(word, env, this.escapeToken);
+    try {
+      const { result, words } = sw.processStopOn(EOF, false);
+      return { result, words, matched: sw.matched, unmatched: sw.unmatched };
+    } catch (e) {
+      if (e instanceof ShellLexError) throw new ShellLexError(`failed to process ${JSON.stringify(word)}: ${e.message}`);
+      throw e;
+    }
+  }
+
+  /** One word: expansion, quote removal, no splitting. */
+  processWord(word: string, env: EnvGetter): string {
+    return this.process(word, env).result;
+  }
+
+  /** Expansion then splitting on unquoted whitespace. */
+  processWords(word: string, env: EnvGetter): string[] {
+    return [...this.process(word, env).words];
+  }
+}
