@@ -1,0 +1,125 @@
+import { randomBytes, randomInt } from 'node:crypto';
+import { access, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BuildError } from '../errors.js';
+import { digestHex, type Digest } from '../oci/digest.js';
+import type { Descriptor } from '../oci/image.js';
+import type { RootDirs } from '../root-dirs.js';
+
+const SHORT_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
+const SHORT_LEN = 26;
+
+/**
+ * Unpacked layers in overlay format, as docker's overlay2 keeps them:
+ *
+ *     layers/<diffid hex>/diff        the layer's files (whiteouts as 0:0 char devices)
+ *     layers/<diffid hex>/link        its short id (26 chars of [A-Z0-9])
+ *     layers/<diffid hex>/blob.json   descriptor of the compressed blob, if known
+ *     layers/<diffid hex>/committed   present once the layer is complete
+ *     l/<short id> -> ../layers/<diffid hex>/diff
+ *
+ * The short links keep overlay's `lowerdir=` option under the page size with many layers.
+ * A layer is published by one rename of a fully written staging directory, so readers and
+ * other tsbuild processes sharing the root never see half a layer.
+ */
+export class LayerStore {
+  readonly #dirs: RootDirs;
+
+  constructor(dirs: RootDirs) {
+    this.#dirs = dirs;
+  }
+
+  /** Absolute path of the layer's `diff` directory (whether or not it exists yet). */
+  dir(diffId: Digest): string {
+    return join(this.#layerDir(diffId), 'diff');
+  }
+
+  /** True when the layer is committed (complete). */
+  async has(diffId: Digest): Promise<boolean> {
+    try {
+      await access(join(this.#layerDir(diffId), 'committed'));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The short link of a committed layer, relative to the root: `l/<26 chars>`. */
+  async shortLink(diffId: Digest): Promise<string> {
+    if (!(await this.has(diffId))) throw new BuildError('STORE_CORRUPT', `layer ${diffId} is not in the layer store`);
+    const id = (await readFile(join(this.#layerDir(diffId), 'link'), 'utf8')).trim();
+    return `l/${id}`;
+  }
+
+  /** The compressed blob's descriptor recorded at commit, so export need not recompress. */
+  async blob(diffId: Digest): Promise<Descriptor | undefined> {
+    try {
+      return JSON.parse(await readFile(join(this.#layerDir(diffId), 'blob.json'), 'utf8')) as Descriptor;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  /**
+   * Moves the populated directory `srcDir` into the store as layer `diffId` (by rename: `srcDir`
+   * must be on the root's filesystem, e.g. an upperdir or a dir under `dirs.tmp`). `srcDir` is
+   * consumed either way: if another process committed the same layer first, ours is removed and
+   * the call succeeds. The caller vouches that `diffId` is the digest of the layer tar.
+   */
+  async commit(srcDir: string, diffId: Digest, info: { blob?: Descriptor }): Promise<void> {
+    if (await this.has(diffId)) {
+      await rm(srcDir, { recursive: true, force: true });
+      return;
+    }
+    const hex = digestHex(diffId);
+    const staging = join(this.#dirs.layers, `.tmp-${hex.slice(0, 12)}-${randomBytes(6).toString('hex')}`);
+    const short = shortId();
+    const link = join(this.#dirs.links, short);
+    let published = false;
+    await mkdir(staging, { recursive: true });
+    await mkdir(this.#dirs.links, { recursive: true });
+    try {
+      try {
+        await rename(srcDir, join(staging, 'diff'));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EXDEV') {
+          throw new BuildError('INTERNAL', `layer source ${srcDir} is not on the filesystem of ${this.#dirs.root}`, { cause: e });
+        }
+        throw e;
+      }
+      await writeFile(join(staging, 'link'), short);
+      if (info.blob) await writeFile(join(staging, 'blob.json'), JSON.stringify(info.blob));
+      // The link dangles until the rename below publishes the layer dir it points into.
+      await symlink(`../layers/${hex}/diff`, link);
+      await writeFile(join(staging, 'committed'), '');
+      try {
+        await rename(staging, this.#layerDir(diffId));
+        published = true;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+        // Lost the race: someone else published the same layer. Theirs is complete by construction.
+        if (!(await this.has(diffId))) {
+          throw new BuildError('STORE_CORRUPT', `layer directory ${this.#layerDir(diffId)} exists but is incomplete`, { cause: e });
+        }
+      }
+    } finally {
+      if (!published) {
+        await rm(link, { force: true });
+        await rm(staging, { recursive: true, force: true });
+        await rm(srcDir, { recursive: true, force: true });
+      }
+    }
+  }
+
+  #layerDir(diffId: Digest): string {
+    return join(this.#dirs.layers, digestHex(diffId));
+  }
+}
+
+function shortId(): string {
+  let s = '';
+  for (let i = 0; i < SHORT_LEN; i++) s += SHORT_ALPHABET[randomInt(SHORT_ALPHABET.length)];
+  return s;
+}

@@ -1,0 +1,157 @@
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BuildError } from '../errors.js';
+import type { Ctx } from '../ctx.js';
+import { currentOwner, isOwnerAlive } from './owner.js';
+import { toRuntimeSpec, type ExecRequest } from './spec.js';
+
+/** Every container we create has this id prefix, so cleanup never touches anyone else's. */
+export const CONTAINER_PREFIX = 'tsbuild-';
+/** Annotation recording the creating process (see owner.ts), so cleanup spares live builds. */
+const OWNER_ANNOTATION = 'dev.tsbuild.owner';
+
+/** Where a sandboxed process's output goes. Chunks are raw bytes, not split into lines. */
+export interface ExecIO {
+  onOutput(stream: 1 | 2, chunk: Buffer): void;
+  /** No stdin: the process reads /dev/null. */
+  stdin?: never;
+}
+
+/** How the process ended. A non-zero exit code is a result, not an error. */
+export interface ExecResult {
+  /** The process's exit code; 128+n when it was killed by signal n (as runc reports it). */
+  readonly exitCode: number;
+  /** Set only if runc itself was killed by a signal. */
+  readonly signal?: string;
+}
+
+/**
+ * Runs processes with runc (`runc run`, no terminal, output piped). One bundle dir per run
+ * under `bundleRoot`, removed afterwards; container state under `stateRoot` (runc's --root).
+ */
+export class RuncSandbox {
+  readonly #stateRoot: string;
+  readonly #bundleRoot: string;
+  readonly #runc: string;
+
+  constructor(opts: { stateRoot: string; bundleRoot: string; runcPath?: string }) {
+    this.#stateRoot = opts.stateRoot;
+    this.#bundleRoot = opts.bundleRoot;
+    this.#runc = opts.runcPath ?? 'runc';
+  }
+
+  /**
+   * Runs `req` to completion and returns its exit status. On `ctx.signal` abort the container
+   * is killed (SIGKILL to its pid namespace), deleted, and the promise rejects with the abort
+   * reason. The container and bundle are always deleted before this settles; the rootfs is the
+   * caller's (unmount it after).
+   */
+  async run(req: ExecRequest, io: ExecIO, ctx: Ctx): Promise<ExecResult> {
+    ctx.signal.throwIfAborted();
+    const id = CONTAINER_PREFIX + randomBytes(10).toString('hex');
+    const bundle = join(this.#bundleRoot, id);
+    await mkdir(bundle, { recursive: true });
+    try {
+      const spec = toRuntimeSpec(req);
+      spec.annotations = { ...spec.annotations, [OWNER_ANNOTATION]: await currentOwner() };
+      await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
+      ctx.signal.throwIfAborted();
+
+      const child = spawn(this.#runc, ['--root', this.#stateRoot, 'run', '--bundle', bundle, id], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      child.stdout.on('data', (c: Buffer) => io.onOutput(1, c));
+      child.stderr.on('data', (c: Buffer) => io.onOutput(2, c));
+      let exited = false;
+      const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+        child.on('error', (e) => {
+          exited = true;
+          reject(new BuildError('RUNTIME', `cannot run ${this.#runc}: ${e.message}`, { cause: e }));
+        });
+        // 'close' (not 'exit') so all output has been delivered.
+        child.on('close', (code, signal) => {
+          exited = true;
+          resolve({ code, signal });
+        });
+      });
+
+      const onAbort = () => void this.#killUntilExited(id, child, () => exited);
+      ctx.signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        const { code, signal } = await done;
+        ctx.signal.throwIfAborted();
+        return signal ? { exitCode: 128 + signalNumber(signal), signal } : { exitCode: code ?? 255 };
+      } finally {
+        ctx.signal.removeEventListener('abort', onAbort);
+      }
+    } finally {
+      await this.#delete(id);
+      await rm(bundle, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * `runc kill` fails until runc has created the container, so retry until the `runc run`
+   * child is gone; after 10 s of failures, kill runc itself as a last resort.
+   */
+  async #killUntilExited(id: string, child: { kill(sig: NodeJS.Signals): boolean }, exited: () => boolean): Promise<void> {
+    const start = Date.now();
+    while (!exited()) {
+      await runcCmd(this.#runc, ['--root', this.#stateRoot, 'kill', id, 'KILL']).catch(() => undefined);
+      await sleep(25);
+      if (Date.now() - start > 10_000) child.kill('SIGKILL');
+    }
+  }
+
+  async #delete(id: string): Promise<void> {
+    await deleteContainer(this.#runc, this.#stateRoot, id);
+  }
+}
+
+async function deleteContainer(runc: string, stateRoot: string, id: string): Promise<void> {
+  try {
+    await runcCmd(runc, ['--root', stateRoot, 'delete', '--force', id]);
+  } catch (e) {
+    const msg = (e as { stderr?: string }).stderr ?? '';
+    if (!/does not exist|not exist|no such/i.test(msg)) {
+      throw new BuildError('RUNTIME', `runc delete ${id} failed: ${msg.trim() || String(e)}`, { cause: e });
+    }
+  }
+}
+
+/**
+ * Kills and deletes containers under `stateRoot` that a crashed tsbuild left: ids with our
+ * prefix whose owning process is gone. Containers of live tsbuild processes sharing the root
+ * are left alone. Returns the ids removed.
+ */
+export async function cleanupStaleContainers(stateRoot: string, runcPath = 'runc'): Promise<string[]> {
+  const out = await runcCmd(runcPath, ['--root', stateRoot, 'list', '--format', 'json']);
+  const list = (JSON.parse(out || 'null') ?? []) as { id: string; annotations?: Record<string, string> }[];
+  const removed: string[] = [];
+  for (const c of list) {
+    if (!c.id.startsWith(CONTAINER_PREFIX)) continue;
+    const owner = c.annotations?.[OWNER_ANNOTATION];
+    if (owner && (await isOwnerAlive(owner))) continue;
+    await runcCmd(runcPath, ['--root', stateRoot, 'kill', c.id, 'KILL']).catch(() => undefined);
+    await deleteContainer(runcPath, stateRoot, c.id);
+    removed.push(c.id);
+  }
+  return removed;
+}
+
+function runcCmd(runc: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(runc, args, (err, stdout, stderr) => {
+      if (err) reject(Object.assign(err, { stderr: String(stderr) }));
+      else resolve(String(stdout));
+    });
+  });
+}
+
+function signalNumber(sig: NodeJS.Signals): number {
+  return constants.signals[sig] ?? 0;
+}

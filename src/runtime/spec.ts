@@ -1,0 +1,133 @@
+import type { Mount, RuntimeConfig } from '../../schemas/types/runtime-config.js';
+
+/** A bind mount into the container, e.g. the per-container /etc/hosts. */
+export interface BindMount {
+  readonly destination: string;
+  readonly source: string;
+  readonly type: 'bind';
+  readonly options: readonly string[];
+}
+
+/** Everything needed to run one process in a sandbox; plain data, independent of the runtime. */
+export interface ExecRequest {
+  /** Absolute host path of the (mounted) root filesystem. */
+  readonly rootfs: string;
+  readonly args: readonly string[];
+  /** `KEY=value` entries, in order. */
+  readonly env: readonly string[];
+  /** Absolute path inside the container. */
+  readonly cwd: string;
+  readonly uid: number;
+  readonly gid: number;
+  /** Supplementary groups (not including `gid` unless it is also one). */
+  readonly additionalGids: readonly number[];
+  readonly hostname: string;
+  /** `host` shares the host's network namespace; `none` gets a fresh one with only `lo`. */
+  readonly network: 'host' | 'none';
+  readonly mounts: readonly BindMount[];
+  /** No terminal support: output is always two pipes. */
+  readonly terminal?: false;
+}
+
+/** Docker's / containerd's default capability set. */
+export const DEFAULT_CAPABILITIES: readonly string[] = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
+];
+
+/** containerd's defaults (a superset of `runc spec`'s), as BuildKit uses them. */
+const MASKED_PATHS = [
+  '/proc/acpi',
+  '/proc/asound',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/sys/firmware',
+  '/sys/devices/virtual/powercap',
+  '/proc/scsi',
+];
+const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+/** Like docker: builds routinely open many files, and runc's default of 1024 is too low. */
+const NOFILE = 1048576;
+
+function defaultMounts(): Mount[] {
+  return [
+    { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+    {
+      destination: '/dev/pts',
+      type: 'devpts',
+      source: 'devpts',
+      options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
+    },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+    { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
+  ];
+}
+
+/**
+ * The OCI runtime config (config.json) for `req`. Pure: same request, same JSON.
+ *
+ * Follows BuildKit's RUN defaults (containerd's default spec minus /run, plus a read-only
+ * cgroup mount), with two choices made explicit:
+ * - capabilities: root gets the default set as bounding, effective and permitted; a non-root
+ *   user gets it as bounding only, as moby does ("to match what execve does") — otherwise
+ *   `USER app` would run with root's capabilities under runc. No ambient capabilities.
+ * - network `host` adds no network namespace (the host's is shared); `none` adds an empty one.
+ * No seccomp profile and no AppArmor: not applied yet. Default devices (null, zero, full,
+ * random, urandom, tty) are created and allowed by runc itself.
+ */
+export function toRuntimeSpec(req: ExecRequest): RuntimeConfig {
+  const caps = [...DEFAULT_CAPABILITIES];
+  const capabilities = req.uid === 0 ? { bounding: caps, effective: [...caps], permitted: [...caps] } : { bounding: caps };
+  const namespaces: { type: 'pid' | 'ipc' | 'uts' | 'mount' | 'network' }[] = [
+    { type: 'pid' },
+    { type: 'ipc' },
+    { type: 'uts' },
+    { type: 'mount' },
+  ];
+  if (req.network === 'none') namespaces.push({ type: 'network' });
+  return {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: false,
+      user: { uid: req.uid, gid: req.gid, additionalGids: [...req.additionalGids] },
+      args: [...req.args],
+      env: [...req.env],
+      cwd: req.cwd,
+      capabilities,
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: NOFILE, soft: NOFILE }],
+      noNewPrivileges: false,
+    },
+    root: { path: req.rootfs, readonly: false },
+    hostname: req.hostname,
+    mounts: [
+      ...defaultMounts(),
+      ...req.mounts.map((m) => ({ destination: m.destination, type: m.type, source: m.source, options: [...m.options] })),
+    ],
+    linux: {
+      resources: { devices: [{ allow: false, access: 'rwm' }] },
+      namespaces,
+      maskedPaths: [...MASKED_PATHS],
+      readonlyPaths: [...READONLY_PATHS],
+    },
+  };
+}

@@ -1,0 +1,110 @@
+import { readFile } from 'node:fs/promises';
+import { BuildError } from '../errors.js';
+import { resolveInRootfs } from './rootfs-path.js';
+
+/** The numeric identity a RUN executes as. */
+export interface ExecUser {
+  readonly uid: number;
+  readonly gid: number;
+  /** Supplementary groups, in /etc/group order. */
+  readonly additionalGids: number[];
+}
+
+interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+}
+interface GroupEntry {
+  name: string;
+  gid: number;
+  members: string[];
+}
+
+/**
+ * Resolves a Dockerfile `USER` value against the image's /etc/passwd and /etc/group, with the
+ * semantics of runc's `user.GetExecUser` (used by moby and BuildKit):
+ * - `''` → 0:0, no lookup.
+ * - `name` or `uid`: looked up in /etc/passwd (by name, or by uid); gid is the entry's. A numeric
+ *   uid with no entry runs as that uid with gid 0. An unknown name is a `BuildError`.
+ * - supplementary groups: only without an explicit group, the groups in /etc/group listing the
+ *   matched user name as a member.
+ * - `user:group`: group by name or gid in /etc/group; a numeric gid need not exist; no
+ *   supplementary groups.
+ * The files are read through `resolveInRootfs`, so symlinks in the image cannot point outside it.
+ * Missing files behave as empty ones.
+ */
+export async function resolveUser(rootfs: string, user: string): Promise<ExecUser> {
+  if (user === '') return { uid: 0, gid: 0, additionalGids: [] };
+  const colon = user.indexOf(':');
+  const userArg = colon < 0 ? user : user.slice(0, colon);
+  const groupArg = colon < 0 ? '' : user.slice(colon + 1);
+  if (userArg === '') throw new BuildError('INVALID_INSTRUCTION', `invalid user ${JSON.stringify(user)}: empty user name`);
+
+  const userNum = parseId(userArg);
+  const passwd = parsePasswd(await readInRootfs(rootfs, '/etc/passwd'));
+  const entry = passwd.find((p) => p.name === userArg) ?? (userNum === undefined ? undefined : passwd.find((p) => p.uid === userNum));
+  if (!entry && userNum === undefined) {
+    throw new BuildError('INVALID_INSTRUCTION', `unable to find user ${userArg}: no matching entries in passwd file`);
+  }
+  if (userNum !== undefined && userNum > 0x7fffffff) {
+    throw new BuildError('INVALID_INSTRUCTION', `uid ${userArg} is out of range`);
+  }
+  const uid = entry?.uid ?? userNum!;
+  let gid = entry?.gid ?? 0;
+  const additionalGids: number[] = [];
+
+  if (groupArg !== '' || entry) {
+    const groups = parseGroup(await readInRootfs(rootfs, '/etc/group'));
+    if (groupArg !== '') {
+      const groupNum = parseId(groupArg);
+      const g = groups.find((x) => x.name === groupArg) ?? (groupNum === undefined ? undefined : groups.find((x) => x.gid === groupNum));
+      if (!g && groupNum === undefined) {
+        throw new BuildError('INVALID_INSTRUCTION', `unable to find group ${groupArg}: no matching entries in group file`);
+      }
+      gid = g?.gid ?? groupNum!;
+    } else if (entry) {
+      for (const g of groups) if (g.members.includes(entry.name)) additionalGids.push(g.gid);
+    }
+  }
+  return { uid, gid, additionalGids };
+}
+
+function parseId(s: string): number | undefined {
+  return /^\d+$/.test(s) ? Number(s) : undefined;
+}
+
+async function readInRootfs(rootfs: string, path: string): Promise<string> {
+  try {
+    return await readFile(await resolveInRootfs(rootfs, path), 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return '';
+    throw e;
+  }
+}
+
+function parsePasswd(text: string): PasswdEntry[] {
+  const out: PasswdEntry[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(':');
+    if (f.length < 4 || f[0] === '' || line.trimStart().startsWith('#')) continue;
+    const uid = parseId(f[2]!);
+    const gid = parseId(f[3]!);
+    if (uid === undefined || gid === undefined) continue;
+    out.push({ name: f[0]!, uid, gid });
+  }
+  return out;
+}
+
+function parseGroup(text: string): GroupEntry[] {
+  const out: GroupEntry[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(':');
+    if (f.length < 3 || f[0] === '' || line.trimStart().startsWith('#')) continue;
+    const gid = parseId(f[2]!);
+    if (gid === undefined) continue;
+    out.push({ name: f[0]!, gid, members: (f[3] ?? '').split(',').filter((m) => m !== '') });
+  }
+  return out;
+}
