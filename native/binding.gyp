@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "fsx",
+      "sources": ["fsx.c"],
+      "cflags": ["-Wall", "-Wextra", "-O2"]
+    }
+  ]
+}

@@ -1,0 +1,68 @@
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
+
+/**
+ * Typed access to native/fsx.c: mknod and xattr syscalls, which Node's fs lacks.
+ *
+ * Why native: overlay whiteouts are char devices 0:0 and the opaque marker, file
+ * capabilities and user xattrs are extended attributes. A layer can carry thousands of them,
+ * and spawning `setfattr`/`mknod` per file costs about a millisecond each, a syscall
+ * microseconds. All calls are synchronous and act on the link itself, never following a
+ * final symlink. Failures throw an Error whose `code` is the errno name (`ENOTSUP`, `EPERM`,
+ * …) and whose message names the path.
+ */
+interface Fsx {
+  llistxattr(path: string): string[];
+  lgetxattr(path: string, name: string): Buffer | null;
+  lsetxattr(path: string, name: string, value: Buffer): void;
+  mknod(path: string, mode: number, major: number, minor: number): void;
+}
+
+/** native/build/Release/fsx.node, found from dist/src/oci/ or from src/oci/ (3 or 2 levels up). */
+function addonPath(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, '../../../native/build/Release/fsx.node'), join(here, '../../native/build/Release/fsx.node')];
+  return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
+}
+
+let loaded: Fsx | undefined;
+
+// Loaded on first use, not at import: modules that merely import this one (and tests that
+// never touch xattrs) keep working when the addon hasn't been built yet.
+function fsx(): Fsx {
+  if (!loaded) {
+    const path = addonPath();
+    try {
+      loaded = createRequire(import.meta.url)(path) as Fsx;
+    } catch (e) {
+      throw new Error(`native addon ${path} could not be loaded; build it with "npm run build" (node-gyp rebuild --directory native)`, { cause: e });
+    }
+  }
+  return loaded;
+}
+
+/** Names of the extended attributes of `path` (not following a final symlink), in kernel order. */
+export function llistxattr(path: string): string[] {
+  return fsx().llistxattr(path);
+}
+
+/** Raw value of xattr `name` on `path`, or null when it is not set. */
+export function lgetxattr(path: string, name: string): Buffer | null {
+  return fsx().lgetxattr(path, name);
+}
+
+/** Sets xattr `name` on `path` (creating or replacing it) to the raw bytes `value`. */
+export function lsetxattr(path: string, name: string, value: Buffer): void {
+  fsx().lsetxattr(path, name, value);
+}
+
+/**
+ * Creates a device node or fifo. `mode` holds the type bits (`fs.constants.S_IFCHR`,
+ * `S_IFBLK` or `S_IFIFO`) plus permissions (subject to the umask, as mknod(2)).
+ */
+export function mknod(path: string, mode: number, major: number, minor: number): void {
+  fsx().mknod(path, mode, major, minor);
+}
+
