@@ -70,6 +70,39 @@ export async function resolveUser(rootfs: string, user: string): Promise<ExecUse
   return { uid, gid, additionalGids };
 }
 
+/**
+ * Resolves `COPY --chown` / `ADD --chown` (and mkdir ownership) with BuildKit's file-op
+ * semantics, which differ from `USER`: a numeric user with no group means `uid:uid` (so
+ * `--chown=1000` gives 1000:1000, found in passwd or not); a named user takes its passwd gid;
+ * `group` by name (from /etc/group) or number overrides the gid. Unknown names are a
+ * `BuildError`. Files are read inside `rootfs` (symlinks clamped, see rootfs-path.ts).
+ */
+export async function resolveChown(rootfs: string, chown: { readonly user: string; readonly group?: string }): Promise<{ uid: number; gid: number }> {
+  let uid: number;
+  let gid: number;
+  const userNum = parseId(chown.user);
+  if (userNum !== undefined) {
+    uid = userNum;
+    gid = userNum;
+  } else {
+    const entry = parsePasswd(await readInRootfs(rootfs, '/etc/passwd')).find((p) => p.name === chown.user);
+    if (!entry) throw new BuildError('INVALID_INSTRUCTION', `unable to find user ${chown.user}: no matching entries in passwd file`);
+    uid = entry.uid;
+    gid = entry.gid;
+  }
+  if (chown.group !== undefined && chown.group !== '') {
+    const groupNum = parseId(chown.group);
+    if (groupNum !== undefined) {
+      gid = groupNum;
+    } else {
+      const g = parseGroup(await readInRootfs(rootfs, '/etc/group')).find((x) => x.name === chown.group);
+      if (!g) throw new BuildError('INVALID_INSTRUCTION', `unable to find group ${chown.group}: no matching entries in group file`);
+      gid = g.gid;
+    }
+  }
+  return { uid, gid };
+}
+
 function parseId(s: string): number | undefined {
   return /^\d+$/.test(s) ? Number(s) : undefined;
 }

@@ -1,0 +1,97 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { toRuntimeSpec, DEFAULT_CAPABILITIES, type ExecRequest } from '../../../src/runtime/spec.js';
+import { hostsFile, withoutLocalNameservers } from '../../../src/runtime/etc-files.js';
+
+// Compiled to dist/test/unit/runtime: the golden files live in the source tree.
+const GOLDEN = fileURLToPath(new URL('../../../../test/golden/runtime/spec/config.json', import.meta.url));
+
+const base: ExecRequest = {
+  rootfs: '/var/lib/tsbuild/mounts/abc/merged',
+  args: ['/bin/sh', '-c', 'echo hi'],
+  env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'FOO=bar'],
+  cwd: '/work',
+  uid: 0,
+  gid: 0,
+  additionalGids: [],
+  hostname: 'buildkitsandbox',
+  network: 'host',
+  mounts: [
+    { destination: '/etc/hosts', source: '/tmp/b/hosts', type: 'bind', options: ['rbind', 'rw'] },
+    { destination: '/etc/resolv.conf', source: '/tmp/b/resolv.conf', type: 'bind', options: ['rbind', 'rw'] },
+  ],
+};
+
+const spec = suite('toRuntimeSpec');
+
+spec('matches the golden config.json for a fixed request', async () => {
+  const actual = JSON.stringify(toRuntimeSpec(base), null, 2) + '\n';
+  if (process.env.UPDATE_GOLDEN) await writeFile(GOLDEN, actual);
+  assert.fixture(actual, await readFile(GOLDEN, 'utf8'));
+});
+
+spec('is pure: same request, same JSON, and the request is not aliased', () => {
+  const a = toRuntimeSpec(base);
+  a.process!.args!.push('x');
+  a.mounts![0]!.options!.push('x');
+  assert.equal(toRuntimeSpec(base), toRuntimeSpec(base));
+  assert.equal(base.args.length, 3);
+});
+
+const cases: { name: string; req: Partial<ExecRequest>; check(s: ReturnType<typeof toRuntimeSpec>): void }[] = [
+  {
+    name: 'network host shares the host net namespace',
+    req: { network: 'host' },
+    check: (s) => assert.equal(s.linux!.namespaces!.map((n) => n.type), ['pid', 'ipc', 'uts', 'mount']),
+  },
+  {
+    name: 'network none adds an empty net namespace',
+    req: { network: 'none' },
+    check: (s) => assert.equal(s.linux!.namespaces!.map((n) => n.type), ['pid', 'ipc', 'uts', 'mount', 'network']),
+  },
+  {
+    name: 'root gets the default caps as bounding, effective and permitted',
+    req: { uid: 0 },
+    check: (s) => {
+      const c = s.process!.capabilities!;
+      assert.equal(c.bounding, [...DEFAULT_CAPABILITIES]);
+      assert.equal(c.effective, [...DEFAULT_CAPABILITIES]);
+      assert.equal(c.permitted, [...DEFAULT_CAPABILITIES]);
+      assert.is(c.ambient, undefined);
+    },
+  },
+  {
+    name: 'a non-root user gets bounding caps only',
+    req: { uid: 1000, gid: 1000, additionalGids: [10] },
+    check: (s) => {
+      assert.equal(s.process!.user, { uid: 1000, gid: 1000, additionalGids: [10] });
+      assert.equal(s.process!.capabilities, { bounding: [...DEFAULT_CAPABILITIES] });
+    },
+  },
+  {
+    name: 'request mounts come after the defaults',
+    req: {},
+    check: (s) => {
+      const dests = s.mounts!.map((m) => m.destination);
+      assert.equal(dests, ['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/sys/fs/cgroup', '/etc/hosts', '/etc/resolv.conf']);
+    },
+  },
+];
+for (const c of cases) spec(c.name, () => c.check(toRuntimeSpec({ ...base, ...c.req })));
+
+spec.run();
+
+const etc = suite('etc files');
+
+etc('hosts maps the hostname to loopback', () => {
+  assert.match(hostsFile('box'), /^127\.0\.0\.1\tlocalhost box\n::1\tlocalhost ip6-localhost ip6-loopback\n/);
+});
+
+etc('withoutLocalNameservers drops only loopback nameservers', () => {
+  const input = 'search example.com\nnameserver 127.0.0.53\nnameserver 10.0.0.1\nnameserver ::1\noptions edns0\n';
+  assert.is(withoutLocalNameservers(input), 'search example.com\nnameserver 10.0.0.1\noptions edns0\n');
+});
+
+etc.run();
