@@ -51,3 +51,14 @@ export function paddingFor(size: number): number {
   const rem = size % BLOCK;
   return rem === 0 ? 0 : BLOCK - rem;
 }
+
+/**
+ * A malformed or unsupported archive. Callers that read user-supplied archives (ADD) turn it
+ * into a BuildError with the instruction's location.
+ */
+export class TarFormatError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TarFormatError';
+  }
+}

@@ -8,6 +8,10 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { TarWriter } from '../../../src/oci/tar/tar-writer.js';
+import { readTar } from '../../../src/oci/tar/tar-reader.js';
+import { lsetxattr, mknod } from '../../../src/oci/native-fs.js';
+import { constants } from 'node:fs';
+import { chown, chmod, utimes } from 'node:fs/promises';
 import type { TarEntry } from '../../../src/oci/tar/tar-entry.js';
 
 const CAP = Buffer.from('0100000200200000000000000000000000000000', 'hex'); // cap_net_bind_service=ep
@@ -155,4 +159,158 @@ writer('a 50 MB file streams through with backpressure and bounded memory', asyn
   assert.match(listing, /52428800 .* big/);
 });
 
+
+/** Reads a whole archive into entries + body bytes (fine for small test archives). */
+async function readAll(source: AsyncIterable<Buffer> | Readable): Promise<Map<string, { entry: TarEntry; data: Buffer }>> {
+  const out = new Map<string, { entry: TarEntry; data: Buffer }>();
+  for await (const { entry, body } of readTar(source)) {
+    const parts: Buffer[] = [];
+    for await (const c of body) parts.push(Buffer.from(c));
+    out.set(entry.path, { entry, data: Buffer.concat(parts) });
+  }
+  return out;
+}
+
+const reader = suite('readTar');
+reader.before.each(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'tsbuild-tar-'));
+});
+reader.after.each(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+reader('reads back what TarWriter wrote, field for field', async () => {
+  const entries: Array<[TarEntry, Buffer?]> = [
+    [base({ path: 'dir', type: 'dir', mode: 0o2755, uname: 'root', gname: 'root' })],
+    [base({ path: 'dir/f', type: 'file', size: 3, uid: 3_000_000, gid: 5, mtime: 12.5, xattrs: new Map([['security.capability', CAP], ['user.e', Buffer.alloc(0)]]) }), Buffer.from('abc')],
+    [base({ path: 'dir/h', type: 'hardlink', linkname: 'dir/f' })],
+    [base({ path: 'dir/s', type: 'symlink', linkname: 'y'.repeat(200) })],
+    [base({ path: 'dir/b', type: 'block', devmajor: 8, devminor: 1 })],
+    [base({ path: LONG300, type: 'file', size: 1, uname: 'u'.repeat(40) }), Buffer.from('z')],
+    [base({ path: UNICODE, type: 'fifo' })],
+  ];
+  const file = join(tmp, 'rt.tar');
+  await writeArchive(file, entries);
+  const got = await readAll(createReadStream(file, { highWaterMark: 100 }));
+  assert.equal([...got.keys()], entries.map(([e]) => e.path));
+  for (const [e, body] of entries) {
+    assert.equal(got.get(e.path)!.entry, e, e.path);
+    assert.ok(got.get(e.path)!.data.equals(body ?? Buffer.alloc(0)));
+  }
+});
+
+reader('reads GNU tar --format=pax --xattrs archives of a real tree', async () => {
+  const d = join(tmp, 'tree');
+  await mkdir(join(d, 'sub'), { recursive: true });
+  await writeFile(join(d, 'sub/file'), 'content\n');
+  await chown(join(d, 'sub/file'), 3_000_000, 42); // before chmod: chown clears setuid
+  await chmod(join(d, 'sub/file'), 0o4711);
+  await link(join(d, 'sub/file'), join(d, 'sub/hard'));
+  await symlink('sub/file', join(d, 'sym'));
+  await writeFile(join(d, 'cap'), '');
+  execFileSync('setfattr', ['-n', 'security.capability', '-v', '0x' + CAP.toString('hex'), join(d, 'cap')]);
+  lsetxattr(join(d, 'cap'), 'user.note', Buffer.from('a=b\nc'));
+  mknod(join(d, 'wh'), constants.S_IFCHR, 0, 0);
+  mknod(join(d, 'fifo'), constants.S_IFIFO | 0o640, 0, 0);
+  const longDir = join(d, 'l'.repeat(120));
+  await mkdir(longDir);
+  await writeFile(join(longDir, 'n'.repeat(150)), 'long');
+  await utimes(join(d, 'sub/file'), 1_600_000_000, 1_600_000_000.5);
+
+  const file = join(tmp, 'gnu-pax.tar');
+  execFileSync('tar', ['--format=pax', '--xattrs', '--xattrs-include=*', '--sort=name', '-C', d, '-cf', file, '.']);
+  const got = await readAll(createReadStream(file));
+  const f = got.get('./sub/file')!.entry;
+  assert.is(f.type, 'file');
+  assert.is(f.mode, 0o4711);
+  assert.is(f.uid, 3_000_000);
+  assert.is(f.gid, 42);
+  assert.is(f.mtime, 1_600_000_000.5);
+  assert.is(got.get('./sub/file')!.data.toString(), 'content\n');
+  assert.is(got.get('./sub/hard')!.entry.type, 'hardlink');
+  assert.is(got.get('./sub/hard')!.entry.linkname, './sub/file');
+  assert.is(got.get('./sym')!.entry.linkname, 'sub/file');
+  const cap = got.get('./cap')!.entry;
+  assert.ok(cap.xattrs!.get('security.capability')!.equals(CAP));
+  assert.is(cap.xattrs!.get('user.note')!.toString(), 'a=b\nc');
+  assert.equal([got.get('./wh')!.entry.type, got.get('./wh')!.entry.devmajor, got.get('./wh')!.entry.devminor], ['char', 0, 0]);
+  assert.is(got.get('./fifo')!.entry.type, 'fifo');
+  assert.is(got.get('./fifo')!.entry.mode, 0o640);
+  const longPath = `./${'l'.repeat(120)}/${'n'.repeat(150)}`;
+  assert.is(got.get(longPath)!.data.toString(), 'long');
+  assert.is(got.get('.')!.entry.type, 'dir');
+});
+
+reader('reads GNU-format archives: longname/longlink and base-256 ids', async () => {
+  const d = join(tmp, 'tree');
+  await mkdir(d);
+  const name = 'q'.repeat(180);
+  await writeFile(join(d, name), 'x');
+  await chown(join(d, name), 9_000_000, 0);
+  await symlink('t'.repeat(150), join(d, 'lnk'));
+  const file = join(tmp, 'gnu.tar');
+  execFileSync('tar', ['--format=gnu', '--sort=name', '-C', d, '-cf', file, name, 'lnk']);
+  const raw = await readFile(file);
+  assert.is(raw[156], 'L'.charCodeAt(0), 'GNU longname header present');
+  const got = await readAll(createReadStream(file));
+  assert.equal([...got.keys()], [name, 'lnk']);
+  assert.is(got.get(name)!.entry.uid, 9_000_000);
+  assert.is(got.get('lnk')!.entry.linkname, 't'.repeat(150));
+});
+
+reader('skips unread and half-read bodies', async () => {
+  const file = join(tmp, 's.tar');
+  const big = Buffer.alloc(700_000, 7);
+  await writeArchive(file, [
+    [base({ path: 'a', type: 'file', size: big.length }), big],
+    [base({ path: 'b', type: 'file', size: big.length }), big],
+    [base({ path: 'c', type: 'file', size: 2 }), Buffer.from('ok')],
+  ]);
+  const seen: string[] = [];
+  for await (const { entry, body } of readTar(createReadStream(file))) {
+    seen.push(entry.path);
+    if (entry.path === 'b') {
+      for await (const chunk of body) {
+        assert.ok(chunk.length <= 256 * 1024);
+        break;
+      }
+    }
+    if (entry.path === 'c') {
+      const parts: Buffer[] = [];
+      for await (const chunk of body) parts.push(chunk);
+      assert.is(Buffer.concat(parts).toString(), 'ok');
+    }
+  }
+  assert.equal(seen, ['a', 'b', 'c']);
+});
+
+reader('rejects corrupt and truncated archives with a clear error', async () => {
+  const file = join(tmp, 'c.tar');
+  await writeArchive(file, [[base({ path: 'a', type: 'file', size: 600 }), Buffer.alloc(600, 1)]]);
+  const good = await readFile(file);
+  const corrupt = Buffer.from(good);
+  corrupt[10] = 0x41;
+  await rejects(readAll(Readable.from([corrupt])), /checksum mismatch/);
+  await rejects(readAll(Readable.from([good.subarray(0, 800)])), /unexpected end of archive/);
+  await rejects(readAll(Readable.from([Buffer.alloc(512, 0x61)])), /checksum mismatch/);
+});
+
+reader('stops when aborted', async () => {
+  const file = join(tmp, 'a.tar');
+  await writeArchive(file, [[base({ path: 'a', type: 'file' })], [base({ path: 'b', type: 'file' })]]);
+  const ac = new AbortController();
+  const seen: string[] = [];
+  await rejects(
+    (async () => {
+      for await (const { entry } of readTar(createReadStream(file), ac.signal)) {
+        seen.push(entry.path);
+        ac.abort();
+      }
+    })(),
+    /abort/i,
+  );
+  assert.equal(seen, ['a']);
+});
+
 writer.run();
+reader.run();
