@@ -1,0 +1,84 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Ctx } from '../ctx.js';
+import type { ContentStore } from '../oci/content-store.js';
+import { digestHex } from '../oci/digest.js';
+import type { Descriptor } from '../oci/image.js';
+import { TarWriter } from '../oci/tar/tar-writer.js';
+import type { TarEntry } from '../oci/tar/tar-entry.js';
+
+/**
+ * Streams a tar archive into `destFile` atomically: `fill` adds the members to a TarWriter
+ * while the bytes go to a temp file next to `destFile`; only after the archive is complete and
+ * fsynced is it renamed onto `destFile`. On error or abort the temp file is removed and any
+ * previous `destFile` is untouched.
+ */
+export async function writeArchiveAtomic(destFile: string, ctx: Ctx, fill: (w: ArchiveWriter) => Promise<void>): Promise<void> {
+  const tmp = join(dirname(destFile), `.${basename(destFile)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const tar = new TarWriter();
+  const out = createWriteStream(tmp, { flags: 'wx', mode: 0o644 });
+  const writing = pipeline(tar.stream, out, { signal: ctx.signal });
+  try {
+    const filling = (async () => {
+      await fill(new ArchiveWriter(tar, ctx.signal));
+      await tar.finish();
+    })();
+    // If the pipeline fails first (disk full, abort), stop filling; if filling fails, stop the pipeline.
+    filling.catch((e: unknown) => tar.destroy(e instanceof Error ? e : new Error(String(e))));
+    await Promise.all([filling, writing]);
+    const fh = await open(tmp, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, destFile);
+  } catch (e) {
+    tar.destroy(e instanceof Error ? e : new Error(String(e)));
+    await writing.catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
+}
+
+/** Adds layout-style members (`blobs/sha256/<hex>`, small JSON files, directories) with fixed metadata. */
+export class ArchiveWriter {
+  readonly #tar: TarWriter;
+  readonly #signal: AbortSignal;
+  constructor(tar: TarWriter, signal: AbortSignal) {
+    this.#tar = tar;
+    this.#signal = signal;
+  }
+
+  /** Fixed owner and mtime so equal images give byte-identical archives. */
+  #entry(path: string, type: 'file' | 'dir', size: number): TarEntry {
+    return { path, type, mode: type === 'dir' ? 0o755 : 0o644, uid: 0, gid: 0, size, mtime: 0 };
+  }
+
+  async dir(path: string): Promise<void> {
+    this.#signal.throwIfAborted();
+    await this.#tar.add(this.#entry(path, 'dir', 0));
+  }
+
+  async file(path: string, content: string | Buffer): Promise<void> {
+    this.#signal.throwIfAborted();
+    const buf = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
+    await this.#tar.add(this.#entry(path, 'file', buf.length), buf);
+  }
+
+  /** Streams blob `d` from `blobs` as `blobs/sha256/<hex>`; never buffered whole. */
+  async blob(blobs: ContentStore, d: Descriptor): Promise<void> {
+    this.#signal.throwIfAborted();
+    const st = await blobs.stat(d.digest);
+    if (!st) throw new Error(`blob ${d.digest} is missing from the store`);
+    await this.#tar.add(this.#entry(blobPath(d), 'file', st.size), blobs.openRead(d.digest));
+  }
+}
+
+/** Archive path of a blob in an OCI layout (and in docker 25+ `docker save` tarballs). */
+export function blobPath(d: Descriptor): string {
+  return `blobs/sha256/${digestHex(d.digest)}`;
+}

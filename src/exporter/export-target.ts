@@ -1,0 +1,119 @@
+import { BuildError } from '../errors.js';
+
+/**
+ * Where a build result goes; parsed once, at the CLI edge, from `--output`.
+ * `names` (BuildKit's `name=` key) are extra image names recorded in the output.
+ */
+export type ExportTarget =
+  | { type: 'oci'; dest: string; tar: boolean; names?: readonly string[] }
+  | { type: 'docker'; dest: string; names?: readonly string[] }
+  | { type: 'local'; dest: string }
+  | { type: 'registry'; name: string };
+
+const KEYS: Readonly<Record<ExportTarget['type'], readonly string[]>> = {
+  oci: ['type', 'dest', 'tar', 'name'],
+  docker: ['type', 'dest', 'name'],
+  local: ['type', 'dest'],
+  registry: ['type', 'name', 'push'],
+};
+
+/**
+ * Parses BuildKit's `--output` syntax: CSV `key=value` fields (`type=oci,dest=out.tar`,
+ * `type=oci,dest=dir,tar=false`, `type=docker,dest=…`, `type=local,dest=…`,
+ * `type=registry,name=…`; values may be double-quoted), or a bare path, meaning
+ * `type=local,dest=PATH`. Anything else is BuildError('USAGE') naming the bad key or value.
+ */
+export function parseOutputSpec(spec: string): ExportTarget {
+  const bad = (msg: string): never => {
+    throw new BuildError('USAGE', `--output ${JSON.stringify(spec)}: ${msg}`, {
+      hint: 'use e.g. type=oci,dest=image.tar | type=oci,dest=DIR,tar=false | type=docker,dest=image.tar | type=local,dest=DIR | type=registry,name=REF',
+    });
+  };
+  if (spec.trim() === '') bad('empty output');
+  if (!spec.includes('=')) {
+    if (spec === '-') bad('writing to stdout is not supported; give a directory or type=…,dest=FILE');
+    return { type: 'local', dest: spec };
+  }
+  const fields = splitCsv(spec, bad);
+  const kv = new Map<string, string[]>();
+  for (const f of fields) {
+    const eq = f.indexOf('=');
+    if (eq <= 0) bad(`field ${JSON.stringify(f)} is not key=value`);
+    const key = f.slice(0, eq).trim().toLowerCase();
+    const value = f.slice(eq + 1);
+    kv.set(key, [...(kv.get(key) ?? []), value]);
+  }
+  const one = (key: string): string | undefined => {
+    const vs = kv.get(key);
+    if (!vs) return undefined;
+    if (vs.length > 1 && key !== 'name') bad(`key ${JSON.stringify(key)} given more than once`);
+    return vs[vs.length - 1];
+  };
+  const type = one('type');
+  if (type === undefined) bad('missing type= (oci, docker, local or registry)');
+  if (!(type! in KEYS)) bad(`unknown type ${JSON.stringify(type)}: expected oci, docker, local or registry`);
+  const t = type as ExportTarget['type'];
+  for (const key of kv.keys()) {
+    if (!KEYS[t].includes(key)) bad(`unknown key ${JSON.stringify(key)} for type=${t} (allowed: ${KEYS[t].filter((k) => k !== 'type').join(', ')})`);
+  }
+  const dest = (): string => {
+    const d = one('dest');
+    if (d === undefined || d === '') bad(`type=${t} needs dest=PATH`);
+    if (d === '-') bad('dest=- (stdout) is not supported');
+    return d!;
+  };
+  const names = (): { names?: readonly string[] } => {
+    const ns = (kv.get('name') ?? []).flatMap((v) => v.split(',')).map((s) => s.trim()).filter((s) => s !== '');
+    return ns.length > 0 ? { names: ns } : {};
+  };
+  switch (t) {
+    case 'oci': {
+      const tarValue = one('tar');
+      let tar = true;
+      if (tarValue !== undefined) {
+        if (tarValue !== 'true' && tarValue !== 'false') bad(`tar=${JSON.stringify(tarValue)}: expected true or false`);
+        tar = tarValue === 'true';
+      }
+      return { type: 'oci', dest: dest(), tar, ...names() };
+    }
+    case 'docker':
+      return { type: 'docker', dest: dest(), ...names() };
+    case 'local':
+      return { type: 'local', dest: dest() };
+    case 'registry': {
+      const name = one('name');
+      if (name === undefined || name === '') bad('type=registry needs name=REF');
+      const push = one('push');
+      if (push !== undefined && push !== 'true') bad(`push=${JSON.stringify(push)}: type=registry always pushes`);
+      return { type: 'registry', name: name! };
+    }
+    default: {
+      const never: never = t;
+      return never;
+    }
+  }
+}
+
+/** Splits on commas outside double quotes; `""` inside quotes is a literal quote (RFC 4180, as BuildKit's csv reader). */
+function splitCsv(s: string, bad: (msg: string) => never): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (quoted) {
+      if (c === '"' && s[i + 1] === '"') {
+        cur += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else cur += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') {
+      out.push(cur);
+      cur = '';
+    } else cur += c;
+  }
+  if (quoted) bad('unterminated double quote');
+  out.push(cur);
+  return out.filter((f) => f.trim() !== '');
+}

@@ -1,0 +1,71 @@
+import { link, rmdir } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import type { Ctx } from '../ctx.js';
+import { BuildError } from '../errors.js';
+import type { ContentStore } from '../oci/content-store.js';
+import type { Descriptor } from '../oci/image.js';
+import { ImageLayout } from '../oci/image-layout.js';
+import { readImage } from '../oci/image-reader.js';
+import { REF_NAME_ANNOTATION } from '../oci/media-types.js';
+import { join } from 'node:path';
+import { imageBlobs, layoutIndexEntries } from './layout-entries.js';
+
+/**
+ * Writes the image `manifest` (from `blobs`) into the OCI image layout directory `destDir`,
+ * creating it or merging into an existing layout: existing blobs and entries stay, and an entry
+ * with the same `org.opencontainers.image.ref.name` (the tag of each of `refNames`, see
+ * {@link layoutIndexEntries}) is replaced. Blobs are hard-linked from the store when on the
+ * same filesystem, else stream-copied and verified. index.json is updated last, under the
+ * layout's lock, so an interrupted export never leaves an entry pointing at missing blobs.
+ */
+export async function exportOciLayout(blobs: ContentStore, manifest: Descriptor, destDir: string, refNames: readonly string[], ctx: Ctx): Promise<void> {
+  const img = await readImage(blobs, manifest);
+  const entries = layoutIndexEntries(img.manifestDescriptor, refNames);
+  const tmpDir = join(destDir, '.tsbuild-tmp');
+  const dest = await ImageLayout.open(destDir, { create: true, tmpDir });
+  try {
+    for (const d of imageBlobs(img)) {
+      ctx.signal.throwIfAborted();
+      await copyBlob(blobs, dest.blobs, d, ctx.signal);
+    }
+    ctx.signal.throwIfAborted();
+    await dest.update((idx) => {
+      let manifests = idx.manifests;
+      for (const e of entries) {
+        const tag = e.annotations?.[REF_NAME_ANNOTATION];
+        manifests = manifests.filter((m) =>
+          tag !== undefined ? m.annotations?.[REF_NAME_ANNOTATION] !== tag : !(m.digest === e.digest && m.annotations?.[REF_NAME_ANNOTATION] === undefined),
+        );
+        manifests = [...manifests, e];
+      }
+      return { ...idx, manifests };
+    });
+  } finally {
+    // Leave a clean layout: the temp dir only held in-flight copies.
+    await rmdir(tmpDir).catch(() => undefined);
+  }
+}
+
+/** Puts blob `d` into `to`: nothing if present, a hard link when possible, else a verified copy. */
+export async function copyBlob(from: ContentStore, to: ContentStore, d: Descriptor, signal: AbortSignal): Promise<void> {
+  if (await to.has(d.digest)) return;
+  try {
+    await link(from.path(d.digest), to.path(d.digest));
+    return;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    if (code === 'ENOENT' && !(await from.has(d.digest))) {
+      throw new BuildError('STORE_CORRUPT', `blob ${d.digest} is missing from the store at ${from.layoutDir}`, { cause: e });
+    }
+    // EXDEV (other filesystem), EPERM (fs.protected_hardlinks, no-link filesystems): copy instead.
+  }
+  const w = to.createWriter({ digest: d.digest, size: d.size });
+  try {
+    await pipeline(from.openRead(d.digest), w.stream, { signal });
+    await w.commit();
+  } catch (e) {
+    await w.abort();
+    throw e;
+  }
+}

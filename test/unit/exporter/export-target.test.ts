@@ -1,0 +1,56 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { parseOutputSpec, type ExportTarget } from '../../../src/exporter/export-target.js';
+import { BuildError } from '../../../src/errors.js';
+
+const test = suite('parseOutputSpec');
+
+const valid: [string, ExportTarget][] = [
+  ['type=oci,dest=x.tar', { type: 'oci', dest: 'x.tar', tar: true }],
+  ['type=oci,dest=dir,tar=false', { type: 'oci', dest: 'dir', tar: false }],
+  ['type=oci,tar=true,dest=/a/b.tar', { type: 'oci', dest: '/a/b.tar', tar: true }],
+  ['type=oci,dest=x.tar,name=hello:1', { type: 'oci', dest: 'x.tar', tar: true, names: ['hello:1'] }],
+  ['type=docker,dest=img.tar', { type: 'docker', dest: 'img.tar' }],
+  ['type=docker,dest=img.tar,"name=a:1,b:2"', { type: 'docker', dest: 'img.tar', names: ['a:1', 'b:2'] }],
+  ['type=local,dest=out', { type: 'local', dest: 'out' }],
+  ['type=local,"dest=dir,with,commas"', { type: 'local', dest: 'dir,with,commas' }],
+  ['out/dir', { type: 'local', dest: 'out/dir' }],
+  ['type=registry,name=localhost:5000/x:y', { type: 'registry', name: 'localhost:5000/x:y' }],
+  ['type=registry,name=x,push=true', { type: 'registry', name: 'x' }],
+  ['TYPE=local,Dest=o', { type: 'local', dest: 'o' }],
+];
+for (const [spec, want] of valid) {
+  test(`valid: ${spec}`, () => {
+    assert.equal(parseOutputSpec(spec), want);
+  });
+}
+
+const invalid: [string, RegExp][] = [
+  ['', /empty/],
+  ['dest=x', /missing type/],
+  ['type=tarball,dest=x', /unknown type "tarball"/],
+  ['type=oci', /needs dest/],
+  ['type=oci,dest=x,tar=maybe', /tar="maybe"/],
+  ['type=local,dest=x,tar=false', /unknown key "tar" for type=local/],
+  ['type=docker,dest=x,compression=zstd', /unknown key "compression"/],
+  ['type=registry', /needs name/],
+  ['type=oci,dest=-', /stdout/],
+  ['-', /stdout/],
+  ['type=local,dest=a,dest=b', /more than once/],
+  ['type=local,"dest=x', /quote/],
+  ['type=local,=x', /not key=value/],
+];
+for (const [spec, re] of invalid) {
+  test(`invalid: ${spec}`, () => {
+    try {
+      parseOutputSpec(spec);
+      assert.unreachable('should throw');
+    } catch (e) {
+      assert.instance(e, BuildError);
+      assert.is((e as BuildError).code, 'USAGE');
+      assert.match((e as Error).message, re);
+    }
+  });
+}
+
+test.run();
