@@ -14,6 +14,7 @@ import { exportDockerArchive } from '../../../src/exporter/docker-archive.js';
 import { nullSink } from '../../../src/events.js';
 import type { Ctx } from '../../../src/ctx.js';
 import { makeHandMadeImage, type HandMadeImage } from '../../helpers/hand-made-image.js';
+import { snapshotTree } from '../../helpers/tree-compare.js';
 
 const run = promisify(execFile);
 const test = suite('exporters (checked with skopeo, umoci, oci-image-tool)');
@@ -125,6 +126,22 @@ test('docker archive: skopeo reads it, manifest.json as docker save writes it, r
   // And skopeo can read our docker archive into a layout as well.
   const back2 = join(dir, 'rt-oci2');
   await run('skopeo', ['copy', '-q', `docker-archive:${f}`, `oci:${back2}:latest`]);
+});
+
+test('umoci applies the hand-made layers as expected (whiteouts, opaque dir, owners)', async () => {
+  const layout = join(dir, 'layout');
+  await exportOciLayout(store.blobs, img.manifest, layout, ['hello:latest'], ctx);
+  const bundle = join(dir, 'bundle');
+  await run('umoci', ['unpack', '--image', `${layout}:latest`, bundle]);
+  const t = await snapshotTree(join(bundle, 'rootfs'));
+  assert.not.ok(t.has('bin/vi'), '.wh.vi deletes /bin/vi');
+  assert.not.ok(t.has('etc/group'), '.wh.group deletes /etc/group');
+  assert.not.ok(t.has('var/old'), 'opaque /var hides the lower content');
+  assert.ok(t.has('var/new'));
+  assert.not.ok([...t.keys()].some((p) => p.includes('.wh.')), 'no whiteout markers');
+  assert.equal(t.get('home/app/private/secret'), { type: 'file', mode: 0o600, uid: 1000, gid: 1000, size: 11, sha256: t.get('home/app/private/secret')!.sha256 });
+  assert.is(t.get('bin/motd')?.link, '../etc/motd');
+  assert.is(t.get('bin/sh')?.link, 'busybox');
 });
 
 test.run();
