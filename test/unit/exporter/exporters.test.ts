@@ -56,6 +56,21 @@ test('OCI layout: oci-image-tool validates, skopeo and umoci read it, tags are t
   assert.equal((await readdir(out)).sort(), ['blobs', 'index.json', 'oci-layout']);
 });
 
+test('OCI layout on another filesystem: blobs are copied (verified), not linked', async () => {
+  const shm = await mkdtemp('/dev/shm/tsbuild-exp-');
+  try {
+    const out = join(shm, 'layout');
+    await exportOciLayout(store.blobs, img.manifest, out, ['hello:latest'], ctx);
+    const layer = img.layers[1]!;
+    const copied = await stat(join(out, 'blobs', 'sha256', digestHex(layer.digest)));
+    assert.is(copied.nlink, 1);
+    assert.is(copied.size, layer.size);
+    await run('oci-image-tool', ['validate', '--type', 'image', '--ref', 'name=latest', out]);
+  } finally {
+    await rm(shm, { recursive: true, force: true });
+  }
+});
+
 test('OCI layout: exporting into an existing layout merges and replaces by tag', async () => {
   const out = join(dir, 'merge');
   await exportOciLayout(store.blobs, img.manifest, out, ['a:one'], ctx);
