@@ -1,0 +1,36 @@
+import { mkdir } from 'node:fs/promises';
+import type { Ctx } from '../ctx.js';
+import type { ContentStore } from '../oci/content-store.js';
+import { decompressStream } from '../oci/decompress.js';
+import type { Descriptor } from '../oci/image.js';
+import { readImage } from '../oci/image-reader.js';
+import { applyLayer } from '../oci/layer/apply.js';
+
+/**
+ * Writes the image's root filesystem into `destDir` as plain files (BuildKit's `type=local`):
+ * each layer, base first, is decompressed and applied in `flatten` mode, so whiteouts delete
+ * what lower layers wrote and no whiteout markers remain. `destDir` is created if missing;
+ * existing content is overwritten where the image has the same paths. Layers stream from the
+ * store (memory does not grow with layer size). Layer blobs were verified when stored.
+ */
+export async function exportLocal(blobs: ContentStore, manifest: Descriptor, destDir: string, ctx: Ctx): Promise<void> {
+  const img = await readImage(blobs, manifest);
+  await mkdir(destDir, { recursive: true });
+  for (const layer of img.layers) {
+    ctx.signal.throwIfAborted();
+    const raw = blobs.openRead(layer.digest);
+    let tar;
+    try {
+      tar = await decompressStream(raw, ctx.signal);
+    } catch (e) {
+      raw.destroy();
+      throw e;
+    }
+    try {
+      await applyLayer(tar, destDir, { mode: 'flatten' }, ctx.signal);
+    } finally {
+      tar.destroy();
+      raw.destroy();
+    }
+  }
+}
