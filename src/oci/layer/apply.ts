@@ -1,0 +1,201 @@
+import { constants, createWriteStream } from 'node:fs';
+import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, rm, symlink, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { lsetxattr, mknod } from '../native-fs.js';
+import { readTar } from '../tar/tar-reader.js';
+import { TarFormatError, type TarEntry } from '../tar/tar-entry.js';
+import { OPAQUE_MARKER, WHITEOUT_PREFIX } from './diff.js';
+
+export interface ApplyOptions {
+  /**
+   * `overlay`: write an overlay-format directory for use as a lowerdir (whiteouts become
+   * char devices 0:0, opaque markers the `trusted.overlay.opaque=y` xattr).
+   * `flatten`: apply onto an existing root filesystem, deleting what whiteouts name.
+   */
+  readonly mode: 'overlay' | 'flatten';
+}
+
+/**
+ * Applies an uncompressed layer tar (callers decompress, see decompress.ts) onto `dest`.
+ *
+ * Creates files, directories, symlinks, hardlinks, fifos and devices; an existing entry is
+ * replaced (a directory is kept when the new entry is a directory too). Owners are set before
+ * modes (chown clears setuid) and xattrs after both (chown clears capabilities); directory
+ * mtimes are set last, after their contents. `trusted.overlay.*` xattrs in the archive are
+ * ignored: a layer must not steer overlayfs.
+ *
+ * Refuses, with a `TarFormatError` naming the path, any entry that is absolute, contains
+ * `..`, or would be reached through a symlink; hardlink targets are checked the same way.
+ * Missing parent directories are created (0755, root).
+ */
+export async function applyLayer(tar: Readable | AsyncIterable<Buffer>, dest: string, opts: ApplyOptions, signal?: AbortSignal): Promise<void> {
+  const flatten = opts.mode === 'flatten';
+  // Paths this layer wrote: an opaque marker in flatten mode removes everything else below it.
+  const written = new Set<string>();
+  const dirTimes: Array<[string, number]> = [];
+
+  for await (const { entry, body } of readTar(tar, signal)) {
+    const parts = splitPath(entry.path);
+    const rel = parts.join('/');
+    const name = parts[parts.length - 1] ?? '';
+    const parentParts = parts.slice(0, -1);
+
+    if (name.startsWith(WHITEOUT_PREFIX)) {
+      const parentAbs = await ensureParents(dest, parentParts, written);
+      const parentRel = parentParts.join('/');
+      if (name === OPAQUE_MARKER) {
+        if (flatten) await clearUnwritten(parentAbs, parentRel, written);
+        else lsetxattr(parentAbs, 'trusted.overlay.opaque', Buffer.from('y'));
+      } else if (name.startsWith(`${WHITEOUT_PREFIX}${WHITEOUT_PREFIX}`)) {
+        // Other aufs meta files (.wh..wh.plnk, .wh..wh.aufs): not content.
+      } else {
+        const victim = name.slice(WHITEOUT_PREFIX.length);
+        if (victim === '' || victim === '.' || victim === '..') throw new TarFormatError(`layer: invalid whiteout ${entry.path}`);
+        const abs = join(parentAbs, victim);
+        await rm(abs, { recursive: true, force: true });
+        if (!flatten) {
+          mknod(abs, constants.S_IFCHR | 0o600, 0, 0);
+          written.add(parentRel ? `${parentRel}/${victim}` : victim);
+        }
+      }
+      continue;
+    }
+
+    if (parts.length === 0) {
+      // The layer root ("./"): only its metadata applies, to dest itself.
+      if (entry.type !== 'dir') throw new TarFormatError(`layer: root entry ${JSON.stringify(entry.path)} is not a directory`);
+      await setMetadata(dest, entry);
+      dirTimes.push([dest, entry.mtime]);
+      continue;
+    }
+
+    const parentAbs = await ensureParents(dest, parentParts, written);
+    const abs = join(parentAbs, name);
+    const existing = await lstat(abs).catch(() => undefined);
+    if (existing && !(existing.isDirectory() && entry.type === 'dir')) await rm(abs, { recursive: true, force: true });
+    written.add(rel);
+
+    switch (entry.type) {
+      case 'dir':
+        if (!existing?.isDirectory()) await mkdir(abs, { mode: 0o700 });
+        await setMetadata(abs, entry);
+        dirTimes.push([abs, entry.mtime]);
+        continue;
+      case 'file':
+        await pipeline(body, createWriteStream(abs, { flags: 'wx', mode: 0o600 }), signal ? { signal } : {});
+        break;
+      case 'symlink':
+        // The target is data, resolved in the container at run time; we never follow it.
+        await symlink(entry.linkname ?? '', abs);
+        break;
+      case 'hardlink': {
+        const target = splitPath(entry.linkname ?? '');
+        if (target.length === 0) throw new TarFormatError(`layer: hardlink ${entry.path} has no target`);
+        await assertNoSymlinkParents(dest, target.slice(0, -1), entry.linkname!);
+        const targetAbs = join(dest, ...target);
+        const tst = await lstat(targetAbs).catch(() => undefined);
+        if (!tst) throw new TarFormatError(`layer: hardlink ${entry.path} points to ${entry.linkname}, which is not in the layer or below it`);
+        if (tst.isDirectory()) throw new TarFormatError(`layer: hardlink ${entry.path} points to directory ${entry.linkname}`);
+        await link(targetAbs, abs);
+        continue; // shares the target's inode and metadata
+      }
+      case 'fifo':
+        mknod(abs, constants.S_IFIFO | 0o600, 0, 0);
+        break;
+      case 'char':
+      case 'block':
+        mknod(abs, (entry.type === 'char' ? constants.S_IFCHR : constants.S_IFBLK) | 0o600, entry.devmajor ?? 0, entry.devminor ?? 0);
+        break;
+      default: {
+        const never: never = entry.type;
+        throw new TarFormatError(`layer: unsupported entry type ${String(never)}`);
+      }
+    }
+    await setMetadata(abs, entry);
+    const t = entry.mtime;
+    await lutimes(abs, t, t);
+  }
+
+  // Deepest first is not needed: nothing writes into these directories any more.
+  for (const [abs, t] of dirTimes) {
+    signal?.throwIfAborted();
+    await utimes(abs, t, t);
+  }
+}
+
+/** Owner, then mode (chown clears setuid/setgid), then xattrs (chown clears capabilities). */
+async function setMetadata(abs: string, entry: TarEntry): Promise<void> {
+  await lchown(abs, entry.uid, entry.gid);
+  if (entry.type !== 'symlink') await chmod(abs, entry.mode & 0o7777);
+  if (!entry.xattrs) return;
+  for (const [name, value] of entry.xattrs) {
+    if (name.startsWith('trusted.overlay.')) continue;
+    try {
+      lsetxattr(abs, name, value);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // user.* xattrs are not allowed on symlinks and devices (EPERM); some filesystems lack
+      // xattr namespaces (ENOTSUP). Docker skips these the same way.
+      if ((code === 'EPERM' && entry.type !== 'file' && entry.type !== 'dir' && name.startsWith('user.')) || code === 'ENOTSUP') continue;
+      throw e;
+    }
+  }
+}
+
+/**
+ * Splits an archive path into safe components: `.` and empty parts dropped, absolute paths
+ * and `..` refused, since either could write outside dest.
+ */
+function splitPath(p: string): string[] {
+  if (p.startsWith('/')) throw new TarFormatError(`layer: absolute path ${JSON.stringify(p)} refused`);
+  const parts = p.split('/').filter((c) => c !== '' && c !== '.');
+  if (parts.includes('..')) throw new TarFormatError(`layer: path ${JSON.stringify(p)} escapes the destination ('..')`);
+  if (parts.some((c) => c.includes('\0'))) throw new TarFormatError(`layer: path ${JSON.stringify(p)} contains NUL`);
+  return parts;
+}
+
+/**
+ * Makes sure every parent of an entry is a real directory under dest, creating missing ones;
+ * a symlink among them is refused (the entry would land wherever it points).
+ */
+async function ensureParents(dest: string, parents: readonly string[], written: Set<string>): Promise<string> {
+  let abs = dest;
+  for (let i = 0; i < parents.length; i++) {
+    abs = join(abs, parents[i]!);
+    const st = await lstat(abs).catch(() => undefined);
+    if (!st) {
+      await mkdir(abs, { mode: 0o755 });
+      written.add(parents.slice(0, i + 1).join('/'));
+    } else if (st.isSymbolicLink()) {
+      throw new TarFormatError(`layer: refusing to write through symlink ${parents.slice(0, i + 1).join('/')}`);
+    } else if (!st.isDirectory()) {
+      throw new TarFormatError(`layer: ${parents.slice(0, i + 1).join('/')} is not a directory but the layer has entries under it`);
+    }
+  }
+  return abs;
+}
+
+async function assertNoSymlinkParents(dest: string, parents: readonly string[], shown: string): Promise<void> {
+  let abs = dest;
+  for (const p of parents) {
+    abs = join(abs, p);
+    const st = await lstat(abs).catch(() => undefined);
+    if (st?.isSymbolicLink()) throw new TarFormatError(`layer: hardlink target ${shown} goes through symlink ${p}`);
+  }
+}
+
+/** Flatten-mode opaque dir: removes what lower layers put below it, keeps this layer's entries. */
+async function clearUnwritten(abs: string, rel: string, written: ReadonlySet<string>): Promise<void> {
+  for (const name of await readdir(abs)) {
+    const childRel = rel ? `${rel}/${name}` : name;
+    const childAbs = join(abs, name);
+    if (!written.has(childRel)) {
+      await rm(childAbs, { recursive: true, force: true });
+      continue;
+    }
+    const st = await lstat(childAbs);
+    if (st.isDirectory()) await clearUnwritten(childAbs, childRel, written);
+  }
+}

@@ -1,0 +1,116 @@
+import { createReadStream, type BigIntStats } from 'node:fs';
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { lgetxattr, llistxattr } from '../native-fs.js';
+import type { TarEntry } from '../tar/tar-entry.js';
+import type { TarWriter } from '../tar/tar-writer.js';
+
+/** OCI whiteout prefix for a deleted path, and the opaque-directory marker. */
+export const WHITEOUT_PREFIX = '.wh.';
+export const OPAQUE_MARKER = '.wh..wh..opq';
+const OVERLAY_XATTR_PREFIX = 'trusted.overlay.';
+const OPAQUE_XATTR = 'trusted.overlay.opaque';
+
+export interface DiffOptions {
+  /** The layout of `dir`: an overlayfs upperdir. */
+  readonly format: 'overlay';
+}
+
+/**
+ * Writes the OCI layer entries for an overlayfs upperdir `dir` into `out` (without calling
+ * `out.finish()`, so the caller may append or finish).
+ *
+ * Entries come in a deterministic order (depth-first, names sorted bytewise, a directory
+ * before its contents), with paths relative to `dir`, no leading `./`. Translations:
+ * - a char device 0:0 (overlay whiteout) → empty regular file `.wh.<name>`, mode 0, in the
+ *   same directory;
+ * - a directory with `trusted.overlay.opaque=y` → the directory, then `<dir>/.wh..wh..opq`;
+ * - `trusted.overlay.*` xattrs are dropped, all others kept with raw values;
+ * - a second path to an inode already written (nlink > 1) → a hardlink entry to the first;
+ * - sockets are skipped (tar can't hold them, as Docker does).
+ * Mtimes are truncated to whole seconds so layers stay plain ustar where possible; owners are
+ * numeric only (no user/group names: the host's names mean nothing in the image).
+ */
+export async function writeLayerTar(dir: string, out: TarWriter, opts: DiffOptions, signal?: AbortSignal): Promise<void> {
+  if (opts.format !== 'overlay') throw new Error(`unsupported diff format ${String(opts.format)}`);
+  const links = new Map<string, string>();
+  await walk(dir, '', out, links, signal);
+}
+
+async function walk(root: string, rel: string, out: TarWriter, links: Map<string, string>, signal: AbortSignal | undefined): Promise<void> {
+  const names = (await readdir(rel ? join(root, rel) : root)).sort(compareBytes);
+  for (const name of names) {
+    signal?.throwIfAborted();
+    const path = rel ? `${rel}/${name}` : name;
+    const abs = join(root, path);
+    const st = await lstat(abs, { bigint: true });
+    // Whiteouts first: the kernel shares one inode among them (nlink > 1), so the hardlink
+    // check below would otherwise turn every deletion into a link to the first one.
+    if (st.isCharacterDevice() && st.rdev === 0n) {
+      const wh = rel ? `${rel}/${WHITEOUT_PREFIX}${name}` : `${WHITEOUT_PREFIX}${name}`;
+      await out.add({ path: wh, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: seconds(st) });
+      continue;
+    }
+    if (st.isSocket()) continue;
+    const base = { path, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtime: seconds(st) };
+    const xattrs = readXattrs(abs);
+
+    if (st.isDirectory()) {
+      await out.add({ ...base, type: 'dir', size: 0, ...(xattrs.size ? { xattrs } : {}) });
+      if (lgetxattr(abs, OPAQUE_XATTR)?.toString() === 'y') {
+        await out.add({ path: `${path}/${OPAQUE_MARKER}`, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: seconds(st) });
+      }
+      await walk(root, path, out, links, signal);
+      continue;
+    }
+    if (st.nlink > 1n) {
+      const key = `${st.dev}:${st.ino}`;
+      const first = links.get(key);
+      if (first !== undefined) {
+        await out.add({ ...base, type: 'hardlink', size: 0, linkname: first });
+        continue;
+      }
+      links.set(key, path);
+    }
+    const extra = xattrs.size ? { xattrs } : {};
+    if (st.isFile()) {
+      const size = Number(st.size);
+      const entry: TarEntry = { ...base, type: 'file', size, ...extra };
+      await out.add(entry, size > 0 ? createReadStream(abs, { signal }) : undefined);
+    } else if (st.isSymbolicLink()) {
+      await out.add({ ...base, type: 'symlink', size: 0, linkname: await readlink(abs), ...extra });
+    } else if (st.isFIFO()) {
+      await out.add({ ...base, type: 'fifo', size: 0, ...extra });
+    } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+      const [devmajor, devminor] = splitDev(st.rdev);
+      await out.add({ ...base, type: st.isCharacterDevice() ? 'char' : 'block', size: 0, devmajor, devminor, ...extra });
+    }
+  }
+}
+
+/** All xattrs except overlayfs' own bookkeeping, which must never leak into an image. */
+function readXattrs(abs: string): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  for (const name of llistxattr(abs).sort()) {
+    if (name.startsWith(OVERLAY_XATTR_PREFIX)) continue;
+    const v = lgetxattr(abs, name);
+    if (v !== null) out.set(name, v);
+  }
+  return out;
+}
+
+function seconds(st: BigIntStats): number {
+  return Number(st.mtimeNs / 1_000_000_000n);
+}
+
+/** glibc's gnu_dev_major/minor for a 64-bit dev_t. */
+export function splitDev(rdev: bigint): [number, number] {
+  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
+  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
+  return [Number(major), Number(minor)];
+}
+
+/** Bytewise (UTF-8) order, so the layer doesn't depend on the locale or UTF-16 quirks. */
+function compareBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
