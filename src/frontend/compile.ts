@@ -1,0 +1,252 @@
+import { BuildError, isAbortError, type SourceLocation } from '../errors.js';
+import type { Ctx } from '../ctx.js';
+import type { ImageConfig, Platform } from '../oci/image.js';
+import { makeVertex, type Vertex } from '../solver/graph.js';
+import { parseDockerignore } from './dockerignore.js';
+import { parseInstruction, type Instruction } from './instructions.js';
+import { editDistance, parseDockerfile } from './parse.js';
+import { ShellLexer, ShellLexError } from './shell-lexer.js';
+import { convertStage, type ResolvedImage, type StageSource } from './convert-stage.js';
+import type { ConvertEnv, ImageResolver, StageState, Warning } from './stage-state.js';
+
+export type { ImageResolver } from './stage-state.js';
+
+export interface CompileOptions {
+  /** Used in error locations only. */
+  dockerfilePath: string;
+  /** Absolute path of the build context. */
+  contextDir: string;
+  /** .dockerignore text, '' if none. */
+  dockerignore: string;
+  buildArgs: Readonly<Record<string, string>>;
+  target?: string;
+  platform: Platform;
+  labels?: Readonly<Record<string, string>>;
+}
+
+export interface BuildPlan {
+  /** Root filesystem of the target stage; undefined = empty scratch. */
+  readonly target?: Vertex;
+  /** Base config + this build's changes, history included; rootfs.diff_ids is [] (filled after solving). */
+  readonly config: ImageConfig;
+  /** History entries of steps that may add a layer; the builder sets empty_layer when the vertex added none. */
+  readonly layerSteps: readonly { readonly historyIndex: number; readonly vertex: Vertex }[];
+  readonly stage: { readonly name?: string; readonly index: number };
+  readonly warnings: readonly { message: string; location?: SourceLocation }[];
+}
+
+/**
+ * Compiles a Dockerfile to a build graph plus image config (BuildKit dockerfile2llb semantics,
+ * Dockerfile 1.x). No filesystem I/O: base images are looked up through `resolver`, and only
+ * the stages the target needs are converted (other stages' images are never resolved).
+ * Every user error is a BuildError located in `opts.dockerfilePath`.
+ */
+export async function compileDockerfile(source: { path: string; text: string }, opts: CompileOptions, resolver: ImageResolver, ctx: Ctx): Promise<BuildPlan> {
+  const file = opts.dockerfilePath || source.path;
+  const parsed = parseDockerfile(source.text, file);
+  const errors: BuildError[] = [...parsed.errors];
+  checkSyntaxDirective(source.text, file, errors);
+  const instructions: Instruction[] = [];
+  for (const raw of parsed.instructions) {
+    try {
+      instructions.push(parseInstruction(raw, parsed.escapeToken));
+    } catch (e) {
+      if (e instanceof BuildError) errors.push(e);
+      else throw e;
+    }
+  }
+  if (errors.length > 0) {
+    errors.sort((a, b) => (a.location?.line ?? 0) - (b.location?.line ?? 0));
+    const first = errors[0]!;
+    if (errors.length === 1) throw first;
+    const more = errors.slice(1).map((e) => `line ${e.location?.line ?? '?'}: ${e.message}`).join('; ');
+    throw new BuildError(first.code, first.message, { location: first.location, hint: [first.hint, `${errors.length - 1} more error(s): ${more}`].filter(Boolean).join('\n') });
+  }
+
+  const lexer = new ShellLexer(parsed.escapeToken);
+  const { metaArgInstructions, stages } = splitStages(instructions, file);
+  const metaArgs = evalMetaArgs(metaArgInstructions, opts, lexer);
+  const targetIndex = selectTarget(stages, opts.target, file);
+
+  const warnings: Warning[] = [];
+  const done = new Map<number, Promise<StageState>>();
+  const inProgress = new Set<number>();
+  const images = new Map<string, Promise<ResolvedImage>>();
+  let context: Vertex | undefined;
+
+  const located = async <T>(loc: SourceLocation, f: () => Promise<T>): Promise<T> => {
+    try {
+      return await f();
+    } catch (e) {
+      throw locate(e, loc);
+    }
+  };
+
+  const env: ConvertEnv = {
+    file,
+    lexer,
+    platform: opts.platform,
+    buildArgs: opts.buildArgs,
+    metaArgs,
+    warnings,
+    ctx,
+    contextVertex() {
+      context ??= makeVertex(
+        { kind: 'context', name: 'context', dir: opts.contextDir, excludes: parseDockerignore(opts.dockerignore) },
+        [],
+        { name: '[internal] load build context' },
+      );
+      return context;
+    },
+    async fromSource(ref, current, loc) {
+      const byIndex = /^\d+$/.test(ref) ? Number(ref) : undefined;
+      const j = byIndex ?? stages.findIndex((s) => s.name === ref.toLowerCase());
+      if (byIndex !== undefined && byIndex >= stages.length) {
+        throw new BuildError('UNKNOWN_STAGE', `invalid from flag value ${ref}: stage index out of range`, { location: loc });
+      }
+      if (j >= 0) {
+        if (j >= current.index) {
+          throw new BuildError('UNKNOWN_STAGE', `${j === current.index ? 'circular dependency: stage' : 'stage'} ${JSON.stringify(ref)} ${j === current.index ? 'refers to itself' : 'is defined after the stage that uses it in --from'}`, { location: loc });
+        }
+        return { vertex: (await stage(j)).vertex };
+      }
+      return { vertex: await image(ref, opts.platform, loc) };
+    },
+  };
+
+  const resolveImage = (ref: string, platform: Platform, loc: SourceLocation): Promise<ResolvedImage> => {
+    const key = `${ref}|${platform.os}/${platform.architecture}/${platform.variant ?? ''}`;
+    let p = images.get(key);
+    if (!p) {
+      p = located(loc, async () => {
+        const r = await resolver.resolve(ref, platform, ctx);
+        const vertex = makeVertex({ kind: 'image', ref: r.ref, digest: r.digest, platform }, [], { name: `[internal] load metadata for ${r.ref}`, location: loc });
+        return { vertex, config: r.config, ref: r.ref };
+      });
+      images.set(key, p);
+    }
+    return p;
+  };
+  const image = async (ref: string, platform: Platform, loc: SourceLocation): Promise<Vertex> => (await resolveImage(ref, platform, loc)).vertex;
+
+  const sourceFor: StageSource = {
+    async stage(name, currentIndex, loc) {
+      const j = stages.findIndex((s, k) => k < currentIndex && s.name === name.toLowerCase());
+      if (j < 0) return undefined;
+      if (inProgress.has(j) && !done.has(j)) throw new BuildError('UNKNOWN_STAGE', `circular dependency detected on stage: ${name}`, { location: loc });
+      return stage(j);
+    },
+    image: resolveImage,
+  };
+
+  function stage(i: number): Promise<StageState> {
+    let p = done.get(i);
+    if (p) return p;
+    if (inProgress.has(i)) throw new BuildError('UNKNOWN_STAGE', `circular dependency detected on stage: ${stages[i]!.name ?? i}`);
+    inProgress.add(i);
+    p = convertStage(stages[i]!, i, stages.length, env, sourceFor, located).finally(() => inProgress.delete(i));
+    done.set(i, p);
+    return p;
+  }
+
+  ctx.signal.throwIfAborted();
+  const st = await stage(targetIndex);
+  const config = structuredClone(st.config) as ImageConfig & { config: NonNullable<ImageConfig['config']> };
+  if (opts.labels && Object.keys(opts.labels).length > 0) config.config.Labels = { ...(config.config.Labels ?? {}), ...opts.labels };
+  return {
+    target: st.vertex,
+    config,
+    layerSteps: st.layerSteps.map((s) => ({ historyIndex: s.historyIndex, vertex: s.vertex })),
+    stage: { name: stages[targetIndex]!.name, index: targetIndex },
+    warnings,
+  };
+}
+
+/** A stage: its FROM and the instructions up to the next FROM. */
+export interface StageDef {
+  readonly from: Extract<Instruction, { kind: 'FROM' }>;
+  readonly name?: string;
+  readonly commands: readonly Instruction[];
+}
+
+function splitStages(instructions: readonly Instruction[], file: string): { metaArgInstructions: Extract<Instruction, { kind: 'ARG' }>[]; stages: StageDef[] } {
+  const metaArgInstructions: Extract<Instruction, { kind: 'ARG' }>[] = [];
+  const stages: { from: Extract<Instruction, { kind: 'FROM' }>; name?: string; commands: Instruction[] }[] = [];
+  for (const ins of instructions) {
+    if (ins.kind === 'FROM') {
+      if (ins.stageName && stages.some((s) => s.name === ins.stageName)) {
+        throw new BuildError('DOCKERFILE_SYNTAX', `duplicate stage name ${JSON.stringify(ins.stageName)}`, { location: ins.location });
+      }
+      stages.push({ from: ins, name: ins.stageName, commands: [] });
+    } else if (stages.length === 0) {
+      if (ins.kind !== 'ARG') throw new BuildError('DOCKERFILE_SYNTAX', 'no build stage in current context', { location: ins.location });
+      metaArgInstructions.push(ins);
+    } else {
+      stages[stages.length - 1]!.commands.push(ins);
+    }
+  }
+  if (stages.length === 0) throw new BuildError('DOCKERFILE_SYNTAX', 'dockerfile contains no stages to build', { location: { file, line: 1 } });
+  return { metaArgInstructions, stages };
+}
+
+/** Built-in platform ARGs, then the ARGs before the first FROM (build-args override defaults). */
+function evalMetaArgs(args: readonly Extract<Instruction, { kind: 'ARG' }>[], opts: CompileOptions, lexer: ShellLexer): Map<string, string | undefined> {
+  const p = opts.platform;
+  const plat = `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
+  const m = new Map<string, string | undefined>([
+    ['TARGETPLATFORM', plat], ['TARGETOS', p.os], ['TARGETARCH', p.architecture], ['TARGETVARIANT', p.variant ?? ''],
+    ['BUILDPLATFORM', plat], ['BUILDOS', p.os], ['BUILDARCH', p.architecture], ['BUILDVARIANT', p.variant ?? ''],
+  ]);
+  for (const k of m.keys()) if (Object.prototype.hasOwnProperty.call(opts.buildArgs, k)) m.set(k, opts.buildArgs[k]);
+  for (const ins of args) {
+    for (const a of ins.args) {
+      let v: string | undefined;
+      try {
+        if (Object.prototype.hasOwnProperty.call(opts.buildArgs, a.key)) v = opts.buildArgs[a.key];
+        else if (a.value !== undefined) v = lexer.processWord(a.value, metaEnv(m));
+        else v = m.get(a.key);
+      } catch (e) {
+        throw locate(e, ins.location);
+      }
+      m.set(a.key, v);
+    }
+  }
+  return m;
+}
+
+export function metaEnv(m: ReadonlyMap<string, string | undefined>): { get(k: string): string | undefined } {
+  return { get: (k) => m.get(k) };
+}
+
+function selectTarget(stages: readonly StageDef[], target: string | undefined, file: string): number {
+  if (target === undefined || target === '') return stages.length - 1;
+  const t = target.toLowerCase();
+  const i = stages.findIndex((s) => s.name === t);
+  if (i >= 0) return i;
+  const names = stages.map((s) => s.name).filter((n): n is string => n !== undefined);
+  const best = names.map((n) => ({ n, d: editDistance(t, n) })).sort((a, b) => a.d - b.d)[0];
+  const hint = best && best.d <= Math.max(2, Math.floor(t.length / 3)) ? ` (did you mean ${best.n}?)` : '';
+  throw new BuildError('UNKNOWN_STAGE', `target stage ${JSON.stringify(target)} could not be found${hint}`, { location: { file, line: 1 } });
+}
+
+/** Accepts only the standard frontend in `# syntax=`; there is no support for frontend images. */
+function checkSyntaxDirective(text: string, file: string, errors: BuildError[]): void {
+  const lines = text.replace(/^\uFEFF/, '').split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^\s*#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.*?)\s*$/.exec(lines[i]!);
+    if (!m) break;
+    if (m[1]!.toLowerCase() !== 'syntax') continue;
+    if (!/^(docker\.io\/)?docker\/dockerfile(-upstream)?(:[\w.-]+)?(@sha256:[a-f0-9]{64})?$/.test(m[2]!)) {
+      errors.push(new BuildError('DOCKERFILE_SYNTAX', `unsupported frontend ${JSON.stringify(m[2])}: tsbuild only has the built-in Dockerfile frontend`, { location: { file, line: i + 1, column: 1 } }));
+    }
+  }
+}
+
+/** Pins an error to an instruction: BuildErrors keep their code, lexer errors become INVALID_INSTRUCTION. */
+export function locate(e: unknown, loc: SourceLocation): unknown {
+  if (isAbortError(e)) return e;
+  if (e instanceof BuildError) return e.withLocation(loc);
+  if (e instanceof ShellLexError) return new BuildError('INVALID_INSTRUCTION', e.message, { location: loc, cause: e });
+  if (e instanceof Error) return new BuildError('INTERNAL', e.message, { location: loc, cause: e });
+  return e;
+}

@@ -1,0 +1,80 @@
+import { posix } from 'node:path';
+import { BuildError } from '../errors.js';
+import { makeVertex, type Vertex } from '../solver/graph.js';
+import type { Instruction } from './instructions.js';
+import { splitChown } from './convert-meta.js';
+import { commitHistory, expansionEnv, stepName, type ConvertEnv, type StageState } from './stage-state.js';
+
+const isUrl = (s: string): boolean => /^https?:\/\//i.test(s);
+
+/**
+ * COPY/ADD → FileOp with one CopyAction. Sources come from the shared context vertex, an
+ * earlier stage (`--from=name|index`) or an image (`--from=ref`); paths are expanded with the
+ * stage env, made relative to the source root, and the destination resolved against WORKDIR.
+ */
+export async function convertCopy(ins: Extract<Instruction, { kind: 'COPY' | 'ADD' }>, st: StageState, env: ConvertEnv): Promise<void> {
+  const loc = ins.location;
+  const fail = (msg: string): BuildError => new BuildError('INVALID_INSTRUCTION', msg, { location: loc });
+  const vars = expansionEnv(st);
+  const expand = (w: string): string => env.lexer.processWord(w, vars);
+  const sources = ins.sources.map(expand);
+  const destRaw = expand(ins.dest);
+
+  for (const s of sources) {
+    if (!isUrl(s)) continue;
+    if (ins.kind === 'COPY') throw fail("source can't be a URL for COPY");
+    throw new BuildError('INVALID_INSTRUCTION', `ADD from a URL (${s}) is not supported yet`, { location: loc, hint: 'download the file in a RUN step or put it in the build context' });
+  }
+  let chmod: string | undefined;
+  if (ins.chmod !== undefined) {
+    chmod = ins.chmod;
+    const n = /^[0-7]+$/.test(chmod) ? Number.parseInt(chmod, 8) : NaN;
+    if (Number.isNaN(n) || n > 0o7777) throw fail(`invalid chmod parameter: '${chmod}'. it should be octal string and between 0 and 07777`);
+  }
+  const chownText = ins.chown !== undefined ? expand(ins.chown) : undefined;
+  if (ins.excludes.length > 0) env.warnings.push({ message: `${ins.kind} --exclude is not supported yet and was ignored`, location: loc });
+
+  let source: Vertex;
+  if (ins.from !== undefined) {
+    if (ins.from.includes('$')) {
+      throw fail('variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround');
+    }
+    const src = await env.fromSource(ins.from, st, loc);
+    source = src.vertex ?? makeVertex({ kind: 'file', base: 'scratch', actions: [] }, [], { name: `[internal] empty stage ${ins.from}`, location: loc });
+  } else {
+    source = env.contextVertex();
+  }
+
+  const wd = st.config.config.WorkingDir || '/';
+  let dest = posix.resolve(wd, destRaw);
+  if (destRaw === '.' || destRaw === '' || destRaw.endsWith('/')) dest = dest === '/' ? '/' : dest + '/';
+  const srcPaths = sources.map((s) => {
+    const rel = s.replace(/^\/+/, '');
+    return rel === '' ? '.' : rel;
+  });
+
+  const name = stepName(st, ins.original);
+  const inputs = st.vertex ? [st.vertex, source] : [source];
+  const vertex = makeVertex(
+    {
+      kind: 'file',
+      base: st.vertex ? 'input' : 'scratch',
+      actions: [
+        {
+          type: 'copy',
+          source: inputs.length - 1,
+          srcPaths,
+          dest,
+          ...(chownText ? { chown: splitChown(chownText) } : {}),
+          ...(chmod !== undefined ? { chmod } : {}),
+          allowWildcard: true,
+          unpackArchives: ins.kind === 'ADD',
+        },
+      ],
+    },
+    inputs,
+    { name, location: loc },
+  );
+  st.vertex = vertex;
+  commitHistory(st, `${ins.kind} ${[...sources, destRaw].join(' ')}`, true, vertex, true);
+}

@@ -1,0 +1,145 @@
+import { BuildError, type SourceLocation } from '../errors.js';
+import type { ContainerConfig, ImageConfig, Platform } from '../oci/image.js';
+import type { Vertex } from '../solver/graph.js';
+import { parseInstruction, type Instruction } from './instructions.js';
+import { parseDockerfile } from './parse.js';
+import { convertArg, convertCmd, convertEnv, convertExpose, convertHealthcheck, convertLabel, convertSimple, convertVolume, convertWorkdir } from './convert-meta.js';
+import { convertRun } from './convert-run.js';
+import { convertCopy } from './convert-copy.js';
+import { DEFAULT_PATH, stepName, type ConvertEnv, type StageState } from './stage-state.js';
+import type { StageDef } from './compile.js';
+
+export interface ResolvedImage {
+  readonly vertex: Vertex;
+  readonly config: ImageConfig;
+  readonly ref: string;
+}
+
+/** How a stage reaches its base: an earlier stage by name, or an image. */
+export interface StageSource {
+  stage(name: string, currentIndex: number, loc: SourceLocation): Promise<StageState | undefined>;
+  image(ref: string, platform: Platform, loc: SourceLocation): Promise<ResolvedImage>;
+}
+
+type Located = <T>(loc: SourceLocation, f: () => Promise<T>) => Promise<T>;
+
+/**
+ * Converts one stage: FROM (scratch, earlier stage or image, with its ONBUILD triggers), then
+ * each instruction in order. Errors carry the instruction's location.
+ */
+export async function convertStage(def: StageDef, index: number, stageCount: number, env: ConvertEnv, sources: StageSource, located: Located): Promise<StageState> {
+  const from = def.from;
+  const metaGet = { get: (k: string) => env.metaArgs.get(k) };
+  const { imageName, platform } = await located(from.location, async () => {
+    const imageName = env.lexer.processWord(from.image, metaGet);
+    if (imageName === '') throw new BuildError('INVALID_INSTRUCTION', `base name (${from.image}) should not be blank`);
+    const platform = from.platform !== undefined ? parsePlatform(env.lexer.processWord(from.platform, metaGet)) : env.platform;
+    return { imageName, platform };
+  });
+
+  let vertex: Vertex | undefined;
+  let base: ImageConfig | undefined;
+  let inherited: StageState | undefined;
+  let fromText = imageName;
+  if (imageName.toLowerCase() !== 'scratch') {
+    inherited = await sources.stage(imageName, index, from.location);
+    if (inherited) {
+      vertex = inherited.vertex;
+      base = inherited.config;
+    } else {
+      const img = await sources.image(imageName, platform, from.location);
+      vertex = img.vertex;
+      base = img.config;
+      fromText = img.ref;
+    }
+  }
+
+  const config = baseConfig(base, env.platform);
+  const triggers = config.config.OnBuild ?? [];
+  delete config.config.OnBuild;
+  const triggerInstructions = triggers.map((t) => parseTrigger(t, from.location, env));
+
+  const label = stageCount === 1 && !def.name ? '' : `${def.name ?? `stage-${index}`} `;
+  const st: StageState = {
+    index,
+    name: def.name,
+    label,
+    vertex,
+    config,
+    args: inherited ? [...inherited.args] : [],
+    cmdSet: false,
+    cmdIndex: 0,
+    cmdTotal: def.commands.length + triggerInstructions.length + 1,
+    layerSteps: inherited ? [...inherited.layerSteps] : [],
+  };
+  stepName(st, `FROM ${fromText}`);
+
+  for (const ins of [...triggerInstructions, ...def.commands]) {
+    env.ctx.signal.throwIfAborted();
+    await located(ins.location, () => dispatch(ins, st, env));
+  }
+  return st;
+}
+
+async function dispatch(ins: Instruction, st: StageState, env: ConvertEnv): Promise<void> {
+  switch (ins.kind) {
+    case 'ARG': return convertArg(ins, st, env);
+    case 'ENV': return convertEnv(ins, st, env);
+    case 'LABEL': return convertLabel(ins, st, env);
+    case 'CMD':
+    case 'ENTRYPOINT': return convertCmd(ins, st);
+    case 'EXPOSE': return convertExpose(ins, st, env);
+    case 'VOLUME': return convertVolume(ins, st, env);
+    case 'USER':
+    case 'STOPSIGNAL':
+    case 'MAINTAINER':
+    case 'SHELL':
+    case 'ONBUILD': return convertSimple(ins, st, env);
+    case 'HEALTHCHECK': return convertHealthcheck(ins, st);
+    case 'WORKDIR': return convertWorkdir(ins, st, env);
+    case 'RUN': return convertRun(ins, st, env);
+    case 'COPY':
+    case 'ADD': return convertCopy(ins, st, env);
+    case 'FROM': throw new BuildError('INTERNAL', 'FROM inside a stage', { location: ins.location });
+    default: {
+      const never: never = ins;
+      throw new Error(`unhandled instruction ${(never as Instruction).kind}`);
+    }
+  }
+}
+
+/** A copy of the base config (or BuildKit's empty image) set up for this build's platform. */
+function baseConfig(base: ImageConfig | undefined, platform: Platform): StageState['config'] {
+  const c = (base ? structuredClone(base) : { rootfs: { type: 'layers', diff_ids: [] } }) as ImageConfig & { config?: ContainerConfig };
+  delete c.created;
+  c.architecture = platform.architecture;
+  c.os = platform.os;
+  if (platform.variant) c.variant = platform.variant;
+  else delete c.variant;
+  c.rootfs = { type: 'layers', diff_ids: [] };
+  c.history = c.history ? [...c.history] : [];
+  const cc: ContainerConfig = c.config ?? {};
+  if (!base) cc.WorkingDir = '/';
+  if (!(cc.Env ?? []).some((e) => e.startsWith('PATH='))) cc.Env = [DEFAULT_PATH, ...(cc.Env ?? [])];
+  c.config = cc;
+  return c as StageState['config'];
+}
+
+function parseTrigger(text: string, loc: SourceLocation, env: ConvertEnv): Instruction {
+  const parsed = parseDockerfile(text, env.file);
+  if (parsed.errors.length > 0 || parsed.instructions.length !== 1) {
+    throw new BuildError('INVALID_INSTRUCTION', `invalid ONBUILD trigger from base image: ${JSON.stringify(text)}`, { location: loc });
+  }
+  const raw = { ...parsed.instructions[0]!, location: loc };
+  const ins = parseInstruction(raw, env.lexer.escapeToken);
+  if (ins.kind === 'FROM' || ins.kind === 'ONBUILD' || ins.kind === 'MAINTAINER') {
+    throw new BuildError('INVALID_INSTRUCTION', `${ins.kind} isn't allowed as an ONBUILD trigger`, { location: loc });
+  }
+  return ins;
+}
+
+function parsePlatform(s: string): Platform {
+  const [os, architecture, variant] = s.split('/');
+  if (!os || !architecture) throw new BuildError('INVALID_INSTRUCTION', `invalid platform ${JSON.stringify(s)}: expected os/arch[/variant]`);
+  return variant ? { os, architecture, variant } : { os, architecture };
+}

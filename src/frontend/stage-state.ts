@@ -1,0 +1,113 @@
+import type { SourceLocation } from '../errors.js';
+import type { ContainerConfig, ImageConfig, Platform } from '../oci/image.js';
+import type { Vertex } from '../solver/graph.js';
+import type { Ctx } from '../ctx.js';
+import type { EnvGetter, ShellLexer } from './shell-lexer.js';
+import type { Digest } from '../oci/digest.js';
+
+/**
+ * The mutable state of one stage while its instructions are converted (BuildKit dispatchState),
+ * and the compile-wide context the converters share. Internal to src/frontend.
+ */
+
+export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+export const DEFAULT_SHELL: readonly string[] = ['/bin/sh', '-c'];
+export const HISTORY_COMMENT = 'buildkit.dockerfile.v0';
+
+export interface ArgEntry {
+  readonly key: string;
+  readonly value: string | undefined;
+}
+
+export interface StageState {
+  readonly index: number;
+  readonly name?: string;
+  /** Prefix for vertex names: `stage-name ` or ''. */
+  readonly label: string;
+  /** Current root filesystem; undefined = empty (scratch). */
+  vertex?: Vertex;
+  readonly config: ImageConfig & { config: ContainerConfig };
+  /** ARGs declared in this stage, in declaration order (repeats kept, as BuildKit's history shows). */
+  readonly args: ArgEntry[];
+  cmdSet: boolean;
+  cmdIndex: number;
+  readonly cmdTotal: number;
+  readonly layerSteps: { historyIndex: number; vertex: Vertex }[];
+}
+
+/** Resolves a base image (BuildKit ImageMetaResolver); the frontend's only I/O seam. */
+export interface ImageResolver {
+  resolve(ref: string, platform: Platform, ctx: Ctx): Promise<{ ref: string; digest: Digest; config: ImageConfig }>;
+}
+
+export interface Warning {
+  message: string;
+  location?: SourceLocation;
+}
+
+/** What converters need besides the stage: expansion, the shared context vertex, other stages. */
+export interface ConvertEnv {
+  readonly file: string;
+  readonly lexer: ShellLexer;
+  readonly platform: Platform;
+  readonly buildArgs: Readonly<Record<string, string>>;
+  /** Global (meta) ARG values, built-ins included. */
+  readonly metaArgs: ReadonlyMap<string, string | undefined>;
+  readonly warnings: Warning[];
+  readonly ctx: Ctx;
+  /** The one shared build-context vertex. */
+  contextVertex(): Vertex;
+  /** `--from=<name|index|image>` → a vertex (stage result or image); undefined = empty stage. */
+  fromSource(ref: string, current: StageState, loc: SourceLocation): Promise<{ vertex?: Vertex }>;
+}
+
+/** Latest effective value of each ARG in the stage. */
+export function argValues(st: StageState): Map<string, string | undefined> {
+  const m = new Map<string, string | undefined>();
+  for (const a of st.args) m.set(a.key, a.value);
+  return m;
+}
+
+/** The environment used to expand words: ARG values overlaid by ENV (ENV wins). */
+export function expansionEnv(st: StageState): EnvGetter {
+  const m = new Map<string, string>();
+  for (const [k, v] of argValues(st)) if (v !== undefined) m.set(k, v);
+  for (const e of st.config.config.Env ?? []) {
+    const i = e.indexOf('=');
+    if (i < 0) m.set(e, '');
+    else m.set(e.slice(0, i), e.slice(i + 1));
+  }
+  return { get: (k) => m.get(k) };
+}
+
+/** Sets `key=value` in an Env list: replaces the first entry for the key, else appends. */
+export function addEnv(env: readonly string[], key: string, value: string): string[] {
+  const out = [...env];
+  const i = out.findIndex((e) => e === key || e.startsWith(key + '='));
+  if (i >= 0) out[i] = `${key}=${value}`;
+  else out.push(`${key}=${value}`);
+  return out;
+}
+
+/** Appends a history entry; `withLayer` steps get a layerStep when `vertex` is given. */
+export function commitHistory(st: StageState, createdBy: string, withLayer: boolean, vertex?: Vertex, buildkitSuffix = false): void {
+  const history = (st.config.history ??= []);
+  history.push({
+    created_by: buildkitSuffix ? `${createdBy} # buildkit` : createdBy,
+    comment: HISTORY_COMMENT,
+    ...(withLayer ? {} : { empty_layer: true }),
+  });
+  if (withLayer && vertex) st.layerSteps.push({ historyIndex: history.length - 1, vertex });
+}
+
+/** BuildKit's progress name: `[name 2/5] RUN make`. */
+export function stepName(st: StageState, text: string): string {
+  st.cmdIndex++;
+  const width = String(st.cmdTotal).length;
+  return `[${st.label}${String(st.cmdIndex).padStart(width, ' ')}/${st.cmdTotal}] ${text}`;
+}
+
+/** Go's `%q` of a []string: `["a" "b"]`. */
+export function goQuoteList(list: readonly string[]): string {
+  return `[${list.map((s) => JSON.stringify(s)).join(' ')}]`;
+}
