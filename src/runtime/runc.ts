@@ -1,12 +1,13 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BuildError } from '../errors.js';
 import type { Ctx } from '../ctx.js';
 import { currentOwner, isOwnerAlive } from './owner.js';
+import type { RuntimeConfig } from '../../schemas/types/runtime-config.js';
 import { toRuntimeSpec, type ExecRequest } from './spec.js';
 
 /** Every container we create has this id prefix, so cleanup never touches anyone else's. */
@@ -58,6 +59,7 @@ export class RuncSandbox {
     try {
       const spec = toRuntimeSpec(req);
       spec.annotations = { ...spec.annotations, [OWNER_ANNOTATION]: await currentOwner() };
+      await clampRlimits(spec);
       await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
       ctx.signal.throwIfAborted();
 
@@ -142,6 +144,25 @@ export async function cleanupStaleContainers(stateRoot: string, runcPath = 'runc
   }
   return removed;
 }
+
+/**
+ * Lowers the spec's rlimits to our own hard limits when we may not raise them (no
+ * CAP_SYS_RESOURCE, e.g. root in a restricted VM or container): runc would fail with EPERM.
+ */
+async function clampRlimits(spec: RuntimeConfig): Promise<void> {
+  const status = await readFile('/proc/self/status', 'utf8');
+  const capEff = BigInt('0x' + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? '0'));
+  if (capEff & (1n << CAP_SYS_RESOURCE)) return;
+  const limits = await readFile('/proc/self/limits', 'utf8');
+  const hard = /^Max open files\s+\S+\s+(\d+)/m.exec(limits)?.[1];
+  for (const r of spec.process?.rlimits ?? []) {
+    if (r.type === 'RLIMIT_NOFILE' && hard !== undefined) {
+      r.hard = Math.min(r.hard, Number(hard));
+      r.soft = Math.min(r.soft, r.hard);
+    }
+  }
+}
+const CAP_SYS_RESOURCE = 24n;
 
 function runcCmd(runc: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -19,7 +19,7 @@ export interface ExecRequest {
   readonly cwd: string;
   readonly uid: number;
   readonly gid: number;
-  /** Supplementary groups (not including `gid` unless it is also one). */
+  /** Supplementary groups; the spec adds `gid` in front (see toRuntimeSpec). */
   readonly additionalGids: readonly number[];
   readonly hostname: string;
   /** `host` shares the host's network namespace; `none` gets a fresh one with only `lo`. */
@@ -109,7 +109,10 @@ export function toRuntimeSpec(req: ExecRequest): RuntimeConfig {
     ociVersion: '1.0.2',
     process: {
       terminal: false,
-      user: { uid: req.uid, gid: req.gid, additionalGids: [...req.additionalGids] },
+      // The primary gid is listed too (containerd/moby fix for CVE-2023-25173): with an empty
+      // list, group-deny permissions (e.g. mode 0705 owned by our gid) would not apply after a
+      // setgid exec changes the effective gid.
+      user: { uid: req.uid, gid: req.gid, additionalGids: [...new Set([req.gid, ...req.additionalGids])] },
       args: [...req.args],
       env: [...req.env],
       cwd: req.cwd,

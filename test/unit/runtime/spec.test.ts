@@ -66,7 +66,7 @@ const cases: { name: string; req: Partial<ExecRequest>; check(s: ReturnType<type
     name: 'a non-root user gets bounding caps only',
     req: { uid: 1000, gid: 1000, additionalGids: [10] },
     check: (s) => {
-      assert.equal(s.process!.user, { uid: 1000, gid: 1000, additionalGids: [10] });
+      assert.equal(s.process!.user, { uid: 1000, gid: 1000, additionalGids: [1000, 10] });
       assert.equal(s.process!.capabilities, { bounding: [...DEFAULT_CAPABILITIES] });
     },
   },
