@@ -1,9 +1,11 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { toRuntimeSpec, DEFAULT_CAPABILITIES, type ExecRequest } from '../../../src/runtime/spec.js';
-import { hostsFile, withoutLocalNameservers } from '../../../src/runtime/etc-files.js';
+import { hostsFile, withoutLocalNameservers, writeEtcFiles } from '../../../src/runtime/etc-files.js';
 
 // Compiled to dist/test/unit/runtime: the golden files live in the source tree.
 const GOLDEN = fileURLToPath(new URL('../../../../test/golden/runtime/spec/config.json', import.meta.url));
@@ -92,6 +94,27 @@ etc('hosts maps the hostname to loopback', () => {
 etc('withoutLocalNameservers drops only loopback nameservers', () => {
   const input = 'search example.com\nnameserver 127.0.0.53\nnameserver 10.0.0.1\nnameserver ::1\noptions edns0\n';
   assert.is(withoutLocalNameservers(input), 'search example.com\nnameserver 10.0.0.1\noptions edns0\n');
+});
+
+etc('writeEtcFiles writes both files and returns bind mounts over /etc', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tsbuild-etc-'));
+  try {
+    const hostResolv = join(dir, 'host-resolv.conf');
+    await writeFile(hostResolv, 'nameserver 127.0.0.53\nnameserver 10.1.1.1\n');
+    await mkdir(join(dir, 'none'));
+    await mkdir(join(dir, 'host'));
+    const none = await writeEtcFiles(join(dir, 'none'), { hostname: 'h1', network: 'none', hostResolvConf: hostResolv });
+    assert.equal(none.map((m) => [m.destination, m.source, m.type]), [
+      ['/etc/hosts', join(dir, 'none/hosts'), 'bind'],
+      ['/etc/resolv.conf', join(dir, 'none/resolv.conf'), 'bind'],
+    ]);
+    assert.is(await readFile(join(dir, 'none/resolv.conf'), 'utf8'), 'nameserver 10.1.1.1\n');
+    assert.is(await readFile(join(dir, 'none/hosts'), 'utf8'), hostsFile('h1'));
+    await writeEtcFiles(join(dir, 'host'), { hostname: 'h1', network: 'host', hostResolvConf: hostResolv });
+    assert.is(await readFile(join(dir, 'host/resolv.conf'), 'utf8'), 'nameserver 127.0.0.53\nnameserver 10.1.1.1\n');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 etc.run();
