@@ -1,0 +1,63 @@
+import type { BuildPlan } from '../frontend/compile.js';
+import { BuildError } from '../errors.js';
+import type { Digest } from '../oci/digest.js';
+import type { Descriptor, ImageConfig } from '../oci/image.js';
+import { MediaType } from '../oci/media-types.js';
+import type { Result, RootfsResult, Vertex } from '../solver/graph.js';
+import type { Worker } from '../solver/worker.js';
+
+export interface AssembledImage {
+  readonly manifest: Descriptor;
+  readonly config: Descriptor;
+  readonly imageConfig: ImageConfig;
+}
+
+/**
+ * Writes the solved target as an image into the content store: the config (plan's config plus
+ * diff_ids, `created`, and `empty_layer` for steps whose vertex added no layer, as BuildKit's
+ * exporter records them) and an OCI manifest over the layers' stored blobs.
+ */
+export async function assembleImage(worker: Worker, plan: BuildPlan, results: ReadonlyMap<Digest, Result>, created: Date): Promise<AssembledImage> {
+  const final = plan.target ? rootfs(results.get(plan.target.digest)) : { kind: 'rootfs' as const, layers: [] };
+  const stamp = created.toISOString();
+  const history = (plan.config.history ?? []).map((h) => ({ ...h }));
+  for (const step of plan.layerSteps) {
+    const entry = history[step.historyIndex];
+    if (!entry) throw new BuildError('INTERNAL', `history index ${step.historyIndex} out of range`);
+    if (addedLayer(step.vertex, results)) delete entry.empty_layer;
+    else entry.empty_layer = true;
+  }
+  // Base images' entries keep their own times; this build's steps get the build's.
+  for (const h of history) h.created ??= stamp;
+
+  const config: ImageConfig = {
+    ...plan.config,
+    created: stamp,
+    rootfs: { type: 'layers', diff_ids: final.layers.map((l) => l.diffId) },
+    history,
+  };
+  const layers: Descriptor[] = [];
+  for (const l of final.layers) {
+    const blob = await worker.layers.blob(l.diffId);
+    if (!blob) throw new BuildError('STORE_CORRUPT', `layer ${l.diffId} has no stored blob`, { hint: 'run `tsbuild prune` and build again' });
+    layers.push({ mediaType: MediaType.ociLayerGzip, digest: blob.digest, size: blob.size });
+  }
+  const configBlob = await worker.blobs.putBytes(JSON.stringify(config));
+  const configDesc: Descriptor = { mediaType: MediaType.ociConfig, digest: configBlob.digest, size: configBlob.size };
+  const manifest = { schemaVersion: 2, mediaType: MediaType.ociManifest, config: configDesc, layers };
+  const manifestBlob = await worker.blobs.putBytes(JSON.stringify(manifest));
+  return { manifest: { mediaType: MediaType.ociManifest, digest: manifestBlob.digest, size: manifestBlob.size }, config: configDesc, imageConfig: config };
+}
+
+function rootfs(r: Result | undefined): RootfsResult {
+  if (r?.kind !== 'rootfs') throw new BuildError('INTERNAL', 'the target did not solve to a root filesystem');
+  return r;
+}
+
+/** Whether an exec/file vertex put a layer on top of the rootfs it wrote to. */
+function addedLayer(v: Vertex, results: ReadonlyMap<Digest, Result>): boolean {
+  const after = rootfs(results.get(v.digest)).layers.length;
+  const writesOnInput = v.op.kind === 'exec' ? v.inputs.length > 0 : v.op.kind === 'file' && v.op.base === 'input';
+  const before = writesOnInput ? rootfs(results.get(v.inputs[0]!.digest)).layers.length : 0;
+  return after > before;
+}

@@ -1,0 +1,29 @@
+import type { Ctx } from '../ctx.js';
+import { BuildError } from '../errors.js';
+import type { Descriptor } from '../oci/image.js';
+import { exportDockerArchive } from '../exporter/docker-archive.js';
+import type { ExportTarget } from '../exporter/export-target.js';
+import { exportLocal } from '../exporter/local.js';
+import { exportOciArchive } from '../exporter/oci-archive.js';
+import { exportOciLayout } from '../exporter/oci-layout.js';
+import type { Worker } from '../solver/worker.js';
+
+/** Sends the built image to one `--output` target; names default to the build's `-t` tags. */
+export async function exportImage(worker: Worker, manifest: Descriptor, target: ExportTarget, tags: readonly string[], ctx: Ctx): Promise<void> {
+  switch (target.type) {
+    case 'oci': {
+      const names = target.names ?? tags;
+      return target.tar ? exportOciArchive(worker.blobs, manifest, target.dest, names, ctx) : exportOciLayout(worker.blobs, manifest, target.dest, names, ctx);
+    }
+    case 'docker':
+      return exportDockerArchive(worker.blobs, manifest, target.dest, target.names ?? tags, ctx);
+    case 'local':
+      return exportLocal(worker.blobs, manifest, target.dest, ctx);
+    case 'registry':
+      throw new BuildError('USAGE', '--output type=registry: pushing to registries is not supported yet');
+    default: {
+      const never: never = target;
+      throw new BuildError('INTERNAL', `unknown export target ${JSON.stringify(never)}`);
+    }
+  }
+}

@@ -1,0 +1,97 @@
+import { readFile, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { Ctx } from '../ctx.js';
+import { BuildError } from '../errors.js';
+import { compileDockerfile } from '../frontend/compile.js';
+import { hostPlatform, type Descriptor } from '../oci/image.js';
+import { parseReference } from '../oci/reference.js';
+import { exportImage } from './export-outputs.js';
+import type { ExportTarget } from '../exporter/export-target.js';
+import { solve } from '../solver/scheduler.js';
+import { contextHandler } from '../solver/ops/context.js';
+import { execHandler } from '../solver/ops/exec.js';
+import { fileHandler } from '../solver/ops/file.js';
+import { imageHandler } from '../solver/ops/image.js';
+import { assembleImage } from './assemble-image.js';
+import { storeImageResolver } from './image-resolver.js';
+import { openWorker } from './worker.js';
+
+export interface BuildRequest {
+  readonly root: string;
+  readonly contextDir: string;
+  /** Path of the Dockerfile; default `<context>/Dockerfile`. */
+  readonly dockerfile?: string;
+  readonly tags: readonly string[];
+  readonly buildArgs: Readonly<Record<string, string>>;
+  readonly target?: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly outputs: readonly ExportTarget[];
+  /** Time recorded in the image (SOURCE_DATE_EPOCH when the caller sets it). */
+  readonly created: Date;
+  readonly maxParallelism?: number;
+}
+
+export interface BuildResult {
+  readonly manifest: Descriptor;
+  readonly config: Descriptor;
+  /** Normalized names the image was tagged with in the local store. */
+  readonly names: readonly string[];
+}
+
+/** Dockerfile → graph → solved layers → image in the local store (tagged) → requested exports. */
+export async function runBuild(req: BuildRequest, ctx: Ctx): Promise<BuildResult> {
+  const contextDir = resolve(req.contextDir);
+  if (!(await stat(contextDir).catch(() => undefined))?.isDirectory()) {
+    throw new BuildError('USAGE', `build context ${req.contextDir} is not a directory`);
+  }
+  const dockerfilePath = resolve(req.dockerfile ?? join(contextDir, 'Dockerfile'));
+  const text = await readFile(dockerfilePath, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    throw new BuildError('DOCKERFILE_NOT_FOUND', `failed to read Dockerfile ${dockerfilePath}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, {
+      hint: 'pass its path with -f, or run tsbuild in the directory that holds it',
+    });
+  });
+  const names = req.tags.map((t) => parseReference(t).toString());
+  const worker = await openWorker(req.root);
+  const plan = await compileDockerfile(
+    { path: dockerfilePath, text },
+    {
+      dockerfilePath,
+      contextDir,
+      dockerignore: await readDockerignore(dockerfilePath, contextDir),
+      buildArgs: req.buildArgs,
+      target: req.target,
+      platform: hostPlatform(),
+      labels: req.labels,
+    },
+    storeImageResolver(worker),
+    ctx,
+  );
+  for (const w of plan.warnings) ctx.events.emit({ type: 'warning', message: w.message, location: w.location, at: Date.now() });
+
+  const cpus = req.maxParallelism ?? availableParallelism();
+  const results = plan.target
+    ? await solve(
+        plan.target,
+        { image: imageHandler(worker), context: contextHandler, exec: execHandler(worker), file: fileHandler(worker) },
+        { execParallelism: cpus, ioParallelism: Math.max(4, cpus * 2) },
+        ctx,
+      )
+    : new Map();
+  const image = await assembleImage(worker, plan, results, req.created);
+  for (const name of names) await worker.images.tag(name, image.manifest);
+  for (const target of req.outputs) {
+    await exportImage(worker, image.manifest, target, names, ctx);
+    ctx.events.emit({ type: 'export.done', target: target.type, digest: image.manifest.digest, at: Date.now() });
+  }
+  return { manifest: image.manifest, config: image.config, names };
+}
+
+/** BuildKit prefers `<Dockerfile name>.dockerignore` beside the Dockerfile over the context's `.dockerignore`. */
+async function readDockerignore(dockerfilePath: string, contextDir: string): Promise<string> {
+  for (const p of [join(dirname(dockerfilePath), `${basename(dockerfilePath)}.dockerignore`), join(contextDir, '.dockerignore')]) {
+    const text = await readFile(p, 'utf8').catch(() => undefined);
+    if (text !== undefined) return text;
+  }
+  return '';
+}

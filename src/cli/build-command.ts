@@ -1,0 +1,104 @@
+import { writeFile } from 'node:fs/promises';
+import { Command, Option } from 'commander';
+import { runBuild } from '../build/run-build.js';
+import { BuildError } from '../errors.js';
+import { parseOutputSpec, type ExportTarget } from '../exporter/export-target.js';
+import type { GlobalOptions } from './globals.js';
+import { progressSink, type ProgressMode } from './progress.js';
+import { stateRoot } from './state-root.js';
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+interface BuildFlags {
+  file?: string;
+  tag: string[];
+  buildArg: string[];
+  target?: string;
+  cache: boolean;
+  output: string[];
+  push?: boolean;
+  progress: string;
+  label: string[];
+  network?: string;
+  iidfile?: string;
+  metadataFile?: string;
+  quiet?: boolean;
+}
+
+export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExit: (code: number) => void): Command {
+  return new Command('build')
+    .description('build an image from a Dockerfile and a context directory')
+    .argument('<context>', 'build context directory')
+    .option('-f, --file <path>', 'Dockerfile (default: CONTEXT/Dockerfile)')
+    .option('-t, --tag <name[:tag]>', 'name the image in the local store (repeatable)', collect, [])
+    .option('--build-arg <key[=value]>', 'set a build argument; without a value, taken from the environment (repeatable)', collect, [])
+    .option('--target <stage>', 'build this stage')
+    .option('--no-cache', 'do not use the build cache')
+    .option('-o, --output <spec>', 'export: type=oci|docker|local|registry,dest=…[,tar=false] (repeatable)', collect, [])
+    .option('--push', 'push the tagged image (registries come in a later release)')
+    .addOption(new Option('--progress <mode>', 'progress output').choices(['auto', 'tty', 'plain', 'rawjson', 'quiet']).default('auto'))
+    .option('--label <key=value>', 'set an image label (repeatable)', collect, [])
+    .addOption(new Option('--network <mode>', 'default network for RUN').choices(['host', 'none', 'default']))
+    .option('--iidfile <file>', 'write the image ID (config digest) to this file')
+    .option('--metadata-file <file>', 'write build result metadata (BuildKit keys) as JSON')
+    .option('-q, --quiet', 'print only the image ID')
+    .action(async (context: string, flags: BuildFlags) => {
+      const outputs = flags.output.map(parseOutputSpec);
+      if (flags.push) throw new BuildError('USAGE', '--push: pushing to registries is not supported yet', { hint: 'export with --output type=oci,dest=FILE.tar and push with skopeo' });
+      if (outputs.some((o: ExportTarget) => o.type === 'registry')) throw new BuildError('USAGE', '--output type=registry: pushing to registries is not supported yet');
+      if (flags.network === 'none') throw new BuildError('USAGE', '--network=none for the whole build is not supported yet; use RUN --network=none');
+      const mode: ProgressMode = flags.quiet || flags.progress === 'quiet' ? 'quiet' : flags.progress === 'rawjson' ? 'rawjson' : 'plain';
+      const events = progressSink(mode, (s) => process.stderr.write(s));
+      const created = process.env.SOURCE_DATE_EPOCH ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000) : new Date();
+      const result = await runBuild(
+        {
+          root: stateRoot(globals.root, process.env),
+          contextDir: context,
+          dockerfile: flags.file,
+          tags: flags.tag,
+          buildArgs: parseBuildArgs(flags.buildArg, process.env),
+          target: flags.target,
+          labels: parseLabels(flags.label),
+          outputs,
+          created,
+        },
+        { signal, events },
+      );
+      if (flags.iidfile) await writeFile(flags.iidfile, result.config.digest);
+      if (flags.metadataFile) {
+        const meta = {
+          'containerimage.digest': result.manifest.digest,
+          'containerimage.config.digest': result.config.digest,
+          'containerimage.descriptor': result.manifest,
+          ...(result.names.length ? { 'image.name': result.names.join(',') } : {}),
+        };
+        await writeFile(flags.metadataFile, JSON.stringify(meta, null, 2) + '\n');
+      }
+      if (flags.quiet) process.stdout.write(result.config.digest + '\n');
+      else process.stderr.write(`image ${result.config.digest}${result.names.length ? ` tagged ${result.names.join(', ')}` : ''}\n`);
+      setExit(0);
+    });
+}
+
+function parseBuildArgs(list: readonly string[], env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const a of list) {
+    const eq = a.indexOf('=');
+    if (eq === 0) throw new BuildError('USAGE', `--build-arg ${JSON.stringify(a)}: missing name before '='`);
+    if (eq < 0) {
+      // As docker: `--build-arg NAME` takes NAME from the environment, and is ignored when unset.
+      if (env[a] !== undefined) out[a] = env[a]!;
+    } else out[a.slice(0, eq)] = a.slice(eq + 1);
+  }
+  return out;
+}
+
+function parseLabels(list: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const l of list) {
+    const eq = l.indexOf('=');
+    if (eq <= 0) throw new BuildError('USAGE', `--label ${JSON.stringify(l)}: expected KEY=VALUE`);
+    out[l.slice(0, eq)] = l.slice(eq + 1);
+  }
+  return out;
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+import { Command, CommanderError, Option } from 'commander';
+import { BuildError, isAbortError } from '../errors.js';
+import { renderError } from './render-error.js';
+import { buildCommand } from './build-command.js';
+import { extractGlobals, type GlobalOptions } from './globals.js';
+
+const VERBS = new Set(['build', 'help']);
+
+/** Exit codes (DESIGN.md): 0 ok, 1 build failed, 2 bad usage, 130 interrupted. */
+async function main(argv: string[]): Promise<number> {
+  const { globals, rest } = extractGlobals(argv);
+  // Without a verb, `build` is meant: `tsbuild -f Dockerfile -t name .`
+  const first = rest[0];
+  const args = first !== undefined && !VERBS.has(first) && !['--help', '-h', '--version', '-V'].includes(first) ? ['build', ...rest] : rest;
+
+  const ac = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => ac.abort(Object.assign(new Error(`interrupted by ${sig}`), { name: 'AbortError' }));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  const program = new Command('tsbuild')
+    .description('Build OCI container images from Dockerfiles, without a daemon.')
+    .version(await version(), '-V, --version')
+    .addOption(new Option('--root <dir>', 'state directory (images, layers, cache)'))
+    .addOption(new Option('--config <file>', 'tsbuild.toml to read'))
+    .addOption(new Option('--debug', 'print stack traces'))
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(s) })
+    .showSuggestionAfterError(true);
+  let code = 0;
+  program.addCommand(buildCommand(globals, ac.signal, (c) => (code = c)));
+  try {
+    await program.parseAsync(args, { from: 'user' });
+    return code;
+  } catch (err) {
+    return report(err, globals);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+function report(err: unknown, globals: GlobalOptions): number {
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+    return 2;
+  }
+  if (isAbortError(err)) {
+    process.stderr.write('interrupted\n');
+    return 130;
+  }
+  process.stderr.write(renderError(err, { debug: globals.debug, cwd: process.cwd() }));
+  return err instanceof BuildError && err.code === 'USAGE' ? 2 : 1;
+}
+
+async function version(): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+process.exitCode = await main(process.argv.slice(2));

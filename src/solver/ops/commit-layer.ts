@@ -1,0 +1,41 @@
+import { rm } from 'node:fs/promises';
+import type { Ctx } from '../../ctx.js';
+import { MediaType } from '../../oci/media-types.js';
+import { createLayerBlob } from '../../oci/layer/blob.js';
+import { pipeline } from 'node:stream/promises';
+import type { RootfsResult } from '../graph.js';
+import type { Worker } from '../worker.js';
+
+/**
+ * Turns a finished upperdir into the next layer of `base`: the gzip blob goes to the content
+ * store (digested while streaming), the directory itself becomes the layer's overlay dir (it is
+ * already in overlay format, so nothing is unpacked again). An upperdir with no changes adds no
+ * layer, as BuildKit's exporter drops empty layers.
+ */
+export async function commitUpperAsLayer(worker: Worker, upper: string, base: RootfsResult, ctx: Ctx): Promise<RootfsResult> {
+  try {
+    const blob = await createLayerBlob(
+      upper,
+      async (compressed) => {
+        const w = worker.blobs.createWriter();
+        try {
+          await pipeline(compressed, w.stream, { signal: ctx.signal });
+          return await w.commit();
+        } catch (e) {
+          await w.abort();
+          throw e;
+        }
+      },
+      ctx.signal,
+    );
+    if (blob.empty) {
+      await rm(upper, { recursive: true, force: true });
+      return base;
+    }
+    await worker.layers.commit(upper, blob.diffId, { blob: { mediaType: MediaType.ociLayerGzip, digest: blob.digest, size: blob.size } });
+    return { kind: 'rootfs', layers: [...base.layers, { diffId: blob.diffId }] };
+  } catch (e) {
+    await rm(upper, { recursive: true, force: true });
+    throw e;
+  }
+}

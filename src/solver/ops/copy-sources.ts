@@ -1,0 +1,91 @@
+import { lstat, readdir, realpath } from 'node:fs/promises';
+import { join, posix, sep } from 'node:path';
+import { BuildError } from '../../errors.js';
+import { resolveInRootfs } from '../../runtime/rootfs-path.js';
+import { filepathMatch, type PatternMatcher } from '../pattern-matcher.js';
+
+/** Where COPY reads from: the build context (dockerignore applies) or another stage's rootfs. */
+export interface CopySource {
+  readonly root: string;
+  readonly kind: 'context' | 'rootfs';
+  readonly ignore?: PatternMatcher;
+}
+
+/** One selected source: `rel` is its path relative to the source root (for ignore matching). */
+export interface SourceMatch {
+  readonly rel: string;
+  readonly abs: string;
+}
+
+const GLOB_META = /[*?[\\]/;
+
+/**
+ * Expands COPY/ADD source arguments to existing paths, in order. A path that leaves the context
+ * (`../x`, or a symlink pointing outside) is an error, not silently clamped, so a user learns the
+ * file was never sent; from another stage's rootfs, symlinks resolve as inside a chroot.
+ */
+export async function expandSources(src: CopySource, srcPaths: readonly string[], allowWildcard: boolean): Promise<SourceMatch[]> {
+  const out: SourceMatch[] = [];
+  for (const raw of srcPaths) {
+    const clean = posix.normalize(raw.replace(/^\/+/, '') || '.');
+    if (clean === '..' || clean.startsWith('../')) {
+      throw new BuildError('COPY_SOURCE_ESCAPES', `COPY source ${JSON.stringify(raw)} is outside the build context`, {
+        hint: 'only files inside the context directory can be copied; move the file into the context or pick a parent directory as context',
+      });
+    }
+    const rel = clean === '.' ? '' : clean.replace(/\/$/, '');
+    if (allowWildcard && GLOB_META.test(rel)) {
+      const found = await glob(src, rel);
+      if (found.length === 0) throw notFound(raw);
+      for (const r of found) out.push({ rel: r, abs: await resolveSource(src, r, raw) });
+    } else {
+      if (rel && src.ignore?.matches(rel)) throw notFound(raw);
+      out.push({ rel, abs: await resolveSource(src, rel, raw) });
+    }
+  }
+  return out;
+}
+
+function notFound(raw: string): BuildError {
+  return new BuildError('COPY_SOURCE_MISSING', `failed to compute cache key: "/${raw.replace(/^\/+/, '')}": not found`, {
+    hint: 'check the path, and that .dockerignore does not exclude it',
+  });
+}
+
+async function resolveSource(src: CopySource, rel: string, raw: string): Promise<string> {
+  if (src.kind === 'rootfs') {
+    const abs = await resolveInRootfs(src.root, '/' + rel);
+    if (!(await lstat(abs).catch(() => undefined))) throw notFound(raw);
+    return abs;
+  }
+  const joined = join(src.root, rel);
+  if (!(await lstat(joined).catch(() => undefined))) throw notFound(raw);
+  const real = await realpath(joined).catch(() => undefined);
+  if (!real) throw notFound(raw);
+  const root = await realpath(src.root);
+  if (real !== root && !real.startsWith(root + sep)) {
+    throw new BuildError('COPY_SOURCE_ESCAPES', `COPY source ${JSON.stringify(raw)} is a symlink that points outside the build context`, {
+      hint: 'a build only sees files inside its context; copy the target into the context instead',
+    });
+  }
+  return real;
+}
+
+/** Go's filepath.Glob over the source tree, one path component at a time; ignored paths are invisible. */
+async function glob(src: CopySource, pattern: string): Promise<string[]> {
+  let current = [''];
+  for (const part of pattern.split('/')) {
+    const next: string[] = [];
+    for (const dir of current) {
+      if (!GLOB_META.test(part)) {
+        const rel = dir ? `${dir}/${part}` : part;
+        if (await lstat(join(src.root, rel)).catch(() => undefined)) next.push(rel);
+        continue;
+      }
+      const names = await readdir(join(src.root, dir)).catch(() => [] as string[]);
+      for (const name of names.sort()) if (filepathMatch(part, name)) next.push(dir ? `${dir}/${name}` : name);
+    }
+    current = next;
+  }
+  return current.filter((rel) => !src.ignore?.matches(rel));
+}

@@ -1,0 +1,91 @@
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Ctx } from '../../ctx.js';
+import { BuildError } from '../../errors.js';
+import { resolveUser } from '../../runtime/user.js';
+import { resolveInRootfs } from '../../runtime/rootfs-path.js';
+import { writeEtcFiles } from '../../runtime/etc-files.js';
+import type { ExecOp, Result, RootfsResult, Vertex } from '../graph.js';
+import type { OpHandler } from '../scheduler.js';
+import type { Worker } from '../worker.js';
+import { commitUpperAsLayer } from './commit-layer.js';
+import { recordMountStubs, type MountStubs } from './mount-stubs.js';
+import { OutputTail } from './output-tail.js';
+
+export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const HOSTNAME = 'tsbuild';
+/** Mount points runc creates when the image lacks them (see mount-stubs.ts). */
+const RUNTIME_MOUNT_POINTS = ['/proc', '/dev', '/sys', '/etc/hosts', '/etc/resolv.conf'];
+
+/** RUN: overlay-mount the input rootfs with a fresh upperdir, run the command with runc, keep the upperdir as the new layer. */
+export function execHandler(worker: Worker): OpHandler<ExecOp> {
+  return {
+    async run(op, inputs, vertex, ctx) {
+      const base = rootfsInput(inputs[0]);
+      const mounted = await worker.mount(base.layers.map((l) => l.diffId), {}, ctx);
+      let upper: string;
+      let stubs: MountStubs;
+      try {
+        stubs = await runIn(worker, mounted.merged, op, vertex, ctx);
+        upper = mounted.keepUpper();
+      } finally {
+        await mounted.release();
+      }
+      await stubs.pruneCopyUps(upper);
+      return commitUpperAsLayer(worker, upper, base, ctx);
+    },
+  };
+}
+
+async function runIn(worker: Worker, rootfs: string, op: ExecOp, vertex: Vertex, ctx: Ctx): Promise<MountStubs> {
+  const user = await resolveUser(rootfs, op.user);
+  const stubs = await recordMountStubs(rootfs, RUNTIME_MOUNT_POINTS);
+  // The working directory is created when missing, as docker and BuildKit do; it belongs to the layer.
+  await mkdir(await resolveInRootfs(rootfs, op.cwd), { recursive: true });
+  const etcDir = await mkdtemp(join(worker.dirs.tmp, 'etc-'));
+  const etcMounts = await writeEtcFiles(etcDir, { hostname: HOSTNAME, network: op.network });
+  const tail = new OutputTail(20);
+  let status: { exitCode: number; signal?: string };
+  try {
+    status = await worker.sandbox.run(
+      {
+        rootfs,
+        args: [...op.args],
+        env: op.env.some((e) => e.startsWith('PATH=')) ? [...op.env] : [DEFAULT_PATH, ...op.env],
+        cwd: op.cwd,
+        uid: user.uid,
+        gid: user.gid,
+        additionalGids: user.additionalGids,
+        hostname: HOSTNAME,
+        network: op.network,
+        mounts: etcMounts,
+      },
+      {
+        onOutput(stream, chunk) {
+          tail.push(chunk);
+          ctx.events.emit({ type: 'log', vertex: vertex.digest, stream, data: chunk.toString('utf8'), at: Date.now() });
+        },
+      },
+      ctx,
+    );
+  } finally {
+    await rm(etcDir, { recursive: true, force: true });
+    await stubs.removeCreated();
+  }
+  if (status.exitCode !== 0) {
+    const how = status.signal ? `signal: ${status.signal}` : `exit code: ${status.exitCode}`;
+    throw new BuildError('RUN_FAILED', `process ${JSON.stringify(op.args.join(' '))} did not complete successfully: ${how}`, {
+      location: vertex.meta.location,
+      outputTail: tail.lines(),
+      exitCode: status.exitCode,
+    });
+  }
+  return stubs;
+}
+
+/** The rootfs an exec or file op writes on; no input means scratch. */
+export function rootfsInput(r: Result | undefined): RootfsResult {
+  if (!r) return { kind: 'rootfs', layers: [] };
+  if (r.kind !== 'rootfs') throw new BuildError('INTERNAL', 'expected a root filesystem as input');
+  return r;
+}

@@ -1,0 +1,111 @@
+import { lchown, lstat, mkdir, readdir } from 'node:fs/promises';
+import { basename, dirname, join, posix } from 'node:path';
+import { createReadStream } from 'node:fs';
+import type { Ctx } from '../../ctx.js';
+import { BuildError } from '../../errors.js';
+import { decompressStream, isArchiveFile } from '../../oci/decompress.js';
+import { applyLayer } from '../../oci/layer/apply.js';
+import { resolveInRootfs } from '../../runtime/rootfs-path.js';
+import { resolveChown } from '../../runtime/user.js';
+import type { MountedRootfs } from '../../runtime/overlay.js';
+import type { CopyAction, FileOp, MkdirAction, Result } from '../graph.js';
+import { PatternMatcher } from '../pattern-matcher.js';
+import type { OpHandler } from '../scheduler.js';
+import type { Worker } from '../worker.js';
+import { commitUpperAsLayer } from './commit-layer.js';
+import { expandSources, type CopySource } from './copy-sources.js';
+import { TreeCopier, type Owner } from './copy-tree.js';
+import { rootfsInput } from './exec.js';
+
+/** COPY, ADD and WORKDIR's mkdir: applied in an overlay mount of the destination rootfs; the upperdir becomes the layer. */
+export function fileHandler(worker: Worker): OpHandler<FileOp> {
+  return {
+    async run(op, inputs, _vertex, ctx) {
+      const base = op.base === 'input' ? rootfsInput(inputs[0]) : rootfsInput(undefined);
+      const dest = await worker.mount(base.layers.map((l) => l.diffId), {}, ctx);
+      const sourceMounts: MountedRootfs[] = [];
+      let upper: string;
+      try {
+        for (const action of op.actions) {
+          if (action.type === 'mkdir') await mkdirAction(dest.merged, action);
+          else await copyAction(dest.merged, action, await openSource(worker, inputs[action.source], sourceMounts, ctx), ctx);
+        }
+        upper = dest.keepUpper();
+      } finally {
+        for (const m of sourceMounts) await m.release();
+        await dest.release();
+      }
+      return commitUpperAsLayer(worker, upper, base, ctx);
+    },
+  };
+}
+
+async function openSource(worker: Worker, input: Result | undefined, mounts: MountedRootfs[], ctx: Ctx): Promise<CopySource> {
+  if (!input) throw new BuildError('INTERNAL', 'copy source input missing');
+  if (input.kind === 'dir') {
+    return { root: input.path, kind: 'context', ignore: input.excludes.length ? PatternMatcher.compile(input.excludes) : undefined };
+  }
+  const m = await worker.mount(input.layers.map((l) => l.diffId), { readonly: true }, ctx);
+  mounts.push(m);
+  return { root: m.merged, kind: 'rootfs' };
+}
+
+async function mkdirAction(rootfs: string, action: MkdirAction): Promise<void> {
+  const owner = action.chown ? await resolveChown(rootfs, action.chown) : undefined;
+  await ensureDir(rootfs, action.path, action.mode, owner);
+}
+
+/** Creates `path` and missing parents inside the rootfs (symlinks resolved as in a chroot). */
+async function ensureDir(rootfs: string, path: string, mode: number, owner: Owner | undefined): Promise<string> {
+  let current = '/';
+  for (const part of path.split('/').filter(Boolean)) {
+    current = posix.join(current, part);
+    const abs = await resolveInRootfs(rootfs, current);
+    const st = await lstat(abs).catch(() => undefined);
+    if (st?.isDirectory()) continue;
+    if (st) throw new BuildError('INVALID_INSTRUCTION', `cannot create directory ${current}: a file of that name exists`);
+    await mkdir(abs, { mode });
+    if (owner) await lchown(abs, owner.uid, owner.gid);
+  }
+  return resolveInRootfs(rootfs, path);
+}
+
+/**
+ * Docker's COPY rules: a directory source copies its contents; the destination is a directory
+ * when it ends in '/', when several sources are copied, or when it already is one; otherwise
+ * it is the file's new name. ADD extracts local tar archives (gzip, bzip2, xz) into the destination.
+ */
+async function copyAction(rootfs: string, action: CopyAction, src: CopySource, ctx: Ctx): Promise<void> {
+  const owner = action.chown ? await resolveChown(rootfs, action.chown) : undefined;
+  const mode = action.chmod === undefined ? undefined : parseInt(action.chmod, 8);
+  const matches = await expandSources(src, action.srcPaths, action.allowWildcard);
+  const existing = await lstat(await resolveInRootfs(rootfs, action.dest)).catch(() => undefined);
+  const destIsDir = action.dest.endsWith('/') || matches.length > 1 || !!existing?.isDirectory();
+  const copier = new TreeCopier({ owner, mode, fromContext: src.kind === 'context', ignore: src.ignore }, ctx.signal);
+  const parentOwner = owner;
+
+  for (const m of matches) {
+    const st = await lstat(m.abs);
+    if (st.isDirectory()) {
+      const dir = await ensureDir(rootfs, action.dest, 0o755, parentOwner);
+      for (const name of await readdirSorted(m.abs)) {
+        const rel = m.rel ? `${m.rel}/${name}` : name;
+        if (src.ignore?.matches(rel) && !src.ignore.hasExclusions) continue;
+        await copier.copy(join(m.abs, name), rel, join(dir, name));
+      }
+      continue;
+    }
+    if (action.unpackArchives && st.isFile() && (await isArchiveFile(m.abs, ctx.signal))) {
+      const dir = await ensureDir(rootfs, action.dest, 0o755, parentOwner);
+      await applyLayer(await decompressStream(createReadStream(m.abs)), dir, { mode: 'flatten' }, ctx.signal);
+      continue;
+    }
+    const target = destIsDir ? posix.join(action.dest, basename(m.rel || m.abs)) : action.dest;
+    const parent = await ensureDir(rootfs, dirname(target), 0o755, parentOwner);
+    await copier.copy(m.abs, m.rel, join(parent, basename(target)));
+  }
+}
+
+async function readdirSorted(dir: string): Promise<string[]> {
+  return (await readdir(dir)).sort();
+}

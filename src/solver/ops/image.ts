@@ -1,0 +1,60 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import type { Ctx } from '../../ctx.js';
+import { BuildError } from '../../errors.js';
+import { Digester, type Digest } from '../../oci/digest.js';
+import type { Descriptor } from '../../oci/image.js';
+import { readImage } from '../../oci/image-reader.js';
+import { decompressStream } from '../../oci/decompress.js';
+import { applyLayer } from '../../oci/layer/apply.js';
+import type { ImageOp, RootfsResult } from '../graph.js';
+import type { OpHandler } from '../scheduler.js';
+import type { Worker } from '../worker.js';
+
+/** FROM <image>: the image's layers, each unpacked once into overlay format and shared by every build. */
+export function imageHandler(worker: Worker): OpHandler<ImageOp> {
+  return {
+    async run(op, _inputs, _vertex, ctx) {
+      const desc = await worker.images.resolve(op.ref);
+      if (!desc) {
+        throw new BuildError('IMAGE_NOT_FOUND', `image ${op.ref} is not in the local store`, {
+          hint: 'build or load it first (tsbuild build -t NAME, tsbuild load -i FILE)',
+        });
+      }
+      const image = await readImage(worker.blobs, desc);
+      const diffIds = image.config.rootfs.diff_ids;
+      for (let i = 0; i < image.layers.length; i++) await ensureUnpacked(worker, image.layers[i]!, diffIds[i]!, ctx);
+      const result: RootfsResult = { kind: 'rootfs', layers: diffIds.map((diffId) => ({ diffId })) };
+      return result;
+    },
+  };
+}
+
+/**
+ * Unpacks a layer blob into the layer store unless it is already there. The uncompressed stream
+ * is hashed on the way, and a layer whose content does not match its diffID is never committed.
+ */
+export async function ensureUnpacked(worker: Worker, blob: Descriptor, diffId: Digest, ctx: Ctx): Promise<void> {
+  if (await worker.layers.has(diffId)) return;
+  const dir = await mkdtemp(join(worker.dirs.tmp, 'unpack-'));
+  try {
+    const digester = new Digester();
+    const hashing = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        digester.update(chunk);
+        cb(null, chunk);
+      },
+    });
+    const tar = (await decompressStream(worker.blobs.openRead(blob.digest))).pipe(hashing);
+    await applyLayer(tar, dir, { mode: 'overlay' }, ctx.signal);
+    // The tar's trailing zero blocks count in the diffID too.
+    for await (const _ of tar) void _;
+    const got = digester.digest();
+    if (got !== diffId) throw new BuildError('STORE_CORRUPT', `layer ${blob.digest} unpacks to ${got}, but the image config says ${diffId}`);
+    await worker.layers.commit(dir, diffId, { blob });
+  } catch (e) {
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  }
+}

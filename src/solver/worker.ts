@@ -1,0 +1,27 @@
+import type { Ctx } from '../ctx.js';
+import type { Digest } from '../oci/digest.js';
+import type { ContentStore } from '../oci/content-store.js';
+import type { ImageLayout } from '../oci/image-layout.js';
+import type { RootDirs } from '../root-dirs.js';
+import type { LayerStore } from '../runtime/layer-store.js';
+import type { MountedRootfs } from '../runtime/overlay.js';
+import type { ExecRequest } from '../runtime/spec.js';
+
+/** Runs one process in a prepared rootfs; a non-zero exit is a result, not an error. */
+export interface Sandbox {
+  run(req: ExecRequest, io: { onOutput(stream: 1 | 2, chunk: Buffer): void }, ctx: Ctx): Promise<{ exitCode: number; signal?: string }>;
+}
+
+/**
+ * What the op handlers need from the machine: stores and the runtime, passed in explicitly
+ * (the solver never constructs them; src/build wires the real ones).
+ */
+export interface Worker {
+  readonly dirs: RootDirs;
+  /** The local image store (an OCI layout); FROM looks here first. */
+  readonly images: ImageLayout;
+  readonly blobs: ContentStore;
+  readonly layers: LayerStore;
+  readonly sandbox: Sandbox;
+  mount(lower: readonly Digest[], opts: { readonly?: boolean }, ctx: Ctx): Promise<MountedRootfs>;
+}
