@@ -19,17 +19,14 @@ async function main(argv: string[]): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
 
-  const program = new Command('tsbuild')
+  const program = configure(new Command('tsbuild'))
     .description('Build OCI container images from Dockerfiles, without a daemon.')
     .version(await version(), '-V, --version')
     .addOption(new Option('--root <dir>', 'state directory (images, layers, cache)'))
     .addOption(new Option('--config <file>', 'tsbuild.toml to read'))
-    .addOption(new Option('--debug', 'print stack traces'))
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(s) })
-    .showSuggestionAfterError(true);
+    .addOption(new Option('--debug', 'print stack traces'));
   let code = 0;
-  program.addCommand(buildCommand(globals, ac.signal, (c) => (code = c)));
+  program.addCommand(configure(buildCommand(globals, ac.signal, (c) => (code = c))));
   try {
     await program.parseAsync(args, { from: 'user' });
     return code;
@@ -39,6 +36,14 @@ async function main(argv: string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** addCommand() does not pass settings down, so every command gets them here: errors come back to main(), which picks the exit code. */
+function configure(cmd: Command): Command {
+  return cmd
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(s) })
+    .showSuggestionAfterError(true);
 }
 
 function report(err: unknown, globals: GlobalOptions): number {
