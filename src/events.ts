@@ -1,19 +1,11 @@
-import type { SourceLocation } from './errors.js';
+import type { ProgressEvent } from '../schemas/types/progress-event.js';
 
 /**
- * The one progress stream. The engine only emits; src/cli renders (tty, plain or JSON lines).
+ * The one progress stream, typed from schemas/tsbuild/progress-event.schema.json (what
+ * `--progress rawjson` prints). The engine only emits; src/cli renders (tty, plain or JSON lines).
  * `vertex` is the vertex digest, stable across runs for the same step.
  */
-export type BuildEvent =
-  | { type: 'vertex.start'; vertex: string; name: string; at: number }
-  | { type: 'vertex.cached'; vertex: string; name: string; at: number }
-  | { type: 'vertex.done'; vertex: string; name: string; at: number }
-  | { type: 'vertex.error'; vertex: string; name: string; at: number; message: string }
-  | { type: 'vertex.cancelled'; vertex: string; name: string; at: number }
-  | { type: 'log'; vertex: string; stream: 1 | 2; data: string; at: number }
-  | { type: 'progress'; id: string; current: number; total?: number; at: number }
-  | { type: 'warning'; message: string; location?: SourceLocation; at: number }
-  | { type: 'export.done'; target: string; digest: string; at: number };
+export type BuildEvent = ProgressEvent;
 
 export interface EventSink {
   emit(event: BuildEvent): void;

@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { runBuild } from '../build/run-build.js';
 import { BuildError } from '../errors.js';
 import { parseOutputSpec, type ExportTarget } from '../exporter/export-target.js';
+import type { BuildMetadata } from '../../schemas/types/metadata-file.js';
 import type { GlobalOptions } from './globals.js';
 import { progressSink, type ProgressMode } from './progress.js';
 import { stateRoot } from './state-root.js';
@@ -66,7 +67,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       );
       if (flags.iidfile) await writeFile(flags.iidfile, result.config.digest);
       if (flags.metadataFile) {
-        const meta = {
+        const meta: BuildMetadata = {
           'containerimage.digest': result.manifest.digest,
           'containerimage.config.digest': result.config.digest,
           'containerimage.descriptor': result.manifest,
