@@ -1,12 +1,10 @@
 import type { Ctx } from '../ctx.js';
 import type { ContentStore } from '../oci/content-store.js';
 import type { Descriptor } from '../oci/image.js';
-import { OCI_LAYOUT_CONTENT, type LayoutIndex } from '../oci/image-layout.js';
 import { readImage } from '../oci/image-reader.js';
-import { MediaType } from '../oci/media-types.js';
 import { parseReference } from '../oci/reference.js';
 import { blobPath, writeArchiveAtomic } from './archive-file.js';
-import { imageBlobs, layoutIndexEntries } from './layout-entries.js';
+import { writeLayoutInto } from './oci-archive.js';
 
 /** One image in a `docker save` manifest.json. */
 export interface DockerArchiveManifestEntry {
@@ -31,18 +29,5 @@ export async function exportDockerArchive(blobs: ContentStore, manifest: Descrip
     RepoTags: tags.length > 0 ? [...new Set(tags)] : null,
     Layers: img.layers.map(blobPath),
   };
-  const index: LayoutIndex = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: layoutIndexEntries(img.manifestDescriptor, repoTags) };
-  await writeArchiveAtomic(destFile, ctx, async (w) => {
-    await w.file('oci-layout', OCI_LAYOUT_CONTENT);
-    await w.file('index.json', JSON.stringify(index));
-    await w.file('manifest.json', JSON.stringify([entry]));
-    await w.dir('blobs');
-    await w.dir('blobs/sha256');
-    const seen = new Set<string>();
-    for (const d of imageBlobs(img)) {
-      if (seen.has(d.digest)) continue;
-      seen.add(d.digest);
-      await w.blob(blobs, d);
-    }
-  });
+  await writeArchiveAtomic(destFile, ctx, (w) => writeLayoutInto(w, blobs, img, repoTags, { 'manifest.json': JSON.stringify([entry]) }));
 }

@@ -2,9 +2,9 @@ import type { Ctx } from '../ctx.js';
 import type { ContentStore } from '../oci/content-store.js';
 import type { Descriptor } from '../oci/image.js';
 import { OCI_LAYOUT_CONTENT, type LayoutIndex } from '../oci/image-layout.js';
-import { readImage } from '../oci/image-reader.js';
+import { readImage, type StoredImage } from '../oci/image-reader.js';
 import { MediaType } from '../oci/media-types.js';
-import { writeArchiveAtomic } from './archive-file.js';
+import { writeArchiveAtomic, type ArchiveWriter } from './archive-file.js';
 import { imageBlobs, layoutIndexEntries } from './layout-entries.js';
 
 /**
@@ -15,17 +15,31 @@ import { imageBlobs, layoutIndexEntries } from './layout-entries.js';
  */
 export async function exportOciArchive(blobs: ContentStore, manifest: Descriptor, destFile: string, refNames: readonly string[], ctx: Ctx): Promise<void> {
   const img = await readImage(blobs, manifest);
+  await writeArchiveAtomic(destFile, ctx, (w) => writeLayoutInto(w, blobs, img, refNames));
+}
+
+/**
+ * Fills an archive with the OCI layout of `img`: `oci-layout`, `index.json`, then `extraFiles`
+ * (docker's `manifest.json`), then every blob once. Shared by the OCI and docker archives,
+ * which differ only by that extra file.
+ */
+export async function writeLayoutInto(
+  w: ArchiveWriter,
+  blobs: ContentStore,
+  img: StoredImage,
+  refNames: readonly string[],
+  extraFiles: Readonly<Record<string, string>> = {},
+): Promise<void> {
   const index: LayoutIndex = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: layoutIndexEntries(img.manifestDescriptor, refNames) };
-  await writeArchiveAtomic(destFile, ctx, async (w) => {
-    await w.file('oci-layout', OCI_LAYOUT_CONTENT);
-    await w.file('index.json', JSON.stringify(index));
-    await w.dir('blobs');
-    await w.dir('blobs/sha256');
-    const seen = new Set<string>();
-    for (const d of imageBlobs(img)) {
-      if (seen.has(d.digest)) continue;
-      seen.add(d.digest);
-      await w.blob(blobs, d);
-    }
-  });
+  await w.file('oci-layout', OCI_LAYOUT_CONTENT);
+  await w.file('index.json', JSON.stringify(index));
+  for (const [name, content] of Object.entries(extraFiles)) await w.file(name, content);
+  await w.dir('blobs');
+  await w.dir('blobs/sha256');
+  const seen = new Set<string>();
+  for (const d of imageBlobs(img)) {
+    if (seen.has(d.digest)) continue;
+    seen.add(d.digest);
+    await w.blob(blobs, d);
+  }
 }
