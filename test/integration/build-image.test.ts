@@ -1,34 +1,17 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdir, mkdtemp, readFile, rm, writeFile, lstat, readlink } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, lstat, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { buildBusyboxBase } from '../helpers/base-image.js';
+import { useBuildRoot } from '../helpers/build-root.js';
 import { tsbuild, tsbuildOk } from '../helpers/cli.js';
-import { mountsUnder } from '../helpers/mounts.js';
-import { runcContainers, tool } from '../helpers/run-tool.js';
+import { tool } from '../helpers/run-tool.js';
 
 /**
  * Real builds, as root, with runc and overlayfs, on a busybox base image made by tsbuild itself;
  * every output is checked by independent tools (oci-image-tool, skopeo, umoci, GNU tar).
  */
 const test = suite('integration: build an image end to end');
-let work = '';
-let root = '';
-
-test.before(async () => {
-  work = await mkdtemp(join(tmpdir(), 'tsbuild-it-'));
-  root = join(work, 'root');
-  await buildBusyboxBase(root);
-});
-test.after(async () => {
-  await rm(work, { recursive: true, force: true });
-});
-test.after.each(async () => {
-  assert.equal(mountsUnder(root), [], 'no mount left behind');
-  assert.equal(await runcContainers(join(root, 'runc')), [], 'no runc container left behind');
-});
-
+const env = useBuildRoot(test, 'it');
 const FS_DOCKERFILE = `FROM busybox
 ENV GREETING="hello world" APP_HOME=/app
 WORKDIR $APP_HOME
@@ -44,20 +27,10 @@ ENTRYPOINT ["/bin/sh", "-c"]
 CMD ["cat /home/app/greeting"]
 `;
 
-async function context(dockerfile: string, files: Record<string, string> = {}): Promise<string> {
-  const dir = await mkdtemp(join(work, 'ctx-'));
-  await writeFile(join(dir, 'Dockerfile'), dockerfile);
-  for (const [p, content] of Object.entries(files)) {
-    await mkdir(join(dir, p, '..'), { recursive: true });
-    await writeFile(join(dir, p), content);
-  }
-  return dir;
-}
-
 test('RUN, COPY and metadata produce the right layers, whiteouts and config', async () => {
-  const ctx = await context(FS_DOCKERFILE, { 'files/a.txt': 'A\n', 'files/sub/b.txt': 'B\n' });
-  const layout = join(work, 'fs-layout');
-  await tsbuildOk(['--root', root, 'build', '-t', 'fs-test:v1', '--output', `type=oci,dest=${layout},tar=false`, ctx]);
+  const ctx = await env.context(FS_DOCKERFILE, { 'files/a.txt': 'A\n', 'files/sub/b.txt': 'B\n' });
+  const layout = join(env.work, 'fs-layout');
+  await tsbuildOk(['--root', env.root, 'build', '-t', 'fs-test:v1', '--output', `type=oci,dest=${layout},tar=false`, ctx]);
 
   await tool('oci-image-tool', ['validate', '--type', 'image', '--ref', 'name=v1', layout]);
   const config = JSON.parse(await tool('skopeo', ['inspect', '--config', `oci:${layout}:v1`]));
@@ -80,7 +53,7 @@ test('RUN, COPY and metadata produce the right layers, whiteouts and config', as
   assert.match(listing, /^data\/sub\/\.wh\.\.wh\.\.opq$/m);
   assert.match(listing, /^bin\/\.wh\.vi$/m);
 
-  const bundle = join(work, 'fs-bundle');
+  const bundle = join(env.work, 'fs-bundle');
   await tool('umoci', ['unpack', '--image', `${layout}:v1`, bundle]);
   const rootfs = join(bundle, 'rootfs');
   const read = (p: string) => readFile(join(rootfs, p), 'utf8');
@@ -107,7 +80,7 @@ test('RUN, COPY and metadata produce the right layers, whiteouts and config', as
 });
 
 test('multistage COPY --from, --target and build args; oci-archive and docker-archive accepted by skopeo', async () => {
-  const ctx = await context(`FROM busybox AS build
+  const ctx = await env.context(`FROM busybox AS build
 ARG VERSION=1
 RUN mkdir /out && echo "version $VERSION" > /out/v.txt
 
@@ -118,10 +91,10 @@ CMD ["cat", "/v.txt"]
 FROM runtime AS extra
 RUN echo never > /never
 `);
-  const ociTar = join(work, 'app.tar');
-  const dockerTar = join(work, 'app-docker.tar');
-  const local = join(work, 'app-local');
-  await tsbuildOk(['--root', root, 'build', '-t', 'app', '--target', 'runtime', '--build-arg', 'VERSION=2',
+  const ociTar = join(env.work, 'app.tar');
+  const dockerTar = join(env.work, 'app-docker.tar');
+  const local = join(env.work, 'app-local');
+  await tsbuildOk(['--root', env.root, 'build', '-t', 'app', '--target', 'runtime', '--build-arg', 'VERSION=2',
     '--output', `type=oci,dest=${ociTar}`, '--output', `type=docker,dest=${dockerTar}`, '--output', `type=local,dest=${local}`, ctx]);
   const inspected = JSON.parse(await tool('skopeo', ['inspect', `oci-archive:${ociTar}`]));
   assert.is(inspected.Layers.length, 2, 'base + COPY; the extra stage is not built');
@@ -132,20 +105,20 @@ RUN echo never > /never
 });
 
 test('FROM an image built earlier into the same store', async () => {
-  const ctx = await context('FROM fs-test:v1\nRUN cat /home/app/greeting > /home/app/again\n');
-  const local = join(work, 'child-local');
-  await tsbuildOk(['--root', root, 'build', '-t', 'child', '--output', `type=local,dest=${local}`, ctx]);
+  const ctx = await env.context('FROM fs-test:v1\nRUN cat /home/app/greeting > /home/app/again\n');
+  const local = join(env.work, 'child-local');
+  await tsbuildOk(['--root', env.root, 'build', '-t', 'child', '--output', `type=local,dest=${local}`, ctx]);
   assert.is(await readFile(join(local, 'home/app/again'), 'utf8'), 'hello world\n');
 });
 
 test('a failing RUN exits 1 naming the Dockerfile line, and leaves no tag', async () => {
-  const ctx = await context('FROM busybox\nRUN echo about to fail && exit 3\n');
-  const r = await tsbuild(['--root', root, 'build', '-t', 'broken', ctx]);
+  const ctx = await env.context('FROM busybox\nRUN echo about to fail && exit 3\n');
+  const r = await tsbuild(['--root', env.root, 'build', '-t', 'broken', ctx]);
   assert.is(r.code, 1);
   assert.match(r.stderr, /Dockerfile:2/);
   assert.match(r.stderr, /exit code: 3/);
   assert.match(r.stderr, /about to fail/);
-  const index = JSON.parse(await readFile(join(root, 'store/index.json'), 'utf8'));
+  const index = JSON.parse(await readFile(join(env.root, 'store/index.json'), 'utf8'));
   assert.not.ok(JSON.stringify(index).includes('broken'));
 });
 
