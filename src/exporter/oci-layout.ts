@@ -1,4 +1,4 @@
-import { link, rmdir } from 'node:fs/promises';
+import { rmdir } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Ctx } from '../ctx.js';
 import { BuildError } from '../errors.js';
@@ -14,8 +14,7 @@ import { imageBlobs, layoutIndexEntries } from './layout-entries.js';
  * Writes the image `manifest` (from `blobs`) into the OCI image layout directory `destDir`,
  * creating it or merging into an existing layout: existing blobs and entries stay, and an entry
  * with the same `org.opencontainers.image.ref.name` (the tag of each of `refNames`, see
- * {@link layoutIndexEntries}) is replaced. Blobs are hard-linked from the store when on the
- * same filesystem, else stream-copied and verified. index.json is updated last, under the
+ * {@link layoutIndexEntries}) is replaced. Blobs are copied from the store and verified. index.json is updated last, under the
  * layout's lock, so an interrupted export never leaves an entry pointing at missing blobs.
  */
 export async function exportOciLayout(blobs: ContentStore, manifest: Descriptor, destDir: string, refNames: readonly string[], ctx: Ctx): Promise<void> {
@@ -46,20 +45,14 @@ export async function exportOciLayout(blobs: ContentStore, manifest: Descriptor,
   }
 }
 
-/** Puts blob `d` into `to`: nothing if present, a hard link when possible, else a verified copy. */
+/**
+ * Puts blob `d` into `to`, verified: nothing if present, else a copy. Never a hard link: an
+ * exported layout is the user's to edit or delete, and a shared inode would let that corrupt
+ * the store's blob.
+ */
 export async function copyBlob(from: ContentStore, to: ContentStore, d: Descriptor, signal: AbortSignal): Promise<void> {
   if (await to.has(d.digest)) return;
-  try {
-    await link(from.path(d.digest), to.path(d.digest));
-    return;
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') return;
-    if (code === 'ENOENT' && !(await from.has(d.digest))) {
-      throw new BuildError('STORE_CORRUPT', `blob ${d.digest} is missing from the store at ${from.layoutDir}`, { cause: e });
-    }
-    // EXDEV (other filesystem), EPERM (fs.protected_hardlinks, no-link filesystems): copy instead.
-  }
+  if (!(await from.has(d.digest))) throw new BuildError('STORE_CORRUPT', `blob ${d.digest} is missing from the store at ${from.layoutDir}`);
   const w = to.createWriter({ digest: d.digest, size: d.size });
   try {
     await pipeline(from.openRead(d.digest), w.stream, { signal });
