@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { BuildError } from '../errors.js';
-import { resolveInRootfs } from './rootfs-path.js';
+import { resolveInRootfs } from '../oci/rootfs-path.js';
 
 /** The numeric identity a RUN executes as. */
 export interface ExecUser {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { lsetxattr, mknod } from '../native-fs.js';
+import { resolveInRootfs } from '../rootfs-path.js';
 import { readTar } from '../tar/tar-reader.js';
 import { TarFormatError, type TarEntry } from '../tar/tar-entry.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from './diff.js';
@@ -43,7 +44,7 @@ export async function applyLayer(tar: Readable | AsyncIterable<Buffer>, dest: st
     const parentParts = parts.slice(0, -1);
 
     if (name.startsWith(WHITEOUT_PREFIX)) {
-      const parentAbs = await ensureParents(dest, parentParts, written);
+      const parentAbs = await ensureParents(dest, parentParts, written, flatten);
       const parentRel = parentParts.join('/');
       if (name === OPAQUE_MARKER) {
         if (flatten) await clearUnwritten(parentAbs, parentRel, written);
@@ -71,7 +72,7 @@ export async function applyLayer(tar: Readable | AsyncIterable<Buffer>, dest: st
       continue;
     }
 
-    const parentAbs = await ensureParents(dest, parentParts, written);
+    const parentAbs = await ensureParents(dest, parentParts, written, flatten);
     const abs = join(parentAbs, name);
     const existing = await lstat(abs).catch(() => undefined);
     if (existing && !(existing.isDirectory() && entry.type === 'dir')) await rm(abs, { recursive: true, force: true });
@@ -149,7 +150,7 @@ async function setMetadata(abs: string, entry: TarEntry): Promise<void> {
  * and `..` refused, since either could write outside dest.
  */
 function splitPath(p: string): string[] {
-  if (p.startsWith('/')) throw new TarFormatError(`layer: absolute path ${JSON.stringify(p)} refused`);
+  // Absolute member names are taken as relative to dest, as docker and GNU tar do.
   const parts = p.split('/').filter((c) => c !== '' && c !== '.');
   if (parts.includes('..')) throw new TarFormatError(`layer: path ${JSON.stringify(p)} escapes the destination ('..')`);
   if (parts.some((c) => c.includes('\0'))) throw new TarFormatError(`layer: path ${JSON.stringify(p)} contains NUL`);
@@ -157,21 +158,28 @@ function splitPath(p: string): string[] {
 }
 
 /**
- * Makes sure every parent of an entry is a real directory under dest, creating missing ones;
- * a symlink among them is refused (the entry would land wherever it points).
+ * Makes sure every parent of an entry is a directory under dest, creating missing ones. In
+ * overlay mode a symlink among them is refused: a layer dir holds only its own entries, so such
+ * a layer is malformed. In flatten mode (a whole rootfs, as docker's chrooted unpack and umoci's
+ * securejoin see it) symlinked parents such as merged-usr `lib -> usr/lib` are followed, clamped
+ * inside dest.
  */
-async function ensureParents(dest: string, parents: readonly string[], written: Set<string>): Promise<string> {
+async function ensureParents(dest: string, parents: readonly string[], written: Set<string>, followSymlinks: boolean): Promise<string> {
   let abs = dest;
   for (let i = 0; i < parents.length; i++) {
+    const shown = parents.slice(0, i + 1).join('/');
     abs = join(abs, parents[i]!);
-    const st = await lstat(abs).catch(() => undefined);
+    let st = await lstat(abs).catch(() => undefined);
+    if (st?.isSymbolicLink()) {
+      if (!followSymlinks) throw new TarFormatError(`layer: refusing to write through symlink ${shown}`);
+      abs = await resolveInRootfs(dest, abs.slice(dest.length) || '/');
+      st = await lstat(abs).catch(() => undefined);
+    }
     if (!st) {
       await mkdir(abs, { mode: 0o755 });
-      written.add(parents.slice(0, i + 1).join('/'));
-    } else if (st.isSymbolicLink()) {
-      throw new TarFormatError(`layer: refusing to write through symlink ${parents.slice(0, i + 1).join('/')}`);
+      written.add(shown);
     } else if (!st.isDirectory()) {
-      throw new TarFormatError(`layer: ${parents.slice(0, i + 1).join('/')} is not a directory but the layer has entries under it`);
+      throw new TarFormatError(`layer: ${shown} is not a directory but the layer has entries under it`);
     }
   }
   return abs;

@@ -1,7 +1,7 @@
 import { lstat, readdir, realpath } from 'node:fs/promises';
 import { join, posix, sep } from 'node:path';
 import { BuildError } from '../../errors.js';
-import { resolveInRootfs } from '../../runtime/rootfs-path.js';
+import { resolveInRootfs } from '../../oci/rootfs-path.js';
 import { filepathMatch, type PatternMatcher } from '../pattern-matcher.js';
 
 /** Where COPY reads from: the build context (dockerignore applies) or another stage's rootfs. */

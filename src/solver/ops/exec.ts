@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Ctx } from '../../ctx.js';
 import { BuildError } from '../../errors.js';
 import { resolveUser } from '../../runtime/user.js';
-import { resolveInRootfs } from '../../runtime/rootfs-path.js';
+import { resolveInRootfs } from '../../oci/rootfs-path.js';
 import { writeEtcFiles } from '../../runtime/etc-files.js';
 import type { ExecOp, Result, RootfsResult, Vertex } from '../graph.js';
 import type { OpHandler } from '../scheduler.js';

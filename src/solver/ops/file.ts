@@ -5,7 +5,7 @@ import type { Ctx } from '../../ctx.js';
 import { BuildError } from '../../errors.js';
 import { decompressStream, isArchiveFile } from '../../oci/decompress.js';
 import { applyLayer } from '../../oci/layer/apply.js';
-import { resolveInRootfs } from '../../runtime/rootfs-path.js';
+import { resolveInRootfs } from '../../oci/rootfs-path.js';
 import { resolveChown } from '../../runtime/user.js';
 import type { MountedRootfs } from '../../runtime/overlay.js';
 import type { CopyAction, FileOp, MkdirAction, Result } from '../graph.js';
@@ -89,9 +89,7 @@ async function copyAction(rootfs: string, action: CopyAction, src: CopySource, c
     if (st.isDirectory()) {
       const dir = await ensureDir(rootfs, action.dest, 0o755, parentOwner);
       for (const name of await readdirSorted(m.abs)) {
-        const rel = m.rel ? `${m.rel}/${name}` : name;
-        if (src.ignore?.matches(rel) && !src.ignore.hasExclusions) continue;
-        await copier.copy(join(m.abs, name), rel, join(dir, name));
+        await copier.copy(join(m.abs, name), m.rel ? `${m.rel}/${name}` : name, join(dir, name));
       }
       continue;
     }

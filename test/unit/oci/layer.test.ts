@@ -252,40 +252,59 @@ test('createLayerBlob: gzip blob digest, diffId of the tar, empty flag', async (
   assert.match(String(caught), /store is full/);
 });
 
-test('apply refuses paths that escape dest', async () => {
-  const cases: Array<[string, Parameters<TarWriter['add']>[0][]]> = [
-    ['dotdot', [{ path: '../evil', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 0 }]],
-    ['absolute', [{ path: '/etc/evil', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 0 }]],
-    [
-      'symlink parent',
-      [
-        { path: 'esc', type: 'symlink', linkname: '/tmp', mode: 0o777, uid: 0, gid: 0, size: 0, mtime: 0 },
-        { path: 'esc/evil', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 0 },
-      ],
-    ],
-    ['hardlink out', [{ path: 'h', type: 'hardlink', linkname: '../../etc/passwd', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 0 }]],
+async function layerOf(entries: Parameters<TarWriter['add']>[0][]): Promise<Buffer[]> {
+  const w = new TarWriter();
+  const chunks: Buffer[] = [];
+  const done = (async () => {
+    for await (const c of w.stream) chunks.push(c as Buffer);
+  })();
+  for (const e of entries) await w.add(e);
+  await w.finish();
+  await done;
+  return chunks;
+}
+
+const file = (path: string) => ({ path, type: 'file' as const, mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 0 });
+const escapingSymlink = { path: 'esc', type: 'symlink' as const, linkname: '/tmp', mode: 0o777, uid: 0, gid: 0, size: 0, mtime: 0 };
+
+test('apply never writes outside dest', async () => {
+  const refused: Array<[string, Parameters<TarWriter['add']>[0][], 'flatten' | 'overlay']> = [
+    ['dotdot', [file('../evil')], 'flatten'],
+    ['hardlink out', [{ path: 'h', type: 'hardlink', linkname: '../../etc/passwd', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 0 }], 'flatten'],
+    // A layer dir holds only its own entries: a symlinked parent there is malformed.
+    ['overlay symlink parent', [escapingSymlink, file('esc/evil')], 'overlay'],
   ];
-  for (const [label, entries] of cases) {
-    const w = new TarWriter();
-    const chunks: Buffer[] = [];
-    const done = (async () => {
-      for await (const c of w.stream) chunks.push(c as Buffer);
-    })();
-    for (const e of entries) await w.add(e);
-    await w.finish();
-    await done;
-    const dest = join(tmp, label.replace(' ', '-'));
+  for (const [label, entries, mode] of refused) {
+    const dest = join(tmp, label.replaceAll(' ', '-'));
     await mkdir(dest);
     let err: unknown;
     try {
-      await applyLayer(Readable.from(chunks), dest, { mode: 'flatten' });
+      await applyLayer(Readable.from(await layerOf(entries)), dest, { mode });
     } catch (e) {
       err = e;
     }
     assert.instance(err, Error, label);
     assert.match(String(err), /refus|escapes/, label);
   }
+
+  // As docker's chrooted unpack and umoci do: absolute names are relative to the root, and a
+  // symlinked parent resolves inside the root, even when it points at an absolute path.
+  const dest = join(tmp, 'clamped');
+  await mkdir(dest);
+  await applyLayer(Readable.from(await layerOf([file('/etc/evil'), escapingSymlink, file('esc/evil')])), dest, { mode: 'flatten' });
+  assert.ok(await lstat(join(dest, 'etc/evil')));
+  assert.ok(await lstat(join(dest, 'tmp/evil')), 'esc -> /tmp resolved inside dest');
   assert.not.ok(await lstat('/tmp/evil').catch(() => undefined), 'nothing written outside');
+  assert.not.ok(await lstat('/etc/evil').catch(() => undefined), 'nothing written outside');
+});
+
+test('flatten follows in-root symlinked parents (merged-usr lib -> usr/lib)', async () => {
+  const dest = join(tmp, 'merged-usr');
+  await mkdir(join(dest, 'usr/lib'), { recursive: true });
+  await symlink('usr/lib', join(dest, 'lib'));
+  await applyLayer(Readable.from(await layerOf([file('lib/libx.so')])), dest, { mode: 'flatten' });
+  assert.ok((await lstat(join(dest, 'usr/lib/libx.so'))).isFile());
+  assert.ok((await lstat(join(dest, 'lib'))).isSymbolicLink(), 'the symlink itself is kept');
 });
 
 test('flatten replaces entries of a different type and applies setuid after chown', async () => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BuildError } from '../../../src/errors.js';
-import { resolveInRootfs } from '../../../src/runtime/rootfs-path.js';
+import { resolveInRootfs } from '../../../src/oci/rootfs-path.js';
 import { resolveChown, resolveUser } from '../../../src/runtime/user.js';
 
 const PASSWD = 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nsvc:x:2000:2001::/:/bin/false\n';
