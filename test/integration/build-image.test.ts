@@ -79,6 +79,48 @@ test('RUN, COPY and metadata produce the right layers, whiteouts and config', as
   assert.not.ok(await lstat(join(rootfs, 'proc')).catch(() => undefined));
 });
 
+test('metadata instructions land in the image config as docker and BuildKit record them', async () => {
+  const ctx = await env.context(`FROM busybox
+MAINTAINER Jane Doe <jane@example.com>
+LABEL a=1 "b c"="d e"
+EXPOSE 80 443/udp 8000-8001
+VOLUME ["/data", "/logs"]
+VOLUME /cache
+STOPSIGNAL SIGTERM
+SHELL ["/bin/sh", "-ec"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD wget -q localhost || exit 1
+ONBUILD RUN echo child
+USER 1000:1000
+ENTRYPOINT echo hi
+`);
+  const layout = join(env.work, 'meta-layout');
+  await tsbuildOk(['--root', env.root, 'build', '--label', 'from=cli', '-t', 'meta', '--output', `type=oci,dest=${layout},tar=false`, ctx]);
+  // Read the raw config blob: skopeo's --config view drops the docker extensions (Healthcheck, OnBuild, Shell).
+  const manifest = JSON.parse(await tool('skopeo', ['inspect', '--raw', `oci:${layout}:latest`]));
+  const config = JSON.parse(await readFile(join(layout, 'blobs/sha256', manifest.config.digest.slice(7)), 'utf8'));
+  assert.is(config.author, 'Jane Doe <jane@example.com>');
+  assert.equal(config.config, {
+    User: '1000:1000',
+    ExposedPorts: { '443/udp': {}, '80/tcp': {}, '8000/tcp': {}, '8001/tcp': {} },
+    Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+    Entrypoint: ['/bin/sh', '-ec', 'echo hi'],
+    Volumes: { '/cache': {}, '/data': {}, '/logs': {} },
+    WorkingDir: '/',
+    Labels: { a: '1', 'b c': 'd e', from: 'cli' },
+    StopSignal: 'SIGTERM',
+    Shell: ['/bin/sh', '-ec'],
+    Healthcheck: { Test: ['CMD-SHELL', 'wget -q localhost || exit 1'], Interval: 30e9, Timeout: 5e9, StartPeriod: 10e9, Retries: 3 },
+    OnBuild: ['RUN echo child'],
+  });
+  assert.not.ok('Cmd' in config.config, 'a shell-form ENTRYPOINT resets the inherited CMD (omitted, as BuildKit writes it)');
+  const added = config.history.slice(2);
+  assert.ok(added.every((h: { empty_layer?: boolean; created?: string }) => h.empty_layer === true && !!h.created), 'metadata steps add no layer');
+  assert.equal(added.map((h: { created_by: string }) => h.created_by.split(' ')[0]), [
+    'MAINTAINER', 'LABEL', 'EXPOSE', 'VOLUME', 'VOLUME', 'STOPSIGNAL', 'SHELL', 'HEALTHCHECK', 'ONBUILD', 'USER', 'ENTRYPOINT',
+  ]);
+  assert.is(config.rootfs.diff_ids.length, 1, 'only the base layer');
+});
+
 test('multistage COPY --from, --target and build args; oci-archive and docker-archive accepted by skopeo', async () => {
   const ctx = await env.context(`FROM busybox AS build
 ARG VERSION=1
