@@ -11,6 +11,41 @@ export interface VertexEvent {
   vertex: string;
   name: string;
   at: number;
+  explain?: CacheMissExplanation;
+}
+/**
+ * Why a step was not served from the cache (with --explain or --progress rawjson): for the first miss of a chain the cause found by comparing with the last build of the same step; for steps below it `parent`.
+ */
+export interface CacheMissExplanation {
+  reason: "new" | "no-cache" | "pruned" | "file" | "env" | "command" | "base-image" | "parent";
+  message: string;
+  files?: ChangedFile[];
+  vars?: ChangedVar[];
+}
+export interface ChangedFile {
+  /**
+   * relative to the build context
+   */
+  path: string;
+  /**
+   * checksum before; absent when the file is new
+   */
+  old?: string;
+  /**
+   * checksum now; absent when the file was removed
+   */
+  new?: string;
+}
+export interface ChangedVar {
+  name: string;
+  /**
+   * value before; absent when unset
+   */
+  old?: string;
+  /**
+   * value now; absent when unset
+   */
+  new?: string;
 }
 export interface VertexErrorEvent {
   type: "vertex.error";

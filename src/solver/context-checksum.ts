@@ -1,0 +1,87 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
+import { join } from 'node:path';
+import { canonicalJson } from '../oci/canonical-json.js';
+import { digestFromHex, sha256, type Digest } from '../oci/digest.js';
+import { lgetxattr, llistxattr } from '../oci/native-fs.js';
+import { expandSources, type CopySource } from './ops/copy-sources.js';
+import type { StatCache } from './stat-cache.js';
+
+/** Files up to this size are hashed from one read; larger ones are streamed (memory stays flat). */
+const SMALL_FILE = 1 << 20;
+
+/** The checksum of what one COPY/ADD selects, and of each selected path (for --explain). */
+export interface SelectionChecksum {
+  readonly digest: Digest;
+  /** Path relative to the source root → checksum of that entry (metadata and content), in walk order. */
+  readonly files: ReadonlyMap<string, Digest>;
+}
+
+/**
+ * Checksums exactly the files a COPY/ADD of `srcPaths` from `src` would copy, as BuildKit's
+ * contenthash does: per entry its relative path, type, permission bits, uid/gid, xattrs, and
+ * the content (files) or target (symlinks) — never mtime or atime, so touching a file or a fresh
+ * checkout does not invalidate the cache. Paths the dockerignore excludes are invisible.
+ * Entry checksums are remembered in `stats` by (path, size, mtime, ctime, inode): a metadata or
+ * content change moves ctime, so an unchanged context is only stat'ed, never read.
+ *
+ * The directory walk uses the synchronous fs calls on purpose: tens of thousands of lstat calls
+ * through the thread pool cost several times more than the blocking ones, and each is short.
+ */
+export async function checksumSelection(
+  src: CopySource,
+  srcPaths: readonly string[],
+  allowWildcard: boolean,
+  stats: StatCache,
+  signal: AbortSignal,
+): Promise<SelectionChecksum> {
+  const files = new Map<string, Digest>();
+  const matches = await expandSources(src, srcPaths, allowWildcard);
+  for (const m of matches) await walk(src, m.abs, m.rel, files, stats, signal);
+  const h = createHash('sha256');
+  for (const [rel, d] of files) h.update(`${rel}\0${d}\n`);
+  return { digest: digestFromHex(h.digest('hex')), files };
+}
+
+async function walk(src: CopySource, abs: string, rel: string, out: Map<string, Digest>, stats: StatCache, signal: AbortSignal): Promise<void> {
+  signal.throwIfAborted();
+  const ignore = src.ignore;
+  const excluded = rel !== '' && !!ignore?.matches(rel);
+  const st = lstatSync(abs);
+  if (excluded && (!st.isDirectory() || ignore!.canSkipDir(rel))) return;
+  if (!excluded) out.set(rel, await entryDigest(abs, st, stats, signal));
+  if (!st.isDirectory()) return;
+  for (const name of readdirSync(abs).sort()) {
+    await walk(src, join(abs, name), rel ? `${rel}/${name}` : name, out, stats, signal);
+  }
+}
+
+async function entryDigest(abs: string, st: Stats, stats: StatCache, signal: AbortSignal): Promise<Digest> {
+  const known = stats.get(abs, st);
+  if (known) return known;
+  const meta = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
+  let entry: Record<string, unknown>;
+  if (st.isFile()) entry = { type: 'file', ...meta, xattrs: xattrs(abs), content: await contentDigest(abs, st.size, signal) };
+  else if (st.isDirectory()) entry = { type: 'dir', ...meta, xattrs: xattrs(abs) };
+  else if (st.isSymbolicLink()) entry = { type: 'symlink', uid: st.uid, gid: st.gid, target: readlinkSync(abs) };
+  else entry = { type: st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'char' : st.isBlockDevice() ? 'block' : 'other', ...meta, rdev: st.rdev };
+  const digest = sha256(canonicalJson(entry));
+  stats.set(abs, st, digest);
+  return digest;
+}
+
+/** xattrs as name → base64 value, sorted by name by the canonical JSON. */
+function xattrs(abs: string): Record<string, string> | undefined {
+  const names = llistxattr(abs);
+  if (names.length === 0) return undefined;
+  const out: Record<string, string> = {};
+  for (const n of names) out[n] = lgetxattr(abs, n)?.toString('base64') ?? '';
+  return out;
+}
+
+async function contentDigest(abs: string, size: number, signal: AbortSignal): Promise<Digest> {
+  if (size <= SMALL_FILE) return sha256(readFileSync(abs));
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(abs, { signal })) h.update(chunk as Buffer);
+  return digestFromHex(h.digest('hex'));
+}
