@@ -69,6 +69,11 @@ class Words {
   #inWord = false;
   addChar(ch: string): void {
     if (isSpace(ch)) {
+      // Blanks after an unquoted heredoc operator belong to it (`<<  EOF` is one heredoc word).
+      if ((ch === ' ' || ch === '\t') && /<<-?[ \t]*$/.test(this.#word)) {
+        this.addRawChar(ch);
+        return;
+      }
       if (this.#inWord && this.#word.length !== 0) {
         this.#words.push(this.#word);
         this.#word = '';
@@ -99,19 +104,42 @@ class Words {
   }
 }
 
+/** Lexer modes BuildKit's parser uses to find heredoc markers; all off for normal expansion. */
+export interface LexerModes {
+  /** Keep quote characters in the output. */
+  readonly rawQuotes?: boolean;
+  /** Keep escape tokens in the output. */
+  readonly rawEscapes?: boolean;
+  /** Leave references to unset variables as written (`$x`, `${x:-y}`). */
+  readonly skipUnsetEnv?: boolean;
+}
+
 class ShellWord {
   readonly matched = new Set<string>();
   readonly unmatched = new Set<string>();
   readonly #sc: Scanner;
+  #rawEscapes: boolean;
   constructor(
     input: string,
     readonly env: EnvGetter,
     readonly escapeToken: string,
+    readonly modes: LexerModes = {},
   ) {
     this.#sc = new Scanner(input);
+    this.#rawEscapes = modes.rawEscapes === true;
   }
 
   processStopOn(stop: string | typeof EOF, rawEscapes: boolean): { result: string; words: string[] } {
+    const saved = this.#rawEscapes;
+    this.#rawEscapes = rawEscapes;
+    try {
+      return this.#processStopOn(stop, rawEscapes);
+    } finally {
+      this.#rawEscapes = saved;
+    }
+  }
+
+  #processStopOn(stop: string | typeof EOF, rawEscapes: boolean): { result: string; words: string[] } {
     let result = '';
     const words = new Words();
     const sc = this.#sc;
@@ -150,11 +178,12 @@ class ShellWord {
   processSingleQuote(): string {
     const sc = this.#sc;
     sc.next();
-    let result = '';
+    const q = this.modes.rawQuotes ? "'" : '';
+    let result = q;
     for (;;) {
       const ch = sc.next();
       if (ch === EOF) throw new ShellLexError('unexpected end of statement while looking for matching single-quote');
-      if (ch === "'") return result;
+      if (ch === "'") return result + q;
       result += ch;
     }
   }
@@ -162,13 +191,14 @@ class ShellWord {
   processDoubleQuote(): string {
     const sc = this.#sc;
     sc.next();
-    let result = '';
+    const q = this.modes.rawQuotes ? '"' : '';
+    let result = q;
     for (;;) {
       const p = sc.peek();
       if (p === EOF) throw new ShellLexError('unexpected end of statement while looking for matching double-quote');
       if (p === '"') {
         sc.next();
-        return result;
+        return result + q;
       }
       if (p === '$') {
         result += this.processDollar();
@@ -176,6 +206,7 @@ class ShellWord {
       }
       let ch = sc.next() as string;
       if (ch === this.escapeToken) {
+        if (this.#rawEscapes) result += ch;
         const n = sc.peek();
         if (n === EOF) continue; // trailing escape: ignored, then the missing quote is reported
         if (n === '"' || n === '$' || n === this.escapeToken) ch = sc.next() as string;
@@ -213,7 +244,9 @@ class ShellWord {
     if (sc.peek() !== '{') {
       const name = this.processName();
       if (name === '') return '$';
-      return this.getEnv(name) ?? '';
+      const v = this.getEnv(name);
+      if (v === undefined && this.modes.skipUnsetEnv) return `$${name}`;
+      return v ?? '';
     }
     sc.next();
     const first = sc.peek();
@@ -222,7 +255,11 @@ class ShellWord {
     const name = this.processName();
     let ch = sc.next();
     let chs = ch === EOF ? '' : ch;
-    if (ch === '}') return this.getEnv(name) ?? '';
+    if (ch === '}') {
+      const v = this.getEnv(name);
+      if (v === undefined && this.modes.skipUnsetEnv) return `\${${name}}`;
+      return v ?? '';
+    }
     let nullIsUnset = false;
     if (ch === ':') {
       nullIsUnset = true;
@@ -240,6 +277,7 @@ class ShellWord {
         throw e;
       }
       const value = this.getEnv(name);
+      if (value === undefined && this.modes.skipUnsetEnv) return `\${${name}${chs}${word}}`;
       const unsetOrNull = value === undefined || (nullIsUnset && value === '');
       switch (ch) {
         case '-':
@@ -277,7 +315,9 @@ class ShellWord {
         if (sc.peek() === EOF) throw new ShellLexError("syntax error: missing '}'");
         throw e;
       }
-      const value = this.getEnv(name) ?? '';
+      const found = this.getEnv(name);
+      if (found === undefined && this.modes.skipUnsetEnv) return `\${${name}/${pattern}/${replacement}}`;
+      const value = found ?? '';
       const re = shellPatternToRegex(pattern, true, false, replaceAll);
       return value.replace(re, () => replacement);
     }
@@ -352,13 +392,16 @@ function trimSuffix(pattern: string, value: string, greedy: boolean): string {
 
 /** The lexer; `escapeToken` comes from the `# escape=` directive (`\` or `` ` ``). */
 export class ShellLexer {
-  constructor(readonly escapeToken: string = '\\') {}
+  constructor(
+    readonly escapeToken: string = '\\',
+    readonly modes: LexerModes = {},
+  ) {}
 
   /** Full processing with match tracking. Throws ShellLexError. */
   process(word: string, env: EnvGetter): ProcessResult {
-    const sw = new ShellWord(word, env, this.escapeToken);
+    const sw = new ShellWord(word, env, this.escapeToken, this.modes);
     try {
-      const { result, words } = sw.processStopOn(EOF, false);
+      const { result, words } = sw.processStopOn(EOF, this.modes.rawEscapes === true);
       return { result, words, matched: sw.matched, unmatched: sw.unmatched };
     } catch (e) {
       if (e instanceof ShellLexError) throw new ShellLexError(`failed to process ${JSON.stringify(word)}: ${e.message}`);
