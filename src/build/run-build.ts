@@ -15,7 +15,16 @@ import { fileHandler } from '../solver/ops/file.js';
 import { imageHandler } from '../solver/ops/image.js';
 import { assembleImage } from './assemble-image.js';
 import { storeImageResolver } from './image-resolver.js';
-import { openWorker } from './worker.js';
+import { cleanupAfterCrashes, openWorker } from './worker.js';
+import { registerBuild } from './build-registry.js';
+import { BuildCache } from '../solver/build-cache.js';
+import { CacheStore, type LayerCheck } from '../solver/cache-store.js';
+import { StepHistory } from '../solver/explain.js';
+import { StatCache } from '../solver/stat-cache.js';
+import { VertexKeyer } from '../solver/vertex-keyer.js';
+import type { Result } from '../solver/graph.js';
+import type { Worker } from '../solver/worker.js';
+import { digestHex, sha256, type Digest } from '../oci/digest.js';
 
 export interface BuildRequest {
   readonly root: string;
@@ -30,6 +39,12 @@ export interface BuildRequest {
   /** Time recorded in the image (SOURCE_DATE_EPOCH when the caller sets it). */
   readonly created: Date;
   readonly maxParallelism?: number;
+  /** --no-cache: run every step. */
+  readonly noCache?: boolean;
+  /** --no-cache-filter: run the steps of these stages regardless of the cache. */
+  readonly noCacheFilter?: readonly string[];
+  /** Explain cache misses (vertex.start events carry `explain`). */
+  readonly explain?: boolean;
 }
 
 export interface BuildResult {
@@ -40,7 +55,9 @@ export interface BuildResult {
 }
 
 /** Dockerfile → graph → solved layers → image in the local store (tagged) → requested exports. */
-export async function runBuild(req: BuildRequest, ctx: Ctx): Promise<BuildResult> {
+export async function runBuild(request: BuildRequest, ctx: Ctx): Promise<BuildResult> {
+  // Absolute, because runc resolves a relative rootfs against its bundle directory.
+  const req = { ...request, root: resolve(request.root) };
   const contextDir = resolve(req.contextDir);
   if (!(await stat(contextDir).catch(() => undefined))?.isDirectory()) {
     throw new BuildError('USAGE', `build context ${req.contextDir} is not a directory`);
@@ -52,7 +69,21 @@ export async function runBuild(req: BuildRequest, ctx: Ctx): Promise<BuildResult
     });
   });
   const names = req.tags.map((t) => parseReference(t).toString());
-  const worker = await openWorker(req.root);
+  await cleanupAfterCrashes(req.root);
+  const worker = await openWorker(req.root, { privateTmp: true });
+  try {
+    const registration = await registerBuild(worker.dirs, ctx.signal);
+    try {
+      return await buildWith(worker, req, contextDir, dockerfilePath, text, names, ctx);
+    } finally {
+      await registration.release();
+    }
+  } finally {
+    await worker.close();
+  }
+}
+
+async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, dockerfilePath: string, text: string, names: string[], ctx: Ctx): Promise<BuildResult> {
   const plan = await compileDockerfile(
     { path: dockerfilePath, text },
     {
@@ -70,14 +101,26 @@ export async function runBuild(req: BuildRequest, ctx: Ctx): Promise<BuildResult
   for (const w of plan.warnings) ctx.events.emit({ type: 'warning', message: w.message, location: w.location, at: Date.now() });
 
   const cpus = req.maxParallelism ?? availableParallelism();
-  const results = plan.target
-    ? await solve(
-        plan.target,
-        { image: imageHandler(worker), context: contextHandler, exec: execHandler(worker), file: fileHandler(worker) },
-        { execParallelism: cpus, ioParallelism: Math.max(4, cpus * 2) },
-        ctx,
-      )
-    : new Map();
+  const stats = await StatCache.load(join(worker.dirs.cache, 'stat', `${digestHex(sha256(contextDir))}.json`));
+  const cache = new BuildCache(
+    new VertexKeyer(stats),
+    new CacheStore(join(worker.dirs.cache, 'records'), layerUsable(worker)),
+    new StepHistory(join(worker.dirs.cache, 'steps')),
+    { noCache: req.noCache ?? false, noCacheStages: req.noCacheFilter ?? [], explain: req.explain ?? false },
+  );
+  let results: Map<Digest, Result>;
+  try {
+    results = plan.target
+      ? await solve(
+          plan.target,
+          { image: imageHandler(worker), context: contextHandler, exec: execHandler(worker), file: fileHandler(worker) },
+          { execParallelism: cpus, ioParallelism: Math.max(4, cpus * 2), cache },
+          ctx,
+        )
+      : new Map();
+  } finally {
+    await stats.save();
+  }
   const image = await assembleImage(worker, plan, results, req.created);
   for (const name of names) await worker.images.tag(name, image.manifest);
   for (const target of req.outputs) {
@@ -85,6 +128,16 @@ export async function runBuild(req: BuildRequest, ctx: Ctx): Promise<BuildResult
     ctx.events.emit({ type: 'export.done', target: target.type, digest: image.manifest.digest, at: Date.now() });
   }
   return { manifest: image.manifest, config: image.config, names };
+}
+
+/** A cache record may use a layer only when it is committed and its compressed blob is in the store. */
+function layerUsable(worker: Worker): LayerCheck {
+  return async (diffId) => {
+    if (!(await worker.layers.has(diffId))) return false;
+    const blob = await worker.layers.blob(diffId);
+    const st = blob && (await worker.blobs.stat(blob.digest));
+    return !!st && st.size === blob.size;
+  };
 }
 
 /** BuildKit prefers `<Dockerfile name>.dockerignore` beside the Dockerfile over the context's `.dockerignore`. */

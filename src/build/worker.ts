@@ -1,15 +1,37 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { cleanupTemp } from '../oci/content-store.js';
 import { ImageLayout } from '../oci/image-layout.js';
-import { rootDirs } from '../root-dirs.js';
+import { rootDirs, type RootDirs } from '../root-dirs.js';
 import { LayerStore } from '../runtime/layer-store.js';
-import { mountRootfs } from '../runtime/overlay.js';
-import { RuncSandbox } from '../runtime/runc.js';
+import { cleanupStaleMounts, mountRootfs } from '../runtime/overlay.js';
+import { currentOwner, isOwnerAlive } from '../runtime/owner.js';
+import { cleanupStaleContainers, RuncSandbox } from '../runtime/runc.js';
 import type { Worker } from '../solver/worker.js';
 
-/** Opens (creating when missing) the state under `root` and wires the real runtime into a Worker. */
-export async function openWorker(root: string): Promise<Worker> {
-  const dirs = rootDirs(root);
-  for (const d of [dirs.root, dirs.layers, dirs.links, dirs.mounts, dirs.runc, dirs.tmp, dirs.cache]) await mkdir(d, { recursive: true });
+/** A worker that owns resources until closed. */
+export interface OwnedWorker extends Worker {
+  /** Removes the worker's private temp dir (a build's scratch space). */
+  close(): Promise<void>;
+}
+
+const PRIVATE_TMP_PREFIX = 'p-';
+
+/**
+ * Opens (creating when missing) the state under `root` and wires the real runtime into a Worker.
+ * With `privateTmp`, temp files (blob writes, unpacking, runc bundles) go to a directory of this
+ * process's own under `tmp/`, tagged with its owner, so whatever a killed build leaves there can
+ * later be told apart from a live build's files and removed whole (see `cleanupAfterCrashes`).
+ */
+export async function openWorker(root: string, opts: { privateTmp?: boolean } = {}): Promise<OwnedWorker> {
+  const shared = rootDirs(root);
+  for (const d of [shared.root, shared.layers, shared.links, shared.mounts, shared.runc, shared.tmp, shared.cache]) await mkdir(d, { recursive: true });
+  let dirs: RootDirs = shared;
+  if (opts.privateTmp) {
+    const tmp = await mkdtemp(join(shared.tmp, PRIVATE_TMP_PREFIX));
+    await writeFile(join(tmp, '.owner'), await currentOwner());
+    dirs = { ...shared, tmp };
+  }
   const images = await ImageLayout.open(dirs.store, { create: true, tmpDir: dirs.tmp });
   const layers = new LayerStore(dirs);
   const sandbox = new RuncSandbox({ stateRoot: dirs.runc, bundleRoot: dirs.tmp });
@@ -19,6 +41,46 @@ export async function openWorker(root: string): Promise<Worker> {
     blobs: images.blobs,
     layers,
     sandbox,
-    mount: (lower, opts, ctx) => mountRootfs(layers, dirs, lower, opts, ctx),
+    mount: (lower, o, ctx) => mountRootfs(layers, dirs, lower, o, ctx),
+    close: async () => {
+      if (dirs.tmp !== shared.tmp) await rm(dirs.tmp, { recursive: true, force: true });
+    },
   };
+}
+
+/** How long an unowned temp entry may sit before it counts as abandoned (a writer publishes within seconds). */
+const ABANDONED_MS = 10 * 60_000;
+
+/**
+ * Removes what killed tsbuild processes left under `root`: overlay mounts and runc containers
+ * of dead owners, private temp dirs of dead owners, half-written layer staging dirs, and old
+ * stray temp files. Never touches what a live process owns. Returns what was removed.
+ */
+export async function cleanupAfterCrashes(root: string): Promise<string[]> {
+  const dirs = rootDirs(root);
+  const removed: string[] = [];
+  removed.push(...(await cleanupStaleContainers(dirs.runc).catch(() => [] as string[])).map((c) => `container ${c}`));
+  removed.push(...(await cleanupStaleMounts(dirs)).map((m) => `mount ${m}`));
+  for (const name of await readdir(dirs.tmp).catch(() => [] as string[])) {
+    const p = join(dirs.tmp, name);
+    if (name.startsWith(PRIVATE_TMP_PREFIX)) {
+      const owner = await readFile(join(p, '.owner'), 'utf8').catch(() => undefined);
+      if (owner !== undefined ? await isOwnerAlive(owner) : !(await olderThan(p, 60_000))) continue;
+    } else if (!(await olderThan(p, ABANDONED_MS))) continue;
+    await rm(p, { recursive: true, force: true });
+    removed.push(`tmp/${name}`);
+  }
+  for (const name of await readdir(dirs.layers).catch(() => [] as string[])) {
+    const p = join(dirs.layers, name);
+    if (!name.startsWith('.tmp-') || !(await olderThan(p, ABANDONED_MS))) continue;
+    await rm(p, { recursive: true, force: true });
+    removed.push(`layers/${name}`);
+  }
+  await cleanupTemp(dirs.tmp, ABANDONED_MS);
+  return removed;
+}
+
+async function olderThan(p: string, ms: number): Promise<boolean> {
+  const st = await stat(p).catch(() => undefined);
+  return !!st && Date.now() - st.mtimeMs > ms;
 }

@@ -6,6 +6,7 @@ import { parseOutputSpec, type ExportTarget } from '../exporter/export-target.js
 import type { BuildMetadata } from '../../schemas/types/metadata-file.js';
 import type { GlobalOptions } from './globals.js';
 import { progressSink, type ProgressMode } from './progress.js';
+import { explainSink } from './explain-sink.js';
 import { stateRoot } from './state-root.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -16,6 +17,10 @@ interface BuildFlags {
   buildArg: string[];
   target?: string;
   cache: boolean;
+  /** commander names `--no-cache-filter` after its negated form. */
+  cacheFilter: string[];
+  explain?: boolean;
+  maxParallelism?: number;
   output: string[];
   push?: boolean;
   progress: string;
@@ -35,6 +40,9 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .option('--build-arg <key[=value]>', 'set a build argument; without a value, taken from the environment (repeatable)', collect, [])
     .option('--target <stage>', 'build this stage')
     .option('--no-cache', 'do not use the build cache')
+    .option('--no-cache-filter <stage>', 'do not use the build cache for these stages (repeatable, comma-separated)', collect, [])
+    .option('--explain', 'print why each first cache miss of a chain missed')
+    .option('--max-parallelism <n>', 'steps run at once (default: number of CPUs)', parsePositiveInt)
     .option('-o, --output <spec>', 'export: type=oci|docker|local|registry,dest=…[,tar=false] (repeatable)', collect, [])
     .option('--push', 'push the tagged image (registries come in a later release)')
     .addOption(new Option('--progress <mode>', 'progress output').choices(['auto', 'tty', 'plain', 'rawjson', 'quiet']).default('auto'))
@@ -49,7 +57,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       if (outputs.some((o: ExportTarget) => o.type === 'registry')) throw new BuildError('USAGE', '--output type=registry: pushing to registries is not supported yet');
       if (flags.network === 'none') throw new BuildError('USAGE', '--network=none for the whole build is not supported yet; use RUN --network=none');
       const mode: ProgressMode = flags.quiet || flags.progress === 'quiet' ? 'quiet' : flags.progress === 'rawjson' ? 'rawjson' : 'plain';
-      const events = progressSink(mode, (s) => process.stderr.write(s));
+      const rendered = progressSink(mode, (s) => process.stderr.write(s));
+      const events = flags.explain && mode === 'plain' ? explainSink(rendered, (s) => process.stderr.write(s)) : rendered;
       const created = process.env.SOURCE_DATE_EPOCH ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000) : new Date();
       const result = await runBuild(
         {
@@ -62,6 +71,10 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           labels: parseLabels(flags.label),
           outputs,
           created,
+          noCache: !flags.cache,
+          noCacheFilter: flags.cacheFilter.flatMap((f) => f.split(',')).map((f) => f.trim()).filter(Boolean),
+          explain: !!flags.explain || mode === 'rawjson',
+          maxParallelism: flags.maxParallelism,
         },
         { signal, events },
       );
@@ -92,6 +105,12 @@ function parseBuildArgs(list: readonly string[], env: NodeJS.ProcessEnv): Record
     } else out[a.slice(0, eq)] = a.slice(eq + 1);
   }
   return out;
+}
+
+function parsePositiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new BuildError('USAGE', `--max-parallelism ${JSON.stringify(v)}: expected a positive integer`);
+  return n;
 }
 
 function parseLabels(list: readonly string[]): Record<string, string> {

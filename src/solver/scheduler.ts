@@ -3,6 +3,7 @@ import type { Ctx } from '../ctx.js';
 import { BuildError, isAbortError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import type { Op, Result, Vertex } from './graph.js';
+import type { SolveCache } from './solve-cache.js';
 
 /**
  * How the solver runs one op kind. Handlers get their inputs' results already solved and must
@@ -19,6 +20,16 @@ export interface SolveOptions {
   readonly execParallelism: number;
   /** Concurrent other steps (I/O bound: copies, unpacking). */
   readonly ioParallelism: number;
+  /** Without a cache every vertex runs. */
+  readonly cache?: SolveCache;
+}
+
+/** A solved vertex: its result, its cache key, and whether it was (re)built in this solve rather than found. */
+interface Solved {
+  readonly result: Result;
+  readonly key: Digest | undefined;
+  readonly rebuilt: boolean;
+  readonly vertex: Vertex;
 }
 
 /**
@@ -33,32 +44,48 @@ export async function solve(target: Vertex, handlers: OpHandlers, opts: SolveOpt
   const signal = AbortSignal.any([ctx.signal, local.signal]);
   const inner: Ctx = { signal, events: ctx.events };
   const pools: Record<'exec' | 'io', LimitFunction> = { exec: pLimit(opts.execParallelism), io: pLimit(opts.ioParallelism) };
-  const running = new Map<Digest, Promise<Result>>();
+  const cache = opts.cache;
+  const running = new Map<Digest, Promise<Solved>>();
   const results = new Map<Digest, Result>();
   let firstError: unknown;
 
-  const visit = (v: Vertex): Promise<Result> => {
+  const visit = (v: Vertex): Promise<Solved> => {
     let p = running.get(v.digest);
     if (!p) {
       p = (async () => {
         const inputs = await Promise.all(v.inputs.map(visit));
-        return pools[v.op.kind === 'exec' ? 'exec' : 'io'](() => runVertex(v, inputs));
+        return solveVertex(v, inputs);
       })();
       running.set(v.digest, p);
     }
     return p;
   };
 
-  const runVertex = async (v: Vertex, inputs: Result[]): Promise<Result> => {
-    signal.throwIfAborted();
+  /**
+   * Key, then lookup, then run. A vertex below one that was rebuilt in this solve skips the
+   * lookup: its key can only match a record if the rebuilt input's key did not change, and then
+   * the recorded result was made from other content (a --no-cache rerun).
+   */
+  const solveVertex = async (v: Vertex, inputs: Solved[]): Promise<Solved> => {
     const name = v.meta.name;
-    ctx.events.emit({ type: 'vertex.start', vertex: v.digest, name, at: Date.now() });
+    const pool = pools[v.op.kind === 'exec' ? 'exec' : 'io'];
     try {
-      const handler = handlers[v.op.kind] as OpHandler;
-      const result = await handler.run(v.op, inputs, v, inner);
-      results.set(v.digest, result);
-      ctx.events.emit({ type: 'vertex.done', vertex: v.digest, name, at: Date.now() });
-      return result;
+      signal.throwIfAborted();
+      const useCache = cache?.cacheable(v) ?? false;
+      const rebuiltParent = inputs.find((i) => i.rebuilt)?.vertex;
+      const key = cache ? await pools.io(() => cache.key(v, inputs.map((i) => i.key), inner)) : undefined;
+      if (cache && useCache && key && !rebuiltParent) {
+        const hit = await cache.lookup(v, key, inner);
+        if (hit) {
+          results.set(v.digest, hit);
+          ctx.events.emit({ type: 'vertex.cached', vertex: v.digest, name, at: Date.now() });
+          return { result: hit, key, rebuilt: false, vertex: v };
+        }
+      }
+      const explain = cache && useCache ? await cache.explain(v, key, rebuiltParent, inner) : undefined;
+      const result = await pool(() => runVertex(v, inputs, explain));
+      if (cache && useCache && key) await cache.record(v, key, result, inner);
+      return { result, key, rebuilt: useCache && !cache!.reproducible(v), vertex: v };
     } catch (err) {
       if (firstError === undefined && !(isAbortError(err) && signal.aborted)) {
         firstError = err instanceof BuildError ? err.withLocation(v.meta.location) : err;
@@ -71,6 +98,22 @@ export async function solve(target: Vertex, handlers: OpHandlers, opts: SolveOpt
     }
   };
 
+  const runVertex = async (v: Vertex, inputs: Solved[], explain: SolveExplanation): Promise<Result> => {
+    signal.throwIfAborted();
+    const name = v.meta.name;
+    ctx.events.emit({ type: 'vertex.start', vertex: v.digest, name, at: Date.now(), ...(explain ? { explain } : {}) });
+    const handler = handlers[v.op.kind] as OpHandler;
+    const result = await handler.run(
+      v.op,
+      inputs.map((i) => i.result),
+      v,
+      inner,
+    );
+    results.set(v.digest, result);
+    ctx.events.emit({ type: 'vertex.done', vertex: v.digest, name, at: Date.now() });
+    return result;
+  };
+
   try {
     await visit(target);
   } catch (err) {
@@ -81,3 +124,5 @@ export async function solve(target: Vertex, handlers: OpHandlers, opts: SolveOpt
   }
   return results;
 }
+
+type SolveExplanation = Awaited<ReturnType<SolveCache['explain']>>;

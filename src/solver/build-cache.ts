@@ -1,0 +1,90 @@
+import type { Ctx } from '../ctx.js';
+import type { Digest } from '../oci/digest.js';
+import type { CacheStore } from './cache-store.js';
+import { explainMiss, stepRecord, stepSlot, type CacheMissExplanation, type StepHistory } from './explain.js';
+import type { Result, Vertex } from './graph.js';
+import type { SolveCache } from './solve-cache.js';
+import type { VertexKey, VertexKeyer } from './vertex-keyer.js';
+
+export interface CachePolicy {
+  /** --no-cache: run every step (results are still recorded for the next build). */
+  readonly noCache: boolean;
+  /** --no-cache-filter: stage names whose steps run regardless of the cache. */
+  readonly noCacheStages: readonly string[];
+  /** Compute explanations for misses (--explain, and rawjson progress). */
+  readonly explain: boolean;
+}
+
+/**
+ * The persistent SolveCache: keys from the VertexKeyer, results in the CacheStore, the last
+ * build of every step in the StepHistory (so a miss can be explained). One per build.
+ */
+export class BuildCache implements SolveCache {
+  readonly #keyer: VertexKeyer;
+  readonly #store: CacheStore;
+  readonly #history: StepHistory;
+  readonly #policy: CachePolicy;
+  readonly #keys = new Map<Digest, VertexKey>();
+
+  constructor(keyer: VertexKeyer, store: CacheStore, history: StepHistory, policy: CachePolicy) {
+    this.#keyer = keyer;
+    this.#store = store;
+    this.#history = history;
+    this.#policy = policy;
+  }
+
+  cacheable(v: Vertex): boolean {
+    return v.op.kind !== 'context';
+  }
+
+  reproducible(v: Vertex): boolean {
+    return v.op.kind === 'image';
+  }
+
+  async key(v: Vertex, inputKeys: readonly (Digest | undefined)[], ctx: Ctx): Promise<Digest | undefined> {
+    const k = await this.#keyer.key(v, inputKeys, ctx.signal);
+    if (k) this.#keys.set(v.digest, k);
+    return k?.key;
+  }
+
+  async lookup(v: Vertex, key: Digest): Promise<Result | undefined> {
+    if (this.#ignored(v)) return undefined;
+    const hit = await this.#store.lookup(key);
+    if (hit) await this.#remember(v, key, false);
+    return hit;
+  }
+
+  async record(v: Vertex, key: Digest, result: Result): Promise<void> {
+    if (result.kind !== 'rootfs') return;
+    await this.#store.record(key, result);
+    await this.#remember(v, key, true);
+  }
+
+  async explain(v: Vertex, key: Digest | undefined, rebuiltParent: Vertex | undefined): Promise<CacheMissExplanation | undefined> {
+    if (!this.#policy.explain) return undefined;
+    if (rebuiltParent) return { reason: 'parent', message: `builds on "${rebuiltParent.meta.name}", which was rebuilt` };
+    const k = key && this.#keys.get(v.digest);
+    if (!k) return { reason: 'parent', message: 'builds on a step that cannot be cached' };
+    return explainMiss(await this.#history.last(stepSlot(v)), stepRecord(k), this.#ignored(v));
+  }
+
+  #ignored(v: Vertex): boolean {
+    if (this.#policy.noCache || v.meta.ignoreCache) return true;
+    const stage = stageOf(v);
+    return stage !== undefined && this.#policy.noCacheStages.includes(stage);
+  }
+
+  /** Keeps the step history pointing at what this step last was; on a hit only when it moved. */
+  async #remember(v: Vertex, key: Digest, force: boolean): Promise<void> {
+    const k = this.#keys.get(v.digest);
+    if (!k) return;
+    const slot = stepSlot(v);
+    if (!force && (await this.#history.lastKey(slot)) === key) return;
+    await this.#history.remember(slot, stepRecord(k));
+  }
+}
+
+/** The stage a step belongs to, from its progress name `[stage 2/5] …`; undefined for a lone unnamed stage. */
+export function stageOf(v: Vertex): string | undefined {
+  return /^\[(\S+) +\d+\/\d+\]/.exec(v.meta.name)?.[1];
+}
