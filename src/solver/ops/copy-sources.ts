@@ -39,7 +39,7 @@ export async function expandSources(src: CopySource, srcPaths: readonly string[]
       if (found.length === 0) throw notFound(raw);
       for (const r of found) out.push({ rel: r, abs: await resolveSource(src, r, raw) });
     } else {
-      if (rel && src.ignore?.matches(rel)) throw notFound(raw);
+      if (rel && !(await visible(src, rel))) throw notFound(raw);
       out.push({ rel, abs: await resolveSource(src, rel, raw) });
     }
   }
@@ -87,5 +87,28 @@ async function glob(src: CopySource, pattern: string): Promise<string[]> {
     }
     current = next;
   }
-  return current.filter((rel) => !src.ignore?.matches(rel));
+  const out: string[] = [];
+  for (const rel of current) if (await visible(src, rel)) out.push(rel);
+  return out;
+}
+
+/**
+ * Whether `rel` is in the context BuildKit would transfer: not excluded, or an excluded
+ * directory that a `!` pattern re-includes something below (it is sent as that path's parent).
+ */
+async function visible(src: CopySource, rel: string): Promise<boolean> {
+  const ignore = src.ignore;
+  if (!ignore?.matches(rel)) return true;
+  if (ignore.canSkipDir(rel)) return false;
+  const walk = async (dir: string): Promise<boolean> => {
+    const names = await readdir(join(src.root, dir)).catch(() => undefined);
+    if (!names) return false; // not a directory
+    for (const name of names) {
+      const child = `${dir}/${name}`;
+      if (!ignore.matches(child)) return true;
+      if (!ignore.canSkipDir(child) && (await walk(child))) return true;
+    }
+    return false;
+  };
+  return walk(rel);
 }

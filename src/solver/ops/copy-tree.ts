@@ -25,6 +25,9 @@ export interface CopyAttrs {
  * Copies `src` (any file type) to `dst`, recursing into directories. Keeps modes, mtimes,
  * xattrs (but overlay's own), symlinks as symlinks, and hardlinks within the copied set. An
  * existing `dst` of another type is replaced; an existing directory is merged into.
+ * Paths the dockerignore excludes are skipped; an excluded directory is still walked when a `!`
+ * pattern may re-include something below it, and then exists in the result only if something
+ * below it was re-included (as BuildKit's context transfer sends parents of included paths only).
  */
 export class TreeCopier {
   readonly #attrs: CopyAttrs;
@@ -37,39 +40,55 @@ export class TreeCopier {
     this.#signal = signal;
   }
 
-  async copy(src: string, rel: string, dst: string): Promise<void> {
+  /**
+   * Copies `src` (whose path relative to the source root is `rel`, '' for the root itself) to
+   * `dst`. Returns false when nothing was copied because the dockerignore excludes it all.
+   */
+  copy(src: string, rel: string, dst: string): Promise<boolean> {
+    return this.#copy(src, rel, dst, undefined);
+  }
+
+  /** `ensureParent` creates the (excluded, so not yet created) parent directory on first use. */
+  async #copy(src: string, rel: string, dst: string, ensureParent: (() => Promise<void>) | undefined): Promise<boolean> {
     this.#signal.throwIfAborted();
+    const ignore = this.#attrs.ignore;
+    const excluded = rel !== '' && !!ignore?.matches(rel);
     const st = await lstat(src);
+    if (excluded && (!st.isDirectory() || ignore!.canSkipDir(rel))) return false;
+    // An excluded directory creates its parent only once something below it is copied.
+    if (!excluded) await ensureParent?.();
     const existing = await lstat(dst).catch(() => undefined);
-    if (existing && (!existing.isDirectory() || !st.isDirectory())) await rm(dst, { recursive: true, force: true });
 
     if (st.isDirectory()) {
-      if (!existing?.isDirectory()) await mkdir(dst);
+      let ready = false;
+      const ensureSelf = async (): Promise<void> => {
+        if (ready) return;
+        ready = true;
+        await ensureParent?.();
+        if (existing && !existing.isDirectory()) await rm(dst, { recursive: true, force: true });
+        if (!existing?.isDirectory()) await mkdir(dst);
+      };
+      if (!excluded) await ensureSelf();
       for (const name of (await readdir(src)).sort()) {
-        const childRel = rel ? `${rel}/${name}` : name;
-        if (this.#attrs.ignore?.matches(childRel) && !(await this.#mayReinclude(join(src, name), childRel))) continue;
-        await this.copy(join(src, name), childRel, join(dst, name));
+        await this.#copy(join(src, name), rel ? `${rel}/${name}` : name, join(dst, name), ensureSelf);
       }
+      if (!ready) return false;
       await this.#finish(src, dst, st);
-      return;
+      return true;
     }
+    if (existing) await rm(dst, { recursive: true, force: true });
     const key = `${st.dev}:${st.ino}`;
-    const first = st.nlink > 1 && !st.isDirectory() ? this.#links.get(key) : undefined;
+    const first = st.nlink > 1 ? this.#links.get(key) : undefined;
     if (first) {
       await link(first, dst);
-      return;
+      return true;
     }
     if (st.isFile()) await copyFile(src, dst);
     else if (st.isSymbolicLink()) await symlink(await readlink(src), dst);
     else mknod(dst, st.mode, major(st.rdev), minor(st.rdev)); // fifo, char or block device
     if (st.nlink > 1) this.#links.set(key, dst);
     await this.#finish(src, dst, st);
-  }
-
-  /** An ignored directory is still walked when `!` patterns may re-include something below it. */
-  async #mayReinclude(abs: string, rel: string): Promise<boolean> {
-    const st = await lstat(abs);
-    return st.isDirectory() && !!this.#attrs.ignore?.hasExclusions;
+    return true;
   }
 
   async #finish(src: string, dst: string, st: Stats): Promise<void> {
