@@ -1,7 +1,7 @@
 import type { BuildPlan } from '../frontend/compile.js';
 import { BuildError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
-import type { Descriptor, ImageConfig } from '../oci/image.js';
+import type { ContainerConfig, Descriptor, ImageConfig } from '../oci/image.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Result, RootfsResult, Vertex } from '../solver/graph.js';
 import type { Worker } from '../solver/worker.js';
@@ -32,6 +32,7 @@ export async function assembleImage(worker: Worker, plan: BuildPlan, results: Re
 
   const config: ImageConfig = {
     ...plan.config,
+    ...(plan.config.config ? { config: withSortedMaps(plan.config.config) } : {}),
     created: stamp,
     rootfs: { type: 'layers', diff_ids: final.layers.map((l) => l.diffId) },
     history,
@@ -47,6 +48,19 @@ export async function assembleImage(worker: Worker, plan: BuildPlan, results: Re
   const manifest = { schemaVersion: 2, mediaType: MediaType.ociManifest, config: configDesc, layers };
   const manifestBlob = await worker.blobs.putBytes(JSON.stringify(manifest));
   return { manifest: { mediaType: MediaType.ociManifest, digest: manifestBlob.digest, size: manifestBlob.size }, config: configDesc, imageConfig: config };
+}
+
+/**
+ * The map-valued fields with their keys sorted, as Go's encoding/json writes maps in docker's and
+ * BuildKit's configs, so a config does not depend on the order LABEL, EXPOSE and VOLUME set keys in.
+ */
+function withSortedMaps(c: ContainerConfig): ContainerConfig {
+  const sorted = <T>(m: Record<string, T>): Record<string, T> => Object.fromEntries(Object.entries(m).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const out: ContainerConfig = { ...c };
+  if (c.ExposedPorts) out.ExposedPorts = sorted(c.ExposedPorts);
+  if (c.Volumes) out.Volumes = sorted(c.Volumes);
+  if (c.Labels) out.Labels = sorted(c.Labels);
+  return out;
 }
 
 function rootfs(r: Result | undefined): RootfsResult {
