@@ -1,6 +1,8 @@
 import { BuildError, type SourceLocation } from '../errors.js';
 import { FlagError, parseFlags, type FlagSpec, type ParsedFlags } from './flags.js';
 import type { RawInstruction } from './parse.js';
+import { chompHeredocContent, parseHeredocToken } from './heredoc.js';
+import { parseDevice } from './device.js';
 import { extractFlags, parseJsonArray, parseWords, splitFields } from './words.js';
 
 /**
@@ -25,17 +27,34 @@ export interface ArgDecl {
   readonly value?: string;
 }
 
+/** COPY/ADD `<<EOF` source: `data` already chomped for `<<-`; `path` is the delimiter name. */
+export interface SourceContent {
+  readonly path: string;
+  readonly data: string;
+  /** Unquoted delimiter: the body is expanded with the stage's ARG/ENV values. */
+  readonly expand: boolean;
+}
+
+/** RUN heredoc body as written (not chomped; `chomp` says whether `<<-` was used). */
+export interface InlineFile {
+  readonly name: string;
+  readonly data: string;
+  readonly chomp: boolean;
+}
+
 interface Base {
   readonly location: SourceLocation;
   /** The instruction as written (continuations joined). */
   readonly original: string;
   /** Arguments text after the keyword, flags included. */
   readonly rest: string;
+  /** Comment lines directly above the instruction. */
+  readonly comments: readonly string[];
 }
 
 export type Instruction =
   | (Base & { kind: 'FROM'; image: string; stageName?: string; platform?: string })
-  | (Base & { kind: 'RUN'; cmd: CommandLine; network: string; flagsUsed: readonly string[] })
+  | (Base & { kind: 'RUN'; cmd: CommandLine; network: string; flagsUsed: readonly string[]; files: readonly InlineFile[] })
   | (Base & { kind: 'CMD' | 'ENTRYPOINT'; cmd: CommandLine })
   | (Base & { kind: 'ENV'; pairs: readonly KeyValue[] })
   | (Base & { kind: 'LABEL'; pairs: readonly KeyValue[] })
@@ -49,7 +68,7 @@ export type Instruction =
   | (Base & { kind: 'HEALTHCHECK'; test: readonly string[]; interval?: string; timeout?: string; startPeriod?: string; startInterval?: string; retries?: string })
   | (Base & { kind: 'SHELL'; shell: readonly string[] })
   | (Base & { kind: 'ONBUILD'; expression: string })
-  | (Base & { kind: 'COPY' | 'ADD'; sources: readonly string[]; dest: string; from?: string; chown?: string; chmod?: string; link: boolean; excludes: readonly string[] });
+  | (Base & { kind: 'COPY' | 'ADD'; sources: readonly string[]; sourceContents: readonly SourceContent[]; dest: string; from?: string; chown?: string; chmod?: string; link: boolean; excludes: readonly string[]; parents: boolean });
 
 export type InstructionKind = Instruction['kind'];
 
@@ -59,7 +78,7 @@ const err = (loc: SourceLocation, msg: string): BuildError => new BuildError('IN
 export function parseInstruction(raw: RawInstruction, escapeToken: string): Instruction {
   const loc = raw.location;
   const { flags: flagWords, rest } = extractFlags(raw.rest);
-  const base: Base = { location: loc, original: raw.original, rest: raw.rest };
+  const base: Base = { location: loc, original: raw.original, rest: raw.rest, comments: raw.comments };
   const flags = (specs: readonly FlagSpec[]): ParsedFlags => {
     try {
       return parseFlags(flagWords, specs);
@@ -105,9 +124,18 @@ export function parseInstruction(raw: RawInstruction, escapeToken: string): Inst
         { name: 'security', type: 'string', default: 'sandbox' },
         { name: 'device', type: 'strings' },
       ]);
+      for (const d of f.strings('device')) {
+        try {
+          parseDevice(d);
+        } catch (e) {
+          throw err(loc, (e as Error).message);
+        }
+      }
       const network = f.string('network');
       if (!['default', 'none', 'host'].includes(network)) throw err(loc, `unsupported network mode ${JSON.stringify(network)}`);
-      return { ...base, kind: 'RUN', cmd: commandLine(json(), rest, kw, loc), network, flagsUsed: f.used };
+      const argv = json();
+      const files = argv ? [] : raw.heredocs.map((h) => ({ name: h.name, data: h.content, chomp: h.chomp }));
+      return { ...base, kind: 'RUN', cmd: commandLine(argv, rest, kw, loc), network, flagsUsed: f.used, files };
     }
     case 'CMD':
     case 'ENTRYPOINT':
@@ -188,11 +216,34 @@ export function parseInstruction(raw: RawInstruction, escapeToken: string): Inst
         throw err(loc, `${kw} requires at least two arguments, but only one was provided. Destination could not be determined`);
       }
       const from = f.used.includes('from') ? f.string('from') : undefined;
+      const dest = args[args.length - 1]!;
+      const heredoc = (w: string): ReturnType<typeof parseHeredocToken> => {
+        try {
+          return parseHeredocToken(w);
+        } catch {
+          return undefined;
+        }
+      };
+      if (heredoc(dest)) throw err(loc, `${kw} cannot accept a heredoc as a destination`);
+      const sources: string[] = [];
+      const sourceContents: SourceContent[] = [];
+      const bodies = new Map(raw.heredocs.map((h) => [h.name, h]));
+      for (const src of args.slice(0, -1)) {
+        const h = raw.heredocs.length > 0 ? heredoc(src) : undefined;
+        if (!h) {
+          sources.push(src);
+          continue;
+        }
+        const content = bodies.get(h.name)?.content ?? '';
+        sourceContents.push({ path: h.name, data: h.chomp ? chompHeredocContent(content) : content, expand: h.expand });
+      }
       return {
         ...base,
         kind: kw,
-        sources: args.slice(0, -1),
-        dest: args[args.length - 1]!,
+        sources,
+        sourceContents,
+        dest,
+        parents: kw === 'COPY' && f.bool('parents'),
         from,
         chown: f.string('chown') || undefined,
         chmod: f.string('chmod') || undefined,
@@ -203,6 +254,22 @@ export function parseInstruction(raw: RawInstruction, escapeToken: string): Inst
     default:
       throw new BuildError('UNKNOWN_INSTRUCTION', `unknown instruction: ${kw}`, { location: loc });
   }
+}
+
+/**
+ * The doc comment for `name` among the comment lines above an instruction: the text after
+ * `name ` on the first line that starts with it (`# foo sets foo` documents `foo`), else ''.
+ */
+export function docComment(comments: readonly string[], name: string): string {
+  if (name === '') return '';
+  const line = comments.find((c) => c.startsWith(`${name} `));
+  return line === undefined ? '' : line.slice(name.length + 1);
+}
+
+/** BuildKit handleJSONArgs: exec form keeps the argv; shell form joins it with single spaces. */
+export function handleJsonArgs(args: readonly string[], json: boolean): string[] {
+  if (args.length === 0) return [];
+  return json ? [...args] : [args.join(' ')];
 }
 
 function commandLine(argv: string[] | undefined, rest: string, kw: string, loc: SourceLocation, allowEmpty = false): CommandLine {

@@ -1,10 +1,10 @@
-import { DockerfileParser } from 'dockerfile-ast';
 import { BuildError, type SourceLocation } from '../errors.js';
+import { AstParseError, parseAst, type Heredoc, type ParseWarning } from './ast.js';
 
 /**
- * Dockerfile text → raw instructions. dockerfile-ast supplies the document structure (where each
- * instruction starts and ends, directives); the argument text is re-read from the source here
- * because dockerfile-ast's own argument and JSON handling differ from BuildKit's.
+ * Dockerfile text → raw instructions, on top of the BuildKit-compatible AST parser (ast.ts):
+ * each AST child becomes a keyword plus its argument text, with heredoc bodies and the comment
+ * lines above it attached.
  */
 
 /** Instruction keywords BuildKit knows (upper case). */
@@ -21,75 +21,60 @@ export interface RawInstruction {
   readonly rest: string;
   /** `keyword rest` as written (keyword case kept), for ONBUILD triggers and messages. */
   readonly original: string;
-  /** 1-based; endLine/endColumn cover the last line of the instruction. */
+  /** 1-based; endLine/endColumn cover the last line of the instruction (heredoc bodies included). */
   readonly location: SourceLocation;
+  /** Heredoc bodies opened on the instruction line (ADD/COPY/RUN, shell form only). */
+  readonly heredocs: readonly Heredoc[];
+  /** Comment lines directly above the instruction (BuildKit PrevComment). */
+  readonly comments: readonly string[];
 }
 
 export interface ParsedDockerfile {
-  /** From the `# escape=` directive; `\` by default. */
+  /** From the `# escape=` directive; `\\` by default. */
   readonly escapeToken: string;
   readonly instructions: readonly RawInstruction[];
   /** Every syntax error found (unknown instructions, bad directives); empty when the file parsed. */
   readonly errors: readonly BuildError[];
+  /** Parser warnings (empty continuation lines). */
+  readonly warnings: readonly ParseWarning[];
 }
 
 /** Parses a whole Dockerfile. Never throws for user input: errors are collected in `errors`. */
 export function parseDockerfile(text: string, file: string): ParsedDockerfile {
   const errors: BuildError[] = [];
-  const lines = text.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
-  const doc = DockerfileParser.parse(text);
-  let escapeToken = '\\';
-  for (const d of doc.getDirectives()) {
-    if (d.getName().toLowerCase() !== 'escape') continue;
-    const v = d.getValue();
-    if (v !== '\\' && v !== '`') {
-      const r = d.getRange();
-      errors.push(new BuildError('DOCKERFILE_SYNTAX', `invalid escape token '${v}' does not match ` + '` or \\', { location: { file, line: r.start.line + 1, column: 1 } }));
-    } else {
-      escapeToken = v;
-    }
+  let parsed;
+  try {
+    parsed = parseAst(text);
+  } catch (e) {
+    if (!(e instanceof AstParseError)) throw e;
+    const line = Math.max(1, e.startLine);
+    const loc: SourceLocation = { file, line, ...(e.endLine > line ? { endLine: e.endLine } : {}) };
+    return { escapeToken: '\\', instructions: [], errors: [new BuildError('DOCKERFILE_SYNTAX', e.message, { location: loc })], warnings: [] };
   }
+  const lines = text.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
   const instructions: RawInstruction[] = [];
-  for (const ins of doc.getInstructions()) {
-    const range = ins.getRange();
-    const kwRange = ins.getInstructionRange();
+  for (const node of parsed.ast.children) {
+    const first = lines[node.startLine - 1] ?? '';
+    const last = lines[node.endLine - 1] ?? '';
     const location: SourceLocation = {
       file,
-      line: range.start.line + 1,
-      column: range.start.character + 1,
-      endLine: range.end.line + 1,
-      endColumn: range.end.character + 1,
+      line: node.startLine,
+      column: first.length - first.trimStart().length + 1,
+      endLine: node.endLine,
+      endColumn: last.length + 1,
     };
-    const keywordText = ins.getInstruction();
-    const keyword = keywordText.toUpperCase();
-    const body = joinContinuations(lines, kwRange.end.line, kwRange.end.character, range.end.line, escapeToken);
-    const raw: RawInstruction = { keyword, rest: body.trim(), original: `${keywordText} ${body.trim()}`.trim(), location };
+    const original = node.original.trim();
+    const m = /\s/u.exec(original);
+    const rest = m ? original.slice(m.index).trim() : '';
+    const keyword = node.value.toUpperCase();
+    const raw: RawInstruction = { keyword, rest, original, location, heredocs: node.heredocs, comments: node.prevComment };
     if (!KEYWORDS.has(keyword)) {
-      errors.push(new BuildError('UNKNOWN_INSTRUCTION', `unknown instruction: ${keywordText}`, { location, hint: suggestKeyword(keyword) }));
+      errors.push(new BuildError('UNKNOWN_INSTRUCTION', `unknown instruction: ${node.value}`, { location, hint: suggestKeyword(keyword) }));
       continue;
     }
     instructions.push(raw);
   }
-  return { escapeToken, instructions, errors };
-}
-
-/**
- * The text of lines [startLine..endLine] from startChar on, joined the way BuildKit's parser does:
- * a trailing escape token (plus blanks) continues the line and is removed, the next line is
- * appended without a separator, and comment or blank lines inside a continuation are dropped.
- */
-function joinContinuations(lines: readonly string[], startLine: number, startChar: number, endLine: number, esc: string): string {
-  const contRe = new RegExp(`${esc === '\\' ? '\\\\' : '`'}[ \\t]*$`);
-  let out = '';
-  for (let i = startLine; i <= endLine && i < lines.length; i++) {
-    let line = i === startLine ? lines[i]!.slice(startChar) : lines[i]!;
-    if (i !== startLine && (/^\s*#/.test(line) || /^\s*$/.test(line))) continue;
-    const m = contRe.exec(line);
-    if (m && i < endLine) line = line.slice(0, m.index);
-    else if (m && i === endLine) line = line.slice(0, m.index); // escape at EOF: dropped
-    out += line;
-  }
-  return out;
+  return { escapeToken: parsed.escapeToken, instructions, errors, warnings: parsed.warnings };
 }
 
 /** A "did you mean" hint for a mistyped keyword, or undefined. */

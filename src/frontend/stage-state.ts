@@ -89,6 +89,12 @@ export function addEnv(env: readonly string[], key: string, value: string): stri
   return out;
 }
 
+/** `k=v` → {k, v}; `k=` and a bare `k` give an empty value (BuildKit parseKeyValue). */
+export function parseKeyValue(entry: string): { key: string; value: string } {
+  const i = entry.indexOf('=');
+  return i < 0 ? { key: entry, value: '' } : { key: entry.slice(0, i), value: entry.slice(i + 1) };
+}
+
 /** Appends a history entry; `withLayer` steps get a layerStep when `vertex` is given. */
 export function commitHistory(st: StageState, createdBy: string, withLayer: boolean, vertex?: Vertex, buildkitSuffix = false): void {
   const history = (st.config.history ??= []);
