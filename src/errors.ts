@@ -22,6 +22,10 @@ export type ErrorCode =
   | 'USAGE'
   | 'STORE_CORRUPT'
   | 'RUNTIME'
+  | 'REGISTRY_AUTH'
+  | 'REGISTRY_DENIED'
+  | 'REGISTRY_UNSUPPORTED'
+  | 'REGISTRY'
   | 'INTERNAL';
 
 /**

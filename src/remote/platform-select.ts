@@ -1,0 +1,37 @@
+import { BuildError } from '../errors.js';
+import { isDigest } from '../oci/digest.js';
+import type { Descriptor, Platform } from '../oci/image.js';
+
+/** An index entry: a descriptor that may name its platform. */
+export type PlatformDescriptor = Descriptor & { platform?: Platform };
+
+/**
+ * The entry of an index (OCI) or manifest list (Docker) for `platform`, as containerd picks:
+ * os and architecture must match, and the variant too when both name one; an exact variant
+ * match wins. No match → BuildError('IMAGE_NOT_FOUND') listing what the index has.
+ */
+export function selectPlatform(entries: readonly PlatformDescriptor[], platform: Platform, what: string): PlatformDescriptor {
+  const compatible = entries.filter(
+    (e) => e.platform?.os === platform.os && e.platform.architecture === platform.architecture && (!platform.variant || !e.platform.variant || platform.variant === e.platform.variant),
+  );
+  const chosen = compatible.find((e) => e.platform?.variant === platform.variant) ?? compatible[0];
+  if (!chosen) {
+    const have = entries.map((e) => (e.platform ? formatPlatform(e.platform) : 'unknown')).join(', ');
+    throw new BuildError('IMAGE_NOT_FOUND', `${what} has no image for platform ${formatPlatform(platform)} (it has: ${have || 'none'})`, {
+      hint: 'choose one of its platforms with --platform',
+    });
+  }
+  if (!isDigest(chosen.digest)) throw new BuildError('REGISTRY', `${what}: index entry has invalid digest ${JSON.stringify(chosen.digest)}`);
+  return chosen;
+}
+
+export function formatPlatform(p: Platform): string {
+  return `${p.os}/${p.architecture}${p.variant ? '/' + p.variant : ''}`;
+}
+
+/** `linux/arm64/v8` → Platform; BuildError('USAGE') for anything else. */
+export function parsePlatform(s: string): Platform {
+  const parts = s.split('/');
+  if (parts.length < 2 || parts.length > 3 || parts.some((p) => p === '')) throw new BuildError('USAGE', `invalid platform ${JSON.stringify(s)}: expected os/arch[/variant]`);
+  return { os: parts[0]!, architecture: parts[1]!, ...(parts[2] ? { variant: parts[2] } : {}) };
+}

@@ -1,0 +1,145 @@
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, request, type Dispatcher } from 'undici';
+import { isAbortError } from '../errors.js';
+import { isTemporaryStatus, RegistryError } from './registry-error.js';
+
+/** A response whose body the caller must consume or `dump()`. */
+export interface HttpResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly body: Dispatcher.ResponseData['body'];
+  /** The URL that was requested, to resolve relative Location headers against. */
+  readonly url: string;
+}
+
+export interface HttpRequest {
+  readonly method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  readonly url: string;
+  readonly headers?: Record<string, string>;
+  /** Called once per attempt, so a retry sends the body again from the start. */
+  readonly body?: () => Readable | Buffer | string;
+}
+
+export interface RetryPolicy {
+  /** Attempts in all (1 = no retry). */
+  readonly attempts: number;
+  /** First backoff; doubles each time, with jitter. */
+  readonly baseDelayMs: number;
+  /** Cap on any one wait, Retry-After included. */
+  readonly maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 250, maxDelayMs: 30_000 };
+
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+/** Whether `e` is a connection-level failure (reset, refused, closed socket) rather than an answer. */
+export function isNetworkError(e: unknown): boolean {
+  for (let cur = e as { code?: string; cause?: unknown } | undefined, depth = 0; cur && depth < 4; cur = cur.cause as typeof cur, depth++) {
+    if (typeof cur.code === 'string' && NETWORK_CODES.has(cur.code)) return true;
+    if (cur instanceof RegistryError && cur.status === undefined && cur.temporary) return true;
+  }
+  return false;
+}
+
+/**
+ * HTTP for the registry client, on undici: one keep-alive pool per process, a second that
+ * accepts self-signed certificates for registries named insecure, and retries with exponential
+ * backoff on 429/5xx and connection resets, honouring Retry-After. Every request takes the
+ * caller's AbortSignal.
+ */
+export class Transport {
+  readonly retry: RetryPolicy;
+  readonly #secure: Agent;
+  readonly #insecure: Agent;
+
+  constructor(opts: { retry?: RetryPolicy } = {}) {
+    this.retry = opts.retry ?? DEFAULT_RETRY;
+    this.#secure = new Agent({ keepAliveTimeout: 10_000 });
+    this.#insecure = new Agent({ keepAliveTimeout: 10_000, connect: { rejectUnauthorized: false } });
+  }
+
+  /**
+   * Sends `req`; with `retry` (default true) a 429/5xx answer or a connection failure is retried
+   * while attempts remain, and the last such answer is returned (not thrown). A connection
+   * failure on the last attempt throws RegistryError('REGISTRY', temporary).
+   */
+  async send(req: HttpRequest, signal: AbortSignal, opts: { retry?: boolean; insecureTls?: boolean; registry: string }): Promise<HttpResponse> {
+    const attempts = opts.retry === false ? 1 : Math.max(1, this.retry.attempts);
+    for (let attempt = 1; ; attempt++) {
+      signal.throwIfAborted();
+      let res: HttpResponse;
+      try {
+        const r = await request(req.url, {
+          method: req.method,
+          headers: req.headers,
+          body: req.body?.(),
+          signal,
+          dispatcher: opts.insecureTls ? this.#insecure : this.#secure,
+          // Registries redirect blob GETs to storage (S3, CDN); Repository follows those itself.
+        });
+        res = { status: r.statusCode, headers: r.headers, body: r.body, url: req.url };
+      } catch (e) {
+        if (isAbortError(e) || signal.aborted) throw signal.reason ?? e;
+        if (!isNetworkError(e)) {
+          throw new RegistryError('REGISTRY', `${req.method} ${redact(req.url)}: ${(e as Error).message}`, { registry: opts.registry, cause: e });
+        }
+        if (attempt >= attempts) {
+          throw new RegistryError('REGISTRY', `${req.method} ${redact(req.url)}: connection failed: ${(e as Error).message}`, {
+            registry: opts.registry,
+            temporary: true,
+            cause: e,
+          });
+        }
+        await sleep(this.#backoff(attempt, undefined), undefined, { signal });
+        continue;
+      }
+      if (isTemporaryStatus(res.status) && attempt < attempts) {
+        const retryAfter = header(res.headers, 'retry-after');
+        await res.body.dump().catch(() => undefined);
+        await sleep(this.#backoff(attempt, retryAfter), undefined, { signal });
+        continue;
+      }
+      return res;
+    }
+  }
+
+  /** Closes the pooled connections (so a CLI process can exit promptly). */
+  async close(): Promise<void> {
+    await Promise.all([this.#secure.close(), this.#insecure.close()]);
+  }
+
+  #backoff(attempt: number, retryAfter: string | undefined): number {
+    const fromHeader = parseRetryAfter(retryAfter);
+    const exp = this.retry.baseDelayMs * 2 ** (attempt - 1);
+    const jittered = exp / 2 + Math.random() * (exp / 2);
+    return Math.min(this.retry.maxDelayMs, fromHeader ?? jittered);
+  }
+}
+
+/** Retry-After as milliseconds: delta-seconds or an HTTP date; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const t = Date.parse(value);
+  return Number.isNaN(t) ? undefined : Math.max(0, t - now);
+}
+
+/** A single header value (the first, when repeated). */
+export function header(headers: HttpResponse['headers'], name: string): string | undefined {
+  const v = headers[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Every value of a header that may repeat (WWW-Authenticate). */
+export function headerAll(headers: HttpResponse['headers'], name: string): string[] {
+  const v = headers[name.toLowerCase()];
+  return v === undefined ? [] : Array.isArray(v) ? v : [v];
+}
+
+/** Upload URLs carry state tokens; keep them out of error messages. */
+function redact(url: string): string {
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}
