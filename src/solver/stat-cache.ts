@@ -14,10 +14,11 @@ interface Entry {
 }
 
 /**
- * A file whose mtime is this close to the moment it was hashed may still be written to within
- * the same timestamp tick; such checksums are not remembered ("racy git").
+ * A file whose mtime or ctime is this close to the moment it was hashed may still be written to
+ * within the same (coarse, jiffy-sized) timestamp tick without either changing; such checksums
+ * are not remembered ("racy git"). Well above any kernel's timestamp granularity.
  */
-const RACY_MS = 2_000;
+const RACY_MS = 250;
 const VERSION = 1;
 
 /**

@@ -6,6 +6,9 @@ import { solve, type OpHandlers } from '../../../src/solver/scheduler.js';
 import { RecordingSink } from '../../../src/events.js';
 import { sha256 } from '../../../src/oci/digest.js';
 import type { Ctx } from '../../../src/ctx.js';
+import type { SolveCache } from '../../../src/solver/solve-cache.js';
+import { BuildError } from '../../../src/errors.js';
+import type { Digest } from '../../../src/oci/digest.js';
 
 const test = suite('solver/scheduler');
 
@@ -93,6 +96,92 @@ test('external abort rejects with the abort reason', async () => {
   } catch (e) {
     assert.is((e as Error).message, 'interrupted');
   }
+});
+
+/** An in-memory SolveCache with call counters; keys as the real one: op digest + input keys. */
+function fakeCache(opts: { ignore?: (v: Vertex) => boolean } = {}) {
+  const records = new Map<Digest, Result>();
+  const explained: { name: string; reason: string }[] = [];
+  let lookups = 0;
+  const cache: SolveCache = {
+    cacheable: (v) => v.op.kind !== 'context',
+    reproducible: (v) => v.op.kind === 'image',
+    key: async (v, inputKeys) => (inputKeys.some((k) => k === undefined) ? undefined : sha256(v.digest + inputKeys.join())),
+    lookup: async (v, key) => {
+      lookups++;
+      return opts.ignore?.(v) ? undefined : records.get(key);
+    },
+    record: async (_v, key, result) => void records.set(key, result),
+    explain: async (v, _key, parent) => {
+      const x = { reason: parent ? 'parent' : 'new', message: parent ? parent.meta.name : 'first' } as const;
+      explained.push({ name: v.meta.name, reason: x.reason });
+      return x;
+    },
+  };
+  return { cache, records, explained, lookups: () => lookups };
+}
+
+test('with a cache: second solve runs nothing and reports every vertex cached', async () => {
+  const f = fakeHandlers();
+  const c = fakeCache();
+  const a = run(['a', '1'], [image]);
+  const b = run(['b', '1'], [a]);
+  await solve(b, f.handlers, { ...opts, cache: c.cache }, ctx());
+  assert.equal(f.calls, ['image docker.io/library/base:latest', 'a 1', 'b 1']);
+  f.calls.length = 0;
+  const second = ctx();
+  const results = await solve(b, f.handlers, { ...opts, cache: c.cache }, second);
+  assert.equal(f.calls, [], 'no handler ran');
+  assert.equal(second.events.events.map((e) => e.type), ['vertex.cached', 'vertex.cached', 'vertex.cached']);
+  assert.equal(results.get(b.digest), { kind: 'rootfs', layers: [{ diffId: sha256('b 1') }] });
+});
+
+test('with a cache: only the first miss of a chain is explained on its own; below it, "parent"', async () => {
+  const f = fakeHandlers();
+  const c = fakeCache();
+  const a = run(['a', '1'], [image]);
+  await solve(run(['b', '1'], [a]), f.handlers, { ...opts, cache: c.cache }, ctx());
+  c.explained.length = 0;
+  const a2 = run(['a', '2'], [image]);
+  const events = ctx();
+  await solve(run(['b', '1'], [a2]), f.handlers, { ...opts, cache: c.cache }, events);
+  assert.equal(c.explained, [
+    { name: 'RUN a 2', reason: 'new' },
+    { name: 'RUN b 1', reason: 'parent' },
+  ]);
+  const start = events.events.events.find((e) => e.type === 'vertex.start' && e.name === 'RUN a 2');
+  assert.equal(start && 'explain' in start ? start.explain : undefined, { reason: 'new', message: 'first' }, 'explanation rides on vertex.start');
+});
+
+test('with a cache: a vertex below one that re-ran (no-cache) skips the lookup and re-runs too', async () => {
+  const f = fakeHandlers();
+  const plain = fakeCache();
+  const a = run(['a', '1'], [image]);
+  const b = run(['b', '1'], [a]);
+  await solve(b, f.handlers, { ...opts, cache: plain.cache }, ctx());
+  const ignoring = fakeCache({ ignore: (v) => v === a });
+  for (const [k, r] of plain.records) ignoring.records.set(k, r);
+  f.calls.length = 0;
+  await solve(b, f.handlers, { ...opts, cache: ignoring.cache }, ctx());
+  assert.equal(f.calls, ['a 1', 'b 1'], 'image hit; a ignored the cache; b re-ran because a did');
+  assert.is(ignoring.lookups(), 2, 'image and a were looked up, b was not');
+});
+
+test('with a cache: a key error fails the vertex with its location, like a run error', async () => {
+  const f = fakeHandlers();
+  const c = fakeCache();
+  const broken: SolveCache = { ...c.cache, key: async () => Promise.reject(new BuildError('COPY_SOURCE_MISSING', 'not found')) };
+  const v = makeVertex({ kind: 'exec', args: ['x'], env: [], cwd: '/', user: '', network: 'host' }, [], { name: 'RUN x', location: { file: 'Dockerfile', line: 4 } });
+  const events = ctx();
+  try {
+    await solve(v, f.handlers, { ...opts, cache: broken }, events);
+    assert.unreachable();
+  } catch (e) {
+    assert.instance(e, BuildError);
+    assert.is((e as BuildError).location?.line, 4);
+  }
+  assert.equal(f.calls, []);
+  assert.ok(events.events.events.some((e) => e.type === 'vertex.error'));
 });
 
 test.run();

@@ -1,0 +1,158 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { chmod, chown, mkdtemp, rm, symlink, utimes, writeFile, mkdir, rename } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { makeVertex, type ExecOp, type Vertex } from '../../../src/solver/graph.js';
+import { VertexKeyer } from '../../../src/solver/vertex-keyer.js';
+import { StatCache } from '../../../src/solver/stat-cache.js';
+import { checksumSelection } from '../../../src/solver/context-checksum.js';
+import { sha256, type Digest } from '../../../src/oci/digest.js';
+import { lsetxattr } from '../../../src/oci/native-fs.js';
+
+const test = suite('solver/cache-key');
+const signal = new AbortController().signal;
+const platform = { os: 'linux', architecture: 'amd64' };
+let dir = '';
+
+test.before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'tsbuild-cachekey-'));
+});
+test.after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const image = makeVertex({ kind: 'image', ref: 'docker.io/library/busybox:latest', digest: sha256('img'), platform }, [], { name: 'FROM busybox' });
+const execOp = (over: Partial<ExecOp> = {}): ExecOp => ({ kind: 'exec', args: ['/bin/sh', '-c', 'make'], env: ['PATH=/bin'], cwd: '/', user: '', network: 'host', ...over });
+
+/** Keys a small chain: image → key of v (inputs keyed recursively). */
+async function keyOf(v: Vertex, keyer = new VertexKeyer(StatCache.memory())): Promise<Digest | undefined> {
+  const inputKeys = [];
+  for (const i of v.inputs) inputKeys.push(await keyOf(i, keyer));
+  return (await keyer.key(v, inputKeys, signal))?.key;
+}
+
+async function contextWith(files: Record<string, string>): Promise<string> {
+  const c = await mkdtemp(join(dir, 'ctx-'));
+  for (const [p, content] of Object.entries(files)) {
+    await mkdir(join(c, p, '..'), { recursive: true });
+    await writeFile(join(c, p), content);
+  }
+  return c;
+}
+
+function copyFrom(ctxDir: string, srcPaths: string[], dest = '/app/', meta = { name: 'COPY' }, excludes: string[] = []): Vertex {
+  const context = makeVertex({ kind: 'context', name: 'context', dir: ctxDir, excludes }, [], { name: 'context' });
+  return makeVertex({ kind: 'file', base: 'input', actions: [{ type: 'copy', source: 1, srcPaths, dest, allowWildcard: true, unpackArchives: false }] }, [image, context], meta);
+}
+
+test('exec key: names, positions and proxy variables are not part of it', async () => {
+  const a = makeVertex(execOp(), [image], { name: '[1/2] RUN make', location: { file: '/a/Dockerfile', line: 3 } });
+  const b = makeVertex(execOp({ env: ['PATH=/bin', 'HTTP_PROXY=http://p:3128', 'no_proxy=x'] }), [image], { name: '[7/9] RUN make', location: { file: '/b/Dockerfile', line: 40 } });
+  assert.is(await keyOf(a), await keyOf(b));
+});
+
+test('exec key: command, env, user, cwd, network and the parent change it', async () => {
+  const base = await keyOf(makeVertex(execOp(), [image], { name: 'x' }));
+  const variants: Partial<ExecOp>[] = [{ args: ['/bin/sh', '-c', 'make all'] }, { env: ['PATH=/bin', 'V=2'] }, { user: 'nobody' }, { cwd: '/src' }, { network: 'none' }];
+  const keys = new Set([base]);
+  for (const v of variants) keys.add(await keyOf(makeVertex(execOp(v), [image], { name: 'x' })));
+  const otherImage = makeVertex({ kind: 'image', ref: 'docker.io/library/busybox:latest', digest: sha256('img2'), platform }, [], { name: 'FROM busybox' });
+  keys.add(await keyOf(makeVertex(execOp(), [otherImage], { name: 'x' })));
+  assert.is(keys.size, variants.length + 2, 'every variant has its own key');
+});
+
+test('an image not pinned by digest has no key, nor has anything built on it', async () => {
+  const unpinned = makeVertex({ kind: 'image', ref: 'docker.io/library/busybox:latest', platform }, [], { name: 'FROM busybox' });
+  assert.is(await keyOf(unpinned), undefined);
+  assert.is(await keyOf(makeVertex(execOp(), [unpinned], { name: 'x' })), undefined);
+});
+
+test('COPY key: mtime, atime, the context location and the step name do not change it', async () => {
+  const c1 = await contextWith({ 'a.txt': 'hello', 'sub/b.txt': 'world' });
+  const c2 = await contextWith({ 'a.txt': 'hello', 'sub/b.txt': 'world' });
+  const k1 = await keyOf(copyFrom(c1, ['.']));
+  await utimes(join(c2, 'a.txt'), new Date(1000), new Date(2000));
+  await utimes(join(c2, 'sub'), new Date(1000), new Date(2000));
+  assert.is(await keyOf(copyFrom(c2, ['.'], '/app/', { name: 'other name' })), k1);
+});
+
+test('COPY key: content, mode, owner, xattrs, symlink target, added/removed/renamed files change it', async () => {
+  const files = { 'a.txt': 'hello', 'sub/b.txt': 'world' };
+  const base = await keyOf(copyFrom(await contextWith(files), ['.']));
+  const mutations: [string, (c: string) => Promise<void>][] = [
+    ['content', (c) => writeFile(join(c, 'a.txt'), 'hellO')],
+    ['mode', (c) => chmod(join(c, 'a.txt'), 0o755)],
+    ['dir mode', (c) => chmod(join(c, 'sub'), 0o700)],
+    ['owner', (c) => chown(join(c, 'a.txt'), 1000, 1000)],
+    ['xattr', async (c) => lsetxattr(join(c, 'a.txt'), 'user.test', Buffer.from('1'))],
+    ['added', (c) => writeFile(join(c, 'sub/new'), '')],
+    ['removed', (c) => rm(join(c, 'sub/b.txt'))],
+    ['renamed', (c) => rename(join(c, 'sub/b.txt'), join(c, 'sub/c.txt'))],
+    ['symlink', (c) => symlink('a.txt', join(c, 'link'))],
+  ];
+  const seen = new Map<string | undefined, string>([[base, 'base']]);
+  for (const [what, mutate] of mutations) {
+    const c = await contextWith(files);
+    await mutate(c);
+    const k = await keyOf(copyFrom(c, ['.']));
+    assert.not.ok(seen.has(k), `${what} changes the key (same as ${seen.get(k)})`);
+    seen.set(k, what);
+  }
+  const l1 = await contextWith(files);
+  await symlink('a.txt', join(l1, 'link'));
+  const l2 = await contextWith(files);
+  await symlink('sub/b.txt', join(l2, 'link'));
+  assert.is.not(await keyOf(copyFrom(l1, ['.'])), await keyOf(copyFrom(l2, ['.'])), 'symlink target');
+});
+
+test('COPY key covers exactly the selected files: others and ignored ones do not count', async () => {
+  const c = await contextWith({ 'a.txt': 'A', 'b.txt': 'B', 'logs/x.log': '1' });
+  const onlyA = await keyOf(copyFrom(c, ['a.txt']));
+  const all = await keyOf(copyFrom(c, ['.'], '/app/', { name: 'COPY' }, ['logs']));
+  await writeFile(join(c, 'b.txt'), 'B2');
+  await writeFile(join(c, 'logs/x.log'), '2');
+  assert.is(await keyOf(copyFrom(c, ['a.txt'])), onlyA, 'b.txt is not selected');
+  assert.is.not(await keyOf(copyFrom(c, ['.'], '/app/', { name: 'COPY' }, ['logs'])), all, 'b.txt is selected by "."');
+  const withB = await keyOf(copyFrom(c, ['.'], '/app/', { name: 'COPY' }, ['logs']));
+  await writeFile(join(c, 'logs/x.log'), '3');
+  assert.is(await keyOf(copyFrom(c, ['.'], '/app/', { name: 'COPY' }, ['logs'])), withB, 'ignored file does not count');
+});
+
+test('stat cache: an unchanged file is not read again (its remembered checksum is used)', async () => {
+  const c = await contextWith({ 'a.txt': 'hello' });
+  const p = join(c, 'a.txt');
+  await utimes(p, new Date(1_000_000), new Date(1_000_000));
+  const stats = StatCache.memory();
+  const real = await checksumSelection({ root: c, kind: 'context' }, ['a.txt'], false, stats, signal);
+  // Plant a fake checksum for the same stat: if the file were read, the real one would show.
+  const fake = sha256('planted');
+  stats.set(p, statSync(p), fake, Date.now() + 10_000);
+  const again = await checksumSelection({ root: c, kind: 'context' }, ['a.txt'], false, stats, signal);
+  assert.is(again.files.get('a.txt'), fake);
+  assert.is.not(again.digest, real.digest);
+  // Any change to the inode's metadata moves ctime and invalidates the entry.
+  await chmod(p, 0o600);
+  const after = await checksumSelection({ root: c, kind: 'context' }, ['a.txt'], false, stats, signal);
+  assert.is.not(after.files.get('a.txt'), fake);
+});
+
+test('stat cache: persisted, reloaded, and fresh files (racy mtime) are not remembered', async () => {
+  const c = await contextWith({ 'old.txt': 'o', 'fresh.txt': 'f' });
+  await utimes(join(c, 'old.txt'), new Date(1_000_000), new Date(1_000_000));
+  await sleep(300); // let old.txt's ctime age past the racy window
+  await writeFile(join(c, 'fresh.txt'), 'f2');
+  const file = join(dir, 'stat', 'cache.json');
+  const s1 = await StatCache.load(file);
+  await checksumSelection({ root: c, kind: 'context' }, ['.'], false, s1, signal);
+  await s1.save();
+  const s2 = await StatCache.load(file);
+  assert.ok(s2.get(join(c, 'old.txt'), statSync(join(c, 'old.txt'))), 'old file remembered across processes');
+  assert.is(s2.get(join(c, 'fresh.txt'), statSync(join(c, 'fresh.txt'))), undefined, 'just-written file not trusted');
+  await writeFile(file, '{"version":1,"entries":{"x":[1,2]}}');
+  assert.is((await StatCache.load(file)).size, 0, 'malformed entries ignored');
+});
+
+test.run();
