@@ -51,7 +51,7 @@ export interface FileOp {
   readonly actions: readonly FileAction[];
 }
 
-export type FileAction = CopyAction | MkdirAction;
+export type FileAction = CopyAction | MkdirAction | MkfileAction;
 
 export interface Chown {
   /** Name or numeric id, resolved in the destination rootfs's /etc/passwd. */
@@ -72,6 +72,16 @@ export interface CopyAction {
   readonly allowWildcard: boolean;
   /** ADD: extract local tar archives (gzip, bzip2, xz detected by content). */
   readonly unpackArchives: boolean;
+}
+
+/** Writes a file with inline content (COPY heredocs); missing parents are created 0755. */
+export interface MkfileAction {
+  readonly type: 'mkfile';
+  /** Absolute path in the rootfs written to. */
+  readonly path: string;
+  /** UTF-8 content. */
+  readonly data: string;
+  readonly mode: number;
 }
 
 export interface MkdirAction {

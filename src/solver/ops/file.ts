@@ -1,4 +1,4 @@
-import { lchown, lstat, mkdir, readdir } from 'node:fs/promises';
+import { chmod, lchown, lstat, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { createReadStream } from 'node:fs';
 import type { Ctx } from '../../ctx.js';
@@ -8,7 +8,7 @@ import { applyLayer } from '../../oci/layer/apply.js';
 import { resolveInRootfs } from '../../oci/rootfs-path.js';
 import { resolveChown } from '../../runtime/user.js';
 import type { MountedRootfs } from '../../runtime/overlay.js';
-import type { CopyAction, FileOp, MkdirAction, Result } from '../graph.js';
+import type { CopyAction, FileOp, MkdirAction, MkfileAction, Result } from '../graph.js';
 import { PatternMatcher } from '../pattern-matcher.js';
 import type { OpHandler } from '../scheduler.js';
 import type { Worker } from '../worker.js';
@@ -28,6 +28,7 @@ export function fileHandler(worker: Worker): OpHandler<FileOp> {
       try {
         for (const action of op.actions) {
           if (action.type === 'mkdir') await mkdirAction(dest.merged, action);
+          else if (action.type === 'mkfile') await mkfileAction(dest.merged, action);
           else await copyAction(dest.merged, action, await openSource(worker, inputs[action.source], sourceMounts, ctx), ctx);
         }
         upper = dest.keepUpper();
@@ -53,6 +54,13 @@ async function openSource(worker: Worker, input: Result | undefined, mounts: Mou
 async function mkdirAction(rootfs: string, action: MkdirAction): Promise<void> {
   const owner = action.chown ? await resolveChown(rootfs, action.chown) : undefined;
   await ensureDir(rootfs, action.path, action.mode, owner);
+}
+
+async function mkfileAction(rootfs: string, action: MkfileAction): Promise<void> {
+  const parent = await ensureDir(rootfs, posix.dirname(action.path), 0o755, undefined);
+  const abs = join(parent, posix.basename(action.path));
+  await writeFile(abs, action.data, { mode: action.mode });
+  await chmod(abs, action.mode); // the process umask must not narrow the requested mode
 }
 
 /** Creates `path` and missing parents inside the rootfs (symlinks resolved as in a chroot). */
