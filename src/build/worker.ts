@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cleanupTemp } from '../oci/content-store.js';
 import { ImageLayout } from '../oci/image-layout.js';
@@ -28,8 +28,8 @@ export async function openWorker(root: string, opts: { privateTmp?: boolean } = 
   for (const d of [shared.root, shared.layers, shared.links, shared.mounts, shared.runc, shared.tmp, shared.cache]) await mkdir(d, { recursive: true });
   let dirs: RootDirs = shared;
   if (opts.privateTmp) {
-    const tmp = await mkdtemp(join(shared.tmp, PRIVATE_TMP_PREFIX));
-    await writeFile(join(tmp, '.owner'), await currentOwner());
+    // The owner is in the name, so the directory is never seen without one.
+    const tmp = await mkdtemp(join(shared.tmp, `${PRIVATE_TMP_PREFIX}${(await currentOwner()).replace(' ', '-')}-`));
     dirs = { ...shared, tmp };
   }
   const images = await ImageLayout.open(dirs.store, { create: true, tmpDir: dirs.tmp });
@@ -63,9 +63,9 @@ export async function cleanupAfterCrashes(root: string): Promise<string[]> {
   removed.push(...(await cleanupStaleMounts(dirs)).map((m) => `mount ${m}`));
   for (const name of await readdir(dirs.tmp).catch(() => [] as string[])) {
     const p = join(dirs.tmp, name);
-    if (name.startsWith(PRIVATE_TMP_PREFIX)) {
-      const owner = await readFile(join(p, '.owner'), 'utf8').catch(() => undefined);
-      if (owner !== undefined ? await isOwnerAlive(owner) : !(await olderThan(p, 60_000))) continue;
+    const owner = /^p-(\d+)-(\d+)-/.exec(name);
+    if (owner) {
+      if (await isOwnerAlive(`${owner[1]} ${owner[2]}`)) continue;
     } else if (!(await olderThan(p, ABANDONED_MS))) continue;
     await rm(p, { recursive: true, force: true });
     removed.push(`tmp/${name}`);
