@@ -1,0 +1,63 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import { readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { useBuildRoot } from '../helpers/build-root.js';
+import { CLI, tsbuildOk } from '../helpers/cli.js';
+import { mountsUnder } from '../helpers/mounts.js';
+import { runcContainers } from '../helpers/run-tool.js';
+import { verifyStore } from '../helpers/verify-store.js';
+
+/**
+ * SIGKILL gives tsbuild no chance to clean up: whatever it leaves (mounts, runc containers,
+ * temp files, half-committed layers) must be garbage that the next build removes, and never a
+ * cache entry pointing at missing or wrong content.
+ */
+const test = suite('integration/crash-safety');
+const env = useBuildRoot(test, 'crash');
+
+const KILLS = 20;
+
+test(`SIGKILL at random points ${KILLS} times, then the next build cleans up and the cache is sound`, async () => {
+  const ctx = await env.context(
+    `FROM busybox
+COPY big.bin /big.bin
+RUN i=0; while [ $i -lt 30 ]; do echo $i >> /count; i=$((i+1)); done; sha256sum /big.bin > /sum
+ARG N
+RUN echo "n=$N" > /n && cp /big.bin /big2.bin
+COPY small.txt /small.txt
+RUN cat /n /small.txt > /out
+`,
+    { 'small.txt': 'small' },
+  );
+  await writeFile(join(ctx, 'big.bin'), randomBytes(8 << 20));
+  const kills: number[] = [];
+  for (let i = 0; i < KILLS; i++) {
+    // Vary the build so later steps miss the cache and there is always work to interrupt.
+    const child = spawn(process.execPath, [CLI, '--root', env.root, 'build', '--build-arg', `N=${i}`, '-t', 'crash', ctx], { stdio: 'ignore' });
+    const delay = randomInt(20, 900);
+    kills.push(delay);
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await Promise.race([sleep(delay), exited]);
+    child.kill('SIGKILL');
+    await exited;
+  }
+  // The next build cleans up after the dead ones and works.
+  await tsbuildOk(['--root', env.root, 'build', '--build-arg', 'N=final', '-t', 'crash', ctx]);
+  assert.equal(mountsUnder(env.root), [], `no mounts left (kills after ${kills.join(',')} ms)`);
+  assert.equal(await runcContainers(join(env.root, 'runc')), []);
+  assert.equal(await verifyStore(env.root), []);
+  assert.equal(await readdir(join(env.root, 'tmp')), []);
+  // Every cache entry a killed build wrote is sound: a rebuild of each variant uses it and
+  // produces a working image (RUN reads files from the cached layers).
+  for (const n of [0, 5, 19, 'final']) {
+    await tsbuildOk(['--root', env.root, 'build', '--build-arg', `N=${n}`, '-t', `crash-${n}`, ctx]);
+  }
+  const again = await tsbuildOk(['--root', env.root, 'build', '--progress', 'plain', '--build-arg', 'N=final', ctx]);
+  assert.not.match(again.stderr, /#\d+ \[\d\/\d\] RUN[^\n]*\n#\d+ DONE/, 'fully cached');
+});
+
+test.run();
