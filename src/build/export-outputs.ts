@@ -6,10 +6,12 @@ import type { ExportTarget } from '../exporter/export-target.js';
 import { exportLocal } from '../exporter/local.js';
 import { exportOciArchive } from '../exporter/oci-archive.js';
 import { exportOciLayout } from '../exporter/oci-layout.js';
+import { exportRegistry } from '../exporter/registry.js';
+import type { RegistryClient } from '../remote/registry-client.js';
 import type { Worker } from '../solver/worker.js';
 
-/** Sends the built image to one `--output` target; names default to the build's `-t` tags. */
-export async function exportImage(worker: Worker, manifest: Descriptor, target: ExportTarget, tags: readonly string[], ctx: Ctx): Promise<void> {
+/** Sends the built image to one `--output` target; names default to the build's `-t` tags. `registry` serves type=registry. */
+export async function exportImage(worker: Worker, manifest: Descriptor, target: ExportTarget, tags: readonly string[], ctx: Ctx, registry?: RegistryClient): Promise<void> {
   switch (target.type) {
     case 'oci': {
       const names = target.names ?? tags;
@@ -19,8 +21,11 @@ export async function exportImage(worker: Worker, manifest: Descriptor, target: 
       return exportDockerArchive(worker.blobs, manifest, target.dest, target.names ?? tags, ctx);
     case 'local':
       return exportLocal(worker.blobs, manifest, target.dest, ctx);
-    case 'registry':
-      throw new BuildError('USAGE', '--output type=registry: pushing to registries is not supported yet');
+    case 'registry': {
+      if (!registry) throw new BuildError('INTERNAL', '--output type=registry: no registry client was configured for this build');
+      await exportRegistry(registry, worker.images, manifest, target.name, ctx);
+      return;
+    }
     default: {
       const never: never = target;
       throw new BuildError('INTERNAL', `unknown export target ${JSON.stringify(never)}`);

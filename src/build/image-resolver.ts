@@ -4,23 +4,39 @@ import type { ImageResolver } from '../frontend/compile.js';
 import type { Platform } from '../oci/image.js';
 import { readImage } from '../oci/image-reader.js';
 import { parseReference } from '../oci/reference.js';
+import { pullImage } from '../remote/pull.js';
+import type { RegistryClient } from '../remote/registry-client.js';
 import type { Worker } from '../solver/worker.js';
 
+export interface ImageResolverOptions {
+  /** Pulls images missing from the local store; without it, FROM only sees the store. */
+  readonly registry?: RegistryClient;
+  /** `--pull`: ask the registry even when the store has the image (and fail when it can't answer). */
+  readonly pull?: boolean;
+}
+
 /**
- * FROM resolution against the local store (an OCI layout whose tags are full normalized names).
- * Pulling from registries comes with the registry client.
+ * FROM resolution: the local store (an OCI layout whose tags are full normalized names) first,
+ * then the registry, whose image is pulled into the store and tagged with the normalized name
+ * (so the image op handler finds it there). With `pull`, the registry is always asked.
  */
-export function storeImageResolver(worker: Worker): ImageResolver {
+export function storeImageResolver(worker: Worker, opts: ImageResolverOptions = {}): ImageResolver {
   return {
-    async resolve(ref: string, _platform: Platform, _ctx: Ctx) {
-      const name = parseReference(ref).toString();
-      const desc = await worker.images.resolve(name);
+    async resolve(ref: string, platform: Platform, ctx: Ctx) {
+      const parsed = parseReference(ref);
+      const name = parsed.toString();
+      let desc = opts.pull ? undefined : await worker.images.resolve(name);
+      if (!desc && opts.registry) {
+        const pulled = await pullImage(opts.registry, parsed, worker.blobs, platform, ctx);
+        await worker.images.tag(name, pulled.manifest);
+        desc = pulled.manifest;
+      }
       if (!desc) {
         throw new BuildError('IMAGE_NOT_FOUND', `image ${ref} (${name}) not found in the local store`, {
-          hint: 'build it first with `tsbuild build -t ' + ref + ' …` or load it with `tsbuild load -i FILE`; pulling from registries is not supported yet',
+          hint: 'build it first with `tsbuild build -t ' + ref + ' …`, load it with `tsbuild load -i FILE`, or pull it with `tsbuild pull ' + ref + '`',
         });
       }
-      const image = await readImage(worker.blobs, desc);
+      const image = await readImage(worker.blobs, desc, platform);
       return { ref: name, digest: desc.digest, config: image.config };
     },
   };

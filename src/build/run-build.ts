@@ -15,6 +15,7 @@ import { fileHandler } from '../solver/ops/file.js';
 import { imageHandler } from '../solver/ops/image.js';
 import { assembleImage } from './assemble-image.js';
 import { storeImageResolver } from './image-resolver.js';
+import type { RegistryClient } from '../remote/registry-client.js';
 import { cleanupAfterCrashes, openWorker } from './worker.js';
 import { registerBuild } from './build-registry.js';
 import { BuildCache } from '../solver/build-cache.js';
@@ -39,6 +40,10 @@ export interface BuildRequest {
   /** Time recorded in the image (SOURCE_DATE_EPOCH when the caller sets it). */
   readonly created: Date;
   readonly maxParallelism?: number;
+  /** Pulls missing base images (FROM) and serves `type=registry` outputs; the caller closes it. */
+  readonly registry?: RegistryClient;
+  /** `--pull`: resolve every base image against its registry even when it is stored locally. */
+  readonly pull?: boolean;
   /** --no-cache: run every step. */
   readonly noCache?: boolean;
   /** --no-cache-filter: run the steps of these stages regardless of the cache. */
@@ -95,7 +100,7 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
       platform: hostPlatform(),
       labels: req.labels,
     },
-    storeImageResolver(worker),
+    storeImageResolver(worker, { registry: req.registry, pull: req.pull }),
     ctx,
   );
   for (const w of plan.warnings) ctx.events.emit({ type: 'warning', message: w.message, location: w.location, at: Date.now() });
@@ -124,7 +129,7 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
   const image = await assembleImage(worker, plan, results, req.created);
   for (const name of names) await worker.images.tag(name, image.manifest);
   for (const target of req.outputs) {
-    await exportImage(worker, image.manifest, target, names, ctx);
+    await exportImage(worker, image.manifest, target, names, ctx, req.registry);
     ctx.events.emit({ type: 'export.done', target: target.type, digest: image.manifest.digest, at: Date.now() });
   }
   return { manifest: image.manifest, config: image.config, names };

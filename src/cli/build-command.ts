@@ -5,6 +5,9 @@ import { BuildError } from '../errors.js';
 import { parseOutputSpec, type ExportTarget } from '../exporter/export-target.js';
 import type { BuildMetadata } from '../../schemas/types/metadata-file.js';
 import type { GlobalOptions } from './globals.js';
+import { parseReference } from '../oci/reference.js';
+import { RegistryClient } from '../remote/registry-client.js';
+import { registryOptions } from './registry-options.js';
 import { progressSink, type ProgressMode } from './progress.js';
 import { explainSink } from './explain-sink.js';
 import { stateRoot } from './state-root.js';
@@ -23,6 +26,7 @@ interface BuildFlags {
   maxParallelism?: number;
   output: string[];
   push?: boolean;
+  pull?: boolean;
   progress: string;
   label: string[];
   network?: string;
@@ -44,7 +48,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .option('--explain', 'print why each first cache miss of a chain missed')
     .option('--max-parallelism <n>', 'steps run at once (default: number of CPUs)', parsePositiveInt)
     .option('-o, --output <spec>', 'export: type=oci|docker|local|registry,dest=…[,tar=false] (repeatable)', collect, [])
-    .option('--push', 'push the tagged image (registries come in a later release)')
+    .option('--push', 'push every -t name to its registry (same as --output type=registry,name=NAME)')
+    .option('--pull', 'check the registry for newer base images even when they are in the local store')
     .addOption(new Option('--progress <mode>', 'progress output').choices(['auto', 'tty', 'plain', 'rawjson', 'quiet']).default('auto'))
     .option('--label <key=value>', 'set an image label (repeatable)', collect, [])
     .addOption(new Option('--network <mode>', 'default network for RUN').choices(['host', 'none', 'default']))
@@ -53,8 +58,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .option('-q, --quiet', 'print only the image ID')
     .action(async (context: string, flags: BuildFlags) => {
       const outputs = flags.output.map(parseOutputSpec);
-      if (flags.push) throw new BuildError('USAGE', '--push: pushing to registries is not supported yet', { hint: 'export with --output type=oci,dest=FILE.tar and push with skopeo' });
-      if (outputs.some((o: ExportTarget) => o.type === 'registry')) throw new BuildError('USAGE', '--output type=registry: pushing to registries is not supported yet');
+      if (flags.push) outputs.push(...pushTargets(flags.tag));
+      const registry = new RegistryClient(registryOptions(process.env));
       if (flags.network === 'none') throw new BuildError('USAGE', '--network=none for the whole build is not supported yet; use RUN --network=none');
       const mode: ProgressMode = flags.quiet || flags.progress === 'quiet' ? 'quiet' : flags.progress === 'rawjson' ? 'rawjson' : 'plain';
       const rendered = progressSink(mode, (s) => process.stderr.write(s));
@@ -62,6 +67,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       const created = process.env.SOURCE_DATE_EPOCH ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000) : new Date();
       const result = await runBuild(
         {
+          registry,
+          pull: !!flags.pull,
           root: stateRoot(globals.root, process.env),
           contextDir: context,
           dockerfile: flags.file,
@@ -77,7 +84,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           maxParallelism: flags.maxParallelism,
         },
         { signal, events },
-      );
+      ).finally(() => registry.close());
+      for (const o of outputs) if (o.type === 'registry') process.stderr.write(`pushed ${parseReference(o.name).toString()}@${result.manifest.digest}\n`);
       if (flags.iidfile) await writeFile(flags.iidfile, result.config.digest);
       if (flags.metadataFile) {
         const meta: BuildMetadata = {
@@ -92,6 +100,12 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       else process.stderr.write(`image ${result.config.digest}${result.names.length ? ` tagged ${result.names.join(', ')}` : ''}\n`);
       setExit(0);
     });
+}
+
+/** `--push`: BuildKit pushes every `-t` name; without one there is nothing to push to. */
+function pushTargets(tags: readonly string[]): ExportTarget[] {
+  if (tags.length === 0) throw new BuildError('USAGE', '--push needs at least one -t NAME to push to');
+  return tags.map((name) => ({ type: 'registry', name }));
 }
 
 function parseBuildArgs(list: readonly string[], env: NodeJS.ProcessEnv): Record<string, string> {

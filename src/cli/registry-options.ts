@@ -1,0 +1,22 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { DockerConfigCredentials } from '../remote/credentials.js';
+import type { RegistryOptions } from '../remote/registry-client.js';
+
+/** `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`, as docker reads it. */
+export function dockerConfigPath(env: NodeJS.ProcessEnv): string {
+  return env.DOCKER_CONFIG ? join(env.DOCKER_CONFIG, 'config.json') : join(env.HOME || homedir(), '.docker', 'config.json');
+}
+
+/**
+ * Registry client options from the environment: credentials from docker's config.json.
+ * Insecure registries and mirrors come from tsbuild.toml once the config file is read
+ * (`insecure`/`mirrors` are passed through here).
+ */
+export function registryOptions(env: NodeJS.ProcessEnv, config: { insecure?: readonly string[]; mirrors?: Readonly<Record<string, readonly string[]>> } = {}): RegistryOptions {
+  return {
+    credentials: new DockerConfigCredentials(dockerConfigPath(env)),
+    ...(config.insecure ? { insecure: config.insecure } : {}),
+    ...(config.mirrors ? { mirrors: config.mirrors } : {}),
+  };
+}
