@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
-import { BuildError } from '../errors.js';
-import { makeVertex, type Vertex } from '../solver/graph.js';
+import { BuildError, type SourceLocation } from '../errors.js';
+import { makeVertex, type CopyAction, type MkfileAction, type Vertex } from '../solver/graph.js';
+import { ShellLexer } from './shell-lexer.js';
 import type { Instruction } from './instructions.js';
 import { splitChown } from './convert-meta.js';
 import { commitHistory, expansionEnv, stepName, type ConvertEnv, type StageState } from './stage-state.js';
@@ -48,33 +49,50 @@ export async function convertCopy(ins: Extract<Instruction, { kind: 'COPY' | 'AD
   const wd = st.config.config.WorkingDir || '/';
   let dest = posix.resolve(wd, destRaw);
   if (destRaw === '.' || destRaw === '' || destRaw.endsWith('/')) dest = dest === '/' ? '/' : dest + '/';
+  const total = sources.length + ins.sourceContents.length;
+  if (total > 1 && !destRaw.endsWith('/')) {
+    throw fail(`When using ${ins.kind} with more than one source file, the destination must be a directory and end with a /`);
+  }
   const srcPaths = sources.map((s) => {
     const rel = s.replace(/^\/+/, '');
     return rel === '' ? '.' : rel;
   });
 
   const name = stepName(st, ins.original);
-  const inputs = st.vertex ? [st.vertex, source] : [source];
-  const vertex = makeVertex(
-    {
-      kind: 'file',
-      base: st.vertex ? 'input' : 'scratch',
-      actions: [
-        {
-          type: 'copy',
-          source: inputs.length - 1,
-          srcPaths,
-          dest,
-          ...(chownText ? { chown: splitChown(chownText) } : {}),
-          ...(chmod !== undefined ? { chmod } : {}),
-          allowWildcard: true,
-          unpackArchives: ins.kind === 'ADD',
-        },
-      ],
-    },
-    inputs,
-    { name, location: loc },
-  );
+  const inputs = st.vertex ? [st.vertex] : [];
+  const common = {
+    dest,
+    ...(chownText ? { chown: splitChown(chownText) } : {}),
+    ...(chmod !== undefined ? { chmod } : {}),
+  };
+  const actions: CopyAction[] = [];
+  if (srcPaths.length > 0) {
+    inputs.push(source);
+    actions.push({ type: 'copy', source: inputs.length - 1, srcPaths, ...common, allowWildcard: true, unpackArchives: ins.kind === 'ADD' });
+  }
+  if (ins.sourceContents.length > 0) {
+    inputs.push(inlineFiles(ins.sourceContents, chmod, env, st, loc));
+    actions.push({ type: 'copy', source: inputs.length - 1, srcPaths: ins.sourceContents.map((c) => c.path), ...common, allowWildcard: false, unpackArchives: false });
+  }
+  const vertex = makeVertex({ kind: 'file', base: st.vertex ? 'input' : 'scratch', actions }, inputs, { name, location: loc });
   st.vertex = vertex;
-  commitHistory(st, `${ins.kind} ${[...sources, destRaw].join(' ')}`, true, vertex, true);
+  const heredocWords = ins.sourceContents.map((c) => `<<${c.path}`);
+  commitHistory(st, `${ins.kind} ${[...sources, ...heredocWords, destRaw].join(' ')}`, true, vertex, true);
+}
+
+/**
+ * Heredoc sources as files in a scratch tree (BuildKit: Mkfile into scratch, then the usual
+ * copy). Unquoted delimiters expand `$vars` and escapes but leave quotes alone.
+ */
+function inlineFiles(contents: Extract<Instruction, { kind: 'COPY' | 'ADD' }>['sourceContents'], chmod: string | undefined, env: ConvertEnv, st: StageState, loc: SourceLocation): Vertex {
+  const lexer = new ShellLexer(env.lexer.escapeToken, { skipProcessQuotes: true });
+  const vars = expansionEnv(st);
+  const mode = chmod !== undefined ? Number.parseInt(chmod, 8) : 0o644;
+  const actions: MkfileAction[] = contents.map((c) => ({
+    type: 'mkfile',
+    path: `/${c.path}`,
+    data: c.expand ? lexer.processWord(c.data, vars) : c.data,
+    mode,
+  }));
+  return makeVertex({ kind: 'file', base: 'scratch', actions }, [], { name: '[internal] preparing inline document', location: loc });
 }

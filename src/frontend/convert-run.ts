@@ -1,5 +1,6 @@
 import { makeVertex } from '../solver/graph.js';
 import type { Instruction } from './instructions.js';
+import { chompHeredocContent, parseHeredocToken } from './heredoc.js';
 import { commandArgs, runArgEnv } from './convert-meta.js';
 import { DEFAULT_PATH, commitHistory, expansionEnv, stepName, type ConvertEnv, type StageState } from './stage-state.js';
 
@@ -11,7 +12,7 @@ const PROXY_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'F
  * creates a bridge, so "default" networking is the host's.
  */
 export function convertRun(ins: Extract<Instruction, { kind: 'RUN' }>, st: StageState, env: ConvertEnv): void {
-  const args = commandArgs(ins.cmd, st);
+  const args = commandArgs(ins.files.length > 0 ? heredocCommand(ins) : ins.cmd, st);
   const configEnv = st.config.config.Env ?? [];
   const runEnv = [...configEnv, ...runArgEnv(st)];
   if (!runEnv.some((e) => e.startsWith('PATH='))) runEnv.unshift(DEFAULT_PATH);
@@ -35,6 +36,36 @@ export function convertRun(ins: Extract<Instruction, { kind: 'RUN' }>, st: Stage
   );
   st.vertex = vertex;
   commitHistory(st, `RUN ${runCommandString(args, st)}`, true, vertex, true);
+}
+
+/**
+ * RUN with heredocs (BuildKit dispatchRun): a command that is a single heredoc runs its body with
+ * the shell, or, when the body starts with `#!`, as an executable script at /dev/pipes/<name>
+ * (written into the sandbox's /dev tmpfs, so it never lands in a layer); any other form is
+ * handed to the shell with the bodies re-attached, and the shell does the heredoc itself.
+ */
+export function heredocCommand(ins: Extract<Instruction, { kind: 'RUN' }>): { prependShell: boolean; args: readonly string[] } {
+  const line = ins.cmd.args[0] ?? '';
+  let single: ReturnType<typeof parseHeredocToken>;
+  try {
+    single = parseHeredocToken(line);
+  } catch {
+    single = undefined;
+  }
+  if (single) {
+    const file = ins.files[0]!;
+    const data = file.chomp ? chompHeredocContent(file.data) : file.data;
+    if (!data.startsWith('#!')) return { prependShell: true, args: [data] };
+    const path = `/dev/pipes/${file.name}`;
+    let delim = 'TSBUILD_SCRIPT_EOF';
+    while (data.split('\n').includes(delim)) delim += '_';
+    const body = data.endsWith('\n') ? data : `${data}\n`;
+    const script = `mkdir -p /dev/pipes && cat > '${path}' <<'${delim}'\n${body}${delim}\nchmod 0755 '${path}' && exec '${path}'`;
+    return { prependShell: true, args: [script] };
+  }
+  let full = line;
+  for (const f of ins.files) full += `\n${f.data}${f.name}`;
+  return { prependShell: true, args: [full] };
 }
 
 /** BuildKit's history text for RUN: `|N k=v ... ` (ARGs in scope, latest values) before argv. */

@@ -112,6 +112,8 @@ export interface LexerModes {
   readonly rawEscapes?: boolean;
   /** Leave references to unset variables as written (`$x`, `${x:-y}`). */
   readonly skipUnsetEnv?: boolean;
+  /** Quotes are ordinary characters (COPY heredoc bodies). */
+  readonly skipProcessQuotes?: boolean;
 }
 
 class ShellWord {
@@ -149,7 +151,7 @@ class ShellWord {
         sc.next();
         return { result, words: words.getWords() };
       }
-      if (ch === '$' || ch === "'" || ch === '"') {
+      if (ch === '$' || ((ch === "'" || ch === '"') && !this.modes.skipProcessQuotes)) {
         const tmp = ch === '$' ? this.processDollar() : ch === "'" ? this.processSingleQuote() : this.processDoubleQuote();
         result += tmp;
         if (ch === '$') words.addString(tmp);
