@@ -36,9 +36,13 @@ export class Buildah {
     }
   }
 
-  /** `buildah bud` of `contextDir` into the tag `name`; `buildArgs` as KEY=VALUE pairs. */
+  /**
+   * `buildah bud` of `contextDir` into the tag `name`; `buildArgs` as KEY=VALUE pairs. Builds in
+   * docker format: in OCI format buildah ignores SHELL and drops ONBUILD, which docker honours;
+   * `pushOciLayout` converts the result to OCI.
+   */
   async bud(contextDir: string, name: string, opts: { buildArgs?: readonly string[]; target?: string } = {}): Promise<void> {
-    const args = [...this.#global(), 'bud', '--isolation', 'chroot', '--network', 'host', '--format', 'oci', '--quiet', '-t', name];
+    const args = [...this.#global(), 'bud', '--isolation', 'chroot', '--network', 'host', '--format', 'docker', '--quiet', '-t', name];
     for (const a of opts.buildArgs ?? []) args.push('--build-arg', a);
     if (opts.target) args.push('--target', opts.target);
     await tool('buildah', [...args, contextDir]);

@@ -439,4 +439,89 @@ ADD bundle.tar.gz plain.txt /multi/
   assertSame(diffs);
 });
 
+// 8. Corners: same-instruction ENV references, ARG before FROM, SHELL, exec-form RUN, --chmod on
+// a directory, COPY --from with a wildcard, COPY through a symlinked directory, user:group names.
+test('corners: ENV same-line references, global ARG, SHELL, exec RUN, --chmod on a directory, symlinked destination', async () => {
+  const { diffs, tree, config } = await differential('corners', {
+    dockerfile: `ARG BASE=busybox
+ARG GLOBAL=from-global
+FROM $BASE AS src
+RUN mkdir -p /stuff/a /stuff/b && echo 1 > /stuff/a/one.conf && echo 2 > /stuff/b/two.conf && echo 3 > /stuff/three.txt
+
+FROM $BASE
+ARG GLOBAL
+ENV A=old
+ENV A=new B=$A C=\${GLOBAL}
+SHELL ["/bin/sh", "-ec"]
+RUN echo "$A $B $C" > /env-seen && case "$-" in *e*) touch /shell-has-e;; esac
+RUN ["/bin/sh", "-c", "mkdir -p /real/dir && ln -s /real/dir /linked && touch /real/dir/existing"]
+COPY --chmod=700 dir/ /chmodded/
+COPY --from=src /stuff/*/*.conf /confs/
+COPY file.txt /linked/
+COPY --chown=app:wheel file.txt /linked/owned.txt
+USER app:wheel
+WORKDIR /tmp/w
+RUN echo "$HOME" > home-seen
+`,
+    files: { 'dir/x.txt': 'x\n', 'dir/sub/y.txt': 'y\n', 'file.txt': 'f\n' },
+  });
+  assertNode(tree, 'env-seen', { size: 'new old from-global\n'.length });
+  assertNode(tree, 'shell-has-e', { type: 'file' });
+  assertNode(tree, 'real/dir/file.txt', { type: 'file' });
+  assertNode(tree, 'confs/one.conf', { type: 'file' });
+  assert.is(config.User, 'app:wheel');
+  assertSame(diffs);
+});
+
+// 9. Archives of every compression ADD knows, ONBUILD of a stage used as base, inherited and
+// overridden LABELs, an EXPOSE range, ENTRYPOINT [].
+test('ADD .tar.xz/.tar.bz2/.tar, COPY keeps archives packed, ONBUILD from a stage, LABEL override, EXPOSE range', async () => {
+  const { diffs, tree, config } = await differential('archives', {
+    dockerfile: `ARG BASE=busybox
+FROM $BASE AS base1
+LABEL keep=base over=base
+ENV FROMBASE=1
+ONBUILD RUN echo onbuild > /onbuild
+CMD ["base-cmd"]
+
+FROM base1
+LABEL over=child
+ENV EMPTY= SPACED="a  b"
+EXPOSE 80-82/tcp 443
+ADD files.tar.xz /xz/
+ADD files.tar.bz2 /bz/
+ADD files.tar /plain-tar/
+COPY files.tar.xz /not-extracted/
+RUN mkdir -p /w && cd /w && mkdir keep && touch keep/.hidden && mkdir -p a/b/c && rm -rf a/b && touch a/new
+RUN rm -rf /w/a && mkdir /w/a && chmod 0 /w/a
+WORKDIR /w/keep
+ENTRYPOINT []
+`,
+    prepare: async (dir) => {
+      const src = join(dir, '..', `${dir.split('/').pop()}-tarsrc`);
+      await mkdir(join(src, 'd/e'), { recursive: true });
+      await writeFile(join(src, 'd/e/f'), 'f\n');
+      await symlink('e/f', join(src, 'd/lnk'));
+      await tool('tar', ['-C', src, '-cJf', join(dir, 'files.tar.xz'), 'd']);
+      await tool('tar', ['-C', src, '-cjf', join(dir, 'files.tar.bz2'), 'd']);
+      await tool('tar', ['-C', src, '-cf', join(dir, 'files.tar'), './d']);
+      await rm(src, { recursive: true, force: true });
+    },
+    known: {
+      // docker and BuildKit expand a range (nat.ParsePortSpecs in dispatchExpose), as tsbuild
+      // does; buildah stores the range as one key.
+      'config ExposedPorts: {"443/tcp":{},"80/tcp":{},"81/tcp":{},"82/tcp":{}} != {"443/tcp":{},"80-82/tcp":{}}': 'buildah keeps EXPOSE ranges unexpanded',
+    },
+  });
+  assertNode(tree, 'onbuild', { type: 'file' });
+  assertNode(tree, 'xz/d/lnk', { type: 'symlink', link: 'e/f' });
+  assertNode(tree, 'bz/d/e/f', { type: 'file' });
+  assertNode(tree, 'plain-tar/d/e/f', { type: 'file' });
+  assertNode(tree, 'not-extracted/files.tar.xz', { type: 'file' });
+  assertNode(tree, 'w/a', { type: 'dir', mode: 0 });
+  assert.equal(config.Labels, { keep: 'base', over: 'child' });
+  assert.is(JSON.stringify(config.Entrypoint ?? []), '[]', 'ENTRYPOINT [] clears the entrypoint');
+  assertSame(diffs);
+});
+
 test.run();
