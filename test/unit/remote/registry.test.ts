@@ -186,7 +186,7 @@ test('pull: a blob whose bytes do not match its digest fails clearly and stores 
 
 test('push survives a connection dropped mid-blob (resume or restart)', async () => {
   const big = await randomImage(src, 2_000_000);
-  const proxy = await startDroppingProxy(reg.host, 700_000);
+  const proxy = await startDroppingProxy(reg.host, 100_000);
   const client = new RegistryClient({ retry: fastRetry, upload: { chunkSize: 256 * 1024 } });
   try {
     const r = await pushImage(client, src.blobs, big, { domain: proxy.host, path: 'dropped' }, 'latest', {}, ctx);
