@@ -1,0 +1,69 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { useBuildRoot } from '../helpers/build-root.js';
+import { tsbuild, tsbuildOk } from '../helpers/cli.js';
+import { diskUsage, prune } from '../../src/build/gc.js';
+import { registerBuild } from '../../src/build/build-registry.js';
+import { rootDirs } from '../../src/root-dirs.js';
+import { parseSize } from '../../src/cli/gc-commands.js';
+
+const test = suite('integration/gc');
+const env = useBuildRoot(test, 'gc');
+
+const records = async () => (await readdir(join(env.root, 'cache', 'records')).catch(() => [] as string[])).length;
+const ranRun = (stderr: string) => /#\d+ \[[^\]]*\] RUN[^\n]*\n(#\d+ [\d.]+ [^\n]*\n)*#\d+ DONE/.test(stderr);
+
+test('prune keeps what images use, drops dangling cache; --all drops all cache; images still build and export', async () => {
+  const ctx = await env.context('FROM busybox AS b\nRUN echo tmp > /t && echo big > /not-copied\nFROM busybox\nCOPY --from=b /t /t\nRUN echo keep > /k\n');
+  await tsbuildOk(['--root', env.root, 'build', '-t', 'gc1', ctx]);
+  const before = await diskUsage(env.root);
+  assert.ok(before.cacheRecords >= 3);
+  const du = await tsbuildOk(['--root', env.root, 'du']);
+  assert.match(du.stdout, /cache records\t\d+/);
+
+  // The build stage's RUN layer is only in the cache: a plain prune drops it.
+  const r = await prune(env.root);
+  assert.ok(r.records >= 1 && r.layers >= 1, JSON.stringify(r));
+  const after = await diskUsage(env.root);
+  assert.is(after.danglingBytes, 0);
+  assert.ok(after.layers.count < before.layers.count);
+  // The final stage's steps are in the image: still cached.
+  const again = await tsbuildOk(['--root', env.root, 'build', '--progress', 'plain', '--target', 'b', ctx]);
+  assert.ok(ranRun(again.stderr), 'pruned stage reruns');
+
+  const all = await tsbuildOk(['--root', env.root, 'prune', '--all']);
+  assert.match(all.stdout, /removed \d+ cache records/);
+  assert.is(await records(), 0);
+  // The tagged image is intact: it can be exported, and FROM it still works.
+  await tsbuildOk(['--root', env.root, 'build', '-t', 'gc2', await env.context('FROM gc1\nRUN cat /k /t\n')]);
+});
+
+test('--keep-storage keeps the most recently used cache within the budget; --filter until= spares recent cache', async () => {
+  for (let i = 0; i < 3; i++) {
+    await tsbuildOk(['--root', env.root, 'build', await env.context(`FROM busybox\nRUN dd if=/dev/zero of=/f bs=1024 count=${100 + i} 2>/dev/null\n`)]);
+  }
+  const n = await records();
+  assert.ok(n >= 3);
+  await tsbuildOk(['--root', env.root, 'prune', '--filter', 'until=1h']);
+  assert.is(await records(), n, 'nothing is older than an hour');
+  const r = await prune(env.root, { keepStorage: parseSize('150KB') });
+  assert.ok(r.records >= 2, `kept at most one 100 KiB layer: ${JSON.stringify(r)}`);
+  assert.ok((await diskUsage(env.root)).cacheOnlyBytes <= 150 * 1024);
+  assert.is((await tsbuild(['--root', env.root, 'prune', '--keep-storage', 'lots'])).code, 2);
+});
+
+test('prune refuses while a build runs on the root', async () => {
+  const reg = await registerBuild(rootDirs(env.root));
+  try {
+    // Registered by this (live) test process: from another process, a build is running.
+    const r = await tsbuild(['--root', env.root, 'prune']);
+    assert.is(r.code, 2);
+    assert.match(r.stderr, /a build is running/);
+  } finally {
+    await reg.release();
+  }
+});
+
+test.run();
