@@ -8,8 +8,7 @@ import type { GlobalOptions } from './globals.js';
 import { parseReference } from '../oci/reference.js';
 import { RegistryClient } from '../remote/registry-client.js';
 import { registryOptions } from './registry-options.js';
-import { progressSink, type ProgressMode } from './progress.js';
-import { explainSink } from './explain-sink.js';
+import { buildProgress } from './build-progress.js';
 import { stateRoot } from './state-root.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -27,7 +26,7 @@ interface BuildFlags {
   output: string[];
   push?: boolean;
   pull?: boolean;
-  progress: string;
+  progress?: string;
   label: string[];
   network?: string;
   iidfile?: string;
@@ -50,7 +49,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .option('-o, --output <spec>', 'export: type=oci|docker|local|registry,dest=…[,tar=false] (repeatable)', collect, [])
     .option('--push', 'push every -t name to its registry (same as --output type=registry,name=NAME)')
     .option('--pull', 'check the registry for newer base images even when they are in the local store')
-    .addOption(new Option('--progress <mode>', 'progress output').choices(['auto', 'tty', 'plain', 'rawjson', 'quiet']).default('auto'))
+    .addOption(new Option('--progress <mode>', 'progress output').choices(['auto', 'tty', 'plain', 'rawjson', 'quiet']))
     .option('--label <key=value>', 'set an image label (repeatable)', collect, [])
     .addOption(new Option('--network <mode>', 'default network for RUN').choices(['host', 'none', 'default']))
     .option('--iidfile <file>', 'write the image ID (config digest) to this file')
@@ -61,9 +60,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       if (flags.push) outputs.push(...pushTargets(flags.tag));
       const registry = new RegistryClient(registryOptions(process.env));
       if (flags.network === 'none') throw new BuildError('USAGE', '--network=none for the whole build is not supported yet; use RUN --network=none');
-      const mode: ProgressMode = flags.quiet || flags.progress === 'quiet' ? 'quiet' : flags.progress === 'rawjson' ? 'rawjson' : 'plain';
-      const rendered = progressSink(mode, (s) => process.stderr.write(s));
-      const events = flags.explain && mode === 'plain' ? explainSink(rendered, (s) => process.stderr.write(s)) : rendered;
+      const progress = buildProgress(flags, process.stderr, process.env);
+      const { mode, events } = progress;
       const created = process.env.SOURCE_DATE_EPOCH ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000) : new Date();
       const result = await runBuild(
         {
@@ -84,7 +82,10 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           maxParallelism: flags.maxParallelism,
         },
         { signal, events },
-      ).finally(() => registry.close());
+      ).finally(() => {
+        progress.close();
+        return registry.close();
+      });
       for (const o of outputs) if (o.type === 'registry') process.stderr.write(`pushed ${parseReference(o.name).toString()}@${result.manifest.digest}\n`);
       if (flags.iidfile) await writeFile(flags.iidfile, result.config.digest);
       if (flags.metadataFile) {
