@@ -33,6 +33,7 @@ export async function convertCopy(ins: Extract<Instruction, { kind: 'COPY' | 'AD
     if (Number.isNaN(n) || n > 0o7777) throw fail(`invalid chmod parameter: '${chmod}'. it should be octal string and between 0 and 07777`);
   }
   const chownText = ins.chown !== undefined ? expand(ins.chown) : undefined;
+  if (ins.parents) env.warnings.push({ message: 'COPY --parents is not supported yet and was ignored', location: loc });
   if (ins.excludes.length > 0) env.warnings.push({ message: `${ins.kind} --exclude is not supported yet and was ignored`, location: loc });
 
   let source: Vertex;
@@ -49,10 +50,9 @@ export async function convertCopy(ins: Extract<Instruction, { kind: 'COPY' | 'AD
   const wd = st.config.config.WorkingDir || '/';
   let dest = posix.resolve(wd, destRaw);
   if (destRaw === '.' || destRaw === '' || destRaw.endsWith('/')) dest = dest === '/' ? '/' : dest + '/';
-  const total = sources.length + ins.sourceContents.length;
-  if (total > 1 && !destRaw.endsWith('/')) {
-    throw fail(`When using ${ins.kind} with more than one source file, the destination must be a directory and end with a /`);
-  }
+  // Several sources always go into a directory; with heredocs they are split over two copy
+  // actions, so say it in the destination instead of relying on each action's match count.
+  if (sources.length + ins.sourceContents.length > 1 && !dest.endsWith('/')) dest += '/';
   const srcPaths = sources.map((s) => {
     const rel = s.replace(/^\/+/, '');
     return rel === '' ? '.' : rel;
