@@ -55,7 +55,7 @@ export function ttyProgress(write: (s: string) => void, opts: TerminalOptions): 
     const all = [...steps.values()];
     const finished = all.filter((s) => s.status !== 'running').length;
     const head = `[+] Building ${seconds(t - started)} (${finished}/${all.length})${final ? ' FINISHED' : ''}`;
-    const lines: string[] = [paint('header', truncate(head, columns))];
+    const lines: string[] = [paint(COLORS.header, truncate(head, columns))];
     for (const s of all) {
       const time = seconds((s.end ?? t) - s.start);
       const label = s.status === 'cached' ? `CACHED ${s.name}` : s.status === 'error' ? `ERROR ${s.name}` : s.status === 'cancelled' ? `CANCELED ${s.name}` : s.name;

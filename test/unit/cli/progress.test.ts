@@ -166,7 +166,8 @@ tty('redrawn in place: every frame after the first moves back over the previous 
   const { out } = liveRun(true);
   const frames = out.split(/(?=\x1b\[\?25l)/).filter((f) => f.includes('[+] Building'));
   assert.ok(frames.length >= EVENTS.length - 1);
-  assert.match(out, /\x1b\[34m/, 'colours without NO_COLOR');
+  assert.match(out, /\x1b\[34m\[\+\] Building/, 'colours without NO_COLOR');
+  assert.not.match(out.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ''), /\x1b/, 'only well-formed escape sequences');
   // The header appears once on the final screen although it was written once per frame.
   assert.is(screen(out).filter((l) => l.includes('[+] Building')).length, 1);
   assert.ok((out.match(/\x1b\[\d+F/g) ?? []).length >= frames.length - 1);
