@@ -1,5 +1,5 @@
 import type { Ctx } from '../ctx.js';
-import { BuildError } from '../errors.js';
+import { BuildError, isAbortError } from '../errors.js';
 import type { ImageResolver } from '../frontend/compile.js';
 import type { Platform } from '../oci/image.js';
 import { readImage } from '../oci/image-reader.js';
@@ -27,9 +27,19 @@ export function storeImageResolver(worker: Worker, opts: ImageResolverOptions = 
       const name = parsed.toString();
       let desc = opts.pull ? undefined : await worker.images.resolve(name);
       if (!desc && opts.registry) {
-        const pulled = await pullImage(opts.registry, parsed, worker.blobs, platform, ctx);
-        await worker.images.tag(name, pulled.manifest);
-        desc = pulled.manifest;
+        try {
+          const pulled = await pullImage(opts.registry, parsed, worker.blobs, platform, ctx);
+          await worker.images.tag(name, pulled.manifest);
+          desc = pulled.manifest;
+        } catch (e) {
+          if (isAbortError(e) || ctx.signal.aborted) throw e;
+          // Say both what was looked for and why the registry could not supply it.
+          const code = e instanceof BuildError && e.code !== 'REGISTRY' ? e.code : 'IMAGE_NOT_FOUND';
+          throw new BuildError(code, `image ${ref} (${name}) not found${opts.pull ? '' : ' in the local store'} and could not be pulled: ${(e as Error).message}`, {
+            cause: e,
+            hint: e instanceof BuildError && e.hint ? e.hint : `build it first with \`tsbuild build -t ${ref} …\` or load it with \`tsbuild load -i FILE\``,
+          });
+        }
       }
       if (!desc) {
         throw new BuildError('IMAGE_NOT_FOUND', `image ${ref} (${name}) not found in the local store`, {
