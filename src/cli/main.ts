@@ -1,7 +1,9 @@
 #!/usr/bin/env node
+import { existsSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { BuildError, isAbortError } from '../errors.js';
 import { renderError } from './render-error.js';
+import { nearest } from './suggest.js';
 import { buildCommand } from './build-command.js';
 import { extractGlobals, type GlobalOptions } from './globals.js';
 import { REGISTRY_VERBS, registryCommands } from './registry-commands.js';
@@ -15,6 +17,11 @@ async function main(argv: string[]): Promise<number> {
   // Without a verb, `build` is meant: `tsbuild -f Dockerfile -t name .`
   const first = rest[0];
   const args = first !== undefined && !VERBS.has(first) && !['--help', '-h', '--version', '-V'].includes(first) ? ['build', ...rest] : rest;
+  const typo = first !== undefined && args[0] === 'build' && first !== 'build' ? mistypedVerb(first) : undefined;
+  if (typo) {
+    process.stderr.write(`error: unknown command '${first}' (Did you mean ${typo}?)\n`);
+    return 2;
+  }
 
   const ac = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => ac.abort(Object.assign(new Error(`interrupted by ${sig}`), { name: 'AbortError' }));
@@ -48,6 +55,12 @@ function configure(cmd: Command): Command {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(s) })
     .showSuggestionAfterError(true);
+}
+
+/** `tsbuild imagez`: a word that is no directory but nearly a verb is a typo, not a build context. */
+function mistypedVerb(word: string): string | undefined {
+  if (word.startsWith('-') || existsSync(word)) return undefined;
+  return nearest(word, [...VERBS].filter((v) => v !== 'help'));
 }
 
 function report(err: unknown, globals: GlobalOptions): number {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { relative } from 'node:path';
+import { isAbsolute, relative } from 'node:path';
 import { BuildError } from '../errors.js';
 
 /**
@@ -13,21 +13,37 @@ export function renderError(err: unknown, opts: { debug: boolean; cwd: string })
   }
   const out: string[] = [];
   const loc = err.location;
-  const where = loc ? `${relative(opts.cwd, loc.file) || loc.file}:${loc.line}: ` : '';
+  const where = loc ? `${displayPath(loc.file, opts.cwd)}:${loc.line}: ` : '';
   out.push(`error: ${where}${err.message}`);
   if (err.outputTail?.length) {
     out.push('', '------ last output lines ------', ...err.outputTail.map((l) => `  ${l}`), '-------------------------------');
   }
   if (loc) out.push(...snippet(loc.file, loc.line, loc.endLine ?? loc.line));
-  if (err.hint) out.push(`hint: ${err.hint}`);
+  const hint = err.hint ?? defaultHint(err);
+  if (hint) out.push(`hint: ${hint}`);
   if (opts.debug && err.stack) out.push(err.stack);
   return out.join('\n') + '\n';
+}
+
+/** Relative to the working directory when inside it (`Dockerfile`, `sub/Dockerfile`), else absolute. */
+function displayPath(file: string, cwd: string): string {
+  const rel = relative(cwd, file);
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : file;
+}
+
+function defaultHint(err: BuildError): string | undefined {
+  if (err.code === 'RUN_FAILED' && err.exitCode !== undefined) {
+    return `the command exited with code ${err.exitCode}; its last output lines are above. Debug it with \`tsbuild run IMAGE -- sh\` on the image of the step before`;
+  }
+  return undefined;
 }
 
 function snippet(file: string, from: number, to: number): string[] {
   let lines: string[];
   try {
     lines = readFileSync(file, 'utf8').split('\n');
+    // The newline that ends the last line does not start another one.
+    if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
   } catch {
     return [];
   }
