@@ -8,8 +8,9 @@ import { buildCommand } from './build-command.js';
 import { extractGlobals, type GlobalOptions } from './globals.js';
 import { REGISTRY_VERBS, registryCommands } from './registry-commands.js';
 import { GC_VERBS, gcCommands } from './gc-commands.js';
+import { IMAGE_VERBS, imageCommands } from './image-commands.js';
 
-const VERBS = new Set(['build', 'help', ...REGISTRY_VERBS, ...GC_VERBS]);
+const VERBS = new Set(['build', 'help', ...REGISTRY_VERBS, ...GC_VERBS, ...IMAGE_VERBS]);
 
 /** Exit codes (DESIGN.md): 0 ok, 1 build failed, 2 bad usage, 130 interrupted. */
 async function main(argv: string[]): Promise<number> {
@@ -38,6 +39,7 @@ async function main(argv: string[]): Promise<number> {
   program.addCommand(configure(buildCommand(globals, ac.signal, (c) => (code = c))));
   for (const c of registryCommands(globals, ac.signal, (c) => (code = c))) program.addCommand(configure(c));
   for (const c of gcCommands(globals, (c) => (code = c))) program.addCommand(configure(c));
+  for (const c of imageCommands(globals, ac.signal, (c) => (code = c))) program.addCommand(configure(c));
   try {
     await program.parseAsync(args, { from: 'user' });
     return code;
