@@ -9,6 +9,7 @@ import { parseReference } from '../oci/reference.js';
 import { RegistryClient } from '../remote/registry-client.js';
 import { registryOptions } from './registry-options.js';
 import { buildProgress } from './build-progress.js';
+import { readBuildArgFile, readStdinInputs } from './stdin-input.js';
 import { stateRoot } from './state-root.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -17,6 +18,7 @@ interface BuildFlags {
   file?: string;
   tag: string[];
   buildArg: string[];
+  buildArgFile: string[];
   target?: string;
   cache: boolean;
   /** commander names `--no-cache-filter` after its negated form. */
@@ -37,10 +39,11 @@ interface BuildFlags {
 export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExit: (code: number) => void): Command {
   return new Command('build')
     .description('build an image from a Dockerfile and a context directory')
-    .argument('<context>', 'build context directory')
-    .option('-f, --file <path>', 'Dockerfile (default: CONTEXT/Dockerfile)')
+    .argument('<context>', 'build context directory, or - for a tar (or a lone Dockerfile) on standard input')
+    .option('-f, --file <path>', 'Dockerfile (default: CONTEXT/Dockerfile); - reads it from standard input')
     .option('-t, --tag <name[:tag]>', 'name the image in the local store (repeatable)', collect, [])
     .option('--build-arg <key[=value]>', 'set a build argument; without a value, taken from the environment (repeatable)', collect, [])
+    .option('--build-arg-file <file>', 'read build arguments from a file of KEY=VALUE lines (repeatable; --build-arg wins)', collect, [])
     .option('--target <stage>', 'build this stage')
     .option('--no-cache', 'do not use the build cache')
     .option('--no-cache-filter <stage>', 'do not use the build cache for these stages (repeatable, comma-separated)', collect, [])
@@ -60,6 +63,10 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       if (flags.push) outputs.push(...pushTargets(flags.tag));
       const registry = new RegistryClient(registryOptions(process.env));
       if (flags.network === 'none') throw new BuildError('USAGE', '--network=none for the whole build is not supported yet; use RUN --network=none');
+      const buildArgs: Record<string, string> = {};
+      for (const f of flags.buildArgFile) Object.assign(buildArgs, await readBuildArgFile(f, process.env));
+      Object.assign(buildArgs, parseBuildArgs(flags.buildArg, process.env));
+      const stdinInputs = await readStdinInputs(context, flags.file, process.stdin, signal);
       const progress = buildProgress(flags, process.stderr, process.env);
       const { mode, events } = progress;
       const created = process.env.SOURCE_DATE_EPOCH ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000) : new Date();
@@ -68,10 +75,10 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           registry,
           pull: !!flags.pull,
           root: stateRoot(globals.root, process.env),
-          contextDir: context,
-          dockerfile: flags.file,
+          contextDir: stdinInputs?.contextDir ?? context,
+          dockerfile: stdinInputs ? stdinInputs.dockerfile : flags.file,
           tags: flags.tag,
-          buildArgs: parseBuildArgs(flags.buildArg, process.env),
+          buildArgs,
           target: flags.target,
           labels: parseLabels(flags.label),
           outputs,
@@ -82,10 +89,18 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           maxParallelism: flags.maxParallelism,
         },
         { signal, events },
-      ).finally(() => {
-        progress.close();
-        return registry.close();
-      });
+      )
+        .then(
+          async (r) => (await stdinInputs?.dispose(), r),
+          (e: unknown) => {
+            stdinInputs?.disposeAtExit();
+            throw e;
+          },
+        )
+        .finally(() => {
+          progress.close();
+          return registry.close();
+        });
       for (const o of outputs) if (o.type === 'registry') process.stderr.write(`pushed ${parseReference(o.name).toString()}@${result.manifest.digest}\n`);
       if (flags.iidfile) await writeFile(flags.iidfile, result.config.digest);
       if (flags.metadataFile) {

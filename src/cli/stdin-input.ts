@@ -1,0 +1,79 @@
+import { createReadStream, createWriteStream, rmSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { BuildError } from '../errors.js';
+import { decompressStream, isArchiveFile } from '../oci/decompress.js';
+import { applyLayer } from '../oci/layer/apply.js';
+
+/** Where `-` inputs were put on disk; `dispose()` removes them. */
+export interface StdinInputs {
+  readonly contextDir: string;
+  readonly dockerfile?: string;
+  dispose(): Promise<void>;
+  /** For a failed build: the error printed after the action still shows the Dockerfile snippet, so removal waits for exit. */
+  disposeAtExit(): void;
+}
+
+/**
+ * `tsbuild build -` and `-f -`, as docker does them: with context `-`, standard input is a tar
+ * (plain or compressed) that becomes the context, or else a Dockerfile with an empty context;
+ * with `-f -`, standard input is the Dockerfile. Both at once is a usage error. Standard input is
+ * spooled to a private temp directory (never held in memory), which `dispose()` removes.
+ */
+export async function readStdinInputs(context: string, file: string | undefined, stdin: Readable, signal: AbortSignal): Promise<StdinInputs | undefined> {
+  if (context !== '-' && file !== '-') return undefined;
+  if (context === '-' && file === '-') throw new BuildError('USAGE', 'context and --file cannot both be read from standard input (-)');
+  const dir = await mkdtemp(join(tmpdir(), 'tsbuild-stdin-'));
+  const cleanup = {
+    dispose: () => rm(dir, { recursive: true, force: true }),
+    disposeAtExit: () => void process.once('exit', () => rmSync(dir, { recursive: true, force: true })),
+  };
+  const dispose = cleanup.dispose;
+  try {
+    // Named so errors read `…/Dockerfile:3` when standard input was the Dockerfile.
+    const spool = join(dir, 'Dockerfile');
+    await pipeline(stdin, createWriteStream(spool), { signal });
+    if (file === '-') return { contextDir: context, dockerfile: spool, ...cleanup };
+    const contextDir = join(dir, 'context');
+    await mkdir(contextDir);
+    if (await isArchiveFile(spool, signal)) {
+      await applyLayer(await decompressStream(createReadStream(spool), signal), contextDir, { mode: 'flatten' }, signal);
+      // -f names a file inside the tar, as with a context directory.
+      return { contextDir, ...(file !== undefined ? { dockerfile: join(contextDir, file) } : {}), ...cleanup };
+    }
+    if ((await readFile(spool)).length === 0) throw new BuildError('USAGE', 'context "-": standard input is empty; pipe a tar of the context or a Dockerfile');
+    return { contextDir, dockerfile: spool, ...cleanup };
+  } catch (e) {
+    await dispose();
+    throw e;
+  }
+}
+
+/**
+ * `--build-arg-file FILE`: `KEY=VALUE` per line as docker's `--env-file` reads it; blank lines
+ * and `#` comments skipped, a bare `KEY` taken from `env` (skipped when unset). Values are
+ * literal (no quotes removed, no expansion). Errors name the file and line.
+ */
+export async function readBuildArgFile(path: string, env: NodeJS.ProcessEnv): Promise<Record<string, string>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new BuildError('USAGE', `--build-arg-file ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  const out: Record<string, string> = {};
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.replace(/^\s+/, '');
+    if (line === '' || line.startsWith('#')) return;
+    const eq = line.indexOf('=');
+    const key = eq < 0 ? line.trimEnd() : line.slice(0, eq);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new BuildError('USAGE', `${path}:${i + 1}: invalid build argument name ${JSON.stringify(key)}`);
+    if (eq < 0) {
+      if (env[key] !== undefined) out[key] = env[key]!;
+    } else out[key] = line.slice(eq + 1);
+  });
+  return out;
+}
