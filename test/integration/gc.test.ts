@@ -59,8 +59,8 @@ test('prune refuses while a build runs on the root', async () => {
   try {
     // Registered by this (live) test process: from another process, a build is running.
     const r = await tsbuild(['--root', env.root, 'prune']);
-    assert.is(r.code, 2);
     assert.match(r.stderr, /a build is running/);
+    assert.is(r.code, 2, r.stderr);
   } finally {
     await reg.release();
   }
