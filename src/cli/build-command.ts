@@ -10,6 +10,7 @@ import { RegistryClient } from '../remote/registry-client.js';
 import { registryOptions } from './registry-options.js';
 import { buildProgress } from './build-progress.js';
 import { readBuildArgFile, readStdinInputs } from './stdin-input.js';
+import { registrySettings } from './config-file.js';
 import { stateRoot } from './state-root.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -61,13 +62,14 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .action(async (context: string, flags: BuildFlags) => {
       const outputs = flags.output.map(parseOutputSpec);
       if (flags.push) outputs.push(...pushTargets(flags.tag));
-      const registry = new RegistryClient(registryOptions(process.env));
+      const settings = globals.settings?.config ?? {};
+      const registry = new RegistryClient(registryOptions(process.env, registrySettings(settings)));
       if (flags.network === 'none') throw new BuildError('USAGE', '--network=none for the whole build is not supported yet; use RUN --network=none');
       const buildArgs: Record<string, string> = {};
       for (const f of flags.buildArgFile) Object.assign(buildArgs, await readBuildArgFile(f, process.env));
       Object.assign(buildArgs, parseBuildArgs(flags.buildArg, process.env));
       const stdinInputs = await readStdinInputs(context, flags.file, process.stdin, signal);
-      const progress = buildProgress(flags, process.stderr, process.env);
+      const progress = buildProgress({ ...flags, configDefault: settings.progress }, process.stderr, process.env);
       const { mode, events } = progress;
       const created = process.env.SOURCE_DATE_EPOCH ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000) : new Date();
       const result = await runBuild(
@@ -86,7 +88,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           noCache: !flags.cache,
           noCacheFilter: flags.cacheFilter.flatMap((f) => f.split(',')).map((f) => f.trim()).filter(Boolean),
           explain: !!flags.explain || mode === 'rawjson',
-          maxParallelism: flags.maxParallelism,
+          maxParallelism: flags.maxParallelism ?? settings['max-parallelism'],
         },
         { signal, events },
       )

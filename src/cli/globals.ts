@@ -1,8 +1,13 @@
+import type { LoadedConfig } from './config-file.js';
+
 /** Options accepted before the verb as well as after it (`tsbuild --root /tmp/r build .`). */
 export interface GlobalOptions {
+  /** After main() loads the config: the resolved state root (flag, $TSBUILD_ROOT, config `root`, default). */
   root?: string;
   config?: string;
   debug: boolean;
+  /** The config file as loaded by main() before any verb runs (tsbuild.toml). */
+  settings?: LoadedConfig;
 }
 
 const VALUED = new Set(['--root', '--config']);

@@ -9,8 +9,11 @@ import { extractGlobals, type GlobalOptions } from './globals.js';
 import { REGISTRY_VERBS, registryCommands } from './registry-commands.js';
 import { GC_VERBS, gcCommands } from './gc-commands.js';
 import { IMAGE_VERBS, imageCommands } from './image-commands.js';
+import { configCommand } from './config-command.js';
+import { loadConfig } from './config-file.js';
+import { stateRoot } from './state-root.js';
 
-const VERBS = new Set(['build', 'help', ...REGISTRY_VERBS, ...GC_VERBS, ...IMAGE_VERBS]);
+const VERBS = new Set(['build', 'help', ...REGISTRY_VERBS, ...GC_VERBS, ...IMAGE_VERBS, 'config']);
 
 /** Exit codes (DESIGN.md): 0 ok, 1 build failed, 2 bad usage, 130 interrupted. */
 async function main(argv: string[]): Promise<number> {
@@ -23,6 +26,15 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`error: unknown command '${first}' (Did you mean ${typo}?)\n`);
     return 2;
   }
+
+  // The config file is read once, before any verb: a broken one is a usage error naming file:line.
+  const rawRoot = globals.root;
+  try {
+    globals.settings = await loadConfig(globals.config, process.env);
+  } catch (err) {
+    return report(err, globals);
+  }
+  globals.root = stateRoot(globals.root, process.env, globals.settings.config.root);
 
   const ac = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => ac.abort(Object.assign(new Error(`interrupted by ${sig}`), { name: 'AbortError' }));
@@ -40,6 +52,7 @@ async function main(argv: string[]): Promise<number> {
   for (const c of registryCommands(globals, ac.signal, (c) => (code = c))) program.addCommand(configure(c));
   for (const c of gcCommands(globals, (c) => (code = c))) program.addCommand(configure(c));
   for (const c of imageCommands(globals, ac.signal, (c) => (code = c))) program.addCommand(configure(c));
+  program.addCommand(configure(configCommand(globals, rawRoot, (c) => (code = c))));
   try {
     await program.parseAsync(args, { from: 'user' });
     return code;

@@ -93,7 +93,7 @@ test('usage errors: exit 2, the flag named, the nearest valid one suggested, no 
 
 test('--help for every verb lists its flags one per line; --version', async () => {
   const top = (await tsbuildOk(['--help'])).stdout;
-  const verbs = ['build', 'images', 'tag', 'rmi', 'inspect', 'history', 'save', 'load', 'run'];
+  const verbs = ['build', 'images', 'tag', 'rmi', 'inspect', 'history', 'save', 'load', 'run', 'config'];
   for (const v of verbs) assert.match(top, new RegExp(`^  ${v}\\b`, 'm'), `${v} listed in tsbuild --help`);
   for (const v of verbs) {
     const h = await tsbuildOk([v, '--help']);

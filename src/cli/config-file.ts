@@ -1,0 +1,193 @@
+import { readFile } from 'node:fs/promises';
+import TOML from '@iarna/toml';
+import type { RegistryConfig, TsbuildConfig } from '../../schemas/types/config.js';
+import { BuildError } from '../errors.js';
+import { nearest } from './suggest.js';
+
+export type { TsbuildConfig } from '../../schemas/types/config.js';
+
+/** Where the config file is looked for when neither --config nor $TSBUILD_CONFIG names one. */
+export const DEFAULT_CONFIG_PATH = '/etc/tsbuild/tsbuild.toml';
+
+/** A config file as read: its values, the file, and the line each key was set on. */
+export interface LoadedConfig {
+  readonly config: TsbuildConfig;
+  /** The file read, or undefined when the default file does not exist. */
+  readonly path?: string;
+  /** Dotted key (`gc.keep-storage`, `registry."docker.io".mirrors`) → 1-based line. */
+  readonly lines: ReadonlyMap<string, number>;
+}
+
+/**
+ * Reads tsbuild.toml from `--config`, else `$TSBUILD_CONFIG`, else DEFAULT_CONFIG_PATH. A file
+ * named by flag or environment must exist; the default one may be absent (empty config). TOML
+ * syntax errors, unknown keys and wrong types are BuildError('USAGE') with `file:line`, checked
+ * against schemas/tsbuild/config.schema.json's rules.
+ */
+export async function loadConfig(flag: string | undefined, env: NodeJS.ProcessEnv): Promise<LoadedConfig> {
+  const explicit = flag ?? (env.TSBUILD_CONFIG || undefined);
+  const path = explicit ?? DEFAULT_CONFIG_PATH;
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && !explicit) return { config: {}, lines: new Map() };
+    throw new BuildError('USAGE', `config file ${path}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  return { ...parseConfig(text, path), path };
+}
+
+/** Parses and validates config text; `path` is for messages. Pure. */
+export function parseConfig(text: string, path: string): { config: TsbuildConfig; lines: Map<string, number> } {
+  let raw: Record<string, unknown>;
+  try {
+    raw = TOML.parse(text) as Record<string, unknown>;
+  } catch (e) {
+    const err = e as { line?: number; message: string };
+    const line = typeof err.line === 'number' ? err.line + 1 : undefined;
+    const first = err.message.split('\n')[0];
+    throw new BuildError('USAGE', `${path}${line ? `:${line}` : ''}: invalid TOML: ${first}`, { cause: e });
+  }
+  const lines = keyLines(text);
+  const fail = (key: string, msg: string): never => {
+    const line = lines.get(key) ?? lines.get(key.split('.').slice(0, -1).join('.'));
+    throw new BuildError('USAGE', `${path}${line ? `:${line}` : ''}: ${key}: ${msg}`, { hint: 'see schemas/tsbuild/config.schema.json for the keys tsbuild.toml accepts' });
+  };
+  const config: TsbuildConfig = {};
+  for (const [k, v] of Object.entries(raw)) {
+    switch (k) {
+      case 'root':
+        config.root = str(v, k, fail);
+        break;
+      case 'max-parallelism':
+        if (!Number.isInteger(v) || (v as number) < 1) fail(k, `expected a positive integer, got ${show(v)}`);
+        config['max-parallelism'] = v as number;
+        break;
+      case 'progress': {
+        const p = str(v, k, fail);
+        if (!['auto', 'tty', 'plain', 'rawjson', 'quiet'].includes(p)) fail(k, `expected one of auto, tty, plain, rawjson, quiet, got ${show(v)}`);
+        config.progress = p as TsbuildConfig['progress'];
+        break;
+      }
+      case 'gc': {
+        const gc = table(v, k, fail);
+        config.gc = {};
+        for (const [gk, gv] of Object.entries(gc)) {
+          const key = `gc.${gk}`;
+          if (gk === 'keep-storage') {
+            const s = typeof gv === 'number' && Number.isInteger(gv) ? String(gv) : str(gv, key, fail);
+            if (parseSize(s) === undefined) fail(key, `expected a size such as "10GB" or "512MiB", got ${show(gv)}`);
+            config.gc['keep-storage'] = s;
+          } else if (gk === 'keep-duration') {
+            const s = str(gv, key, fail);
+            if (parseDuration(s) === undefined) fail(key, `expected a duration such as "48h" or "7d", got ${show(gv)}`);
+            config.gc['keep-duration'] = s;
+          } else fail(key, unknown(gk, ['keep-storage', 'keep-duration']));
+        }
+        break;
+      }
+      case 'registry': {
+        const regs = table(v, k, fail);
+        config.registry = {};
+        for (const [host, rv] of Object.entries(regs)) {
+          const base = `registry.${JSON.stringify(host)}`;
+          const r: RegistryConfig = {};
+          for (const [rk, val] of Object.entries(table(rv, base, fail))) {
+            const key = `${base}.${rk}`;
+            if (rk === 'mirrors') {
+              if (!Array.isArray(val) || val.some((m) => typeof m !== 'string' || m === '')) fail(key, `expected an array of host names, got ${show(val)}`);
+              r.mirrors = val as string[];
+            } else if (rk === 'insecure') {
+              if (typeof val !== 'boolean') fail(key, `expected true or false, got ${show(val)}`);
+              r.insecure = val as boolean;
+            } else fail(key, unknown(rk, ['mirrors', 'insecure']));
+          }
+          config.registry[host] = r;
+        }
+        break;
+      }
+      default:
+        fail(k, unknown(k, ['root', 'max-parallelism', 'progress', 'gc', 'registry']));
+    }
+  }
+  return { config, lines };
+}
+
+/** `10GB`, `512MiB`, `1.5g`, `1000000` → bytes (decimal units for kB/MB/GB, binary for KiB/MiB/GiB). */
+export function parseSize(s: string): number | undefined {
+  const m = /^([0-9]+(?:\.[0-9]+)?)\s*(?:([kKmMgGtT])([iI])?)?[bB]?$/.exec(s.trim());
+  if (!m) return undefined;
+  const power = m[2] ? 'kmgt'.indexOf(m[2].toLowerCase()) + 1 : 0;
+  return Math.round(Number(m[1]) * (m[3] ? 1024 : 1000) ** power);
+}
+
+/** `90s`, `30m`, `48h`, `7d` → milliseconds. */
+export function parseDuration(s: string): number | undefined {
+  const m = /^([0-9]+)(s|m|h|d)$/.exec(s.trim());
+  if (!m) return undefined;
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+}
+
+/** Registry options in the shape registryOptions() takes. */
+export function registrySettings(config: TsbuildConfig): { insecure: string[]; mirrors: Record<string, string[]> } {
+  const insecure: string[] = [];
+  const mirrors: Record<string, string[]> = {};
+  for (const [host, r] of Object.entries(config.registry ?? {})) {
+    if (r.insecure) insecure.push(host);
+    if (r.mirrors?.length) mirrors[host] = r.mirrors;
+  }
+  return { insecure, mirrors };
+}
+
+/**
+ * Line of every key: tracks `[table]` headers and `key =` lines (dotted and quoted keys
+ * included) and names them as parseConfig's messages do. TOML itself reports no positions for
+ * values, and a message without a line is much less useful.
+ */
+function keyLines(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  let table: string[] = [];
+  text.split('\n').forEach((line, i) => {
+    const header = /^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$/.exec(line);
+    if (header) {
+      table = splitKey(header[1]!);
+      out.set(dotted(table), out.get(dotted(table)) ?? i + 1);
+      return;
+    }
+    const kv = /^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=/.exec(line);
+    if (kv) out.set(dotted([...table, ...splitKey(kv[1]!)]), i + 1);
+  });
+  return out;
+}
+
+function splitKey(k: string): string[] {
+  return [...k.matchAll(/"([^"]*)"|'([^']*)'|([A-Za-z0-9_-]+)/g)].map((m) => m[1] ?? m[2] ?? m[3]!);
+}
+
+/** As messages name keys: `registry."docker.io".mirrors`. */
+function dotted(parts: readonly string[]): string {
+  return parts.map((p, i) => (i === 1 && parts[0] === 'registry' ? JSON.stringify(p) : p)).join('.');
+}
+
+function str(v: unknown, key: string, fail: (k: string, m: string) => never): string {
+  if (typeof v !== 'string') fail(key, `expected a string, got ${show(v)}`);
+  return v as string;
+}
+
+function table(v: unknown, key: string, fail: (k: string, m: string) => never): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Date) fail(key, `expected a table, got ${show(v)}`);
+  return v as Record<string, unknown>;
+}
+
+function show(v: unknown): string {
+  if (Array.isArray(v)) return 'an array';
+  if (v instanceof Date) return 'a date';
+  if (typeof v === 'object' && v !== null) return 'a table';
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+function unknown(key: string, valid: readonly string[]): string {
+  const near = nearest(key.toLowerCase().replace(/_/g, '-'), valid) ?? (valid.includes(key.toLowerCase().replace(/_/g, '-')) ? key.toLowerCase().replace(/_/g, '-') : undefined);
+  return `unknown key${near ? ` (did you mean ${near}?)` : `; valid keys: ${valid.join(', ')}`}`;
+}
