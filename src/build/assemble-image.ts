@@ -15,9 +15,16 @@ export interface AssembledImage {
 /**
  * Writes the solved target as an image into the content store: the config (plan's config plus
  * diff_ids, `created`, and `empty_layer` for steps whose vertex added no layer, as BuildKit's
- * exporter records them) and an OCI manifest over the layers' stored blobs.
+ * exporter records them) and an OCI manifest over the layers' stored blobs, carrying the
+ * `--annotation`s (sorted, so equal input gives equal bytes).
  */
-export async function assembleImage(worker: Worker, plan: BuildPlan, results: ReadonlyMap<Digest, Result>, created: Date): Promise<AssembledImage> {
+export async function assembleImage(
+  worker: Worker,
+  plan: BuildPlan,
+  results: ReadonlyMap<Digest, Result>,
+  created: Date,
+  annotations: Readonly<Record<string, string>> = {},
+): Promise<AssembledImage> {
   const final = plan.target ? rootfs(results.get(plan.target.digest)) : { kind: 'rootfs' as const, layers: [] };
   const stamp = created.toISOString();
   const history = (plan.config.history ?? []).map((h) => ({ ...h }));
@@ -45,7 +52,8 @@ export async function assembleImage(worker: Worker, plan: BuildPlan, results: Re
   }
   const configBlob = await worker.blobs.putBytes(JSON.stringify(config));
   const configDesc: Descriptor = { mediaType: MediaType.ociConfig, digest: configBlob.digest, size: configBlob.size };
-  const manifest = { schemaVersion: 2, mediaType: MediaType.ociManifest, config: configDesc, layers };
+  const sorted = Object.fromEntries(Object.entries(annotations).sort(([a], [b]) => (a < b ? -1 : 1)));
+  const manifest = { schemaVersion: 2, mediaType: MediaType.ociManifest, config: configDesc, layers, ...(Object.keys(sorted).length ? { annotations: sorted } : {}) };
   const manifestBlob = await worker.blobs.putBytes(JSON.stringify(manifest));
   return { manifest: { mediaType: MediaType.ociManifest, digest: manifestBlob.digest, size: manifestBlob.size }, config: configDesc, imageConfig: config };
 }

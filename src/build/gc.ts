@@ -207,3 +207,19 @@ async function treeBytes(path: string): Promise<number> {
   for (const name of await readdir(path)) n += await treeBytes(join(path, name));
   return n;
 }
+
+/**
+ * The configured GC policy (tsbuild.toml `[gc]`), applied after a successful build as
+ * buildkitd applies its keep-storage policy. Another build running on the root is not an
+ * error here: that build's own end applies the policy, so this one skips it.
+ * @returns what was pruned, or undefined when there is no policy or it was skipped.
+ */
+export async function applyGcPolicy(root: string, policy: Pick<PruneOptions, 'keepStorage' | 'olderThanMs'>): Promise<PruneResult | undefined> {
+  if (policy.keepStorage === undefined && policy.olderThanMs === undefined) return undefined;
+  try {
+    return await prune(root, policy);
+  } catch (e) {
+    if (e instanceof BuildError && e.code === 'USAGE') return undefined;
+    throw e;
+  }
+}

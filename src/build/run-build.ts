@@ -36,6 +36,8 @@ export interface BuildRequest {
   readonly buildArgs: Readonly<Record<string, string>>;
   readonly target?: string;
   readonly labels: Readonly<Record<string, string>>;
+  /** Manifest annotations (`--annotation`). */
+  readonly annotations?: Readonly<Record<string, string>>;
   readonly outputs: readonly ExportTarget[];
   /** Time recorded in the image (SOURCE_DATE_EPOCH when the caller sets it). */
   readonly created: Date;
@@ -126,7 +128,7 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
   } finally {
     await stats.save();
   }
-  const image = await assembleImage(worker, plan, results, req.created);
+  const image = await assembleImage(worker, plan, results, req.created, req.annotations);
   for (const name of names) await worker.images.tag(name, image.manifest);
   for (const target of req.outputs) {
     await exportImage(worker, image.manifest, target, names, ctx, req.registry);

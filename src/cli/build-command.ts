@@ -1,16 +1,18 @@
 import { writeFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
+import { applyGcPolicy } from '../build/gc.js';
 import { runBuild } from '../build/run-build.js';
 import { BuildError } from '../errors.js';
 import { parseOutputSpec, type ExportTarget } from '../exporter/export-target.js';
 import type { BuildMetadata } from '../../schemas/types/metadata-file.js';
+import { gcPolicy, registrySettings } from './config-file.js';
 import type { GlobalOptions } from './globals.js';
+import { formatBytes } from './units.js';
 import { parseReference } from '../oci/reference.js';
 import { RegistryClient } from '../remote/registry-client.js';
 import { registryOptions } from './registry-options.js';
 import { buildProgress } from './build-progress.js';
 import { readBuildArgFile, readStdinInputs } from './stdin-input.js';
-import { registrySettings } from './config-file.js';
 import { stateRoot } from './state-root.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -31,6 +33,7 @@ interface BuildFlags {
   pull?: boolean;
   progress?: string;
   label: string[];
+  annotation: string[];
   network?: string;
   iidfile?: string;
   metadataFile?: string;
@@ -55,6 +58,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .option('--pull', 'check the registry for newer base images even when they are in the local store')
     .addOption(new Option('--progress <mode>', 'progress output').choices(['auto', 'tty', 'plain', 'rawjson', 'quiet']))
     .option('--label <key=value>', 'set an image label (repeatable)', collect, [])
+    .option('--annotation <[manifest:]key=value>', 'add an annotation to the image manifest (repeatable)', collect, [])
     .addOption(new Option('--network <mode>', 'default network for RUN').choices(['host', 'none', 'default']))
     .option('--iidfile <file>', 'write the image ID (config digest) to this file')
     .option('--metadata-file <file>', 'write build result metadata (BuildKit keys) as JSON')
@@ -82,7 +86,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           tags: flags.tag,
           buildArgs,
           target: flags.target,
-          labels: parseLabels(flags.label),
+          labels: parseKeyValues('--label', flags.label),
+          annotations: parseAnnotations(flags.annotation),
           outputs,
           created,
           noCache: !flags.cache,
@@ -114,6 +119,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
         };
         await writeFile(flags.metadataFile, JSON.stringify(meta, null, 2) + '\n');
       }
+      const pruned = await applyGcPolicy(stateRoot(globals.root, process.env), gcPolicy(settings));
+      if (pruned?.bytes && !flags.quiet) process.stderr.write(`gc policy: reclaimed ${formatBytes(pruned.bytes)}\n`);
       if (flags.quiet) process.stdout.write(result.config.digest + '\n');
       else process.stderr.write(`image ${result.config.digest}${result.names.length ? ` tagged ${result.names.join(', ')}` : ''}\n`);
       setExit(0);
@@ -145,12 +152,33 @@ function parsePositiveInt(v: string): number {
   return n;
 }
 
-function parseLabels(list: readonly string[]): Record<string, string> {
+function parseKeyValues(flag: string, list: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const l of list) {
     const eq = l.indexOf('=');
-    if (eq <= 0) throw new BuildError('USAGE', `--label ${JSON.stringify(l)}: expected KEY=VALUE`);
+    if (eq <= 0) throw new BuildError('USAGE', `${flag} ${JSON.stringify(l)}: expected KEY=VALUE`);
     out[l.slice(0, eq)] = l.slice(eq + 1);
   }
   return out;
+}
+
+const ANNOTATION_TYPE = /^(index|manifest|manifest-descriptor|index-descriptor)(\[[^\]]*\])?:/;
+
+/**
+ * BuildKit's `--annotation [TYPE:]KEY=VALUE`. A single-platform image has one manifest and no
+ * index of its own, so `manifest` (the default) is the type that applies; others are refused
+ * rather than dropped silently.
+ */
+function parseAnnotations(list: readonly string[]): Record<string, string> {
+  const plain = list.map((a) => {
+    const m = ANNOTATION_TYPE.exec(a);
+    if (!m) return a;
+    if (m[1] !== 'manifest' || m[2]) {
+      throw new BuildError('USAGE', `--annotation ${JSON.stringify(a)}: only manifest annotations are supported for single-platform images`, {
+        hint: 'use KEY=VALUE or manifest:KEY=VALUE',
+      });
+    }
+    return a.slice(m[0].length);
+  });
+  return parseKeyValues('--annotation', plain);
 }

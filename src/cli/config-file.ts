@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { parseByteSize, parseDurationMs } from './units.js';
 import TOML from '@iarna/toml';
 import type { RegistryConfig, TsbuildConfig } from '../../schemas/types/config.js';
 import { BuildError } from '../errors.js';
@@ -77,11 +78,11 @@ export function parseConfig(text: string, path: string): { config: TsbuildConfig
           const key = `gc.${gk}`;
           if (gk === 'keep-storage') {
             const s = typeof gv === 'number' && Number.isInteger(gv) ? String(gv) : str(gv, key, fail);
-            if (parseSize(s) === undefined) fail(key, `expected a size such as "10GB" or "512MiB", got ${show(gv)}`);
+            if (parseByteSize(s) === undefined) fail(key, `expected a size such as "10GB" or "512MiB", got ${show(gv)}`);
             config.gc['keep-storage'] = s;
           } else if (gk === 'keep-duration') {
             const s = str(gv, key, fail);
-            if (parseDuration(s) === undefined) fail(key, `expected a duration such as "48h" or "7d", got ${show(gv)}`);
+            if (parseDurationMs(s) === undefined) fail(key, `expected a duration such as "48h" or "7d", got ${show(gv)}`);
             config.gc['keep-duration'] = s;
           } else fail(key, unknown(gk, ['keep-storage', 'keep-duration']));
         }
@@ -112,21 +113,6 @@ export function parseConfig(text: string, path: string): { config: TsbuildConfig
     }
   }
   return { config, lines };
-}
-
-/** `10GB`, `512MiB`, `1.5g`, `1000000` → bytes (decimal units for kB/MB/GB, binary for KiB/MiB/GiB). */
-export function parseSize(s: string): number | undefined {
-  const m = /^([0-9]+(?:\.[0-9]+)?)\s*(?:([kKmMgGtT])([iI])?)?[bB]?$/.exec(s.trim());
-  if (!m) return undefined;
-  const power = m[2] ? 'kmgt'.indexOf(m[2].toLowerCase()) + 1 : 0;
-  return Math.round(Number(m[1]) * (m[3] ? 1024 : 1000) ** power);
-}
-
-/** `90s`, `30m`, `48h`, `7d` → milliseconds. */
-export function parseDuration(s: string): number | undefined {
-  const m = /^([0-9]+)(s|m|h|d)$/.exec(s.trim());
-  if (!m) return undefined;
-  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
 }
 
 /** Registry options in the shape registryOptions() takes. */
@@ -190,4 +176,14 @@ function show(v: unknown): string {
 function unknown(key: string, valid: readonly string[]): string {
   const near = nearest(key.toLowerCase().replace(/_/g, '-'), valid) ?? (valid.includes(key.toLowerCase().replace(/_/g, '-')) ? key.toLowerCase().replace(/_/g, '-') : undefined);
   return `unknown key${near ? ` (did you mean ${near}?)` : `; valid keys: ${valid.join(', ')}`}`;
+}
+
+/** The `[gc]` policy as prune options: keep-storage in bytes, keep-duration in ms; empty when unset. */
+export function gcPolicy(config: TsbuildConfig): { keepStorage?: number; olderThanMs?: number } {
+  const size = config.gc?.['keep-storage'];
+  const age = config.gc?.['keep-duration'];
+  return {
+    ...(size === undefined ? {} : { keepStorage: parseByteSize(size) }),
+    ...(age === undefined ? {} : { olderThanMs: parseDurationMs(age) }),
+  };
 }

@@ -6,6 +6,7 @@ import { BuildError } from '../errors.js';
 import { nullSink } from '../events.js';
 import { dependentsBlockingRemoval } from '../images/dependents.js';
 import { imageHistory } from '../images/history.js';
+import { exportLocal } from '../exporter/local.js';
 import { findImage, listImages } from '../images/list-images.js';
 import { loadArchive } from '../images/load-archive.js';
 import { runImage } from '../images/run-image.js';
@@ -17,10 +18,10 @@ import { bytes } from './progress-format.js';
 import { stateRoot } from './state-root.js';
 
 /** Verbs this file adds; main.ts must not treat them as a build context. */
-export const IMAGE_VERBS: readonly string[] = ['images', 'tag', 'rmi', 'inspect', 'history', 'save', 'load', 'run'];
+export const IMAGE_VERBS: readonly string[] = ['images', 'tag', 'rmi', 'inspect', 'history', 'save', 'load', 'export', 'run'];
 
 /**
- * Local store management: `images`, `tag`, `rmi`, `inspect`, `history`, `save`, `load`, `run`.
+ * Local store management: `images`, `tag`, `rmi`, `inspect`, `history`, `save`, `load`, `export`, `run`.
  * Results go to stdout (tables or JSON), messages to stderr; failures throw to main().
  */
 export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setExit: (code: number) => void): Command[] {
@@ -148,6 +149,15 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
       setExit(0);
     });
 
+  const exportCmd = new Command('export')
+    .description("write a stored image's root filesystem into a directory (as --output type=local)")
+    .argument('<name>', 'image name or ID')
+    .requiredOption('-o, --output <dir>', 'destination directory')
+    .action(async (name: string, flags: { output: string }) => {
+      await withWorker(async (w) => exportLocal(w.blobs, (await findImage(w.images, name)).descriptor, flags.output, ctx));
+      setExit(0);
+    });
+
   const run = new Command('run')
     .description('run a command in a throwaway container from a stored image (its writes are discarded)')
     .argument('<name>', 'image name or ID')
@@ -167,7 +177,7 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
       setExit(code);
     });
 
-  return [images, tag, rmi, inspect, history, save, load, run];
+  return [images, tag, rmi, inspect, history, save, load, exportCmd, run];
 }
 
 /** Docker's short image ID: the first 12 hex digits. */

@@ -30,6 +30,18 @@ test('--quiet prints only the image ID; --iidfile, --metadata-file (BuildKit key
   assert.is(doc.Config.config.Labels['org.example.team'], 'ci');
 });
 
+test('--annotation lands in the image manifest; other annotation types are refused', async () => {
+  const dir = await env.context('FROM busybox\n');
+  const layout = join(env.work, 'annotated');
+  await tsbuildOk([...at(), 'build', '--annotation', 'org.opencontainers.image.source=https://example.com/repo', '--annotation', 'manifest:org.example.b=2',
+    '--output', `type=oci,dest=${layout},tar=false`, '-t', 'annotated', dir]);
+  const manifest = JSON.parse(await tool('skopeo', ['inspect', '--raw', `oci:${layout}:latest`])) as { annotations?: Record<string, string> };
+  assert.equal(manifest.annotations, { 'org.example.b': '2', 'org.opencontainers.image.source': 'https://example.com/repo' });
+  const bad = await tsbuild([...at(), 'build', '--annotation', 'index:a=b', dir]);
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /--annotation "index:a=b": only manifest annotations/);
+});
+
 test('--file - (Dockerfile on stdin) with --build-arg-file, --build-arg winning', async () => {
   const dir = await env.context(undefined, { 'a.txt': 'from context\n' });
   const args = join(env.work, 'args');

@@ -7,6 +7,7 @@ import { CLI, tsbuild, tsbuildOk } from '../helpers/cli.js';
 import { mountsUnder } from '../helpers/mounts.js';
 import { runcContainers, tool } from '../helpers/run-tool.js';
 import { verifyStore } from '../helpers/verify-store.js';
+import { diffTrees, snapshotTree } from '../helpers/tree-compare.js';
 
 /** Image management verbs on real images: images, tag, rmi, inspect, history, save, load, run. */
 const test = suite('integration: image management');
@@ -61,6 +62,17 @@ test('run: the image command, a given command, exit code passed on, writes disca
   const again = await tsbuild([...at(env.root), 'run', 'child:1', '--', 'ls', '/written']);
   assert.is(again.code, 1, 'the previous container left nothing behind');
   assert.equal(mountsUnder(env.root), []);
+});
+
+test('export writes the root filesystem, the same as --output type=local', async () => {
+  const exported = join(env.work, 'exported');
+  const local = join(env.work, 'local');
+  await tsbuildOk([...at(env.root), 'export', 'child:1', '-o', exported]);
+  await tsbuildOk([...at(env.root), 'build', '--output', `type=local,dest=${local}`, await env.context('FROM child:1\n')]);
+  assert.is(await readFile(join(exported, 'c'), 'utf8'), 'c\n');
+  assert.equal(diffTrees(await snapshotTree(exported), await snapshotTree(local)), []);
+  const missing = await tsbuild([...at(env.root), 'export', 'no-such-image', '-o', join(env.work, 'x')]);
+  assert.is(missing.code, 1);
 });
 
 test('save → load round trips (docker and oci formats), checked with skopeo', async () => {

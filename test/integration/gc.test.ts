@@ -1,13 +1,13 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readdir } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { useBuildRoot } from '../helpers/build-root.js';
 import { tsbuild, tsbuildOk } from '../helpers/cli.js';
 import { diskUsage, prune } from '../../src/build/gc.js';
 import { registerBuild } from '../../src/build/build-registry.js';
 import { rootDirs } from '../../src/root-dirs.js';
-import { parseSize } from '../../src/cli/gc-commands.js';
+import { parseByteSize } from '../../src/cli/units.js';
 
 const test = suite('integration/gc');
 const env = useBuildRoot(test, 'gc');
@@ -48,10 +48,25 @@ test('--keep-storage keeps the most recently used cache within the budget; --fil
   assert.ok(n >= 3);
   await tsbuildOk(['--root', env.root, 'prune', '--filter', 'until=1h']);
   assert.is(await records(), n, 'nothing is older than an hour');
-  const r = await prune(env.root, { keepStorage: parseSize('150KB') });
+  const r = await prune(env.root, { keepStorage: parseByteSize('150KB') });
   assert.ok(r.records >= 2, `kept at most one 100 KiB layer: ${JSON.stringify(r)}`);
   assert.ok((await diskUsage(env.root)).cacheOnlyBytes <= 150 * 1024);
   assert.is((await tsbuild(['--root', env.root, 'prune', '--keep-storage', 'lots'])).code, 2);
+});
+
+test('the [gc] policy of tsbuild.toml is applied after every build, and is prune\'s default', async () => {
+  const config = join(env.work, 'gc.toml');
+  await writeFile(config, '[gc]\nkeep-storage = "0"\n');
+  const ctx = await env.context('FROM busybox AS scratchpad\nRUN echo only-in-cache > /x\nFROM busybox\nCOPY --from=scratchpad /x /x\n');
+  await tsbuildOk(['--root', env.root, 'build', '-t', 'gc-policy', ctx]);
+  const kept = await diskUsage(env.root);
+  assert.ok(kept.cacheOnlyBytes > 0 || kept.danglingBytes > 0, 'without a policy the stage layer stays cached');
+  const r = await tsbuildOk(['--root', env.root, '--config', config, 'build', '-t', 'gc-policy', ctx]);
+  assert.match(r.stderr, /gc policy: reclaimed/);
+  const after = await diskUsage(env.root);
+  assert.is(after.danglingBytes + after.cacheOnlyBytes, 0, 'keep-storage = 0 keeps no cache-only layer');
+  const image = await tsbuildOk(['--root', env.root, 'export', 'gc-policy', '-o', join(env.work, 'gc-policy-out')]);
+  assert.is(image.code, 0, 'the image itself is untouched');
 });
 
 test('prune refuses while a build runs on the root', async () => {

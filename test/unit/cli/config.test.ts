@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BuildError } from '../../../src/errors.js';
-import { loadConfig, parseConfig, parseDuration, parseSize, registrySettings } from '../../../src/cli/config-file.js';
+import { gcPolicy, loadConfig, parseConfig, registrySettings } from '../../../src/cli/config-file.js';
+import { parseByteSize, parseDurationMs } from '../../../src/cli/units.js';
 import { effectiveSettings } from '../../../src/cli/config-command.js';
 
 const GOOD = `# tsbuild.toml
@@ -70,12 +71,18 @@ parse('unknown keys and wrong types are usage errors with file:line', () => {
 });
 
 parse('units', () => {
-  assert.is(parseSize('10GB'), 10e9);
-  assert.is(parseSize('512MiB'), 512 * 1024 ** 2);
-  assert.is(parseSize('1000'), 1000);
-  assert.is(parseSize('ten'), undefined);
-  assert.is(parseDuration('48h'), 48 * 3600_000);
-  assert.is(parseDuration('2w'), undefined);
+  // 1024-based throughout, as docker's --keep-storage and buildkitd read sizes.
+  assert.is(parseByteSize('10GB'), 10 * 1024 ** 3);
+  assert.is(parseByteSize('512MiB'), 512 * 1024 ** 2);
+  assert.is(parseByteSize('150kb'), 150 * 1024);
+  assert.is(parseByteSize('1000'), 1000);
+  assert.is(parseByteSize('ten'), undefined);
+  assert.is(parseDurationMs('48h'), 48 * 3600_000);
+  assert.is(parseDurationMs('1h30m'), 90 * 60_000);
+  assert.is(parseDurationMs('7d'), 7 * 86_400_000);
+  assert.is(parseDurationMs('2w'), undefined);
+  assert.equal(gcPolicy({ gc: { 'keep-storage': '1GB', 'keep-duration': '7d' } }), { keepStorage: 1024 ** 3, olderThanMs: 7 * 86_400_000 });
+  assert.equal(gcPolicy({}), {});
 });
 
 parse('the validator and schemas/tsbuild/config.schema.json name the same keys', async () => {
