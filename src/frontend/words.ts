@@ -6,65 +6,85 @@
 
 const isSpace = (ch: string): boolean => /^\s$/u.test(ch);
 
+/** How a word scan treats quoting: the two callers differ only here. */
+interface ScanRules {
+  readonly escape: string;
+  /** Keep quote characters and escape tokens in the words (for later expansion). */
+  readonly keepQuoting: boolean;
+  /** Whether the escape token also escapes inside single quotes. */
+  readonly escapeInSingleQuotes: boolean;
+}
+
+interface ScannedWord {
+  readonly word: string;
+  /** UTF-16 offsets of the word in the text: `start` at its first character, `end` just after it. */
+  readonly start: number;
+  readonly end: number;
+}
+
+/**
+ * BuildKit's whitespace word splitter (parser/line_parsers.go), one word at a time so a caller
+ * can stop early. An empty word is kept when it was quoted (`''`).
+ */
+function* scanWords(text: string, rules: ScanRules): Generator<ScannedWord> {
+  let phase: 'spaces' | 'word' | 'quote' = 'spaces';
+  let word = '';
+  let quote = '';
+  let quoted = false;
+  let start = 0;
+  for (let pos = 0; pos <= text.length; pos++) {
+    const end = pos === text.length;
+    let ch = end ? '' : text[pos]!;
+    if (phase === 'spaces') {
+      if (end) return;
+      if (isSpace(ch)) continue;
+      phase = 'word';
+      start = pos;
+    }
+    if (end || (phase === 'word' && isSpace(ch))) {
+      if (quoted || word.length > 0) yield { word, start, end: pos };
+      if (end) return;
+      phase = 'spaces';
+      word = '';
+      quoted = false;
+      continue;
+    }
+    if (phase === 'word') {
+      if (ch === "'" || ch === '"') {
+        quote = ch;
+        quoted = true;
+        phase = 'quote';
+        if (!rules.keepQuoting) continue;
+      } else if (ch === rules.escape) {
+        if (pos + 1 === text.length) continue;
+        if (rules.keepQuoting) word += ch;
+        ch = text[++pos]!;
+      }
+      word += ch;
+      continue;
+    }
+    // Inside quotes.
+    if (ch === quote) {
+      phase = 'word';
+      if (!rules.keepQuoting) continue;
+    } else if (ch === rules.escape && (quote !== "'" || rules.escapeInSingleQuotes)) {
+      if (pos + 1 === text.length) {
+        phase = 'word';
+        continue;
+      }
+      if (rules.keepQuoting) word += ch;
+      ch = text[++pos]!;
+    }
+    word += ch;
+  }
+}
+
 /**
  * Splits on whitespace but keeps quotes and escape tokens inside the words (`foo\ bar` stays
  * one word with its backslash; `'a b'` keeps its quotes). Used for ENV, LABEL and ARG.
  */
 export function parseWords(rest: string, escapeToken: string): string[] {
-  const chars = Array.from(rest);
-  const words: string[] = [];
-  let phase: 'spaces' | 'word' | 'quote' = 'spaces';
-  let word = '';
-  let quote = '';
-  let blankOK = false;
-  for (let pos = 0; pos <= chars.length; pos++) {
-    const end = pos === chars.length;
-    let ch = end ? '' : chars[pos]!;
-    if (phase === 'spaces') {
-      if (end) break;
-      if (isSpace(ch)) continue;
-      phase = 'word';
-    }
-    if (end) {
-      if (blankOK || word.length > 0) words.push(word);
-      break;
-    }
-    if (phase === 'word') {
-      if (isSpace(ch)) {
-        phase = 'spaces';
-        if (blankOK || word.length > 0) words.push(word);
-        word = '';
-        blankOK = false;
-        continue;
-      }
-      if (ch === "'" || ch === '"') {
-        quote = ch;
-        blankOK = true;
-        phase = 'quote';
-      }
-      if (ch === escapeToken) {
-        if (pos + 1 === chars.length) continue;
-        word += ch;
-        pos++;
-        ch = chars[pos]!;
-      }
-      word += ch;
-      continue;
-    }
-    // in quote
-    if (ch === quote) phase = 'word';
-    if (ch === escapeToken && quote !== "'") {
-      if (pos + 1 === chars.length) {
-        phase = 'word';
-        continue;
-      }
-      pos++;
-      word += ch;
-      ch = chars[pos]!;
-    }
-    word += ch;
-  }
-  return words;
+  return [...scanWords(rest, { escape: escapeToken, keepQuoting: true, escapeInSingleQuotes: false })].map((w) => w.word);
 }
 
 /**
@@ -72,62 +92,13 @@ export function parseWords(rest: string, escapeToken: string): string[] {
  * instruction's arguments. A bare `--` ends the flags.
  */
 export function extractFlags(line: string): { flags: string[]; rest: string } {
-  const words: string[] = [];
-  let phase: 'spaces' | 'word' | 'quote' = 'spaces';
-  let word = '';
-  let quote = '';
-  let blankOK = false;
-  for (let pos = 0; pos <= line.length; pos++) {
-    const end = pos === line.length;
-    let ch = end ? '' : line[pos]!;
-    if (phase === 'spaces') {
-      if (end) break;
-      if (isSpace(ch)) continue;
-      if (ch !== '-' || pos + 1 === line.length || line[pos + 1] !== '-') return { flags: words, rest: line.slice(pos) };
-      phase = 'word';
-    }
-    if (end) {
-      if (word !== '--' && (blankOK || word.length > 0)) words.push(word);
-      break;
-    }
-    if (phase === 'word') {
-      if (isSpace(ch)) {
-        phase = 'spaces';
-        if (word === '--') return { flags: words, rest: line.slice(pos) };
-        if (blankOK || word.length > 0) words.push(word);
-        word = '';
-        blankOK = false;
-        continue;
-      }
-      if (ch === "'" || ch === '"') {
-        quote = ch;
-        blankOK = true;
-        phase = 'quote';
-        continue;
-      }
-      if (ch === '\\') {
-        if (pos + 1 === line.length) continue;
-        pos++;
-        ch = line[pos]!;
-      }
-      word += ch;
-      continue;
-    }
-    if (ch === quote) {
-      phase = 'word';
-      continue;
-    }
-    if (ch === '\\') {
-      if (pos + 1 === line.length) {
-        phase = 'word';
-        continue;
-      }
-      pos++;
-      ch = line[pos]!;
-    }
-    word += ch;
+  const flags: string[] = [];
+  for (const w of scanWords(line, { escape: '\\', keepQuoting: false, escapeInSingleQuotes: true })) {
+    if (!line.startsWith('--', w.start)) return { flags, rest: line.slice(w.start) };
+    if (w.word === '--' && line.slice(w.start, w.end) === '--') return { flags, rest: line.slice(w.end) };
+    flags.push(w.word);
   }
-  return { flags: words, rest: '' };
+  return { flags, rest: '' };
 }
 
 export const NOT_STRING_ARRAY = 'when using JSON array syntax, arrays must be comprised of strings only';
