@@ -4,6 +4,7 @@ import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Ctx } from '../ctx.js';
+import { withByteProgress } from '../events.js';
 import type { ContentStore } from '../oci/content-store.js';
 import { digestHex } from '../oci/digest.js';
 import type { Descriptor } from '../oci/image.js';
@@ -23,7 +24,7 @@ export async function writeArchiveAtomic(destFile: string, ctx: Ctx, fill: (w: A
   const writing = pipeline(tar.stream, out, { signal: ctx.signal });
   try {
     const filling = (async () => {
-      await fill(new ArchiveWriter(tar, ctx.signal));
+      await fill(new ArchiveWriter(tar, ctx));
       await tar.finish();
     })();
     // If the pipeline fails first (disk full, abort), stop filling; if filling fails, stop the pipeline.
@@ -48,9 +49,11 @@ export async function writeArchiveAtomic(destFile: string, ctx: Ctx, fill: (w: A
 export class ArchiveWriter {
   readonly #tar: TarWriter;
   readonly #signal: AbortSignal;
-  constructor(tar: TarWriter, signal: AbortSignal) {
+  readonly #ctx: Ctx;
+  constructor(tar: TarWriter, ctx: Ctx) {
     this.#tar = tar;
-    this.#signal = signal;
+    this.#signal = ctx.signal;
+    this.#ctx = ctx;
   }
 
   /** Fixed owner and mtime so equal images give byte-identical archives. */
@@ -74,7 +77,8 @@ export class ArchiveWriter {
     this.#signal.throwIfAborted();
     const st = await blobs.stat(d.digest);
     if (!st) throw new Error(`blob ${d.digest} is missing from the store`);
-    await this.#tar.add(this.#entry(blobPath(d), 'file', st.size), blobs.openRead(d.digest));
+    const body = withByteProgress(blobs.openRead(d.digest), this.#ctx.events, `export ${d.digest}`, st.size);
+    await this.#tar.add(this.#entry(blobPath(d), 'file', st.size), body);
   }
 }
 

@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import { withByteProgress } from '../events.js';
 import type { Ctx } from '../ctx.js';
 import type { ContentStore } from '../oci/content-store.js';
 import { decompressStream } from '../oci/decompress.js';
@@ -18,7 +19,7 @@ export async function exportLocal(blobs: ContentStore, manifest: Descriptor, des
   await mkdir(destDir, { recursive: true });
   for (const layer of img.layers) {
     ctx.signal.throwIfAborted();
-    const raw = blobs.openRead(layer.digest);
+    const raw = withByteProgress(blobs.openRead(layer.digest), ctx.events, `export ${layer.digest}`, layer.size);
     let tar;
     try {
       tar = await decompressStream(raw, ctx.signal);

@@ -1,6 +1,7 @@
 import { rmdir } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Ctx } from '../ctx.js';
+import { withByteProgress } from '../events.js';
 import { BuildError } from '../errors.js';
 import type { ContentStore } from '../oci/content-store.js';
 import type { Descriptor } from '../oci/image.js';
@@ -25,7 +26,7 @@ export async function exportOciLayout(blobs: ContentStore, manifest: Descriptor,
   try {
     for (const d of imageBlobs(img)) {
       ctx.signal.throwIfAborted();
-      await copyBlob(blobs, dest.blobs, d, ctx.signal);
+      await copyBlob(blobs, dest.blobs, d, ctx);
     }
     ctx.signal.throwIfAborted();
     await dest.update((idx) => {
@@ -50,12 +51,12 @@ export async function exportOciLayout(blobs: ContentStore, manifest: Descriptor,
  * exported layout is the user's to edit or delete, and a shared inode would let that corrupt
  * the store's blob.
  */
-export async function copyBlob(from: ContentStore, to: ContentStore, d: Descriptor, signal: AbortSignal): Promise<void> {
+export async function copyBlob(from: ContentStore, to: ContentStore, d: Descriptor, ctx: Ctx): Promise<void> {
   if (await to.has(d.digest)) return;
   if (!(await from.has(d.digest))) throw new BuildError('STORE_CORRUPT', `blob ${d.digest} is missing from the store at ${from.layoutDir}`);
   const w = to.createWriter({ digest: d.digest, size: d.size });
   try {
-    await pipeline(from.openRead(d.digest), w.stream, { signal });
+    await pipeline(withByteProgress(from.openRead(d.digest), ctx.events, `export ${d.digest}`, d.size), w.stream, { signal: ctx.signal });
     await w.commit();
   } catch (e) {
     await w.abort();

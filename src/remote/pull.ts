@@ -1,5 +1,6 @@
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
+import { withByteProgress } from '../events.js';
 import type { Ctx } from '../ctx.js';
 import { BuildError } from '../errors.js';
 import type { ContentStore } from '../oci/content-store.js';
@@ -104,17 +105,8 @@ async function fetchBlob(repo: Repository, blob: Descriptor, store: ContentStore
   if (have && have.size === blob.size) return false;
   const body = await repo.openBlob(blob.digest, ctx.signal);
   const writer = store.createWriter({ digest: blob.digest, size: blob.size });
-  let received = 0;
-  let lastReport = 0;
-  body.on('data', (chunk: Buffer) => {
-    received += chunk.length;
-    if (received - lastReport >= 1 << 20) {
-      lastReport = received;
-      ctx.events.emit({ type: 'progress', id: `pull ${blob.digest}`, current: received, total: blob.size, at: Date.now() });
-    }
-  });
   try {
-    await pipeline(body, writer.stream, { signal: ctx.signal });
+    await pipeline(withByteProgress(body, ctx.events, `pull ${blob.digest}`, blob.size), writer.stream, { signal: ctx.signal });
     await writer.commit();
   } catch (e) {
     await writer.abort();
@@ -128,7 +120,6 @@ async function fetchBlob(repo: Repository, blob: Descriptor, store: ContentStore
     }
     throw e;
   }
-  ctx.events.emit({ type: 'progress', id: `pull ${blob.digest}`, current: blob.size, total: blob.size, at: Date.now() });
   return true;
 }
 

@@ -42,6 +42,21 @@ test('--annotation lands in the image manifest; other annotation types are refus
   assert.match(bad.stderr, /--annotation "index:a=b": only manifest annotations/);
 });
 
+test('exports report bytes: progress events for every exported blob, ending at its size', async () => {
+  const dir = await env.context('FROM busybox\nRUN head -c 3000000 /dev/urandom > /noise\n');
+  const out = join(env.work, 'progress.tar');
+  const r = await tsbuildOk([...at(), 'build', '--progress', 'rawjson', '--output', `type=oci,dest=${out}`, dir]);
+  const events = r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { type: string; id?: string; current?: number; total?: number });
+  const exported = events.filter((e) => e.type === 'progress' && e.id?.startsWith('export sha256:'));
+  const manifest = JSON.parse(await tool('skopeo', ['inspect', '--raw', `oci-archive:${out}`])) as { layers: { digest: string; size: number }[] };
+  for (const layer of manifest.layers) {
+    const last = exported.filter((e) => e.id === `export ${layer.digest}`).at(-1);
+    assert.ok(last, `progress for ${layer.digest}`);
+    assert.equal([last!.current, last!.total], [layer.size, layer.size]);
+  }
+  assert.ok(exported.some((e) => e.current! < e.total!), 'a 3 MB layer reports before it ends');
+});
+
 test('--file - (Dockerfile on stdin) with --build-arg-file, --build-arg winning', async () => {
   const dir = await env.context(undefined, { 'a.txt': 'from context\n' });
   const args = join(env.work, 'args');
