@@ -19,11 +19,15 @@ import type { RegistryClient } from '../remote/registry-client.js';
 import { cleanupAfterCrashes, openWorker } from './worker.js';
 import { registerBuild } from './build-registry.js';
 import { BuildCache } from '../solver/build-cache.js';
+import { exportCache } from './cache-transfer/cache-export.js';
+import { ImportedCache } from './cache-transfer/cache-import.js';
+import type { ExportedRecord } from './cache-transfer/cache-manifest.js';
+import type { CacheExportSpec, CacheImportSpec } from './cache-transfer/cache-spec.js';
 import { CacheStore, type LayerCheck } from '../solver/cache-store.js';
 import { StepHistory } from '../solver/explain.js';
 import { StatCache } from '../solver/stat-cache.js';
 import { VertexKeyer } from '../solver/vertex-keyer.js';
-import type { Result } from '../solver/graph.js';
+import type { Result, RootfsResult } from '../solver/graph.js';
 import type { Worker } from '../solver/worker.js';
 import { digestHex, sha256, type Digest } from '../oci/digest.js';
 
@@ -50,6 +54,10 @@ export interface BuildRequest {
   readonly noCacheFilter?: readonly string[];
   /** Explain cache misses (vertex.start events carry `explain`). */
   readonly explain?: boolean;
+  /** `--cache-to`: where this build's cache records and their layers are exported after it. */
+  readonly cacheTo?: readonly CacheExportSpec[];
+  /** `--cache-from`: caches consulted when the local cache misses. */
+  readonly cacheFrom?: readonly CacheImportSpec[];
 }
 
 export interface BuildResult {
@@ -107,11 +115,14 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
 
   const cpus = req.maxParallelism ?? availableParallelism();
   const stats = await StatCache.load(join(worker.dirs.cache, 'stat', `${digestHex(sha256(contextDir))}.json`));
+  const usable = layerUsable(worker);
+  const imported = req.cacheFrom?.length ? await ImportedCache.load(worker, req.cacheFrom, req.registry, ctx) : undefined;
   const cache = new BuildCache(
     new VertexKeyer(stats),
-    new CacheStore(join(worker.dirs.cache, 'records'), layerUsable(worker)),
+    new CacheStore(join(worker.dirs.cache, 'records'), usable),
     new StepHistory(join(worker.dirs.cache, 'steps')),
     { noCache: req.noCache ?? false, noCacheStages: req.noCacheFilter ?? [], explain: req.explain ?? false },
+    imported && { lookup: (key, c) => imported.lookup(key, usable, c) },
   );
   let results: Map<Digest, Result>;
   try {
@@ -132,7 +143,27 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
     await exportImage(worker, image.manifest, target, names, ctx, req.registry);
     ctx.events.emit({ type: 'export.done', target: target.type, digest: image.manifest.digest, at: Date.now() });
   }
+  const final = plan.target && results.get(plan.target.digest);
+  for (const spec of req.cacheTo ?? []) {
+    await exportCache(worker, cacheRecords(cache.used(), final?.kind === 'rootfs' ? final : undefined, spec.mode), spec, req.registry, ctx);
+  }
   return { manifest: image.manifest, config: image.config, names };
+}
+
+/**
+ * The records `--cache-to` exports. `max`: every record the build used or made. `min`: those
+ * whose layers are a prefix of the final image's — the steps of the final stage's chain, whose
+ * layers the image holds anyway — so no intermediate stage's layer is uploaded.
+ */
+export function cacheRecords(used: ReadonlyMap<Digest, RootfsResult>, final: RootfsResult | undefined, mode: 'min' | 'max'): ExportedRecord[] {
+  const finalLayers = final?.layers.map((l) => l.diffId) ?? [];
+  const out: ExportedRecord[] = [];
+  for (const [key, r] of used) {
+    const layers = r.layers.map((l) => l.diffId);
+    if (mode === 'min' && !layers.every((d, i) => finalLayers[i] === d)) continue;
+    out.push({ key, layers });
+  }
+  return out;
 }
 
 /** A cache record may use a layer only when it is committed and its compressed blob is in the store. */

@@ -1,0 +1,136 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { useBuildRoot } from '../helpers/build-root.js';
+import { tsbuild, tsbuildOk } from '../helpers/cli.js';
+import { mountsUnder } from '../helpers/mounts.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { verifyStore } from '../helpers/verify-store.js';
+import type { ProgressEvent } from '../../schemas/types/progress-event.js';
+
+/**
+ * Sharing the build cache between machines: root A builds and exports its cache (--cache-to),
+ * a second, empty root B builds the same Dockerfile from another context directory with
+ * --cache-from. Every step must be a hit on B — read from the rawjson stream: a step that ran
+ * has a `vertex.start` — and the image digest must be the same (SOURCE_DATE_EPOCH fixed).
+ */
+const test = suite('integration/registry-cache: --cache-to / --cache-from between roots');
+const br = useBuildRoot(test, 'regcache');
+let reg: TestRegistry;
+const ENV = { SOURCE_DATE_EPOCH: '1700000000' };
+
+test.before(async () => {
+  reg = await startRegistry();
+  // The base image both roots build on: B starts empty and pulls it from the registry.
+  await tsbuildOk(['--root', br.root, 'push', 'busybox', `${reg.host}/base/busybox:1`]);
+});
+test.after(async () => {
+  await reg?.stop();
+});
+
+interface Built {
+  readonly events: ProgressEvent[];
+  readonly digest: string;
+  readonly stderr: string;
+}
+
+async function build(root: string, ctx: string, extra: string[]): Promise<Built> {
+  const meta = join(ctx, '..', `meta-${Date.now()}-${Math.random()}.json`);
+  const r = await tsbuildOk(['--root', root, 'build', '--progress', 'rawjson', '--metadata-file', meta, ...extra, ctx], { env: ENV });
+  const events = r.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as ProgressEvent);
+  const digest = (JSON.parse(await readFile(meta, 'utf8')) as Record<string, string>)['containerimage.digest']!;
+  return { events, digest, stderr: r.stderr };
+}
+/** Names of the steps that ran (the build context is always read, it is not a step). */
+const ran = (b: Built) => b.events.flatMap((e) => (e.type === 'vertex.start' && !e.name.startsWith('[internal] load build context') ? [e.name] : []));
+const ranRuns = (b: Built) => ran(b).filter((n) => /\bRUN\b/.test(n));
+
+async function withFreshRoot(fn: (root: string) => Promise<void>): Promise<void> {
+  const root = await mkdtemp(join(br.work, 'fresh-'));
+  try {
+    await fn(root);
+    assert.equal(mountsUnder(root), [], 'no mount left behind on the fresh root');
+    assert.equal(await verifyStore(root), [], 'fresh root consistent');
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+const multiStage = (host: string) => `FROM ${host}/base/busybox:1 AS build
+RUN echo built > /artifact
+FROM ${host}/base/busybox:1
+COPY a.txt /a.txt
+RUN cat /a.txt > /copy && echo ran >> /copy
+COPY --from=build /artifact /artifact
+`;
+
+test('type=registry,mode=max: an empty root gets every step from the cache, same image digest', async () => {
+  const files = { 'a.txt': 'hello\n' };
+  const ctxA = await br.context(multiStage(reg.host), files);
+  const ref = `${reg.host}/cache/app:buildcache`;
+  const a = await build(br.root, ctxA, ['--cache-to', `type=registry,ref=${ref},mode=max`]);
+  assert.ok(ranRuns(a).length >= 2, `A ran its RUNs: ${ran(a).join(' | ')}`);
+  await withFreshRoot(async (rootB) => {
+    const ctxB = await br.context(multiStage(reg.host), files);
+    const b = await build(rootB, ctxB, ['--cache-from', `type=registry,ref=${ref}`]);
+    assert.equal(ranRuns(b), [], 'no RUN executed on B');
+    assert.equal(ran(b), [], 'no step executed on B');
+    assert.is(b.digest, a.digest, 'identical image digest');
+    // The imported records are now local: B's next build needs no --cache-from.
+    const again = await build(rootB, ctxB, []);
+    assert.equal(ran(again), []);
+  });
+});
+
+test('a changed file misses from its COPY on, the steps above it still come from the cache', async () => {
+  const ref = `${reg.host}/cache/app:buildcache`;
+  await withFreshRoot(async (rootB) => {
+    const ctxB = await br.context(multiStage(reg.host), { 'a.txt': 'changed\n' });
+    const b = await build(rootB, ctxB, ['--cache-from', `type=registry,ref=${ref}`]);
+    const names = ran(b);
+    assert.ok(names.some((n) => n.includes('COPY a.txt')), names.join(' | '));
+    assert.ok(names.some((n) => n.includes('RUN cat /a.txt')), names.join(' | '));
+    assert.not.ok(names.some((n) => n.includes('RUN echo built')), `the build stage came from the cache: ${names.join(' | ')}`);
+  });
+});
+
+test('type=local dest/src (mode=min, an OCI layout directory): every step of the final stage cached, same digest', async () => {
+  const df = `FROM ${reg.host}/base/busybox:1\nCOPY a.txt /a.txt\nRUN cat /a.txt > /b && echo once >> /b\n`;
+  const files = { 'a.txt': 'local cache\n' };
+  const dir = join(br.work, 'ci-cache');
+  const a = await build(br.root, await br.context(df, files), ['--cache-to', `type=local,dest=${dir}`]);
+  const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests: unknown[] };
+  assert.is(index.manifests.length, 1);
+  await withFreshRoot(async (rootC) => {
+    const c = await build(rootC, await br.context(df, files), ['--cache-from', `type=local,src=${dir}`]);
+    assert.equal(ran(c), []);
+    assert.is(c.digest, a.digest);
+  });
+});
+
+test('--cache-from a cache that does not exist yet: a warning, and the build runs', async () => {
+  const ctx = await br.context('FROM busybox\nRUN echo first-ever > /f\n');
+  const b = await build(br.root, ctx, ['--cache-from', `type=registry,ref=${reg.host}/cache/none:nothing`]);
+  assert.ok(b.events.some((e) => e.type === 'warning' && e.message.includes('--cache-from')), b.stderr);
+  assert.equal(ranRuns(b).length, 1);
+});
+
+test('bad --cache-to / --cache-from specs are usage errors naming the flag', async () => {
+  for (const [flag, spec, msg] of [
+    ['--cache-to', 'type=inline-ish', /--cache-to "type=inline-ish": unsupported type/],
+    ['--cache-to', 'type=registry', /needs ref=/],
+    ['--cache-to', 'type=local,dest=/x,mode=all', /mode="all": expected min or max/],
+    ['--cache-from', 'type=local', /needs src=/],
+    ['--cache-from', 'type=registry,ref=x,foo=1', /unknown key "foo"/],
+  ] as const) {
+    const r = await tsbuild(['--root', br.root, 'build', flag, spec, br.work]);
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, msg);
+  }
+});
+
+test.run();
