@@ -15,9 +15,10 @@ export interface AssembledImage {
 /**
  * Writes the solved target as an image into the content store: the config (plan's config plus
  * diff_ids, `created`, and `empty_layer` for steps whose vertex added no layer, as BuildKit's
- * exporter records them) and an OCI manifest over the layers' stored blobs.
+ * exporter records them) and an OCI manifest over the layers' stored blobs. `extra` adds
+ * top-level config fields.
  */
-export async function assembleImage(worker: Worker, plan: BuildPlan, results: ReadonlyMap<Digest, Result>, created: Date): Promise<AssembledImage> {
+export async function assembleImage(worker: Worker, plan: BuildPlan, results: ReadonlyMap<Digest, Result>, created: Date, extra: Readonly<Record<string, unknown>> = {}): Promise<AssembledImage> {
   const final = plan.target ? rootfs(results.get(plan.target.digest)) : { kind: 'rootfs' as const, layers: [] };
   const stamp = created.toISOString();
   const history = (plan.config.history ?? []).map((h) => ({ ...h }));
@@ -36,6 +37,8 @@ export async function assembleImage(worker: Worker, plan: BuildPlan, results: Re
     created: stamp,
     rootfs: { type: 'layers', diff_ids: final.layers.map((l) => l.diffId) },
     history,
+    // Extra top-level fields (the inline build cache); runtimes ignore fields they don't know.
+    ...extra,
   };
   const layers: Descriptor[] = [];
   for (const l of final.layers) {

@@ -19,9 +19,9 @@ import type { RegistryClient } from '../remote/registry-client.js';
 import { cleanupAfterCrashes, openWorker } from './worker.js';
 import { registerBuild } from './build-registry.js';
 import { BuildCache } from '../solver/build-cache.js';
-import { exportCache } from './cache-transfer/cache-export.js';
+import { cacheConfigFor, exportCache } from './cache-transfer/cache-export.js';
 import { ImportedCache } from './cache-transfer/cache-import.js';
-import type { ExportedRecord } from './cache-transfer/cache-manifest.js';
+import { INLINE_CACHE_KEY, type ExportedRecord } from './cache-transfer/cache-manifest.js';
 import type { CacheExportSpec, CacheImportSpec } from './cache-transfer/cache-spec.js';
 import { CacheStore, type LayerCheck } from '../solver/cache-store.js';
 import { StepHistory } from '../solver/explain.js';
@@ -137,15 +137,17 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
   } finally {
     await stats.save();
   }
-  const image = await assembleImage(worker, plan, results, req.created);
+  const final = plan.target && results.get(plan.target.digest);
+  const finalRootfs = final?.kind === 'rootfs' ? final : undefined;
+  const inline = req.cacheTo?.some((s) => s.type === 'inline') ? { [INLINE_CACHE_KEY]: await cacheConfigFor(worker, cacheRecords(cache.used(), finalRootfs, 'min')) } : {};
+  const image = await assembleImage(worker, plan, results, req.created, inline);
   for (const name of names) await worker.images.tag(name, image.manifest);
   for (const target of req.outputs) {
     await exportImage(worker, image.manifest, target, names, ctx, req.registry);
     ctx.events.emit({ type: 'export.done', target: target.type, digest: image.manifest.digest, at: Date.now() });
   }
-  const final = plan.target && results.get(plan.target.digest);
   for (const spec of req.cacheTo ?? []) {
-    await exportCache(worker, cacheRecords(cache.used(), final?.kind === 'rootfs' ? final : undefined, spec.mode), spec, req.registry, ctx);
+    if (spec.type !== 'inline') await exportCache(worker, cacheRecords(cache.used(), finalRootfs, spec.mode), spec, req.registry, ctx);
   }
   return { manifest: image.manifest, config: image.config, names };
 }

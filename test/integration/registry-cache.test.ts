@@ -112,6 +112,22 @@ test('type=local dest/src (mode=min, an OCI layout directory): every step of the
   });
 });
 
+test('type=inline: the pushed image carries its cache; --cache-from the image on an empty root hits every step', async () => {
+  const df = `FROM ${reg.host}/base/busybox:1\nCOPY a.txt /a.txt\nRUN cat /a.txt > /i && echo inline >> /i\n`;
+  const files = { 'a.txt': 'inline cache\n' };
+  const name = `${reg.host}/app/inline:1`;
+  const a = await build(br.root, await br.context(df, files), ['--cache-to', 'type=inline', '-t', name, '--push']);
+  await withFreshRoot(async (rootB) => {
+    // B exports inline too, so its image carries the same cache records: the same digest.
+    const b = await build(rootB, await br.context(df, files), ['--cache-from', name, '--cache-to', 'type=inline']);
+    assert.equal(ran(b), []);
+    assert.is(b.digest, a.digest);
+  });
+  // An image built without an inline cache is no cache: a warning, the build still runs.
+  const plain = await build(br.root, await br.context('FROM busybox\nRUN echo x > /x\n'), ['--cache-from', `type=registry,ref=${reg.host}/base/busybox:1`]);
+  assert.ok(plain.events.some((e) => e.type === 'warning' && e.message.includes('no inline cache')), plain.stderr);
+});
+
 test('--cache-from a cache that does not exist yet: a warning, and the build runs', async () => {
   const ctx = await br.context('FROM busybox\nRUN echo first-ever > /f\n');
   const b = await build(br.root, ctx, ['--cache-from', `type=registry,ref=${reg.host}/cache/none:nothing`]);
@@ -122,6 +138,7 @@ test('--cache-from a cache that does not exist yet: a warning, and the build run
 test('bad --cache-to / --cache-from specs are usage errors naming the flag', async () => {
   for (const [flag, spec, msg] of [
     ['--cache-to', 'type=inline-ish', /--cache-to "type=inline-ish": unsupported type/],
+    ['--cache-to', 'type=inline,mode=max', /type=inline takes no mode/],
     ['--cache-to', 'type=registry', /needs ref=/],
     ['--cache-to', 'type=local,dest=/x,mode=all', /mode="all": expected min or max/],
     ['--cache-from', 'type=local', /needs src=/],

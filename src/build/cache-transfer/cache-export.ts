@@ -11,7 +11,7 @@ import { parseReference } from '../../oci/reference.js';
 import { pushImage } from '../../remote/push.js';
 import type { RegistryClient } from '../../remote/registry-client.js';
 import type { Worker } from '../../solver/worker.js';
-import { cacheConfig, cacheManifest, type ExportedRecord } from './cache-manifest.js';
+import { cacheConfig, cacheManifest, type CacheConfig, type ExportedRecord } from './cache-manifest.js';
 import type { CacheExportSpec } from './cache-spec.js';
 
 /** The tag an exported cache carries in a local (OCI layout) cache directory. */
@@ -31,19 +31,10 @@ export interface CacheExportResult {
  * an ordinary image push (existing blobs skipped, uploads resumable). Records whose layers have
  * no compressed blob are left out: they could not be imported anyway.
  */
-export async function exportCache(worker: Worker, records: readonly ExportedRecord[], spec: CacheExportSpec, registry: RegistryClient | undefined, ctx: Ctx): Promise<CacheExportResult> {
-  const blobs = new Map<Digest, Descriptor>();
-  const usable: ExportedRecord[] = [];
-  for (const r of records) {
-    let ok = true;
-    for (const d of r.layers) {
-      const b = blobs.get(d) ?? (await worker.layers.blob(d));
-      if (!b || !(await worker.blobs.has(b.digest))) ok = false;
-      else blobs.set(d, b);
-    }
-    if (ok) usable.push(r);
-  }
-  const config = cacheConfig(usable, blobs);
+export async function exportCache(worker: Worker, records: readonly ExportedRecord[], spec: Exclude<CacheExportSpec, { type: 'inline' }>, registry: RegistryClient | undefined, ctx: Ctx): Promise<CacheExportResult> {
+  const config = await cacheConfigFor(worker, records);
+  const usable = config.records;
+  const blobs = new Map(Object.entries(config.blobs));
   const configBlob = await worker.blobs.putBytes(JSON.stringify(config));
   const manifestBlob = await worker.blobs.putBytes(JSON.stringify(cacheManifest(config, configBlob)));
   const manifest: Descriptor = { mediaType: MediaType.ociManifest, digest: manifestBlob.digest, size: manifestBlob.size };
@@ -71,6 +62,22 @@ export async function exportCache(worker: Worker, records: readonly ExportedReco
     }
   }
   return { manifest, records: usable.length, layers: layerBlobs.length };
+}
+
+/** The cache config for `records`, leaving out records whose layers have no compressed blob in the store. */
+export async function cacheConfigFor(worker: Worker, records: readonly ExportedRecord[]): Promise<CacheConfig> {
+  const blobs = new Map<Digest, Descriptor>();
+  const usable: ExportedRecord[] = [];
+  for (const r of records) {
+    let ok = true;
+    for (const d of r.layers) {
+      const b = blobs.get(d) ?? (await worker.layers.blob(d));
+      if (!b || !(await worker.blobs.has(b.digest))) ok = false;
+      else blobs.set(d, b);
+    }
+    if (ok) usable.push(r);
+  }
+  return cacheConfig(usable, blobs);
 }
 
 /** Copies one blob between content stores unless the destination has it; the copy is verified on commit. */

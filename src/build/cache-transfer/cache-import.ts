@@ -12,7 +12,8 @@ import type { RootfsResult } from '../../solver/graph.js';
 import { ensureUnpacked } from '../../solver/ops/image.js';
 import type { Worker } from '../../solver/worker.js';
 import { LOCAL_CACHE_TAG, copyBlob } from './cache-export.js';
-import { CACHE_CONFIG_MEDIA_TYPE, parseCacheConfig, type CacheConfig } from './cache-manifest.js';
+import { CACHE_CONFIG_MEDIA_TYPE, INLINE_CACHE_KEY, parseCacheConfig, type CacheConfig } from './cache-manifest.js';
+import { MediaType } from '../../oci/media-types.js';
 import type { CacheImportSpec } from './cache-spec.js';
 
 /** Where an imported cache's blobs come from. */
@@ -121,9 +122,15 @@ async function readConfig(manifestBytes: Buffer, name: string, source: CacheSour
   } catch {
     throw new BuildError('REGISTRY', `cache ${name}: the manifest is not JSON`);
   }
-  if (m.config?.mediaType !== CACHE_CONFIG_MEDIA_TYPE) {
+  const image = m.config?.mediaType === MediaType.ociConfig || m.config?.mediaType === MediaType.dockerConfig;
+  if (!m.config || (m.config.mediaType !== CACHE_CONFIG_MEDIA_TYPE && !image)) {
     throw new BuildError('REGISTRY', `cache ${name}: not a tsbuild cache (config media type ${JSON.stringify(m.config?.mediaType)})`, { hint: 'point --cache-from at what --cache-to wrote' });
   }
   await source.fetch(m.config, store, ctx);
-  return parseCacheConfig(await store.readBytes(m.config.digest), name);
+  const bytes = await store.readBytes(m.config.digest);
+  if (!image) return parseCacheConfig(bytes, name);
+  // An image: its inline cache (--cache-to type=inline), if it was built with one.
+  const inline = (JSON.parse(bytes.toString('utf8')) as Record<string, unknown>)[INLINE_CACHE_KEY];
+  if (inline === undefined) throw new BuildError('REGISTRY', `cache ${name}: the image has no inline cache`, { hint: 'build it with --cache-to type=inline' });
+  return parseCacheConfig(Buffer.from(JSON.stringify(inline)), name);
 }

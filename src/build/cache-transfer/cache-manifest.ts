@@ -13,6 +13,13 @@ import { MediaType } from '../../oci/media-types.js';
  */
 export const CACHE_CONFIG_MEDIA_TYPE = 'application/vnd.tsbuild.cache.config.v1+json';
 
+/**
+ * `--cache-to type=inline`: the image config's top-level field that holds a {@link CacheConfig}
+ * over the image's own layers (BuildKit uses `moby.buildkit.cache.v0` the same way). Runtimes
+ * ignore unknown config fields; `--cache-from` pointing at the image reads it.
+ */
+export const INLINE_CACHE_KEY = 'tsbuild.cache.v1';
+
 /** One record: a cache key and the diffIDs of its result's layers, bottom first. */
 export interface ExportedRecord {
   readonly key: Digest;

@@ -12,18 +12,21 @@ export type CacheMode = 'min' | 'max';
 /** `--cache-to`, parsed once at the CLI edge. */
 export type CacheExportSpec =
   | { readonly type: 'registry'; readonly ref: string; readonly mode: CacheMode }
-  | { readonly type: 'local'; readonly dest: string; readonly mode: CacheMode };
+  | { readonly type: 'local'; readonly dest: string; readonly mode: CacheMode }
+  /** The records of the final image's steps inside its own config (see INLINE_CACHE_KEY); always mode=min. */
+  | { readonly type: 'inline' };
 
 /** `--cache-from`, parsed once at the CLI edge. */
 export type CacheImportSpec = { readonly type: 'registry'; readonly ref: string } | { readonly type: 'local'; readonly src: string };
 
-const HINT_TO = 'use type=registry,ref=REPO:TAG[,mode=min|max] or type=local,dest=DIR[,mode=min|max]';
+const HINT_TO = 'use type=registry,ref=REPO:TAG[,mode=min|max], type=local,dest=DIR[,mode=min|max] or type=inline';
 const HINT_FROM = 'use type=registry,ref=REPO:TAG or type=local,src=DIR (a bare REPO:TAG means type=registry)';
 
 /** Parses `--cache-to` (BuildKit's CSV syntax). A bad spec is BuildError('USAGE') naming the flag and the field. */
 export function parseCacheTo(spec: string): CacheExportSpec {
   const f = fields('--cache-to', spec, HINT_TO);
   const mode = f.one('mode') ?? 'min';
+  if (f.one('type') === 'inline' && f.one('mode') !== undefined) f.bad('type=inline takes no mode: it holds the final image\'s steps (min)');
   if (mode !== 'min' && mode !== 'max') f.bad(`mode=${JSON.stringify(mode)}: expected min or max`);
   const type = f.one('type');
   if (type === 'registry') {
@@ -34,7 +37,11 @@ export function parseCacheTo(spec: string): CacheExportSpec {
     f.only(['type', 'dest', 'mode']);
     return { type, dest: f.required('dest'), mode: mode as CacheMode };
   }
-  return f.bad(type === undefined ? 'missing type= (registry or local)' : `unsupported type ${JSON.stringify(type)}: expected registry or local`);
+  if (type === 'inline') {
+    f.only(['type']);
+    return { type };
+  }
+  return f.bad(type === undefined ? 'missing type= (registry, local or inline)' : `unsupported type ${JSON.stringify(type)}: expected registry, local or inline`);
 }
 
 /** Parses `--cache-from`; a bare reference (no `=`) means `type=registry,ref=…`, as with docker buildx. */
