@@ -7,6 +7,7 @@ import { tsbuild, tsbuildOk } from '../helpers/cli.js';
 import { mountsUnder } from '../helpers/mounts.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { verifyStore } from '../helpers/verify-store.js';
+import { tool } from '../helpers/run-tool.js';
 import type { ProgressEvent } from '../../schemas/types/progress-event.js';
 
 /**
@@ -126,6 +127,24 @@ test('type=inline: the pushed image carries its cache; --cache-from the image on
   // An image built without an inline cache is no cache: a warning, the build still runs.
   const plain = await build(br.root, await br.context('FROM busybox\nRUN echo x > /x\n'), ['--cache-from', `type=registry,ref=${reg.host}/base/busybox:1`]);
   assert.ok(plain.events.some((e) => e.type === 'warning' && e.message.includes('no inline cache')), plain.stderr);
+});
+
+test('a cached layer the registry lost: a warning, that step runs, the build succeeds', async () => {
+  const df = `FROM ${reg.host}/base/busybox:1\nRUN echo lost-layer > /lost\n`;
+  const ref = `${reg.host}/cache/lost:c`;
+  await build(br.root, await br.context(df), ['--cache-to', `type=registry,ref=${ref}`]);
+  // Delete the RUN's layer blob from the registry's storage (the layer that is not the base's).
+  const manifest = JSON.parse(await tool('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`])) as { layers: { digest: string }[] };
+  const base = JSON.parse(await tool('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/base/busybox:1`])) as { layers: { digest: string }[] };
+  const lost = manifest.layers.map((l) => l.digest).filter((d) => !base.layers.some((b) => b.digest === d));
+  assert.is(lost.length, 1);
+  const hex = lost[0]!.slice(7);
+  await rm(join(reg.dataDir, 'docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex), { recursive: true, force: true });
+  await withFreshRoot(async (rootB) => {
+    const b = await build(rootB, await br.context(df), ['--cache-from', `type=registry,ref=${ref}`]);
+    assert.ok(b.events.some((e) => e.type === 'warning' && e.message.includes('not used')), b.stderr);
+    assert.is(ranRuns(b).length, 1, 'the RUN whose layer was lost ran');
+  });
 });
 
 test('--cache-from a cache that does not exist yet: a warning, and the build runs', async () => {

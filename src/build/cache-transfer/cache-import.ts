@@ -69,6 +69,19 @@ export class ImportedCache {
   async lookup(key: Digest, usable: (diffId: Digest) => Promise<boolean>, ctx: Ctx): Promise<RootfsResult | undefined> {
     const rec = this.#records.get(key);
     if (!rec) return undefined;
+    try {
+      await this.#makeUsable(rec, usable, ctx);
+    } catch (e) {
+      // A cache is an optimisation: a layer it can't deliver (deleted, damaged) makes a miss, not a failed build.
+      if (isAbortError(e) || ctx.signal.aborted) throw e;
+      this.#records.delete(key);
+      ctx.events.emit({ type: 'warning', message: `--cache-from ${rec.source.name}: cache record ${key} not used: ${(e as Error).message}`, at: Date.now() });
+      return undefined;
+    }
+    return { kind: 'rootfs', layers: rec.layers.map((diffId) => ({ diffId })) };
+  }
+
+  async #makeUsable(rec: { layers: readonly Digest[]; config: CacheConfig; source: CacheSource }, usable: (diffId: Digest) => Promise<boolean>, ctx: Ctx): Promise<void> {
     for (const diffId of rec.layers) {
       if (await usable(diffId)) continue;
       let p = this.#pending.get(diffId);
@@ -83,7 +96,6 @@ export class ImportedCache {
       }
       await p;
     }
-    return { kind: 'rootfs', layers: rec.layers.map((diffId) => ({ diffId })) };
   }
 }
 
