@@ -93,6 +93,22 @@ test('pull and FROM on a fresh root through the config-named insecure registry',
   }
 });
 
+test('pull through a mirror named in tsbuild.toml: the registry itself (unreachable) is never needed', async () => {
+  const mirrored = join(br.work, 'mirror.toml');
+  // 127.0.0.3:1 has no listener: the pull can only succeed from the mirror.
+  await writeFile(mirrored, `[registry."127.0.0.3:1"]\nmirrors = ["${reg.host}"]\n`);
+  const fresh = await mkdtemp(join(br.work, 'fresh-'));
+  try {
+    const r = await tsbuildOk(['--config', mirrored, '--root', fresh, 'pull', '-q', '127.0.0.3:1/conf/busybox:1']);
+    const viaLoopback = await tool('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/conf/busybox:1`]);
+    assert.is(r.stdout.trim(), sha256(Buffer.from(viaLoopback)));
+    const without = await tsbuild(['--root', fresh, 'pull', '127.0.0.3:1/conf/busybox:2']);
+    assert.is(without.code, 1, without.stderr);
+  } finally {
+    await rm(fresh, { recursive: true, force: true });
+  }
+});
+
 test('login to a config-named insecure registry with basic auth: wrong password exit 1, right one saved', async () => {
   const dockerConfig = await mkdtemp(join(br.work, 'docker-'));
   const env = { DOCKER_CONFIG: dockerConfig };
