@@ -147,7 +147,9 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
     ctx.events.emit({ type: 'export.done', target: target.type, digest: image.manifest.digest, at: Date.now() });
   }
   for (const spec of req.cacheTo ?? []) {
-    if (spec.type !== 'inline') await exportCache(worker, cacheRecords(cache.used(), finalRootfs, spec.mode), spec, req.registry, ctx);
+    if (spec.type === 'inline') continue;
+    const r = await exportCache(worker, cacheRecords(cache.used(), finalRootfs, spec.mode), spec, req.registry, ctx);
+    ctx.events.emit({ type: 'export.done', target: `cache (${spec.type}, ${r.records} records, ${r.layers} layers)`, digest: r.manifest.digest, at: Date.now() });
   }
   return { manifest: image.manifest, config: image.config, names };
 }

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { useBuildRoot } from '../helpers/build-root.js';
 import { tsbuild, tsbuildOk } from '../helpers/cli.js';
@@ -69,12 +69,16 @@ RUN cat /a.txt > /copy && echo ran >> /copy
 COPY --from=build /artifact /artifact
 `;
 
+let firstImage = '';
+
 test('type=registry,mode=max: an empty root gets every step from the cache, same image digest', async () => {
   const files = { 'a.txt': 'hello\n' };
   const ctxA = await br.context(multiStage(reg.host), files);
   const ref = `${reg.host}/cache/app:buildcache`;
   const a = await build(br.root, ctxA, ['--cache-to', `type=registry,ref=${ref},mode=max`]);
+  firstImage = a.digest;
   assert.ok(ranRuns(a).length >= 2, `A ran its RUNs: ${ran(a).join(' | ')}`);
+  assert.ok(a.events.some((e) => e.type === 'export.done' && /^cache \(registry, \d+ records, \d+ layers\)$/.test(e.target)), a.stderr);
   await withFreshRoot(async (rootB) => {
     const ctxB = await br.context(multiStage(reg.host), files);
     const b = await build(rootB, ctxB, ['--cache-from', `type=registry,ref=${ref}`]);
@@ -96,6 +100,11 @@ test('a changed file misses from its COPY on, the steps above it still come from
     assert.ok(names.some((n) => n.includes('COPY a.txt')), names.join(' | '));
     assert.ok(names.some((n) => n.includes('RUN cat /a.txt')), names.join(' | '));
     assert.not.ok(names.some((n) => n.includes('RUN echo built')), `the build stage came from the cache: ${names.join(' | ')}`);
+    // Only the layers of reused steps were downloaded: not those of the steps that missed.
+    const manifest = JSON.parse(await readFile(join(br.root, 'store/blobs/sha256', firstImage.slice(7)), 'utf8')) as { layers: { digest: string }[] };
+    const have = new Set(await readdir(join(rootB, 'store/blobs/sha256')));
+    assert.is(manifest.layers.length, 4, 'base, COPY a.txt, RUN cat, COPY --from');
+    for (const l of manifest.layers.slice(1, 3)) assert.not.ok(have.has(l.digest.slice(7)), `layer ${l.digest} of a step that missed was not downloaded`);
   });
 });
 
