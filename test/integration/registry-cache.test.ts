@@ -156,6 +156,16 @@ test('a cached layer the registry lost: a warning, that step runs, the build suc
   });
 });
 
+test('the registry cache is a plain OCI artifact: skopeo copies it to a layout, which works as type=local', async () => {
+  const layout = join(br.work, 'skopeo-cache');
+  await tool('skopeo', ['copy', '--src-tls-verify=false', `docker://${reg.host}/cache/app:buildcache`, `oci:${layout}:copied`]);
+  await withFreshRoot(async (rootC) => {
+    const c = await build(rootC, await br.context(multiStage(reg.host), { 'a.txt': 'hello\n' }), ['--cache-from', `type=local,src=${layout}`]);
+    assert.equal(ran(c), []);
+    assert.is(c.digest, firstImage);
+  });
+});
+
 test('--cache-from a cache that does not exist yet: a warning, and the build runs', async () => {
   const ctx = await br.context('FROM busybox\nRUN echo first-ever > /f\n');
   const b = await build(br.root, ctx, ['--cache-from', `type=registry,ref=${reg.host}/cache/none:nothing`]);
