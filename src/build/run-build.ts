@@ -19,15 +19,15 @@ import type { RegistryClient } from '../remote/registry-client.js';
 import { cleanupAfterCrashes, openWorker } from './worker.js';
 import { registerBuild } from './build-registry.js';
 import { BuildCache } from '../solver/build-cache.js';
-import { cacheConfigFor, exportCache } from './cache-transfer/cache-export.js';
+import { cacheConfigFor, cacheRecords, exportCache } from './cache-transfer/cache-export.js';
 import { ImportedCache } from './cache-transfer/cache-import.js';
-import { INLINE_CACHE_KEY, type ExportedRecord } from './cache-transfer/cache-manifest.js';
+import { INLINE_CACHE_KEY } from './cache-transfer/cache-manifest.js';
 import type { CacheExportSpec, CacheImportSpec } from './cache-transfer/cache-spec.js';
 import { CacheStore, type LayerCheck } from '../solver/cache-store.js';
 import { StepHistory } from '../solver/explain.js';
 import { StatCache } from '../solver/stat-cache.js';
 import { VertexKeyer } from '../solver/vertex-keyer.js';
-import type { Result, RootfsResult } from '../solver/graph.js';
+import type { Result } from '../solver/graph.js';
 import type { Worker } from '../solver/worker.js';
 import { digestHex, sha256, type Digest } from '../oci/digest.js';
 
@@ -152,22 +152,6 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
     ctx.events.emit({ type: 'export.done', target: `cache (${spec.type}, ${r.records} records, ${r.layers} layers)`, digest: r.manifest.digest, at: Date.now() });
   }
   return { manifest: image.manifest, config: image.config, names };
-}
-
-/**
- * The records `--cache-to` exports. `max`: every record the build used or made. `min`: those
- * whose layers are a prefix of the final image's — the steps of the final stage's chain, whose
- * layers the image holds anyway — so no intermediate stage's layer is uploaded.
- */
-export function cacheRecords(used: ReadonlyMap<Digest, RootfsResult>, final: RootfsResult | undefined, mode: 'min' | 'max'): ExportedRecord[] {
-  const finalLayers = final?.layers.map((l) => l.diffId) ?? [];
-  const out: ExportedRecord[] = [];
-  for (const [key, r] of used) {
-    const layers = r.layers.map((l) => l.diffId);
-    if (mode === 'min' && !layers.every((d, i) => finalLayers[i] === d)) continue;
-    out.push({ key, layers });
-  }
-  return out;
 }
 
 /** A cache record may use a layer only when it is committed and its compressed blob is in the store. */

@@ -10,9 +10,10 @@ import { MediaType } from '../../oci/media-types.js';
 import { parseReference } from '../../oci/reference.js';
 import { pushImage } from '../../remote/push.js';
 import type { RegistryClient } from '../../remote/registry-client.js';
+import type { RootfsResult } from '../../solver/graph.js';
 import type { Worker } from '../../solver/worker.js';
 import { cacheConfig, cacheManifest, type CacheConfig, type ExportedRecord } from './cache-manifest.js';
-import type { CacheExportSpec } from './cache-spec.js';
+import type { CacheExportSpec, CacheMode } from './cache-spec.js';
 
 /** The tag an exported cache carries in a local (OCI layout) cache directory. */
 export const LOCAL_CACHE_TAG = 'cache';
@@ -92,4 +93,20 @@ export async function copyBlob(from: ContentStore, to: ContentStore, blob: { dig
     await w.abort();
     throw e;
   }
+}
+
+/**
+ * The records `--cache-to` exports. `max`: every record the build used or made. `min`: those
+ * whose layers are a prefix of the final image's — the steps of the final stage's chain, whose
+ * layers the image holds anyway — so no intermediate stage's layer is uploaded.
+ */
+export function cacheRecords(used: ReadonlyMap<Digest, RootfsResult>, final: RootfsResult | undefined, mode: CacheMode): ExportedRecord[] {
+  const finalLayers = final?.layers.map((l) => l.diffId) ?? [];
+  const out: ExportedRecord[] = [];
+  for (const [key, r] of used) {
+    const layers = r.layers.map((l) => l.diffId);
+    if (mode === 'min' && !layers.every((d, i) => finalLayers[i] === d)) continue;
+    out.push({ key, layers });
+  }
+  return out;
 }

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { BuildError } from '../../../src/errors.js';
 import { parseCacheFrom, parseCacheTo } from '../../../src/build/cache-transfer/cache-spec.js';
 import { CACHE_CONFIG_MEDIA_TYPE, cacheConfig, cacheManifest, parseCacheConfig } from '../../../src/build/cache-transfer/cache-manifest.js';
-import { cacheRecords } from '../../../src/build/run-build.js';
+import { cacheRecords } from '../../../src/build/cache-transfer/cache-export.js';
 import { sha256, type Digest } from '../../../src/oci/digest.js';
 import type { Descriptor } from '../../../src/oci/image.js';
 import type { RootfsResult } from '../../../src/solver/graph.js';
