@@ -36,9 +36,9 @@ interface Built {
   readonly stderr: string;
 }
 
-async function build(root: string, ctx: string, extra: string[]): Promise<Built> {
+async function build(root: string, ctx: string, extra: string[], env: NodeJS.ProcessEnv = ENV): Promise<Built> {
   const meta = join(ctx, '..', `meta-${Date.now()}-${Math.random()}.json`);
-  const r = await tsbuildOk(['--root', root, 'build', '--progress', 'rawjson', '--metadata-file', meta, ...extra, ctx], { env: ENV });
+  const r = await tsbuildOk(['--root', root, 'build', '--progress', 'rawjson', '--metadata-file', meta, ...extra, ctx], { env });
   const events = r.stderr
     .split('\n')
     .filter((l) => l.startsWith('{'))
@@ -164,6 +164,33 @@ test('the registry cache is a plain OCI artifact: skopeo copies it to a layout, 
     assert.equal(ran(c), []);
     assert.is(c.digest, firstImage);
   });
+});
+
+test('a cache on a registry with basic auth: credentials from docker config.json (tsbuild login) are used both ways', async () => {
+  const basic = await startRegistry({ kind: 'htpasswd', user: 'ci', password: 'cache-pw' });
+  const dockerConfig = await mkdtemp(join(br.work, 'docker-'));
+  const env = { ...ENV, DOCKER_CONFIG: dockerConfig };
+  try {
+    await tsbuildOk(['login', basic.host, '-u', 'ci', '-p', 'cache-pw'], { env });
+    const df = `FROM ${reg.host}/base/busybox:1\nRUN echo authed > /au\n`;
+    const ref = `${basic.host}/cache/private:c`;
+    const a = await build(br.root, await br.context(df), ['--cache-to', `type=registry,ref=${ref}`], env);
+    assert.is(ranRuns(a).length, 1);
+    await withFreshRoot(async (rootB) => {
+      const b = await build(rootB, await br.context(df), ['--cache-from', `type=registry,ref=${ref}`], env);
+      assert.equal(ran(b), []);
+      assert.is(b.digest, a.digest);
+    });
+    // Without the credentials the cache can't be read: a warning, and the RUN runs.
+    await withFreshRoot(async (rootC) => {
+      const c = await build(rootC, await br.context(df), ['--cache-from', `type=registry,ref=${ref}`], { ...ENV, DOCKER_CONFIG: join(br.work, 'no-such-docker-config') });
+      assert.ok(c.events.some((e) => e.type === 'warning' && /--cache-from .*cache not used/.test(e.message)), c.stderr);
+      assert.is(ranRuns(c).length, 1);
+    });
+  } finally {
+    await basic.stop();
+    await rm(dockerConfig, { recursive: true, force: true });
+  }
 });
 
 test('--cache-from a cache that does not exist yet: a warning, and the build runs', async () => {
