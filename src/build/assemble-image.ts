@@ -15,15 +15,16 @@ export interface AssembledImage {
 /**
  * Writes the solved target as an image into the content store: the config (plan's config plus
  * diff_ids, `created`, and `empty_layer` for steps whose vertex added no layer, as BuildKit's
- * exporter records them) and an OCI manifest over the layers' stored blobs, carrying the
- * `--annotation`s (sorted, so equal input gives equal bytes).
+ * exporter records them) and an OCI manifest over the layers' stored blobs.
+ * `annotations` go on the manifest, sorted so equal input gives equal bytes; `configExtra` adds
+ * top-level config fields (the inline build cache).
  */
 export async function assembleImage(
   worker: Worker,
   plan: BuildPlan,
   results: ReadonlyMap<Digest, Result>,
   created: Date,
-  annotations: Readonly<Record<string, string>> = {},
+  opts: { readonly annotations?: Readonly<Record<string, string>>; readonly configExtra?: Readonly<Record<string, unknown>> } = {},
 ): Promise<AssembledImage> {
   const final = plan.target ? rootfs(results.get(plan.target.digest)) : { kind: 'rootfs' as const, layers: [] };
   const stamp = created.toISOString();
@@ -43,6 +44,8 @@ export async function assembleImage(
     created: stamp,
     rootfs: { type: 'layers', diff_ids: final.layers.map((l) => l.diffId) },
     history,
+    // Extra top-level fields (the inline build cache); runtimes ignore fields they don't know.
+    ...opts.configExtra,
   };
   const layers: Descriptor[] = [];
   for (const l of final.layers) {
@@ -52,7 +55,7 @@ export async function assembleImage(
   }
   const configBlob = await worker.blobs.putBytes(JSON.stringify(config));
   const configDesc: Descriptor = { mediaType: MediaType.ociConfig, digest: configBlob.digest, size: configBlob.size };
-  const sorted = Object.fromEntries(Object.entries(annotations).sort(([a], [b]) => (a < b ? -1 : 1)));
+  const sorted = Object.fromEntries(Object.entries(opts.annotations ?? {}).sort(([a], [b]) => (a < b ? -1 : 1)));
   const manifest = { schemaVersion: 2, mediaType: MediaType.ociManifest, config: configDesc, layers, ...(Object.keys(sorted).length ? { annotations: sorted } : {}) };
   const manifestBlob = await worker.blobs.putBytes(JSON.stringify(manifest));
   return { manifest: { mediaType: MediaType.ociManifest, digest: manifestBlob.digest, size: manifestBlob.size }, config: configDesc, imageConfig: config };

@@ -19,6 +19,10 @@ import type { RegistryClient } from '../remote/registry-client.js';
 import { cleanupAfterCrashes, openWorker } from './worker.js';
 import { registerBuild } from './build-registry.js';
 import { BuildCache } from '../solver/build-cache.js';
+import { cacheConfigFor, cacheRecords, exportCache } from './cache-transfer/cache-export.js';
+import { ImportedCache } from './cache-transfer/cache-import.js';
+import { INLINE_CACHE_KEY } from './cache-transfer/cache-manifest.js';
+import type { CacheExportSpec, CacheImportSpec } from './cache-transfer/cache-spec.js';
 import { CacheStore, type LayerCheck } from '../solver/cache-store.js';
 import { StepHistory } from '../solver/explain.js';
 import { StatCache } from '../solver/stat-cache.js';
@@ -52,6 +56,10 @@ export interface BuildRequest {
   readonly noCacheFilter?: readonly string[];
   /** Explain cache misses (vertex.start events carry `explain`). */
   readonly explain?: boolean;
+  /** `--cache-to`: where this build's cache records and their layers are exported after it. */
+  readonly cacheTo?: readonly CacheExportSpec[];
+  /** `--cache-from`: caches consulted when the local cache misses. */
+  readonly cacheFrom?: readonly CacheImportSpec[];
 }
 
 export interface BuildResult {
@@ -109,11 +117,14 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
 
   const cpus = req.maxParallelism ?? availableParallelism();
   const stats = await StatCache.load(join(worker.dirs.cache, 'stat', `${digestHex(sha256(contextDir))}.json`));
+  const usable = layerUsable(worker);
+  const imported = req.cacheFrom?.length ? await ImportedCache.load(worker, req.cacheFrom, req.registry, ctx) : undefined;
   const cache = new BuildCache(
     new VertexKeyer(stats),
-    new CacheStore(join(worker.dirs.cache, 'records'), layerUsable(worker)),
+    new CacheStore(join(worker.dirs.cache, 'records'), usable),
     new StepHistory(join(worker.dirs.cache, 'steps')),
     { noCache: req.noCache ?? false, noCacheStages: req.noCacheFilter ?? [], explain: req.explain ?? false },
+    imported && { lookup: (key, c) => imported.lookup(key, usable, c) },
   );
   let results: Map<Digest, Result>;
   try {
@@ -128,11 +139,19 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
   } finally {
     await stats.save();
   }
-  const image = await assembleImage(worker, plan, results, req.created, req.annotations);
+  const final = plan.target && results.get(plan.target.digest);
+  const finalRootfs = final?.kind === 'rootfs' ? final : undefined;
+  const inline = req.cacheTo?.some((s) => s.type === 'inline') ? { [INLINE_CACHE_KEY]: await cacheConfigFor(worker, cacheRecords(cache.used(), finalRootfs, 'min')) } : {};
+  const image = await assembleImage(worker, plan, results, req.created, { annotations: req.annotations, configExtra: inline });
   for (const name of names) await worker.images.tag(name, image.manifest);
   for (const target of req.outputs) {
     await exportImage(worker, image.manifest, target, names, ctx, req.registry);
     ctx.events.emit({ type: 'export.done', target: target.type, digest: image.manifest.digest, at: Date.now() });
+  }
+  for (const spec of req.cacheTo ?? []) {
+    if (spec.type === 'inline') continue;
+    const r = await exportCache(worker, cacheRecords(cache.used(), finalRootfs, spec.mode), spec, req.registry, ctx);
+    ctx.events.emit({ type: 'export.done', target: `cache (${spec.type}, ${r.records} records, ${r.layers} layers)`, digest: r.manifest.digest, at: Date.now() });
   }
   return { manifest: image.manifest, config: image.config, names };
 }

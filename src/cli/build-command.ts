@@ -14,6 +14,7 @@ import { registryOptions } from './registry-options.js';
 import { buildProgress } from './build-progress.js';
 import { readBuildArgFile, readStdinInputs } from './stdin-input.js';
 import { stateRoot } from './state-root.js';
+import { parseCacheFrom, parseCacheTo } from '../build/cache-transfer/cache-spec.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -27,6 +28,8 @@ interface BuildFlags {
   /** commander names `--no-cache-filter` after its negated form. */
   cacheFilter: string[];
   explain?: boolean;
+  cacheTo: string[];
+  cacheFrom: string[];
   maxParallelism?: number;
   output: string[];
   push?: boolean;
@@ -52,6 +55,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .option('--no-cache', 'do not use the build cache')
     .option('--no-cache-filter <stage>', 'do not use the build cache for these stages (repeatable, comma-separated)', collect, [])
     .option('--explain', 'print why each first cache miss of a chain missed')
+    .option('--cache-to <spec>', 'export the build cache: type=registry,ref=REPO:TAG[,mode=min|max] or type=local,dest=DIR[,mode=…] (repeatable)', collect, [])
+    .option('--cache-from <spec>', 'import a build cache: type=registry,ref=REPO:TAG or type=local,src=DIR (repeatable)', collect, [])
     .option('--max-parallelism <n>', 'steps run at once (default: number of CPUs)', parsePositiveInt)
     .option('-o, --output <spec>', 'export: type=oci|docker|local|registry,dest=…[,tar=false] (repeatable)', collect, [])
     .option('--push', 'push every -t name to its registry (same as --output type=registry,name=NAME)')
@@ -65,6 +70,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .option('-q, --quiet', 'print only the image ID')
     .action(async (context: string, flags: BuildFlags) => {
       const outputs = flags.output.map(parseOutputSpec);
+      const cacheTo = flags.cacheTo.map(parseCacheTo);
+      const cacheFrom = flags.cacheFrom.map(parseCacheFrom);
       if (flags.push) outputs.push(...pushTargets(flags.tag));
       const settings = globals.settings?.config ?? {};
       const registry = new RegistryClient(registryOptions(process.env, registrySettings(settings)));
@@ -94,6 +101,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           noCacheFilter: flags.cacheFilter.flatMap((f) => f.split(',')).map((f) => f.trim()).filter(Boolean),
           explain: !!flags.explain || mode === 'rawjson',
           maxParallelism: flags.maxParallelism ?? settings['max-parallelism'],
+          cacheTo,
+          cacheFrom,
         },
         { signal, events },
       )

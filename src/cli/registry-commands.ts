@@ -14,6 +14,9 @@ import type { GlobalOptions } from './globals.js';
 import { progressSink } from './progress.js';
 import { dockerConfigPath, registryOptions } from './registry-options.js';
 import { stateRoot } from './state-root.js';
+import { registrySettings } from './config-file.js';
+import { readImage } from '../oci/image-reader.js';
+import { MediaType } from '../oci/media-types.js';
 
 /** Verbs this file adds; main.ts must not treat them as a build context. */
 export const REGISTRY_VERBS: readonly string[] = ['pull', 'push', 'login', 'logout'];
@@ -21,6 +24,8 @@ export const REGISTRY_VERBS: readonly string[] = ['pull', 'push', 'login', 'logo
 /** `tsbuild pull | push | login | logout`. Each sets exit code 0 on success; failures throw to main(). */
 export function registryCommands(globals: GlobalOptions, signal: AbortSignal, setExit: (code: number) => void): Command[] {
   const ctx = (quiet: boolean): Ctx => ({ signal, events: progressSink(quiet ? 'quiet' : 'plain', (s) => process.stderr.write(s)) });
+  // tsbuild.toml's insecure registries and mirrors apply to every verb, as they do to build.
+  const options = () => registryOptions(process.env, registrySettings(globals.settings?.config ?? {}));
 
   const pull = new Command('pull')
     .description('pull an image from a registry into the local store')
@@ -31,7 +36,7 @@ export function registryCommands(globals: GlobalOptions, signal: AbortSignal, se
       const ref = parseReference(refText);
       const platform = flags.platform ? parsePlatform(flags.platform) : hostPlatform();
       const worker = await openWorker(stateRoot(globals.root, process.env), { privateTmp: true });
-      const client = new RegistryClient(registryOptions(process.env));
+      const client = new RegistryClient(options());
       try {
         const pulled = await pullImage(client, ref, worker.blobs, platform, ctx(true));
         await worker.images.tag(ref.toString(), pulled.manifest);
@@ -53,13 +58,21 @@ export function registryCommands(globals: GlobalOptions, signal: AbortSignal, se
     .action(async (name: string, dest: string | undefined, flags: { metadataFile?: string; quiet?: boolean }) => {
       const local = parseReference(name).toString();
       const worker = await openWorker(stateRoot(globals.root, process.env), { privateTmp: true });
-      const client = new RegistryClient(registryOptions(process.env));
+      const client = new RegistryClient(options());
       try {
         const desc = await worker.images.resolve(local);
         if (!desc) throw new BuildError('IMAGE_NOT_FOUND', `image ${name} (${local}) is not in the local store`, { hint: 'list images with `tsbuild images`' });
         const r = await exportRegistry(client, worker.images, desc, dest ?? name, ctx(true));
         if (flags.metadataFile) {
-          const meta = { 'containerimage.digest': r.descriptor.digest, 'containerimage.descriptor': r.descriptor, 'image.name': r.name };
+          // An index has no single config: the key is left out then, as BuildKit does for multi-platform pushes.
+          const single = r.descriptor.mediaType === MediaType.ociManifest || r.descriptor.mediaType === MediaType.dockerManifest;
+          const config = single ? (await readImage(worker.blobs, desc)).configDescriptor.digest : undefined;
+          const meta = {
+            'containerimage.digest': r.descriptor.digest,
+            ...(config ? { 'containerimage.config.digest': config } : {}),
+            'containerimage.descriptor': r.descriptor,
+            'image.name': r.name,
+          };
           await writeFile(flags.metadataFile, JSON.stringify(meta, null, 2) + '\n');
         }
         if (flags.quiet) process.stdout.write(r.descriptor.digest + '\n');
@@ -84,7 +97,7 @@ export function registryCommands(globals: GlobalOptions, signal: AbortSignal, se
       if (password === undefined || password === '') throw new BuildError('USAGE', 'login: give the password with --password-stdin or -p');
       const cred = { username: flags.username, password };
       // Check the credentials before saving them, as docker login does.
-      const client = new RegistryClient({ ...registryOptions(process.env), credentials: { get: async () => cred } });
+      const client = new RegistryClient({ ...options(), credentials: { get: async () => cred } });
       try {
         await client.host(host).ping(signal);
       } finally {

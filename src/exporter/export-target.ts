@@ -95,7 +95,7 @@ export function parseOutputSpec(spec: string): ExportTarget {
 }
 
 /** Splits on commas outside double quotes; `""` inside quotes is a literal quote (RFC 4180, as BuildKit's csv reader). */
-function splitCsv(s: string, bad: (msg: string) => never): string[] {
+export function splitCsv(s: string, bad: (msg: string) => never): string[] {
   const out: string[] = [];
   let cur = '';
   let quoted = false;

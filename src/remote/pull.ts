@@ -99,8 +99,8 @@ function firstCause(results: PromiseSettledResult<unknown>[]): unknown {
   return errs.find((e) => !(e instanceof Error && e.name === 'AbortError')) ?? errs[0];
 }
 
-/** Downloads one blob unless present; returns whether it downloaded. */
-async function fetchBlob(repo: Repository, blob: Descriptor, store: ContentStore, ctx: Ctx): Promise<boolean> {
+/** Downloads one blob of `repo` into `store` unless present, verified before it becomes visible; returns whether it downloaded. */
+export async function fetchBlob(repo: Repository, blob: Descriptor, store: ContentStore, ctx: Ctx): Promise<boolean> {
   const have = await store.stat(blob.digest);
   if (have && have.size === blob.size) return false;
   const body = await repo.openBlob(blob.digest, ctx.signal);

@@ -2,7 +2,7 @@ import type { Ctx } from '../ctx.js';
 import type { Digest } from '../oci/digest.js';
 import type { CacheStore } from './cache-store.js';
 import { explainMiss, stepRecord, stepSlot, type CacheMissExplanation, type StepHistory } from './explain.js';
-import type { Result, Vertex } from './graph.js';
+import type { Result, RootfsResult, Vertex } from './graph.js';
 import type { SolveCache } from './solve-cache.js';
 import type { VertexKey, VertexKeyer } from './vertex-keyer.js';
 
@@ -16,6 +16,14 @@ export interface CachePolicy {
 }
 
 /**
+ * Where a local miss may still be found: caches imported with `--cache-from`. A hit has its
+ * layers already made usable in this root; the BuildCache records it locally.
+ */
+export interface CacheFallback {
+  lookup(key: Digest, ctx: Ctx): Promise<RootfsResult | undefined>;
+}
+
+/**
  * The persistent SolveCache: keys from the VertexKeyer, results in the CacheStore, the last
  * build of every step in the StepHistory (so a miss can be explained). One per build.
  */
@@ -24,13 +32,22 @@ export class BuildCache implements SolveCache {
   readonly #store: CacheStore;
   readonly #history: StepHistory;
   readonly #policy: CachePolicy;
+  readonly #fallback?: CacheFallback;
   readonly #keys = new Map<Digest, VertexKey>();
+  /** Every key this build hit or recorded, with its result: what `--cache-to` exports. */
+  readonly #used = new Map<Digest, RootfsResult>();
 
-  constructor(keyer: VertexKeyer, store: CacheStore, history: StepHistory, policy: CachePolicy) {
+  constructor(keyer: VertexKeyer, store: CacheStore, history: StepHistory, policy: CachePolicy, fallback?: CacheFallback) {
     this.#keyer = keyer;
     this.#store = store;
     this.#history = history;
     this.#policy = policy;
+    this.#fallback = fallback;
+  }
+
+  /** The cache entries this build used or made (cache key → result), for exporting. */
+  used(): ReadonlyMap<Digest, RootfsResult> {
+    return this.#used;
   }
 
   cacheable(v: Vertex): boolean {
@@ -47,16 +64,25 @@ export class BuildCache implements SolveCache {
     return k?.key;
   }
 
-  async lookup(v: Vertex, key: Digest): Promise<Result | undefined> {
+  async lookup(v: Vertex, key: Digest, ctx: Ctx): Promise<Result | undefined> {
     if (this.#ignored(v)) return undefined;
-    const hit = await this.#store.lookup(key);
-    if (hit) await this.#remember(v, key, false);
+    let hit = await this.#store.lookup(key);
+    if (!hit && this.#fallback) {
+      hit = await this.#fallback.lookup(key, ctx);
+      // Recorded here, so the next build on this root needs no import.
+      if (hit) await this.#store.record(key, hit);
+    }
+    if (hit) {
+      this.#used.set(key, hit);
+      await this.#remember(v, key, false);
+    }
     return hit;
   }
 
   async record(v: Vertex, key: Digest, result: Result): Promise<void> {
     if (result.kind !== 'rootfs') return;
     await this.#store.record(key, result);
+    this.#used.set(key, result);
     await this.#remember(v, key, true);
   }
 

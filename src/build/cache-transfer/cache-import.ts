@@ -1,0 +1,148 @@
+import type { Ctx } from '../../ctx.js';
+import { BuildError, isAbortError } from '../../errors.js';
+import type { ContentStore } from '../../oci/content-store.js';
+import type { Digest } from '../../oci/digest.js';
+import type { Descriptor } from '../../oci/image.js';
+import { ImageLayout } from '../../oci/image-layout.js';
+import { parseReference } from '../../oci/reference.js';
+import { fetchBlob } from '../../remote/pull.js';
+import type { RegistryClient } from '../../remote/registry-client.js';
+import type { Repository } from '../../remote/repository.js';
+import type { RootfsResult } from '../../solver/graph.js';
+import { ensureUnpacked } from '../../solver/ops/image.js';
+import type { Worker } from '../../solver/worker.js';
+import { LOCAL_CACHE_TAG, copyBlob } from './cache-export.js';
+import { CACHE_CONFIG_MEDIA_TYPE, INLINE_CACHE_KEY, parseCacheConfig, type CacheConfig } from './cache-manifest.js';
+import { MediaType } from '../../oci/media-types.js';
+import type { CacheImportSpec } from './cache-spec.js';
+
+/** Where an imported cache's blobs come from. */
+interface CacheSource {
+  readonly name: string;
+  fetch(blob: Descriptor, into: ContentStore, ctx: Ctx): Promise<void>;
+}
+
+/**
+ * The records of `--cache-from` caches, consulted when the local cache misses. Only the small
+ * manifest and config are read up front; a layer blob is downloaded (and unpacked) when a
+ * record that needs it is hit, and only when the root lacks it — so a second machine fetches
+ * just the layers of the steps it reuses.
+ */
+export class ImportedCache {
+  readonly #worker: Worker;
+  readonly #records = new Map<Digest, { layers: readonly Digest[]; config: CacheConfig; source: CacheSource }>();
+  /** One download + unpack per layer even when several hits need it at once. */
+  readonly #pending = new Map<Digest, Promise<void>>();
+
+  private constructor(worker: Worker) {
+    this.#worker = worker;
+  }
+
+  /**
+   * Reads the caches named by `specs`. A cache that does not exist yet (the first build) or
+   * can't be read is not an error: a warning says so and the build goes on without it.
+   */
+  static async load(worker: Worker, specs: readonly CacheImportSpec[], registry: RegistryClient | undefined, ctx: Ctx): Promise<ImportedCache> {
+    const cache = new ImportedCache(worker);
+    for (const spec of specs) {
+      try {
+        const { source, config } = await openSource(worker, spec, registry, ctx);
+        for (const r of config.records) if (!cache.#records.has(r.key)) cache.#records.set(r.key, { layers: r.layers, config, source });
+      } catch (e) {
+        if (isAbortError(e) || ctx.signal.aborted) throw e;
+        const name = spec.type === 'registry' ? spec.ref : spec.src;
+        ctx.events.emit({ type: 'warning', message: `--cache-from ${name}: cache not used: ${(e as Error).message}`, at: Date.now() });
+      }
+    }
+    return cache;
+  }
+
+  get size(): number {
+    return this.#records.size;
+  }
+
+  /**
+   * The result recorded for `key`, with every layer made usable in the root (blob fetched,
+   * layer unpacked and verified against its diffID); undefined when no imported cache has it.
+   * `usable` says whether the root already has a layer.
+   */
+  async lookup(key: Digest, usable: (diffId: Digest) => Promise<boolean>, ctx: Ctx): Promise<RootfsResult | undefined> {
+    const rec = this.#records.get(key);
+    if (!rec) return undefined;
+    try {
+      await this.#makeUsable(rec, usable, ctx);
+    } catch (e) {
+      // A cache is an optimisation: a layer it can't deliver (deleted, damaged) makes a miss, not a failed build.
+      if (isAbortError(e) || ctx.signal.aborted) throw e;
+      this.#records.delete(key);
+      ctx.events.emit({ type: 'warning', message: `--cache-from ${rec.source.name}: cache record ${key} not used: ${(e as Error).message}`, at: Date.now() });
+      return undefined;
+    }
+    return { kind: 'rootfs', layers: rec.layers.map((diffId) => ({ diffId })) };
+  }
+
+  async #makeUsable(rec: { layers: readonly Digest[]; config: CacheConfig; source: CacheSource }, usable: (diffId: Digest) => Promise<boolean>, ctx: Ctx): Promise<void> {
+    for (const diffId of rec.layers) {
+      if (await usable(diffId)) continue;
+      let p = this.#pending.get(diffId);
+      if (!p) {
+        const blob = rec.config.blobs[diffId]!;
+        p = (async () => {
+          await rec.source.fetch(blob, this.#worker.blobs, ctx);
+          await ensureUnpacked(this.#worker, blob, diffId, ctx);
+        })();
+        this.#pending.set(diffId, p);
+        p.catch(() => this.#pending.delete(diffId));
+      }
+      await p;
+    }
+  }
+}
+
+async function openSource(worker: Worker, spec: CacheImportSpec, registry: RegistryClient | undefined, ctx: Ctx): Promise<{ source: CacheSource; config: CacheConfig }> {
+  switch (spec.type) {
+    case 'registry': {
+      if (!registry) throw new Error('a registry cache needs a RegistryClient');
+      const ref = parseReference(spec.ref);
+      const repo: Repository = registry.repository(ref);
+      const m = await repo.getManifest(ref.digest ?? ref.tag ?? 'latest', ctx.signal);
+      const source: CacheSource = {
+        name: spec.ref,
+        fetch: async (blob, into, c) => void (await fetchBlob(repo, blob, into, c)),
+      };
+      return { source, config: await readConfig(m.bytes, spec.ref, source, worker.blobs, ctx) };
+    }
+    case 'local': {
+      const layout = await ImageLayout.open(spec.src, { create: false });
+      const desc = (await layout.resolve(LOCAL_CACHE_TAG)) ?? (await layout.readIndex()).manifests[0];
+      if (!desc) throw new BuildError('USAGE', `${spec.src} holds no cache`);
+      const source: CacheSource = { name: spec.src, fetch: (blob, into, c) => copyBlob(layout.blobs, into, blob, c) };
+      return { source, config: await readConfig(await layout.blobs.readBytes(desc.digest), spec.src, source, worker.blobs, ctx) };
+    }
+    default: {
+      const never: never = spec;
+      return never;
+    }
+  }
+}
+
+/** The cache config a manifest points at, fetched into the store (it is small) and validated. */
+async function readConfig(manifestBytes: Buffer, name: string, source: CacheSource, store: ContentStore, ctx: Ctx): Promise<CacheConfig> {
+  let m: { config?: Descriptor };
+  try {
+    m = JSON.parse(manifestBytes.toString('utf8')) as { config?: Descriptor };
+  } catch {
+    throw new BuildError('REGISTRY', `cache ${name}: the manifest is not JSON`);
+  }
+  const image = m.config?.mediaType === MediaType.ociConfig || m.config?.mediaType === MediaType.dockerConfig;
+  if (!m.config || (m.config.mediaType !== CACHE_CONFIG_MEDIA_TYPE && !image)) {
+    throw new BuildError('REGISTRY', `cache ${name}: not a tsbuild cache (config media type ${JSON.stringify(m.config?.mediaType)})`, { hint: 'point --cache-from at what --cache-to wrote' });
+  }
+  await source.fetch(m.config, store, ctx);
+  const bytes = await store.readBytes(m.config.digest);
+  if (!image) return parseCacheConfig(bytes, name);
+  // An image: its inline cache (--cache-to type=inline), if it was built with one.
+  const inline = (JSON.parse(bytes.toString('utf8')) as Record<string, unknown>)[INLINE_CACHE_KEY];
+  if (inline === undefined) throw new BuildError('REGISTRY', `cache ${name}: the image has no inline cache`, { hint: 'build it with --cache-to type=inline' });
+  return parseCacheConfig(Buffer.from(JSON.stringify(inline)), name);
+}

@@ -1,0 +1,98 @@
+import { BuildError } from '../../errors.js';
+import { splitCsv } from '../../exporter/export-target.js';
+import { parseReference } from '../../oci/reference.js';
+
+/**
+ * Which cache records go out: `min` only those of the steps whose results make up the final
+ * image (its layers and nothing else, BuildKit's default), `max` every step of the build,
+ * intermediate stages included (more hits for a second machine, more layers to upload).
+ */
+export type CacheMode = 'min' | 'max';
+
+/** `--cache-to`, parsed once at the CLI edge. */
+export type CacheExportSpec =
+  | { readonly type: 'registry'; readonly ref: string; readonly mode: CacheMode }
+  | { readonly type: 'local'; readonly dest: string; readonly mode: CacheMode }
+  /** The records of the final image's steps inside its own config (see INLINE_CACHE_KEY); always mode=min. */
+  | { readonly type: 'inline' };
+
+/** `--cache-from`, parsed once at the CLI edge. */
+export type CacheImportSpec = { readonly type: 'registry'; readonly ref: string } | { readonly type: 'local'; readonly src: string };
+
+const HINT_TO = 'use type=registry,ref=REPO:TAG[,mode=min|max], type=local,dest=DIR[,mode=min|max] or type=inline';
+const HINT_FROM = 'use type=registry,ref=REPO:TAG or type=local,src=DIR (a bare REPO:TAG means type=registry)';
+
+/** Parses `--cache-to` (BuildKit's CSV syntax). A bad spec is BuildError('USAGE') naming the flag and the field. */
+export function parseCacheTo(spec: string): CacheExportSpec {
+  const f = fields('--cache-to', spec, HINT_TO);
+  const mode = f.one('mode') ?? 'min';
+  if (f.one('type') === 'inline' && f.one('mode') !== undefined) f.bad('type=inline takes no mode: it holds the final image\'s steps (min)');
+  if (mode !== 'min' && mode !== 'max') f.bad(`mode=${JSON.stringify(mode)}: expected min or max`);
+  const type = f.one('type');
+  if (type === 'registry') {
+    f.only(['type', 'ref', 'mode']);
+    return { type, ref: f.ref(), mode: mode as CacheMode };
+  }
+  if (type === 'local') {
+    f.only(['type', 'dest', 'mode']);
+    return { type, dest: f.required('dest'), mode: mode as CacheMode };
+  }
+  if (type === 'inline') {
+    f.only(['type']);
+    return { type };
+  }
+  return f.bad(type === undefined ? 'missing type= (registry, local or inline)' : `unsupported type ${JSON.stringify(type)}: expected registry, local or inline`);
+}
+
+/** Parses `--cache-from`; a bare reference (no `=`) means `type=registry,ref=…`, as with docker buildx. */
+export function parseCacheFrom(spec: string): CacheImportSpec {
+  const f = fields('--cache-from', spec.includes('=') ? spec : `type=registry,ref=${spec}`, HINT_FROM);
+  const type = f.one('type');
+  if (type === 'registry') {
+    f.only(['type', 'ref']);
+    return { type, ref: f.ref() };
+  }
+  if (type === 'local') {
+    f.only(['type', 'src']);
+    return { type, src: f.required('src') };
+  }
+  return f.bad(type === undefined ? 'missing type= (registry or local)' : `unsupported type ${JSON.stringify(type)}: expected registry or local`);
+}
+
+function fields(flag: string, spec: string, hint: string) {
+  const bad = (msg: string): never => {
+    throw new BuildError('USAGE', `${flag} ${JSON.stringify(spec)}: ${msg}`, { hint });
+  };
+  const kv = new Map<string, string>();
+  for (const field of splitCsv(spec, bad)) {
+    const eq = field.indexOf('=');
+    if (eq <= 0) bad(`field ${JSON.stringify(field)} is not key=value`);
+    const key = field.slice(0, eq).trim().toLowerCase();
+    if (kv.has(key)) bad(`key ${JSON.stringify(key)} given more than once`);
+    kv.set(key, field.slice(eq + 1));
+  }
+  const one = (key: string) => kv.get(key);
+  const required = (key: string): string => {
+    const v = kv.get(key);
+    if (v === undefined || v === '') bad(`type=${kv.get('type')} needs ${key}=…`);
+    return v!;
+  };
+  return {
+    bad,
+    one,
+    required,
+    only(allowed: readonly string[]) {
+      for (const k of kv.keys()) if (!allowed.includes(k)) bad(`unknown key ${JSON.stringify(k)} (allowed: ${allowed.filter((a) => a !== 'type').join(', ')})`);
+    },
+    /** The ref, checked now so a typo fails before the build rather than after it. */
+    ref(): string {
+      const r = required('ref');
+      try {
+        parseReference(r);
+      } catch (e) {
+        bad(`ref ${JSON.stringify(r)} is not a valid reference: ${(e as Error).message}`);
+      }
+      return r;
+    },
+  };
+}
