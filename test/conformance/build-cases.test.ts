@@ -34,19 +34,7 @@ const KNOWN_FAILURES = new Map<string, string>([
   // (none so far: the alpine cases' RUNs only use echo/sh)
   ['image/default-shell-and-path', 'multi-platform builds (--platform windows/amd64,linux/amd64, an OCI index) are out of scope: tsbuild builds for the host platform only'],
   ['platform/explicit-platform-and-overridden-TARGETOS', '--platform darwin/ppc64le: only the host platform can be built (no emulation)'],
-  ['args/TARGETSTAGE/explicit-target', 'TARGETSTAGE is not a built-in ARG yet'],
-  ['args/TARGETSTAGE/default-unnamed-last-stage', 'TARGETSTAGE is not a built-in ARG yet'],
-  ['args/TARGETSTAGE/named-last-stage', 'TARGETSTAGE is not a built-in ARG yet'],
-  ['args/builtin-proxy-args', 'build-arg http_proxy (lower case) is not visible as $HTTP_PROXY'],
-  ['args/builtin-proxy-args/changed', 'build-arg http_proxy (lower case) is not visible as $HTTP_PROXY'],
-  ['convert/circular-self', 'message differs from BuildKit'],
-  ['convert/circular-three-stages', 'a cycle through later stages is reported as a forward reference'],
-  ['multistage/out-of-order-copy-from-root', 'message differs from BuildKit'],
-  ['multistage/out-of-order-copy-from-file', 'message differs from BuildKit'],
-  ['core/user-additional-gids', 'the local busybox base has no wheel group / daemon user'],
-  ['core/user', 'the local busybox base has no wheel group / daemon user'],
-  ['copy/chown', 'the local busybox base has no daemon user'],
-  ['copy/chmod', '--chmod is not variable-expanded'],
+  ['copy/chmod', 'directories COPY --chmod creates for the destination get 0755, not the --chmod mode (file op, src/solver/ops)'],
   ['copy/empty-wildcard-ignored', 'a wildcard source matching nothing fails even when another source exists'],
   ['copy/override-files', 'overlay mount fails with ELOOP on the fourth COPY of a scratch stage'],
   ['copy/exclude-patterns', 'COPY/ADD --exclude not implemented yet (helper J)'],
@@ -253,6 +241,8 @@ for (const c of cases) {
     const bad = c.expect.convertOnly ? await checkConvert(c) : await checkBuild(c, slug);
     const known = KNOWN_FAILURES.get(c.id);
     if (known !== undefined) {
+      // TSBUILD_SHOW_KNOWN=1 prints how a known failure fails today.
+      if (process.env['TSBUILD_SHOW_KNOWN']) console.log(`known failure ${c.id}:\n${bad.join('\n')}`);
       assert.ok(bad.length > 0, `${c.id} now passes: remove it from KNOWN_FAILURES (${known})`);
       return;
     }
