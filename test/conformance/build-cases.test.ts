@@ -36,7 +36,6 @@ const KNOWN_FAILURES = new Map<string, string>([
   ['platform/explicit-platform-and-overridden-TARGETOS', '--platform darwin/ppc64le: only the host platform can be built (no emulation)'],
   ['copy/chmod', 'directories COPY --chmod creates for the destination get 0755, not the --chmod mode (file op, src/solver/ops)'],
   ['copy/empty-wildcard-ignored', 'a wildcard source matching nothing fails even when another source exists'],
-  ['copy/override-files', 'overlay mount fails with ELOOP on the fourth COPY of a scratch stage'],
   ['copy/exclude-patterns', 'COPY/ADD --exclude not implemented yet (helper J)'],
   ['history/exported-history', 'a RUN that changes nothing is recorded as empty_layer; BuildKit keeps its (empty) layer'],
 ]);
