@@ -155,6 +155,8 @@ export async function compileDockerfile(source: { path: string; text: string }, 
 
   ctx.signal.throwIfAborted();
   const st = await stage(targetIndex);
+  const unused = unconsumedBuildArgs(opts.buildArgs, metaArgInstructions, [...done.keys()].map((i) => stages[i]!));
+  if (unused.length > 0) warnings.push({ message: `One or more build-args [${unused.join(' ')}] were not consumed` });
   const config = structuredClone(st.config) as ImageConfig & { config: NonNullable<ImageConfig['config']> };
   if (opts.labels && Object.keys(opts.labels).length > 0) config.config.Labels = { ...(config.config.Labels ?? {}), ...opts.labels };
   return {
@@ -221,6 +223,23 @@ function evalMetaArgs(args: readonly Extract<Instruction, { kind: 'ARG' }>[], op
 
 export function metaEnv(m: ReadonlyMap<string, string | undefined>): { get(k: string): string | undefined } {
   return { get: (k) => m.get(k) };
+}
+
+/** Built-in args BuildKit never reports as unused: the proxies and the platform/stage args. */
+const BUILTIN_ARGS = new Set([
+  ...['HTTP_PROXY', 'HTTPS_PROXY', 'FTP_PROXY', 'NO_PROXY', 'ALL_PROXY'].flatMap((k) => [k, k.toLowerCase()]),
+  ...['PLATFORM', 'OS', 'ARCH', 'VARIANT'].flatMap((k) => [`TARGET${k}`, `BUILD${k}`]),
+  'TARGETSTAGE',
+]);
+
+/**
+ * `--build-arg`s no ARG of the built stages (or before the first FROM) declares, sorted, for
+ * BuildKit's "were not consumed" warning. Stages the target does not need do not count.
+ */
+function unconsumedBuildArgs(buildArgs: Readonly<Record<string, string>>, meta: readonly Extract<Instruction, { kind: 'ARG' }>[], built: readonly StageDef[]): string[] {
+  const declared = new Set<string>();
+  for (const ins of [...meta, ...built.flatMap((s) => s.commands)]) if (ins.kind === 'ARG') for (const a of ins.args) declared.add(a.key);
+  return Object.keys(buildArgs).filter((k) => !declared.has(k) && !BUILTIN_ARGS.has(k)).sort();
 }
 
 /**

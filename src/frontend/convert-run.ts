@@ -21,11 +21,12 @@ export function convertRun(ins: Extract<Instruction, { kind: 'RUN' }>, st: Stage
   const runEnv = [...configEnv, ...runArgEnv(st)];
   if (!runEnv.some((e) => e.startsWith('PATH='))) runEnv.unshift(DEFAULT_PATH);
   const declared = new Set(st.args.map((a) => a.key));
+  const proxyEnv: string[] = [];
   for (const upper of PROXY_ARGS) {
     const v = env.buildArgs[upper] ?? env.buildArgs[upper.toLowerCase()];
     if (v === undefined) continue;
     for (const k of [upper, upper.toLowerCase()]) {
-      if (!declared.has(k) && !runEnv.some((e) => e.startsWith(`${k}=`))) runEnv.push(`${k}=${v}`);
+      if (!declared.has(k) && !runEnv.some((e) => e.startsWith(`${k}=`))) proxyEnv.push(`${k}=${v}`);
     }
   }
   const name = stepName(st, ins.original);
@@ -39,7 +40,7 @@ export function convertRun(ins: Extract<Instruction, { kind: 'RUN' }>, st: Stage
       network: ins.network === 'none' ? 'none' : 'host',
     },
     st.vertex ? [st.vertex] : [],
-    { name, location: ins.location },
+    { name, location: ins.location, ...(proxyEnv.length > 0 ? { proxyEnv } : {}) },
   );
   st.vertex = vertex;
   commitHistory(st, `RUN ${runCommandString(args, st)}`, true, vertex, true);
