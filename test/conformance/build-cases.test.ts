@@ -34,7 +34,6 @@ const KNOWN_FAILURES = new Map<string, string>([
   // (none so far: the alpine cases' RUNs only use echo/sh)
   ['image/default-shell-and-path', 'multi-platform builds (--platform windows/amd64,linux/amd64, an OCI index) are out of scope: tsbuild builds for the host platform only'],
   ['platform/explicit-platform-and-overridden-TARGETOS', '--platform darwin/ppc64le: only the host platform can be built (no emulation)'],
-  ['copy/chmod', 'directories COPY --chmod creates for the destination get 0755, not the --chmod mode (file op, src/solver/ops)'],
   ['copy/exclude-patterns', 'COPY/ADD --exclude not implemented yet (helper J)'],
   ['history/exported-history', 'a RUN that changes nothing is recorded as empty_layer; BuildKit keeps its (empty) layer'],
 ]);
