@@ -92,20 +92,21 @@ async function copyAction(rootfs: string, action: CopyAction, src: CopySource, c
   const destIsDir = action.dest.endsWith('/') || matches.length > 1 || !!existing?.isDirectory();
   const copier = new TreeCopier({ owner, mode, fromContext: src.kind === 'context', ignore: src.ignore }, ctx.signal);
   const parentOwner = owner;
-  // As BuildKit, directories COPY creates for the destination get the --chmod mode too.
+  // As BuildKit, the parents COPY creates for a file get the --chmod mode too (copy/chmod case).
+  // A directory source's destination stays 0755, as buildah makes it (buildah-diff test).
   const dirMode = mode ?? 0o755;
 
   for (const m of matches) {
     const st = await lstat(m.abs);
     if (st.isDirectory()) {
-      const dir = await ensureDir(rootfs, action.dest, dirMode, parentOwner);
+      const dir = await ensureDir(rootfs, action.dest, 0o755, parentOwner);
       for (const name of await readdirSorted(m.abs)) {
         await copier.copy(join(m.abs, name), m.rel ? `${m.rel}/${name}` : name, join(dir, name));
       }
       continue;
     }
     if (action.unpackArchives && st.isFile() && (await isArchiveFile(m.abs, ctx.signal))) {
-      const dir = await ensureDir(rootfs, action.dest, dirMode, parentOwner);
+      const dir = await ensureDir(rootfs, action.dest, 0o755, parentOwner);
       await applyLayer(await decompressStream(createReadStream(m.abs)), dir, { mode: 'flatten' }, ctx.signal);
       continue;
     }
