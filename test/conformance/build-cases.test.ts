@@ -29,9 +29,8 @@ type Case = any;
  * passes fails the suite until it is removed here), so the list can only shrink.
  */
 const KNOWN_FAILURES = new Map<string, string>([
-  // `alpine:latest` is the busybox base tagged again (no registry here); these RUNs need tools
-  // busybox-static does not link, or an alpine-only layout.
-  // (none so far: the alpine cases' RUNs only use echo/sh)
+  // `alpine:latest` is the busybox base tagged again (no registry here). No alpine case needs an
+  // alpine-only tool (their RUNs use echo and sh), so none is listed for that reason.
   ['image/default-shell-and-path', 'multi-platform builds (--platform windows/amd64,linux/amd64, an OCI index) are out of scope: tsbuild builds for the host platform only'],
   ['platform/explicit-platform-and-overridden-TARGETOS', '--platform darwin/ppc64le: only the host platform can be built (no emulation)'],
   ['copy/exclude-patterns', 'COPY/ADD --exclude not implemented yet (helper J)'],
