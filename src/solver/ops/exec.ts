@@ -32,7 +32,7 @@ export function execHandler(worker: Worker): OpHandler<ExecOp> {
         await mounted.release();
       }
       await stubs.pruneCopyUps(upper);
-      return commitUpperAsLayer(worker, upper, base, ctx);
+      return commitUpperAsLayer(worker, upper, base, ctx, { keepEmpty: true });
     },
   };
 }
