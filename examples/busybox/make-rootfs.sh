@@ -15,13 +15,16 @@ done
 chmod 1777 "$dir/tmp"
 cat > "$dir/etc/passwd" <<'PASSWD'
 root:x:0:0:root:/root:/bin/sh
+daemon:x:1:1:daemon:/usr/sbin:/bin/false
 app:x:1000:1000:app:/home/app:/bin/sh
 nobody:x:65534:65534:nobody:/nonexistent:/bin/false
 PASSWD
 cat > "$dir/etc/group" <<'GROUP'
 root:x:0:
-wheel:x:10:app
+daemon:x:1:
+wheel:x:10:root,app
 app:x:1000:
+nobody:x:65534:
 nogroup:x:65534:
 GROUP
 chown 1000:1000 "$dir/home/app"

@@ -15,6 +15,8 @@ import { buildProgress } from './build-progress.js';
 import { readBuildArgFile, readStdinInputs } from './stdin-input.js';
 import { stateRoot } from './state-root.js';
 import { parseCacheFrom, parseCacheTo } from '../build/cache-transfer/cache-spec.js';
+import { hostPlatform } from '../oci/image.js';
+import { formatPlatform, parsePlatform } from '../remote/platform-select.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -24,6 +26,7 @@ interface BuildFlags {
   buildArg: string[];
   buildArgFile: string[];
   target?: string;
+  platform?: string;
   cache: boolean;
   /** commander names `--no-cache-filter` after its negated form. */
   cacheFilter: string[];
@@ -52,6 +55,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .option('--build-arg <key[=value]>', 'set a build argument; without a value, taken from the environment (repeatable)', collect, [])
     .option('--build-arg-file <file>', 'read build arguments from a file of KEY=VALUE lines (repeatable; --build-arg wins)', collect, [])
     .option('--target <stage>', 'build this stage')
+    .option('--platform <os/arch[/variant]>', 'target platform; only the host platform can be built')
     .option('--no-cache', 'do not use the build cache')
     .option('--no-cache-filter <stage>', 'do not use the build cache for these stages (repeatable, comma-separated)', collect, [])
     .option('--explain', 'print why each first cache miss of a chain missed')
@@ -76,6 +80,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       const settings = globals.settings?.config ?? {};
       const registry = new RegistryClient(registryOptions(process.env, registrySettings(settings)));
       if (flags.network === 'none') throw new BuildError('USAGE', '--network=none for the whole build is not supported yet; use RUN --network=none');
+      if (flags.platform !== undefined) checkHostPlatform(flags.platform);
       const buildArgs: Record<string, string> = {};
       for (const f of flags.buildArgFile) Object.assign(buildArgs, await readBuildArgFile(f, process.env));
       Object.assign(buildArgs, parseBuildArgs(flags.buildArg, process.env));
@@ -190,4 +195,21 @@ function parseAnnotations(list: readonly string[]): Record<string, string> {
     return a.slice(m[0].length);
   });
   return parseKeyValues('--annotation', plain);
+}
+
+/**
+ * `--platform`: accepted for scripts written for buildx, but RUN executes natively (no emulation)
+ * and the frontend targets the host, so anything else, or a list, is refused up front.
+ */
+function checkHostPlatform(value: string): void {
+  const host = hostPlatform();
+  const wanted = value.split(',').map((p) => p.trim());
+  for (const p of wanted) {
+    const parsed = parsePlatform(p);
+    if (parsed.os !== host.os || parsed.architecture !== host.architecture || wanted.length > 1) {
+      throw new BuildError('USAGE', `--platform ${value}: only the host platform (${formatPlatform(host)}) can be built`, {
+        hint: 'tsbuild runs RUN natively and does not emulate other architectures; build on a machine of that platform',
+      });
+    }
+  }
 }

@@ -65,8 +65,10 @@ export async function compileDockerfile(source: { path: string; text: string }, 
 
   const lexer = new ShellLexer(parsed.escapeToken);
   const { metaArgInstructions, stages } = splitStages(instructions, file);
-  const metaArgs = evalMetaArgs(metaArgInstructions, opts, lexer);
   const targetIndex = selectTarget(stages, opts.target, file);
+  // BuildKit's TARGETSTAGE: the target's name, `default` for an unnamed last stage.
+  const metaArgs = evalMetaArgs(metaArgInstructions, opts, lexer, stages[targetIndex]!.name ?? 'default');
+  checkStageCycles(stages, file);
 
   const warnings: Warning[] = [];
   const done = new Map<number, Promise<StageState>>();
@@ -105,8 +107,10 @@ export async function compileDockerfile(source: { path: string; text: string }, 
         throw new BuildError('UNKNOWN_STAGE', `invalid from flag value ${ref}: stage index out of range`, { location: loc });
       }
       if (j >= 0) {
-        if (j >= current.index) {
-          throw new BuildError('UNKNOWN_STAGE', `${j === current.index ? 'circular dependency: stage' : 'stage'} ${JSON.stringify(ref)} ${j === current.index ? 'refers to itself' : 'is defined after the stage that uses it in --from'}`, { location: loc });
+        if (j === current.index) throw new BuildError('UNKNOWN_STAGE', `circular dependency detected on stage: ${stages[j]!.name ?? j}`, { location: loc });
+        if (j > current.index) {
+          const here = stages[current.index]!.name ?? String(current.index);
+          throw new BuildError('UNKNOWN_STAGE', `cannot copy from stage ${JSON.stringify(ref)}, it needs to be defined before current stage ${JSON.stringify(here)}`, { location: loc });
         }
         return { vertex: (await stage(j)).vertex };
       }
@@ -151,6 +155,8 @@ export async function compileDockerfile(source: { path: string; text: string }, 
 
   ctx.signal.throwIfAborted();
   const st = await stage(targetIndex);
+  const unused = unconsumedBuildArgs(opts.buildArgs, metaArgInstructions, [...done.keys()].map((i) => stages[i]!));
+  if (unused.length > 0) warnings.push({ message: `One or more build-args [${unused.join(' ')}] were not consumed` });
   const config = structuredClone(st.config) as ImageConfig & { config: NonNullable<ImageConfig['config']> };
   if (opts.labels && Object.keys(opts.labels).length > 0) config.config.Labels = { ...(config.config.Labels ?? {}), ...opts.labels };
   return {
@@ -190,12 +196,13 @@ function splitStages(instructions: readonly Instruction[], file: string): { meta
 }
 
 /** Built-in platform ARGs, then the ARGs before the first FROM (build-args override defaults). */
-function evalMetaArgs(args: readonly Extract<Instruction, { kind: 'ARG' }>[], opts: CompileOptions, lexer: ShellLexer): Map<string, string | undefined> {
+function evalMetaArgs(args: readonly Extract<Instruction, { kind: 'ARG' }>[], opts: CompileOptions, lexer: ShellLexer, targetStage: string): Map<string, string | undefined> {
   const p = opts.platform;
   const plat = `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
   const m = new Map<string, string | undefined>([
     ['TARGETPLATFORM', plat], ['TARGETOS', p.os], ['TARGETARCH', p.architecture], ['TARGETVARIANT', p.variant ?? ''],
     ['BUILDPLATFORM', plat], ['BUILDOS', p.os], ['BUILDARCH', p.architecture], ['BUILDVARIANT', p.variant ?? ''],
+    ['TARGETSTAGE', targetStage],
   ]);
   for (const k of m.keys()) if (Object.prototype.hasOwnProperty.call(opts.buildArgs, k)) m.set(k, opts.buildArgs[k]);
   for (const ins of args) {
@@ -216,6 +223,62 @@ function evalMetaArgs(args: readonly Extract<Instruction, { kind: 'ARG' }>[], op
 
 export function metaEnv(m: ReadonlyMap<string, string | undefined>): { get(k: string): string | undefined } {
   return { get: (k) => m.get(k) };
+}
+
+/** Built-in args BuildKit never reports as unused: the proxies and the platform/stage args. */
+const BUILTIN_ARGS = new Set([
+  ...['HTTP_PROXY', 'HTTPS_PROXY', 'FTP_PROXY', 'NO_PROXY', 'ALL_PROXY'].flatMap((k) => [k, k.toLowerCase()]),
+  ...['PLATFORM', 'OS', 'ARCH', 'VARIANT'].flatMap((k) => [`TARGET${k}`, `BUILD${k}`]),
+  'TARGETSTAGE',
+]);
+
+/**
+ * `--build-arg`s no ARG of the built stages (or before the first FROM) declares, sorted, for
+ * BuildKit's "were not consumed" warning. Stages the target does not need do not count.
+ */
+function unconsumedBuildArgs(buildArgs: Readonly<Record<string, string>>, meta: readonly Extract<Instruction, { kind: 'ARG' }>[], built: readonly StageDef[]): string[] {
+  const declared = new Set<string>();
+  for (const ins of [...meta, ...built.flatMap((s) => s.commands)]) if (ins.kind === 'ARG') for (const a of ins.args) declared.add(a.key);
+  return Object.keys(buildArgs).filter((k) => !declared.has(k) && !BUILTIN_ARGS.has(k)).sort();
+}
+
+/**
+ * BuildKit checks the stage graph for cycles before it looks at order, so a loop through later
+ * stages is reported as a cycle (on the stage where it closes), not as a forward `--from`.
+ * Edges are the literal `COPY/ADD --from` and `FROM` names of other stages (variables in those
+ * are refused or resolved later).
+ */
+function checkStageCycles(stages: readonly StageDef[], file: string): void {
+  const byName = new Map<string, number>();
+  stages.forEach((s, i) => s.name && byName.set(s.name, i));
+  const ref = (name: string | undefined): number | undefined => {
+    if (name === undefined) return undefined;
+    return /^\d+$/.test(name) ? (Number(name) < stages.length ? Number(name) : undefined) : byName.get(name.toLowerCase());
+  };
+  const deps = stages.map((s, i) => {
+    const out: { to: number; location: SourceLocation }[] = [];
+    const f = byName.get(s.from.image.toLowerCase());
+    if (f !== undefined && f < i) out.push({ to: f, location: s.from.location });
+    for (const c of s.commands) {
+      if ((c.kind === 'COPY' || c.kind === 'ADD') && c.from !== undefined) {
+        const to = ref(c.from);
+        if (to !== undefined) out.push({ to, location: c.location });
+      }
+    }
+    return out;
+  });
+  const state = new Array<0 | 1 | 2>(stages.length).fill(0); // unvisited, on the path, done
+  const visit = (i: number): void => {
+    state[i] = 1;
+    for (const d of deps[i]!) {
+      if (state[d.to] === 1) {
+        throw new BuildError('UNKNOWN_STAGE', `circular dependency detected on stage: ${stages[d.to]!.name ?? d.to}`, { location: d.location ?? { file, line: 1 } });
+      }
+      if (state[d.to] === 0) visit(d.to);
+    }
+    state[i] = 2;
+  };
+  for (let i = 0; i < stages.length; i++) if (state[i] === 0) visit(i);
 }
 
 function selectTarget(stages: readonly StageDef[], target: string | undefined, file: string): number {

@@ -28,7 +28,7 @@ export async function convertCopy(ins: Extract<Instruction, { kind: 'COPY' | 'AD
   }
   let chmod: string | undefined;
   if (ins.chmod !== undefined) {
-    chmod = ins.chmod;
+    chmod = expand(ins.chmod); // flags are expanded, as --chown (BuildKit expands both)
     const n = /^[0-7]+$/.test(chmod) ? Number.parseInt(chmod, 8) : NaN;
     if (Number.isNaN(n) || n > 0o7777) throw fail(`invalid chmod parameter: '${chmod}'. it should be octal string and between 0 and 07777`);
   }

@@ -60,11 +60,13 @@ export function commandArgs(cmd: { prependShell: boolean; args: readonly string[
 
 export function convertCmd(ins: Of<'CMD' | 'ENTRYPOINT'>, st: StageState): void {
   const args = commandArgs(ins.cmd, st);
+  // An empty list is written as absent: BuildKit's Go config has `omitempty` on both fields.
+  const key = ins.kind === 'CMD' ? 'Cmd' : 'Entrypoint';
+  if (args.length > 0) st.config.config[key] = args;
+  else delete st.config.config[key];
   if (ins.kind === 'CMD') {
-    st.config.config.Cmd = args;
     st.cmdSet = true;
   } else {
-    st.config.config.Entrypoint = args;
     // BuildKit: a new ENTRYPOINT drops the CMD inherited from the base unless this stage set one.
     if (!st.cmdSet) delete st.config.config.Cmd;
   }

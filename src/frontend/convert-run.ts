@@ -4,8 +4,12 @@ import { chompHeredocContent, parseHeredocToken } from './heredoc.js';
 import { commandArgs, runArgEnv } from './convert-meta.js';
 import { DEFAULT_PATH, commitHistory, expansionEnv, stepName, type ConvertEnv, type StageState } from './stage-state.js';
 
-/** Proxy build-args: exported to RUN when given, without an ARG and without a history record. */
-const PROXY_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
+/**
+ * Proxy build-args: exported to RUN when given, without an ARG and without a history record.
+ * As BuildKit's llb.ProxyEnv, either spelling sets the proxy (upper case wins) and the RUN sees
+ * it under both names.
+ */
+const PROXY_ARGS = ['HTTP_PROXY', 'HTTPS_PROXY', 'FTP_PROXY', 'NO_PROXY', 'ALL_PROXY'];
 
 /**
  * RUN → ExecOp on the current rootfs. `--network=default` maps to `host`: tsbuild's sandbox never
@@ -17,9 +21,13 @@ export function convertRun(ins: Extract<Instruction, { kind: 'RUN' }>, st: Stage
   const runEnv = [...configEnv, ...runArgEnv(st)];
   if (!runEnv.some((e) => e.startsWith('PATH='))) runEnv.unshift(DEFAULT_PATH);
   const declared = new Set(st.args.map((a) => a.key));
-  for (const k of PROXY_ARGS) {
-    const v = env.buildArgs[k];
-    if (v !== undefined && !declared.has(k) && !runEnv.some((e) => e.startsWith(`${k}=`))) runEnv.push(`${k}=${v}`);
+  const proxyEnv: string[] = [];
+  for (const upper of PROXY_ARGS) {
+    const v = env.buildArgs[upper] ?? env.buildArgs[upper.toLowerCase()];
+    if (v === undefined) continue;
+    for (const k of [upper, upper.toLowerCase()]) {
+      if (!declared.has(k) && !runEnv.some((e) => e.startsWith(`${k}=`))) proxyEnv.push(`${k}=${v}`);
+    }
   }
   const name = stepName(st, ins.original);
   const vertex = makeVertex(
@@ -32,7 +40,7 @@ export function convertRun(ins: Extract<Instruction, { kind: 'RUN' }>, st: Stage
       network: ins.network === 'none' ? 'none' : 'host',
     },
     st.vertex ? [st.vertex] : [],
-    { name, location: ins.location },
+    { name, location: ins.location, ...(proxyEnv.length > 0 ? { proxyEnv } : {}) },
   );
   st.vertex = vertex;
   commitHistory(st, `RUN ${runCommandString(args, st)}`, true, vertex, true);

@@ -72,7 +72,10 @@ export async function mountRootfs(
   await writeFile(join(staging, 'owner'), await currentOwner());
   await rename(staging, base);
 
-  const lowers = [...links].reverse(); // overlay wants the top layer first
+  // Overlay wants the top layer first, and refuses (ELOOP) a directory listed twice, which happens
+  // when two steps produce the same diff (`COPY a a` twice). Only the topmost copy is kept: a
+  // layer applied again on top redoes everything its lower copy did, so the result is the same.
+  const lowers = [...new Set([...links].reverse())];
   const minLowers = opts.readonly ? 2 : 1;
   for (let i = 0; lowers.length < minLowers; i++) {
     const empty = join(base, `empty${i}`);

@@ -24,7 +24,7 @@ interface GroupEntry {
 /**
  * Resolves a Dockerfile `USER` value against the image's /etc/passwd and /etc/group, with the
  * semantics of runc's `user.GetExecUser` (used by moby and BuildKit):
- * - `''` → 0:0, no lookup.
+ * - `''` → as `0` (root's supplementary groups from /etc/group included).
  * - `name` or `uid`: looked up in /etc/passwd (by name, or by uid); gid is the entry's. A numeric
  *   uid with no entry runs as that uid with gid 0. An unknown name is a `BuildError`.
  * - supplementary groups: only without an explicit group, the groups in /etc/group listing the
@@ -35,7 +35,9 @@ interface GroupEntry {
  * Missing files behave as empty ones.
  */
 export async function resolveUser(rootfs: string, user: string): Promise<ExecUser> {
-  if (user === '') return { uid: 0, gid: 0, additionalGids: [] };
+  // No USER is uid 0 looked up like `USER 0`: containerd (since CVE-2023-25173) and so BuildKit
+  // give root its supplementary groups from /etc/group.
+  if (user === '') user = '0';
   const colon = user.indexOf(':');
   const userArg = colon < 0 ? user : user.slice(0, colon);
   const groupArg = colon < 0 ? '' : user.slice(colon + 1);

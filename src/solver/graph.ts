@@ -96,6 +96,11 @@ export interface VertexMeta {
   readonly name: string;
   readonly location?: SourceLocation;
   readonly ignoreCache?: boolean;
+  /**
+   * RUN only: proxy build-args (HTTP_PROXY=…), added to the process env. Kept here, outside the
+   * op, so that as in BuildKit a changed proxy neither changes the digest nor misses the cache.
+   */
+  readonly proxyEnv?: readonly string[];
 }
 
 export interface Vertex {

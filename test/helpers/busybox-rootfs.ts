@@ -9,8 +9,9 @@ export const BUSYBOX = '/bin/busybox';
 
 /**
  * Writes a minimal Linux rootfs into `dir` (examples/busybox/make-rootfs.sh): busybox with a
- * symlink per applet in /bin, /etc/passwd and /etc/group with root, nobody and `app` (uid 1000,
- * also in group wheel=10), /tmp (1777). Used to make base images inside tests without a registry.
+ * symlink per applet in /bin, /etc/passwd and /etc/group with root, daemon (1), nobody and `app`
+ * (uid 1000); root and app are also in group wheel=10, as in the official busybox image the
+ * BuildKit conformance cases assume; /tmp (1777). Used to make base images inside tests without a registry.
  */
 export async function makeBusyboxRootfs(dir: string): Promise<void> {
   await promisify(execFile)('sh', [script, dir]);

@@ -26,6 +26,8 @@ const GLOB_META = /[*?[\\]/;
  */
 export async function expandSources(src: CopySource, srcPaths: readonly string[], allowWildcard: boolean): Promise<SourceMatch[]> {
   const out: SourceMatch[] = [];
+  // As BuildKit (AllowEmptyWildcard): a wildcard matching nothing is fine when another source copies something.
+  let emptyWildcard: string | undefined;
   for (const raw of srcPaths) {
     const clean = posix.normalize(raw.replace(/^\/+/, '') || '.');
     if (clean === '..' || clean.startsWith('../')) {
@@ -36,13 +38,14 @@ export async function expandSources(src: CopySource, srcPaths: readonly string[]
     const rel = clean === '.' ? '' : clean.replace(/\/$/, '');
     if (allowWildcard && GLOB_META.test(rel)) {
       const found = await glob(src, rel);
-      if (found.length === 0) throw notFound(raw);
+      if (found.length === 0) emptyWildcard ??= raw;
       for (const r of found) out.push({ rel: r, abs: await resolveSource(src, r, raw) });
     } else {
       if (rel && !(await visible(src, rel))) throw notFound(raw);
       out.push({ rel, abs: await resolveSource(src, rel, raw) });
     }
   }
+  if (out.length === 0 && emptyWildcard !== undefined) throw notFound(emptyWildcard);
   return out;
 }
 

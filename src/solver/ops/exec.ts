@@ -32,7 +32,7 @@ export function execHandler(worker: Worker): OpHandler<ExecOp> {
         await mounted.release();
       }
       await stubs.pruneCopyUps(upper);
-      return commitUpperAsLayer(worker, upper, base, ctx);
+      return commitUpperAsLayer(worker, upper, base, ctx, { keepEmpty: true });
     },
   };
 }
@@ -51,7 +51,7 @@ async function runIn(worker: Worker, rootfs: string, op: ExecOp, vertex: Vertex,
       {
         rootfs,
         args: [...op.args],
-        env: op.env.some((e) => e.startsWith('PATH=')) ? [...op.env] : [DEFAULT_PATH, ...op.env],
+        env: [...(op.env.some((e) => e.startsWith('PATH=')) ? op.env : [DEFAULT_PATH, ...op.env]), ...(vertex.meta.proxyEnv ?? [])],
         cwd: op.cwd,
         uid: user.uid,
         gid: user.gid,

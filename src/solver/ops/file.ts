@@ -73,6 +73,7 @@ async function ensureDir(rootfs: string, path: string, mode: number, owner: Owne
     if (st?.isDirectory()) continue;
     if (st) throw new BuildError('INVALID_INSTRUCTION', `cannot create directory ${current}: a file of that name exists`);
     await mkdir(abs, { mode });
+    await chmod(abs, mode); // the process umask must not narrow it (--chmod=777 parents are 0777)
     if (owner) await lchown(abs, owner.uid, owner.gid);
   }
   return resolveInRootfs(rootfs, path);
@@ -91,6 +92,9 @@ async function copyAction(rootfs: string, action: CopyAction, src: CopySource, c
   const destIsDir = action.dest.endsWith('/') || matches.length > 1 || !!existing?.isDirectory();
   const copier = new TreeCopier({ owner, mode, fromContext: src.kind === 'context', ignore: src.ignore }, ctx.signal);
   const parentOwner = owner;
+  // As BuildKit, the parents COPY creates for a file get the --chmod mode too (copy/chmod case).
+  // A directory source's destination stays 0755, as buildah makes it (buildah-diff test).
+  const dirMode = mode ?? 0o755;
 
   for (const m of matches) {
     const st = await lstat(m.abs);
@@ -107,7 +111,7 @@ async function copyAction(rootfs: string, action: CopyAction, src: CopySource, c
       continue;
     }
     const target = destIsDir ? posix.join(action.dest, basename(m.rel || m.abs)) : action.dest;
-    const parent = await ensureDir(rootfs, dirname(target), 0o755, parentOwner);
+    const parent = await ensureDir(rootfs, dirname(target), dirMode, parentOwner);
     await copier.copy(m.abs, m.rel, join(parent, basename(target)));
   }
 }

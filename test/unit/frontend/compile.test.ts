@@ -145,7 +145,7 @@ test('errors carry code, message and line', async () => {
     ['FROM scratch\nFOO bar\n', {}, /unknown instruction: FOO/, 2],
     ['FROM scratch\nCOPY --foo=bar a b\n', {}, /unknown flag: --foo/, 2],
     ['FROM scratch\nARG FOO\nARG BAR=${FOO:?"foo missing"}\n', {}, /FOO: foo missing/, 3],
-    ['FROM scratch AS a\nCOPY --from=b x y\nFROM scratch AS b\n', { target: 'a' }, /defined after/, 2],
+    ['FROM scratch AS a\nCOPY --from=b x y\nFROM scratch AS b\n', { target: 'a' }, /cannot copy from stage "b", it needs to be defined before current stage "a"/, 2],
     ['FROM scratch\nCOPY --from=$X a b\n', {}, /variable expansion is not supported for --from/, 2],
     ['FROM scratch\nCOPY --chmod=64a a b\n', {}, /invalid chmod parameter: '64a'. it should be octal string and between 0 and 07777/, 2],
     ['ARG foo=bar', {}, /dockerfile contains no stages to build/, undefined],
