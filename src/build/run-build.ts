@@ -10,7 +10,7 @@ import { exportImage } from './export-outputs.js';
 import type { ExportTarget } from '../exporter/export-target.js';
 import { solve } from '../solver/scheduler.js';
 import { contextHandler } from '../solver/ops/context.js';
-import { execHandler } from '../solver/ops/exec.js';
+import { execHandler, type ExecOptions } from '../solver/ops/exec.js';
 import { fileHandler } from '../solver/ops/file.js';
 import { imageHandler } from '../solver/ops/image.js';
 import { assembleImage } from './assemble-image.js';
@@ -50,6 +50,8 @@ export interface BuildRequest {
   readonly noCacheFilter?: readonly string[];
   /** Explain cache misses (vertex.start events carry `explain`). */
   readonly explain?: boolean;
+  /** Secrets, ssh agents and entitlements for RUN steps; never part of the graph or its keys. */
+  readonly exec?: ExecOptions;
 }
 
 export interface BuildResult {
@@ -118,7 +120,7 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
     results = plan.target
       ? await solve(
           plan.target,
-          { image: imageHandler(worker), context: contextHandler, exec: execHandler(worker), file: fileHandler(worker) },
+          { image: imageHandler(worker), context: contextHandler, exec: execHandler(worker, req.exec), file: fileHandler(worker) },
           { execParallelism: cpus, ioParallelism: Math.max(4, cpus * 2), cache },
           ctx,
         )

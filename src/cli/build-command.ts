@@ -12,6 +12,7 @@ import { buildProgress } from './build-progress.js';
 import { readBuildArgFile, readStdinInputs } from './stdin-input.js';
 import { registrySettings } from './config-file.js';
 import { stateRoot } from './state-root.js';
+import { parseAllow, parseSecrets, parseSsh } from './run-secrets.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -32,6 +33,9 @@ interface BuildFlags {
   progress?: string;
   label: string[];
   network?: string;
+  secret: string[];
+  ssh: string[];
+  allow: string[];
   iidfile?: string;
   metadataFile?: string;
   quiet?: boolean;
@@ -56,6 +60,9 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .addOption(new Option('--progress <mode>', 'progress output').choices(['auto', 'tty', 'plain', 'rawjson', 'quiet']))
     .option('--label <key=value>', 'set an image label (repeatable)', collect, [])
     .addOption(new Option('--network <mode>', 'default network for RUN').choices(['host', 'none', 'default']))
+    .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect, [])
+    .option('--ssh <id[=socket]>', 'forward an ssh agent socket for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK) (repeatable)', collect, [])
+    .option('--allow <entitlement>', 'allow security.insecure for RUN --security=insecure (repeatable)', collect, [])
     .option('--iidfile <file>', 'write the image ID (config digest) to this file')
     .option('--metadata-file <file>', 'write build result metadata (BuildKit keys) as JSON')
     .option('-q, --quiet', 'print only the image ID')
@@ -89,6 +96,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           noCacheFilter: flags.cacheFilter.flatMap((f) => f.split(',')).map((f) => f.trim()).filter(Boolean),
           explain: !!flags.explain || mode === 'rawjson',
           maxParallelism: flags.maxParallelism ?? settings['max-parallelism'],
+          exec: { secrets: parseSecrets(flags.secret, process.env), ssh: parseSsh(flags.ssh, process.env), ...parseAllow(flags.allow) },
         },
         { signal, events },
       )
