@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
 import { BuildError, type SourceLocation } from '../errors.js';
 import { makeVertex, type CopyAction, type MkfileAction, type Vertex } from '../solver/graph.js';
+import { parseChmod } from '../solver/chmod-spec.js';
 import { ShellLexer } from './shell-lexer.js';
 import type { Instruction } from './instructions.js';
 import { splitChown } from './convert-meta.js';
@@ -29,12 +30,10 @@ export async function convertCopy(ins: Extract<Instruction, { kind: 'COPY' | 'AD
   let chmod: string | undefined;
   if (ins.chmod !== undefined) {
     chmod = ins.chmod;
-    const n = /^[0-7]+$/.test(chmod) ? Number.parseInt(chmod, 8) : NaN;
-    if (Number.isNaN(n) || n > 0o7777) throw fail(`invalid chmod parameter: '${chmod}'. it should be octal string and between 0 and 07777`);
+    if (!parseChmod(chmod)) throw fail(`invalid chmod parameter: '${chmod}'. it should be octal string and between 0 and 07777, or a symbolic mode like u=rwx,go=rx`);
   }
   const chownText = ins.chown !== undefined ? expand(ins.chown) : undefined;
-  if (ins.parents) env.warnings.push({ message: 'COPY --parents is not supported yet and was ignored', location: loc });
-  if (ins.excludes.length > 0) env.warnings.push({ message: `${ins.kind} --exclude is not supported yet and was ignored`, location: loc });
+  const excludes = ins.excludes.map(expand);
 
   let source: Vertex;
   if (ins.from !== undefined) {
@@ -65,10 +64,12 @@ export async function convertCopy(ins: Extract<Instruction, { kind: 'COPY' | 'AD
     ...(chownText ? { chown: splitChown(chownText) } : {}),
     ...(chmod !== undefined ? { chmod } : {}),
   };
+  // Only on the action copying the sources: absent flags keep the digests of older graphs.
+  const sourceFlags = { ...(excludes.length > 0 ? { excludes } : {}), ...(ins.parents ? { parents: true } : {}) };
   const actions: CopyAction[] = [];
   if (srcPaths.length > 0) {
     inputs.push(source);
-    actions.push({ type: 'copy', source: inputs.length - 1, srcPaths, ...common, allowWildcard: true, unpackArchives: ins.kind === 'ADD' });
+    actions.push({ type: 'copy', source: inputs.length - 1, srcPaths, ...common, ...sourceFlags, allowWildcard: true, unpackArchives: ins.kind === 'ADD' });
   }
   if (ins.sourceContents.length > 0) {
     inputs.push(inlineFiles(ins.sourceContents, chmod, env, st, loc));
@@ -87,7 +88,7 @@ export async function convertCopy(ins: Extract<Instruction, { kind: 'COPY' | 'AD
 function inlineFiles(contents: Extract<Instruction, { kind: 'COPY' | 'ADD' }>['sourceContents'], chmod: string | undefined, env: ConvertEnv, st: StageState, loc: SourceLocation): Vertex {
   const lexer = new ShellLexer(env.lexer.escapeToken, { skipProcessQuotes: true });
   const vars = expansionEnv(st);
-  const mode = chmod !== undefined ? Number.parseInt(chmod, 8) : 0o644;
+  const mode = chmod !== undefined ? parseChmod(chmod)!(0o644, false) : 0o644;
   const actions: MkfileAction[] = contents.map((c) => ({
     type: 'mkfile',
     path: `/${c.path}`,

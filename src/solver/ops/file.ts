@@ -14,6 +14,7 @@ import type { OpHandler } from '../scheduler.js';
 import type { Worker } from '../worker.js';
 import { commitUpperAsLayer } from './commit-layer.js';
 import { expandSources, type CopySource } from './copy-sources.js';
+import { parseChmod } from '../chmod-spec.js';
 import { TreeCopier, type Owner } from './copy-tree.js';
 import { rootfsInput } from './exec.js';
 
@@ -85,28 +86,32 @@ async function ensureDir(rootfs: string, path: string, mode: number, owner: Owne
  */
 async function copyAction(rootfs: string, action: CopyAction, src: CopySource, ctx: Ctx): Promise<void> {
   const owner = action.chown ? await resolveChown(rootfs, action.chown) : undefined;
-  const mode = action.chmod === undefined ? undefined : parseInt(action.chmod, 8);
+  const mode = action.chmod === undefined ? undefined : parseChmod(action.chmod);
+  const exclude = action.excludes?.length ? PatternMatcher.compile(action.excludes) : undefined;
   const matches = await expandSources(src, action.srcPaths, action.allowWildcard);
   const existing = await lstat(await resolveInRootfs(rootfs, action.dest)).catch(() => undefined);
   const destIsDir = action.dest.endsWith('/') || matches.length > 1 || !!existing?.isDirectory();
-  const copier = new TreeCopier({ owner, mode, fromContext: src.kind === 'context', ignore: src.ignore }, ctx.signal);
+  const copier = new TreeCopier({ owner, mode, fromContext: src.kind === 'context', ignore: src.ignore, exclude }, ctx.signal);
   const parentOwner = owner;
 
   for (const m of matches) {
     const st = await lstat(m.abs);
+    // --parents: the source's own path is kept below the destination (BuildKit's FollowPaths copy).
+    const dest = action.parents && m.rel ? posix.join(action.dest, st.isDirectory() ? m.rel : posix.dirname(m.rel)) + '/' : action.dest;
     if (st.isDirectory()) {
-      const dir = await ensureDir(rootfs, action.dest, 0o755, parentOwner);
+      const dir = await ensureDir(rootfs, dest, 0o755, parentOwner);
       for (const name of await readdirSorted(m.abs)) {
-        await copier.copy(join(m.abs, name), m.rel ? `${m.rel}/${name}` : name, join(dir, name));
+        await copier.copy(join(m.abs, name), m.rel ? `${m.rel}/${name}` : name, join(dir, name), name);
       }
       continue;
     }
+    if (exclude?.matches(basename(m.rel || m.abs))) continue;
     if (action.unpackArchives && st.isFile() && (await isArchiveFile(m.abs, ctx.signal))) {
-      const dir = await ensureDir(rootfs, action.dest, 0o755, parentOwner);
+      const dir = await ensureDir(rootfs, dest, 0o755, parentOwner);
       await applyLayer(await decompressStream(createReadStream(m.abs)), dir, { mode: 'flatten' }, ctx.signal);
       continue;
     }
-    const target = destIsDir ? posix.join(action.dest, basename(m.rel || m.abs)) : action.dest;
+    const target = destIsDir || dest !== action.dest ? posix.join(dest, basename(m.rel || m.abs)) : dest;
     const parent = await ensureDir(rootfs, dirname(target), 0o755, parentOwner);
     await copier.copy(m.abs, m.rel, join(parent, basename(target)));
   }

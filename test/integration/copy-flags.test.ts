@@ -1,0 +1,120 @@
+/**
+ * COPY/ADD flags (issue 02 §6) as real builds: --exclude (the BuildKit build case
+ * copy/exclude-patterns, run from frontend/build-cases.json, plus an exclusion from a stage),
+ * --parents, symbolic --chmod. Results are checked on the local export.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { chmod, mkdir, symlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { useBuildRoot } from '../helpers/build-root.js';
+import { tsbuild, tsbuildOk } from '../helpers/cli.js';
+import { CONFORMANCE_DIR } from '../conformance/report.js';
+
+const test = suite('integration: COPY/ADD flags');
+const env = useBuildRoot(test, 'copy-flags');
+
+async function build(ctx: string, name: string): Promise<string> {
+  const out = join(env.work, `${name}-out`);
+  await tsbuildOk(['--root', env.root, 'build', '--output', `type=local,dest=${out}`, ctx]);
+  return out;
+}
+
+interface CaseContext {
+  dirs?: Record<string, string>;
+  files?: Record<string, { content: string; mode: string }>;
+  symlinks?: Record<string, string>;
+}
+
+/** Writes a build case's context (dirs with modes, files with modes, symlinks) and Dockerfile. */
+async function caseContext(dockerfile: string, c: CaseContext): Promise<string> {
+  const dir = await env.context(dockerfile);
+  for (const [p, mode] of Object.entries(c.dirs ?? {})) {
+    await mkdir(join(dir, p), { recursive: true });
+    await chmod(join(dir, p), Number.parseInt(mode, 8));
+  }
+  for (const [p, f] of Object.entries(c.files ?? {})) {
+    await mkdir(dirname(join(dir, p)), { recursive: true });
+    await writeFile(join(dir, p), f.content, { mode: Number.parseInt(f.mode, 8) });
+    await chmod(join(dir, p), Number.parseInt(f.mode, 8));
+  }
+  for (const [p, target] of Object.entries(c.symlinks ?? {})) await symlink(target, join(dir, p));
+  return dir;
+}
+
+const cases = (JSON.parse(readFileSync(`${CONFORMANCE_DIR}/frontend/build-cases.json`, 'utf8')) as any[]).filter((c) => ['copy/exclude-patterns'].includes(c.id));
+
+for (const c of cases) {
+  test(`build-case ${c.id}`, async () => {
+    const out = await build(await caseContext(c.dockerfile, c.context), c.id.replace(/\W/g, '-'));
+    for (const [p, want] of Object.entries(c.expect.files ?? {})) assert.is(readFileSync(join(out, p), 'utf8'), want, p);
+    for (const [p, want] of Object.entries(c.expect.symlinks ?? {})) assert.is(readlinkSync(join(out, p)), want, p);
+    for (const p of c.expect.absent ?? []) assert.not.ok(existsSync(join(out, p)) || !!lstatSync(join(out, p), { throwIfNoEntry: false }), `${p} absent`);
+    for (const p of c.expect.emptyDirs ?? []) assert.equal(readdirSync(join(out, p)), [], `${p} empty`);
+  });
+}
+assert.ok(cases.length === 1, 'the exclude build case is in the conformance data');
+
+test('--exclude with --from a stage and on a single file source', async () => {
+  const ctx = await env.context(
+    [
+      'FROM busybox AS src',
+      'RUN mkdir -p /d/sub && echo k > /d/keep.c && echo o > /d/drop.o && echo s > /d/sub/x.o',
+      'FROM scratch',
+      'COPY --from=src --exclude=*.o /d /out/',
+      'COPY --exclude=*.md README.md notes.txt /docs/',
+    ].join('\n'),
+    { 'README.md': 'readme', 'notes.txt': 'notes' },
+  );
+  const out = await build(ctx, 'exclude-stage');
+  assert.is(readFileSync(join(out, 'out/keep.c'), 'utf8'), 'k\n');
+  assert.not.ok(existsSync(join(out, 'out/drop.o')));
+  assert.ok(existsSync(join(out, 'out/sub/x.o')), '*.o matches the top level only, as in BuildKit');
+  assert.not.ok(existsSync(join(out, 'docs/README.md')));
+  assert.is(readFileSync(join(out, 'docs/notes.txt'), 'utf8'), 'notes');
+});
+
+test('--parents keeps each source\'s path under the destination', async () => {
+  const ctx = await env.context(['FROM scratch', 'COPY --parents a/b/c.txt x/*.txt /dst/', 'COPY --parents dir /tree/'].join('\n'), {
+    'a/b/c.txt': 'c',
+    'x/1.txt': '1',
+    'x/2.txt': '2',
+    'dir/in/f': 'f',
+  });
+  const out = await build(ctx, 'parents');
+  assert.is(readFileSync(join(out, 'dst/a/b/c.txt'), 'utf8'), 'c');
+  assert.is(readFileSync(join(out, 'dst/x/1.txt'), 'utf8'), '1');
+  assert.is(readFileSync(join(out, 'dst/x/2.txt'), 'utf8'), '2');
+  assert.is(readFileSync(join(out, 'tree/dir/in/f'), 'utf8'), 'f');
+});
+
+test('symbolic --chmod: u=rwx,go=rx, +x, X on directories only, go-w', async () => {
+  const ctx = await env.context(
+    ['FROM scratch', 'COPY --chmod=u=rwx,go=rx a /a', 'COPY --chmod=+x b /b', 'COPY --chmod=a+X d /d', 'COPY --chmod=go-w w /w', 'COPY --chmod=u+s,g=u b /s'].join('\n'),
+    { a: 'a', b: 'b', 'd/sub/f': 'f', w: 'w' },
+  );
+  await chmod(join(ctx, 'a'), 0o600);
+  await chmod(join(ctx, 'b'), 0o644);
+  await chmod(join(ctx, 'd/sub'), 0o700);
+  await chmod(join(ctx, 'd/sub/f'), 0o600);
+  await chmod(join(ctx, 'w'), 0o666);
+  const out = await build(ctx, 'chmod');
+  const mode = (p: string): number => statSync(join(out, p)).mode & 0o7777;
+  assert.is(mode('a'), 0o755);
+  assert.is(mode('b'), 0o755);
+  assert.is(mode('d/sub'), 0o711);
+  assert.is(mode('d/sub/f'), 0o600, 'X adds x only to directories and already-executable files');
+  assert.is(mode('w'), 0o644);
+  assert.is(mode('s'), 0o4664);
+});
+
+test('an invalid symbolic --chmod names the line', async () => {
+  const ctx = await env.context(['FROM scratch', 'COPY --chmod=u=rwq a /a'].join('\n'), { a: 'a' });
+  const r = await tsbuild(['--root', env.root, 'build', ctx]);
+  assert.is(r.code, 1);
+  assert.match(r.stderr, "invalid chmod parameter: 'u=rwq'");
+  assert.match(r.stderr, 'Dockerfile:2');
+});
+
+test.run();
