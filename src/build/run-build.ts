@@ -17,6 +17,7 @@ import { assembleImage } from './assemble-image.js';
 import { storeImageResolver } from './image-resolver.js';
 import type { RegistryClient } from '../remote/registry-client.js';
 import { cleanupAfterCrashes, openWorker } from './worker.js';
+import { prepareNamedContexts } from './named-contexts.js';
 import { registerBuild } from './build-registry.js';
 import { BuildCache } from '../solver/build-cache.js';
 import { CacheStore, type LayerCheck } from '../solver/cache-store.js';
@@ -52,6 +53,8 @@ export interface BuildRequest {
   readonly explain?: boolean;
   /** Secrets, ssh agents and entitlements for RUN steps; never part of the graph or its keys. */
   readonly exec?: ExecOptions;
+  /** `--build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG]`, as given. */
+  readonly buildContexts?: Readonly<Record<string, string>>;
 }
 
 export interface BuildResult {
@@ -91,6 +94,7 @@ export async function runBuild(request: BuildRequest, ctx: Ctx): Promise<BuildRe
 }
 
 async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, dockerfilePath: string, text: string, names: string[], ctx: Ctx): Promise<BuildResult> {
+  const named = await prepareNamedContexts(req.buildContexts ?? {}, worker, ctx);
   const plan = await compileDockerfile(
     { path: dockerfilePath, text },
     {
@@ -101,8 +105,9 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
       target: req.target,
       platform: hostPlatform(),
       labels: req.labels,
+      namedContexts: named.contexts,
     },
-    storeImageResolver(worker, { registry: req.registry, pull: req.pull }),
+    named.wrap(storeImageResolver(worker, { registry: req.registry, pull: req.pull })),
     ctx,
   );
   for (const w of plan.warnings) ctx.events.emit({ type: 'warning', message: w.message, location: w.location, at: Date.now() });

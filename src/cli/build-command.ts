@@ -34,6 +34,7 @@ interface BuildFlags {
   label: string[];
   network?: string;
   secret: string[];
+  buildContext: string[];
   ssh: string[];
   allow: string[];
   iidfile?: string;
@@ -60,6 +61,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .addOption(new Option('--progress <mode>', 'progress output').choices(['auto', 'tty', 'plain', 'rawjson', 'quiet']))
     .option('--label <key=value>', 'set an image label (repeatable)', collect, [])
     .addOption(new Option('--network <mode>', 'default network for RUN').choices(['host', 'none', 'default']))
+    .option('--build-context <name=DIR|oci-layout://DIR[:TAG]|docker-image://REF>', 'a named context for FROM and --from (repeatable)', collect, [])
     .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect, [])
     .option('--ssh <id[=socket]>', 'forward an ssh agent socket for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK) (repeatable)', collect, [])
     .option('--allow <entitlement>', 'allow security.insecure for RUN --security=insecure (repeatable)', collect, [])
@@ -96,6 +98,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           noCacheFilter: flags.cacheFilter.flatMap((f) => f.split(',')).map((f) => f.trim()).filter(Boolean),
           explain: !!flags.explain || mode === 'rawjson',
           maxParallelism: flags.maxParallelism ?? settings['max-parallelism'],
+          buildContexts: parseBuildContexts(flags.buildContext),
           exec: { secrets: parseSecrets(flags.secret, process.env), ssh: parseSsh(flags.ssh, process.env), ...parseAllow(flags.allow) },
         },
         { signal, events },
@@ -143,6 +146,16 @@ function parseBuildArgs(list: readonly string[], env: NodeJS.ProcessEnv): Record
       // As docker: `--build-arg NAME` takes NAME from the environment, and is ignored when unset.
       if (env[a] !== undefined) out[a] = env[a]!;
     } else out[a.slice(0, eq)] = a.slice(eq + 1);
+  }
+  return out;
+}
+
+function parseBuildContexts(list: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const c of list) {
+    const eq = c.indexOf('=');
+    if (eq <= 0 || eq === c.length - 1) throw new BuildError('USAGE', `--build-context ${JSON.stringify(c)}: expected NAME=DIR, NAME=oci-layout://DIR[:TAG] or NAME=docker-image://REF`);
+    out[c.slice(0, eq)] = c.slice(eq + 1);
   }
   return out;
 }
