@@ -10,6 +10,7 @@ import { exportImage } from './export-outputs.js';
 import type { ExportTarget } from '../exporter/export-target.js';
 import { solve } from '../solver/scheduler.js';
 import { contextHandler } from '../solver/ops/context.js';
+import { mergeHandler } from '../solver/ops/merge.js';
 import { execHandler, type ExecOptions } from '../solver/ops/exec.js';
 import { fileHandler } from '../solver/ops/file.js';
 import { imageHandler } from '../solver/ops/image.js';
@@ -125,7 +126,7 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
     results = plan.target
       ? await solve(
           plan.target,
-          { image: imageHandler(worker), context: contextHandler, exec: execHandler(worker, req.exec), file: fileHandler(worker) },
+          { image: imageHandler(worker), context: contextHandler, exec: execHandler(worker, req.exec), file: fileHandler(worker), merge: mergeHandler },
           { execParallelism: cpus, ioParallelism: Math.max(4, cpus * 2), cache },
           ctx,
         )

@@ -58,7 +58,11 @@ export async function convertCopy(ins: Extract<Instruction, { kind: 'COPY' | 'AD
   });
 
   const name = stepName(st, ins.original);
-  const inputs = st.vertex ? [st.vertex] : [];
+  // --link: the copy is made on scratch and merged onto the parent (BuildKit's MergeOp), so its
+  // cache key and layer do not depend on the parent. Destinations then can't see the parent's
+  // directories or symlinks, as in BuildKit.
+  const onParent = !ins.link && !!st.vertex;
+  const inputs = onParent ? [st.vertex!] : [];
   const common = {
     dest,
     ...(chownText ? { chown: splitChown(chownText) } : {}),
@@ -75,7 +79,8 @@ export async function convertCopy(ins: Extract<Instruction, { kind: 'COPY' | 'AD
     inputs.push(inlineFiles(ins.sourceContents, chmod, env, st, loc));
     actions.push({ type: 'copy', source: inputs.length - 1, srcPaths: ins.sourceContents.map((c) => c.path), ...common, allowWildcard: false, unpackArchives: false });
   }
-  const vertex = makeVertex({ kind: 'file', base: st.vertex ? 'input' : 'scratch', actions }, inputs, { name, location: loc });
+  let vertex = makeVertex({ kind: 'file', base: onParent ? 'input' : 'scratch', actions }, inputs, { name, location: loc });
+  if (ins.link && st.vertex) vertex = makeVertex({ kind: 'merge' }, [st.vertex, vertex], { name, location: loc });
   st.vertex = vertex;
   const heredocWords = ins.sourceContents.map((c) => `<<${c.path}`);
   commitHistory(st, `${ins.kind} ${[...sources, ...heredocWords, destRaw].join(' ')}`, true, vertex, true);

@@ -8,7 +8,7 @@ import type { SourceLocation } from '../errors.js';
  * op and its inputs' digests only — names and source positions live in `meta` and are never
  * hashed (BuildKit keeps them in side maps for the same reason).
  */
-export type Op = ImageOp | ContextOp | ExecOp | FileOp;
+export type Op = ImageOp | ContextOp | ExecOp | FileOp | MergeOp;
 
 /** A base image: result is its root filesystem (layers). Its config goes to the frontend via ImageResolver. */
 export interface ImageOp {
@@ -108,6 +108,15 @@ export interface FileOp {
   readonly kind: 'file';
   readonly base: 'input' | 'scratch';
   readonly actions: readonly FileAction[];
+}
+
+/**
+ * Root filesystems stacked: inputs[0]'s layers, then each further input's layers on top, with no
+ * new layer made. COPY --link builds its copy on scratch and merges it onto the parent, so the
+ * copy's own cache key (and layer) does not depend on the parent and survives a base change.
+ */
+export interface MergeOp {
+  readonly kind: 'merge';
 }
 
 export type FileAction = CopyAction | MkdirAction | MkfileAction;

@@ -109,6 +109,28 @@ test('symbolic --chmod: u=rwx,go=rx, +x, X on directories only, go-w', async () 
   assert.is(mode('s'), 0o4664);
 });
 
+test('--link: the copy is a layer of its own, reused when the base changes', async () => {
+  const df = (v: string): string => ['FROM busybox AS base', `RUN echo ${v} > /basefile`, 'FROM base', 'WORKDIR /app', 'COPY --link app.txt sub/', 'RUN cat /app/sub/app.txt /basefile > /both'].join('\n');
+  const ctx = await env.context(df('v1'), { 'app.txt': 'app\n' });
+  const layers = async (): Promise<string[]> => JSON.parse((await tsbuildOk(['--root', env.root, 'inspect', 'link-img'])).stdout).Manifest.layers.map((l: { digest: string }) => l.digest);
+  const out1 = join(env.work, 'link-1');
+  await tsbuildOk(['--root', env.root, 'build', '-t', 'link-img', '--output', `type=local,dest=${out1}`, ctx]);
+  assert.is(readFileSync(join(out1, 'both'), 'utf8'), 'app\nv1\n');
+  const first = await layers();
+  await writeFile(join(ctx, 'Dockerfile'), df('v2'));
+  const out2 = join(env.work, 'link-2');
+  const r = await tsbuildOk(['--root', env.root, 'build', '--progress', 'plain', '-t', 'link-img', '--output', `type=local,dest=${out2}`, ctx]);
+  assert.is(readFileSync(join(out2, 'both'), 'utf8'), 'app\nv2\n');
+  const second = await layers();
+  assert.is(second.length, first.length);
+  // busybox, RUN (changed), WORKDIR's mkdir, COPY --link (same blob), RUN (changed).
+  const copyIndex = first.length - 2;
+  assert.is(second[copyIndex], first[copyIndex], 'the --link layer is the same blob on the new base');
+  assert.is.not(second[copyIndex - 2], first[copyIndex - 2], 'the base layer did change');
+  const copyStep = r.stderr.split('\n').find((l) => l.includes('COPY --link'))?.split(' ')[0];
+  assert.ok(copyStep && r.stderr.includes(`${copyStep} CACHED`), `the copy was cached:\n${r.stderr}`);
+});
+
 test('an invalid symbolic --chmod names the line', async () => {
   const ctx = await env.context(['FROM scratch', 'COPY --chmod=u=rwq a /a'].join('\n'), { a: 'a' });
   const r = await tsbuild(['--root', env.root, 'build', ctx]);

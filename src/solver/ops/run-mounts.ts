@@ -140,6 +140,9 @@ export async function prepareRunMounts(
             break;
           }
           const data = 'value' in src ? src.value : await readFile(src.file);
+          // The file lives in this build's private temp dir only while the RUN runs (removed in
+          // release(), or with the dir after a crash); it is bound read-only, so it never
+          // reaches the upperdir, and nothing about it but the id enters the graph.
           if (m.env) env.push(`${m.env}=${data.toString('utf8')}`);
           if (m.target) {
             const file = join(await tmpDir(), 'secret');
