@@ -42,6 +42,8 @@ test('type=cache persists between builds under <root>/cache/mounts and stays out
   const second = await build(await env.context(df(2)), 'cache-2');
   assert.is(read(join(second.out, 'seen')), 'run1\nrun2', 'the second build sees the first one\'s cache');
   assert.ok(readdirSync(join(env.root, 'cache', 'mounts')).filter((n) => !n.startsWith('.')).length >= 2);
+  await tsbuildOk(['--root', env.root, 'prune', '--all']);
+  assert.not.ok(existsSync(join(env.root, 'cache', 'mounts')), 'prune --all drops cache mounts');
 });
 
 test('type=cache sharing=locked and private, and from= seeds a new cache', async () => {
@@ -141,6 +143,19 @@ test('type=secret from a file and from env: usable in RUN, absent from layers, c
   const insp = await tsbuildOk(['--root', env.root, 'inspect', 'secret-img']);
   scan('inspect', Buffer.from(insp.stdout));
   assert.equal(hits, []);
+});
+
+test('a changed secret does not change the cache key; a changed mount definition does', async () => {
+  const secretFile = join(env.work, 'rotating.txt');
+  const ctx = await env.context(['FROM busybox', 'RUN --mount=type=secret,id=rot date +%s%N > /stamp'].join('\n'));
+  await writeFile(secretFile, 'first-value');
+  const a = await build(ctx, 'rot-1', ['--secret', `id=rot,src=${secretFile}`]);
+  await writeFile(secretFile, 'second-value');
+  const b = await build(ctx, 'rot-2', ['--secret', `id=rot,src=${secretFile}`]);
+  assert.is(read(join(b.out, 'stamp')), read(join(a.out, 'stamp')), 'the step was cached');
+  await writeFile(join(ctx, 'Dockerfile'), ['FROM busybox', 'RUN --mount=type=secret,id=rot,mode=0444 date +%s%N > /stamp'].join('\n'));
+  const c = await build(ctx, 'rot-3', ['--secret', `id=rot,src=${secretFile}`]);
+  assert.is.not(read(join(c.out, 'stamp')), read(join(a.out, 'stamp')), 'a different mount reran');
 });
 
 test('type=secret,required without --secret fails naming the line', async () => {
