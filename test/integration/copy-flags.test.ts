@@ -76,7 +76,7 @@ test('--exclude with --from a stage and on a single file source', async () => {
 });
 
 test('--parents keeps each source\'s path under the destination', async () => {
-  const ctx = await env.context(['FROM scratch', 'COPY --parents a/b/c.txt x/*.txt /dst/', 'COPY --parents dir /tree/'].join('\n'), {
+  const ctx = await env.context(['FROM scratch', 'COPY --parents a/b/c.txt x/*.txt /dst/', 'COPY --parents dir /tree/', 'COPY --parents ./a/./b/c.txt /pivot/'].join('\n'), {
     'a/b/c.txt': 'c',
     'x/1.txt': '1',
     'x/2.txt': '2',
@@ -87,6 +87,7 @@ test('--parents keeps each source\'s path under the destination', async () => {
   assert.is(readFileSync(join(out, 'dst/x/1.txt'), 'utf8'), '1');
   assert.is(readFileSync(join(out, 'dst/x/2.txt'), 'utf8'), '2');
   assert.is(readFileSync(join(out, 'tree/dir/in/f'), 'utf8'), 'f');
+  assert.is(readFileSync(join(out, 'pivot/b/c.txt'), 'utf8'), 'c', 'a /./ pivot keeps only what follows it');
 });
 
 test('symbolic --chmod: u=rwx,go=rx, +x, X on directories only, go-w', async () => {

@@ -88,7 +88,14 @@ async function copyAction(rootfs: string, action: CopyAction, src: CopySource, c
   const owner = action.chown ? await resolveChown(rootfs, action.chown) : undefined;
   const mode = action.chmod === undefined ? undefined : parseChmod(action.chmod);
   const exclude = action.excludes?.length ? PatternMatcher.compile(action.excludes) : undefined;
-  const matches = await expandSources(src, action.srcPaths, action.allowWildcard);
+  // --parents: a `/./` in a source marks where the kept path starts (`a/./b/c` → `b/c`).
+  const matches: (Awaited<ReturnType<typeof expandSources>>[number] & { strip: string })[] = [];
+  const groups = action.parents ? action.srcPaths.map((p) => [p]) : [action.srcPaths];
+  for (const paths of groups) {
+    const pivot = action.parents ? paths[0]!.indexOf('/./') : -1;
+    const strip = pivot > 0 ? posix.normalize(paths[0]!.slice(0, pivot)).replace(/^\/+/, '') : '';
+    for (const m of await expandSources(src, paths, action.allowWildcard)) matches.push({ ...m, strip });
+  }
   const existing = await lstat(await resolveInRootfs(rootfs, action.dest)).catch(() => undefined);
   const destIsDir = action.dest.endsWith('/') || matches.length > 1 || !!existing?.isDirectory();
   const copier = new TreeCopier({ owner, mode, fromContext: src.kind === 'context', ignore: src.ignore, exclude }, ctx.signal);
@@ -97,7 +104,8 @@ async function copyAction(rootfs: string, action: CopyAction, src: CopySource, c
   for (const m of matches) {
     const st = await lstat(m.abs);
     // --parents: the source's own path is kept below the destination (BuildKit's FollowPaths copy).
-    const dest = action.parents && m.rel ? posix.join(action.dest, st.isDirectory() ? m.rel : posix.dirname(m.rel)) + '/' : action.dest;
+    const kept = m.strip && (m.rel === m.strip || m.rel.startsWith(`${m.strip}/`)) ? posix.relative(m.strip, m.rel) : m.rel;
+    const dest = action.parents && m.rel ? posix.join(action.dest, st.isDirectory() ? kept : posix.dirname(kept)) + '/' : action.dest;
     if (st.isDirectory()) {
       const dir = await ensureDir(rootfs, dest, 0o755, parentOwner);
       for (const name of await readdirSorted(m.abs)) {
