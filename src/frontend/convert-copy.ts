@@ -29,7 +29,7 @@ export async function convertCopy(ins: Extract<Instruction, { kind: 'COPY' | 'AD
   }
   let chmod: string | undefined;
   if (ins.chmod !== undefined) {
-    chmod = ins.chmod;
+    chmod = expand(ins.chmod); // BuildKit expands ARG/ENV in --chmod (copy/chmod build case)
     if (!parseChmod(chmod)) throw fail(`invalid chmod parameter: '${chmod}'. it should be octal string and between 0 and 07777, or a symbolic mode like u=rwx,go=rx`);
   }
   const chownText = ins.chown !== undefined ? expand(ins.chown) : undefined;

@@ -1,7 +1,7 @@
 /**
  * COPY/ADD flags (issue 02 §6) as real builds: --exclude (the BuildKit build case
  * copy/exclude-patterns, run from frontend/build-cases.json, plus an exclusion from a stage),
- * --parents, symbolic --chmod. Results are checked on the local export.
+ * --parents, symbolic --chmod, octal --chmod (the copy/chmod build case), --link. Results are checked on the local export.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -15,9 +15,10 @@ import { CONFORMANCE_DIR } from '../conformance/report.js';
 const test = suite('integration: COPY/ADD flags');
 const env = useBuildRoot(test, 'copy-flags');
 
-async function build(ctx: string, name: string): Promise<string> {
+async function build(ctx: string, name: string, buildArgs: Record<string, string> = {}): Promise<string> {
   const out = join(env.work, `${name}-out`);
-  await tsbuildOk(['--root', env.root, 'build', '--output', `type=local,dest=${out}`, ctx]);
+  const args = Object.entries(buildArgs).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]);
+  await tsbuildOk(['--root', env.root, 'build', ...args, '--output', `type=local,dest=${out}`, ctx]);
   return out;
 }
 
@@ -43,18 +44,18 @@ async function caseContext(dockerfile: string, c: CaseContext): Promise<string> 
   return dir;
 }
 
-const cases = (JSON.parse(readFileSync(`${CONFORMANCE_DIR}/frontend/build-cases.json`, 'utf8')) as any[]).filter((c) => ['copy/exclude-patterns'].includes(c.id));
+const cases = (JSON.parse(readFileSync(`${CONFORMANCE_DIR}/frontend/build-cases.json`, 'utf8')) as any[]).filter((c) => ['copy/exclude-patterns', 'copy/chmod'].includes(c.id));
 
 for (const c of cases) {
   test(`build-case ${c.id}`, async () => {
-    const out = await build(await caseContext(c.dockerfile, c.context), c.id.replace(/\W/g, '-'));
+    const out = await build(await caseContext(c.dockerfile, c.context), c.id.replace(/\W/g, '-'), c.buildArgs ?? {});
     for (const [p, want] of Object.entries(c.expect.files ?? {})) assert.is(readFileSync(join(out, p), 'utf8'), want, p);
     for (const [p, want] of Object.entries(c.expect.symlinks ?? {})) assert.is(readlinkSync(join(out, p)), want, p);
     for (const p of c.expect.absent ?? []) assert.not.ok(existsSync(join(out, p)) || !!lstatSync(join(out, p), { throwIfNoEntry: false }), `${p} absent`);
     for (const p of c.expect.emptyDirs ?? []) assert.equal(readdirSync(join(out, p)), [], `${p} empty`);
   });
 }
-assert.ok(cases.length === 1, 'the exclude build case is in the conformance data');
+assert.ok(cases.length === 2, 'the build cases are in the conformance data');
 
 test('--exclude with --from a stage and on a single file source', async () => {
   const ctx = await env.context(

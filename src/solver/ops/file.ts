@@ -75,6 +75,7 @@ async function ensureDir(rootfs: string, path: string, mode: number, owner: Owne
     if (st) throw new BuildError('INVALID_INSTRUCTION', `cannot create directory ${current}: a file of that name exists`);
     await mkdir(abs, { mode });
     if (owner) await lchown(abs, owner.uid, owner.gid);
+    await chmod(abs, mode); // after chown (which may clear set-id bits), and never narrowed by the umask
   }
   return resolveInRootfs(rootfs, path);
 }
@@ -100,6 +101,8 @@ async function copyAction(rootfs: string, action: CopyAction, src: CopySource, c
   const destIsDir = action.dest.endsWith('/') || matches.length > 1 || !!existing?.isDirectory();
   const copier = new TreeCopier({ owner, mode, fromContext: src.kind === 'context', ignore: src.ignore, exclude }, ctx.signal);
   const parentOwner = owner;
+  // BuildKit gives directories it creates for the destination an octal --chmod too (copy/chmod case).
+  const parentMode = action.chmod !== undefined && /^[0-7]+$/.test(action.chmod) ? Number.parseInt(action.chmod, 8) : 0o755;
 
   for (const m of matches) {
     const st = await lstat(m.abs);
@@ -120,7 +123,7 @@ async function copyAction(rootfs: string, action: CopyAction, src: CopySource, c
       continue;
     }
     const target = destIsDir || dest !== action.dest ? posix.join(dest, basename(m.rel || m.abs)) : dest;
-    const parent = await ensureDir(rootfs, dirname(target), 0o755, parentOwner);
+    const parent = await ensureDir(rootfs, dirname(target), parentMode, parentOwner);
     await copier.copy(m.abs, m.rel, join(parent, basename(target)));
   }
 }
