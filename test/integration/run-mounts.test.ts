@@ -86,6 +86,18 @@ test('type=bind from the context (read-only, rw discarded) and from a stage; bou
   assert.is(read(join(again.out, 'a-copy')), 'two', 'changing a bound file reruns the step');
 });
 
+test('type=bind from the context hides what .dockerignore excludes', async () => {
+  const ctx = await env.context(['FROM busybox', 'RUN --mount=type=bind,target=/c ls /c > /listing'].join('\n'), {
+    '.dockerignore': 'secret.env\n',
+    'secret.env': 'x',
+    'kept.txt': 'y',
+  });
+  const { out } = await build(ctx, 'bind-ignore');
+  const listing = read(join(out, 'listing')).split('\n');
+  assert.ok(listing.includes('kept.txt'));
+  assert.not.ok(listing.includes('secret.env'));
+});
+
 test('type=tmpfs is empty, sized, and gone afterwards', async () => {
   const ctx = await env.context(['FROM busybox', 'RUN --mount=type=tmpfs,target=/t,size=2m echo x > /t/f && df -k /t | tail -n 1 | awk \'{print $2}\' > /t-size'].join('\n'));
   const { out } = await build(ctx, 'tmpfs');
@@ -147,13 +159,13 @@ test('type=secret from a file and from env: usable in RUN, absent from layers, c
 
 test('a changed secret does not change the cache key; a changed mount definition does', async () => {
   const secretFile = join(env.work, 'rotating.txt');
-  const ctx = await env.context(['FROM busybox', 'RUN --mount=type=secret,id=rot date +%s%N > /stamp'].join('\n'));
+  const ctx = await env.context(['FROM busybox', 'RUN --mount=type=secret,id=rot cat /proc/sys/kernel/random/uuid > /stamp'].join('\n'));
   await writeFile(secretFile, 'first-value');
   const a = await build(ctx, 'rot-1', ['--secret', `id=rot,src=${secretFile}`]);
   await writeFile(secretFile, 'second-value');
   const b = await build(ctx, 'rot-2', ['--secret', `id=rot,src=${secretFile}`]);
   assert.is(read(join(b.out, 'stamp')), read(join(a.out, 'stamp')), 'the step was cached');
-  await writeFile(join(ctx, 'Dockerfile'), ['FROM busybox', 'RUN --mount=type=secret,id=rot,mode=0444 date +%s%N > /stamp'].join('\n'));
+  await writeFile(join(ctx, 'Dockerfile'), ['FROM busybox', 'RUN --mount=type=secret,id=rot,mode=0444 cat /proc/sys/kernel/random/uuid > /stamp'].join('\n'));
   const c = await build(ctx, 'rot-3', ['--secret', `id=rot,src=${secretFile}`]);
   assert.is.not(read(join(c.out, 'stamp')), read(join(a.out, 'stamp')), 'a different mount reran');
 });

@@ -8,6 +8,7 @@ import type { MountedRootfs } from '../../runtime/overlay.js';
 import type { BindMount } from '../../runtime/spec.js';
 import type { CacheRunMount, Result, RunMount } from '../graph.js';
 import type { Worker } from '../worker.js';
+import { PatternMatcher } from '../pattern-matcher.js';
 import { TreeCopier } from './copy-tree.js';
 
 /** Where a `--secret id=…` comes from: a file read at run time, or a value (an env var read by the CLI). */
@@ -114,10 +115,14 @@ export async function prepareRunMounts(
           const st = await lstat(src).catch(() => undefined);
           if (!st) throw new BuildError('RUN_FAILED', `bind mount source ${m.source} not found`, { location });
           let path = src;
-          // A context directory is the user's checkout: rw writes go to a throwaway copy.
-          if (m.readwrite && inputs[m.input]?.kind === 'dir') {
+          const input = inputs[m.input];
+          // A context directory is the user's checkout: rw writes go to a throwaway copy, and
+          // so does a context with a .dockerignore, whose excluded files the RUN must not see.
+          if (input?.kind === 'dir' && (m.readwrite || input.excludes.length > 0)) {
             path = join(await tmpDir(), 'copy');
-            await new TreeCopier({ fromContext: false }, ctx.signal).copy(src, '', path);
+            const ignore = input.excludes.length > 0 ? PatternMatcher.compile(input.excludes) : undefined;
+            await new TreeCopier({ fromContext: false, ignore }, ctx.signal).copy(src, m.source.replace(/^\/+/, ''), path);
+            if (!(await lstat(path).catch(() => undefined))) await mkdir(path);
           }
           out.push({ type: 'bind', destination: m.target, source: path, options: ['rbind', m.readwrite ? 'rw' : 'ro'] });
           targets.push(m.target);
