@@ -79,10 +79,10 @@ function rootfs(r: Result | undefined): RootfsResult {
   return r;
 }
 
-/** Whether an exec/file vertex put a layer on top of the rootfs it wrote to. */
+/** Whether an exec/file/merge vertex put a layer on top of the rootfs it wrote to. */
 function addedLayer(v: Vertex, results: ReadonlyMap<Digest, Result>): boolean {
   const after = rootfs(results.get(v.digest)).layers.length;
-  const writesOnInput = v.op.kind === 'exec' ? v.inputs.length > 0 : v.op.kind === 'file' && v.op.base === 'input';
+  const writesOnInput = v.op.kind === 'exec' || v.op.kind === 'merge' ? v.inputs.length > 0 : v.op.kind === 'file' && v.op.base === 'input';
   const before = writesOnInput ? rootfs(results.get(v.inputs[0]!.digest)).layers.length : 0;
   return after > before;
 }

@@ -123,6 +123,9 @@ export async function prune(root: string, opts: PruneOptions = {}): Promise<Prun
       bytes += size;
     }
     await removeDanglingLinks(dirs);
+    // RUN --mount=type=cache directories are build cache too (BuildKit's prune --all drops
+    // them); no build runs now (checked above), so none is in use.
+    if (opts.all) await rm(join(dirs.cache, 'mounts'), { recursive: true, force: true });
     return { records, layers, blobs, bytes };
   });
 }

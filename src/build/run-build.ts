@@ -10,13 +10,15 @@ import { exportImage } from './export-outputs.js';
 import type { ExportTarget } from '../exporter/export-target.js';
 import { solve } from '../solver/scheduler.js';
 import { contextHandler } from '../solver/ops/context.js';
-import { execHandler } from '../solver/ops/exec.js';
+import { mergeHandler } from '../solver/ops/merge.js';
+import { execHandler, type ExecOptions } from '../solver/ops/exec.js';
 import { fileHandler } from '../solver/ops/file.js';
 import { imageHandler } from '../solver/ops/image.js';
 import { assembleImage } from './assemble-image.js';
 import { storeImageResolver } from './image-resolver.js';
 import type { RegistryClient } from '../remote/registry-client.js';
 import { cleanupAfterCrashes, openWorker } from './worker.js';
+import { prepareNamedContexts } from './named-contexts.js';
 import { registerBuild } from './build-registry.js';
 import { BuildCache } from '../solver/build-cache.js';
 import { cacheConfigFor, cacheRecords, exportCache } from './cache-transfer/cache-export.js';
@@ -60,6 +62,10 @@ export interface BuildRequest {
   readonly cacheTo?: readonly CacheExportSpec[];
   /** `--cache-from`: caches consulted when the local cache misses. */
   readonly cacheFrom?: readonly CacheImportSpec[];
+  /** Secrets, ssh agents and entitlements for RUN steps; never part of the graph or its keys. */
+  readonly exec?: ExecOptions;
+  /** `--build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG]`, as given. */
+  readonly buildContexts?: Readonly<Record<string, string>>;
 }
 
 export interface BuildResult {
@@ -99,6 +105,7 @@ export async function runBuild(request: BuildRequest, ctx: Ctx): Promise<BuildRe
 }
 
 async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, dockerfilePath: string, text: string, names: string[], ctx: Ctx): Promise<BuildResult> {
+  const named = await prepareNamedContexts(req.buildContexts ?? {}, worker, ctx);
   const plan = await compileDockerfile(
     { path: dockerfilePath, text },
     {
@@ -109,8 +116,9 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
       target: req.target,
       platform: hostPlatform(),
       labels: req.labels,
+      namedContexts: named.contexts,
     },
-    storeImageResolver(worker, { registry: req.registry, pull: req.pull }),
+    named.wrap(storeImageResolver(worker, { registry: req.registry, pull: req.pull })),
     ctx,
   );
   for (const w of plan.warnings) ctx.events.emit({ type: 'warning', message: w.message, location: w.location, at: Date.now() });
@@ -131,7 +139,7 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
     results = plan.target
       ? await solve(
           plan.target,
-          { image: imageHandler(worker), context: contextHandler, exec: execHandler(worker), file: fileHandler(worker) },
+          { image: imageHandler(worker), context: contextHandler, exec: execHandler(worker, req.exec), file: fileHandler(worker), merge: mergeHandler },
           { execParallelism: cpus, ioParallelism: Math.max(4, cpus * 2), cache },
           ctx,
         )

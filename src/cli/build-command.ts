@@ -17,6 +17,7 @@ import { stateRoot } from './state-root.js';
 import { parseCacheFrom, parseCacheTo } from '../build/cache-transfer/cache-spec.js';
 import { hostPlatform } from '../oci/image.js';
 import { formatPlatform, parsePlatform } from '../remote/platform-select.js';
+import { parseAllow, parseSecrets, parseSsh } from './run-secrets.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -41,6 +42,10 @@ interface BuildFlags {
   label: string[];
   annotation: string[];
   network?: string;
+  secret: string[];
+  buildContext: string[];
+  ssh: string[];
+  allow: string[];
   iidfile?: string;
   metadataFile?: string;
   quiet?: boolean;
@@ -69,6 +74,10 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .option('--label <key=value>', 'set an image label (repeatable)', collect, [])
     .option('--annotation <[manifest:]key=value>', 'add an annotation to the image manifest (repeatable)', collect, [])
     .addOption(new Option('--network <mode>', 'default network for RUN').choices(['host', 'none', 'default']))
+    .option('--build-context <name=DIR|oci-layout://DIR[:TAG]|docker-image://REF>', 'a named context for FROM and --from (repeatable)', collect, [])
+    .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect, [])
+    .option('--ssh <id[=socket]>', 'forward an ssh agent socket for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK) (repeatable)', collect, [])
+    .option('--allow <entitlement>', 'allow security.insecure for RUN --security=insecure (repeatable)', collect, [])
     .option('--iidfile <file>', 'write the image ID (config digest) to this file')
     .option('--metadata-file <file>', 'write build result metadata (BuildKit keys) as JSON')
     .option('-q, --quiet', 'print only the image ID')
@@ -108,6 +117,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           maxParallelism: flags.maxParallelism ?? settings['max-parallelism'],
           cacheTo,
           cacheFrom,
+          buildContexts: parseBuildContexts(flags.buildContext),
+          exec: { secrets: parseSecrets(flags.secret, process.env), ssh: parseSsh(flags.ssh, process.env), ...parseAllow(flags.allow) },
         },
         { signal, events },
       )
@@ -156,6 +167,16 @@ function parseBuildArgs(list: readonly string[], env: NodeJS.ProcessEnv): Record
       // As docker: `--build-arg NAME` takes NAME from the environment, and is ignored when unset.
       if (env[a] !== undefined) out[a] = env[a]!;
     } else out[a.slice(0, eq)] = a.slice(eq + 1);
+  }
+  return out;
+}
+
+function parseBuildContexts(list: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const c of list) {
+    const eq = c.indexOf('=');
+    if (eq <= 0 || eq === c.length - 1) throw new BuildError('USAGE', `--build-context ${JSON.stringify(c)}: expected NAME=DIR, NAME=oci-layout://DIR[:TAG] or NAME=docker-image://REF`);
+    out[c.slice(0, eq)] = c.slice(eq + 1);
   }
   return out;
 }

@@ -22,7 +22,12 @@ export interface CompileOptions {
   target?: string;
   platform: Platform;
   labels?: Readonly<Record<string, string>>;
+  /** `--build-context NAME=…`: replaces the stage or image NAME in FROM and in --from. */
+  namedContexts?: ReadonlyMap<string, NamedContext>;
 }
+
+/** A named build context: a directory (read like the main context) or an image reference. */
+export type NamedContext = { readonly kind: 'dir'; readonly dir: string } | { readonly kind: 'image'; readonly ref: string };
 
 export interface BuildPlan {
   /** Root filesystem of the target stage; undefined = empty scratch. */
@@ -101,6 +106,8 @@ export async function compileDockerfile(source: { path: string; text: string }, 
       return context;
     },
     async fromSource(ref, current, loc) {
+      const named = namedContext(ref, loc);
+      if (named) return { vertex: (await named).vertex };
       const byIndex = /^\d+$/.test(ref) ? Number(ref) : undefined;
       const j = byIndex ?? stages.findIndex((s) => s.name === ref.toLowerCase());
       if (byIndex !== undefined && byIndex >= stages.length) {
@@ -133,14 +140,45 @@ export async function compileDockerfile(source: { path: string; text: string }, 
   };
   const image = async (ref: string, platform: Platform, loc: SourceLocation): Promise<Vertex> => (await resolveImage(ref, platform, loc)).vertex;
 
+  /**
+   * A named context as FROM and --from see it (BuildKit's `context:NAME`): an image resolves as
+   * FROM would; a directory is a context vertex of its own, and as a stage base its files are
+   * copied onto scratch, with an empty config (undefined: no named context of that name).
+   */
+  const namedDirs = new Map<string, ResolvedImage>();
+  const namedContext = (name: string, loc: SourceLocation): Promise<ResolvedImage> | undefined => {
+    const nc = opts.namedContexts?.get(name);
+    if (!nc) return undefined;
+    if (nc.kind === 'image') return resolveImage(nc.ref, opts.platform, loc);
+    let r = namedDirs.get(name);
+    if (!r) {
+      const ctxVertex = makeVertex({ kind: 'context', name: `context:${name}`, dir: nc.dir, excludes: [] }, [], { name: `[context ${name}] load ${nc.dir}`, location: loc });
+      // As --from the directory itself is the source; as FROM it becomes a rootfs.
+      r = { vertex: ctxVertex, config: { architecture: opts.platform.architecture, os: opts.platform.os, rootfs: { type: 'layers', diff_ids: [] } } as ImageConfig, ref: `context:${name}` };
+      namedDirs.set(name, r);
+    }
+    return Promise.resolve(r);
+  };
+  const namedAsBase = async (name: string, loc: SourceLocation): Promise<ResolvedImage | undefined> => {
+    const r = await namedContext(name, loc);
+    if (!r || r.vertex.op.kind !== 'context') return r;
+    const rootfs = makeVertex(
+      { kind: 'file', base: 'scratch', actions: [{ type: 'copy', source: 0, srcPaths: ['.'], dest: '/', allowWildcard: false, unpackArchives: false }] },
+      [r.vertex],
+      { name: `[context ${name}] as a stage base`, location: loc },
+    );
+    return { ...r, vertex: rootfs };
+  };
+
   const sourceFor: StageSource = {
     async stage(name, currentIndex, loc) {
+      if (opts.namedContexts?.has(name)) return undefined;
       const j = stages.findIndex((s, k) => k < currentIndex && s.name === name.toLowerCase());
       if (j < 0) return undefined;
       if (inProgress.has(j) && !done.has(j)) throw new BuildError('UNKNOWN_STAGE', `circular dependency detected on stage: ${name}`, { location: loc });
       return stage(j);
     },
-    image: resolveImage,
+    image: async (ref, platform, loc) => (await namedAsBase(ref, loc)) ?? resolveImage(ref, platform, loc),
   };
 
   function stage(i: number): Promise<StageState> {

@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
 import { BuildError, type SourceLocation } from '../errors.js';
 import { makeVertex, type CopyAction, type MkfileAction, type Vertex } from '../solver/graph.js';
+import { parseChmod } from '../solver/chmod-spec.js';
 import { ShellLexer } from './shell-lexer.js';
 import type { Instruction } from './instructions.js';
 import { splitChown } from './convert-meta.js';
@@ -28,13 +29,11 @@ export async function convertCopy(ins: Extract<Instruction, { kind: 'COPY' | 'AD
   }
   let chmod: string | undefined;
   if (ins.chmod !== undefined) {
-    chmod = expand(ins.chmod); // flags are expanded, as --chown (BuildKit expands both)
-    const n = /^[0-7]+$/.test(chmod) ? Number.parseInt(chmod, 8) : NaN;
-    if (Number.isNaN(n) || n > 0o7777) throw fail(`invalid chmod parameter: '${chmod}'. it should be octal string and between 0 and 07777`);
+    chmod = expand(ins.chmod); // BuildKit expands ARG/ENV in --chmod (copy/chmod build case)
+    if (!parseChmod(chmod)) throw fail(`invalid chmod parameter: '${chmod}'. it should be octal string and between 0 and 07777, or a symbolic mode like u=rwx,go=rx`);
   }
   const chownText = ins.chown !== undefined ? expand(ins.chown) : undefined;
-  if (ins.parents) env.warnings.push({ message: 'COPY --parents is not supported yet and was ignored', location: loc });
-  if (ins.excludes.length > 0) env.warnings.push({ message: `${ins.kind} --exclude is not supported yet and was ignored`, location: loc });
+  const excludes = ins.excludes.map(expand);
 
   let source: Vertex;
   if (ins.from !== undefined) {
@@ -59,22 +58,29 @@ export async function convertCopy(ins: Extract<Instruction, { kind: 'COPY' | 'AD
   });
 
   const name = stepName(st, ins.original);
-  const inputs = st.vertex ? [st.vertex] : [];
+  // --link: the copy is made on scratch and merged onto the parent (BuildKit's MergeOp), so its
+  // cache key and layer do not depend on the parent. Destinations then can't see the parent's
+  // directories or symlinks, as in BuildKit.
+  const onParent = !ins.link && !!st.vertex;
+  const inputs = onParent ? [st.vertex!] : [];
   const common = {
     dest,
     ...(chownText ? { chown: splitChown(chownText) } : {}),
     ...(chmod !== undefined ? { chmod } : {}),
   };
+  // Only on the action copying the sources: absent flags keep the digests of older graphs.
+  const sourceFlags = { ...(excludes.length > 0 ? { excludes } : {}), ...(ins.parents ? { parents: true } : {}) };
   const actions: CopyAction[] = [];
   if (srcPaths.length > 0) {
     inputs.push(source);
-    actions.push({ type: 'copy', source: inputs.length - 1, srcPaths, ...common, allowWildcard: true, unpackArchives: ins.kind === 'ADD' });
+    actions.push({ type: 'copy', source: inputs.length - 1, srcPaths, ...common, ...sourceFlags, allowWildcard: true, unpackArchives: ins.kind === 'ADD' });
   }
   if (ins.sourceContents.length > 0) {
     inputs.push(inlineFiles(ins.sourceContents, chmod, env, st, loc));
     actions.push({ type: 'copy', source: inputs.length - 1, srcPaths: ins.sourceContents.map((c) => c.path), ...common, allowWildcard: false, unpackArchives: false });
   }
-  const vertex = makeVertex({ kind: 'file', base: st.vertex ? 'input' : 'scratch', actions }, inputs, { name, location: loc });
+  let vertex = makeVertex({ kind: 'file', base: onParent ? 'input' : 'scratch', actions }, inputs, { name, location: loc });
+  if (ins.link && st.vertex) vertex = makeVertex({ kind: 'merge' }, [st.vertex, vertex], { name, location: loc });
   st.vertex = vertex;
   const heredocWords = ins.sourceContents.map((c) => `<<${c.path}`);
   commitHistory(st, `${ins.kind} ${[...sources, ...heredocWords, destRaw].join(' ')}`, true, vertex, true);
@@ -87,7 +93,7 @@ export async function convertCopy(ins: Extract<Instruction, { kind: 'COPY' | 'AD
 function inlineFiles(contents: Extract<Instruction, { kind: 'COPY' | 'ADD' }>['sourceContents'], chmod: string | undefined, env: ConvertEnv, st: StageState, loc: SourceLocation): Vertex {
   const lexer = new ShellLexer(env.lexer.escapeToken, { skipProcessQuotes: true });
   const vars = expansionEnv(st);
-  const mode = chmod !== undefined ? Number.parseInt(chmod, 8) : 0o644;
+  const mode = chmod !== undefined ? parseChmod(chmod)!(0o644, false) : 0o644;
   const actions: MkfileAction[] = contents.map((c) => ({
     type: 'mkfile',
     path: `/${c.path}`,

@@ -1,4 +1,6 @@
-import { makeVertex } from '../solver/graph.js';
+import { BuildError } from '../errors.js';
+import { makeVertex, type RunMount, type Vertex } from '../solver/graph.js';
+import { MountSyntaxError, parseMount } from './run-mount.js';
 import type { Instruction } from './instructions.js';
 import { chompHeredocContent, parseHeredocToken } from './heredoc.js';
 import { commandArgs, runArgEnv } from './convert-meta.js';
@@ -15,7 +17,9 @@ const PROXY_ARGS = ['HTTP_PROXY', 'HTTPS_PROXY', 'FTP_PROXY', 'NO_PROXY', 'ALL_P
  * RUN → ExecOp on the current rootfs. `--network=default` maps to `host`: tsbuild's sandbox never
  * creates a bridge, so "default" networking is the host's.
  */
-export function convertRun(ins: Extract<Instruction, { kind: 'RUN' }>, st: StageState, env: ConvertEnv): void {
+export async function convertRun(ins: Extract<Instruction, { kind: 'RUN' }>, st: StageState, env: ConvertEnv): Promise<void> {
+  const rootfs = st.vertex ? [st.vertex] : [];
+  const { mounts, inputs } = await runMounts(ins, st, env, rootfs);
   const args = commandArgs(ins.files.length > 0 ? heredocCommand(ins) : ins.cmd, st);
   const configEnv = st.config.config.Env ?? [];
   const runEnv = [...configEnv, ...runArgEnv(st)];
@@ -38,12 +42,62 @@ export function convertRun(ins: Extract<Instruction, { kind: 'RUN' }>, st: Stage
       cwd: st.config.config.WorkingDir || '/',
       user: st.config.config.User ?? '',
       network: ins.network === 'none' ? 'none' : 'host',
+      ...(mounts.length > 0 ? { mounts } : {}),
+      ...(ins.security === 'insecure' ? { security: 'insecure' as const } : {}),
     },
-    st.vertex ? [st.vertex] : [],
+    inputs,
     { name, location: ins.location, ...(proxyEnv.length > 0 ? { proxyEnv } : {}) },
   );
   st.vertex = vertex;
   commitHistory(st, `RUN ${runCommandString(args, st)}`, true, vertex, true);
+}
+
+/**
+ * `--mount` values → RunMounts (expanded with ARG/ENV like BuildKit does), with every `from`
+ * (stage, image, named context; none = the build context) added after the rootfs as an input.
+ */
+async function runMounts(
+  ins: Extract<Instruction, { kind: 'RUN' }>,
+  st: StageState,
+  env: ConvertEnv,
+  rootfs: readonly Vertex[],
+): Promise<{ mounts: RunMount[]; inputs: Vertex[] }> {
+  const inputs = [...rootfs];
+  // Index 0 is the rootfs even for a scratch stage, so mount inputs never collide with it.
+  if (inputs.length === 0 && ins.mounts.length > 0) inputs.push(makeVertex({ kind: 'file', base: 'scratch', actions: [] }, [], { name: '[internal] scratch', location: ins.location }));
+  const mounts: RunMount[] = [];
+  const vars = expansionEnv(st);
+  for (const raw of ins.mounts) {
+    let spec;
+    try {
+      spec = parseMount(env.lexer.processWord(raw, vars), st.config.config.WorkingDir || '/');
+    } catch (e) {
+      if (e instanceof MountSyntaxError) throw new BuildError('INVALID_INSTRUCTION', `invalid --mount=${raw}: ${e.message}`, { location: ins.location, hint: 'see https://docs.docker.com/reference/dockerfile/#run---mount' });
+      throw e;
+    }
+    if (spec.type !== 'bind' && spec.type !== 'cache') {
+      mounts.push(spec);
+      continue;
+    }
+    const { from, ...rest } = spec;
+    if (spec.type === 'cache' && from === undefined) {
+      mounts.push(rest as RunMount);
+      continue;
+    }
+    let source: Vertex;
+    if (from === undefined) source = env.contextVertex();
+    else {
+      const src = await env.fromSource(from, st, ins.location);
+      source = src.vertex ?? makeVertex({ kind: 'file', base: 'scratch', actions: [] }, [], { name: `[internal] empty stage ${from}`, location: ins.location });
+    }
+    let input = inputs.findIndex((v) => v.digest === source.digest);
+    if (input < 1) {
+      inputs.push(source);
+      input = inputs.length - 1;
+    }
+    mounts.push({ ...rest, input } as RunMount);
+  }
+  return { mounts, inputs };
 }
 
 /**

@@ -54,7 +54,7 @@ interface Base {
 
 export type Instruction =
   | (Base & { kind: 'FROM'; image: string; stageName?: string; platform?: string })
-  | (Base & { kind: 'RUN'; cmd: CommandLine; network: string; flagsUsed: readonly string[]; files: readonly InlineFile[] })
+  | (Base & { kind: 'RUN'; cmd: CommandLine; network: string; mounts: readonly string[]; security: string; flagsUsed: readonly string[]; files: readonly InlineFile[] })
   | (Base & { kind: 'CMD' | 'ENTRYPOINT'; cmd: CommandLine })
   | (Base & { kind: 'ENV'; pairs: readonly KeyValue[] })
   | (Base & { kind: 'LABEL'; pairs: readonly KeyValue[] })
@@ -133,9 +133,11 @@ export function parseInstruction(raw: RawInstruction, escapeToken: string): Inst
       }
       const network = f.string('network');
       if (!['default', 'none', 'host'].includes(network)) throw err(loc, `unsupported network mode ${JSON.stringify(network)}`);
+      const security = f.string('security');
+      if (!['sandbox', 'insecure'].includes(security)) throw err(loc, `unsupported security mode ${JSON.stringify(security)}`);
       const argv = json();
       const files = argv ? [] : raw.heredocs.map((h) => ({ name: h.name, data: h.content, chomp: h.chomp }));
-      return { ...base, kind: 'RUN', cmd: commandLine(argv, rest, kw, loc), network, flagsUsed: f.used, files };
+      return { ...base, kind: 'RUN', cmd: commandLine(argv, rest, kw, loc), network, mounts: f.strings('mount'), security, flagsUsed: f.used, files };
     }
     case 'CMD':
     case 'ENTRYPOINT':

@@ -1,10 +1,10 @@
 import type { Mount, RuntimeConfig } from '../../schemas/types/runtime-config.js';
 
-/** A bind mount into the container, e.g. the per-container /etc/hosts. */
+/** A bind (or tmpfs) mount into the container, e.g. the per-container /etc/hosts or a RUN --mount. */
 export interface BindMount {
   readonly destination: string;
   readonly source: string;
-  readonly type: 'bind';
+  readonly type: 'bind' | 'tmpfs';
   readonly options: readonly string[];
 }
 
@@ -25,6 +25,8 @@ export interface ExecRequest {
   /** `host` shares the host's network namespace; `none` gets a fresh one with only `lo`. */
   readonly network: 'host' | 'none';
   readonly mounts: readonly BindMount[];
+  /** RUN --security=insecure: these capabilities (all the builder has), nothing masked or read-only in /proc and /sys. */
+  readonly privileged?: { readonly capabilities: readonly string[] };
   /** No terminal support: output is always two pipes. */
   readonly terminal?: false;
 }
@@ -96,7 +98,7 @@ function defaultMounts(): Mount[] {
  * random, urandom, tty) are created and allowed by runc itself.
  */
 export function toRuntimeSpec(req: ExecRequest): RuntimeConfig {
-  const caps = [...DEFAULT_CAPABILITIES];
+  const caps = [...(req.privileged?.capabilities ?? DEFAULT_CAPABILITIES)];
   const capabilities = req.uid === 0 ? { bounding: caps, effective: [...caps], permitted: [...caps] } : { bounding: caps };
   const namespaces: { type: 'pid' | 'ipc' | 'uts' | 'mount' | 'network' }[] = [
     { type: 'pid' },
@@ -129,8 +131,8 @@ export function toRuntimeSpec(req: ExecRequest): RuntimeConfig {
     linux: {
       resources: { devices: [{ allow: false, access: 'rwm' }] },
       namespaces,
-      maskedPaths: [...MASKED_PATHS],
-      readonlyPaths: [...READONLY_PATHS],
+      maskedPaths: req.privileged ? [] : [...MASKED_PATHS],
+      readonlyPaths: req.privileged ? [] : [...READONLY_PATHS],
     },
   };
 }

@@ -25,6 +25,7 @@ export function keyedOp(op: Op): unknown {
     case 'exec':
       return { ...op, env: op.env.filter((e) => !PROXY_ENV.has(envName(e))) };
     case 'file':
+    case 'merge':
       return op;
     default: {
       const never: never = op;

@@ -8,7 +8,7 @@ import type { SourceLocation } from '../errors.js';
  * op and its inputs' digests only — names and source positions live in `meta` and are never
  * hashed (BuildKit keeps them in side maps for the same reason).
  */
-export type Op = ImageOp | ContextOp | ExecOp | FileOp;
+export type Op = ImageOp | ContextOp | ExecOp | FileOp | MergeOp;
 
 /** A base image: result is its root filesystem (layers). Its config goes to the frontend via ImageResolver. */
 export interface ImageOp {
@@ -39,6 +39,65 @@ export interface ExecOp {
   /** As written in USER: `name`, `uid`, `name:group`, `uid:gid`; empty means root. */
   readonly user: string;
   readonly network: 'host' | 'none';
+  /** RUN --mount entries, in order; absent when there are none (keeps older digests stable). */
+  readonly mounts?: readonly RunMount[];
+  /** RUN --security=insecure: full capabilities, no masked paths (needs `--allow security.insecure`). */
+  readonly security?: 'insecure';
+}
+
+/** One RUN --mount. `input` indexes `Vertex.inputs` (a stage rootfs or a context directory). */
+export type RunMount = CacheRunMount | BindRunMount | TmpfsRunMount | SecretRunMount | SshRunMount;
+
+/** A directory persisted under `<root>/cache/mounts/`, shared by every RUN naming the same id; never in a layer. */
+export interface CacheRunMount {
+  readonly type: 'cache';
+  readonly target: string;
+  readonly id: string;
+  readonly sharing: 'shared' | 'private' | 'locked';
+  readonly readonly: boolean;
+  /** Seeds a new cache directory from `source` in this input. */
+  readonly input?: number;
+  readonly source: string;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/** `source` of an input bound at `target`; read-only unless `readwrite`, whose writes are discarded. */
+export interface BindRunMount {
+  readonly type: 'bind';
+  readonly target: string;
+  readonly input: number;
+  readonly source: string;
+  readonly readwrite: boolean;
+}
+
+export interface TmpfsRunMount {
+  readonly type: 'tmpfs';
+  readonly target: string;
+  /** Bytes; absent = the kernel's default (half of RAM). */
+  readonly size?: number;
+}
+
+/** A build secret by id only: its content is read at run time and never enters the graph. */
+export interface SecretRunMount {
+  readonly type: 'secret';
+  readonly id: string;
+  /** File target; absent with `env` means only the variable is set. */
+  readonly target?: string;
+  readonly env?: string;
+  readonly required: boolean;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/** The `--ssh` agent socket `id`, bound at `target`, with SSH_AUTH_SOCK pointing at it. */
+export interface SshRunMount {
+  readonly type: 'ssh';
+  readonly id: string;
+  readonly target: string;
+  readonly required: boolean;
 }
 
 /**
@@ -49,6 +108,15 @@ export interface FileOp {
   readonly kind: 'file';
   readonly base: 'input' | 'scratch';
   readonly actions: readonly FileAction[];
+}
+
+/**
+ * Root filesystems stacked: inputs[0]'s layers, then each further input's layers on top, with no
+ * new layer made. COPY --link builds its copy on scratch and merges it onto the parent, so the
+ * copy's own cache key (and layer) does not depend on the parent and survives a base change.
+ */
+export interface MergeOp {
+  readonly kind: 'merge';
 }
 
 export type FileAction = CopyAction | MkdirAction | MkfileAction;
@@ -67,8 +135,12 @@ export interface CopyAction {
   /** Absolute destination; a trailing '/' means "into this directory". */
   readonly dest: string;
   readonly chown?: Chown;
-  /** Octal permission string as given to --chmod, e.g. "755". */
+  /** --chmod as given: octal (`755`) or symbolic (`u=rwx,go=rx`); see chmod-spec.ts. */
   readonly chmod?: string;
+  /** --exclude patterns (dockerignore syntax), matched relative to each copied source; absent when none. */
+  readonly excludes?: readonly string[];
+  /** --parents: each source keeps its path (relative to the source root) under the destination. */
+  readonly parents?: boolean;
   readonly allowWildcard: boolean;
   /** ADD: extract local tar archives (gzip, bzip2, xz detected by content). */
   readonly unpackArchives: boolean;

@@ -32,6 +32,25 @@ export class VertexKeyer {
     const inputs = inputKeys as readonly Digest[];
     const op = v.op;
     if (op.kind === 'image' && !op.digest) return undefined;
+    if (op.kind === 'exec' && op.mounts?.some((m) => 'input' in m && m.input !== undefined && v.inputs[m.input]?.op.kind === 'context')) {
+      // A bind (or cache seed) from the context depends on the files it mounts, which the
+      // context op's own key does not cover. Secrets are mounted by id only: never keyed.
+      const files: (ReadonlyMap<string, Digest> | undefined)[] = [];
+      const content: (Digest | undefined)[] = [];
+      for (const m of op.mounts) {
+        const source = 'input' in m && m.input !== undefined ? v.inputs[m.input] : undefined;
+        if (source?.op.kind !== 'context' || !('source' in m)) {
+          files.push(undefined);
+          content.push(undefined);
+          continue;
+        }
+        const sel = await this.#select(source.op, [m.source.replace(/^\/+/, '') || '.'], false, signal);
+        files.push(sel.files);
+        content.push(sel.digest);
+      }
+      const parts: KeyParts = { op: keyedOp(op), inputs, content };
+      return { key: cacheKey(parts), parts, files };
+    }
     if (op.kind !== 'file') {
       const parts: KeyParts = { op: keyedOp(op), inputs };
       return { key: cacheKey(parts), parts };

@@ -33,7 +33,6 @@ const KNOWN_FAILURES = new Map<string, string>([
   // alpine-only tool (their RUNs use echo and sh), so none is listed for that reason.
   ['image/default-shell-and-path', 'multi-platform builds (--platform windows/amd64,linux/amd64, an OCI index) are out of scope: tsbuild builds for the host platform only'],
   ['platform/explicit-platform-and-overridden-TARGETOS', '--platform darwin/ppc64le: only the host platform can be built (no emulation)'],
-  ['copy/exclude-patterns', 'COPY/ADD --exclude not implemented yet (helper J)'],
 ]);
 
 const test = suite('conformance: build cases');

@@ -3,6 +3,7 @@ import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import { llistxattr, lgetxattr, lsetxattr, mknod } from '../../oci/native-fs.js';
 import type { PatternMatcher } from '../pattern-matcher.js';
+import type { ModeFn } from '../chmod-spec.js';
 
 export interface Owner {
   readonly uid: number;
@@ -13,12 +14,14 @@ export interface Owner {
 export interface CopyAttrs {
   /** --chown, else undefined: keep the source's owner (or root for the context; see `fromContext`). */
   readonly owner?: Owner;
-  /** --chmod permission bits applied to every copied file and directory. */
-  readonly mode?: number;
+  /** --chmod: the new permission bits of every copied file and directory, from its own. */
+  readonly mode?: ModeFn;
   /** Context files always become root-owned unless --chown, as docker does. */
   readonly fromContext: boolean;
   /** dockerignore of the context; paths are matched relative to the context root. */
   readonly ignore?: PatternMatcher;
+  /** COPY --exclude, matched against paths relative to the copied source (see `copy`). */
+  readonly exclude?: PatternMatcher;
 }
 
 /**
@@ -43,18 +46,22 @@ export class TreeCopier {
   /**
    * Copies `src` (whose path relative to the source root is `rel`, '' for the root itself) to
    * `dst`. Returns false when nothing was copied because the dockerignore excludes it all.
+   * `excludeRel` is `src`'s path as --exclude patterns see it: relative to the directory being
+   * copied ('' = never excluded itself, e.g. the root of a directory source).
    */
-  copy(src: string, rel: string, dst: string): Promise<boolean> {
-    return this.#copy(src, rel, dst, undefined);
+  copy(src: string, rel: string, dst: string, excludeRel = ''): Promise<boolean> {
+    return this.#copy(src, rel, dst, undefined, excludeRel);
   }
 
   /** `ensureParent` creates the (excluded, so not yet created) parent directory on first use. */
-  async #copy(src: string, rel: string, dst: string, ensureParent: (() => Promise<void>) | undefined): Promise<boolean> {
+  async #copy(src: string, rel: string, dst: string, ensureParent: (() => Promise<void>) | undefined, xrel: string): Promise<boolean> {
     this.#signal.throwIfAborted();
-    const ignore = this.#attrs.ignore;
-    const excluded = rel !== '' && !!ignore?.matches(rel);
+    const { ignore, exclude } = this.#attrs;
+    const byIgnore = rel !== '' && !!ignore?.matches(rel);
+    const byExclude = xrel !== '' && !!exclude?.matches(xrel);
+    const excluded = byIgnore || byExclude;
     const st = await lstat(src);
-    if (excluded && (!st.isDirectory() || ignore!.canSkipDir(rel))) return false;
+    if (excluded && (!st.isDirectory() || (byIgnore && ignore!.canSkipDir(rel)) || (byExclude && exclude!.canSkipDir(xrel)))) return false;
     // An excluded directory creates its parent only once something below it is copied.
     if (!excluded) await ensureParent?.();
     const existing = await lstat(dst).catch(() => undefined);
@@ -70,7 +77,7 @@ export class TreeCopier {
       };
       if (!excluded) await ensureSelf();
       for (const name of (await readdir(src)).sort()) {
-        await this.#copy(join(src, name), rel ? `${rel}/${name}` : name, join(dst, name), ensureSelf);
+        await this.#copy(join(src, name), rel ? `${rel}/${name}` : name, join(dst, name), ensureSelf, xrel ? `${xrel}/${name}` : name);
       }
       if (!ready) return false;
       await this.#finish(src, dst, st);
@@ -96,7 +103,7 @@ export class TreeCopier {
     await lchown(dst, owner.uid, owner.gid);
     if (!st.isSymbolicLink()) {
       // chown clears setuid/setgid, so the mode goes after it.
-      await chmod(dst, this.#attrs.mode ?? st.mode & 0o7777);
+      await chmod(dst, this.#attrs.mode ? this.#attrs.mode(st.mode & 0o7777, st.isDirectory()) : st.mode & 0o7777);
       for (const name of llistxattr(src)) {
         if (name.startsWith('trusted.overlay.')) continue;
         const value = lgetxattr(src, name);

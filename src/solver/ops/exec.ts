@@ -4,6 +4,7 @@ import type { Ctx } from '../../ctx.js';
 import { BuildError } from '../../errors.js';
 import { resolveUser } from '../../runtime/user.js';
 import { resolveInRootfs } from '../../oci/rootfs-path.js';
+import { currentCapabilities } from '../../runtime/current-caps.js';
 import { writeEtcFiles } from '../../runtime/etc-files.js';
 import type { ExecOp, Result, RootfsResult, Vertex } from '../graph.js';
 import type { OpHandler } from '../scheduler.js';
@@ -11,6 +12,15 @@ import type { Worker } from '../worker.js';
 import { commitUpperAsLayer } from './commit-layer.js';
 import { recordMountStubs, type MountStubs } from './mount-stubs.js';
 import { OutputTail } from './output-tail.js';
+import { CacheMountLocks, prepareRunMounts, type PreparedMounts, type RunMountSources } from './run-mounts.js';
+
+/** Build-wide settings of RUN steps that are not part of the graph. */
+export interface ExecOptions extends RunMountSources {
+  /** `--allow security.insecure` was given. */
+  readonly allowInsecure: boolean;
+}
+
+const NO_OPTIONS: ExecOptions = { secrets: new Map(), ssh: new Map(), allowInsecure: false };
 
 export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const HOSTNAME = 'tsbuild';
@@ -18,15 +28,24 @@ const HOSTNAME = 'tsbuild';
 const RUNTIME_MOUNT_POINTS = ['/proc', '/dev', '/sys', '/etc/hosts', '/etc/resolv.conf'];
 
 /** RUN: overlay-mount the input rootfs with a fresh upperdir, run the command with runc, keep the upperdir as the new layer. */
-export function execHandler(worker: Worker): OpHandler<ExecOp> {
+export function execHandler(worker: Worker, opts: ExecOptions = NO_OPTIONS): OpHandler<ExecOp> {
+  const locks = new CacheMountLocks();
   return {
     async run(op, inputs, vertex, ctx) {
+      if (op.security === 'insecure' && !opts.allowInsecure) {
+        throw new BuildError('RUN_FAILED', 'RUN --security=insecure is not allowed', { location: vertex.meta.location, hint: 'pass --allow security.insecure to permit it' });
+      }
       const base = rootfsInput(inputs[0]);
       const mounted = await worker.mount(base.layers.map((l) => l.diffId), {}, ctx);
       let upper: string;
       let stubs: MountStubs;
       try {
-        stubs = await runIn(worker, mounted.merged, op, vertex, ctx);
+        const runMounts = await prepareRunMounts(worker, op.mounts ?? [], inputs, opts, locks, vertex.meta.location, ctx);
+        try {
+          stubs = await runIn(worker, mounted.merged, op, vertex, runMounts, ctx);
+        } finally {
+          await runMounts.release();
+        }
         upper = mounted.keepUpper();
       } finally {
         await mounted.release();
@@ -37,9 +56,10 @@ export function execHandler(worker: Worker): OpHandler<ExecOp> {
   };
 }
 
-async function runIn(worker: Worker, rootfs: string, op: ExecOp, vertex: Vertex, ctx: Ctx): Promise<MountStubs> {
+async function runIn(worker: Worker, rootfs: string, op: ExecOp, vertex: Vertex, runMounts: PreparedMounts, ctx: Ctx): Promise<MountStubs> {
   const user = await resolveUser(rootfs, op.user);
-  const stubs = await recordMountStubs(rootfs, RUNTIME_MOUNT_POINTS);
+  // RUN --mount targets are mount points made for this RUN only: like runc's, they stay out of the layer.
+  const stubs = await recordMountStubs(rootfs, [...RUNTIME_MOUNT_POINTS, ...runMounts.targets]);
   // The working directory is created when missing, as docker and BuildKit do; it belongs to the layer.
   await mkdir(await resolveInRootfs(rootfs, op.cwd), { recursive: true });
   const etcDir = await mkdtemp(join(worker.dirs.tmp, 'etc-'));
@@ -51,14 +71,15 @@ async function runIn(worker: Worker, rootfs: string, op: ExecOp, vertex: Vertex,
       {
         rootfs,
         args: [...op.args],
-        env: [...(op.env.some((e) => e.startsWith('PATH=')) ? op.env : [DEFAULT_PATH, ...op.env]), ...(vertex.meta.proxyEnv ?? [])],
+        env: [...(op.env.some((e) => e.startsWith('PATH=')) ? op.env : [DEFAULT_PATH, ...op.env]), ...(vertex.meta.proxyEnv ?? []), ...runMounts.env],
         cwd: op.cwd,
         uid: user.uid,
         gid: user.gid,
         additionalGids: user.additionalGids,
         hostname: HOSTNAME,
         network: op.network,
-        mounts: etcMounts,
+        mounts: [...etcMounts, ...runMounts.mounts],
+        ...(op.security === 'insecure' ? { privileged: { capabilities: await currentCapabilities() } } : {}),
       },
       {
         onOutput(stream, chunk) {

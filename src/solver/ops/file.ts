@@ -14,6 +14,7 @@ import type { OpHandler } from '../scheduler.js';
 import type { Worker } from '../worker.js';
 import { commitUpperAsLayer } from './commit-layer.js';
 import { expandSources, type CopySource } from './copy-sources.js';
+import { parseChmod } from '../chmod-spec.js';
 import { TreeCopier, type Owner } from './copy-tree.js';
 import { rootfsInput } from './exec.js';
 
@@ -75,6 +76,7 @@ async function ensureDir(rootfs: string, path: string, mode: number, owner: Owne
     await mkdir(abs, { mode });
     await chmod(abs, mode); // the process umask must not narrow it (--chmod=777 parents are 0777)
     if (owner) await lchown(abs, owner.uid, owner.gid);
+    await chmod(abs, mode); // after chown (which may clear set-id bits), and never narrowed by the umask
   }
   return resolveInRootfs(rootfs, path);
 }
@@ -86,32 +88,43 @@ async function ensureDir(rootfs: string, path: string, mode: number, owner: Owne
  */
 async function copyAction(rootfs: string, action: CopyAction, src: CopySource, ctx: Ctx): Promise<void> {
   const owner = action.chown ? await resolveChown(rootfs, action.chown) : undefined;
-  const mode = action.chmod === undefined ? undefined : parseInt(action.chmod, 8);
-  const matches = await expandSources(src, action.srcPaths, action.allowWildcard);
+  const mode = action.chmod === undefined ? undefined : parseChmod(action.chmod);
+  const exclude = action.excludes?.length ? PatternMatcher.compile(action.excludes) : undefined;
+  // --parents: a `/./` in a source marks where the kept path starts (`a/./b/c` → `b/c`).
+  const matches: (Awaited<ReturnType<typeof expandSources>>[number] & { strip: string })[] = [];
+  const groups = action.parents ? action.srcPaths.map((p) => [p]) : [action.srcPaths];
+  for (const paths of groups) {
+    const pivot = action.parents ? paths[0]!.indexOf('/./') : -1;
+    const strip = pivot > 0 ? posix.normalize(paths[0]!.slice(0, pivot)).replace(/^\/+/, '') : '';
+    for (const m of await expandSources(src, paths, action.allowWildcard)) matches.push({ ...m, strip });
+  }
   const existing = await lstat(await resolveInRootfs(rootfs, action.dest)).catch(() => undefined);
   const destIsDir = action.dest.endsWith('/') || matches.length > 1 || !!existing?.isDirectory();
-  const copier = new TreeCopier({ owner, mode, fromContext: src.kind === 'context', ignore: src.ignore }, ctx.signal);
+  const copier = new TreeCopier({ owner, mode, fromContext: src.kind === 'context', ignore: src.ignore, exclude }, ctx.signal);
   const parentOwner = owner;
-  // As BuildKit, the parents COPY creates for a file get the --chmod mode too (copy/chmod case).
-  // A directory source's destination stays 0755, as buildah makes it (buildah-diff test).
-  const dirMode = mode ?? 0o755;
+  // BuildKit gives directories it creates for the destination an octal --chmod too (copy/chmod case).
+  const parentMode = action.chmod !== undefined && /^[0-7]+$/.test(action.chmod) ? Number.parseInt(action.chmod, 8) : 0o755;
 
   for (const m of matches) {
     const st = await lstat(m.abs);
+    // --parents: the source's own path is kept below the destination (BuildKit's FollowPaths copy).
+    const kept = m.strip && (m.rel === m.strip || m.rel.startsWith(`${m.strip}/`)) ? posix.relative(m.strip, m.rel) : m.rel;
+    const dest = action.parents && m.rel ? posix.join(action.dest, st.isDirectory() ? kept : posix.dirname(kept)) + '/' : action.dest;
     if (st.isDirectory()) {
-      const dir = await ensureDir(rootfs, action.dest, 0o755, parentOwner);
+      const dir = await ensureDir(rootfs, dest, 0o755, parentOwner);
       for (const name of await readdirSorted(m.abs)) {
-        await copier.copy(join(m.abs, name), m.rel ? `${m.rel}/${name}` : name, join(dir, name));
+        await copier.copy(join(m.abs, name), m.rel ? `${m.rel}/${name}` : name, join(dir, name), name);
       }
       continue;
     }
+    if (exclude?.matches(basename(m.rel || m.abs))) continue;
     if (action.unpackArchives && st.isFile() && (await isArchiveFile(m.abs, ctx.signal))) {
-      const dir = await ensureDir(rootfs, action.dest, 0o755, parentOwner);
+      const dir = await ensureDir(rootfs, dest, 0o755, parentOwner);
       await applyLayer(await decompressStream(createReadStream(m.abs)), dir, { mode: 'flatten' }, ctx.signal);
       continue;
     }
-    const target = destIsDir ? posix.join(action.dest, basename(m.rel || m.abs)) : action.dest;
-    const parent = await ensureDir(rootfs, dirname(target), dirMode, parentOwner);
+    const target = destIsDir || dest !== action.dest ? posix.join(dest, basename(m.rel || m.abs)) : dest;
+    const parent = await ensureDir(rootfs, dirname(target), parentMode, parentOwner);
     await copier.copy(m.abs, m.rel, join(parent, basename(target)));
   }
 }

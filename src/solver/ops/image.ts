@@ -6,6 +6,7 @@ import { BuildError } from '../../errors.js';
 import { Digester, type Digest } from '../../oci/digest.js';
 import type { Descriptor } from '../../oci/image.js';
 import { readImage } from '../../oci/image-reader.js';
+import { MediaType } from '../../oci/media-types.js';
 import { decompressStream } from '../../oci/decompress.js';
 import { applyLayer } from '../../oci/layer/apply.js';
 import type { ImageOp, RootfsResult } from '../graph.js';
@@ -16,7 +17,8 @@ import type { Worker } from '../worker.js';
 export function imageHandler(worker: Worker): OpHandler<ImageOp> {
   return {
     async run(op, _inputs, _vertex, ctx) {
-      const desc = await worker.images.resolve(op.ref);
+      // Untagged images (an oci-layout:// named context) are found by their pinned digest.
+      const desc = (await worker.images.resolve(op.ref)) ?? (op.digest && (await worker.blobs.has(op.digest)) ? { mediaType: MediaType.ociManifest, digest: op.digest, size: (await worker.blobs.stat(op.digest))!.size } : undefined);
       if (!desc) {
         throw new BuildError('IMAGE_NOT_FOUND', `image ${op.ref} is not in the local store`, {
           hint: 'build or load it first (tsbuild build -t NAME, tsbuild load -i FILE)',

@@ -35,6 +35,7 @@ function fakeHandlers() {
     image: { run: async (op) => (calls.push(`image ${op.ref}`), rootfs(op.ref)) },
     context: { run: async (op) => (calls.push('context'), { kind: 'dir', path: op.dir, excludes: [] }) },
     file: { run: async () => (calls.push('file'), rootfs('file')) },
+    merge: { run: async () => (calls.push('merge'), rootfs('merge')) },
   };
   return { handlers, calls, maxActive: () => maxActive };
 }

@@ -1,0 +1,98 @@
+import { stat } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { resolve } from 'node:path';
+import type { Ctx } from '../ctx.js';
+import { BuildError } from '../errors.js';
+import type { ImageResolver, NamedContext } from '../frontend/compile.js';
+import type { Digest } from '../oci/digest.js';
+import { readImage } from '../oci/image-reader.js';
+import { ImageLayout, type IndexDescriptor } from '../oci/image-layout.js';
+import type { ContentStore } from '../oci/content-store.js';
+import type { Platform } from '../oci/image.js';
+import type { Worker } from '../solver/worker.js';
+
+const REF_NAME = 'org.opencontainers.image.ref.name';
+
+/** Named contexts ready for the frontend, plus the resolver that knows the oci-layout images. */
+export interface PreparedContexts {
+  readonly contexts: ReadonlyMap<string, NamedContext>;
+  /** Wraps the store resolver: `oci-layout://…` refs resolve to the imported manifest. */
+  wrap(resolver: ImageResolver): ImageResolver;
+}
+
+/**
+ * `--build-context NAME=VALUE`: a directory (absolute or relative to the working directory),
+ * `docker-image://REF` (FROM resolution: store, then registry) or `oci-layout://DIR[:TAG]`. An
+ * OCI layout's image is copied into the content store (blobs only, untagged: it is not a named
+ * image of this store) so that the image op finds it by digest.
+ */
+export async function prepareNamedContexts(specs: Readonly<Record<string, string>>, worker: Worker, ctx: Ctx): Promise<PreparedContexts> {
+  const contexts = new Map<string, NamedContext>();
+  const layouts = new Map<string, IndexDescriptor>();
+  for (const [name, value] of Object.entries(specs)) {
+    ctx.signal.throwIfAborted();
+    const flag = `--build-context ${name}=${value}`;
+    if (value.startsWith('docker-image://')) {
+      contexts.set(name, { kind: 'image', ref: value.slice('docker-image://'.length) });
+    } else if (value.startsWith('oci-layout://')) {
+      const rest = value.slice('oci-layout://'.length);
+      // The tag follows the last ':' after the last '/' (a digest `@sha256:` is not supported).
+      const slash = rest.lastIndexOf('/');
+      const colon = rest.indexOf(':', slash + 1);
+      const dir = resolve(colon < 0 ? rest : rest.slice(0, colon));
+      const tag = colon < 0 ? undefined : rest.slice(colon + 1);
+      const layout = await ImageLayout.open(dir, { create: false }).catch((e: unknown) => {
+        throw new BuildError('USAGE', `${flag}: ${dir} is not an OCI image layout: ${(e as Error).message}`, { cause: e });
+      });
+      const all = (await layout.readIndex()).manifests;
+      const desc = tag !== undefined ? all.find((m) => m.annotations?.[REF_NAME] === tag) : all.length === 1 ? all[0] : all.find((m) => m.annotations?.[REF_NAME] === 'latest');
+      if (!desc) {
+        throw new BuildError('USAGE', `${flag}: no image ${tag !== undefined ? `tagged ${JSON.stringify(tag)}` : 'to pick (several in the index; add :TAG)'} in ${dir}`, {
+          hint: `tags there: ${all.map((m) => m.annotations?.[REF_NAME]).filter(Boolean).join(', ') || 'none'}`,
+        });
+      }
+      await copyClosure(layout.blobs, worker.blobs, desc.digest, ctx);
+      const ref = `oci-layout://${dir}${tag !== undefined ? `:${tag}` : ''}`;
+      layouts.set(ref, desc);
+      contexts.set(name, { kind: 'image', ref });
+    } else {
+      const dir = resolve(value);
+      if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new BuildError('USAGE', `${flag}: ${dir} is not a directory`);
+      contexts.set(name, { kind: 'dir', dir });
+    }
+  }
+  return {
+    contexts,
+    wrap: (inner) => ({
+      async resolve(ref: string, platform: Platform, c: Ctx) {
+        const desc = layouts.get(ref);
+        if (!desc) return inner.resolve(ref, platform, c);
+        const image = await readImage(worker.blobs, desc, platform);
+        return { ref, digest: desc.digest, config: image.config };
+      },
+    }),
+  };
+}
+
+/** Copies a manifest or index and everything it references from `src` to `dst`, skipping blobs already there. */
+async function copyClosure(src: ContentStore, dst: ContentStore, digest: Digest, ctx: Ctx): Promise<void> {
+  ctx.signal.throwIfAborted();
+  const raw = await src.readJson<{ manifests?: { digest: Digest }[]; config?: { digest: Digest }; layers?: { digest: Digest }[] }>(digest);
+  for (const m of raw.manifests ?? []) {
+    if (await src.has(m.digest)) await copyClosure(src, dst, m.digest, ctx);
+  }
+  for (const d of [...(raw.config ? [raw.config.digest] : []), ...(raw.layers ?? []).map((l) => l.digest)]) await copyBlob(src, dst, d, ctx);
+  await copyBlob(src, dst, digest, ctx);
+}
+
+async function copyBlob(src: ContentStore, dst: ContentStore, digest: Digest, ctx: Ctx): Promise<void> {
+  if (await dst.has(digest)) return;
+  const w = dst.createWriter({ digest });
+  try {
+    await pipeline(src.openRead(digest), w.stream, { signal: ctx.signal });
+    await w.commit();
+  } catch (e) {
+    await w.abort();
+    throw e;
+  }
+}

@@ -1,0 +1,61 @@
+import { existsSync } from 'node:fs';
+import { BuildError } from '../errors.js';
+import type { SecretSource } from '../solver/ops/run-mounts.js';
+
+/**
+ * `--secret id=ID[,src=PATH|,env=VAR][,type=file|env]` (docker buildx syntax). A file is only
+ * checked here and read when a RUN mounts it; an env secret is read now, since the solver never
+ * looks at this process's environment. Without src/env the variable named ID is used when set,
+ * else the file ID, as buildx does.
+ */
+export function parseSecrets(list: readonly string[], env: NodeJS.ProcessEnv): Map<string, SecretSource> {
+  const out = new Map<string, SecretSource>();
+  for (const spec of list) {
+    const kv = new Map<string, string>();
+    for (const field of spec.split(',')) {
+      const eq = field.indexOf('=');
+      if (eq <= 0) throw new BuildError('USAGE', `--secret ${JSON.stringify(spec)}: expected key=value fields (id=ID,src=PATH or id=ID,env=VAR)`);
+      kv.set(field.slice(0, eq).trim().toLowerCase(), field.slice(eq + 1));
+    }
+    const id = kv.get('id');
+    if (!id) throw new BuildError('USAGE', `--secret ${JSON.stringify(spec)}: id is required`);
+    const type = kv.get('type');
+    const src = kv.get('src') ?? kv.get('source');
+    let name = kv.get('env');
+    if (type === 'env' && !name) name = src ?? id;
+    if (name !== undefined || (!src && type !== 'file' && env[id] !== undefined)) {
+      const v = env[name ?? id];
+      if (v === undefined) throw new BuildError('USAGE', `--secret id=${id}: environment variable ${name ?? id} is not set`);
+      out.set(id, { value: Buffer.from(v, 'utf8') });
+      continue;
+    }
+    const file = src ?? id;
+    if (!existsSync(file)) throw new BuildError('USAGE', `--secret id=${id}: file ${file} not found`);
+    out.set(id, { file });
+  }
+  return out;
+}
+
+/** `--ssh ID[=SOCKET]`: without a socket, $SSH_AUTH_SOCK; only agent sockets, not key files. */
+export function parseSsh(list: readonly string[], env: NodeJS.ProcessEnv): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const spec of list) {
+    const eq = spec.indexOf('=');
+    const id = eq < 0 ? spec : spec.slice(0, eq);
+    const sock = eq < 0 ? env.SSH_AUTH_SOCK : spec.slice(eq + 1);
+    if (!id) throw new BuildError('USAGE', `--ssh ${JSON.stringify(spec)}: expected ID[=SOCKET]`);
+    if (!sock) throw new BuildError('USAGE', `--ssh ${id}: SSH_AUTH_SOCK is not set`, { hint: 'start an ssh-agent or give the socket: --ssh default=/path/to/agent.sock' });
+    out.set(id, sock);
+  }
+  return out;
+}
+
+/** `--allow` entitlements; only `security.insecure` exists here (network.host is always allowed). */
+export function parseAllow(list: readonly string[]): { allowInsecure: boolean } {
+  let allowInsecure = false;
+  for (const a of list.flatMap((x) => x.split(','))) {
+    if (a === 'security.insecure') allowInsecure = true;
+    else if (a !== 'network.host') throw new BuildError('USAGE', `--allow ${JSON.stringify(a)}: unknown entitlement`, { hint: 'known: security.insecure, network.host' });
+  }
+  return { allowInsecure };
+}

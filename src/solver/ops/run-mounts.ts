@@ -1,0 +1,231 @@
+import { chmod, chown, lstat, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Ctx } from '../../ctx.js';
+import { BuildError, type SourceLocation } from '../../errors.js';
+import { digestHex, sha256 } from '../../oci/digest.js';
+import { resolveInRootfs } from '../../oci/rootfs-path.js';
+import type { MountedRootfs } from '../../runtime/overlay.js';
+import type { BindMount } from '../../runtime/spec.js';
+import type { CacheRunMount, Result, RunMount } from '../graph.js';
+import type { Worker } from '../worker.js';
+import { PatternMatcher } from '../pattern-matcher.js';
+import { TreeCopier } from './copy-tree.js';
+
+/** Where a `--secret id=…` comes from: a file read at run time, or a value (an env var read by the CLI). */
+export type SecretSource = { readonly file: string } | { readonly value: Buffer };
+
+/** Build-wide inputs of RUN mounts that never enter the graph or the cache key. */
+export interface RunMountSources {
+  readonly secrets: ReadonlyMap<string, SecretSource>;
+  /** `--ssh id[=socket]`: agent socket paths by id. */
+  readonly ssh: ReadonlyMap<string, string>;
+}
+
+/** The sandbox side of a RUN's mounts: what to mount, extra env, and how to let go of it all. */
+export interface PreparedMounts {
+  readonly mounts: BindMount[];
+  /** `NAME=value` entries for secret env= and SSH_AUTH_SOCK; never stored anywhere. */
+  readonly env: string[];
+  /** Mount targets, so that mount points runc creates for them can be taken out of the layer. */
+  readonly targets: string[];
+  release(): Promise<void>;
+}
+
+/**
+ * Serializes `sharing=locked` cache mounts and tells `private` ones that an id is busy. One per
+ * exec handler (a build); another process using the same root does not see these locks.
+ */
+export class CacheMountLocks {
+  readonly #tails = new Map<string, Promise<void>>();
+  readonly #busy = new Map<string, number>();
+
+  /** Waits for earlier holders of `id`, returns the release function. */
+  async lock(id: string): Promise<() => void> {
+    const prev = this.#tails.get(id) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const tail = prev.then(() => mine);
+    this.#tails.set(id, tail);
+    await prev;
+    return () => {
+      release();
+      if (this.#tails.get(id) === tail) this.#tails.delete(id);
+    };
+  }
+
+  /** Marks `id` in use; returns whether it already was, and the unmark function. */
+  use(id: string): { busy: boolean; done: () => void } {
+    const n = this.#busy.get(id) ?? 0;
+    this.#busy.set(id, n + 1);
+    return { busy: n > 0, done: () => this.#busy.set(id, (this.#busy.get(id) ?? 1) - 1) };
+  }
+}
+
+/**
+ * Prepares every RUN --mount of an exec op (inputs as solved: [rootfs, ...mount sources]).
+ * On failure whatever was already prepared is released before the error propagates.
+ */
+export async function prepareRunMounts(
+  worker: Worker,
+  mounts: readonly RunMount[],
+  inputs: readonly Result[],
+  sources: RunMountSources,
+  locks: CacheMountLocks,
+  location: SourceLocation | undefined,
+  ctx: Ctx,
+): Promise<PreparedMounts> {
+  const out: BindMount[] = [];
+  const env: string[] = [];
+  const targets: string[] = [];
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const release = async (): Promise<void> => {
+    for (const c of cleanups.reverse()) await c();
+    cleanups.length = 0;
+  };
+  const overlays = new Map<number, MountedRootfs>();
+  /** The host directory for `input`: the context dir, or a (writable, discarded) overlay of a stage. */
+  const inputRoot = async (input: number): Promise<string> => {
+    const r = inputs[input];
+    if (!r) throw new BuildError('INTERNAL', `mount input ${input} missing`);
+    if (r.kind === 'dir') return r.path;
+    let m = overlays.get(input);
+    if (!m) {
+      m = await worker.mount(r.layers.map((l) => l.diffId), {}, ctx);
+      overlays.set(input, m);
+      const mm = m;
+      cleanups.push(() => mm.release());
+    }
+    return m.merged;
+  };
+  let scratch: string | undefined;
+  const tmpDir = async (): Promise<string> => {
+    if (!scratch) {
+      const dir = await mkdtemp(join(worker.dirs.tmp, 'mounts-'));
+      scratch = dir;
+      cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    }
+    return mkdtemp(join(scratch, 'm-'));
+  };
+  try {
+    for (const m of mounts) {
+      ctx.signal.throwIfAborted();
+      switch (m.type) {
+        case 'bind': {
+          const src = await resolveInRootfs(await inputRoot(m.input), m.source);
+          const st = await lstat(src).catch(() => undefined);
+          if (!st) throw new BuildError('RUN_FAILED', `bind mount source ${m.source} not found`, { location });
+          let path = src;
+          const input = inputs[m.input];
+          // A context directory is the user's checkout: rw writes go to a throwaway copy, and
+          // so does a context with a .dockerignore, whose excluded files the RUN must not see.
+          if (input?.kind === 'dir' && (m.readwrite || input.excludes.length > 0)) {
+            path = join(await tmpDir(), 'copy');
+            const ignore = input.excludes.length > 0 ? PatternMatcher.compile(input.excludes) : undefined;
+            await new TreeCopier({ fromContext: false, ignore }, ctx.signal).copy(src, m.source.replace(/^\/+/, ''), path);
+            if (!(await lstat(path).catch(() => undefined))) await mkdir(path);
+          }
+          out.push({ type: 'bind', destination: m.target, source: path, options: ['rbind', m.readwrite ? 'rw' : 'ro'] });
+          targets.push(m.target);
+          break;
+        }
+        case 'cache': {
+          const dir = await cacheDir(worker, m, inputs, inputRoot, locks, cleanups, tmpDir, ctx);
+          out.push({ type: 'bind', destination: m.target, source: dir, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
+          targets.push(m.target);
+          break;
+        }
+        case 'tmpfs':
+          out.push({ type: 'tmpfs', destination: m.target, source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size !== undefined ? [`size=${m.size}`] : [])] });
+          targets.push(m.target);
+          break;
+        case 'secret': {
+          const src = sources.secrets.get(m.id);
+          if (!src) {
+            if (m.required) throw new BuildError('RUN_FAILED', `secret ${m.id} is required but was not given`, { location, hint: `pass it with --secret id=${m.id},src=FILE` });
+            break;
+          }
+          const data = 'value' in src ? src.value : await readFile(src.file);
+          // The file lives in this build's private temp dir only while the RUN runs (removed in
+          // release(), or with the dir after a crash); it is bound read-only, so it never
+          // reaches the upperdir, and nothing about it but the id enters the graph.
+          if (m.env) env.push(`${m.env}=${data.toString('utf8')}`);
+          if (m.target) {
+            const file = join(await tmpDir(), 'secret');
+            await writeFile(file, data, { mode: 0o600 });
+            await chown(file, m.uid, m.gid);
+            await chmod(file, m.mode);
+            out.push({ type: 'bind', destination: m.target, source: file, options: ['rbind', 'ro'] });
+            targets.push(m.target);
+          }
+          break;
+        }
+        case 'ssh': {
+          const sock = sources.ssh.get(m.id);
+          if (!sock) {
+            if (m.required) throw new BuildError('RUN_FAILED', `ssh agent ${m.id} is required but was not given`, { location, hint: `pass it with --ssh ${m.id}` });
+            break;
+          }
+          out.push({ type: 'bind', destination: m.target, source: sock, options: ['rbind'] });
+          targets.push(m.target);
+          env.push(`SSH_AUTH_SOCK=${m.target}`);
+          break;
+        }
+      }
+    }
+  } catch (e) {
+    await release();
+    throw e;
+  }
+  return { mounts: out, env, targets, release };
+}
+
+/**
+ * The persistent directory of a cache mount, `<root>/cache/mounts/<sha256(id)>`, created on first
+ * use (mode/uid/gid, seeded from `from`/`source` when given) by a rename, so concurrent builds
+ * agree on one. `locked` holds the id for the whole RUN; `private` uses a throwaway directory
+ * while the id is busy in this build (BuildKit would keep that one too; we discard it).
+ */
+async function cacheDir(
+  worker: Worker,
+  m: CacheRunMount,
+  inputs: readonly Result[],
+  inputRoot: (i: number) => Promise<string>,
+  locks: CacheMountLocks,
+  cleanups: (() => Promise<void> | void)[],
+  tmpDir: () => Promise<string>,
+  ctx: Ctx,
+): Promise<string> {
+  const seed = async (dir: string): Promise<void> => {
+    if (m.input !== undefined && inputs[m.input]) {
+      const src = await resolveInRootfs(await inputRoot(m.input), m.source);
+      if (await lstat(src).catch(() => undefined)) await new TreeCopier({ fromContext: false }, ctx.signal).copy(src, '', dir);
+    }
+    await chown(dir, m.uid, m.gid);
+    await chmod(dir, m.mode);
+  };
+  if (m.sharing === 'locked') cleanups.push(await locks.lock(m.id));
+  else if (m.sharing === 'private') {
+    const use = locks.use(m.id);
+    cleanups.push(use.done);
+    if (use.busy) {
+      const dir = join(await tmpDir(), 'cache');
+      await mkdir(dir);
+      await seed(dir);
+      return dir;
+    }
+  }
+  const base = join(worker.dirs.cache, 'mounts');
+  const dir = join(base, digestHex(sha256(m.id)));
+  if (await lstat(dir).catch(() => undefined)) return dir;
+  await mkdir(base, { recursive: true });
+  const tmp = await mkdtemp(join(base, '.tmp-'));
+  try {
+    await seed(tmp);
+    await rename(tmp, dir);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    // Another build created it first: use theirs.
+    if (!(await lstat(dir).catch(() => undefined))) throw e;
+  }
+  return dir;
+}
