@@ -163,14 +163,18 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
     .argument('<name>', 'image name or ID')
     .argument('[command...]', 'command and arguments (after --), instead of the image\'s Cmd')
     .addOption(new Option('--network <mode>', 'network namespace').choices(['host', 'none']).default('host'))
-    .action(async (name: string, command: string[], flags: { network: 'host' | 'none' }) => {
+    .option('-i, --interactive', 'feed stdin to the command (as docker run -i)')
+    .action(async (name: string, command: string[], flags: { network: 'host' | 'none'; interactive?: boolean }) => {
       const code = await withWorker(async (w) => {
         const found = await findImage(w.images, name);
         return runImage(
           w,
           found.descriptor,
           { command: command.length ? command : undefined, network: flags.network },
-          { onOutput: (stream, chunk) => void (stream === 1 ? process.stdout : process.stderr).write(chunk) },
+          {
+            onOutput: (stream, chunk) => void (stream === 1 ? process.stdout : process.stderr).write(chunk),
+            ...(flags.interactive ? { stdin: process.stdin } : {}),
+          },
           ctx,
         );
       });

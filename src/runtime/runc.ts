@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -18,8 +19,8 @@ const OWNER_ANNOTATION = 'dev.tsbuild.owner';
 /** Where a sandboxed process's output goes. Chunks are raw bytes, not split into lines. */
 export interface ExecIO {
   onOutput(stream: 1 | 2, chunk: Buffer): void;
-  /** No stdin: the process reads /dev/null. */
-  stdin?: never;
+  /** Fed to the process's stdin (`tsbuild run -i`); without it the process reads /dev/null, as every RUN does. */
+  stdin?: Readable;
 }
 
 /** How the process ended. A non-zero exit code is a result, not an error. */
@@ -64,8 +65,13 @@ export class RuncSandbox {
       ctx.signal.throwIfAborted();
 
       const child = spawn(this.#runc, ['--root', this.#stateRoot, 'run', '--bundle', bundle, id], {
-        stdio: ['ignore', 'pipe', 'pipe'],
+        stdio: ['pipe', 'pipe', 'pipe'],
       });
+      // A process that exits without reading all its input closes the pipe: not an error.
+      child.stdin.on('error', () => undefined);
+      // Without io.stdin the process sees an empty stdin at once, as from /dev/null.
+      if (io.stdin) io.stdin.pipe(child.stdin);
+      else child.stdin.end();
       child.stdout.on('data', (c: Buffer) => io.onOutput(1, c));
       child.stderr.on('data', (c: Buffer) => io.onOutput(2, c));
       let exited = false;

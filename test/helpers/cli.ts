@@ -28,7 +28,7 @@ export function tsbuild(args: readonly string[], opts: { cwd?: string; env?: Nod
 }
 
 /** Like `tsbuild`, but throws with the output when the exit code is not 0. */
-export async function tsbuildOk(args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export async function tsbuildOk(args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<CliResult> {
   const r = await tsbuild(args, opts);
   if (r.code !== 0) throw new Error(`tsbuild ${args.join(' ')} exited ${r.code}\n--- stderr ---\n${r.stderr}\n--- stdout ---\n${r.stdout}`);
   return r;

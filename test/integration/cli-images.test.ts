@@ -61,6 +61,10 @@ test('run: the image command, a given command, exit code passed on, writes disca
   assert.is(w.stdout, '1\n');
   const again = await tsbuild([...at(env.root), 'run', 'child:1', '--', 'ls', '/written']);
   assert.is(again.code, 1, 'the previous container left nothing behind');
+  const piped = await tsbuildOk([...at(env.root), 'run', '-i', 'child:1', '--', 'sh', '-c', 'read line; echo "got $line"'], { input: 'hello\n' });
+  assert.is(piped.stdout, 'got hello\n', '-i feeds stdin, as docker run -i');
+  const closed = await tsbuildOk([...at(env.root), 'run', 'child:1', '--', 'cat'], { input: 'ignored\n' });
+  assert.is(closed.stdout, '', 'without -i the command reads an empty stdin');
   assert.equal(mountsUnder(env.root), []);
 });
 
