@@ -31,7 +31,7 @@ test.before(async () => {
   state.server = createServer((req, res) => {
     const path = req.url ?? '/';
     state.hits.set(path, (state.hits.get(path) ?? 0) + 1);
-    if (path === '/files/hello.txt' || path === '/counted/hello.txt') {
+    if (path === '/files/hello.txt' || path.startsWith('/counted/hello.txt')) {
       res.writeHead(200, { 'content-type': 'text/plain', 'last-modified': LAST_MODIFIED.toUTCString() });
       res.end(HELLO);
     } else if (path === '/files/pkg.tar.gz') {
@@ -101,6 +101,15 @@ test('--checksum: a match builds, and a cached rebuild does not download again',
   assert.is(state.hits.get('/counted/hello.txt'), 1);
   await build(ctx, 'checksum-again');
   assert.is(state.hits.get('/counted/hello.txt'), 1, 'a cache hit on the checksum needs no download');
+});
+
+test('without --checksum: downloaded again on rebuild, and the steps below hit the cache while the content is the same', async () => {
+  const path = '/counted/hello.txt?plain';
+  const ctx = await env.context(['FROM busybox', `ADD ${state.base}${path} /h.txt`, 'RUN cat /proc/sys/kernel/random/uuid > /stamp'].join('\n'));
+  const first = readFileSync(join(await build(ctx, 'plain'), 'stamp'), 'utf8');
+  const again = readFileSync(join(await build(ctx, 'plain-again'), 'stamp'), 'utf8');
+  assert.is(state.hits.get(path), 2, 'no checksum: the URL is fetched on every build');
+  assert.is(again, first, 'same content: the RUN below is cached');
 });
 
 test('--checksum mismatch: exit 1 naming the Dockerfile line and both digests; nothing stored', async () => {
