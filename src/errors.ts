@@ -26,6 +26,8 @@ export type ErrorCode =
   | 'REGISTRY_DENIED'
   | 'REGISTRY_UNSUPPORTED'
   | 'REGISTRY'
+  | 'HTTP_SOURCE'
+  | 'CHECKSUM_MISMATCH'
   | 'INTERNAL';
 
 /**

@@ -11,6 +11,7 @@ import type { ExportTarget } from '../exporter/export-target.js';
 import { solve } from '../solver/scheduler.js';
 import { contextHandler } from '../solver/ops/context.js';
 import { mergeHandler } from '../solver/ops/merge.js';
+import { httpHandler } from '../solver/ops/http.js';
 import { execHandler, type ExecOptions } from '../solver/ops/exec.js';
 import { fileHandler } from '../solver/ops/file.js';
 import { imageHandler } from '../solver/ops/image.js';
@@ -139,7 +140,7 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
     results = plan.target
       ? await solve(
           plan.target,
-          { image: imageHandler(worker), context: contextHandler, exec: execHandler(worker, req.exec), file: fileHandler(worker), merge: mergeHandler },
+          { image: imageHandler(worker), context: contextHandler, exec: execHandler(worker, req.exec), file: fileHandler(worker), merge: mergeHandler, http: httpHandler(worker) },
           { execParallelism: cpus, ioParallelism: Math.max(4, cpus * 2), cache },
           ctx,
         )

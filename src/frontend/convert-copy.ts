@@ -22,10 +22,14 @@ export async function convertCopy(ins: Extract<Instruction, { kind: 'COPY' | 'AD
   const sources = ins.sources.map(expand);
   const destRaw = expand(ins.dest);
 
-  for (const s of sources) {
-    if (!isUrl(s)) continue;
-    if (ins.kind === 'COPY') throw fail("source can't be a URL for COPY");
-    throw new BuildError('INVALID_INSTRUCTION', `ADD from a URL (${s}) is not supported yet`, { location: loc, hint: 'download the file in a RUN step or put it in the build context' });
+  if (ins.kind === 'COPY' && sources.some(isUrl)) throw fail("source can't be a URL for COPY");
+  const urls = sources.filter(isUrl);
+  const locals = sources.filter((s) => !isUrl(s));
+  let checksum: string | undefined;
+  if (ins.checksum !== undefined) {
+    checksum = expand(ins.checksum);
+    if (locals.length > 0 || ins.sourceContents.length > 0) throw fail('checksum can\'t be specified for non-HTTP(S) sources');
+    if (!/^sha256:[0-9a-f]{64}$/.test(checksum)) throw fail(`invalid checksum digest format: ${checksum} (expected sha256:<64 hex digits>)`);
   }
   let chmod: string | undefined;
   if (ins.chmod !== undefined) {
@@ -52,7 +56,7 @@ export async function convertCopy(ins: Extract<Instruction, { kind: 'COPY' | 'AD
   // Several sources always go into a directory; with heredocs they are split over two copy
   // actions, so say it in the destination instead of relying on each action's match count.
   if (sources.length + ins.sourceContents.length > 1 && !dest.endsWith('/')) dest += '/';
-  const srcPaths = sources.map((s) => {
+  const srcPaths = locals.map((s) => {
     const rel = s.replace(/^\/+/, '');
     return rel === '' ? '.' : rel;
   });
@@ -73,7 +77,15 @@ export async function convertCopy(ins: Extract<Instruction, { kind: 'COPY' | 'AD
   const actions: CopyAction[] = [];
   if (srcPaths.length > 0) {
     inputs.push(source);
-    actions.push({ type: 'copy', source: inputs.length - 1, srcPaths, ...common, ...sourceFlags, allowWildcard: true, unpackArchives: ins.kind === 'ADD' });
+    // ADD extracts local archives unless --unpack=false.
+    actions.push({ type: 'copy', source: inputs.length - 1, srcPaths, ...common, ...sourceFlags, allowWildcard: true, unpackArchives: ins.kind === 'ADD' && ins.unpack !== false });
+  }
+  for (const url of urls) {
+    // BuildKit: one http source per URL; a remote archive stays a file unless --unpack=true.
+    const filename = urlFilename(url);
+    const op = { kind: 'http' as const, url, ...(checksum ? { checksum } : {}), ...(filename ? { filename } : {}) };
+    inputs.push(makeVertex(op, [], { name: `[internal] download ${url}`, location: loc }));
+    actions.push({ type: 'copy', source: inputs.length - 1, srcPaths: [filename ?? '*'], ...common, allowWildcard: filename === undefined, unpackArchives: ins.unpack === true });
   }
   if (ins.sourceContents.length > 0) {
     inputs.push(inlineFiles(ins.sourceContents, chmod, env, st, loc));
@@ -101,4 +113,16 @@ function inlineFiles(contents: Extract<Instruction, { kind: 'COPY' | 'ADD' }>['s
     mode,
   }));
   return makeVertex({ kind: 'file', base: 'scratch', actions }, [], { name: '[internal] preparing inline document', location: loc });
+}
+
+/** The last segment of the URL path (BuildKit's http source naming); undefined when there is none. */
+function urlFilename(url: string): string | undefined {
+  let path: string;
+  try {
+    path = new URL(url).pathname;
+  } catch {
+    return undefined;
+  }
+  const base = decodeURIComponent(posix.basename(path));
+  return base === '' || base === '.' || base === '..' || path.endsWith('/') ? undefined : base;
 }

@@ -68,7 +68,7 @@ export type Instruction =
   | (Base & { kind: 'HEALTHCHECK'; test: readonly string[]; interval?: string; timeout?: string; startPeriod?: string; startInterval?: string; retries?: string })
   | (Base & { kind: 'SHELL'; shell: readonly string[] })
   | (Base & { kind: 'ONBUILD'; expression: string })
-  | (Base & { kind: 'COPY' | 'ADD'; sources: readonly string[]; sourceContents: readonly SourceContent[]; dest: string; from?: string; chown?: string; chmod?: string; link: boolean; excludes: readonly string[]; parents: boolean });
+  | (Base & { kind: 'COPY' | 'ADD'; sources: readonly string[]; sourceContents: readonly SourceContent[]; dest: string; from?: string; chown?: string; chmod?: string; link: boolean; excludes: readonly string[]; parents: boolean; checksum?: string; unpack?: boolean });
 
 export type InstructionKind = Instruction['kind'];
 
@@ -251,6 +251,9 @@ export function parseInstruction(raw: RawInstruction, escapeToken: string): Inst
         chmod: f.string('chmod') || undefined,
         link: f.bool('link'),
         excludes: f.strings('exclude'),
+        // ADD only; absent when not given (the default differs for URLs and local files).
+        ...(f.used.includes('checksum') ? { checksum: f.string('checksum') } : {}),
+        ...(f.used.includes('unpack') ? { unpack: f.bool('unpack') } : {}),
       };
     }
     default:

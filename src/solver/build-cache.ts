@@ -1,5 +1,6 @@
 import type { Ctx } from '../ctx.js';
 import type { Digest } from '../oci/digest.js';
+import { cacheKey } from './cache-key.js';
 import type { CacheStore } from './cache-store.js';
 import { explainMiss, stepRecord, stepSlot, type CacheMissExplanation, type StepHistory } from './explain.js';
 import type { Result, RootfsResult, Vertex } from './graph.js';
@@ -62,6 +63,12 @@ export class BuildCache implements SolveCache {
     const k = await this.#keyer.key(v, inputKeys, ctx.signal);
     if (k) this.#keys.set(v.digest, k);
     return k?.key;
+  }
+
+  resultKey(v: Vertex, result: Result): Digest | undefined {
+    // Only the http source: its layer (file name, bytes, mode, mtime) is all it adds.
+    if (v.op.kind !== 'http' || result.kind !== 'rootfs') return undefined;
+    return cacheKey({ op: { kind: 'http', filename: v.op.filename, content: result.layers.map((l) => l.diffId) }, inputs: [] });
   }
 
   async lookup(v: Vertex, key: Digest, ctx: Ctx): Promise<Result | undefined> {

@@ -27,6 +27,10 @@ export function keyedOp(op: Op): unknown {
     case 'file':
     case 'merge':
       return op;
+    case 'http':
+      // With --checksum the content is the checksum wherever it comes from (BuildKit keys the
+      // http source by it), so a moved URL still hits; the name is part of the layer.
+      return op.checksum ? { kind: 'http', checksum: op.checksum, filename: op.filename } : op;
     default: {
       const never: never = op;
       return never;

@@ -8,7 +8,7 @@ import type { SourceLocation } from '../errors.js';
  * op and its inputs' digests only — names and source positions live in `meta` and are never
  * hashed (BuildKit keeps them in side maps for the same reason).
  */
-export type Op = ImageOp | ContextOp | ExecOp | FileOp | MergeOp;
+export type Op = ImageOp | ContextOp | ExecOp | FileOp | MergeOp | HttpOp;
 
 /** A base image: result is its root filesystem (layers). Its config goes to the frontend via ImageResolver. */
 export interface ImageOp {
@@ -28,6 +28,21 @@ export interface ContextOp {
   readonly dir: string;
   /** .dockerignore patterns (already read and cleaned); matched with dockerignore rules. */
   readonly excludes: readonly string[];
+}
+
+/**
+ * ADD <http(s) URL>: the downloaded file alone in a one-layer rootfs, named `filename` (from the
+ * URL path; `*` on the copy side when only the response's Content-Disposition can name it),
+ * mode 0600 and mtime from Last-Modified as BuildKit's http source. With `checksum` the file must
+ * have that digest, and the cache key is the checksum (no download on a hit).
+ */
+export interface HttpOp {
+  readonly kind: 'http';
+  readonly url: string;
+  /** `sha256:<hex>` as given to --checksum. */
+  readonly checksum?: string;
+  /** From the URL path; absent when the path has no last segment. */
+  readonly filename?: string;
 }
 
 /** RUN: inputs[0] is the root filesystem; result is that rootfs plus one layer (or none if nothing changed). */

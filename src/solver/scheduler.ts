@@ -85,6 +85,8 @@ export async function solve(target: Vertex, handlers: OpHandlers, opts: SolveOpt
       const explain = cache && useCache ? await cache.explain(v, key, rebuiltParent, inner) : undefined;
       const result = await pool(() => runVertex(v, inputs, explain));
       if (cache && useCache && key) await cache.record(v, key, result, inner);
+      const resultKey = cache && useCache && !key ? cache.resultKey?.(v, result) : undefined;
+      if (resultKey) return { result, key: resultKey, rebuilt: false, vertex: v };
       return { result, key, rebuilt: useCache && !cache!.reproducible(v), vertex: v };
     } catch (err) {
       if (firstError === undefined && !(isAbortError(err) && signal.aborted)) {

@@ -21,6 +21,13 @@ export interface SolveCache {
    * runs, and so does everything below it). May throw a user error (a COPY source missing).
    */
   key(v: Vertex, inputKeys: readonly (Digest | undefined)[], ctx: Ctx): Promise<Digest | undefined>;
+  /**
+   * For a vertex that could not be keyed before running (ADD <URL> without --checksum), a key
+   * made from what it produced, so the vertices below it can still hit the cache when the
+   * content did not change (BuildKit keys the http source by the downloaded digest). Undefined
+   * when there is none; the vertex then counts as rebuilt.
+   */
+  resultKey?(v: Vertex, result: Result): Digest | undefined;
   /** A stored result for `key`, verified usable; undefined on a miss or when caching is off for `v`. */
   lookup(v: Vertex, key: Digest, ctx: Ctx): Promise<Result | undefined>;
   /** Stores the result of a vertex that ran. */

@@ -32,6 +32,9 @@ export class VertexKeyer {
     const inputs = inputKeys as readonly Digest[];
     const op = v.op;
     if (op.kind === 'image' && !op.digest) return undefined;
+    // Without --checksum the content is only known after downloading: always download, and
+    // everything below reruns (BuildKit keys it by the downloaded digest / ETag; not done here).
+    if (op.kind === 'http' && !op.checksum) return undefined;
     if (op.kind === 'exec' && op.mounts?.some((m) => 'input' in m && m.input !== undefined && v.inputs[m.input]?.op.kind === 'context')) {
       // A bind (or cache seed) from the context depends on the files it mounts, which the
       // context op's own key does not cover. Secrets are mounted by id only: never keyed.

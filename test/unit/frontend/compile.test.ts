@@ -208,4 +208,23 @@ test('build-cases (plan-time): no image, no RUN, config/error expectations', asy
   assert.equal(failures, []);
 });
 
+test('ADD <URL>: an http source per URL, named from the path, kept packed; --checksum checked at plan time', async () => {
+  const sum = `sha256:${'c'.repeat(64)}`;
+  const plan = await compile(`FROM scratch\nADD --checksum=${sum} https://example.com/a/pkg.tar.gz /opt/\nADD http://example.com/ /idx\n`);
+  const http = [...all(plan.target)].filter((v) => v.op.kind === 'http').map((v) => v.op as { url: string });
+  http.sort((a, b) => a.url.localeCompare(b.url));
+  assert.equal(http, [
+    { kind: 'http', url: 'http://example.com/' },
+    { kind: 'http', url: 'https://example.com/a/pkg.tar.gz', checksum: sum, filename: 'pkg.tar.gz' },
+  ]);
+  const e1 = await error('FROM scratch\nADD --checksum=sha256:abc https://example.com/f /f\n');
+  assert.is(e1.location?.line, 2);
+  assert.match(e1.message, 'invalid checksum');
+  const e2 = await error(`FROM scratch\nCOPY x /x\nADD --checksum=${sum} local.txt /f\n`);
+  assert.is(e2.location?.line, 3);
+  assert.match(e2.message, "checksum can't be specified for non-HTTP(S) sources");
+  const e3 = await error('FROM scratch\nCOPY https://example.com/f /f\n');
+  assert.match(e3.message, "source can't be a URL for COPY");
+});
+
 test.run();

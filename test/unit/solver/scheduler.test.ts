@@ -36,6 +36,7 @@ function fakeHandlers() {
     context: { run: async (op) => (calls.push('context'), { kind: 'dir', path: op.dir, excludes: [] }) },
     file: { run: async () => (calls.push('file'), rootfs('file')) },
     merge: { run: async () => (calls.push('merge'), rootfs('merge')) },
+    http: { run: async () => (calls.push('http'), rootfs('http')) },
   };
   return { handlers, calls, maxActive: () => maxActive };
 }
