@@ -50,7 +50,8 @@ export async function compileDockerfile(source: { path: string; text: string }, 
   const file = opts.dockerfilePath || source.path;
   const parsed = parseDockerfile(source.text, file);
   const errors: BuildError[] = [...parsed.errors];
-  checkSyntaxDirective(source.text, file, errors);
+  const warnings: Warning[] = [];
+  checkDirectives(source.text, file, errors, warnings);
   const instructions: Instruction[] = [];
   for (const raw of parsed.instructions) {
     try {
@@ -75,7 +76,6 @@ export async function compileDockerfile(source: { path: string; text: string }, 
   const metaArgs = evalMetaArgs(metaArgInstructions, opts, lexer, stages[targetIndex]!.name ?? 'default');
   checkStageCycles(stages, file);
 
-  const warnings: Warning[] = [];
   const done = new Map<number, Promise<StageState>>();
   const inProgress = new Set<number>();
   const images = new Map<string, Promise<ResolvedImage>>();
@@ -331,16 +331,45 @@ function selectTarget(stages: readonly StageDef[], target: string | undefined, f
 }
 
 /** Accepts only the standard frontend in `# syntax=`; there is no support for frontend images. */
-function checkSyntaxDirective(text: string, file: string, errors: BuildError[]): void {
+/**
+ * The directives BuildKit acts on before parsing. `# syntax=` names a frontend image: tsbuild has
+ * the Dockerfile frontend built in, so the Dockerfile ones are accepted with a one-line note and
+ * any other is an error (BuildKit would fail to run it too). `# check=` configures build checks:
+ * `skip=<rules|all>` and `error=true|false`, separated by `;`.
+ */
+function checkDirectives(text: string, file: string, errors: BuildError[], warnings: Warning[]): void {
   const lines = text.replace(/^\uFEFF/, '').split('\n');
   for (let i = 0; i < lines.length; i++) {
     const m = /^\s*#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.*?)\s*$/.exec(lines[i]!);
     if (!m) break;
-    if (m[1]!.toLowerCase() !== 'syntax') continue;
-    if (!/^(docker\.io\/)?docker\/dockerfile(-upstream)?(:[\w.-]+)?(@sha256:[a-f0-9]{64})?$/.test(m[2]!)) {
-      errors.push(new BuildError('DOCKERFILE_SYNTAX', `unsupported frontend ${JSON.stringify(m[2])}: tsbuild only has the built-in Dockerfile frontend`, { location: { file, line: i + 1, column: 1 } }));
+    const location = { file, line: i + 1, column: 1 };
+    const name = m[1]!.toLowerCase();
+    const value = m[2]!;
+    if (name === 'syntax') {
+      if (/^(docker\.io\/)?docker\/dockerfile(-upstream)?(:[\w.-]+)?(@sha256:[a-f0-9]{64})?$/.test(value)) {
+        warnings.push({ message: `# syntax=${value}: using tsbuild's built-in Dockerfile frontend; no frontend image is loaded`, location });
+      } else {
+        errors.push(new BuildError('DOCKERFILE_SYNTAX', `unsupported frontend ${JSON.stringify(value)}: tsbuild only has the built-in Dockerfile frontend`, { location }));
+      }
+    } else if (name === 'check') {
+      const bad = checkDirectiveProblem(value);
+      if (bad) errors.push(new BuildError('DOCKERFILE_SYNTAX', `invalid check directive ${JSON.stringify(value)}: ${bad}`, { location, hint: 'use e.g. # check=skip=JSONArgsRecommended;error=true' }));
     }
   }
+}
+
+function checkDirectiveProblem(value: string): string | undefined {
+  for (const part of value.split(';').map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    const key = eq < 0 ? part : part.slice(0, eq).trim().toLowerCase();
+    const v = eq < 0 ? '' : part.slice(eq + 1).trim();
+    if (key === 'skip') {
+      if (v === '') return 'skip needs a rule list or all';
+    } else if (key === 'error') {
+      if (!/^(true|false)$/i.test(v)) return `error must be true or false, not ${JSON.stringify(v)}`;
+    } else return `unknown key ${JSON.stringify(key)} (expected skip or error)`;
+  }
+  return undefined;
 }
 
 /** Pins an error to an instruction: BuildErrors keep their code, lexer errors become INVALID_INSTRUCTION. */

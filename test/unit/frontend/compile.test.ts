@@ -161,6 +161,22 @@ test('errors carry code, message and line', async () => {
   }
 });
 
+test('# syntax= of the Dockerfile frontend is a note, another frontend an error; # check= is validated', async () => {
+  const plan = await compile('# syntax=docker/dockerfile:1.7\n# check=skip=JSONArgsRecommended,StageNameCasing;error=true\nFROM scratch\n');
+  assert.equal(plan.warnings.map((w) => [w.message, w.location?.line]), [["# syntax=docker/dockerfile:1.7: using tsbuild's built-in Dockerfile frontend; no frontend image is loaded", 1]]);
+  const other = await error('# syntax=example.com/my-frontend:1\nFROM scratch\n');
+  assert.equal([other.code, other.location?.line], ['DOCKERFILE_SYNTAX', 1]);
+  for (const [directive, problem] of [
+    ['# check=bogus=1', 'unknown key "bogus"'],
+    ['# check=error=maybe', 'error must be true or false'],
+    ['# check=skip=', 'skip needs a rule list or all'],
+  ]) {
+    const e = await error(`${directive}\nFROM scratch\n`);
+    assert.equal([e.code, e.location?.line], ['DOCKERFILE_SYNTAX', 1], directive);
+    assert.match(e.message, problem);
+  }
+});
+
 test('build-cases (plan-time): no image, no RUN, config/error expectations', async () => {
   const cases = JSON.parse(readFileSync('/work/shared/conformance/frontend/build-cases.json', 'utf8'));
   let ran = 0;
