@@ -13,12 +13,22 @@ const BREAKER_STALE_MS = 10_000;
  * is broken; otherwise we wait with capped exponential backoff until `timeoutMs`.
  */
 export async function withFileLock<T>(lockPath: string, fn: () => Promise<T>, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<T> {
-  await acquire(lockPath, opts.timeoutMs ?? 120_000, opts.signal);
+  const release = await acquireFileLock(lockPath, opts);
   try {
     return await fn();
   } finally {
-    await unlink(lockPath).catch(() => undefined);
+    await release();
   }
+}
+
+/**
+ * The same lock for holders whose critical section is not one function call (a cache mount held
+ * for a whole RUN): resolves once held, with the function that releases it. `timeoutMs` may be
+ * Infinity, then only `signal` ends the wait.
+ */
+export async function acquireFileLock(lockPath: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<() => Promise<void>> {
+  await acquire(lockPath, opts.timeoutMs ?? 120_000, opts.signal);
+  return () => unlink(lockPath).catch(() => undefined);
 }
 
 async function acquire(lockPath: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {

@@ -63,6 +63,20 @@ test('type=cache sharing=locked and private, and from= seeds a new cache', async
   assert.is(read(join(out, 'private')), 'b');
 });
 
+test('type=cache sharing=locked is one RUN at a time across tsbuild processes on one root', async () => {
+  // Each RUN marks the cache busy for a second; a second RUN seeing the mark fails its build.
+  const run = (who: string) =>
+    `RUN --mount=type=cache,id=machine-wide,sharing=locked,target=/l sh -c 'if [ -e /l/busy ]; then echo OVERLAP; exit 1; fi; touch /l/busy; echo ${who} >> /l/log; sleep 1; rm /l/busy'`;
+  const a = await env.context(`FROM busybox\n${run('a')}\n`);
+  const b = await env.context(`FROM busybox\n${run('b')}\n`);
+  const [ra, rb] = await Promise.all([a, b].map((ctx) => tsbuild(['--root', env.root, 'build', '--no-cache', ctx])));
+  assert.is(ra!.code, 0, ra!.stderr);
+  assert.is(rb!.code, 0, rb!.stderr);
+  const log = await env.context(`FROM busybox\nRUN --mount=type=cache,id=machine-wide,sharing=locked,target=/l sort /l/log > /log\n`);
+  const { out } = await build(log, 'locked-log');
+  assert.is(read(join(out, 'log')), 'a\nb', 'both RUNs used the one cache, one after the other');
+});
+
 test('type=bind from the context (read-only, rw discarded) and from a stage; bound files are in the cache key', async () => {
   const df = [
     'FROM busybox AS other',

@@ -1,3 +1,4 @@
+import { acquireFileLock } from '../../oci/index-lock.js';
 import { chmod, chown, lstat, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Ctx } from '../../ctx.js';
@@ -32,8 +33,9 @@ export interface PreparedMounts {
 }
 
 /**
- * Serializes `sharing=locked` cache mounts and tells `private` ones that an id is busy. One per
- * exec handler (a build); another process using the same root does not see these locks.
+ * Serializes `sharing=locked` cache mounts and tells `private` ones that an id is busy, within
+ * one build (one per exec handler). Locked mounts also take a lock file beside the cache dir,
+ * which other tsbuild processes on the same root wait for.
  */
 export class CacheMountLocks {
   readonly #tails = new Map<string, Promise<void>>();
@@ -203,8 +205,14 @@ async function cacheDir(
     await chown(dir, m.uid, m.gid);
     await chmod(dir, m.mode);
   };
-  if (m.sharing === 'locked') cleanups.push(await locks.lock(m.id));
-  else if (m.sharing === 'private') {
+  const base = join(worker.dirs.cache, 'mounts');
+  const dir = join(base, digestHex(sha256(m.id)));
+  if (m.sharing === 'locked') {
+    cleanups.push(await locks.lock(m.id));
+    await mkdir(base, { recursive: true });
+    // Held for the whole RUN, however long it takes; Ctrl-C (the signal) ends the wait.
+    cleanups.push(await acquireFileLock(`${dir}.lock`, { timeoutMs: Number.POSITIVE_INFINITY, signal: ctx.signal }));
+  } else if (m.sharing === 'private') {
     const use = locks.use(m.id);
     cleanups.push(use.done);
     if (use.busy) {
@@ -214,8 +222,6 @@ async function cacheDir(
       return dir;
     }
   }
-  const base = join(worker.dirs.cache, 'mounts');
-  const dir = join(base, digestHex(sha256(m.id)));
   if (await lstat(dir).catch(() => undefined)) return dir;
   await mkdir(base, { recursive: true });
   const tmp = await mkdtemp(join(base, '.tmp-'));
