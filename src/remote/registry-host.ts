@@ -25,6 +25,28 @@ function hostname(registry: string): string {
   return colon < 0 ? registry : registry.slice(0, colon);
 }
 
+/** Node's codes for a TLS peer certificate that fails verification. */
+const CERT_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** The verification failure (`code: message`) somewhere in `e`'s cause chain, if any. */
+function certificateError(e: unknown): string | undefined {
+  for (let cur = e as { code?: unknown; message?: string; cause?: unknown } | undefined, depth = 0; cur && depth < 5; cur = cur.cause as typeof cur, depth++) {
+    if (typeof cur.code === 'string' && CERT_CODES.has(cur.code)) return `${cur.code}: ${cur.message ?? ''}`;
+  }
+  return undefined;
+}
+
 /**
  * One registry endpoint: picks https (or, for insecure registries, falls back to http), learns
  * its auth scheme from the `/v2/` ping, and signs requests: Basic with the stored credential,
@@ -36,7 +58,10 @@ export class RegistryHost {
   readonly registry: string;
   readonly #transport: Transport;
   readonly #credentials: CredentialSource | undefined;
+  /** Plain HTTP may be tried after https: localhost, or named insecure. */
   readonly #insecure: boolean;
+  /** TLS without certificate verification: only registries named insecure (docker's insecure-registries). */
+  readonly #skipVerify: boolean;
   #ping?: Promise<{ base: string; challenge?: AuthChallenge }>;
   readonly #tokens = new Map<string, { token: string; expires: number }>();
   #credential?: Promise<Credential | undefined>;
@@ -45,7 +70,8 @@ export class RegistryHost {
     this.registry = registry;
     this.#transport = transport;
     this.#credentials = opts.credentials;
-    this.#insecure = LOCAL_HOSTS.has(hostname(registry)) || opts.insecure.includes(registry) || opts.insecure.includes(hostname(registry));
+    this.#skipVerify = opts.insecure.includes(registry) || opts.insecure.includes(hostname(registry));
+    this.#insecure = LOCAL_HOSTS.has(hostname(registry)) || this.#skipVerify;
   }
 
   /** Checks that the registry speaks the v2 API and, with credentials, that they are accepted. */
@@ -70,7 +96,7 @@ export class RegistryHost {
       const res = await this.#transport.send(
         { method: req.method, url, headers: { ...req.headers, ...(auth ? { authorization: auth } : {}) }, body: req.body },
         signal,
-        { retry: opts.retry, insecureTls: this.#insecure, registry: this.registry },
+        { retry: opts.retry, insecureTls: this.#skipVerify, registry: this.registry },
       );
       if (res.status !== 401 || attempt > 0) return res;
       const fresh = parseWwwAuthenticate(headerAll(res.headers, 'www-authenticate').join(', '))[0];
@@ -97,9 +123,19 @@ export class RegistryHost {
       let res: HttpResponse;
       try {
         // An insecure registry that only speaks HTTP fails the TLS handshake: no point retrying that.
-        res = await this.#transport.send({ method: 'GET', url: `${base}/v2/` }, signal, { retry: base.startsWith('http:') || !this.#insecure, insecureTls: this.#insecure, registry: this.registry });
+        res = await this.#transport.send({ method: 'GET', url: `${base}/v2/` }, signal, { retry: base.startsWith('http:') || !this.#insecure, insecureTls: this.#skipVerify, registry: this.registry });
       } catch (e) {
         if (!(e instanceof RegistryError) || e.status !== undefined) throw e;
+        // A certificate that does not verify is an answer, not an absent TLS server: falling back
+        // to plain HTTP would only hide it behind a confusing 400.
+        const cert = certificateError(e);
+        if (cert) {
+          throw new RegistryError('REGISTRY', `TLS certificate of registry ${this.registry} is not trusted: ${cert}`, {
+            registry: this.registry,
+            cause: e,
+            hint: `to use a registry with a self-signed certificate, list it in tsbuild.toml: [registry."${this.registry}"] insecure = true`,
+          });
+        }
         lastErr = e;
         continue;
       }
@@ -147,7 +183,7 @@ export class RegistryHost {
     if (challenge.params.service) q.set('service', challenge.params.service);
     for (const s of scopes) q.append('scope', s);
     let res: HttpResponse;
-    const send = { retry: true, insecureTls: this.#insecure, registry: this.registry };
+    const send = { retry: true, insecureTls: this.#skipVerify, registry: this.registry };
     if (cred && 'identityToken' in cred) {
       q.set('grant_type', 'refresh_token');
       q.set('refresh_token', cred.identityToken);

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createPrivateKey, createPublicKey, sign } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest, type Server } from 'node:http';
 import { createServer as createNetServer, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,8 +34,11 @@ export type RegistryAuth =
   | { kind: 'htpasswd'; user: string; password: string }
   | { kind: 'token'; realm: string; service: string; issuer: string; certFile: string };
 
-/** Starts docker-registry with a generated config and a temp storage dir; waits until /v2/ answers. */
-export async function startRegistry(auth: RegistryAuth = { kind: 'none' }): Promise<TestRegistry> {
+/**
+ * Starts docker-registry with a generated config and a temp storage dir; waits until /v2/ answers.
+ * With `tls`, it serves https with that certificate and key (PEM files) instead of plain HTTP.
+ */
+export async function startRegistry(auth: RegistryAuth = { kind: 'none' }, opts: { tls?: { certFile: string; keyFile: string } } = {}): Promise<TestRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'tsbuild-registry-'));
   const dataDir = join(dir, 'data');
   const port = await freePort();
@@ -47,7 +50,8 @@ export async function startRegistry(auth: RegistryAuth = { kind: 'none' }): Prom
   } else if (auth.kind === 'token') {
     authYaml = `auth:\n  token:\n    realm: ${auth.realm}\n    service: ${auth.service}\n    issuer: ${auth.issuer}\n    rootcertbundle: ${auth.certFile}\n`;
   }
-  const config = `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dataDir}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n${authYaml}`;
+  const tlsYaml = opts.tls ? `  tls:\n    certificate: ${opts.tls.certFile}\n    key: ${opts.tls.keyFile}\n` : '';
+  const config = `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dataDir}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n${tlsYaml}${authYaml}`;
   await writeFile(join(dir, 'config.yml'), config);
   const child: ChildProcess = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -56,10 +60,12 @@ export async function startRegistry(auth: RegistryAuth = { kind: 'none' }): Prom
   const host = `127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     if (child.exitCode !== null) throw new Error(`docker-registry exited: ${stderr}`);
-    const ok = await fetch(`http://${host}/v2/`).then(
-      () => true,
-      () => false,
-    );
+    // Readiness only: a TCP connect is enough, and works for http and https alike.
+    const ok = await new Promise<boolean>((res) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => (s.destroy(), res(true)));
+      s.once('error', () => res(false));
+    });
     if (ok) break;
     if (i > 100) throw new Error(`docker-registry did not start: ${stderr}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -211,6 +217,45 @@ export async function startDroppingProxy(target: string, dropAfter: number): Pro
     },
     async stop() {
       for (const s of sockets) s.destroy();
+      await new Promise<void>((res) => server.close(() => res()));
+    },
+  };
+}
+
+
+/** An HTTP proxy to `target` that answers every PATCH with 405, as registries without chunked uploads do. */
+export interface NoChunksProxy {
+  readonly host: string;
+  /** PATCH requests refused, PUT requests that carried a body (monolithic uploads). */
+  readonly stats: { refusedPatches: number; monolithicPuts: number };
+  stop(): Promise<void>;
+}
+
+export async function startNoChunksProxy(target: string): Promise<NoChunksProxy> {
+  const stats = { refusedPatches: 0, monolithicPuts: 0 };
+  const server: Server = createHttpServer((req, res) => {
+    if (req.method === 'PATCH') {
+      stats.refusedPatches++;
+      req.resume();
+      res.writeHead(405, { 'content-type': 'application/json' }).end('{"errors":[{"code":"UNSUPPORTED","message":"chunked uploads are not supported"}]}');
+      return;
+    }
+    if (req.method === 'PUT' && Number(req.headers['content-length'] ?? 0) > 0 && (req.url ?? '').includes('/blobs/uploads/')) stats.monolithicPuts++;
+    // The Host header passes through unchanged, so the registry's absolute Locations point back here.
+    const up = httpRequest(`http://${target}${req.url}`, { method: req.method, headers: req.headers }, (ur) => {
+      res.writeHead(ur.statusCode ?? 502, ur.headers);
+      ur.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  const port = (server.address() as { port: number }).port;
+  return {
+    host: `127.0.0.1:${port}`,
+    stats,
+    async stop() {
+      server.closeAllConnections();
       await new Promise<void>((res) => server.close(() => res()));
     },
   };
