@@ -74,14 +74,25 @@ export class RegistryHost {
     this.#insecure = LOCAL_HOSTS.has(hostname(registry)) || this.#skipVerify;
   }
 
-  /** Checks that the registry speaks the v2 API and, with credentials, that they are accepted. */
-  async ping(signal: AbortSignal): Promise<void> {
+  /**
+   * Checks that the registry speaks the v2 API and, with credentials, that they are accepted.
+   * With `offline` (login), a Bearer token server is asked for an offline token, as `docker
+   * login` does; the refresh token it returns, if any, is handed back to be stored as the
+   * identity token in place of the password.
+   */
+  async ping(signal: AbortSignal, opts: { offline?: boolean } = {}): Promise<{ identityToken?: string }> {
     const { challenge } = await this.#pingOnce(signal);
-    if (!challenge) return;
+    if (!challenge) return {};
+    let identityToken: string | undefined;
+    if (opts.offline && challenge.scheme === 'bearer' && (await this.#getCredential())) {
+      // Fetched here (it lands in the token cache for the bare scope) so its refresh token is seen.
+      identityToken = (await this.#fetchToken(challenge, [], signal, { what: 'log in' }, true)).refreshToken;
+    }
     // Authenticate against the bare registry (no repository scope), as `docker login` does.
     const res = await this.request({ method: 'GET', path: '/v2/' }, [], signal, { what: 'log in' });
     await res.body.dump();
     if (res.status !== 200) throw errorForStatus(res.status, '', { registry: this.registry, what: 'log in' });
+    return identityToken ? { identityToken } : {};
   }
 
   /**
@@ -171,11 +182,12 @@ export class RegistryHost {
     const cached = this.#tokens.get(key);
     if (!refresh && cached && cached.expires > Date.now()) return `Bearer ${cached.token}`;
     this.#tokens.delete(key);
-    const token = await this.#fetchToken(challenge, all, signal, where);
+    const { token } = await this.#fetchToken(challenge, all, signal, where, false);
     return `Bearer ${token}`;
   }
 
-  async #fetchToken(challenge: AuthChallenge, scopes: readonly string[], signal: AbortSignal, where: { repository?: string; what: string }): Promise<string> {
+  /** A token for `scopes`; with `offline`, password logins ask for a refresh token too (`offline_token=true`). */
+  async #fetchToken(challenge: AuthChallenge, scopes: readonly string[], signal: AbortSignal, where: { repository?: string; what: string }, offline: boolean): Promise<{ token: string; refreshToken?: string }> {
     const realm = challenge.params.realm;
     if (!realm) throw new RegistryError('REGISTRY_AUTH', `registry ${this.registry} sent a Bearer challenge without a realm`, { registry: this.registry });
     const cred = await this.#getCredential();
@@ -191,6 +203,10 @@ export class RegistryHost {
       const body = q.toString();
       res = await this.#transport.send({ method: 'POST', url: realm, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: () => body }, signal, send);
     } else {
+      if (offline && cred) {
+        q.set('offline_token', 'true');
+        q.set('client_id', 'tsbuild');
+      }
       const headers: Record<string, string> = cred ? { authorization: 'Basic ' + Buffer.from(`${cred.username}:${cred.password}`).toString('base64') } : {};
       res = await this.#transport.send({ method: 'GET', url: `${realm}${realm.includes('?') ? '&' : '?'}${q}`, headers }, signal, send);
     }
@@ -204,7 +220,7 @@ export class RegistryHost {
       });
     }
     if (res.status !== 200) throw errorForStatus(res.status, text, { registry: this.registry, repository: where.repository, what: `${where.what}: fetch token from ${realm}` });
-    let j: { token?: string; access_token?: string; expires_in?: number };
+    let j: { token?: string; access_token?: string; expires_in?: number; refresh_token?: string };
     try {
       j = JSON.parse(text) as typeof j;
     } catch (e) {
@@ -215,7 +231,7 @@ export class RegistryHost {
     // The spec's default lifetime is 60 s; renew a little early.
     const lifetime = typeof j.expires_in === 'number' && j.expires_in > 0 ? j.expires_in : 60;
     this.#tokens.set(scopes.join(' '), { token, expires: Date.now() + Math.max(1, lifetime - 10) * 1000 });
-    return token;
+    return typeof j.refresh_token === 'string' && j.refresh_token ? { token, refreshToken: j.refresh_token } : { token };
   }
 
   #getCredential(): Promise<Credential | undefined> {

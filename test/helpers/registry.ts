@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createPrivateKey, createPublicKey, sign } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer as createHttpServer, request as httpRequest, type Server } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -97,11 +97,12 @@ export interface TokenServer {
   readonly issuer: string;
   readonly certFile: string;
   /** Requests served, by outcome. */
-  readonly stats: { issued: number; refused: number; scopes: string[] };
+  readonly stats: { issued: number; refused: number; scopes: string[]; refreshGrants: number; passwordGrants: number };
   stop(): Promise<void>;
 }
 
-export async function startTokenServer(user: string, password: string): Promise<TokenServer> {
+/** With `refreshTokens`, a password request with `offline_token=true` also gets a refresh token, later accepted by POST. */
+export async function startTokenServer(user: string, password: string, opts: { refreshTokens?: boolean } = {}): Promise<TokenServer> {
   const dir = await mkdtemp(join(tmpdir(), 'tsbuild-token-'));
   const keyFile = join(dir, 'key.pem');
   const certFile = join(dir, 'cert.pem');
@@ -110,17 +111,11 @@ export async function startTokenServer(user: string, password: string): Promise<
   const kid = libtrustKeyId(createPublicKey(key).export({ type: 'spki', format: 'der' }));
   const service = 'tsbuild-test-registry';
   const issuer = 'tsbuild-test-issuer';
-  const stats = { issued: 0, refused: 0, scopes: [] as string[] };
-  const server: Server = createHttpServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    const authz = req.headers.authorization ?? '';
-    const expected = 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64');
-    if (authz !== expected) {
-      stats.refused++;
-      res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"bad credentials"}');
-      return;
-    }
-    const scopes = url.searchParams.getAll('scope');
+  const stats = { issued: 0, refused: 0, scopes: [] as string[], refreshGrants: 0, passwordGrants: 0 };
+  // Refresh tokens handed out for `offline_token=true`, as docker's token servers do at login.
+  const refreshTokens = new Set<string>();
+  const issue = (res: ServerResponse, params: URLSearchParams, extra: Record<string, string> = {}) => {
+    const scopes = params.getAll('scope').flatMap((s) => s.split(' ')).filter((s) => s !== '');
     stats.scopes.push(...scopes);
     const access = scopes.map((s) => {
       const [type, ...rest] = s.split(':');
@@ -129,12 +124,41 @@ export async function startTokenServer(user: string, password: string): Promise<
     });
     const now = Math.floor(Date.now() / 1000);
     const header = { typ: 'JWT', alg: 'ES256', kid };
-    const claims = { iss: issuer, sub: user, aud: url.searchParams.get('service'), exp: now + 300, nbf: now - 10, iat: now, jti: String(Math.random()), access };
+    const claims = { iss: issuer, sub: user, aud: params.get('service'), exp: now + 300, nbf: now - 10, iat: now, jti: String(Math.random()), access };
     const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
     const signing = `${b64(header)}.${b64(claims)}`;
     const sig = sign('sha256', Buffer.from(signing), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url');
     stats.issued++;
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: `${signing}.${sig}`, expires_in: 300 }));
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: `${signing}.${sig}`, expires_in: 300, ...extra }));
+  };
+  const refuse = (res: ServerResponse) => {
+    stats.refused++;
+    res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"bad credentials"}');
+  };
+  const server: Server = createHttpServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (req.method === 'POST') {
+      // OAuth2 refresh-token grant (what a client with a stored identity token sends).
+      let body = '';
+      req.on('data', (b: Buffer) => (body += b.toString()));
+      req.on('end', () => {
+        const form = new URLSearchParams(body);
+        if (form.get('grant_type') !== 'refresh_token' || !refreshTokens.has(form.get('refresh_token') ?? '')) return refuse(res);
+        stats.refreshGrants++;
+        issue(res, form);
+      });
+      return;
+    }
+    const authz = req.headers.authorization ?? '';
+    const expected = 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64');
+    if (authz !== expected) return refuse(res);
+    stats.passwordGrants++;
+    if (opts.refreshTokens && url.searchParams.get('offline_token') === 'true') {
+      const refresh = `refresh-${Math.random().toString(36).slice(2)}`;
+      refreshTokens.add(refresh);
+      return issue(res, url.searchParams, { refresh_token: refresh });
+    }
+    issue(res, url.searchParams);
   });
   await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
   const port = (server.address() as { port: number }).port;
