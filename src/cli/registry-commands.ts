@@ -98,12 +98,14 @@ export function registryCommands(globals: GlobalOptions, signal: AbortSignal, se
       const cred = { username: flags.username, password };
       // Check the credentials before saving them, as docker login does.
       const client = new RegistryClient({ ...options(), credentials: { get: async () => cred } });
+      let identityToken: string | undefined;
       try {
-        await client.host(host).ping(signal);
+        ({ identityToken } = await client.host(host).ping(signal, { offline: true }));
       } finally {
         await client.close();
       }
-      await new DockerConfigCredentials(dockerConfigPath(process.env)).store(host, cred);
+      // A token server that hands out refresh tokens gets those stored instead of the password.
+      await new DockerConfigCredentials(dockerConfigPath(process.env)).store(host, identityToken ? { username: cred.username, identityToken } : cred);
       process.stdout.write(`Login Succeeded (${host})\n`);
       setExit(0);
     });

@@ -64,18 +64,26 @@ export class DockerConfigCredentials implements CredentialSource {
     return undefined;
   }
 
-  /** Saves a login: through the credential helper when one is configured, else in `auths`. */
-  async store(registry: string, cred: { username: string; password: string }): Promise<void> {
+  /**
+   * Saves a login: through the credential helper when one is configured, else in `auths`. With
+   * an identity token (from a token server's refresh token) the password is not kept: docker's
+   * format is `auth: base64("user:")` plus `identitytoken`, or user `<token>` for a helper.
+   */
+  async store(registry: string, cred: { username: string; password: string } | { username: string; identityToken: string }): Promise<void> {
     const cfg = await this.#read();
     const host = normalizeRegistryKey(registry);
     const helper = this.#helperFor(cfg, host);
     if (helper) {
-      await runHelper(helper, 'store', JSON.stringify({ ServerURL: serverUrl(host), Username: cred.username, Secret: cred.password }));
+      const secret = 'identityToken' in cred ? { Username: '<token>', Secret: cred.identityToken } : { Username: cred.username, Secret: cred.password };
+      await runHelper(helper, 'store', JSON.stringify({ ServerURL: serverUrl(host), ...secret }));
       return;
     }
     const auths = { ...(cfg.auths ?? {}) };
     for (const key of Object.keys(auths)) if (normalizeRegistryKey(key) === host) delete auths[key];
-    auths[serverUrl(host)] = { auth: Buffer.from(`${cred.username}:${cred.password}`).toString('base64') };
+    auths[serverUrl(host)] =
+      'identityToken' in cred
+        ? { auth: Buffer.from(`${cred.username}:`).toString('base64'), identitytoken: cred.identityToken }
+        : { auth: Buffer.from(`${cred.username}:${cred.password}`).toString('base64') };
     await this.#write({ ...cfg, auths });
   }
 

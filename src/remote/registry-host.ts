@@ -25,6 +25,28 @@ function hostname(registry: string): string {
   return colon < 0 ? registry : registry.slice(0, colon);
 }
 
+/** Node's codes for a TLS peer certificate that fails verification. */
+const CERT_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** The verification failure (`code: message`) somewhere in `e`'s cause chain, if any. */
+function certificateError(e: unknown): string | undefined {
+  for (let cur = e as { code?: unknown; message?: string; cause?: unknown } | undefined, depth = 0; cur && depth < 5; cur = cur.cause as typeof cur, depth++) {
+    if (typeof cur.code === 'string' && CERT_CODES.has(cur.code)) return `${cur.code}: ${cur.message ?? ''}`;
+  }
+  return undefined;
+}
+
 /**
  * One registry endpoint: picks https (or, for insecure registries, falls back to http), learns
  * its auth scheme from the `/v2/` ping, and signs requests: Basic with the stored credential,
@@ -36,7 +58,10 @@ export class RegistryHost {
   readonly registry: string;
   readonly #transport: Transport;
   readonly #credentials: CredentialSource | undefined;
+  /** Plain HTTP may be tried after https: localhost, or named insecure. */
   readonly #insecure: boolean;
+  /** TLS without certificate verification: only registries named insecure (docker's insecure-registries). */
+  readonly #skipVerify: boolean;
   #ping?: Promise<{ base: string; challenge?: AuthChallenge }>;
   readonly #tokens = new Map<string, { token: string; expires: number }>();
   #credential?: Promise<Credential | undefined>;
@@ -45,17 +70,29 @@ export class RegistryHost {
     this.registry = registry;
     this.#transport = transport;
     this.#credentials = opts.credentials;
-    this.#insecure = LOCAL_HOSTS.has(hostname(registry)) || opts.insecure.includes(registry) || opts.insecure.includes(hostname(registry));
+    this.#skipVerify = opts.insecure.includes(registry) || opts.insecure.includes(hostname(registry));
+    this.#insecure = LOCAL_HOSTS.has(hostname(registry)) || this.#skipVerify;
   }
 
-  /** Checks that the registry speaks the v2 API and, with credentials, that they are accepted. */
-  async ping(signal: AbortSignal): Promise<void> {
+  /**
+   * Checks that the registry speaks the v2 API and, with credentials, that they are accepted.
+   * With `offline` (login), a Bearer token server is asked for an offline token, as `docker
+   * login` does; the refresh token it returns, if any, is handed back to be stored as the
+   * identity token in place of the password.
+   */
+  async ping(signal: AbortSignal, opts: { offline?: boolean } = {}): Promise<{ identityToken?: string }> {
     const { challenge } = await this.#pingOnce(signal);
-    if (!challenge) return;
+    if (!challenge) return {};
+    let identityToken: string | undefined;
+    if (opts.offline && challenge.scheme === 'bearer' && (await this.#getCredential())) {
+      // Fetched here (it lands in the token cache for the bare scope) so its refresh token is seen.
+      identityToken = (await this.#fetchToken(challenge, [], signal, { what: 'log in' }, true)).refreshToken;
+    }
     // Authenticate against the bare registry (no repository scope), as `docker login` does.
     const res = await this.request({ method: 'GET', path: '/v2/' }, [], signal, { what: 'log in' });
     await res.body.dump();
     if (res.status !== 200) throw errorForStatus(res.status, '', { registry: this.registry, what: 'log in' });
+    return identityToken ? { identityToken } : {};
   }
 
   /**
@@ -70,7 +107,7 @@ export class RegistryHost {
       const res = await this.#transport.send(
         { method: req.method, url, headers: { ...req.headers, ...(auth ? { authorization: auth } : {}) }, body: req.body },
         signal,
-        { retry: opts.retry, insecureTls: this.#insecure, registry: this.registry },
+        { retry: opts.retry, insecureTls: this.#skipVerify, registry: this.registry },
       );
       if (res.status !== 401 || attempt > 0) return res;
       const fresh = parseWwwAuthenticate(headerAll(res.headers, 'www-authenticate').join(', '))[0];
@@ -97,9 +134,19 @@ export class RegistryHost {
       let res: HttpResponse;
       try {
         // An insecure registry that only speaks HTTP fails the TLS handshake: no point retrying that.
-        res = await this.#transport.send({ method: 'GET', url: `${base}/v2/` }, signal, { retry: base.startsWith('http:') || !this.#insecure, insecureTls: this.#insecure, registry: this.registry });
+        res = await this.#transport.send({ method: 'GET', url: `${base}/v2/` }, signal, { retry: base.startsWith('http:') || !this.#insecure, insecureTls: this.#skipVerify, registry: this.registry });
       } catch (e) {
         if (!(e instanceof RegistryError) || e.status !== undefined) throw e;
+        // A certificate that does not verify is an answer, not an absent TLS server: falling back
+        // to plain HTTP would only hide it behind a confusing 400.
+        const cert = certificateError(e);
+        if (cert) {
+          throw new RegistryError('REGISTRY', `TLS certificate of registry ${this.registry} is not trusted: ${cert}`, {
+            registry: this.registry,
+            cause: e,
+            hint: `to use a registry with a self-signed certificate, list it in tsbuild.toml: [registry."${this.registry}"] insecure = true`,
+          });
+        }
         lastErr = e;
         continue;
       }
@@ -135,11 +182,12 @@ export class RegistryHost {
     const cached = this.#tokens.get(key);
     if (!refresh && cached && cached.expires > Date.now()) return `Bearer ${cached.token}`;
     this.#tokens.delete(key);
-    const token = await this.#fetchToken(challenge, all, signal, where);
+    const { token } = await this.#fetchToken(challenge, all, signal, where, false);
     return `Bearer ${token}`;
   }
 
-  async #fetchToken(challenge: AuthChallenge, scopes: readonly string[], signal: AbortSignal, where: { repository?: string; what: string }): Promise<string> {
+  /** A token for `scopes`; with `offline`, password logins ask for a refresh token too (`offline_token=true`). */
+  async #fetchToken(challenge: AuthChallenge, scopes: readonly string[], signal: AbortSignal, where: { repository?: string; what: string }, offline: boolean): Promise<{ token: string; refreshToken?: string }> {
     const realm = challenge.params.realm;
     if (!realm) throw new RegistryError('REGISTRY_AUTH', `registry ${this.registry} sent a Bearer challenge without a realm`, { registry: this.registry });
     const cred = await this.#getCredential();
@@ -147,7 +195,7 @@ export class RegistryHost {
     if (challenge.params.service) q.set('service', challenge.params.service);
     for (const s of scopes) q.append('scope', s);
     let res: HttpResponse;
-    const send = { retry: true, insecureTls: this.#insecure, registry: this.registry };
+    const send = { retry: true, insecureTls: this.#skipVerify, registry: this.registry };
     if (cred && 'identityToken' in cred) {
       q.set('grant_type', 'refresh_token');
       q.set('refresh_token', cred.identityToken);
@@ -155,6 +203,10 @@ export class RegistryHost {
       const body = q.toString();
       res = await this.#transport.send({ method: 'POST', url: realm, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: () => body }, signal, send);
     } else {
+      if (offline && cred) {
+        q.set('offline_token', 'true');
+        q.set('client_id', 'tsbuild');
+      }
       const headers: Record<string, string> = cred ? { authorization: 'Basic ' + Buffer.from(`${cred.username}:${cred.password}`).toString('base64') } : {};
       res = await this.#transport.send({ method: 'GET', url: `${realm}${realm.includes('?') ? '&' : '?'}${q}`, headers }, signal, send);
     }
@@ -168,7 +220,7 @@ export class RegistryHost {
       });
     }
     if (res.status !== 200) throw errorForStatus(res.status, text, { registry: this.registry, repository: where.repository, what: `${where.what}: fetch token from ${realm}` });
-    let j: { token?: string; access_token?: string; expires_in?: number };
+    let j: { token?: string; access_token?: string; expires_in?: number; refresh_token?: string };
     try {
       j = JSON.parse(text) as typeof j;
     } catch (e) {
@@ -179,7 +231,7 @@ export class RegistryHost {
     // The spec's default lifetime is 60 s; renew a little early.
     const lifetime = typeof j.expires_in === 'number' && j.expires_in > 0 ? j.expires_in : 60;
     this.#tokens.set(scopes.join(' '), { token, expires: Date.now() + Math.max(1, lifetime - 10) * 1000 });
-    return token;
+    return typeof j.refresh_token === 'string' && j.refresh_token ? { token, refreshToken: j.refresh_token } : { token };
   }
 
   #getCredential(): Promise<Credential | undefined> {

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createPrivateKey, createPublicKey, sign } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,8 +34,11 @@ export type RegistryAuth =
   | { kind: 'htpasswd'; user: string; password: string }
   | { kind: 'token'; realm: string; service: string; issuer: string; certFile: string };
 
-/** Starts docker-registry with a generated config and a temp storage dir; waits until /v2/ answers. */
-export async function startRegistry(auth: RegistryAuth = { kind: 'none' }): Promise<TestRegistry> {
+/**
+ * Starts docker-registry with a generated config and a temp storage dir; waits until /v2/ answers.
+ * With `tls`, it serves https with that certificate and key (PEM files) instead of plain HTTP.
+ */
+export async function startRegistry(auth: RegistryAuth = { kind: 'none' }, opts: { tls?: { certFile: string; keyFile: string } } = {}): Promise<TestRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'tsbuild-registry-'));
   const dataDir = join(dir, 'data');
   const port = await freePort();
@@ -47,7 +50,8 @@ export async function startRegistry(auth: RegistryAuth = { kind: 'none' }): Prom
   } else if (auth.kind === 'token') {
     authYaml = `auth:\n  token:\n    realm: ${auth.realm}\n    service: ${auth.service}\n    issuer: ${auth.issuer}\n    rootcertbundle: ${auth.certFile}\n`;
   }
-  const config = `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dataDir}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n${authYaml}`;
+  const tlsYaml = opts.tls ? `  tls:\n    certificate: ${opts.tls.certFile}\n    key: ${opts.tls.keyFile}\n` : '';
+  const config = `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dataDir}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n${tlsYaml}${authYaml}`;
   await writeFile(join(dir, 'config.yml'), config);
   const child: ChildProcess = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -56,10 +60,12 @@ export async function startRegistry(auth: RegistryAuth = { kind: 'none' }): Prom
   const host = `127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     if (child.exitCode !== null) throw new Error(`docker-registry exited: ${stderr}`);
-    const ok = await fetch(`http://${host}/v2/`).then(
-      () => true,
-      () => false,
-    );
+    // Readiness only: a TCP connect is enough, and works for http and https alike.
+    const ok = await new Promise<boolean>((res) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => (s.destroy(), res(true)));
+      s.once('error', () => res(false));
+    });
     if (ok) break;
     if (i > 100) throw new Error(`docker-registry did not start: ${stderr}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -91,11 +97,12 @@ export interface TokenServer {
   readonly issuer: string;
   readonly certFile: string;
   /** Requests served, by outcome. */
-  readonly stats: { issued: number; refused: number; scopes: string[] };
+  readonly stats: { issued: number; refused: number; scopes: string[]; refreshGrants: number; passwordGrants: number };
   stop(): Promise<void>;
 }
 
-export async function startTokenServer(user: string, password: string): Promise<TokenServer> {
+/** With `refreshTokens`, a password request with `offline_token=true` also gets a refresh token, later accepted by POST. */
+export async function startTokenServer(user: string, password: string, opts: { refreshTokens?: boolean } = {}): Promise<TokenServer> {
   const dir = await mkdtemp(join(tmpdir(), 'tsbuild-token-'));
   const keyFile = join(dir, 'key.pem');
   const certFile = join(dir, 'cert.pem');
@@ -104,17 +111,11 @@ export async function startTokenServer(user: string, password: string): Promise<
   const kid = libtrustKeyId(createPublicKey(key).export({ type: 'spki', format: 'der' }));
   const service = 'tsbuild-test-registry';
   const issuer = 'tsbuild-test-issuer';
-  const stats = { issued: 0, refused: 0, scopes: [] as string[] };
-  const server: Server = createHttpServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    const authz = req.headers.authorization ?? '';
-    const expected = 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64');
-    if (authz !== expected) {
-      stats.refused++;
-      res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"bad credentials"}');
-      return;
-    }
-    const scopes = url.searchParams.getAll('scope');
+  const stats = { issued: 0, refused: 0, scopes: [] as string[], refreshGrants: 0, passwordGrants: 0 };
+  // Refresh tokens handed out for `offline_token=true`, as docker's token servers do at login.
+  const refreshTokens = new Set<string>();
+  const issue = (res: ServerResponse, params: URLSearchParams, extra: Record<string, string> = {}) => {
+    const scopes = params.getAll('scope').flatMap((s) => s.split(' ')).filter((s) => s !== '');
     stats.scopes.push(...scopes);
     const access = scopes.map((s) => {
       const [type, ...rest] = s.split(':');
@@ -123,12 +124,41 @@ export async function startTokenServer(user: string, password: string): Promise<
     });
     const now = Math.floor(Date.now() / 1000);
     const header = { typ: 'JWT', alg: 'ES256', kid };
-    const claims = { iss: issuer, sub: user, aud: url.searchParams.get('service'), exp: now + 300, nbf: now - 10, iat: now, jti: String(Math.random()), access };
+    const claims = { iss: issuer, sub: user, aud: params.get('service'), exp: now + 300, nbf: now - 10, iat: now, jti: String(Math.random()), access };
     const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
     const signing = `${b64(header)}.${b64(claims)}`;
     const sig = sign('sha256', Buffer.from(signing), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url');
     stats.issued++;
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: `${signing}.${sig}`, expires_in: 300 }));
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: `${signing}.${sig}`, expires_in: 300, ...extra }));
+  };
+  const refuse = (res: ServerResponse) => {
+    stats.refused++;
+    res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"bad credentials"}');
+  };
+  const server: Server = createHttpServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (req.method === 'POST') {
+      // OAuth2 refresh-token grant (what a client with a stored identity token sends).
+      let body = '';
+      req.on('data', (b: Buffer) => (body += b.toString()));
+      req.on('end', () => {
+        const form = new URLSearchParams(body);
+        if (form.get('grant_type') !== 'refresh_token' || !refreshTokens.has(form.get('refresh_token') ?? '')) return refuse(res);
+        stats.refreshGrants++;
+        issue(res, form);
+      });
+      return;
+    }
+    const authz = req.headers.authorization ?? '';
+    const expected = 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64');
+    if (authz !== expected) return refuse(res);
+    stats.passwordGrants++;
+    if (opts.refreshTokens && url.searchParams.get('offline_token') === 'true') {
+      const refresh = `refresh-${Math.random().toString(36).slice(2)}`;
+      refreshTokens.add(refresh);
+      return issue(res, url.searchParams, { refresh_token: refresh });
+    }
+    issue(res, url.searchParams);
   });
   await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
   const port = (server.address() as { port: number }).port;
@@ -211,6 +241,45 @@ export async function startDroppingProxy(target: string, dropAfter: number): Pro
     },
     async stop() {
       for (const s of sockets) s.destroy();
+      await new Promise<void>((res) => server.close(() => res()));
+    },
+  };
+}
+
+
+/** An HTTP proxy to `target` that answers every PATCH with 405, as registries without chunked uploads do. */
+export interface NoChunksProxy {
+  readonly host: string;
+  /** PATCH requests refused, PUT requests that carried a body (monolithic uploads). */
+  readonly stats: { refusedPatches: number; monolithicPuts: number };
+  stop(): Promise<void>;
+}
+
+export async function startNoChunksProxy(target: string): Promise<NoChunksProxy> {
+  const stats = { refusedPatches: 0, monolithicPuts: 0 };
+  const server: Server = createHttpServer((req, res) => {
+    if (req.method === 'PATCH') {
+      stats.refusedPatches++;
+      req.resume();
+      res.writeHead(405, { 'content-type': 'application/json' }).end('{"errors":[{"code":"UNSUPPORTED","message":"chunked uploads are not supported"}]}');
+      return;
+    }
+    if (req.method === 'PUT' && Number(req.headers['content-length'] ?? 0) > 0 && (req.url ?? '').includes('/blobs/uploads/')) stats.monolithicPuts++;
+    // The Host header passes through unchanged, so the registry's absolute Locations point back here.
+    const up = httpRequest(`http://${target}${req.url}`, { method: req.method, headers: req.headers }, (ur) => {
+      res.writeHead(ur.statusCode ?? 502, ur.headers);
+      ur.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  const port = (server.address() as { port: number }).port;
+  return {
+    host: `127.0.0.1:${port}`,
+    stats,
+    async stop() {
+      server.closeAllConnections();
       await new Promise<void>((res) => server.close(() => res()));
     },
   };
