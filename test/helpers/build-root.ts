@@ -32,9 +32,17 @@ export function useBuildRoot(test: Test, prefix: string): BuildRoot {
     await rm(state.work, { recursive: true, force: true });
   });
   test.after.each(async () => {
-    assert.equal(mountsUnder(state.root), [], 'no mount left behind');
-    assert.equal(await runcContainers(join(state.root, 'runc')), [], 'no runc container left behind');
-    assert.equal(await verifyStore(state.root), [], 'store consistent, nothing half-written');
+    const mounts = mountsUnder(state.root);
+    const containers = await runcContainers(join(state.root, 'runc'));
+    const store = await verifyStore(state.root);
+    // uvu drops an after.each error that follows a failed test (the hook runs again in its catch
+    // and that throw escapes the runner), so the findings are printed before asserting.
+    if (mounts.length || containers.length || store.length) {
+      console.error(`[${prefix}] left behind: ${JSON.stringify({ mounts, containers, store })}`);
+    }
+    assert.equal(mounts, [], 'no mount left behind');
+    assert.equal(containers, [], 'no runc container left behind');
+    assert.equal(store, [], 'store consistent, nothing half-written');
   });
   return {
     get work() {

@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { useBuildRoot } from '../helpers/build-root.js';
@@ -20,6 +20,26 @@ const test = suite('integration/crash-safety');
 const env = useBuildRoot(test, 'crash');
 
 const KILLS = 20;
+
+/**
+ * SIGKILL does not reach tsbuild's children: a `runc run` or `mount` it started goes on as an
+ * orphan and may finish after the next build's clean-up has run. What a dead build "left" is only
+ * known once those are gone, so wait for every process naming this root (ours excluded).
+ */
+async function orphansGone(root: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const busy: string[] = [];
+    for (const pid of await readdir('/proc')) {
+      if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+      const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+      if (cmd.includes(root)) busy.push(`${pid}: ${cmd.replaceAll('\0', ' ').trim()}`);
+    }
+    if (busy.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`processes of killed builds still running: ${busy.join('; ')}`);
+    await sleep(50);
+  }
+}
 
 test(`SIGKILL at random points ${KILLS} times, then the next build cleans up and the cache is sound`, async () => {
   const ctx = await env.context(
@@ -44,6 +64,7 @@ RUN cat /n /small.txt > /out
     await Promise.race([sleep(delay), exited]);
     child.kill('SIGKILL');
     await exited;
+    await orphansGone(env.root);
   }
   // The next build cleans up after the dead ones and works.
   await tsbuildOk(['--root', env.root, 'build', '--build-arg', 'N=final', '-t', 'crash', ctx]);
