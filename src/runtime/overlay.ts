@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BuildError } from '../errors.js';
 import type { Ctx } from '../ctx.js';
@@ -66,10 +66,12 @@ export async function mountRootfs(
   const work = join(base, 'work');
 
   // Create the dir under a hidden name and publish it with its owner file, so cleanup never
-  // sees an ownerless dir of a live process.
-  const staging = join(dirs.mounts, `.new-${id}`);
+  // sees an ownerless dir of a live process. The hidden name carries the owner too: a kill
+  // before the owner file is written must not leave a dir that nobody can judge.
+  const owner = await currentOwner();
+  const staging = join(dirs.mounts, `.new-${owner.replace(' ', '-')}-${id}`);
   await mkdir(join(staging, 'merged'), { recursive: true });
-  await writeFile(join(staging, 'owner'), await currentOwner());
+  await writeFile(join(staging, 'owner'), owner);
   await rename(staging, base);
 
   // Overlay wants the top layer first, and refuses (ELOOP) a directory listed twice, which happens
@@ -161,7 +163,10 @@ async function isStale(base: string): Promise<boolean> {
   try {
     return !(await isOwnerAlive(await readFile(join(base, 'owner'), 'utf8')));
   } catch {
-    // No owner file: a `.new-` dir being set up right now, or one from a crash. Give it a minute.
+    // No owner file yet: a `.new-<pid>-<start>-` dir names its creator.
+    const named = /^\.new-(\d+)-(\d+)-/.exec(basename(base));
+    if (named) return !(await isOwnerAlive(`${named[1]} ${named[2]}`));
+    // Otherwise (older naming): give it a minute.
     try {
       return Date.now() - (await stat(base)).mtimeMs > 60_000;
     } catch {

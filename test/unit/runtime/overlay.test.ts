@@ -6,6 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sha256, type Digest } from '../../../src/oci/digest.js';
 import { cleanupStaleMounts, mountRootfs, type MountedRootfs } from '../../../src/runtime/overlay.js';
+import { currentOwner } from '../../../src/runtime/owner.js';
 import { mountsUnder } from '../../helpers/mounts.js';
 import { makeRoot, skipReason, testCtx, type TestRoot } from './fixture.js';
 
@@ -170,6 +171,21 @@ if (skip) {
       } finally {
         await live.release();
       }
+    } finally {
+      await root.dispose();
+    }
+  });
+
+  test('cleanupStaleMounts removes a half-made dir of a dead process at once, and spares a live one', async () => {
+    const root = await makeRoot();
+    try {
+      // Killed between mkdir and writing the owner file: only the name says whose it is.
+      const [pid, start] = (await currentOwner()).split(' ');
+      const dead = `.new-999999999-1-${'a'.repeat(24)}`;
+      const alive = `.new-${pid}-${start}-${'b'.repeat(24)}`;
+      for (const d of [dead, alive]) await mkdir(join(root.dirs.mounts, d, 'merged'), { recursive: true });
+      assert.equal(await cleanupStaleMounts(root.dirs), [dead]);
+      assert.equal(await readdir(root.dirs.mounts), [alive]);
     } finally {
       await root.dispose();
     }
