@@ -1,3 +1,4 @@
+import { splitCsvRecord } from '../csv-record.js';
 import { BuildError } from '../errors.js';
 
 /**
@@ -94,26 +95,8 @@ export function parseOutputSpec(spec: string): ExportTarget {
   }
 }
 
-/** Splits on commas outside double quotes; `""` inside quotes is a literal quote (RFC 4180, as BuildKit's csv reader). */
+/** `--output`-style CSV fields, blank ones dropped; an open quote is reported through `bad`. */
 export function splitCsv(s: string, bad: (msg: string) => never): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i]!;
-    if (quoted) {
-      if (c === '"' && s[i + 1] === '"') {
-        cur += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else cur += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') {
-      out.push(cur);
-      cur = '';
-    } else cur += c;
-  }
-  if (quoted) bad('unterminated double quote');
-  out.push(cur);
-  return out.filter((f) => f.trim() !== '');
+  const fields = splitCsvRecord(s) ?? bad('unterminated double quote');
+  return fields.filter((f) => f.trim() !== '');
 }

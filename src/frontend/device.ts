@@ -2,34 +2,17 @@
  * `RUN --device=<spec>` values (BuildKit instructions ParseDevice): a CSV list whose bare field is
  * the CDI device name, plus `name=<device>` and `required[=bool]`.
  */
+import { splitCsvRecord } from '../csv-record.js';
 
 export interface DeviceRequest {
   readonly name: string;
   readonly required: boolean;
 }
 
-/** Splits one CSV record (double quotes group, `""` is a literal quote). */
 function csvFields(s: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (let i = 0; i < s.length; i++) {
-    const ch = s[i]!;
-    if (quoted) {
-      if (ch === '"' && s[i + 1] === '"') {
-        cur += '"';
-        i++;
-      } else if (ch === '"') quoted = false;
-      else cur += ch;
-    } else if (ch === '"') quoted = true;
-    else if (ch === ',') {
-      out.push(cur);
-      cur = '';
-    } else cur += ch;
-  }
-  if (quoted) throw new Error(`invalid device ${JSON.stringify(s)}: unterminated quote`);
-  out.push(cur);
-  return out;
+  const fields = splitCsvRecord(s);
+  if (!fields) throw new Error(`invalid device ${JSON.stringify(s)}: unterminated quote`);
+  return fields;
 }
 
 const parseBool = (v: string): boolean | undefined =>

@@ -1,3 +1,4 @@
+import { splitCsvRecord } from '../csv-record.js';
 import { posix } from 'node:path';
 import type { RunMount } from '../solver/graph.js';
 
@@ -130,22 +131,9 @@ function parseSize(v: string): number {
   return Math.floor(Number(m[1]) * 1024 ** exp);
 }
 
-/** One CSV record (encoding/csv rules: fields may be double-quoted, `""` is a quote inside). */
+/** The mount's fields (encoding/csv: a quote opens only at a field's start), empty ones dropped. */
 function splitCsv(s: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i]!;
-    if (quoted) {
-      if (c === '"' && s[i + 1] === '"') (cur += '"'), i++;
-      else if (c === '"') quoted = false;
-      else cur += c;
-    } else if (c === '"' && cur === '') quoted = true;
-    else if (c === ',') out.push(cur), (cur = '');
-    else cur += c;
-  }
-  if (quoted) throw new MountSyntaxError(`unterminated quote in '${s}'`);
-  out.push(cur);
-  return out.filter((f) => f !== '');
+  const fields = splitCsvRecord(s, { quoteAtFieldStartOnly: true });
+  if (!fields) throw new MountSyntaxError(`unterminated quote in '${s}'`);
+  return fields.filter((f) => f !== '');
 }
