@@ -30,6 +30,7 @@ import { CacheStore, type LayerCheck } from '../solver/cache-store.js';
 import { StepHistory } from '../solver/explain.js';
 import { StatCache } from '../solver/stat-cache.js';
 import { VertexKeyer } from '../solver/vertex-keyer.js';
+import { SelectionMemo } from '../solver/selection-memo.js';
 import type { Result } from '../solver/graph.js';
 import type { Worker } from '../solver/worker.js';
 import { digestHex, sha256, type Digest } from '../oci/digest.js';
@@ -129,7 +130,13 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
   const usable = layerUsable(worker);
   const imported = req.cacheFrom?.length ? await ImportedCache.load(worker, req.cacheFrom, req.registry, ctx) : undefined;
   const cache = new BuildCache(
-    new VertexKeyer(stats),
+    new VertexKeyer(stats, {
+      open: async (layers, c) => {
+        const m = await worker.mount(layers, { readonly: true }, c);
+        return { root: m.merged, release: () => m.release() };
+      },
+      memo: new SelectionMemo(join(worker.dirs.cache, 'selections')),
+    }),
     new CacheStore(join(worker.dirs.cache, 'records'), usable),
     new StepHistory(join(worker.dirs.cache, 'steps')),
     { noCache: req.noCache ?? false, noCacheStages: req.noCacheFilter ?? [], explain: req.explain ?? false },

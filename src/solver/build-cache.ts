@@ -5,7 +5,7 @@ import type { CacheStore } from './cache-store.js';
 import { explainMiss, stepRecord, stepSlot, type CacheMissExplanation, type StepHistory } from './explain.js';
 import type { Result, RootfsResult, Vertex } from './graph.js';
 import type { SolveCache } from './solve-cache.js';
-import type { VertexKey, VertexKeyer } from './vertex-keyer.js';
+import type { KeyInput, VertexKey, VertexKeyer } from './vertex-keyer.js';
 
 export interface CachePolicy {
   /** --no-cache: run every step (results are still recorded for the next build). */
@@ -59,8 +59,12 @@ export class BuildCache implements SolveCache {
     return v.op.kind === 'image';
   }
 
-  async key(v: Vertex, inputKeys: readonly (Digest | undefined)[], ctx: Ctx): Promise<Digest | undefined> {
-    const k = await this.#keyer.key(v, inputKeys, ctx.signal);
+  keyedByContent(v: Vertex): ReadonlySet<number> {
+    return this.#keyer.keyedByContent(v);
+  }
+
+  async key(v: Vertex, inputs: readonly KeyInput[], ctx: Ctx): Promise<Digest | undefined> {
+    const k = await this.#keyer.key(v, inputs, ctx);
     if (k) this.#keys.set(v.digest, k);
     return k?.key;
   }

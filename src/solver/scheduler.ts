@@ -64,7 +64,8 @@ export async function solve(target: Vertex, handlers: OpHandlers, opts: SolveOpt
   /**
    * Key, then lookup, then run. A vertex below one that was rebuilt in this solve skips the
    * lookup: its key can only match a record if the rebuilt input's key did not change, and then
-   * the recorded result was made from other content (a --no-cache rerun).
+   * the recorded result was made from other content (a --no-cache rerun). An input keyed by the
+   * content selected from it (COPY --from) does not count: that key already says what it holds.
    */
   const solveVertex = async (v: Vertex, inputs: Solved[]): Promise<Solved> => {
     const name = v.meta.name;
@@ -72,8 +73,9 @@ export async function solve(target: Vertex, handlers: OpHandlers, opts: SolveOpt
     try {
       signal.throwIfAborted();
       const useCache = cache?.cacheable(v) ?? false;
-      const rebuiltParent = inputs.find((i) => i.rebuilt)?.vertex;
-      const key = cache ? await pools.io(() => cache.key(v, inputs.map((i) => i.key), inner)) : undefined;
+      const byContent = cache?.keyedByContent(v);
+      const rebuiltParent = inputs.find((i, n) => i.rebuilt && !byContent?.has(n))?.vertex;
+      const key = cache ? await pools.io(() => cache.key(v, inputs.map((i) => ({ key: i.key, result: i.result })), inner)) : undefined;
       if (cache && useCache && key && !rebuiltParent) {
         const hit = await cache.lookup(v, key, inner);
         if (hit) {

@@ -2,6 +2,7 @@ import type { Ctx } from '../ctx.js';
 import type { Digest } from '../oci/digest.js';
 import type { CacheMissExplanation } from '../../schemas/types/progress-event.js';
 import type { Result, Vertex } from './graph.js';
+import type { KeyInput } from './vertex-keyer.js';
 
 /**
  * What the scheduler asks of a build cache (see build-cache.ts for the persistent one). The
@@ -17,10 +18,15 @@ export interface SolveCache {
    */
   reproducible(v: Vertex): boolean;
   /**
-   * The key of `v` from its inputs' keys; undefined when `v` can't be keyed (it then always
+   * The key of `v` from its solved inputs; undefined when `v` can't be keyed (it then always
    * runs, and so does everything below it). May throw a user error (a COPY source missing).
    */
-  key(v: Vertex, inputKeys: readonly (Digest | undefined)[], ctx: Ctx): Promise<Digest | undefined>;
+  key(v: Vertex, inputs: readonly KeyInput[], ctx: Ctx): Promise<Digest | undefined>;
+  /**
+   * Inputs of `v` whose key counts only through the content `v` selects from them (COPY --from):
+   * when such an input was rebuilt, `v` may still be found in the cache.
+   */
+  keyedByContent(v: Vertex): ReadonlySet<number>;
   /**
    * For a vertex that could not be keyed before running (ADD <URL> without --checksum), a key
    * made from what it produced, so the vertices below it can still hit the cache when the

@@ -9,6 +9,7 @@ import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { verifyStore } from '../helpers/verify-store.js';
 import { tool } from '../helpers/run-tool.js';
 import type { ProgressEvent } from '../../schemas/types/progress-event.js';
+import { rawjsonEvents, started } from '../helpers/progress-events.js';
 
 /**
  * Sharing the build cache between machines: root A builds and exports its cache (--cache-to),
@@ -39,15 +40,11 @@ interface Built {
 async function build(root: string, ctx: string, extra: string[], env: NodeJS.ProcessEnv = ENV): Promise<Built> {
   const meta = join(ctx, '..', `meta-${Date.now()}-${Math.random()}.json`);
   const r = await tsbuildOk(['--root', root, 'build', '--progress', 'rawjson', '--metadata-file', meta, ...extra, ctx], { env });
-  const events = r.stderr
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as ProgressEvent);
+  const events = rawjsonEvents(r.stderr);
   const digest = (JSON.parse(await readFile(meta, 'utf8')) as Record<string, string>)['containerimage.digest']!;
   return { events, digest, stderr: r.stderr };
 }
-/** Names of the steps that ran (the build context is always read, it is not a step). */
-const ran = (b: Built) => b.events.flatMap((e) => (e.type === 'vertex.start' && !e.name.startsWith('[internal] load build context') ? [e.name] : []));
+const ran = (b: Built) => started(b.events);
 const ranRuns = (b: Built) => ran(b).filter((n) => /\bRUN\b/.test(n));
 
 async function withFreshRoot(fn: (root: string) => Promise<void>): Promise<void> {

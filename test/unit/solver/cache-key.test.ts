@@ -1,11 +1,13 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmod, chown, mkdtemp, rm, symlink, utimes, writeFile, mkdir, rename } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, readdir, rm, symlink, utimes, writeFile, mkdir, rename } from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { makeVertex, type ExecOp, type Vertex } from '../../../src/solver/graph.js';
+import { makeVertex, type ExecOp, type Result, type Vertex } from '../../../src/solver/graph.js';
+import { nullSink } from '../../../src/events.js';
+import { SelectionMemo, sweepSelectionMemo } from '../../../src/solver/selection-memo.js';
 import { VertexKeyer } from '../../../src/solver/vertex-keyer.js';
 import { StatCache } from '../../../src/solver/stat-cache.js';
 import { checksumSelection } from '../../../src/solver/context-checksum.js';
@@ -14,6 +16,7 @@ import { lsetxattr } from '../../../src/oci/native-fs.js';
 
 const test = suite('solver/cache-key');
 const signal = new AbortController().signal;
+const ctx = { signal, events: nullSink };
 const platform = { os: 'linux', architecture: 'amd64' };
 let dir = '';
 
@@ -28,10 +31,10 @@ const image = makeVertex({ kind: 'image', ref: 'docker.io/library/busybox:latest
 const execOp = (over: Partial<ExecOp> = {}): ExecOp => ({ kind: 'exec', args: ['/bin/sh', '-c', 'make'], env: ['PATH=/bin'], cwd: '/', user: '', network: 'host', ...over });
 
 /** Keys a small chain: image → key of v (inputs keyed recursively). */
-async function keyOf(v: Vertex, keyer = new VertexKeyer(StatCache.memory())): Promise<Digest | undefined> {
-  const inputKeys = [];
-  for (const i of v.inputs) inputKeys.push(await keyOf(i, keyer));
-  return (await keyer.key(v, inputKeys, signal))?.key;
+async function keyOf(v: Vertex, keyer = new VertexKeyer(StatCache.memory()), results = new Map<Vertex, Result>()): Promise<Digest | undefined> {
+  const inputs = [];
+  for (const i of v.inputs) inputs.push({ key: await keyOf(i, keyer, results), result: results.get(i) });
+  return (await keyer.key(v, inputs, ctx))?.key;
 }
 
 async function contextWith(files: Record<string, string>): Promise<string> {
@@ -119,6 +122,80 @@ test('COPY key covers exactly the selected files: others and ignored ones do not
   const withB = await keyOf(copyFrom(c, ['.'], '/app/', { name: 'COPY' }, ['logs']));
   await writeFile(join(c, 'logs/x.log'), '3');
   assert.is(await keyOf(copyFrom(c, ['.'], '/app/', { name: 'COPY' }, ['logs'])), withB, 'ignored file does not count');
+});
+
+/**
+ * Stage outputs for COPY --from: each "layer" is a directory standing for a solved rootfs (the
+ * keyer only needs it readable; real builds mount it, see test/integration/copy-from-cache.test.ts).
+ */
+function stages() {
+  const roots = new Map<string, string>();
+  let opens = 0;
+  const keyer = (memo?: SelectionMemo) =>
+    new VertexKeyer(StatCache.memory(), {
+      open: async (layers) => {
+        opens++;
+        return { root: roots.get(layers.join())!, release: async () => undefined };
+      },
+      memo,
+    });
+  const results = new Map<Vertex, Result>();
+  /** A stage whose RUN is `cmd` and whose output is the tree `files`. */
+  const stage = async (cmd: string, files: Record<string, string>) => {
+    const v = makeVertex(execOp({ args: ['/bin/sh', '-c', cmd] }), [image], { name: `RUN ${cmd}` });
+    const diffId = sha256(`${cmd} ${JSON.stringify(files)}`);
+    roots.set(diffId, await contextWith(files));
+    results.set(v, { kind: 'rootfs', layers: [{ diffId }] });
+    return v;
+  };
+  const copyFromStage = (src: Vertex, srcPaths = ['/out']) =>
+    makeVertex({ kind: 'file', base: 'input', actions: [{ type: 'copy', source: 1, srcPaths, dest: '/app/', allowWildcard: true, unpackArchives: false }] }, [image, src], { name: 'COPY --from' });
+  return { keyer, stage, copyFromStage, results, opens: () => opens };
+}
+
+test('COPY --from key: the copied content counts, not how the source stage was made', async () => {
+  const s = stages();
+  const k = (v: Vertex, keyer = s.keyer()) => keyOf(s.copyFromStage(v), keyer, s.results);
+  const a = await s.stage('make v1', { 'out/bin': 'BIN', 'src/main.c': 'v1' });
+  const b = await s.stage('make v2', { 'out/bin': 'BIN', 'src/main.c': 'v2' });
+  const c = await s.stage('make v3', { 'out/bin': 'BIN2', 'src/main.c': 'v1' });
+  assert.ok(await k(a));
+  assert.is(await k(b), await k(a), 'other command, other files outside /out: same key');
+  assert.is.not(await k(c), await k(a), 'other /out content: other key');
+  const keyer = s.keyer();
+  const copy = s.copyFromStage(a);
+  const input = { key: await keyOf(a, keyer, s.results), result: s.results.get(a) };
+  assert.equal([...keyer.keyedByContent(copy)], [1]);
+  assert.is((await keyer.key(copy, [{ key: await keyOf(image) }, { ...input, key: undefined }], ctx))?.key, await k(a), 'a source without a key of its own still keys by content');
+  const selfCopy = makeVertex({ kind: 'file', base: 'input', actions: [{ type: 'copy', source: 0, srcPaths: ['/x'], dest: '/y', allowWildcard: false, unpackArchives: false }] }, [a], { name: 'COPY' });
+  assert.equal([...keyer.keyedByContent(selfCopy)], [], 'the rootfs written to is never keyed by content');
+});
+
+test('RUN --mount=from key: the mounted content counts, not the source stage key', async () => {
+  const s = stages();
+  const mounted = (src: Vertex) => makeVertex(execOp({ mounts: [{ type: 'bind', target: '/m', input: 1, source: '/out', readwrite: false }] }), [image, src], { name: 'RUN' });
+  const a = await s.stage('make v1', { 'out/bin': 'BIN', 'src/x': '1' });
+  const b = await s.stage('make v2', { 'out/bin': 'BIN', 'src/x': '2' });
+  const c = await s.stage('make v3', { 'out/bin': 'BIN3' });
+  const ka = await keyOf(mounted(a), s.keyer(), s.results);
+  assert.is(await keyOf(mounted(b), s.keyer(), s.results), ka);
+  assert.is.not(await keyOf(mounted(c), s.keyer(), s.results), ka);
+});
+
+test('COPY --from key: checksums are remembered per layer chain, so a later build does not open the source', async () => {
+  const s = stages();
+  const memoDir = join(dir, 'memo');
+  const a = await s.stage('make', { 'out/bin': 'BIN' });
+  const first = await keyOf(s.copyFromStage(a), s.keyer(new SelectionMemo(memoDir)), s.results);
+  assert.is(s.opens(), 1);
+  assert.is(await keyOf(s.copyFromStage(a), s.keyer(new SelectionMemo(memoDir)), s.results), first);
+  assert.is(s.opens(), 1, 'remembered: not opened again');
+  assert.is.not(await keyOf(s.copyFromStage(a, ['/out/bin']), s.keyer(new SelectionMemo(memoDir)), s.results), first, 'another selection is its own entry');
+  for (const name of await readdir(memoDir)) await writeFile(join(memoDir, name), '{"version":1,"digest":"sha256:00"}');
+  assert.is(await keyOf(s.copyFromStage(a), s.keyer(new SelectionMemo(memoDir)), s.results), first, 'a damaged entry is ignored');
+  assert.is(s.opens(), 3);
+  assert.is(await sweepSelectionMemo(memoDir, () => false), 2, 'entries whose layers are gone are swept');
+  assert.equal(await readdir(memoDir), []);
 });
 
 test('stat cache: an unchanged file is not read again (its remembered checksum is used)', async () => {

@@ -101,14 +101,20 @@ test('external abort rejects with the abort reason', async () => {
 });
 
 /** An in-memory SolveCache with call counters; keys as the real one: op digest + input keys. */
-function fakeCache(opts: { ignore?: (v: Vertex) => boolean } = {}) {
+function fakeCache(opts: { ignore?: (v: Vertex) => boolean; byContent?: (v: Vertex) => ReadonlySet<number> } = {}) {
   const records = new Map<Digest, Result>();
   const explained: { name: string; reason: string }[] = [];
   let lookups = 0;
   const cache: SolveCache = {
     cacheable: (v) => v.op.kind !== 'context',
     reproducible: (v) => v.op.kind === 'image',
-    key: async (v, inputKeys) => (inputKeys.some((k) => k === undefined) ? undefined : sha256(v.digest + inputKeys.join())),
+    keyedByContent: (v) => opts.byContent?.(v) ?? new Set(),
+    // Inputs keyed by content stand for what the vertex selects from them: here, their results.
+    key: async (v, inputs) => {
+      const byContent = opts.byContent?.(v) ?? new Set();
+      const parts = inputs.map((i, n) => (byContent.has(n) ? JSON.stringify(i.result) : i.key));
+      return parts.some((k) => k === undefined) ? undefined : sha256(v.digest + parts.join());
+    },
     lookup: async (v, key) => {
       lookups++;
       return opts.ignore?.(v) ? undefined : records.get(key);
@@ -167,6 +173,21 @@ test('with a cache: a vertex below one that re-ran (no-cache) skips the lookup a
   await solve(b, f.handlers, { ...opts, cache: ignoring.cache }, ctx());
   assert.equal(f.calls, ['a 1', 'b 1'], 'image hit; a ignored the cache; b re-ran because a did');
   assert.is(ignoring.lookups(), 2, 'image and a were looked up, b was not');
+});
+
+test('with a cache: below a re-run input keyed by content (COPY --from), the lookup still happens', async () => {
+  const f = fakeHandlers();
+  const a = run(['a', '1'], [image]);
+  const copy = run(['copy', '1'], [image, a]);
+  const byContent = (v: Vertex) => new Set(v === copy ? [1] : []);
+  const plain = fakeCache({ byContent });
+  await solve(copy, f.handlers, { ...opts, cache: plain.cache }, ctx());
+  const ignoring = fakeCache({ ignore: (v) => v === a, byContent });
+  for (const [k, r] of plain.records) ignoring.records.set(k, r);
+  f.calls.length = 0;
+  await solve(copy, f.handlers, { ...opts, cache: ignoring.cache }, ctx());
+  assert.equal(f.calls, ['a 1'], 'a re-ran with the same result, so the copy from it was found');
+  assert.is(ignoring.lookups(), 3, 'image, a and the copy were looked up');
 });
 
 test('with a cache: a key error fails the vertex with its location, like a run error', async () => {

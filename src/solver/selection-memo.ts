@@ -1,0 +1,91 @@
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { canonicalJson } from '../oci/canonical-json.js';
+import { digestHex, isDigest, sha256, type Digest } from '../oci/digest.js';
+import { writeFileAtomic } from '../oci/image-layout.js';
+import type { SelectionChecksum } from './context-checksum.js';
+
+const VERSION = 1;
+
+/** What a selection from a solved rootfs is: its layer chain (immutable content) and the paths asked for. */
+export interface RootfsSelection {
+  /** Diff IDs, bottom to top. */
+  readonly layers: readonly Digest[];
+  readonly srcPaths: readonly string[];
+  readonly allowWildcard: boolean;
+}
+
+interface MemoFile {
+  readonly version: number;
+  readonly layers: readonly Digest[];
+  readonly digest: Digest;
+  readonly files: readonly (readonly [string, Digest])[];
+}
+
+/**
+ * Remembers the checksum of a selection from a stage's or image's root filesystem, under
+ * `<root>/cache/selections/`. Layers never change once committed, so a checksum made from one
+ * chain holds for as long as that chain exists: a rebuild whose COPY --from source is a cache hit
+ * neither mounts the source nor reads a byte of it. Entries are written by rename; one that is
+ * damaged or foreign is ignored (the selection is checksummed again), and prune drops entries
+ * whose layers are gone (`sweepSelectionMemo`).
+ */
+export class SelectionMemo {
+  readonly #dir: string;
+
+  constructor(dir: string) {
+    this.#dir = dir;
+  }
+
+  async get(sel: RootfsSelection): Promise<SelectionChecksum | undefined> {
+    let data: Partial<MemoFile>;
+    try {
+      data = JSON.parse(await readFile(this.#path(sel), 'utf8')) as Partial<MemoFile>;
+    } catch {
+      return undefined;
+    }
+    if (data.version !== VERSION || !isDigest(data.digest ?? '') || !Array.isArray(data.files)) return undefined;
+    if (canonicalJson(data.layers) !== canonicalJson(sel.layers)) return undefined;
+    const files = new Map<string, Digest>();
+    for (const e of data.files) {
+      if (!Array.isArray(e) || typeof e[0] !== 'string' || !isDigest(e[1])) return undefined;
+      files.set(e[0], e[1]);
+    }
+    return { digest: data.digest!, files };
+  }
+
+  async set(sel: RootfsSelection, sum: SelectionChecksum): Promise<void> {
+    const data: MemoFile = { version: VERSION, layers: sel.layers, digest: sum.digest, files: [...sum.files] };
+    await mkdir(this.#dir, { recursive: true });
+    await writeFileAtomic(this.#path(sel), JSON.stringify(data));
+  }
+
+  #path(sel: RootfsSelection): string {
+    const id = sha256(canonicalJson({ v: VERSION, layers: sel.layers, srcPaths: sel.srcPaths, allowWildcard: sel.allowWildcard }));
+    return join(this.#dir, `${digestHex(id)}.json`);
+  }
+}
+
+/**
+ * Removes the memo entries naming a layer that `present` no longer has, unreadable ones, and
+ * temp files a crashed writer left. Only while no build runs (prune's lock guarantees that).
+ * @returns how many entries went.
+ */
+export async function sweepSelectionMemo(dir: string, present: (diffId: Digest) => boolean): Promise<number> {
+  let removed = 0;
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const path = join(dir, name);
+    if (name.endsWith('.tmp')) {
+      await rm(path, { force: true });
+      continue;
+    }
+    if (!name.endsWith('.json')) continue;
+    const layers = await readFile(path, 'utf8')
+      .then((t) => (JSON.parse(t) as Partial<MemoFile>).layers)
+      .catch(() => undefined);
+    if (Array.isArray(layers) && layers.every((d) => isDigest(d) && present(d))) continue;
+    await rm(path, { force: true });
+    removed++;
+  }
+  return removed;
+}
