@@ -7,7 +7,7 @@ import { parseOutputSpec, type ExportTarget } from '../exporter/export-target.js
 import type { BuildMetadata } from '../../schemas/types/metadata-file.js';
 import { gcPolicy, registrySettings } from './config-file.js';
 import type { GlobalOptions } from './globals.js';
-import { formatBytes } from './units.js';
+import { formatBytes } from '../byte-size.js';
 import { parseReference } from '../oci/reference.js';
 import { RegistryClient } from '../remote/registry-client.js';
 import { registryOptions } from './registry-options.js';

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { parseByteSize, parseDurationMs } from './units.js';
+import { parseByteSize } from '../byte-size.js';
+import { parseDurationMs } from './units.js';
 import TOML from '@iarna/toml';
 import type { RegistryConfig, TsbuildConfig } from '../../schemas/types/config.js';
 import { BuildError } from '../errors.js';

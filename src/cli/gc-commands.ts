@@ -3,7 +3,8 @@ import { diskUsage, prune } from '../build/gc.js';
 import { BuildError } from '../errors.js';
 import { gcPolicy } from './config-file.js';
 import type { GlobalOptions } from './globals.js';
-import { formatBytes, parseByteSize, parseDurationMs } from './units.js';
+import { formatBytes, parseByteSize } from '../byte-size.js';
+import { parseDurationMs } from './units.js';
 import { stateRoot } from './state-root.js';
 
 export const GC_VERBS = ['du', 'prune'];

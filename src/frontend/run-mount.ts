@@ -1,3 +1,4 @@
+import { parseByteSize } from '../byte-size.js';
 import { splitCsvRecord } from '../csv-record.js';
 import { posix } from 'node:path';
 import type { RunMount } from '../solver/graph.js';
@@ -123,12 +124,11 @@ function cleanSource(p: string): string {
   return posix.normalize(`/${p}`);
 }
 
-/** `64m`, `1g`, `4096`: Go units.RAMInBytes as BuildKit uses for tmpfs size. */
+/** tmpfs `size=`: `64m`, `1g`, `4096`. */
 function parseSize(v: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?$/i.exec(v.trim());
-  if (!m) throw new MountSyntaxError(`invalid size: '${v}'`);
-  const exp = ' kmgtp'.indexOf((m[2] || ' ').toLowerCase());
-  return Math.floor(Number(m[1]) * 1024 ** exp);
+  const n = parseByteSize(v);
+  if (n === undefined) throw new MountSyntaxError(`invalid size: '${v}'`);
+  return n;
 }
 
 /** The mount's fields (encoding/csv: a quote opens only at a field's start), empty ones dropped. */

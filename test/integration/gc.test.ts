@@ -7,7 +7,7 @@ import { tsbuild, tsbuildOk } from '../helpers/cli.js';
 import { diskUsage, prune } from '../../src/build/gc.js';
 import { registerBuild } from '../../src/build/build-registry.js';
 import { rootDirs } from '../../src/root-dirs.js';
-import { parseByteSize } from '../../src/cli/units.js';
+import { parseByteSize } from '../../src/byte-size.js';
 
 const test = suite('integration/gc');
 const env = useBuildRoot(test, 'gc');

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BuildError } from '../../../src/errors.js';
 import { gcPolicy, loadConfig, parseConfig, registrySettings } from '../../../src/cli/config-file.js';
-import { parseByteSize, parseDurationMs } from '../../../src/cli/units.js';
+import { parseByteSize } from '../../../src/byte-size.js';
+import { parseDurationMs } from '../../../src/cli/units.js';
 import { effectiveSettings } from '../../../src/cli/config-command.js';
 
 const GOOD = `# tsbuild.toml
