@@ -46,26 +46,30 @@ test('an image with more than 100 layers builds, and every RUN sees all layers b
   assert.is(await readFile(join(out, 'summary'), 'utf8'), '105\n0\n104\n');
 });
 
-test('Ctrl-C during a RUN kills the container, unmounts, exits 130 and leaves the store consistent', async () => {
-  const ctx = await env.context(undefined);
-  await writeFile(join(ctx, 'Dockerfile'), 'FROM busybox\nRUN echo started && sleep 60\n');
-  const child = spawn(process.execPath, [CLI, '--root', env.root, 'build', '-t', 'interrupted', '--progress', 'plain', ctx], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  const sawStart = new Promise<void>((resolve) =>
-    child.stderr.on('data', (b) => {
-      stderr += b;
-      if (stderr.includes('started')) resolve();
-    }),
-  );
-  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-  await sawStart;
-  const t0 = Date.now();
-  child.kill('SIGINT');
-  const code = await exited;
-  assert.is(code, 130, stderr);
-  assert.ok(Date.now() - t0 < 10_000, 'stops promptly instead of waiting for the sleep');
-  const index = await readFile(join(env.root, 'store/index.json'), 'utf8');
-  assert.not.ok(index.includes('interrupted'));
-});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  test(`${signal} during a RUN kills the container, unmounts, exits 130 and leaves the store consistent`, async () => {
+    const ctx = await env.context(undefined);
+    await writeFile(join(ctx, 'Dockerfile'), 'FROM busybox\nRUN echo started && sleep 60\n');
+    const child = spawn(process.execPath, [CLI, '--root', env.root, 'build', '-t', `interrupted-${signal.toLowerCase()}`, '--progress', 'plain', ctx], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    const sawStart = new Promise<void>((resolve) =>
+      child.stderr.on('data', (b) => {
+        stderr += b;
+        if (stderr.includes('started')) resolve();
+      }),
+    );
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    await Promise.race([sawStart, exited]);
+    assert.ok(stderr.includes('started'), `the RUN started before the signal: ${stderr}`);
+    const t0 = Date.now();
+    child.kill(signal);
+    const code = await exited;
+    assert.is(code, 130, stderr);
+    assert.ok(Date.now() - t0 < 10_000, 'stops promptly instead of waiting for the sleep');
+    const index = await readFile(join(env.root, 'store/index.json'), 'utf8');
+    assert.not.ok(index.includes(`interrupted-${signal.toLowerCase()}`));
+    assert.match(stderr, /interrupted/);
+  });
+}
 
 test.run();
