@@ -28,6 +28,7 @@ export type ErrorCode =
   | 'REGISTRY'
   | 'HTTP_SOURCE'
   | 'CHECKSUM_MISMATCH'
+  | 'PLATFORM'
   | 'INTERNAL';
 
 /**

@@ -5,15 +5,15 @@
  */
 export interface BuildMetadata {
   /**
-   * Digest of the image manifest.
+   * Digest of the image manifest, or of the image index when several platforms were built.
    */
   "containerimage.digest": string;
   /**
-   * Digest of the image config (the image ID).
+   * Digest of the image config (the image ID); absent when several platforms were built.
    */
-  "containerimage.config.digest": string;
+  "containerimage.config.digest"?: string;
   /**
-   * OCI descriptor of the manifest.
+   * OCI descriptor of the manifest (or index).
    */
   "containerimage.descriptor": {
     mediaType: string;

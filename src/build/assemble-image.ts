@@ -1,7 +1,7 @@
 import type { BuildPlan } from '../frontend/compile.js';
 import { BuildError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
-import type { ContainerConfig, Descriptor, ImageConfig } from '../oci/image.js';
+import type { ContainerConfig, Descriptor, ImageConfig, Platform } from '../oci/image.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Result, RootfsResult, Vertex } from '../solver/graph.js';
 import type { Worker } from '../solver/worker.js';
@@ -85,4 +85,18 @@ function addedLayer(v: Vertex, results: ReadonlyMap<Digest, Result>): boolean {
   const writesOnInput = v.op.kind === 'exec' || v.op.kind === 'merge' ? v.inputs.length > 0 : v.op.kind === 'file' && v.op.base === 'input';
   const before = writesOnInput ? rootfs(results.get(v.inputs[0]!.digest)).layers.length : 0;
   return after > before;
+}
+
+/**
+ * Writes an OCI image index over one image per platform, in the order given (BuildKit keeps
+ * the --platform order), each entry carrying its platform as runtimes pick by it.
+ */
+export async function assembleIndex(worker: Worker, images: readonly { readonly manifest: Descriptor; readonly platform: Platform }[]): Promise<Descriptor> {
+  const index = {
+    schemaVersion: 2,
+    mediaType: MediaType.ociIndex,
+    manifests: images.map((i) => ({ mediaType: i.manifest.mediaType, digest: i.manifest.digest, size: i.manifest.size, platform: i.platform })),
+  };
+  const blob = await worker.blobs.putBytes(JSON.stringify(index));
+  return { mediaType: MediaType.ociIndex, digest: blob.digest, size: blob.size };
 }

@@ -3,6 +3,7 @@ import { BuildError, isAbortError } from '../errors.js';
 import type { ImageResolver } from '../frontend/compile.js';
 import type { Platform } from '../oci/image.js';
 import { readImage } from '../oci/image-reader.js';
+import { formatPlatform } from '../oci/platform.js';
 import { parseReference } from '../oci/reference.js';
 import { pullImage } from '../remote/pull.js';
 import type { RegistryClient } from '../remote/registry-client.js';
@@ -47,6 +48,14 @@ export function storeImageResolver(worker: Worker, opts: ImageResolverOptions = 
         });
       }
       const image = await readImage(worker.blobs, desc, platform);
+      // A single-platform image is taken as it is by readImage; building on it for another
+      // platform would silently produce an image whose config lies about its binaries.
+      const { os, architecture } = image.config;
+      if (os && architecture && (os !== platform.os || architecture !== platform.architecture)) {
+        throw new BuildError('IMAGE_NOT_FOUND', `image ${ref} (${name}) is ${os}/${architecture}, not ${formatPlatform(platform)}`, {
+          hint: `build or pull a ${formatPlatform(platform)} image under that name, or use FROM --platform=$BUILDPLATFORM for steps that only need to run here`,
+        });
+      }
       return { ref: name, digest: desc.digest, config: image.config };
     },
   };

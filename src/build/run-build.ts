@@ -3,8 +3,9 @@ import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Ctx } from '../ctx.js';
 import { BuildError } from '../errors.js';
-import { compileDockerfile } from '../frontend/compile.js';
-import { hostPlatform, type Descriptor } from '../oci/image.js';
+import { compileDockerfile, type BuildPlan } from '../frontend/compile.js';
+import { hostPlatform, type Descriptor, type Platform } from '../oci/image.js';
+import { cannotRunReason } from '../runtime/platform-support.js';
 import { parseReference } from '../oci/reference.js';
 import { exportImage } from './export-outputs.js';
 import type { ExportTarget } from '../exporter/export-target.js';
@@ -15,7 +16,7 @@ import { httpHandler } from '../solver/ops/http.js';
 import { execHandler, type ExecOptions } from '../solver/ops/exec.js';
 import { fileHandler } from '../solver/ops/file.js';
 import { imageHandler } from '../solver/ops/image.js';
-import { assembleImage } from './assemble-image.js';
+import { assembleImage, assembleIndex, type AssembledImage } from './assemble-image.js';
 import { storeImageResolver } from './image-resolver.js';
 import type { RegistryClient } from '../remote/registry-client.js';
 import { cleanupAfterCrashes, openWorker } from './worker.js';
@@ -43,6 +44,8 @@ export interface BuildRequest {
   readonly tags: readonly string[];
   readonly buildArgs: Readonly<Record<string, string>>;
   readonly target?: string;
+  /** `--platform`: what to build for, in this order; default: the host's. Several make an image index. */
+  readonly platforms?: readonly Platform[];
   readonly labels: Readonly<Record<string, string>>;
   /** Manifest annotations (`--annotation`). */
   readonly annotations?: Readonly<Record<string, string>>;
@@ -71,8 +74,10 @@ export interface BuildRequest {
 }
 
 export interface BuildResult {
+  /** The image manifest, or with several platforms the image index over their manifests. */
   readonly manifest: Descriptor;
-  readonly config: Descriptor;
+  /** The image config (the image ID); absent for several platforms, where the index is the ID. */
+  readonly config?: Descriptor;
   /** Normalized names the image was tagged with in the local store. */
   readonly names: readonly string[];
 }
@@ -107,23 +112,47 @@ export async function runBuild(request: BuildRequest, ctx: Ctx): Promise<BuildRe
 }
 
 async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, dockerfilePath: string, text: string, names: string[], ctx: Ctx): Promise<BuildResult> {
+  const host = hostPlatform();
+  const platforms = req.platforms?.length ? req.platforms : [host];
+  const multi = platforms.length > 1;
+  if (multi) {
+    const docker = req.outputs.find((o) => o.type === 'docker');
+    if (docker) throw new BuildError('USAGE', '--output type=docker: a docker archive holds one platform; use type=oci for several, or build one --platform at a time');
+  }
   const named = await prepareNamedContexts(req.buildContexts ?? {}, worker, ctx);
-  const plan = await compileDockerfile(
-    { path: dockerfilePath, text },
-    {
-      dockerfilePath,
-      contextDir,
-      dockerignore: await readDockerignore(dockerfilePath, contextDir),
-      buildArgs: req.buildArgs,
-      target: req.target,
-      platform: hostPlatform(),
-      labels: req.labels,
-      namedContexts: named.contexts,
-    },
-    named.wrap(storeImageResolver(worker, { registry: req.registry, pull: req.pull })),
-    ctx,
-  );
-  for (const w of plan.warnings) ctx.events.emit({ type: 'warning', message: w.message, location: w.location, at: Date.now() });
+  const resolver = named.wrap(storeImageResolver(worker, { registry: req.registry, pull: req.pull }));
+  const dockerignore = await readDockerignore(dockerfilePath, contextDir);
+  const plans: BuildPlan[] = [];
+  for (const platform of platforms) {
+    plans.push(
+      await compileDockerfile(
+        { path: dockerfilePath, text },
+        {
+          dockerfilePath,
+          contextDir,
+          dockerignore,
+          buildArgs: req.buildArgs,
+          target: req.target,
+          platform,
+          buildPlatform: host,
+          labelPlatform: multi,
+          cannotRun: cannotRunReason,
+          labels: req.labels,
+          namedContexts: named.contexts,
+        },
+        resolver,
+        ctx,
+      ),
+    );
+  }
+  // Each platform's compile finds the same Dockerfile problems: report each once.
+  const warned = new Set<string>();
+  for (const w of plans.flatMap((p) => p.warnings)) {
+    const id = `${w.location?.line}|${w.message}`;
+    if (warned.has(id)) continue;
+    warned.add(id);
+    ctx.events.emit({ type: 'warning', message: w.message, location: w.location, at: Date.now() });
+  }
 
   const cpus = req.maxParallelism ?? availableParallelism();
   const stats = await StatCache.load(join(worker.dirs.cache, 'stat', `${digestHex(sha256(contextDir))}.json`));
@@ -142,11 +171,13 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
     { noCache: req.noCache ?? false, noCacheStages: req.noCacheFilter ?? [], explain: req.explain ?? false },
     imported && { lookup: (key, c) => imported.lookup(key, usable, c) },
   );
+  const targets = plans.flatMap((p) => (p.target ? [p.target] : []));
   let results: Map<Digest, Result>;
   try {
-    results = plan.target
+    // One solve for every platform: steps they share (FROM --platform=$BUILDPLATFORM stages) run once.
+    results = targets.length
       ? await solve(
-          plan.target,
+          targets,
           { image: imageHandler(worker), context: contextHandler, exec: execHandler(worker, req.exec), file: fileHandler(worker), merge: mergeHandler, http: httpHandler(worker) },
           { execParallelism: cpus, ioParallelism: Math.max(4, cpus * 2), cache },
           ctx,
@@ -155,21 +186,30 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
   } finally {
     await stats.save();
   }
-  const final = plan.target && results.get(plan.target.digest);
-  const finalRootfs = final?.kind === 'rootfs' ? final : undefined;
-  const inline = req.cacheTo?.some((s) => s.type === 'inline') ? { [INLINE_CACHE_KEY]: await cacheConfigFor(worker, cacheRecords(cache.used(), finalRootfs, 'min')) } : {};
-  const image = await assembleImage(worker, plan, results, req.created, { annotations: req.annotations, configExtra: inline });
-  for (const name of names) await worker.images.tag(name, image.manifest);
+  const finals = targets.flatMap((t) => {
+    const r = results.get(t.digest);
+    return r?.kind === 'rootfs' ? [r] : [];
+  });
+  const images: AssembledImage[] = [];
+  for (const plan of plans) {
+    const final = plan.target && results.get(plan.target.digest);
+    const inline = req.cacheTo?.some((s) => s.type === 'inline')
+      ? { [INLINE_CACHE_KEY]: await cacheConfigFor(worker, cacheRecords(cache.used(), final?.kind === 'rootfs' ? [final] : [], 'min')) }
+      : {};
+    images.push(await assembleImage(worker, plan, results, req.created, { annotations: req.annotations, configExtra: inline }));
+  }
+  const top = multi ? await assembleIndex(worker, images.map((img, i) => ({ manifest: img.manifest, platform: platforms[i]! }))) : images[0]!.manifest;
+  for (const name of names) await worker.images.tag(name, top);
   for (const target of req.outputs) {
-    await exportImage(worker, image.manifest, target, names, ctx, req.registry);
-    ctx.events.emit({ type: 'export.done', target: target.type, digest: image.manifest.digest, at: Date.now() });
+    await exportImage(worker, top, target, names, ctx, req.registry);
+    ctx.events.emit({ type: 'export.done', target: target.type, digest: top.digest, at: Date.now() });
   }
   for (const spec of req.cacheTo ?? []) {
     if (spec.type === 'inline') continue;
-    const r = await exportCache(worker, cacheRecords(cache.used(), finalRootfs, spec.mode), spec, req.registry, ctx);
+    const r = await exportCache(worker, cacheRecords(cache.used(), finals, spec.mode), spec, req.registry, ctx);
     ctx.events.emit({ type: 'export.done', target: `cache (${spec.type}, ${r.records} records, ${r.layers} layers)`, digest: r.manifest.digest, at: Date.now() });
   }
-  return { manifest: image.manifest, config: image.config, names };
+  return { manifest: top, ...(multi ? {} : { config: images[0]!.config }), names };
 }
 
 /** A cache record may use a layer only when it is committed and its compressed blob is in the store. */

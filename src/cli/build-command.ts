@@ -15,8 +15,8 @@ import { buildProgress } from './build-progress.js';
 import { readBuildArgFile, readStdinInputs } from './stdin-input.js';
 import { stateRoot } from './state-root.js';
 import { parseCacheFrom, parseCacheTo } from '../build/cache-transfer/cache-spec.js';
-import { hostPlatform } from '../oci/image.js';
-import { formatPlatform, parsePlatform } from '../remote/platform-select.js';
+import { formatPlatform, parsePlatform } from '../oci/platform.js';
+import type { Platform } from '../oci/image.js';
 import { parseAllow, parseSecrets, parseSsh } from './run-secrets.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -60,7 +60,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .option('--build-arg <key[=value]>', 'set a build argument; without a value, taken from the environment (repeatable)', collect, [])
     .option('--build-arg-file <file>', 'read build arguments from a file of KEY=VALUE lines (repeatable; --build-arg wins)', collect, [])
     .option('--target <stage>', 'build this stage')
-    .option('--platform <os/arch[/variant]>', 'target platform; only the host platform can be built')
+    .option('--platform <os/arch[/variant],...>', 'target platforms (default: the host\'s); several make an image index')
     .option('--no-cache', 'do not use the build cache')
     .option('--no-cache-filter <stage>', 'do not use the build cache for these stages (repeatable, comma-separated)', collect, [])
     .option('--explain', 'print why each first cache miss of a chain missed')
@@ -89,7 +89,6 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       const settings = globals.settings?.config ?? {};
       const registry = new RegistryClient(registryOptions(process.env, registrySettings(settings)));
       if (flags.network === 'none') throw new BuildError('USAGE', '--network=none for the whole build is not supported yet; use RUN --network=none');
-      if (flags.platform !== undefined) checkHostPlatform(flags.platform);
       const buildArgs: Record<string, string> = {};
       for (const f of flags.buildArgFile) Object.assign(buildArgs, await readBuildArgFile(f, process.env));
       Object.assign(buildArgs, parseBuildArgs(flags.buildArg, process.env));
@@ -107,6 +106,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           tags: flags.tag,
           buildArgs,
           target: flags.target,
+          platforms: flags.platform === undefined ? undefined : parsePlatforms(flags.platform),
           labels: parseKeyValues('--label', flags.label),
           annotations: parseAnnotations(flags.annotation),
           outputs,
@@ -134,11 +134,13 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           return registry.close();
         });
       for (const o of outputs) if (o.type === 'registry') process.stderr.write(`pushed ${parseReference(o.name).toString()}@${result.manifest.digest}\n`);
-      if (flags.iidfile) await writeFile(flags.iidfile, result.config.digest);
+      // As buildx: the image ID is the config digest, or the index digest for several platforms.
+      const imageId = result.config?.digest ?? result.manifest.digest;
+      if (flags.iidfile) await writeFile(flags.iidfile, imageId);
       if (flags.metadataFile) {
         const meta: BuildMetadata = {
           'containerimage.digest': result.manifest.digest,
-          'containerimage.config.digest': result.config.digest,
+          ...(result.config ? { 'containerimage.config.digest': result.config.digest } : {}),
           'containerimage.descriptor': result.manifest,
           ...(result.names.length ? { 'image.name': result.names.join(',') } : {}),
         };
@@ -146,8 +148,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       }
       const pruned = await applyGcPolicy(stateRoot(globals.root, process.env), gcPolicy(settings));
       if (pruned?.bytes && !flags.quiet) process.stderr.write(`gc policy: reclaimed ${formatBytes(pruned.bytes)}\n`);
-      if (flags.quiet) process.stdout.write(result.config.digest + '\n');
-      else process.stderr.write(`image ${result.config.digest}${result.names.length ? ` tagged ${result.names.join(', ')}` : ''}\n`);
+      if (flags.quiet) process.stdout.write(imageId + '\n');
+      else process.stderr.write(`image ${imageId}${result.names.length ? ` tagged ${result.names.join(', ')}` : ''}\n`);
       setExit(0);
     });
 }
@@ -218,19 +220,18 @@ function parseAnnotations(list: readonly string[]): Record<string, string> {
   return parseKeyValues('--annotation', plain);
 }
 
-/**
- * `--platform`: accepted for scripts written for buildx, but RUN executes natively (no emulation)
- * and the frontend targets the host, so anything else, or a list, is refused up front.
- */
-function checkHostPlatform(value: string): void {
-  const host = hostPlatform();
-  const wanted = value.split(',').map((p) => p.trim());
-  for (const p of wanted) {
-    const parsed = parsePlatform(p);
-    if (parsed.os !== host.os || parsed.architecture !== host.architecture || wanted.length > 1) {
-      throw new BuildError('USAGE', `--platform ${value}: only the host platform (${formatPlatform(host)}) can be built`, {
-        hint: 'tsbuild runs RUN natively and does not emulate other architectures; build on a machine of that platform',
-      });
+/** `--platform linux/amd64,linux/arm64`: each checked and normalized, repeats dropped, order kept. */
+function parsePlatforms(value: string): Platform[] {
+  const out = new Map<string, Platform>();
+  for (const p of value.split(',').map((x) => x.trim()).filter(Boolean)) {
+    let parsed: Platform;
+    try {
+      parsed = parsePlatform(p);
+    } catch (e) {
+      throw new BuildError('USAGE', `--platform ${value}: ${(e as Error).message}`);
     }
+    out.set(formatPlatform(parsed), parsed);
   }
+  if (out.size === 0) throw new BuildError('USAGE', '--platform: expected os/arch[/variant], e.g. linux/amd64');
+  return [...out.values()];
 }

@@ -7,7 +7,7 @@ import { exportRegistry } from '../exporter/registry.js';
 import { hostPlatform } from '../oci/image.js';
 import { parseReference } from '../oci/reference.js';
 import { DockerConfigCredentials, normalizeRegistryKey } from '../remote/credentials.js';
-import { parsePlatform } from '../remote/platform-select.js';
+import { parsePlatform } from '../oci/platform.js';
 import { pullImage } from '../remote/pull.js';
 import { RegistryClient } from '../remote/registry-client.js';
 import type { GlobalOptions } from './globals.js';

@@ -5,6 +5,7 @@ import { readImage } from '../oci/image-reader.js';
 import { parseReference } from '../oci/reference.js';
 import { blobPath, writeArchiveAtomic } from './archive-file.js';
 import { writeLayoutInto } from './oci-archive.js';
+import { imageBlobs } from './layout-entries.js';
 
 /** One image in a `docker save` manifest.json. */
 export interface DockerArchiveManifestEntry {
@@ -29,5 +30,5 @@ export async function exportDockerArchive(blobs: ContentStore, manifest: Descrip
     RepoTags: tags.length > 0 ? [...new Set(tags)] : null,
     Layers: img.layers.map(blobPath),
   };
-  await writeArchiveAtomic(destFile, ctx, (w) => writeLayoutInto(w, blobs, img, repoTags, { 'manifest.json': JSON.stringify([entry]) }));
+  await writeArchiveAtomic(destFile, ctx, (w) => writeLayoutInto(w, blobs, imageBlobs(img), repoTags, { 'manifest.json': JSON.stringify([entry]) }));
 }

@@ -5,6 +5,9 @@ import type { ContentStore } from '../oci/content-store.js';
 import { decompressStream } from '../oci/decompress.js';
 import type { Descriptor } from '../oci/image.js';
 import { readImage } from '../oci/image-reader.js';
+import { indexEntries } from '../oci/image-tree.js';
+import { formatPlatform } from '../oci/platform.js';
+import { join } from 'node:path';
 import { applyLayer } from '../oci/layer/apply.js';
 
 /**
@@ -12,9 +15,19 @@ import { applyLayer } from '../oci/layer/apply.js';
  * each layer, base first, is decompressed and applied in `flatten` mode, so whiteouts delete
  * what lower layers wrote and no whiteout markers remain. `destDir` is created if missing;
  * existing content is overwritten where the image has the same paths. Layers stream from the
- * store (memory does not grow with layer size). Layer blobs were verified when stored.
+ * store (memory does not grow with layer size). Layer blobs were verified when stored. An image
+ * index is written as one subdirectory per platform.
  */
 export async function exportLocal(blobs: ContentStore, manifest: Descriptor, destDir: string, ctx: Ctx): Promise<void> {
+  const entries = await indexEntries(blobs, manifest);
+  if (entries) {
+    // Several platforms: one directory each, named as BuildKit's local exporter does (linux_arm_v7).
+    for (const [i, e] of entries.entries()) {
+      const dir = e.platform ? formatPlatform(e.platform).replaceAll('/', '_') : `image-${i}`;
+      await exportLocal(blobs, e, join(destDir, dir), ctx);
+    }
+    return;
+  }
   const img = await readImage(blobs, manifest);
   await mkdir(destDir, { recursive: true });
   for (const layer of img.layers) {

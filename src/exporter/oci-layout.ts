@@ -6,25 +6,25 @@ import { BuildError } from '../errors.js';
 import type { ContentStore } from '../oci/content-store.js';
 import type { Descriptor } from '../oci/image.js';
 import { ImageLayout } from '../oci/image-layout.js';
-import { readImage } from '../oci/image-reader.js';
+import { imageTreeBlobs } from '../oci/image-tree.js';
 import { REF_NAME_ANNOTATION } from '../oci/media-types.js';
 import { join } from 'node:path';
-import { imageBlobs, layoutIndexEntries } from './layout-entries.js';
+import { layoutIndexEntries } from './layout-entries.js';
 
 /**
- * Writes the image `manifest` (from `blobs`) into the OCI image layout directory `destDir`,
+ * Writes the image `manifest` (or image index, with every platform's image; from `blobs`) into the OCI image layout directory `destDir`,
  * creating it or merging into an existing layout: existing blobs and entries stay, and an entry
  * with the same `org.opencontainers.image.ref.name` (the tag of each of `refNames`, see
  * {@link layoutIndexEntries}) is replaced. Blobs are copied from the store and verified. index.json is updated last, under the
  * layout's lock, so an interrupted export never leaves an entry pointing at missing blobs.
  */
 export async function exportOciLayout(blobs: ContentStore, manifest: Descriptor, destDir: string, refNames: readonly string[], ctx: Ctx): Promise<void> {
-  const img = await readImage(blobs, manifest);
-  const entries = layoutIndexEntries(img.manifestDescriptor, refNames);
+  const all = await imageTreeBlobs(blobs, manifest);
+  const entries = layoutIndexEntries(all[0]!, refNames);
   const tmpDir = join(destDir, '.tsbuild-tmp');
   const dest = await ImageLayout.open(destDir, { create: true, tmpDir });
   try {
-    for (const d of imageBlobs(img)) {
+    for (const d of all) {
       ctx.signal.throwIfAborted();
       await copyBlob(blobs, dest.blobs, d, ctx);
     }

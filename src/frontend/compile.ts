@@ -1,6 +1,7 @@
 import { BuildError, isAbortError, type SourceLocation } from '../errors.js';
 import type { Ctx } from '../ctx.js';
 import type { ImageConfig, Platform } from '../oci/image.js';
+import { formatPlatform } from '../oci/platform.js';
 import { makeVertex, type Vertex } from '../solver/graph.js';
 import { parseDockerignore } from './dockerignore.js';
 import { parseInstruction, type Instruction } from './instructions.js';
@@ -20,7 +21,14 @@ export interface CompileOptions {
   dockerignore: string;
   buildArgs: Readonly<Record<string, string>>;
   target?: string;
+  /** The target platform (TARGETPLATFORM; FROM without --platform resolves images for it). */
   platform: Platform;
+  /** The platform the build runs on (BUILDPLATFORM); default: `platform`. */
+  buildPlatform?: Platform;
+  /** Prefix step names with the platform: several platforms are built at once. */
+  labelPlatform?: boolean;
+  /** Why RUN can't execute for a platform on this machine (undefined when it can). */
+  cannotRun?: (p: Platform) => string | undefined;
   labels?: Readonly<Record<string, string>>;
   /** `--build-context NAME=…`: replaces the stage or image NAME in FROM and in --from. */
   namedContexts?: ReadonlyMap<string, NamedContext>;
@@ -93,6 +101,8 @@ export async function compileDockerfile(source: { path: string; text: string }, 
     file,
     lexer,
     platform: opts.platform,
+    platformLabel: opts.labelPlatform ? `${formatPlatform(opts.platform)} ` : '',
+    ...(opts.cannotRun ? { cannotRun: opts.cannotRun } : {}),
     buildArgs: opts.buildArgs,
     metaArgs,
     warnings,
@@ -236,10 +246,10 @@ function splitStages(instructions: readonly Instruction[], file: string): { meta
 /** Built-in platform ARGs, then the ARGs before the first FROM (build-args override defaults). */
 function evalMetaArgs(args: readonly Extract<Instruction, { kind: 'ARG' }>[], opts: CompileOptions, lexer: ShellLexer, targetStage: string): Map<string, string | undefined> {
   const p = opts.platform;
-  const plat = `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
+  const b = opts.buildPlatform ?? p;
   const m = new Map<string, string | undefined>([
-    ['TARGETPLATFORM', plat], ['TARGETOS', p.os], ['TARGETARCH', p.architecture], ['TARGETVARIANT', p.variant ?? ''],
-    ['BUILDPLATFORM', plat], ['BUILDOS', p.os], ['BUILDARCH', p.architecture], ['BUILDVARIANT', p.variant ?? ''],
+    ['TARGETPLATFORM', formatPlatform(p)], ['TARGETOS', p.os], ['TARGETARCH', p.architecture], ['TARGETVARIANT', p.variant ?? ''],
+    ['BUILDPLATFORM', formatPlatform(b)], ['BUILDOS', b.os], ['BUILDARCH', b.architecture], ['BUILDVARIANT', b.variant ?? ''],
     ['TARGETSTAGE', targetStage],
   ]);
   for (const k of m.keys()) if (Object.prototype.hasOwnProperty.call(opts.buildArgs, k)) m.set(k, opts.buildArgs[k]);

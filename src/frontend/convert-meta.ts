@@ -6,7 +6,7 @@ import type { Instruction } from './instructions.js';
 import { parsePortSpec } from './expose.js';
 import { parseGoDuration, formatGoDuration } from './go-duration.js';
 import {
-  DEFAULT_SHELL, addEnv, argValues, commitHistory, expansionEnv, goQuoteList, stepName,
+  defaultShell, addEnv, argValues, commitHistory, expansionEnv, goQuoteList, stepName,
   type ConvertEnv, type StageState,
 } from './stage-state.js';
 
@@ -55,7 +55,7 @@ export function convertLabel(ins: Of<'LABEL'>, st: StageState, env: ConvertEnv):
 /** Shell form → `[...SHELL, cmdline]`; exec form as written. */
 export function commandArgs(cmd: { prependShell: boolean; args: readonly string[] }, st: StageState): string[] {
   if (!cmd.prependShell) return [...cmd.args];
-  return [...(st.config.config.Shell ?? DEFAULT_SHELL), cmd.args.join(' ')];
+  return [...(st.config.config.Shell ?? defaultShell(st.config.os)), cmd.args.join(' ')];
 }
 
 export function convertCmd(ins: Of<'CMD' | 'ENTRYPOINT'>, st: StageState): void {

@@ -1,10 +1,11 @@
 import { BuildError } from '../errors.js';
+import { formatPlatform } from '../oci/platform.js';
 import { makeVertex, type RunMount, type Vertex } from '../solver/graph.js';
 import { MountSyntaxError, parseMount } from './run-mount.js';
 import type { Instruction } from './instructions.js';
 import { chompHeredocContent, parseHeredocToken } from './heredoc.js';
 import { commandArgs, runArgEnv } from './convert-meta.js';
-import { DEFAULT_PATH, commitHistory, expansionEnv, stepName, type ConvertEnv, type StageState } from './stage-state.js';
+import { commitHistory, defaultPath, expansionEnv, stepName, type ConvertEnv, type StageState } from './stage-state.js';
 
 /**
  * Proxy build-args: exported to RUN when given, without an ARG and without a history record.
@@ -18,12 +19,19 @@ const PROXY_ARGS = ['HTTP_PROXY', 'HTTPS_PROXY', 'FTP_PROXY', 'NO_PROXY', 'ALL_P
  * creates a bridge, so "default" networking is the host's.
  */
 export async function convertRun(ins: Extract<Instruction, { kind: 'RUN' }>, st: StageState, env: ConvertEnv): Promise<void> {
+  const unable = env.cannotRun?.(st.platform);
+  if (unable) {
+    throw new BuildError('PLATFORM', `RUN for ${formatPlatform(st.platform)} can't execute here: ${unable}`, {
+      hint: 'run build steps on the build platform (FROM --platform=$BUILDPLATFORM ...) and only COPY their output into the target stage',
+    });
+  }
   const rootfs = st.vertex ? [st.vertex] : [];
   const { mounts, inputs } = await runMounts(ins, st, env, rootfs);
   const args = commandArgs(ins.files.length > 0 ? heredocCommand(ins) : ins.cmd, st);
   const configEnv = st.config.config.Env ?? [];
   const runEnv = [...configEnv, ...runArgEnv(st)];
-  if (!runEnv.some((e) => e.startsWith('PATH='))) runEnv.unshift(DEFAULT_PATH);
+  const path = defaultPath(st.config.os);
+  if (path && !runEnv.some((e) => e.startsWith('PATH='))) runEnv.unshift(path);
   const declared = new Set(st.args.map((a) => a.key));
   const proxyEnv: string[] = [];
   for (const upper of PROXY_ARGS) {

@@ -1,4 +1,5 @@
 import { BuildError, type SourceLocation } from '../errors.js';
+import { parsePlatform } from '../oci/platform.js';
 import type { ContainerConfig, ImageConfig, Platform } from '../oci/image.js';
 import type { Vertex } from '../solver/graph.js';
 import { parseInstruction, type Instruction } from './instructions.js';
@@ -6,7 +7,7 @@ import { parseDockerfile } from './parse.js';
 import { convertArg, convertCmd, convertEnv, convertExpose, convertHealthcheck, convertLabel, convertSimple, convertVolume, convertWorkdir } from './convert-meta.js';
 import { convertRun } from './convert-run.js';
 import { convertCopy } from './convert-copy.js';
-import { DEFAULT_PATH, stepName, type ConvertEnv, type StageState } from './stage-state.js';
+import { defaultPath, stepName, type ConvertEnv, type StageState } from './stage-state.js';
 import type { StageDef } from './compile.js';
 
 export interface ResolvedImage {
@@ -33,7 +34,7 @@ export async function convertStage(def: StageDef, index: number, stageCount: num
   const { imageName, platform } = await located(from.location, async () => {
     const imageName = env.lexer.processWord(from.image, metaGet);
     if (imageName === '') throw new BuildError('INVALID_INSTRUCTION', `base name (${from.image}) should not be blank`);
-    const platform = from.platform !== undefined ? parsePlatform(env.lexer.processWord(from.platform, metaGet)) : env.platform;
+    const platform = from.platform !== undefined ? parsePlatform(env.lexer.processWord(from.platform, metaGet), 'INVALID_INSTRUCTION') : undefined;
     return { imageName, platform };
   });
 
@@ -47,7 +48,7 @@ export async function convertStage(def: StageDef, index: number, stageCount: num
       vertex = inherited.vertex;
       base = inherited.config;
     } else {
-      const img = await sources.image(imageName, platform, from.location);
+      const img = await sources.image(imageName, platform ?? env.platform, from.location);
       vertex = img.vertex;
       base = img.config;
       fromText = img.ref;
@@ -59,11 +60,12 @@ export async function convertStage(def: StageDef, index: number, stageCount: num
   delete config.config.OnBuild;
   const triggerInstructions = triggers.map((t) => parseTrigger(t, from.location, env));
 
-  const label = stageCount === 1 && !def.name ? '' : `${def.name ?? `stage-${index}`} `;
+  const label = env.platformLabel + (stageCount === 1 && !def.name ? '' : `${def.name ?? `stage-${index}`} `);
   const st: StageState = {
     index,
     name: def.name,
     label,
+    platform: platform ?? inherited?.platform ?? env.platform,
     vertex,
     config,
     args: inherited ? [...inherited.args] : [],
@@ -120,7 +122,8 @@ function baseConfig(base: ImageConfig | undefined, platform: Platform): StageSta
   c.history = c.history ? [...c.history] : [];
   const cc: ContainerConfig = c.config ?? {};
   if (!base) cc.WorkingDir = '/';
-  if (!(cc.Env ?? []).some((e) => e.startsWith('PATH='))) cc.Env = [DEFAULT_PATH, ...(cc.Env ?? [])];
+  const path = defaultPath(platform.os);
+  if (path && !(cc.Env ?? []).some((e) => e.startsWith('PATH='))) cc.Env = [path, ...(cc.Env ?? [])];
   c.config = cc;
   return c as StageState['config'];
 }
@@ -136,10 +139,4 @@ function parseTrigger(text: string, loc: SourceLocation, env: ConvertEnv): Instr
     throw new BuildError('INVALID_INSTRUCTION', `${ins.kind} isn't allowed as an ONBUILD trigger`, { location: loc });
   }
   return ins;
-}
-
-function parsePlatform(s: string): Platform {
-  const [os, architecture, variant] = s.split('/');
-  if (!os || !architecture) throw new BuildError('INVALID_INSTRUCTION', `invalid platform ${JSON.stringify(s)}: expected os/arch[/variant]`);
-  return variant ? { os, architecture, variant } : { os, architecture };
 }

@@ -11,7 +11,16 @@ import type { Digest } from '../oci/digest.js';
  */
 
 export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-export const DEFAULT_SHELL: readonly string[] = ['/bin/sh', '-c'];
+
+/** The shell of shell-form commands without SHELL: BuildKit's per-OS default. */
+export function defaultShell(os: string | undefined): readonly string[] {
+  return os === 'windows' ? ['cmd', '/S', '/C'] : ['/bin/sh', '-c'];
+}
+
+/** The PATH set when the image has none: Linux only (BuildKit's system.DefaultPathEnv). */
+export function defaultPath(os: string | undefined): string | undefined {
+  return os === 'windows' ? undefined : DEFAULT_PATH;
+}
 export const HISTORY_COMMENT = 'buildkit.dockerfile.v0';
 
 export interface ArgEntry {
@@ -24,6 +33,8 @@ export interface StageState {
   readonly name?: string;
   /** Prefix for vertex names: `stage-name ` or ''. */
   readonly label: string;
+  /** What this stage's RUN steps execute as: FROM --platform, the stage it builds on, or the target. */
+  readonly platform: Platform;
   /** Current root filesystem; undefined = empty (scratch). */
   vertex?: Vertex;
   readonly config: ImageConfig & { config: ContainerConfig };
@@ -49,7 +60,12 @@ export interface Warning {
 export interface ConvertEnv {
   readonly file: string;
   readonly lexer: ShellLexer;
+  /** The target platform. */
   readonly platform: Platform;
+  /** Prefix of step names when several platforms are built at once (`linux/arm64 `), else ''. */
+  readonly platformLabel: string;
+  /** Why RUN can't execute for `p` on this machine (undefined when it can); absent: no check. */
+  readonly cannotRun?: (p: Platform) => string | undefined;
   readonly buildArgs: Readonly<Record<string, string>>;
   /** Global (meta) ARG values, built-ins included. */
   readonly metaArgs: ReadonlyMap<string, string | undefined>;

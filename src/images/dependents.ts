@@ -21,11 +21,11 @@ export async function dependentsBlockingRemoval(layout: ImageLayout, name: strin
   const self = entries.find((e) => e.name === name);
   if (!self) return [];
   if (entries.some((e) => e.name !== name && e.descriptor.digest === self.descriptor.digest)) return [];
-  const base = (await readImage(layout.blobs, self.descriptor)).config;
+  const base = (await readImage(layout.blobs, self.descriptor, undefined, { anyPlatform: true })).config;
   const out: Dependent[] = [];
   for (const e of entries) {
     if (e.descriptor.digest === self.descriptor.digest) continue;
-    const other = (await readImage(layout.blobs, e.descriptor)).config;
+    const other = (await readImage(layout.blobs, e.descriptor, undefined, { anyPlatform: true })).config;
     if (builtOn(other, base)) out.push({ name: e.name, digest: e.descriptor.digest });
   }
   return out;

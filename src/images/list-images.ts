@@ -25,7 +25,7 @@ export interface ImageSummary {
 export async function listImages(layout: ImageLayout): Promise<ImageSummary[]> {
   const out: ImageSummary[] = [];
   for (const { name, descriptor } of await layout.list()) {
-    const img = await readImage(layout.blobs, descriptor);
+    const img = await readImage(layout.blobs, descriptor, undefined, { anyPlatform: true });
     const ref = safeParse(name);
     const familiar = ref?.familiar ?? name;
     const at = ref?.tag !== undefined ? familiar.lastIndexOf(':' + ref.tag) : -1;
@@ -34,7 +34,7 @@ export async function listImages(layout: ImageLayout): Promise<ImageSummary[]> {
       repository: at > 0 ? familiar.slice(0, at) : familiar,
       tag: ref?.tag ?? '<none>',
       id: img.configDescriptor.digest as Digest,
-      digest: img.manifestDescriptor.digest as Digest,
+      digest: descriptor.digest as Digest,
       ...(img.config.created ? { created: img.config.created } : {}),
       size: imageSize(img),
     });
@@ -63,7 +63,7 @@ export async function findImage(layout: ImageLayout, nameOrId: string): Promise<
   if (/^[0-9a-f]{4,64}$/.test(hex)) {
     const matches = new Map<string, { name?: string; descriptor: IndexDescriptor }>();
     for (const e of entries) {
-      const img = await readImage(layout.blobs, e.descriptor);
+      const img = await readImage(layout.blobs, e.descriptor, undefined, { anyPlatform: true });
       for (const d of [img.configDescriptor.digest, img.manifestDescriptor.digest]) {
         if (d.slice(7).startsWith(hex)) matches.set(e.descriptor.digest, matches.get(e.descriptor.digest) ?? e);
       }

@@ -30,18 +30,19 @@ const INDEX_TYPES: ReadonlySet<string> = new Set([MediaType.ociIndex, MediaType.
 
 /**
  * Reads the image `manifest` points at. Accepts OCI and Docker schema2 manifests; an OCI index
- * or Docker manifest list resolves to the entry for `platform` (default: the host's). Checks
+ * or Docker manifest list resolves to the entry for `platform` (default: the host's; with
+ * `anyPlatform`, the first entry when none matches: for listing an index of other platforms). Checks
  * that the config has one diffID per layer. Malformed content → BuildError('STORE_CORRUPT');
  * no entry for the platform → BuildError('IMAGE_NOT_FOUND').
  */
-export async function readImage(blobs: ContentStore, manifest: Descriptor, platform: Platform = hostPlatform()): Promise<StoredImage> {
+export async function readImage(blobs: ContentStore, manifest: Descriptor, platform: Platform = hostPlatform(), opts: { anyPlatform?: boolean } = {}): Promise<StoredImage> {
   let desc: Descriptor = manifest;
   for (let depth = 0; ; depth++) {
     if (depth > 4) throw new BuildError('STORE_CORRUPT', `${manifest.digest}: indexes nested too deeply`);
     const raw = await blobs.readJson<{ mediaType?: string; schemaVersion?: number; manifests?: unknown; layers?: unknown }>(desc.digest);
     const kind = raw.mediaType ?? desc.mediaType ?? (Array.isArray(raw.manifests) ? MediaType.ociIndex : MediaType.ociManifest);
     if (INDEX_TYPES.has(kind) || (Array.isArray(raw.manifests) && !Array.isArray(raw.layers))) {
-      desc = pickPlatform(raw as unknown as OciImageIndex, platform, desc);
+      desc = pickPlatform(raw as unknown as OciImageIndex, platform, desc, opts.anyPlatform ?? false);
       continue;
     }
     if (!MANIFEST_TYPES.has(kind)) throw new BuildError('STORE_CORRUPT', `${desc.digest}: unsupported manifest media type ${JSON.stringify(kind)}`);
@@ -70,7 +71,7 @@ function checkManifest(raw: unknown, desc: Descriptor): Manifest {
 }
 
 /** The index entry for `platform`: os and architecture must match; variant too when both name one. */
-function pickPlatform(idx: OciImageIndex, platform: Platform, desc: Descriptor): Descriptor {
+function pickPlatform(idx: OciImageIndex, platform: Platform, desc: Descriptor, anyPlatform: boolean): Descriptor {
   const entries = (idx.manifests ?? []) as IndexDescriptor[];
   const matches = entries.filter(
     (e) =>
@@ -79,7 +80,7 @@ function pickPlatform(idx: OciImageIndex, platform: Platform, desc: Descriptor):
       (!platform.variant || !e.platform.variant || platform.variant === e.platform.variant),
   );
   // Prefer an exact variant match, then the first compatible entry (as containerd does).
-  const chosen = matches.find((e) => e.platform?.variant === platform.variant) ?? matches[0];
+  const chosen = matches.find((e) => e.platform?.variant === platform.variant) ?? matches[0] ?? (anyPlatform ? entries[0] : undefined);
   if (!chosen) {
     const have = entries.map((e) => (e.platform ? `${e.platform.os}/${e.platform.architecture}${e.platform.variant ? '/' + e.platform.variant : ''}` : 'unknown')).join(', ');
     throw new BuildError('IMAGE_NOT_FOUND', `image index ${desc.digest} has no manifest for ${platform.os}/${platform.architecture} (has: ${have || 'none'})`);

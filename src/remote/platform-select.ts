@@ -1,6 +1,7 @@
 import { BuildError } from '../errors.js';
 import { isDigest } from '../oci/digest.js';
 import type { Descriptor, Platform } from '../oci/image.js';
+import { formatPlatform } from '../oci/platform.js';
 
 /** An index entry: a descriptor that may name its platform. */
 export type PlatformDescriptor = Descriptor & { platform?: Platform };
@@ -23,15 +24,4 @@ export function selectPlatform(entries: readonly PlatformDescriptor[], platform:
   }
   if (!isDigest(chosen.digest)) throw new BuildError('REGISTRY', `${what}: index entry has invalid digest ${JSON.stringify(chosen.digest)}`);
   return chosen;
-}
-
-export function formatPlatform(p: Platform): string {
-  return `${p.os}/${p.architecture}${p.variant ? '/' + p.variant : ''}`;
-}
-
-/** `linux/arm64/v8` → Platform; BuildError('USAGE') for anything else. */
-export function parsePlatform(s: string): Platform {
-  const parts = s.split('/');
-  if (parts.length < 2 || parts.length > 3 || parts.some((p) => p === '')) throw new BuildError('USAGE', `invalid platform ${JSON.stringify(s)}: expected os/arch[/variant]`);
-  return { os: parts[0]!, architecture: parts[1]!, ...(parts[2] ? { variant: parts[2] } : {}) };
 }

@@ -8,7 +8,6 @@ import { MediaType } from '../oci/media-types.js';
 import { uploadBlob } from './blob-upload.js';
 import type { RegistryClient } from './registry-client.js';
 import { RegistryError } from './registry-error.js';
-import type { Repository } from './repository.js';
 
 export interface PushOptions {
   /**

@@ -121,7 +121,10 @@ export class BuildCache implements SolveCache {
   }
 }
 
-/** The stage a step belongs to, from its progress name `[stage 2/5] …`; undefined for a lone unnamed stage. */
+/**
+ * The stage a step belongs to, from its progress name `[stage 2/5] …` (`[linux/arm64 stage 2/5]`
+ * when several platforms are built); undefined for a lone unnamed stage. Stage names have no '/'.
+ */
 export function stageOf(v: Vertex): string | undefined {
-  return /^\[(\S+) +\d+\/\d+\]/.exec(v.meta.name)?.[1];
+  return /^\[(?:\S+\/\S+ )?([^\s/]+) +\d+\/\d+\]/.exec(v.meta.name)?.[1];
 }

@@ -33,13 +33,13 @@ interface Solved {
 }
 
 /**
- * Solves the graph below `target`: every vertex once (deduplicated by digest), inputs before
+ * Solves the graph below `target` (or below each of several targets, sharing what they share): every vertex once (deduplicated by digest), inputs before
  * the vertex, independent vertices in parallel within the pools' limits. The first failure
  * aborts everything still running (fail-fast) and is what this rejects with; vertices that
  * were stopped by it are reported as cancelled.
  * @returns results by vertex digest (all solved vertices, target included).
  */
-export async function solve(target: Vertex, handlers: OpHandlers, opts: SolveOptions, ctx: Ctx): Promise<Map<Digest, Result>> {
+export async function solve(target: Vertex | readonly Vertex[], handlers: OpHandlers, opts: SolveOptions, ctx: Ctx): Promise<Map<Digest, Result>> {
   const local = new AbortController();
   const signal = AbortSignal.any([ctx.signal, local.signal]);
   const inner: Ctx = { signal, events: ctx.events };
@@ -119,7 +119,7 @@ export async function solve(target: Vertex, handlers: OpHandlers, opts: SolveOpt
   };
 
   try {
-    await visit(target);
+    await Promise.all((Array.isArray(target) ? target : [target as Vertex]).map(visit));
   } catch (err) {
     // Let every started vertex finish its own clean-up before reporting.
     await Promise.allSettled(running.values());

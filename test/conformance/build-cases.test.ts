@@ -31,8 +31,6 @@ type Case = any;
 const KNOWN_FAILURES = new Map<string, string>([
   // `alpine:latest` is the busybox base tagged again (no registry here). No alpine case needs an
   // alpine-only tool (their RUNs use echo and sh), so none is listed for that reason.
-  ['image/default-shell-and-path', 'multi-platform builds (--platform windows/amd64,linux/amd64, an OCI index) are out of scope: tsbuild builds for the host platform only'],
-  ['platform/explicit-platform-and-overridden-TARGETOS', '--platform darwin/ppc64le: only the host platform can be built (no emulation)'],
 ]);
 
 const test = suite('conformance: build cases');
@@ -89,6 +87,19 @@ async function readOciConfig(dir: string): Promise<any> {
   const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8'));
   const manifest = await blob(index.manifests[0].digest);
   return blob(manifest.config.digest);
+}
+
+/** The platforms (in order) and configs of a multi-platform OCI layout: index.json → image index → manifests. */
+async function readOciPlatforms(dir: string): Promise<{ platform: string; config: any }[]> {
+  const blob = async (digest: string) => JSON.parse(await readFile(join(dir, 'blobs', ...digest.split(':')), 'utf8'));
+  const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8'));
+  const top = await blob(index.manifests[0].digest);
+  const out = [];
+  for (const m of top.manifests ?? []) {
+    const p = m.platform ?? {};
+    out.push({ platform: [p.os, p.architecture, p.variant].filter(Boolean).join('/'), config: await blob((await blob(m.digest)).config.digest) });
+  }
+  return out;
 }
 
 const exists = (p: string) => lstat(p).then(() => true, () => false);
@@ -209,7 +220,7 @@ async function checkBuild(c: Case, slug: string): Promise<string[]> {
   const oci = join(env.work, `${slug}-oci`);
   const wantsFiles = ['files', 'filesContain', 'filesNotContain', 'absent', 'dirs', 'emptyDirs', 'symlinks'].some((k) => k in x);
   if (wantsFiles) args.push('--output', `type=local,dest=${out}`);
-  if (x.image) args.push('--output', `type=oci,dest=${oci},tar=false`);
+  if (x.image || x.perPlatform) args.push('--output', `type=oci,dest=${oci},tar=false`);
   const r = await tsbuild([...args, ctx], { cwd: env.work });
   if (x.error) {
     if (r.code === 0) return ['expected an error, the build succeeded'];
@@ -226,6 +237,16 @@ async function checkBuild(c: Case, slug: string): Promise<string[]> {
   if (r.code !== 0) return [`build failed (${r.code}):\n${r.stderr}`];
   const bad = wantsFiles ? await checkFiles(out, x) : [];
   if (x.image) bad.push(...checkImage(await readOciConfig(oci), x.image));
+  if (x.perPlatform) {
+    const images = await readOciPlatforms(oci);
+    const order = images.map((i) => i.platform);
+    if (x.indexManifestOrder && JSON.stringify(order) !== JSON.stringify(x.indexManifestOrder)) bad.push(`index order ${JSON.stringify(order)}, want ${JSON.stringify(x.indexManifestOrder)}`);
+    for (const [platform, want] of Object.entries(x.perPlatform as Record<string, { image?: unknown }>)) {
+      const got = images.find((i) => i.platform === platform);
+      if (!got) bad.push(`no image for ${platform} (index has ${order.join(', ')})`);
+      else if (want.image) bad.push(...checkImage(got.config, want.image).map((b) => `${platform}: ${b}`));
+    }
+  }
   return bad;
 }
 

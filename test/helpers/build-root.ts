@@ -24,9 +24,15 @@ export interface BuildRoot {
 export function useBuildRoot(test: Test, prefix: string): BuildRoot {
   const state = { work: '', root: '' };
   test.before(async () => {
-    state.work = await mkdtemp(join(tmpdir(), `tsbuild-${prefix}-`));
-    state.root = join(state.work, 'root');
-    await buildBusyboxBase(state.root);
+    try {
+      state.work = await mkdtemp(join(tmpdir(), `tsbuild-${prefix}-`));
+      state.root = join(state.work, 'root');
+      await buildBusyboxBase(state.root);
+    } catch (e) {
+      // uvu counts the suite's tests as not passed but never prints a before-hook error.
+      console.error(`[${prefix}] setup failed:`, e);
+      throw e;
+    }
   });
   test.after(async () => {
     await rm(state.work, { recursive: true, force: true });

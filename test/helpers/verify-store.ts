@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 
 /**
  * Checks a tsbuild root the way a crash-consistency test must: every blob's content matches its
- * name, every image the index names has its manifest, config and layers, and no temp file or
+ * name, every image (or image index) the store's index names has its manifests, configs and layers, and no temp file or
  * working mount directory is left behind. Returns the problems found (empty = consistent).
  */
 export async function verifyStore(root: string): Promise<string[]> {
@@ -22,14 +22,20 @@ export async function verifyStore(root: string): Promise<string[]> {
   const need = (d: string, what: string) => {
     if (!have.has(d.replace(/^sha256:/, ''))) problems.push(`${what} ${d} is missing`);
   };
+  type Doc = { manifests?: { digest: string }[]; config?: { digest: string }; layers?: { digest: string }[] };
+  // An image index (several platforms) names manifests; a manifest names its config and layers.
+  const check = async (digest: string, what: string): Promise<void> => {
+    need(digest, what);
+    if (!have.has(digest.slice(7))) return;
+    const doc = JSON.parse(await readFile(join(blobDir, digest.slice(7)), 'utf8')) as Doc;
+    for (const m of doc.manifests ?? []) await check(m.digest, 'manifest');
+    if (doc.manifests) return;
+    if (!doc.config) problems.push(`manifest ${digest} has no config`);
+    else need(doc.config.digest, 'config');
+    for (const l of doc.layers ?? []) need(l.digest, 'layer');
+  };
   const index = JSON.parse(await readFile(join(root, 'store/index.json'), 'utf8')) as { manifests: { digest: string }[] };
-  for (const m of index.manifests) {
-    need(m.digest, 'manifest');
-    if (!have.has(m.digest.slice(7))) continue;
-    const manifest = JSON.parse(await readFile(join(blobDir, m.digest.slice(7)), 'utf8')) as { config: { digest: string }; layers: { digest: string }[] };
-    need(manifest.config.digest, 'config');
-    for (const l of manifest.layers) need(l.digest, 'layer');
-  }
+  for (const m of index.manifests) await check(m.digest, 'manifest');
   for (const dir of ['tmp', 'mounts']) {
     const left = await readdir(join(root, dir)).catch(() => [] as string[]);
     if (left.length) problems.push(`${dir}/ still holds ${left.join(', ')}`);

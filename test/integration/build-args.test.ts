@@ -48,14 +48,15 @@ test('platform args: declared in a stage they hold the host platform; TARGETOS w
   assert.is(await readFile(join(out, 'inherited'), 'utf8'), '[linux]', 'a stage built on another inherits its ARGs (BuildKit)');
 });
 
-test('--platform: the host platform is accepted, any other (or a list) is a usage error naming the flag', async () => {
+test('--platform: the host platform in any spelling builds; a malformed one is a usage error naming the flag', async () => {
   const ctx = await env.context('FROM busybox\nRUN true\n');
   const a = GOARCH[arch()] ?? arch();
   await tsbuildOk(['--root', env.root, 'build', '--platform', `linux/${a}`, ctx]);
-  for (const p of ['darwin/ppc64le', `linux/${a},windows/amd64`]) {
+  if (a === 'amd64') await tsbuildOk(['--root', env.root, 'build', '--platform', 'Linux/x86_64', ctx]);
+  for (const p of ['linux', 'linux//v7', '/']) {
     const r = await tsbuild(['--root', env.root, 'build', '--platform', p, ctx]);
     assert.is(r.code, 2, r.stderr);
-    assert.match(r.stderr, `--platform ${p}: only the host platform (linux/${a}) can be built`);
+    assert.match(r.stderr, `--platform ${p}: invalid platform`);
   }
 });
 

@@ -97,15 +97,15 @@ export async function copyBlob(from: ContentStore, to: ContentStore, blob: { dig
 
 /**
  * The records `--cache-to` exports. `max`: every record the build used or made. `min`: those
- * whose layers are a prefix of the final image's — the steps of the final stage's chain, whose
+ * whose layers are a prefix of a final image's (one per platform) — the steps of the final stage's chain, whose
  * layers the image holds anyway — so no intermediate stage's layer is uploaded.
  */
-export function cacheRecords(used: ReadonlyMap<Digest, RootfsResult>, final: RootfsResult | undefined, mode: CacheMode): ExportedRecord[] {
-  const finalLayers = final?.layers.map((l) => l.diffId) ?? [];
+export function cacheRecords(used: ReadonlyMap<Digest, RootfsResult>, finals: readonly RootfsResult[], mode: CacheMode): ExportedRecord[] {
+  const finalLayers = finals.map((f) => f.layers.map((l) => l.diffId));
   const out: ExportedRecord[] = [];
   for (const [key, r] of used) {
     const layers = r.layers.map((l) => l.diffId);
-    if (mode === 'min' && !layers.every((d, i) => finalLayers[i] === d)) continue;
+    if (mode === 'min' && !finalLayers.some((f) => layers.every((d, i) => f[i] === d))) continue;
     out.push({ key, layers });
   }
   return out;

@@ -24,7 +24,7 @@ export function imageHandler(worker: Worker): OpHandler<ImageOp> {
           hint: 'build or load it first (tsbuild build -t NAME, tsbuild load -i FILE)',
         });
       }
-      const image = await readImage(worker.blobs, desc);
+      const image = await readImage(worker.blobs, desc, op.platform);
       const diffIds = image.config.rootfs.diff_ids;
       for (let i = 0; i < image.layers.length; i++) await ensureUnpacked(worker, image.layers[i]!, diffIds[i]!, ctx);
       const result: RootfsResult = { kind: 'rootfs', layers: diffIds.map((diffId) => ({ diffId })) };

@@ -54,8 +54,8 @@ test('mode=min keeps the records of the final chain (prefixes of the final layer
     [d('k-build-stage'), rootfs(base, other)],
   ]);
   const final = rootfs(base, a, b);
-  assert.equal(cacheRecords(used, final, 'min').map((r) => r.key).sort(), [d('k-from'), d('k-a'), d('k-b')].sort());
-  assert.is(cacheRecords(used, final, 'max').length, 4);
+  assert.equal(cacheRecords(used, [final], 'min').map((r) => r.key).sort(), [d('k-from'), d('k-a'), d('k-b')].sort());
+  assert.is(cacheRecords(used, [final], 'max').length, 4);
 });
 
 test('cache config: sorted by key, one blob per diffID, manifest lists each blob once; parse rejects foreign data', () => {

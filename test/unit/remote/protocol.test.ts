@@ -8,7 +8,8 @@ import { DockerConfigCredentials, normalizeRegistryKey } from '../../../src/remo
 import { parseRetryAfter, Transport } from '../../../src/remote/transport.js';
 import { parseWwwAuthenticate } from '../../../src/remote/www-authenticate.js';
 import { errorForStatus } from '../../../src/remote/registry-error.js';
-import { parsePlatform, selectPlatform } from '../../../src/remote/platform-select.js';
+import { selectPlatform } from '../../../src/remote/platform-select.js';
+import { parsePlatform } from '../../../src/oci/platform.js';
 import type { Digest } from '../../../src/oci/digest.js';
 
 const wa = suite('parseWwwAuthenticate');

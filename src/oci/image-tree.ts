@@ -1,0 +1,34 @@
+import type { ContentStore } from './content-store.js';
+import type { Descriptor } from './image.js';
+import type { IndexDescriptor } from './image-layout.js';
+import { readImage } from './image-reader.js';
+import { MediaType } from './media-types.js';
+
+const INDEX_TYPES: ReadonlySet<string> = new Set([MediaType.ociIndex, MediaType.dockerManifestList]);
+
+/** The entries of `desc` when it is an image index (or Docker manifest list); undefined for an image manifest. */
+export async function indexEntries(blobs: ContentStore, desc: Descriptor): Promise<IndexDescriptor[] | undefined> {
+  const raw = await blobs.readJson<{ mediaType?: string; manifests?: IndexDescriptor[]; layers?: unknown }>(desc.digest);
+  const kind = raw.mediaType ?? desc.mediaType;
+  return INDEX_TYPES.has(kind) || (Array.isArray(raw.manifests) && !Array.isArray(raw.layers)) ? (raw.manifests ?? []) : undefined;
+}
+
+/**
+ * Every blob an image or an image index needs, each once: an index, then per manifest the
+ * manifest, its config and its layers. What an exported layout or archive must hold.
+ */
+export async function imageTreeBlobs(blobs: ContentStore, desc: Descriptor): Promise<Descriptor[]> {
+  const out = new Map<string, Descriptor>();
+  const visit = async (d: Descriptor, depth: number): Promise<void> => {
+    const entries = depth < 4 ? await indexEntries(blobs, d) : undefined;
+    if (entries) {
+      out.set(d.digest, { mediaType: d.mediaType, digest: d.digest, size: d.size });
+      for (const e of entries) await visit(e, depth + 1);
+      return;
+    }
+    const img = await readImage(blobs, d);
+    for (const b of [img.manifestDescriptor, img.configDescriptor, ...img.layers]) if (!out.has(b.digest)) out.set(b.digest, b);
+  };
+  await visit(desc, 0);
+  return [...out.values()];
+}
