@@ -7,6 +7,7 @@ import { compressionOf } from '../oci/decompress.js';
 import { digestFromHex, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/image.js';
 import type { ImageLayout, IndexDescriptor, LayoutIndex } from '../oci/image-layout.js';
+import { imageTreeBlobs } from '../oci/image-tree.js';
 import { readImage } from '../oci/image-reader.js';
 import { MediaType, REF_NAME_ANNOTATION } from '../oci/media-types.js';
 import { parseReference } from '../oci/reference.js';
@@ -86,8 +87,8 @@ export async function loadArchive(layout: ImageLayout, input: Readable, ctx: Ctx
     }
   }
   for (const l of loaded) {
-    const img = await readImage(layout.blobs, l.manifest);
-    for (const d of [img.configDescriptor, ...img.layers]) {
+    // Every platform of an index, not only the host's: a tag must never name a partial image.
+    for (const d of await imageTreeBlobs(layout.blobs, l.manifest)) {
       if (!(await layout.blobs.has(d.digest as Digest))) throw new BuildError('STORE_CORRUPT', `archive is incomplete: blob ${d.digest} of image ${l.manifest.digest} is missing`);
     }
   }

@@ -4,6 +4,8 @@ import type { DockerArchiveManifestEntry } from '../exporter/docker-archive.js';
 import { imageBlobs, layoutIndexEntries } from '../exporter/layout-entries.js';
 import { OCI_LAYOUT_CONTENT, type ImageLayout, type IndexDescriptor, type LayoutIndex } from '../oci/image-layout.js';
 import { readImage, type StoredImage } from '../oci/image-reader.js';
+import { imageTreeBlobs } from '../oci/image-tree.js';
+import type { Descriptor } from '../oci/image.js';
 import { MediaType } from '../oci/media-types.js';
 import { parseReference } from '../oci/reference.js';
 
@@ -20,12 +22,16 @@ export interface SaveItem {
  * once. Names are written as the single-image exporters write them.
  */
 export async function saveImages(layout: ImageLayout, items: readonly SaveItem[], file: string, format: 'oci' | 'docker', ctx: Ctx): Promise<void> {
-  const images: { img: StoredImage; names: readonly string[] }[] = [];
-  for (const it of items) images.push({ img: await readImage(layout.blobs, it.descriptor), names: it.names });
+  // docker's format holds one platform per image (the host's from an index); OCI keeps an index whole.
+  const images: { img: StoredImage; names: readonly string[]; blobs: readonly Descriptor[] }[] = [];
+  for (const it of items) {
+    const img = await readImage(layout.blobs, it.descriptor);
+    images.push({ img, names: it.names, blobs: format === 'oci' ? await imageTreeBlobs(layout.blobs, it.descriptor) : imageBlobs(img) });
+  }
   const index: LayoutIndex = {
     schemaVersion: 2,
     mediaType: MediaType.ociIndex,
-    manifests: images.flatMap(({ img, names }) => layoutIndexEntries(img.manifestDescriptor, names)),
+    manifests: images.flatMap(({ blobs, names }) => layoutIndexEntries(blobs[0]!, names)),
   };
   const dockerManifest: DockerArchiveManifestEntry[] = images.map(({ img, names }) => {
     const tags = names.map((n) => parseReference(n)).filter((r) => r.tag !== undefined).map((r) => r.familiar.split('@')[0]!);
@@ -38,8 +44,8 @@ export async function saveImages(layout: ImageLayout, items: readonly SaveItem[]
     await w.dir('blobs');
     await w.dir('blobs/sha256');
     const seen = new Set<string>();
-    for (const { img } of images) {
-      for (const d of imageBlobs(img)) {
+    for (const { blobs } of images) {
+      for (const d of blobs) {
         if (seen.has(d.digest)) continue;
         seen.add(d.digest);
         await w.blob(layout.blobs, d);

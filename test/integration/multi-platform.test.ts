@@ -72,6 +72,14 @@ test('two platforms: one OCI index in --platform order, each image for its platf
 
   // The tag names the index; `images` lists it and FROM picks the host's image from it.
   assert.match((await tsbuildOk(['--root', env.root, 'images'])).stdout, /multi\s+1/);
+  // save (OCI) keeps the whole index; load on another root takes it whole.
+  const saved = join(env.work, 'multi-saved.tar');
+  await tsbuildOk(['--root', env.root, 'save', '--format', 'oci', '-o', saved, 'multi:1']);
+  const savedIndex = JSON.parse(await tool('skopeo', ['inspect', '--raw', `oci-archive:${saved}`])) as { manifests: unknown[] };
+  assert.is(savedIndex.manifests.length, 2);
+  const other = join(env.work, 'other-root');
+  await tsbuildOk(['--root', other, 'load', '-i', saved]);
+  assert.match((await tsbuildOk(['--root', other, 'images'])).stdout, /multi\s+1/);
   const child = await env.context('FROM multi:1\n');
   const childOut = join(env.work, 'child-local');
   await tsbuildOk(['--root', env.root, 'build', '--output', `type=local,dest=${childOut}`, child]);
