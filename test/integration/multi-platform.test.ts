@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { useBuildRoot } from '../helpers/build-root.js';
 import { tsbuild, tsbuildOk } from '../helpers/cli.js';
-import { rawjsonEvents, started } from '../helpers/progress-events.js';
+import { cached, rawjsonEvents, started } from '../helpers/progress-events.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { tool } from '../helpers/run-tool.js';
 
@@ -98,6 +98,20 @@ test('--push sends the index and both images to a registry', async () => {
   assert.is(JSON.parse(await tool('skopeo', ['inspect', '--tls-verify=false', `docker://${name}`])).Digest, digest);
   const arm = JSON.parse(await tool('skopeo', ['inspect', '--tls-verify=false', '--override-arch', 'arm64', `docker://${name}`])) as { Architecture: string };
   assert.is(arm.Architecture, 'arm64');
+});
+
+test('--cache-to type=inline on a multi-platform image: --cache-from reads every platform\'s cache from the index', async () => {
+  const ctx = await env.context(CROSS.replace('LABEL arch', 'LABEL inline=1 arch'));
+  const name = `${reg.host}/cross/inline:1`;
+  await tsbuildOk(['--root', env.root, 'build', '--platform', 'linux/amd64,linux/arm64', '-t', name, '--cache-to', 'type=inline', '--push', ctx]);
+  await tsbuildOk(['--root', env.root, 'prune', '--all']);
+  const r = await tsbuildOk(['--root', env.root, 'build', '--progress', 'rawjson', '--platform', 'linux/amd64,linux/arm64', '--cache-from', name, ctx]);
+  const ev = rawjsonEvents(r.stderr);
+  assert.not.ok(r.stderr.includes('cache not used'), r.stderr);
+  // mode=min holds the final stages' steps: the build stage runs again, and the COPYs from it
+  // are found in the imported cache by the content they copy, for both platforms.
+  const copies = cached(ev).filter((n) => n.includes('COPY --from=build'));
+  assert.is(copies.length, 4, `cached: ${cached(ev).join('\n')}`);
 });
 
 test('a RUN for a platform this machine cannot execute, a docker output of several platforms, and a bad --platform are clear errors', async () => {

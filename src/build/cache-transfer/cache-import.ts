@@ -46,8 +46,8 @@ export class ImportedCache {
     const cache = new ImportedCache(worker);
     for (const spec of specs) {
       try {
-        const { source, config } = await openSource(worker, spec, registry, ctx);
-        for (const r of config.records) if (!cache.#records.has(r.key)) cache.#records.set(r.key, { layers: r.layers, config, source });
+        const { source, configs } = await openSource(worker, spec, registry, ctx);
+        for (const config of configs) for (const r of config.records) if (!cache.#records.has(r.key)) cache.#records.set(r.key, { layers: r.layers, config, source });
       } catch (e) {
         if (isAbortError(e) || ctx.signal.aborted) throw e;
         const name = spec.type === 'registry' ? spec.ref : spec.src;
@@ -99,7 +99,7 @@ export class ImportedCache {
   }
 }
 
-async function openSource(worker: Worker, spec: CacheImportSpec, registry: RegistryClient | undefined, ctx: Ctx): Promise<{ source: CacheSource; config: CacheConfig }> {
+async function openSource(worker: Worker, spec: CacheImportSpec, registry: RegistryClient | undefined, ctx: Ctx): Promise<{ source: CacheSource; configs: CacheConfig[] }> {
   switch (spec.type) {
     case 'registry': {
       if (!registry) throw new Error('a registry cache needs a RegistryClient');
@@ -110,20 +110,50 @@ async function openSource(worker: Worker, spec: CacheImportSpec, registry: Regis
         name: spec.ref,
         fetch: async (blob, into, c) => void (await fetchBlob(repo, blob, into, c)),
       };
-      return { source, config: await readConfig(m.bytes, spec.ref, source, worker.blobs, ctx) };
+      const read = async (d: Descriptor) => (await repo.getManifest(d.digest, ctx.signal)).bytes;
+      return { source, configs: await readConfigs(m.bytes, read, spec.ref, source, worker.blobs, ctx) };
     }
     case 'local': {
       const layout = await ImageLayout.open(spec.src, { create: false });
       const desc = (await layout.resolve(LOCAL_CACHE_TAG)) ?? (await layout.readIndex()).manifests[0];
       if (!desc) throw new BuildError('USAGE', `${spec.src} holds no cache`);
       const source: CacheSource = { name: spec.src, fetch: (blob, into, c) => copyBlob(layout.blobs, into, blob, c) };
-      return { source, config: await readConfig(await layout.blobs.readBytes(desc.digest), spec.src, source, worker.blobs, ctx) };
+      const read = (d: Descriptor) => layout.blobs.readBytes(d.digest as Digest);
+      return { source, configs: await readConfigs(await layout.blobs.readBytes(desc.digest), read, spec.src, source, worker.blobs, ctx) };
     }
     default: {
       const never: never = spec;
       return never;
     }
   }
+}
+
+/**
+ * The cache configs behind a manifest, or behind each manifest of an image index (a
+ * multi-platform image built with --cache-to type=inline carries one per platform). Index
+ * entries without a cache are skipped; an index with none at all is an error.
+ */
+async function readConfigs(bytes: Buffer, read: (d: Descriptor) => Promise<Buffer>, name: string, source: CacheSource, store: ContentStore, ctx: Ctx): Promise<CacheConfig[]> {
+  let entries: Descriptor[] | undefined;
+  try {
+    const doc = JSON.parse(bytes.toString('utf8')) as { manifests?: Descriptor[]; layers?: unknown };
+    if (Array.isArray(doc.manifests) && !Array.isArray(doc.layers)) entries = doc.manifests;
+  } catch {
+    throw new BuildError('REGISTRY', `cache ${name}: the manifest is not JSON`);
+  }
+  if (!entries) return [await readConfig(bytes, name, source, store, ctx)];
+  const configs: CacheConfig[] = [];
+  const problems: string[] = [];
+  for (const e of entries) {
+    try {
+      configs.push(await readConfig(await read(e), name, source, store, ctx));
+    } catch (err) {
+      if (isAbortError(err) || ctx.signal.aborted) throw err;
+      problems.push(`${e.digest}: ${(err as Error).message}`);
+    }
+  }
+  if (configs.length === 0) throw new BuildError('REGISTRY', `cache ${name}: no image of the index has a cache (${problems.join('; ')})`, { hint: 'point --cache-from at what --cache-to wrote' });
+  return configs;
 }
 
 /** The cache config a manifest points at, fetched into the store (it is small) and validated. */
