@@ -67,9 +67,15 @@ export async function convertCopy(ins: Extract<Instruction, { kind: 'COPY' | 'AD
   // directories or symlinks, as in BuildKit.
   const onParent = !ins.link && !!st.vertex;
   const inputs = onParent ? [st.vertex!] : [];
+  const chown = chownText ? splitChown(chownText) : undefined;
+  // BuildKit rejects names here (moby/buildkit#7134); tsbuild reads them from the parent's
+  // passwd and group files, which alone enter the copy's cache key (by content).
+  const byName = !!chown && [chown.user, chown.group ?? ''].some((x) => x !== '' && !/^\d+$/.test(x));
+  const chownFrom = ins.link && st.vertex && byName ? inputs.push(st.vertex) - 1 : undefined;
   const common = {
     dest,
-    ...(chownText ? { chown: splitChown(chownText) } : {}),
+    ...(chown ? { chown } : {}),
+    ...(chownFrom !== undefined ? { chownFrom } : {}),
     ...(chmod !== undefined ? { chmod } : {}),
   };
   // Only on the action copying the sources: absent flags keep the digests of older graphs.

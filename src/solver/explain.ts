@@ -30,12 +30,13 @@ export function stepRecord(k: VertexKey): StepRecord {
  * Which step of which Dockerfile a vertex is, independent of its content, so this build's
  * step can be compared with the last build of the same step: the Dockerfile path plus the
  * stage label and step number from the progress name (`[build 2/5] RUN make` → `build 2`),
- * or the whole name for internal steps.
+ * or the whole name for internal steps, and the op kind.
  */
 export function stepSlot(v: Vertex): string {
   const m = /^\[([^\]]*?)\s*(\d+)\/\d+\]/.exec(v.meta.name);
   const step = m ? `${m[1]} ${m[2]}` : v.meta.name;
-  return digestHex(sha256(canonicalJson([v.meta.location?.file ?? '', step])));
+  // The op kind too: COPY --link is a copy and a merge under one name.
+  return digestHex(sha256(canonicalJson([v.meta.location?.file ?? '', step, v.op.kind])));
 }
 
 /**

@@ -137,7 +137,7 @@ export interface MergeOp {
 export type FileAction = CopyAction | MkdirAction | MkfileAction;
 
 export interface Chown {
-  /** Name or numeric id, resolved in the destination rootfs's /etc/passwd. */
+  /** Name or numeric id, resolved in the destination rootfs's /etc/passwd (or `CopyAction.chownFrom`'s). */
   readonly user: string;
   readonly group?: string;
 }
@@ -150,6 +150,11 @@ export interface CopyAction {
   /** Absolute destination; a trailing '/' means "into this directory". */
   readonly dest: string;
   readonly chown?: Chown;
+  /**
+   * COPY --link with --chown names: the input whose /etc/passwd and /etc/group resolve them
+   * (the stage the copy is merged onto), since the copy itself is made on scratch.
+   */
+  readonly chownFrom?: number;
   /** --chmod as given: octal (`755`) or symbolic (`u=rwx,go=rx`); see chmod-spec.ts. */
   readonly chmod?: string;
   /** --exclude patterns (dockerignore syntax), matched relative to each copied source; absent when none. */

@@ -145,11 +145,17 @@ export class VertexKeyer {
   }
 }
 
-/** Per FileOp action or ExecOp mount, what it reads from an input (undefined for the others). */
+/** /etc/passwd and /etc/group, as patterns: either may be missing when the other resolves the name. */
+const NAME_FILES = ['etc/passw[d]', 'etc/grou[p]'];
+
+/** Per FileOp action (then per --chown name lookup) or ExecOp mount, what it reads from an input (undefined for the others). */
 function selectionsOf(v: Vertex): (Selection | undefined)[] {
   const op = v.op;
   if (op.kind === 'file') {
-    return op.actions.map((a) => (a.type === 'copy' ? { input: a.source, srcPaths: a.srcPaths, allowWildcard: a.allowWildcard } : undefined));
+    const copies = op.actions.map((a) => (a.type === 'copy' ? { input: a.source, srcPaths: a.srcPaths, allowWildcard: a.allowWildcard } : undefined));
+    // COPY --link --chown=name reads only the user and group files of the stage it goes onto.
+    const names = op.actions.flatMap((a) => (a.type === 'copy' && a.chownFrom !== undefined ? [{ input: a.chownFrom, srcPaths: NAME_FILES, allowWildcard: true }] : []));
+    return [...copies, ...names];
   }
   if (op.kind === 'exec') {
     // A bind (or a cache seed) depends on the files it mounts. Secrets are mounted by id only: never keyed.

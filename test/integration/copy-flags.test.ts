@@ -97,6 +97,28 @@ test('--link: the copy is a layer of its own, reused when the base changes', asy
   assert.ok(copyStep && r.stderr.includes(`${copyStep} CACHED`), `the copy was cached:\n${r.stderr}`);
 });
 
+test('--link --chown=NAME: names come from the stage below; only its passwd/group content counts for the cache', async () => {
+  // busybox-static's base has no adduser applet: users are appended by hand.
+  const df = (v: string, uid = '4321') =>
+    ['FROM busybox', `RUN echo 'linkuser:x:${uid}:${uid}::/:/bin/sh' >> /etc/passwd && echo 'linkgroup:x:${uid}:' >> /etc/group`, `RUN echo ${v} > /v`, 'COPY --link --chown=linkuser:linkgroup f /f', 'RUN stat -c %u:%g /f > /owner'].join('\n');
+  const ctx = await env.context(df('v1'), { f: 'data' });
+  const build = async () => {
+    const out = join(env.work, `chown-link-${Date.now()}`);
+    const r = await tsbuildOk(['--root', env.root, 'build', '--progress', 'rawjson', '--output', `type=local,dest=${out}`, ctx]);
+    const cachedCopies = r.stderr.split('\n').filter((l) => l.includes('"vertex.cached"') && l.includes('COPY --link')).length;
+    return { owner: readFileSync(join(out, 'owner'), 'utf8'), cachedCopies };
+  };
+  assert.is((await build()).owner, '4321:4321\n');
+  await writeFile(join(ctx, 'Dockerfile'), df('v2'));
+  const again = await build();
+  assert.is(again.owner, '4321:4321\n');
+  assert.is(again.cachedCopies, 1, 'the copy on scratch is reused: the parent changed, its passwd/group did not');
+  await writeFile(join(ctx, 'Dockerfile'), df('v2', '999'));
+  const moved = await build();
+  assert.is(moved.owner, '999:999\n', 'a changed passwd entry is never a stale hit');
+  assert.is(moved.cachedCopies, 0);
+});
+
 test('an invalid symbolic --chmod names the line', async () => {
   const ctx = await env.context(['FROM scratch', 'COPY --chmod=u=rwq a /a'].join('\n'), { a: 'a' });
   const r = await tsbuild(['--root', env.root, 'build', ctx]);

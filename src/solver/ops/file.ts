@@ -30,7 +30,10 @@ export function fileHandler(worker: Worker): OpHandler<FileOp> {
         for (const action of op.actions) {
           if (action.type === 'mkdir') await mkdirAction(dest.merged, action);
           else if (action.type === 'mkfile') await mkfileAction(dest.merged, action);
-          else await copyAction(dest.merged, action, await openSource(worker, inputs[action.source], sourceMounts, ctx), ctx);
+          else {
+            const names = action.chownFrom === undefined ? dest.merged : (await openSource(worker, inputs[action.chownFrom], sourceMounts, ctx)).root;
+            await copyAction(dest.merged, action, await openSource(worker, inputs[action.source], sourceMounts, ctx), names, ctx);
+          }
         }
         upper = dest.keepUpper();
       } finally {
@@ -85,9 +88,10 @@ async function ensureDir(rootfs: string, path: string, mode: number, owner: Owne
  * Docker's COPY rules: a directory source copies its contents; the destination is a directory
  * when it ends in '/', when several sources are copied, or when it already is one; otherwise
  * it is the file's new name. ADD extracts local tar archives (gzip, bzip2, xz) into the destination.
+ * --chown names are looked up in `namesRoot`'s /etc/passwd and /etc/group.
  */
-async function copyAction(rootfs: string, action: CopyAction, src: CopySource, ctx: Ctx): Promise<void> {
-  const owner = action.chown ? await resolveChown(rootfs, action.chown) : undefined;
+async function copyAction(rootfs: string, action: CopyAction, src: CopySource, namesRoot: string, ctx: Ctx): Promise<void> {
+  const owner = action.chown ? await resolveChown(namesRoot, action.chown) : undefined;
   const mode = action.chmod === undefined ? undefined : parseChmod(action.chmod);
   const exclude = action.excludes?.length ? PatternMatcher.compile(action.excludes) : undefined;
   // --parents: a `/./` in a source marks where the kept path starts (`a/./b/c` → `b/c`).
