@@ -27,7 +27,8 @@ export interface HttpSourceOptions {
 /**
  * ADD <URL> (BuildKit's source/http): streams the response (redirects followed) into a file in
  * a fresh upperdir under the root's tmp, digesting it on the way, and commits that as a
- * one-layer rootfs holding only the file. Mode 0600 and mtime from Last-Modified, as BuildKit.
+ * one-layer rootfs holding only the file. Mode 0600 and mtime from Last-Modified (else the
+ * epoch), as BuildKit.
  * A --checksum mismatch fails before anything is stored.
  *
  * As BuildKit, the ETag and Last-Modified of a 200 are remembered with the layer it became
@@ -40,12 +41,16 @@ export function httpHandler(worker: Worker, opts: HttpSourceOptions): OpHandler<
   return {
     async run(op, _inputs, vertex, ctx) {
       const known = opts.revalidate(vertex) ? matching(await memo.get(op.url), op) : undefined;
-      const res = await request(op.url, known, ctx.signal);
+      let res = await request(op.url, known, ctx.signal);
       if (res.status === 304 && known) {
         await res.body?.cancel().catch(() => undefined);
+        const etag = res.headers.get('etag');
         // Not Modified: the stored layer is exactly what this response would have become
         // (same name, bytes and Last-Modified mtime), so nothing is downloaded or written.
-        return { kind: 'rootfs', layers: [{ diffId: known.diffId }] };
+        if (etag === null || known.etag === undefined || etag === known.etag) return { kind: 'rootfs', layers: [{ diffId: known.diffId }] };
+        // A 304 naming another ETag than the one asked about describes content we don't have
+        // (BuildKit refuses it): ask again, unconditionally.
+        res = await request(op.url, undefined, ctx.signal);
       }
       if (!res.ok || !res.body) {
         await res.body?.cancel().catch(() => undefined);
@@ -117,8 +122,11 @@ async function download(worker: Worker, op: HttpOp, res: Response, ctx: Ctx): Pr
       throw new BuildError('CHECKSUM_MISMATCH', `digest mismatch for ${op.url}: expected ${op.checksum}, got ${digest}`);
     }
     await chmod(file, 0o600); // the umask must not decide it
+    // BuildKit: mtime from Last-Modified, else the Unix epoch; never the download time, so the
+    // same bytes always make the same layer (and the steps below keep their cache).
     const lastModified = Date.parse(res.headers.get('last-modified') ?? '');
-    if (!Number.isNaN(lastModified)) await utimes(file, new Date(lastModified), new Date(lastModified));
+    const mtime = new Date(Number.isNaN(lastModified) ? 0 : lastModified);
+    await utimes(file, mtime, mtime);
     const result = await commitUpperAsLayer(worker, upper, { kind: 'rootfs', layers: [] }, ctx);
     return { result, filename, digest };
   } finally {
