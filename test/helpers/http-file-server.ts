@@ -10,6 +10,8 @@ export interface ServedFile {
   readonly lastModified?: Date;
   /** Answer If-None-Match / If-Modified-Since with 304 when they match (default true); false = a server that ignores them. */
   readonly conditional?: boolean;
+  /** Answer every conditional request with 304 carrying this ETag (a misbehaving server). */
+  readonly alwaysNotModified?: string;
 }
 
 /** What the server saw of one request and what it answered. */
@@ -57,6 +59,11 @@ export async function startHttpFileServer(opts: { tls?: { certFile: string; keyF
     const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
     if (f.etag !== undefined) headers.etag = f.etag;
     if (f.lastModified) headers['last-modified'] = f.lastModified.toUTCString();
+    if (f.alwaysNotModified !== undefined && (ifNoneMatch !== undefined || ifModifiedSince !== undefined)) {
+      log(304, 0);
+      res.writeHead(304, { etag: f.alwaysNotModified }).end();
+      return;
+    }
     if (f.conditional !== false && notModified(f, ifNoneMatch, ifModifiedSince)) {
       log(304, 0);
       res.writeHead(304, headers).end();

@@ -183,6 +183,24 @@ test('--no-cache sends no conditional header (a forced refresh); the next build 
   );
 });
 
+test('a 304 naming another ETag than the one asked about is not trusted: the URL is fetched again without conditions', async () => {
+  const path = '/odd/not-modified.txt';
+  server.set(path, { body: 'first\n', etag: '"a"' });
+  const ctx = await context(path);
+  await build(ctx);
+  server.set(path, { body: 'second\n', etag: '"b"', alwaysNotModified: '"b"' });
+  const again = await build(ctx);
+  assert.equal(
+    server.requestsFor(path).map((r) => [r.status, r.ifNoneMatch]),
+    [
+      [200, undefined],
+      [304, '"a"'],
+      [200, undefined],
+    ],
+  );
+  assert.is(again.content, 'second\n');
+});
+
 test('a damaged memo entry is ignored: a full download, which rewrites it', async () => {
   const path = '/damaged/file.txt';
   server.set(path, { body: 'fine\n', etag: '"d1"' });
