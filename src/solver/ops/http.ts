@@ -57,18 +57,23 @@ export function httpHandler(worker: Worker, opts: HttpSourceOptions): OpHandler<
         throw new BuildError('HTTP_SOURCE', `failed to download ${op.url}: invalid response status ${res.status} ${res.statusText}`.trimEnd());
       }
       const got = await download(worker, op, res, ctx);
-      const etag = res.headers.get('etag') ?? undefined;
-      const lastModified = res.headers.get('last-modified') ?? undefined;
-      const diffId = got.result.layers.at(-1)?.diffId;
-      if ((etag !== undefined || lastModified !== undefined) && diffId) {
-        await memo.set({ url: op.url, diffId, filename: got.filename, digest: got.digest, ...(etag !== undefined ? { etag } : {}), ...(lastModified !== undefined ? { lastModified } : {}) });
-      } else {
-        // Validators from an older response must not be sent for content they do not describe.
-        await memo.delete(op.url);
-      }
+      await remember(memo, op.url, res, got);
       return got.result;
     },
   };
+}
+
+/** Stores the 200's validators with the layer it became, or forgets the URL when it sent none. */
+async function remember(memo: HttpMemo, url: string, res: Response, got: Downloaded): Promise<void> {
+  const etag = res.headers.get('etag') ?? undefined;
+  const lastModified = res.headers.get('last-modified') ?? undefined;
+  const diffId = got.result.layers.at(-1)?.diffId;
+  if ((etag === undefined && lastModified === undefined) || !diffId) {
+    // Validators from an older response must not be sent for content they do not describe.
+    await memo.delete(url);
+    return;
+  }
+  await memo.set({ url, diffId, filename: got.filename, digest: got.digest, ...(etag !== undefined ? { etag } : {}), ...(lastModified !== undefined ? { lastModified } : {}) });
 }
 
 /** The memo entry when it can stand for this op's result: same file name, and the --checksum if one is given. */
@@ -100,8 +105,15 @@ async function request(url: string, known: HttpMemoEntry | undefined, signal: Ab
   }
 }
 
+/** A committed download: the one-layer rootfs, the file's name in it and the sha256 of its bytes. */
+interface Downloaded {
+  readonly result: RootfsResult;
+  readonly filename: string;
+  readonly digest: Digest;
+}
+
 /** Streams a 200's body into a one-layer rootfs; checks --checksum before committing. */
-async function download(worker: Worker, op: HttpOp, res: Response, ctx: Ctx): Promise<{ result: RootfsResult; filename: string; digest: Digest }> {
+async function download(worker: Worker, op: HttpOp, res: Response, ctx: Ctx): Promise<Downloaded> {
   await mkdir(worker.dirs.tmp, { recursive: true });
   const dir = await mkdtemp(join(worker.dirs.tmp, 'http-'));
   try {
