@@ -178,7 +178,7 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
     results = targets.length
       ? await solve(
           targets,
-          { image: imageHandler(worker), context: contextHandler, exec: execHandler(worker, req.exec), file: fileHandler(worker), merge: mergeHandler, http: httpHandler(worker) },
+          { image: imageHandler(worker), context: contextHandler, exec: execHandler(worker, req.exec), file: fileHandler(worker), merge: mergeHandler, http: httpHandler(worker, { revalidate: (v) => !cache.ignores(v) }) },
           { execParallelism: cpus, ioParallelism: Math.max(4, cpus * 2), cache },
           ctx,
         )

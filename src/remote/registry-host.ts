@@ -2,6 +2,7 @@ import { BuildError } from '../errors.js';
 import type { Credential, CredentialSource } from './credentials.js';
 import { errorForStatus, RegistryError } from './registry-error.js';
 import { headerAll, type HttpRequest, type HttpResponse, type Transport } from './transport.js';
+import { certificateError } from './tls-certificate-error.js';
 import { parseWwwAuthenticate, type AuthChallenge } from './www-authenticate.js';
 
 /** Hosts where plain HTTP is allowed without configuration, as docker does. */
@@ -23,28 +24,6 @@ function hostname(registry: string): string {
   if (registry.startsWith('[')) return registry.slice(0, registry.indexOf(']') + 1);
   const colon = registry.lastIndexOf(':');
   return colon < 0 ? registry : registry.slice(0, colon);
-}
-
-/** Node's codes for a TLS peer certificate that fails verification. */
-const CERT_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_UNTRUSTED',
-  'CERT_REJECTED',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
-
-/** The verification failure (`code: message`) somewhere in `e`'s cause chain, if any. */
-function certificateError(e: unknown): string | undefined {
-  for (let cur = e as { code?: unknown; message?: string; cause?: unknown } | undefined, depth = 0; cur && depth < 5; cur = cur.cause as typeof cur, depth++) {
-    if (typeof cur.code === 'string' && CERT_CODES.has(cur.code)) return `${cur.code}: ${cur.message ?? ''}`;
-  }
-  return undefined;
 }
 
 /**

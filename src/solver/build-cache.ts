@@ -75,6 +75,14 @@ export class BuildCache implements SolveCache {
     return cacheKey({ op: { kind: 'http', filename: v.op.filename, content: result.layers.map((l) => l.diffId) }, inputs: [] });
   }
 
+  /**
+   * True when the cache is off for `v` (--no-cache, --no-cache-filter of its stage): it runs
+   * regardless, and sources must not revalidate what they remember either (a forced refresh).
+   */
+  ignores(v: Vertex): boolean {
+    return this.#ignored(v);
+  }
+
   async lookup(v: Vertex, key: Digest, ctx: Ctx): Promise<Result | undefined> {
     if (this.#ignored(v)) return undefined;
     let hit = await this.#store.lookup(key);

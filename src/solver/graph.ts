@@ -33,7 +33,7 @@ export interface ContextOp {
 /**
  * ADD <http(s) URL>: the downloaded file alone in a one-layer rootfs, named `filename` (from the
  * URL path; `*` on the copy side when only the response's Content-Disposition can name it),
- * mode 0600 and mtime from Last-Modified as BuildKit's http source. With `checksum` the file must
+ * mode 0600 and mtime from Last-Modified (else the epoch) as BuildKit's http source. With `checksum` the file must
  * have that digest, and the cache key is the checksum (no download on a hit).
  */
 export interface HttpOp {

@@ -4,59 +4,146 @@ import { chmod, mkdir, mkdtemp, rm, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { fetch } from 'undici';
+import { fetch, type Response } from 'undici';
+import type { Ctx } from '../../ctx.js';
 import { BuildError, isAbortError } from '../../errors.js';
-import type { HttpOp } from '../graph.js';
+import type { Digest } from '../../oci/digest.js';
+import { certificateError } from '../../remote/tls-certificate-error.js';
+import type { HttpOp, RootfsResult, Vertex } from '../graph.js';
+import { HttpMemo, httpMemoDir, type HttpMemoEntry } from '../http-memo.js';
 import type { OpHandler } from '../scheduler.js';
 import type { Worker } from '../worker.js';
 import { commitUpperAsLayer } from './commit-layer.js';
 
+export interface HttpSourceOptions {
+  /**
+   * Whether the remembered response for the vertex's URL may be revalidated. False when the
+   * cache is off for it (--no-cache): a forced refresh sends no conditional header, so the
+   * server must send the content.
+   */
+  revalidate(v: Vertex): boolean;
+}
+
 /**
  * ADD <URL> (BuildKit's source/http): streams the response (redirects followed) into a file in
  * a fresh upperdir under the root's tmp, digesting it on the way, and commits that as a
- * one-layer rootfs holding only the file. Mode 0600 and mtime from Last-Modified, as BuildKit.
+ * one-layer rootfs holding only the file. Mode 0600 and mtime from Last-Modified (else the
+ * epoch), as BuildKit.
  * A --checksum mismatch fails before anything is stored.
+ *
+ * As BuildKit, the ETag and Last-Modified of a 200 are remembered with the layer it became
+ * (HttpMemo); the next request for the URL carries If-None-Match / If-Modified-Since, and a
+ * 304 Not Modified yields that layer again without a download. A server sending neither
+ * validator is downloaded from every time.
  */
-export function httpHandler(worker: Worker): OpHandler<HttpOp> {
+export function httpHandler(worker: Worker, opts: HttpSourceOptions): OpHandler<HttpOp> {
+  const memo = new HttpMemo(httpMemoDir(worker.dirs), (d) => worker.layers.has(d));
   return {
-    async run(op, _inputs, _vertex, ctx) {
-      await mkdir(worker.dirs.tmp, { recursive: true });
-      const dir = await mkdtemp(join(worker.dirs.tmp, 'http-'));
-      try {
-        const res = await fetch(op.url, { signal: ctx.signal, redirect: 'follow' }).catch((e: unknown) => {
-          if (isAbortError(e)) throw e;
-          const cause = (e as Error & { cause?: Error }).cause?.message ?? (e as Error).message;
-          throw new BuildError('HTTP_SOURCE', `failed to download ${op.url}: ${cause}`, { cause: e });
-        });
-        if (!res.ok || !res.body) {
-          await res.body?.cancel().catch(() => undefined);
-          throw new BuildError('HTTP_SOURCE', `failed to download ${op.url}: invalid response status ${res.status} ${res.statusText}`.trimEnd());
-        }
-        const name = op.filename ?? dispositionName(res.headers.get('content-disposition')) ?? 'index';
-        const upper = join(dir, 'upper');
-        await mkdir(upper, { mode: 0o755 });
-        const file = join(upper, name);
-        const hash = createHash('sha256');
-        const digesting = new Transform({
-          transform(chunk: Buffer, _enc, cb) {
-            hash.update(chunk);
-            cb(null, chunk);
-          },
-        });
-        await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), digesting, createWriteStream(file, { mode: 0o600 }), { signal: ctx.signal });
-        const digest = `sha256:${hash.digest('hex')}`;
-        if (op.checksum && digest !== op.checksum) {
-          throw new BuildError('CHECKSUM_MISMATCH', `digest mismatch for ${op.url}: expected ${op.checksum}, got ${digest}`);
-        }
-        await chmod(file, 0o600); // the umask must not decide it
-        const lastModified = Date.parse(res.headers.get('last-modified') ?? '');
-        if (!Number.isNaN(lastModified)) await utimes(file, new Date(lastModified), new Date(lastModified));
-        return await commitUpperAsLayer(worker, upper, { kind: 'rootfs', layers: [] }, ctx);
-      } finally {
-        await rm(dir, { recursive: true, force: true });
+    async run(op, _inputs, vertex, ctx) {
+      const known = opts.revalidate(vertex) ? matching(await memo.get(op.url), op) : undefined;
+      let res = await request(op.url, known, ctx.signal);
+      if (res.status === 304 && known) {
+        await res.body?.cancel().catch(() => undefined);
+        const etag = res.headers.get('etag');
+        // Not Modified: the stored layer is exactly what this response would have become
+        // (same name, bytes and Last-Modified mtime), so nothing is downloaded or written.
+        if (etag === null || known.etag === undefined || etag === known.etag) return { kind: 'rootfs', layers: [{ diffId: known.diffId }] };
+        // A 304 naming another ETag than the one asked about describes content we don't have
+        // (BuildKit refuses it): ask again, unconditionally.
+        res = await request(op.url, undefined, ctx.signal);
       }
+      if (!res.ok || !res.body) {
+        await res.body?.cancel().catch(() => undefined);
+        throw new BuildError('HTTP_SOURCE', `failed to download ${op.url}: invalid response status ${res.status} ${res.statusText}`.trimEnd());
+      }
+      const got = await download(worker, op, res, ctx);
+      await remember(memo, op.url, res, got);
+      return got.result;
     },
   };
+}
+
+/** Stores the 200's validators with the layer it became, or forgets the URL when it sent none. */
+async function remember(memo: HttpMemo, url: string, res: Response, got: Downloaded): Promise<void> {
+  const etag = res.headers.get('etag') ?? undefined;
+  const lastModified = res.headers.get('last-modified') ?? undefined;
+  const diffId = got.result.layers.at(-1)?.diffId;
+  if ((etag === undefined && lastModified === undefined) || !diffId) {
+    // Validators from an older response must not be sent for content they do not describe.
+    await memo.delete(url);
+    return;
+  }
+  await memo.set({ url, diffId, filename: got.filename, digest: got.digest, ...(etag !== undefined ? { etag } : {}), ...(lastModified !== undefined ? { lastModified } : {}) });
+}
+
+/** The memo entry when it can stand for this op's result: same file name, and the --checksum if one is given. */
+function matching(e: HttpMemoEntry | undefined, op: HttpOp): HttpMemoEntry | undefined {
+  if (!e) return undefined;
+  if (op.filename !== undefined && e.filename !== op.filename) return undefined;
+  if (op.checksum !== undefined && e.digest !== op.checksum) return undefined;
+  return e;
+}
+
+/** GET `url` (redirects followed), conditional on `known`'s validators when given. Network and TLS failures are user errors naming the URL. */
+async function request(url: string, known: HttpMemoEntry | undefined, signal: AbortSignal): Promise<Response> {
+  const headers: Record<string, string> = {};
+  if (known?.etag !== undefined) headers['if-none-match'] = known.etag;
+  if (known?.lastModified !== undefined) headers['if-modified-since'] = known.lastModified;
+  try {
+    return await fetch(url, { signal, redirect: 'follow', headers });
+  } catch (e) {
+    if (isAbortError(e)) throw e;
+    const cert = certificateError(e);
+    if (cert) {
+      throw new BuildError('HTTP_SOURCE', `failed to download ${url}: TLS certificate of the server is not trusted: ${cert}`, {
+        cause: e,
+        hint: 'to trust a private certificate authority, point NODE_EXTRA_CA_CERTS at its PEM file when running tsbuild',
+      });
+    }
+    const cause = (e as Error & { cause?: Error }).cause?.message ?? (e as Error).message;
+    throw new BuildError('HTTP_SOURCE', `failed to download ${url}: ${cause}`, { cause: e });
+  }
+}
+
+/** A committed download: the one-layer rootfs, the file's name in it and the sha256 of its bytes. */
+interface Downloaded {
+  readonly result: RootfsResult;
+  readonly filename: string;
+  readonly digest: Digest;
+}
+
+/** Streams a 200's body into a one-layer rootfs; checks --checksum before committing. */
+async function download(worker: Worker, op: HttpOp, res: Response, ctx: Ctx): Promise<Downloaded> {
+  await mkdir(worker.dirs.tmp, { recursive: true });
+  const dir = await mkdtemp(join(worker.dirs.tmp, 'http-'));
+  try {
+    const filename = op.filename ?? dispositionName(res.headers.get('content-disposition')) ?? 'index';
+    const upper = join(dir, 'upper');
+    await mkdir(upper, { mode: 0o755 });
+    const file = join(upper, filename);
+    const hash = createHash('sha256');
+    const digesting = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        cb(null, chunk);
+      },
+    });
+    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), digesting, createWriteStream(file, { mode: 0o600 }), { signal: ctx.signal });
+    const digest = `sha256:${hash.digest('hex')}` as Digest;
+    if (op.checksum && digest !== op.checksum) {
+      throw new BuildError('CHECKSUM_MISMATCH', `digest mismatch for ${op.url}: expected ${op.checksum}, got ${digest}`);
+    }
+    await chmod(file, 0o600); // the umask must not decide it
+    // BuildKit: mtime from Last-Modified, else the Unix epoch; never the download time, so the
+    // same bytes always make the same layer (and the steps below keep their cache).
+    const lastModified = Date.parse(res.headers.get('last-modified') ?? '');
+    const mtime = new Date(Number.isNaN(lastModified) ? 0 : lastModified);
+    await utimes(file, mtime, mtime);
+    const result = await commitUpperAsLayer(worker, upper, { kind: 'rootfs', layers: [] }, ctx);
+    return { result, filename, digest };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** `filename` of a Content-Disposition header, kept to one plain path segment; undefined when absent or unsafe. */
