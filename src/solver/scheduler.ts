@@ -88,7 +88,11 @@ export async function solve(target: Vertex | readonly Vertex[], handlers: OpHand
       const result = await pool(() => runVertex(v, inputs, explain));
       if (cache && useCache && key) await cache.record(v, key, result, inner);
       const resultKey = cache && useCache && !key ? cache.resultKey?.(v, result) : undefined;
-      if (resultKey) return { result, key: resultKey, rebuilt: false, vertex: v };
+      if (resultKey) {
+        // Recorded too, so the result is held like any cached step's (prune keeps its layer).
+        await cache!.record(v, resultKey, result, inner);
+        return { result, key: resultKey, rebuilt: false, vertex: v };
+      }
       return { result, key, rebuilt: useCache && !cache!.reproducible(v), vertex: v };
     } catch (err) {
       if (firstError === undefined && !(isAbortError(err) && signal.aborted)) {

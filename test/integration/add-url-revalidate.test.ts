@@ -235,7 +235,7 @@ test('prune drops the memo entry along with the layer it names; the next build d
   await build(ctx);
   const memo = JSON.parse(await readFile(memoPath(path), 'utf8')) as { diffId: string };
   await tsbuildOk(['--root', env.root, 'prune']);
-  assert.not.ok(existsSync(join(env.root, 'layers', memo.diffId.slice('sha256:'.length))), 'the download layer is held by nothing, so prune removes it');
+  assert.not.ok(existsSync(join(env.root, 'layers', memo.diffId.slice('sha256:'.length))), 'the download layer is held only by its cache record, which no image uses: prune removes both');
   assert.not.ok(existsSync(memoPath(path)), 'and its memo entry with it');
   const again = await build(ctx);
   assert.equal(server.requestsFor(path).at(-1), { path, status: 200, bytes: 7 });
