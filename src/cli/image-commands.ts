@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { Command, Option } from 'commander';
 import { openWorker, type OwnedWorker } from '../build/worker.js';
 import type { Ctx } from '../ctx.js';
+import { isatty } from 'node:tty';
 import { BuildError } from '../errors.js';
 import { nullSink } from '../events.js';
 import { dependentsBlockingRemoval } from '../images/dependents.js';
@@ -164,13 +165,18 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
     .argument('[command...]', 'command and arguments (after --), instead of the image\'s Cmd')
     .addOption(new Option('--network <mode>', 'network namespace').choices(['host', 'none']).default('host'))
     .option('-i, --interactive', 'feed stdin to the command (as docker run -i)')
-    .action(async (name: string, command: string[], flags: { network: 'host' | 'none'; interactive?: boolean }) => {
+    .option('-t, --tty', 'give the command a pseudo-terminal on this terminal (as docker run -t)')
+    .action(async (name: string, command: string[], flags: { network: 'host' | 'none'; interactive?: boolean; tty?: boolean }) => {
+      // isatty, not process.stdin: that would open a tty stream on the fd runc is about to share.
+      if (flags.tty && !(isatty(0) && isatty(1))) {
+        throw new BuildError('USAGE', '-t, --tty: the input device is not a TTY', { hint: 'run it from a terminal, or leave out -t (use -i to pipe stdin)' });
+      }
       const code = await withWorker(async (w) => {
         const found = await findImage(w.images, name);
         return runImage(
           w,
           found.descriptor,
-          { command: command.length ? command : undefined, network: flags.network },
+          { command: command.length ? command : undefined, network: flags.network, ...(flags.tty ? { tty: true } : {}) },
           {
             onOutput: (stream, chunk) => void (stream === 1 ? process.stdout : process.stderr).write(chunk),
             ...(flags.interactive ? { stdin: process.stdin } : {}),

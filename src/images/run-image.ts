@@ -18,6 +18,8 @@ export interface RunOptions {
   /** Replaces the image's Cmd (after its Entrypoint, as `docker run IMAGE CMD…`). */
   readonly command?: readonly string[];
   readonly network: 'host' | 'none';
+  /** `-t`: a pseudo-terminal on the caller's terminal (which must be one); TERM=xterm unless the image sets TERM. */
+  readonly tty?: boolean;
 }
 
 /**
@@ -25,7 +27,7 @@ export interface RunOptions {
  * layers, runc, the same namespaces and capabilities as RUN). Env, working directory and user
  * come from the image config. Whatever the process writes lands in an upperdir that is
  * discarded: the image and the layer store are unchanged. Returns the exit code (128+n for a
- * signal). Output goes to `io`; there is no stdin or terminal.
+ * signal). Output goes to `io` (stdin too with `io.stdin`), or with `tty` to the caller's terminal.
  */
 export async function runImage(worker: Worker, manifest: Descriptor, opts: RunOptions, io: ExecIO, ctx: Ctx): Promise<number> {
   const img = await readImage(worker.blobs, manifest);
@@ -46,7 +48,8 @@ export async function runImage(worker: Worker, manifest: Descriptor, opts: RunOp
       {
         rootfs: mounted.merged,
         args,
-        env: env.some((e) => e.startsWith('PATH=')) ? env : [DEFAULT_PATH, ...env],
+        env: withTerm(env.some((e) => e.startsWith('PATH=')) ? env : [DEFAULT_PATH, ...env], opts.tty ?? false),
+        ...(opts.tty ? { terminal: true } : {}),
         cwd,
         uid: user.uid,
         gid: user.gid,
@@ -64,6 +67,11 @@ export async function runImage(worker: Worker, manifest: Descriptor, opts: RunOp
     // release() without keepUpper(): the container's writes go with the mount.
     await mounted.release();
   }
+}
+
+/** As docker run -t: a terminal's programs want TERM, and the image's own value wins. */
+function withTerm(env: readonly string[], tty: boolean): readonly string[] {
+  return tty && !env.some((e) => e.startsWith('TERM=')) ? [...env, 'TERM=xterm'] : env;
 }
 
 function signalNumber(name: string): number {

@@ -18,6 +18,7 @@ const OWNER_ANNOTATION = 'dev.tsbuild.owner';
 
 /** Where a sandboxed process's output goes. Chunks are raw bytes, not split into lines. */
 export interface ExecIO {
+  /** Not called when the request has a terminal: runc then writes to the caller's terminal itself. */
   onOutput(stream: 1 | 2, chunk: Buffer): void;
   /** Fed to the process's stdin (`tsbuild run -i`); without it the process reads /dev/null, as every RUN does. */
   stdin?: Readable;
@@ -32,7 +33,7 @@ export interface ExecResult {
 }
 
 /**
- * Runs processes with runc (`runc run`, no terminal, output piped). One bundle dir per run
+ * Runs processes with runc (`runc run`; output piped, or with a terminal the caller's tty). One bundle dir per run
  * under `bundleRoot`, removed afterwards; container state under `stateRoot` (runc's --root).
  */
 export class RuncSandbox {
@@ -64,16 +65,20 @@ export class RuncSandbox {
       await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
       ctx.signal.throwIfAborted();
 
+      // With a terminal, runc run in the foreground allocates the pty, puts our terminal (its
+      // inherited stdio) in raw mode, relays both ways and follows window size changes.
       const child = spawn(this.#runc, ['--root', this.#stateRoot, 'run', '--bundle', bundle, id], {
-        stdio: ['pipe', 'pipe', 'pipe'],
+        stdio: req.terminal ? 'inherit' : ['pipe', 'pipe', 'pipe'],
       });
-      // A process that exits without reading all its input closes the pipe: not an error.
-      child.stdin.on('error', () => undefined);
-      // Without io.stdin the process sees an empty stdin at once, as from /dev/null.
-      if (io.stdin) io.stdin.pipe(child.stdin);
-      else child.stdin.end();
-      child.stdout.on('data', (c: Buffer) => io.onOutput(1, c));
-      child.stderr.on('data', (c: Buffer) => io.onOutput(2, c));
+      if (child.stdin) {
+        // A process that exits without reading all its input closes the pipe: not an error.
+        child.stdin.on('error', () => undefined);
+        // Without io.stdin the process sees an empty stdin at once, as from /dev/null.
+        if (io.stdin) io.stdin.pipe(child.stdin);
+        else child.stdin.end();
+      }
+      child.stdout?.on('data', (c: Buffer) => io.onOutput(1, c));
+      child.stderr?.on('data', (c: Buffer) => io.onOutput(2, c));
       let exited = false;
       const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
         child.on('error', (e) => {

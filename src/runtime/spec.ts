@@ -27,8 +27,11 @@ export interface ExecRequest {
   readonly mounts: readonly BindMount[];
   /** RUN --security=insecure: these capabilities (all the builder has), nothing masked or read-only in /proc and /sys. */
   readonly privileged?: { readonly capabilities: readonly string[] };
-  /** No terminal support: output is always two pipes. */
-  readonly terminal?: false;
+  /**
+   * `tsbuild run -t`: the process gets a pseudo-terminal, which runc (in the foreground) sets up
+   * and relays to its own stdio, the caller's terminal. Never for RUN steps.
+   */
+  readonly terminal?: boolean;
 }
 
 /** Docker's / containerd's default capability set. */
@@ -110,7 +113,7 @@ export function toRuntimeSpec(req: ExecRequest): RuntimeConfig {
   return {
     ociVersion: '1.0.2',
     process: {
-      terminal: false,
+      terminal: req.terminal ?? false,
       // The primary gid is listed too (containerd/moby fix for CVE-2023-25173): with an empty
       // list, group-deny permissions (e.g. mode 0705 owned by our gid) would not apply after a
       // setgid exec changes the effective gid.

@@ -1,14 +1,11 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { useBuildRoot } from '../helpers/build-root.js';
+import { HAVE_TMUX, withTmux } from '../helpers/tmux.js';
 import { CLI, tsbuildOk } from '../helpers/cli.js';
 
-const pexec = promisify(execFile);
 const GOLDEN = fileURLToPath(new URL('../../../test/golden/cli/', import.meta.url));
 const DOCKERFILE = 'FROM busybox\nRUN echo hello && sleep 0.2 && echo world >&2\nRUN echo two\n';
 
@@ -47,25 +44,15 @@ test('rawjson (golden): one event per line, digests stable, times increasing', a
   await golden('rawjson-build.jsonl', normalize(shown.map((e) => JSON.stringify(e)).join('\n') + '\n'));
 });
 
-const HAVE_TMUX = existsSync('/usr/bin/tmux');
-
 test('tty: the live view under a real pseudo-terminal ends in one clean final screen', async () => {
   if (!HAVE_TMUX) {
     console.log('skipped: tmux is not installed');
     return;
   }
   const dir = await env.context('FROM busybox\nRUN for i in 1 2 3 4 5; do echo line $i; sleep 0.1; done\nRUN echo done\n');
-  // A private tmux server (own socket), killed in finally: nothing else's sessions are touched.
-  const sock = `tsbuild-test-${process.pid}`;
-  const tmux = (...args: string[]) => pexec('tmux', ['-L', sock, ...args], { env: { PATH: process.env.PATH, TERM: 'xterm-256color', HOME: '/tmp' } });
-  const cmd = `${process.execPath} ${CLI} --root ${env.root} build -t progress-tty ${dir}; echo EXIT=$?; sleep 60`;
-  try {
-    await tmux('new-session', '-d', '-s', 'p', '-x', '160', '-y', '30', `env -u CI -u NO_COLOR ${cmd}`);
-    let screen = '';
-    for (let i = 0; i < 300 && !/EXIT=\d+/.test(screen); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      screen = (await tmux('capture-pane', '-p', '-t', 'p')).stdout;
-    }
+  const cmd = `env -u CI -u NO_COLOR ${process.execPath} ${CLI} --root ${env.root} build -t progress-tty ${dir}; echo EXIT=$?; sleep 60`;
+  await withTmux(cmd, { width: 160, height: 30 }, async (tty) => {
+    const screen = await tty.waitFor(/EXIT=\d+/);
     assert.match(screen, /EXIT=0/, screen);
     const lines = screen.split('\n').map((l) => l.trimEnd());
     assert.is(lines.filter((l) => l.startsWith('[+] Building')).length, 1, `one header, redrawn in place:\n${screen}`);
@@ -75,9 +62,7 @@ test('tty: the live view under a real pseudo-terminal ends in one clean final sc
     assert.match(lines[3]!, /^=> \[3\/3\] RUN echo done +\d+\.\ds$/);
     assert.match(lines[4]!, /^image sha256:[0-9a-f]{64} tagged docker.io\/library\/progress-tty:latest$/);
     assert.not.match(screen, /line \d|#\d+ /, 'no output of finished steps, no plain lines');
-  } finally {
-    await tmux('kill-server').catch(() => undefined);
-  }
+  });
 });
 
 test.run();
