@@ -1,4 +1,5 @@
 import type { Mount, RuntimeConfig } from '../../schemas/types/runtime-config.js';
+import { defaultSeccomp } from './seccomp.js';
 
 /** A bind (or tmpfs) mount into the container, e.g. the per-container /etc/hosts or a RUN --mount. */
 export interface BindMount {
@@ -136,6 +137,8 @@ export function toRuntimeSpec(req: ExecRequest): RuntimeConfig {
       namespaces,
       maskedPaths: req.privileged ? [] : [...MASKED_PATHS],
       readonlyPaths: req.privileged ? [] : [...READONLY_PATHS],
+      // --security=insecure runs unconfined, as in BuildKit.
+      ...(req.privileged ? {} : { seccomp: defaultSeccomp() }),
     },
   };
 }

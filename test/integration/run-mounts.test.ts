@@ -3,7 +3,8 @@
  * the root, shared between builds, uid/gid/mode, never in a layer), bind (context and stage,
  * read-only, rw writes discarded, the bound files in the cache key), tmpfs, secret (file and env;
  * the secret's bytes are searched in every layer, config, index, cache record and log), ssh
- * (a unix socket made by the test), --network=none and --security=insecure with --allow.
+ * (a unix socket made by the test), --network=none and --security=insecure with --allow, and
+ * the seccomp filter every other RUN has.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -218,6 +219,15 @@ test('--network=none has only lo; --security=insecure needs --allow security.ins
   assert.is(read(join(out, 'nets')), 'lo');
   const eff = BigInt(`0x${read(join(out, 'caps')).split(/\s+/)[1]}`);
   assert.ok((eff & (1n << 21n)) !== 0n, 'CAP_SYS_ADMIN granted');
+});
+
+test('RUN is seccomp-filtered: no new user namespaces, keyrings or mounts; --security=insecure is unconfined', async () => {
+  const probe = (prefix: string, file: string) =>
+    `RUN ${prefix}sh -c 'grep ^Seccomp: /proc/self/status; unshare -U true && echo userns=yes || echo userns=no; unshare -m true && echo mountns=yes || echo mountns=no' > /${file} 2>/dev/null`;
+  const ctx = await env.context(['FROM busybox', probe('', 'default'), probe('--security=insecure ', 'insecure')].join('\n'));
+  const { out } = await build(ctx, 'seccomp', ['--allow', 'security.insecure']);
+  assert.is(read(join(out, 'default')), 'Seccomp:\t2\nuserns=no\nmountns=no', 'filter mode 2, namespaces refused');
+  assert.is(read(join(out, 'insecure')), 'Seccomp:\t0\nuserns=yes\nmountns=yes');
 });
 
 test('a bad --mount names the line', async () => {
