@@ -4,6 +4,7 @@ import type { Descriptor } from '../oci/image.js';
 import { exportDockerArchive } from '../exporter/docker-archive.js';
 import type { ExportTarget } from '../exporter/export-target.js';
 import { exportLocal } from '../exporter/local.js';
+import { exportRootfsTar } from '../exporter/rootfs-tar.js';
 import { exportOciArchive } from '../exporter/oci-archive.js';
 import { exportOciLayout } from '../exporter/oci-layout.js';
 import { exportRegistry } from '../exporter/registry.js';
@@ -21,6 +22,8 @@ export async function exportImage(worker: Worker, manifest: Descriptor, target: 
       return exportDockerArchive(worker.blobs, manifest, target.dest, target.names ?? tags, ctx);
     case 'local':
       return exportLocal(worker.blobs, manifest, target.dest, ctx);
+    case 'tar':
+      return exportRootfsTar(worker, manifest, target.dest, ctx);
     case 'registry': {
       if (!registry) throw new BuildError('INTERNAL', '--output type=registry: no registry client was configured for this build');
       await exportRegistry(registry, worker.images, manifest, target.name, ctx);

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { applyGcPolicy } from '../build/gc.js';
 import { runBuild } from '../build/run-build.js';
 import { BuildError } from '../errors.js';
-import { parseOutputSpec, type ExportTarget } from '../exporter/export-target.js';
+import { parseOutputSpec, STDOUT, type ExportTarget } from '../exporter/export-target.js';
 import type { BuildMetadata } from '../../schemas/types/metadata-file.js';
 import { gcPolicy, registrySettings } from './config-file.js';
 import type { GlobalOptions } from './globals.js';
@@ -67,7 +67,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .option('--cache-to <spec>', 'export the build cache: type=registry,ref=REPO:TAG[,mode=min|max] or type=local,dest=DIR[,mode=…] (repeatable)', collect, [])
     .option('--cache-from <spec>', 'import a build cache: type=registry,ref=REPO:TAG or type=local,src=DIR (repeatable)', collect, [])
     .option('--max-parallelism <n>', 'steps run at once (default: number of CPUs)', parsePositiveInt)
-    .option('-o, --output <spec>', 'export: type=oci|docker|local|registry,dest=…[,tar=false] (repeatable)', collect, [])
+    .option('-o, --output <spec>', 'export: type=oci|docker|local|tar|registry,dest=…[,tar=false]; dest=- (or -o -) is standard output (repeatable)', collect, [])
     .option('--push', 'push every -t name to its registry (same as --output type=registry,name=NAME)')
     .option('--pull', 'check the registry for newer base images even when they are in the local store')
     .addOption(new Option('--progress <mode>', 'progress output').choices(['auto', 'tty', 'plain', 'rawjson', 'quiet']))
@@ -83,6 +83,9 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .option('-q, --quiet', 'print only the image ID')
     .action(async (context: string, flags: BuildFlags) => {
       const outputs = flags.output.map(parseOutputSpec);
+      const toStdout = outputs.filter((o) => 'dest' in o && o.dest === STDOUT);
+      if (toStdout.length > 1) throw new BuildError('USAGE', '--output: only one output can go to standard output (dest=-)');
+      if (toStdout.length && flags.quiet) throw new BuildError('USAGE', '-q prints the image ID to standard output, where --output dest=- writes the archive; use --iidfile');
       const cacheTo = flags.cacheTo.map(parseCacheTo);
       const cacheFrom = flags.cacheFrom.map(parseCacheFrom);
       if (flags.push) outputs.push(...pushTargets(flags.tag));

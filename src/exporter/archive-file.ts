@@ -9,15 +9,21 @@ import type { ContentStore } from '../oci/content-store.js';
 import { digestHex } from '../oci/digest.js';
 import type { Descriptor } from '../oci/image.js';
 import { TarWriter } from '../oci/tar/tar-writer.js';
+import { writeLayerTar } from '../oci/layer/diff.js';
+import { isatty } from 'node:tty';
+import { BuildError } from '../errors.js';
+import { STDOUT } from './export-target.js';
 import type { TarEntry } from '../oci/tar/tar-entry.js';
 
 /**
  * Streams a tar archive into `destFile` atomically: `fill` adds the members to a TarWriter
  * while the bytes go to a temp file next to `destFile`; only after the archive is complete and
  * fsynced is it renamed onto `destFile`. On error or abort the temp file is removed and any
- * previous `destFile` is untouched.
+ * previous `destFile` is untouched. `-` streams it to standard output instead (a pipe: what
+ * was written stays written, and the reader sees a truncated archive on failure).
  */
 export async function writeArchiveAtomic(destFile: string, ctx: Ctx, fill: (w: ArchiveWriter) => Promise<void>): Promise<void> {
+  if (destFile === STDOUT) return writeArchiveToStdout(ctx, fill);
   const tmp = join(dirname(destFile), `.${basename(destFile)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   const tar = new TarWriter();
   const out = createWriteStream(tmp, { flags: 'wx', mode: 0o644 });
@@ -45,6 +51,19 @@ export async function writeArchiveAtomic(destFile: string, ctx: Ctx, fill: (w: A
   }
 }
 
+async function writeArchiveToStdout(ctx: Ctx, fill: (w: ArchiveWriter) => Promise<void>): Promise<void> {
+  if (isatty(1)) throw new BuildError('USAGE', 'refusing to write an archive to a terminal (dest=-)', { hint: 'redirect standard output to a file or a pipe' });
+  const tar = new TarWriter();
+  // end: false — standard output belongs to the process, not to this archive.
+  const writing = pipeline(tar.stream, process.stdout, { signal: ctx.signal, end: false });
+  const filling = (async () => {
+    await fill(new ArchiveWriter(tar, ctx));
+    await tar.finish();
+  })();
+  filling.catch((e: unknown) => tar.destroy(e instanceof Error ? e : new Error(String(e))));
+  await Promise.all([filling, writing]);
+}
+
 /** Adds layout-style members (`blobs/sha256/<hex>`, small JSON files, directories) with fixed metadata. */
 export class ArchiveWriter {
   readonly #tar: TarWriter;
@@ -70,6 +89,12 @@ export class ArchiveWriter {
     this.#signal.throwIfAborted();
     const buf = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
     await this.#tar.add(this.#entry(path, 'file', buf.length), buf);
+  }
+
+  /** Every file under `dir` (a root filesystem, e.g. a read-only overlay mount), as paths relative to it. */
+  async tree(dir: string): Promise<void> {
+    this.#signal.throwIfAborted();
+    await writeLayerTar(dir, this.#tar, { format: 'overlay' }, this.#signal);
   }
 
   /** Streams blob `d` from `blobs` as `blobs/sha256/<hex>`; never buffered whole. */

@@ -9,31 +9,36 @@ export type ExportTarget =
   | { type: 'oci'; dest: string; tar: boolean; names?: readonly string[] }
   | { type: 'docker'; dest: string; names?: readonly string[] }
   | { type: 'local'; dest: string }
+  | { type: 'tar'; dest: string }
   | { type: 'registry'; name: string };
+
+/** `dest=-`: the archive goes to standard output (oci and docker archives, tar). */
+export const STDOUT = '-';
 
 const KEYS: Readonly<Record<ExportTarget['type'], readonly string[]>> = {
   oci: ['type', 'dest', 'tar', 'name'],
   docker: ['type', 'dest', 'name'],
   local: ['type', 'dest'],
+  tar: ['type', 'dest'],
   registry: ['type', 'name', 'push'],
 };
 
 /**
  * Parses BuildKit's `--output` syntax: CSV `key=value` fields (`type=oci,dest=out.tar`,
  * `type=oci,dest=dir,tar=false`, `type=docker,dest=…`, `type=local,dest=…`,
- * `type=registry,name=…`; values may be double-quoted), or a bare path, meaning
- * `type=local,dest=PATH`. Anything else is BuildError('USAGE') naming the bad key or value.
+ * `type=tar,dest=…`, `type=registry,name=…`; values may be double-quoted), or a bare path,
+ * meaning `type=local,dest=PATH`, or `-`, meaning `type=tar,dest=-`. An archive's dest may be
+ * `-` (standard output). Anything else is BuildError('USAGE') naming the bad key or value.
  */
 export function parseOutputSpec(spec: string): ExportTarget {
   const bad = (msg: string): never => {
     throw new BuildError('USAGE', `--output ${JSON.stringify(spec)}: ${msg}`, {
-      hint: 'use e.g. type=oci,dest=image.tar | type=oci,dest=DIR,tar=false | type=docker,dest=image.tar | type=local,dest=DIR | type=registry,name=REF',
+      hint: 'use e.g. type=oci,dest=image.tar | type=oci,dest=DIR,tar=false | type=docker,dest=- | type=local,dest=DIR | type=tar,dest=rootfs.tar | type=registry,name=REF',
     });
   };
   if (spec.trim() === '') bad('empty output');
   if (!spec.includes('=')) {
-    if (spec === '-') bad('writing to stdout is not supported; give a directory or type=…,dest=FILE');
-    return { type: 'local', dest: spec };
+    return spec === STDOUT ? { type: 'tar', dest: STDOUT } : { type: 'local', dest: spec };
   }
   const fields = splitCsv(spec, bad);
   const kv = new Map<string, string[]>();
@@ -51,8 +56,8 @@ export function parseOutputSpec(spec: string): ExportTarget {
     return vs[vs.length - 1];
   };
   const type = one('type');
-  if (type === undefined) bad('missing type= (oci, docker, local or registry)');
-  if (!(type! in KEYS)) bad(`unknown type ${JSON.stringify(type)}: expected oci, docker, local or registry`);
+  if (type === undefined) bad('missing type= (oci, docker, local, tar or registry)');
+  if (!(type! in KEYS)) bad(`unknown type ${JSON.stringify(type)}: expected oci, docker, local, tar or registry`);
   const t = type as ExportTarget['type'];
   for (const key of kv.keys()) {
     if (!KEYS[t].includes(key)) bad(`unknown key ${JSON.stringify(key)} for type=${t} (allowed: ${KEYS[t].filter((k) => k !== 'type').join(', ')})`);
@@ -60,7 +65,7 @@ export function parseOutputSpec(spec: string): ExportTarget {
   const dest = (): string => {
     const d = one('dest');
     if (d === undefined || d === '') bad(`type=${t} needs dest=PATH`);
-    if (d === '-') bad('dest=- (stdout) is not supported');
+    if (d === STDOUT && (t === 'local' || (t === 'oci' && one('tar') === 'false'))) bad('dest=- (standard output) takes an archive: type=oci, docker or tar');
     return d!;
   };
   const names = (): { names?: readonly string[] } => {
@@ -81,6 +86,8 @@ export function parseOutputSpec(spec: string): ExportTarget {
       return { type: 'docker', dest: dest(), ...names() };
     case 'local':
       return { type: 'local', dest: dest() };
+    case 'tar':
+      return { type: 'tar', dest: dest() };
     case 'registry': {
       const name = one('name');
       if (name === undefined || name === '') bad('type=registry needs name=REF');

@@ -18,6 +18,10 @@ const valid: [string, ExportTarget][] = [
   ['type=registry,name=localhost:5000/x:y', { type: 'registry', name: 'localhost:5000/x:y' }],
   ['type=registry,name=x,push=true', { type: 'registry', name: 'x' }],
   ['TYPE=local,Dest=o', { type: 'local', dest: 'o' }],
+  ['type=tar,dest=rootfs.tar', { type: 'tar', dest: 'rootfs.tar' }],
+  ['-', { type: 'tar', dest: '-' }],
+  ['type=oci,dest=-', { type: 'oci', dest: '-', tar: true }],
+  ['type=docker,dest=-', { type: 'docker', dest: '-' }],
 ];
 for (const [spec, want] of valid) {
   test(`valid: ${spec}`, () => {
@@ -34,8 +38,8 @@ const invalid: [string, RegExp][] = [
   ['type=local,dest=x,tar=false', /unknown key "tar" for type=local/],
   ['type=docker,dest=x,compression=zstd', /unknown key "compression"/],
   ['type=registry', /needs name/],
-  ['type=oci,dest=-', /stdout/],
-  ['-', /stdout/],
+  ['type=local,dest=-', /standard output\) takes an archive/],
+  ['type=oci,dest=-,tar=false', /standard output\) takes an archive/],
   ['type=local,dest=a,dest=b', /more than once/],
   ['type=local,"dest=x', /quote/],
   ['type=local,=x', /not key=value/],
