@@ -44,6 +44,10 @@ export interface BuildRequest {
   readonly tags: readonly string[];
   readonly buildArgs: Readonly<Record<string, string>>;
   readonly target?: string;
+  /** `--network`: the network of RUN steps that don't name one (default host). */
+  readonly network?: 'host' | 'none';
+  /** `--add-host NAME:IP`: /etc/hosts entries for every RUN. */
+  readonly extraHosts?: readonly { readonly host: string; readonly ip: string }[];
   /** `--platform`: what to build for, in this order; default: the host's. Several make an image index. */
   readonly platforms?: readonly Platform[];
   readonly labels: Readonly<Record<string, string>>;
@@ -137,6 +141,8 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
           buildPlatform: host,
           labelPlatform: multi,
           cannotRun: cannotRunReason,
+          ...(req.network ? { network: req.network } : {}),
+          ...(req.extraHosts?.length ? { extraHosts: req.extraHosts } : {}),
           labels: req.labels,
           namedContexts: named.contexts,
         },

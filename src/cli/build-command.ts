@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { Command, Option } from 'commander';
 import { applyGcPolicy } from '../build/gc.js';
 import { runBuild } from '../build/run-build.js';
@@ -42,6 +43,7 @@ interface BuildFlags {
   label: string[];
   annotation: string[];
   network?: string;
+  addHost: string[];
   secret: string[];
   buildContext: string[];
   ssh: string[];
@@ -73,7 +75,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .addOption(new Option('--progress <mode>', 'progress output').choices(['auto', 'tty', 'plain', 'rawjson', 'quiet']))
     .option('--label <key=value>', 'set an image label (repeatable)', collect, [])
     .option('--annotation <[manifest:]key=value>', 'add an annotation to the image manifest (repeatable)', collect, [])
-    .addOption(new Option('--network <mode>', 'default network for RUN').choices(['host', 'none', 'default']))
+    .addOption(new Option('--network <mode>', 'network of RUN steps that name none (default: the host\'s)').choices(['host', 'none', 'default']))
+    .option('--add-host <host:ip>', 'add an /etc/hosts entry for RUN steps (repeatable)', collect, [])
     .option('--build-context <name=DIR|oci-layout://DIR[:TAG]|docker-image://REF>', 'a named context for FROM and --from (repeatable)', collect, [])
     .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect, [])
     .option('--ssh <id[=socket]>', 'forward an ssh agent socket for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK) (repeatable)', collect, [])
@@ -91,7 +94,6 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       if (flags.push) outputs.push(...pushTargets(flags.tag));
       const settings = globals.settings?.config ?? {};
       const registry = new RegistryClient(registryOptions(process.env, registrySettings(settings)));
-      if (flags.network === 'none') throw new BuildError('USAGE', '--network=none for the whole build is not supported yet; use RUN --network=none');
       const buildArgs: Record<string, string> = {};
       for (const f of flags.buildArgFile) Object.assign(buildArgs, await readBuildArgFile(f, process.env));
       Object.assign(buildArgs, parseBuildArgs(flags.buildArg, process.env));
@@ -110,6 +112,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           buildArgs,
           target: flags.target,
           platforms: flags.platform === undefined ? undefined : parsePlatforms(flags.platform),
+          ...(flags.network === 'none' ? { network: 'none' as const } : {}),
+          extraHosts: flags.addHost.map(parseAddHost),
           labels: parseKeyValues('--label', flags.label),
           annotations: parseAnnotations(flags.annotation),
           outputs,
@@ -221,6 +225,17 @@ function parseAnnotations(list: readonly string[]): Record<string, string> {
     return a.slice(m[0].length);
   });
   return parseKeyValues('--annotation', plain);
+}
+
+/** `--add-host name:ip` (or `name=ip`, as newer docker); the IP may be IPv6, so the name ends at the first separator. */
+function parseAddHost(v: string): { host: string; ip: string } {
+  const m = /^([^:=\s]+)[:=](\S+)$/.exec(v);
+  const ip = m?.[2]?.replace(/^\[(.*)\]$/, '$1');
+  if (!m || !ip || !(isIP(ip) || ip === 'host-gateway')) {
+    throw new BuildError('USAGE', `--add-host ${JSON.stringify(v)}: expected HOST:IP (e.g. db:10.0.0.5)`);
+  }
+  if (ip === 'host-gateway') throw new BuildError('USAGE', `--add-host ${JSON.stringify(v)}: host-gateway needs a bridge network; RUN shares the host's, so use 127.0.0.1`);
+  return { host: m[1]!, ip };
 }
 
 /** `--platform linux/amd64,linux/arm64`: each checked and normalized, repeats dropped, order kept. */

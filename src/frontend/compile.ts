@@ -29,6 +29,10 @@ export interface CompileOptions {
   labelPlatform?: boolean;
   /** Why RUN can't execute for a platform on this machine (undefined when it can). */
   cannotRun?: (p: Platform) => string | undefined;
+  /** `--network`: RUN's network unless it says otherwise; default host. */
+  network?: 'host' | 'none';
+  /** `--add-host`: extra /etc/hosts entries for every RUN. */
+  extraHosts?: readonly { readonly host: string; readonly ip: string }[];
   labels?: Readonly<Record<string, string>>;
   /** `--build-context NAME=…`: replaces the stage or image NAME in FROM and in --from. */
   namedContexts?: ReadonlyMap<string, NamedContext>;
@@ -103,6 +107,8 @@ export async function compileDockerfile(source: { path: string; text: string }, 
     platform: opts.platform,
     platformLabel: opts.labelPlatform ? `${formatPlatform(opts.platform)} ` : '',
     ...(opts.cannotRun ? { cannotRun: opts.cannotRun } : {}),
+    defaultNetwork: opts.network ?? 'host',
+    extraHosts: opts.extraHosts ?? [],
     buildArgs: opts.buildArgs,
     metaArgs,
     warnings,

@@ -15,8 +15,9 @@ import { commitHistory, defaultPath, expansionEnv, stepName, type ConvertEnv, ty
 const PROXY_ARGS = ['HTTP_PROXY', 'HTTPS_PROXY', 'FTP_PROXY', 'NO_PROXY', 'ALL_PROXY'];
 
 /**
- * RUN → ExecOp on the current rootfs. `--network=default` maps to `host`: tsbuild's sandbox never
- * creates a bridge, so "default" networking is the host's.
+ * RUN → ExecOp on the current rootfs. `--network=default` (or none given) is the build's
+ * `--network`, itself `host` by default: tsbuild's sandbox never creates a bridge, so "default"
+ * networking is the host's.
  */
 export async function convertRun(ins: Extract<Instruction, { kind: 'RUN' }>, st: StageState, env: ConvertEnv): Promise<void> {
   const unable = env.cannotRun?.(st.platform);
@@ -49,7 +50,8 @@ export async function convertRun(ins: Extract<Instruction, { kind: 'RUN' }>, st:
       env: runEnv,
       cwd: st.config.config.WorkingDir || '/',
       user: st.config.config.User ?? '',
-      network: ins.network === 'none' ? 'none' : 'host',
+      network: ins.network === 'none' || ins.network === 'host' ? ins.network : env.defaultNetwork,
+      ...(env.extraHosts.length > 0 ? { extraHosts: env.extraHosts } : {}),
       ...(mounts.length > 0 ? { mounts } : {}),
       ...(ins.security === 'insecure' ? { security: 'insecure' as const } : {}),
     },

@@ -64,6 +64,10 @@ export interface ConvertEnv {
   readonly platform: Platform;
   /** Prefix of step names when several platforms are built at once (`linux/arm64 `), else ''. */
   readonly platformLabel: string;
+  /** `--network` of the build: what RUN without --network (or with `default`) gets. */
+  readonly defaultNetwork: 'host' | 'none';
+  /** `--add-host` entries every RUN's /etc/hosts gets. */
+  readonly extraHosts: readonly { readonly host: string; readonly ip: string }[];
   /** Why RUN can't execute for `p` on this machine (undefined when it can); absent: no check. */
   readonly cannotRun?: (p: Platform) => string | undefined;
   readonly buildArgs: Readonly<Record<string, string>>;

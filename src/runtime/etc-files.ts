@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { BindMount } from './spec.js';
 
 /**
- * Writes the container's /etc/hosts and /etc/resolv.conf into `dir` (a per-container temp dir
+ * Writes the container's /etc/hosts (with `--add-host` entries last, as docker) and /etc/resolv.conf into `dir` (a per-container temp dir
  * the caller owns and removes) and returns them as bind mounts for `ExecRequest.mounts`.
  *
  * They are bound over the image's files rather than written into the rootfs so they never end
@@ -14,11 +14,11 @@ import type { BindMount } from './spec.js';
  */
 export async function writeEtcFiles(
   dir: string,
-  opts: { hostname: string; network: 'host' | 'none'; hostResolvConf?: string },
+  opts: { hostname: string; network: 'host' | 'none'; hostResolvConf?: string; extraHosts?: readonly { readonly host: string; readonly ip: string }[] },
 ): Promise<BindMount[]> {
   const hosts = join(dir, 'hosts');
   const resolv = join(dir, 'resolv.conf');
-  await writeFile(hosts, hostsFile(opts.hostname));
+  await writeFile(hosts, hostsFile(opts.hostname) + (opts.extraHosts ?? []).map((h) => `${h.ip}\t${h.host}\n`).join(''));
   let host = '';
   try {
     host = await readFile(opts.hostResolvConf ?? '/etc/resolv.conf', 'utf8');

@@ -54,6 +54,8 @@ export interface ExecOp {
   /** As written in USER: `name`, `uid`, `name:group`, `uid:gid`; empty means root. */
   readonly user: string;
   readonly network: 'host' | 'none';
+  /** `--add-host` entries, `name ip` each, added to /etc/hosts; absent when there are none. */
+  readonly extraHosts?: readonly { readonly host: string; readonly ip: string }[];
   /** RUN --mount entries, in order; absent when there are none (keeps older digests stable). */
   readonly mounts?: readonly RunMount[];
   /** RUN --security=insecure: full capabilities, no masked paths (needs `--allow security.insecure`). */

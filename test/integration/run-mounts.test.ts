@@ -221,6 +221,19 @@ test('--network=none has only lo; --security=insecure needs --allow security.ins
   assert.ok((eff & (1n << 21n)) !== 0n, 'CAP_SYS_ADMIN granted');
 });
 
+test('build --network none is the default of RUN (RUN --network=host still overrides it); --add-host adds /etc/hosts entries', async () => {
+  const ctx = await env.context(['FROM busybox', 'RUN ls /sys/class/net > /nets-default', 'RUN --network=host ls /sys/class/net > /nets-host', 'RUN grep -E "db|v6" /etc/hosts > /hosts || true'].join('\n'));
+  const { out } = await build(ctx, 'network-none', ['--network', 'none', '--add-host', 'db:10.1.2.3', '--add-host', 'v6=[fd00::1]']);
+  assert.is(read(join(out, 'nets-default')), 'lo');
+  assert.ok(read(join(out, 'nets-host')).split('\n').length > 1, 'the host\'s interfaces');
+  assert.is(read(join(out, 'hosts')), '10.1.2.3\tdb\nfd00::1\tv6');
+  const again = await build(ctx, 'network-none-2', ['--network', 'none', '--add-host', 'db:10.9.9.9']);
+  assert.is(read(join(again.out, 'hosts')), '10.9.9.9\tdb', 'another host entry is another cache key, never a stale hit');
+  const bad = await tsbuild(['--root', env.root, 'build', '--add-host', 'db', ctx]);
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /--add-host "db": expected HOST:IP/);
+});
+
 test('RUN is seccomp-filtered: no new user namespaces, keyrings or mounts; --security=insecure is unconfined', async () => {
   const probe = (prefix: string, file: string) =>
     `RUN ${prefix}sh -c 'grep ^Seccomp: /proc/self/status; unshare -U true && echo userns=yes || echo userns=no; unshare -m true && echo mountns=yes || echo mountns=no' > /${file} 2>/dev/null`;

@@ -63,7 +63,7 @@ async function runIn(worker: Worker, rootfs: string, op: ExecOp, vertex: Vertex,
   // The working directory is created when missing, as docker and BuildKit do; it belongs to the layer.
   await mkdir(await resolveInRootfs(rootfs, op.cwd), { recursive: true });
   const etcDir = await mkdtemp(join(worker.dirs.tmp, 'etc-'));
-  const etcMounts = await writeEtcFiles(etcDir, { hostname: HOSTNAME, network: op.network });
+  const etcMounts = await writeEtcFiles(etcDir, { hostname: HOSTNAME, network: op.network, ...(op.extraHosts ? { extraHosts: op.extraHosts } : {}) });
   const tail = new OutputTail(20);
   let status: { exitCode: number; signal?: string };
   try {
