@@ -1,4 +1,6 @@
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import { lintDockerfile } from '../frontend/build-checks.js';
 import { isIP } from 'node:net';
 import { Command, Option } from 'commander';
 import { applyGcPolicy } from '../build/gc.js';
@@ -44,6 +46,7 @@ interface BuildFlags {
   annotation: string[];
   network?: string;
   addHost: string[];
+  check?: boolean;
   secret: string[];
   buildContext: string[];
   ssh: string[];
@@ -84,6 +87,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .option('--iidfile <file>', 'write the image ID (config digest) to this file')
     .option('--metadata-file <file>', 'write build result metadata (BuildKit keys) as JSON')
     .option('-q, --quiet', 'print only the image ID')
+    .option('--check', 'run the build checks (BuildKit\'s lint rules) on the Dockerfile and exit without building')
     .action(async (context: string, flags: BuildFlags) => {
       const outputs = flags.output.map(parseOutputSpec);
       const toStdout = outputs.filter((o) => 'dest' in o && o.dest === STDOUT);
@@ -98,6 +102,15 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       for (const f of flags.buildArgFile) Object.assign(buildArgs, await readBuildArgFile(f, process.env));
       Object.assign(buildArgs, parseBuildArgs(flags.buildArg, process.env));
       const stdinInputs = await readStdinInputs(context, flags.file, process.stdin, signal);
+      if (flags.check) {
+        try {
+          setExit(await runChecks(stdinInputs?.dockerfile ?? flags.file ?? join(stdinInputs?.contextDir ?? context, 'Dockerfile'), buildArgs));
+        } finally {
+          await stdinInputs?.dispose();
+          await registry.close();
+        }
+        return;
+      }
       const progress = buildProgress({ ...flags, configDefault: settings.progress }, process.stderr, process.env);
       const { mode, events } = progress;
       const created = process.env.SOURCE_DATE_EPOCH ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000) : new Date();
@@ -225,6 +238,21 @@ function parseAnnotations(list: readonly string[]): Record<string, string> {
     return a.slice(m[0].length);
   });
   return parseKeyValues('--annotation', plain);
+}
+
+/**
+ * `--check`: the findings, one line each as `FILE:LINE: RULE: message`, then a summary on
+ * standard output. Exit 1 when there is any, as buildx.
+ */
+async function runChecks(dockerfile: string, buildArgs: Readonly<Record<string, string>>): Promise<number> {
+  const path = resolve(dockerfile);
+  const text = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    throw new BuildError('DOCKERFILE_NOT_FOUND', `failed to read Dockerfile ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+  });
+  const found = lintDockerfile(text, path, buildArgs);
+  for (const w of found) process.stdout.write(`${relative(process.cwd(), path) || path}:${w.location.line}: ${w.rule}: ${w.message}\n`);
+  process.stdout.write(found.length ? `Check complete, ${found.length} warning${found.length > 1 ? 's have' : ' has'} been found!\n` : 'Check complete, no warnings found.\n');
+  return found.length ? 1 : 0;
 }
 
 /** `--add-host name:ip` (or `name=ip`, as newer docker); the IP may be IPv6, so the name ends at the first separator. */

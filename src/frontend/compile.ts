@@ -2,6 +2,7 @@ import { BuildError, isAbortError, type SourceLocation } from '../errors.js';
 import type { Ctx } from '../ctx.js';
 import type { ImageConfig, Platform } from '../oci/image.js';
 import { formatPlatform } from '../oci/platform.js';
+import { CHECK_BUILD_ARG, dockerfileChecks } from './build-checks.js';
 import { makeVertex, type Vertex } from '../solver/graph.js';
 import { parseDockerignore } from './dockerignore.js';
 import { parseInstruction, type Instruction } from './instructions.js';
@@ -80,6 +81,10 @@ export async function compileDockerfile(source: { path: string; text: string }, 
     const more = errors.slice(1).map((e) => `line ${e.location?.line ?? '?'}: ${e.message}`).join('; ');
     throw new BuildError(first.code, first.message, { location: first.location, hint: [first.hint, `${errors.length - 1} more error(s): ${more}`].filter(Boolean).join('\n') });
   }
+
+  const checks = dockerfileChecks(source.text, file, instructions, parsed.warnings, opts.buildArgs);
+  if (checks.error) throw checks.error;
+  for (const w of checks.found) warnings.push({ message: `${w.rule}: ${w.message}`, location: w.location });
 
   const lexer = new ShellLexer(parsed.escapeToken);
   const { metaArgInstructions, stages } = splitStages(instructions, file);
@@ -284,6 +289,7 @@ const BUILTIN_ARGS = new Set([
   ...['HTTP_PROXY', 'HTTPS_PROXY', 'FTP_PROXY', 'NO_PROXY', 'ALL_PROXY'].flatMap((k) => [k, k.toLowerCase()]),
   ...['PLATFORM', 'OS', 'ARCH', 'VARIANT'].flatMap((k) => [`TARGET${k}`, `BUILD${k}`]),
   'TARGETSTAGE',
+  CHECK_BUILD_ARG,
 ]);
 
 /**

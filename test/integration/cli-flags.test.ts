@@ -133,4 +133,24 @@ test('--help for every verb lists its flags one per line; --version', async () =
   assert.is((await tsbuildOk(['--version'])).stdout, pkg.version + '\n');
 });
 
+test('build checks: warnings in the build output, --check lists them without building, # check=error=true fails the build', async () => {
+  const df = 'FROM busybox as base\nCMD echo hi\n';
+  const ctx = await env.context(df);
+  const built = await tsbuildOk([...at(), 'build', '--progress', 'plain', ctx]);
+  assert.match(built.stderr, /WARNING: FromAsCasing: 'as' and 'FROM' keywords' casing do not match \(.*Dockerfile:1\)/);
+  assert.match(built.stderr, /WARNING: JSONArgsRecommended: JSON arguments recommended for CMD/);
+  const checked = await tsbuild([...at(), 'build', '--check', '-t', 'never-built', ctx], { cwd: ctx });
+  assert.is(checked.code, 1);
+  assert.is(checked.stdout, `Dockerfile:1: FromAsCasing: 'as' and 'FROM' keywords' casing do not match\nDockerfile:2: JSONArgsRecommended: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals\nCheck complete, 2 warnings have been found!\n`);
+  assert.not.match((await tsbuildOk([...at(), 'images'])).stdout, /never-built/, '--check builds nothing');
+  const clean = await tsbuild([...at(), 'build', '--check', await env.context('FROM busybox\nCMD ["sh"]\n')]);
+  assert.equal([clean.code, clean.stdout], [0, 'Check complete, no warnings found.\n']);
+  const strict = await tsbuild([...at(), 'build', '-t', 'strict', await env.context(`# check=error=true\n${df}`)]);
+  assert.is(strict.code, 1);
+  assert.match(strict.stderr, /Dockerfile:2: lint violation found for rules: FromAsCasing, JSONArgsRecommended/);
+  const skipped = await tsbuild([...at(), 'build', '--build-arg', 'BUILDKIT_DOCKERFILE_CHECK=skip=all;error=true', await env.context(`# check=error=true\n${df}`)]);
+  assert.is(skipped.code, 0, skipped.stderr);
+  assert.not.match(skipped.stderr, /were not consumed/, 'the check build-arg is a built-in');
+});
+
 test.run();

@@ -1,0 +1,44 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { CHECK_RULES, lintDockerfile } from '../../../src/frontend/build-checks.js';
+
+const test = suite('frontend/build-checks');
+
+/** `rule@line` of every finding. */
+const lint = (text: string, buildArgs: Record<string, string> = {}) => lintDockerfile(text, '/x/Dockerfile', buildArgs).map((w) => `${w.rule}@${w.location.line}`);
+
+const cases: [string, string, string[]][] = [
+  ['clean', 'FROM busybox AS build\nWORKDIR /app\nWORKDIR sub\nENV A=1 B=2\nLABEL a=b\nEXPOSE 80/tcp\nCMD ["sh"]\nENTRYPOINT ["x"]\n', []],
+  ['FromAsCasing and StageNameCasing', 'FROM busybox as Build\nfrom busybox AS x\n', ['FromAsCasing@1', 'StageNameCasing@1', 'ConsistentInstructionCasing@2', 'FromAsCasing@2']],
+  ['ConsistentInstructionCasing follows the majority', 'from busybox\nrun true\nRUN false\n', ['ConsistentInstructionCasing@3']],
+  ['ReservedStageName', 'FROM busybox AS scratch\n', ['ReservedStageName@1']],
+  ['JSONArgsRecommended', 'FROM busybox\nCMD echo hi\nENTRYPOINT exec x\n', ['JSONArgsRecommended@2', 'JSONArgsRecommended@3']],
+  ['MaintainerDeprecated', 'FROM busybox\nMAINTAINER me\n', ['MaintainerDeprecated@2']],
+  ['WorkdirRelativePath only before an absolute WORKDIR in the stage', 'FROM busybox\nWORKDIR rel\nWORKDIR /abs\nWORKDIR rel2\nFROM busybox\nWORKDIR again\n', ['WorkdirRelativePath@2', 'WorkdirRelativePath@6']],
+  ['MultipleInstructionsDisallowed per stage', 'FROM busybox\nCMD ["a"]\nCMD ["b"]\nFROM busybox\nCMD ["c"]\n', ['MultipleInstructionsDisallowed@2']],
+  ['LegacyKeyValueFormat', 'FROM busybox\nENV A 1\nLABEL b two words\nENV C=3\n', ['LegacyKeyValueFormat@2', 'LegacyKeyValueFormat@3']],
+  ['RedundantTargetPlatform', 'FROM --platform=$TARGETPLATFORM busybox\nFROM --platform=$BUILDPLATFORM busybox\n', ['RedundantTargetPlatform@1']],
+  ['SecretsUsedInArgOrEnv: whole words of the name only', 'FROM busybox\nARG GITHUB_TOKEN\nENV DB_PASSWORD=x\nARG TOKENIZER_MODE\nENV KEYBOARD=us\n', ['SecretsUsedInArgOrEnv@2', 'SecretsUsedInArgOrEnv@3']],
+  ['ExposeProtoCasing', 'FROM busybox\nEXPOSE 80/TCP 443/tcp\n', ['ExposeProtoCasing@2']],
+  ['NoEmptyContinuation', 'FROM busybox\nRUN echo a \\\n\n  b\n', ['NoEmptyContinuation@4']],
+];
+for (const [name, text, want] of cases) {
+  test(name, () => {
+    assert.equal(lint(text).sort(), [...want].sort());
+    for (const w of want) assert.ok(w.split('@')[0]! in CHECK_RULES, `${w} is a known rule`);
+  });
+}
+
+test('# check=skip= and the BUILDKIT_DOCKERFILE_CHECK build-arg select rules; skip=all none', () => {
+  const text = 'FROM busybox\nMAINTAINER me\nCMD echo\n';
+  assert.equal(lint(`# check=skip=MaintainerDeprecated\n${text}`), ['JSONArgsRecommended@4']);
+  assert.equal(lint(`# check=skip=all\n${text}`), []);
+  assert.equal(lint(`# check=skip=all\n${text}`, { BUILDKIT_DOCKERFILE_CHECK: 'skip=JSONArgsRecommended' }), ['MaintainerDeprecated@3'], 'the build-arg wins');
+});
+
+test('messages are BuildKit\'s', () => {
+  const [w] = lintDockerfile('FROM busybox\nENV A 1\n', 'Dockerfile', {});
+  assert.is(w!.message, '"ENV key=value" should be used instead of legacy "ENV key value" format');
+});
+
+test.run();
