@@ -130,6 +130,9 @@ export async function prune(root: string, opts: PruneOptions = {}): Promise<Prun
     // RUN --mount=type=cache directories are build cache too (BuildKit's prune --all drops
     // them); no build runs now (checked above), so none is in use.
     if (opts.all) await rm(join(dirs.cache, 'mounts'), { recursive: true, force: true });
+    // So are the step history (--explain's memory) and the context stat caches: small per entry,
+    // but they only ever grow, one file per Dockerfile step and per context directory built.
+    if (opts.all) for (const d of ['steps', 'stat']) await rm(join(dirs.cache, d), { recursive: true, force: true });
     return { records, layers, blobs, bytes };
   });
 }

@@ -1,4 +1,5 @@
 import { suite } from 'uvu';
+import { existsSync } from 'node:fs';
 import * as assert from 'uvu/assert';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -36,6 +37,7 @@ test('prune keeps what images use, drops dangling cache; --all drops all cache; 
   const all = await tsbuildOk(['--root', env.root, 'prune', '--all']);
   assert.match(all.stdout, /removed \d+ cache records/);
   assert.is(await records(), 0);
+  for (const d of ['steps', 'stat', 'mounts']) assert.not.ok(existsSync(join(env.root, 'cache', d)), `--all also clears cache/${d}`);
   // The tagged image is intact: it can be exported, and FROM it still works.
   await tsbuildOk(['--root', env.root, 'build', '-t', 'gc2', await env.context('FROM gc1\nRUN cat /k /t\n')]);
 });
