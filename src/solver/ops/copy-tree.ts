@@ -104,8 +104,6 @@ export class TreeCopier {
       return await body(run);
     } catch (e) {
       throw e instanceof SiblingFailed ? e.cause : e;
-    } finally {
-      stop.abort();
     }
   }
 

@@ -6,6 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { lstat, mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { TreeCopier } from '../../../src/solver/ops/copy-tree.js';
 import { forEachSettled } from '../../../src/solver/ops/for-each-settled.js';
@@ -82,6 +83,29 @@ test('TreeCopier: an abort mid-copy rejects, and no copy work happens after that
   assert.ok(after < 30 * 101, `stopped part-way (${after} entries)`);
   await sleep(200);
   assert.is(await countFiles(dst), after, 'nothing written after copy() rejected');
+});
+
+test('TreeCopier: a failing entry stops the copy, which rejects with that error once all started work settled', async () => {
+  const src = join(tmp, 'src');
+  for (let d = 0; d < 30; d++) {
+    await mkdir(join(src, `d${d}`), { recursive: true });
+    for (let f = 0; f < 100; f++) await writeFile(join(src, `d${d}/f${f}`), `${d}/${f}`);
+  }
+  const dst = join(tmp, 'dst');
+  await mkdir(join(dst, 'd2'), { recursive: true });
+  const stuck = join(dst, 'd2/f3');
+  await writeFile(stuck, 'immutable');
+  execFileSync('chattr', ['+i', stuck]); // replacing it fails, even for root
+  try {
+    const err = await new TreeCopier({ fromContext: true }, new AbortController().signal).copyContents(src, '', dst).catch((e: unknown) => e);
+    // fs.rm reports the failed unlink of an immutable file as ENOTDIR (it retries as a directory).
+    assert.ok((err as NodeJS.ErrnoException).code !== undefined && String(err).includes('d2/f3'), `the failing entry's own error: ${String(err)}`);
+    const after = await countFiles(dst);
+    await sleep(200);
+    assert.is(await countFiles(dst), after, 'nothing written after copy() rejected');
+  } finally {
+    execFileSync('chattr', ['-i', stuck]);
+  }
 });
 
 test('TreeCopier: a whole tree arrives, directories before children and finished after them', async () => {
