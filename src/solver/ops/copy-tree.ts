@@ -28,8 +28,11 @@ export interface CopyAttrs {
 
 /** Fs jobs of one copier in flight: enough to keep libuv's threads and the disk busy. */
 const IO_JOBS = 16;
-/** Children of one directory walked at once; bounds the pending work of wide trees. */
-const DIR_WIDTH = 32;
+/**
+ * Children of one directory walked at once: as many as the pool, so that one flat directory
+ * still fills it, and no more, since pending walks multiply with depth (memory, not speed).
+ */
+const DIR_WIDTH = IO_JOBS;
 
 /**
  * Copies `src` (any file type) to `dst`, recursing into directories. Keeps modes, mtimes,
