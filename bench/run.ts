@@ -79,6 +79,22 @@ async function files(ctx: string, entries: Record<string, string | Buffer>): Pro
   }
 }
 
+/** 20k small files in 100 directories plus twenty 10 MiB files, copied whole by `COPY . /ctx`. */
+async function largeContext(ctx: string): Promise<string> {
+  await files(ctx, { Dockerfile: `${FROM}\nCOPY . /ctx\nRUN ls /ctx | wc -l\n` });
+  for (let d = 0; d < 100; d++) {
+    const entries: Record<string, string> = {};
+    for (let f = 0; f < 200; f++) entries[`small/d${d}/f${f}.txt`] = `file ${d}/${f}\n`;
+    await files(ctx, entries);
+  }
+  const chunk = Buffer.alloc(10 << 20);
+  for (let i = 0; i < 20; i++) {
+    chunk.fill(i + 1);
+    await writeFile(join(ctx, `big${i}.bin`), chunk);
+  }
+  return ctx;
+}
+
 const TEN_STEPS = `${FROM}
 COPY f1 /f1
 RUN echo 1 > /r1
@@ -139,20 +155,13 @@ const CASES: Case[] = [
     name: 'large-context-noop',
     cold: false,
     target: '≤ 0.5 s no-op rebuild of 20k files + 200 MB',
-    async setup(ctx) {
-      await files(ctx, { Dockerfile: `${FROM}\nCOPY . /ctx\nRUN ls /ctx | wc -l\n` });
-      for (let d = 0; d < 100; d++) {
-        const entries: Record<string, string> = {};
-        for (let f = 0; f < 200; f++) entries[`small/d${d}/f${f}.txt`] = `file ${d}/${f}\n`;
-        await files(ctx, entries);
-      }
-      const chunk = Buffer.alloc(10 << 20);
-      for (let i = 0; i < 20; i++) {
-        chunk.fill(i + 1);
-        await writeFile(join(ctx, `big${i}.bin`), chunk);
-      }
-      return ctx;
-    },
+    setup: largeContext,
+  },
+  {
+    name: 'large-context-cold',
+    cold: true,
+    target: 'cold COPY of 20k files + 200 MB (copy + layer blob)',
+    setup: largeContext,
   },
   {
     name: 'forty-layers',

@@ -1,9 +1,10 @@
 import { createReadStream, type BigIntStats } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { lgetxattr, llistxattr } from '../native-fs.js';
 import type { TarEntry } from '../tar/tar-entry.js';
 import type { TarWriter } from '../tar/tar-writer.js';
+import { ReadAhead } from './read-ahead.js';
 
 /** OCI whiteout prefix for a deleted path, and the opaque-directory marker. */
 export const WHITEOUT_PREFIX = '.wh.';
@@ -37,54 +38,87 @@ export async function writeLayerTar(dir: string, out: TarWriter, opts: DiffOptio
   await walk(dir, '', out, links, signal);
 }
 
+/** Entries of one directory inspected ahead of the one being written. */
+const LOOK_AHEAD = 16;
+/** Regular files up to this size are read whole while inspected; larger ones stream when written. */
+const READ_WHOLE_MAX = 64 * 1024;
+/** Read size for streamed files: fewer, larger chunks mean fewer round trips to the fs and zlib. */
+const STREAM_CHUNK = 1024 * 1024;
+
+/** What the walk needs to write one entry, gathered off the ordered path. */
+interface Inspected {
+  readonly abs: string;
+  readonly st: BigIntStats;
+  /** A regular file's content, when small enough to read whole (not a whiteout, not a socket). */
+  readonly data?: Buffer;
+}
+
+/**
+ * lstat and small-file reads are latency-bound (a thread-pool round trip each), so the walk
+ * runs them for the next {@link LOOK_AHEAD} entries while it writes the current one; the
+ * archive order is unchanged. Memory: at most LOOK_AHEAD × READ_WHOLE_MAX per directory level.
+ */
 async function walk(root: string, rel: string, out: TarWriter, links: Map<string, string>, signal: AbortSignal | undefined): Promise<void> {
   const names = (await readdir(rel ? join(root, rel) : root)).sort(compareBytes);
-  for (const name of names) {
-    signal?.throwIfAborted();
-    const path = rel ? `${rel}/${name}` : name;
-    const abs = join(root, path);
-    const st = await lstat(abs, { bigint: true });
-    // Whiteouts first: the kernel shares one inode among them (nlink > 1), so the hardlink
-    // check below would otherwise turn every deletion into a link to the first one.
-    if (st.isCharacterDevice() && st.rdev === 0n) {
-      const wh = rel ? `${rel}/${WHITEOUT_PREFIX}${name}` : `${WHITEOUT_PREFIX}${name}`;
-      await out.add({ path: wh, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: seconds(st) });
-      continue;
+  const ahead = new ReadAhead(names, LOOK_AHEAD, (name) => inspect(join(root, rel ? `${rel}/${name}` : name), signal));
+  try {
+    for (const name of names) {
+      signal?.throwIfAborted();
+      await writeEntry(root, rel, name, await ahead.next(), out, links, signal);
     }
-    if (st.isSocket()) continue;
-    const base = { path, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtime: seconds(st) };
-    const xattrs = readXattrs(abs);
+  } finally {
+    await ahead.settle();
+  }
+}
 
-    if (st.isDirectory()) {
-      await out.add({ ...base, type: 'dir', size: 0, ...(xattrs.size ? { xattrs } : {}) });
-      if (lgetxattr(abs, OPAQUE_XATTR)?.toString() === 'y') {
-        await out.add({ path: `${path}/${OPAQUE_MARKER}`, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: seconds(st) });
-      }
-      await walk(root, path, out, links, signal);
-      continue;
+async function inspect(abs: string, signal: AbortSignal | undefined): Promise<Inspected> {
+  const st = await lstat(abs, { bigint: true });
+  if (st.isFile() && st.size > 0n && st.size <= BigInt(READ_WHOLE_MAX)) return { abs, st, data: await readFile(abs, signal ? { signal } : {}) };
+  return { abs, st };
+}
+
+async function writeEntry(root: string, rel: string, name: string, { abs, st, data }: Inspected, out: TarWriter, links: Map<string, string>, signal: AbortSignal | undefined): Promise<void> {
+  const path = rel ? `${rel}/${name}` : name;
+  // Whiteouts first: the kernel shares one inode among them (nlink > 1), so the hardlink
+  // check below would otherwise turn every deletion into a link to the first one.
+  if (st.isCharacterDevice() && st.rdev === 0n) {
+    const wh = rel ? `${rel}/${WHITEOUT_PREFIX}${name}` : `${WHITEOUT_PREFIX}${name}`;
+    await out.add({ path: wh, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: seconds(st) });
+    return;
+  }
+  if (st.isSocket()) return;
+  const base = { path, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtime: seconds(st) };
+  const xattrs = readXattrs(abs);
+
+  if (st.isDirectory()) {
+    await out.add({ ...base, type: 'dir', size: 0, ...(xattrs.size ? { xattrs } : {}) });
+    if (lgetxattr(abs, OPAQUE_XATTR)?.toString() === 'y') {
+      await out.add({ path: `${path}/${OPAQUE_MARKER}`, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: seconds(st) });
     }
-    if (st.nlink > 1n) {
-      const key = `${st.dev}:${st.ino}`;
-      const first = links.get(key);
-      if (first !== undefined) {
-        await out.add({ ...base, type: 'hardlink', size: 0, linkname: first });
-        continue;
-      }
-      links.set(key, path);
+    await walk(root, path, out, links, signal);
+    return;
+  }
+  if (st.nlink > 1n) {
+    const key = `${st.dev}:${st.ino}`;
+    const first = links.get(key);
+    if (first !== undefined) {
+      await out.add({ ...base, type: 'hardlink', size: 0, linkname: first });
+      return;
     }
-    const extra = xattrs.size ? { xattrs } : {};
-    if (st.isFile()) {
-      const size = Number(st.size);
-      const entry: TarEntry = { ...base, type: 'file', size, ...extra };
-      await out.add(entry, size > 0 ? createReadStream(abs, { signal }) : undefined);
-    } else if (st.isSymbolicLink()) {
-      await out.add({ ...base, type: 'symlink', size: 0, linkname: await readlink(abs), ...extra });
-    } else if (st.isFIFO()) {
-      await out.add({ ...base, type: 'fifo', size: 0, ...extra });
-    } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-      const [devmajor, devminor] = splitDev(st.rdev);
-      await out.add({ ...base, type: st.isCharacterDevice() ? 'char' : 'block', size: 0, devmajor, devminor, ...extra });
-    }
+    links.set(key, path);
+  }
+  const extra = xattrs.size ? { xattrs } : {};
+  if (st.isFile()) {
+    const size = Number(st.size);
+    const entry: TarEntry = { ...base, type: 'file', size, ...extra };
+    await out.add(entry, size === 0 ? undefined : (data ?? createReadStream(abs, { signal, highWaterMark: STREAM_CHUNK })));
+  } else if (st.isSymbolicLink()) {
+    await out.add({ ...base, type: 'symlink', size: 0, linkname: await readlink(abs), ...extra });
+  } else if (st.isFIFO()) {
+    await out.add({ ...base, type: 'fifo', size: 0, ...extra });
+  } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+    const [devmajor, devminor] = splitDev(st.rdev);
+    await out.add({ ...base, type: st.isCharacterDevice() ? 'char' : 'block', size: 0, devmajor, devminor, ...extra });
   }
 }
 

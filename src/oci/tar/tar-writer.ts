@@ -2,6 +2,8 @@ import { Readable } from 'node:stream';
 import { BLOCK, TYPEFLAG, paddingFor, type TarEntry } from './tar-entry.js';
 
 const ZERO_BLOCK = Buffer.alloc(BLOCK);
+/** Bytes of small pieces gathered into one pushed chunk. */
+const BATCH = 64 * 1024;
 const MAX_OCTAL_7 = 0o7777777; // 8-byte fields: uid, gid, devmajor, devminor
 const MAX_OCTAL_11 = 0o77777777777; // 12-byte fields: size, mtime
 
@@ -10,7 +12,9 @@ const MAX_OCTAL_11 = 0o77777777777; // 12-byte fields: size, mtime
  *
  * Contract:
  * - `add()` resolves once the header and body have been handed to `stream`, waiting whenever
- *   the consumer applies backpressure, so memory stays bounded by the stream's buffer.
+ *   the consumer applies backpressure, so memory stays bounded by the stream's buffer. Small
+ *   pieces are gathered into 64 KiB chunks first, so up to 64 KiB of an entry may reach
+ *   `stream` only with a later `add()` or `finish()`.
  *   Calls are serialized; the caller may still await each one.
  * - Fields that don't fit ustar (paths longer than the 100+155 byte split, linknames over 100
  *   bytes, ids over 2097151, sizes over 8 GiB, fractional or negative mtimes, long user/group
@@ -24,6 +28,9 @@ export class TarWriter {
   /** The archive bytes. The caller owns consuming it (pipe it somewhere or read it). */
   readonly stream: Readable;
   #wake: (() => void) | undefined;
+  /** Small pieces gathered for one push (see #push). */
+  #batch = Buffer.allocUnsafe(BATCH);
+  #batchLength = 0;
   #tail: Promise<void> = Promise.resolve();
   #finished = false;
 
@@ -62,6 +69,7 @@ export class TarWriter {
     const run = this.#tail.then(async () => {
       await this.#push(ZERO_BLOCK);
       await this.#push(ZERO_BLOCK);
+      await this.#flush();
       this.stream.push(null);
     });
     this.#tail = run.catch(() => undefined);
@@ -103,7 +111,34 @@ export class TarWriter {
     if (pad > 0) await this.#push(ZERO_BLOCK.subarray(0, pad));
   }
 
+  /**
+   * Queues `chunk` for the stream. Small pieces (headers, padding, small bodies) are gathered
+   * into one buffer of {@link BATCH} bytes before they are pushed: each chunk costs the
+   * consumer a round trip (a zlib thread-pool job per chunk), and a layer of small files is
+   * mostly small pieces. Large chunks go out as they are, after what was gathered.
+   */
   async #push(chunk: Buffer): Promise<void> {
+    if (this.stream.destroyed) throw new Error('tar: output stream was destroyed');
+    if (chunk.length >= BATCH / 2) {
+      await this.#flush();
+      await this.#pushNow(chunk);
+      return;
+    }
+    if (this.#batchLength + chunk.length > BATCH) await this.#flush();
+    chunk.copy(this.#batch, this.#batchLength);
+    this.#batchLength += chunk.length;
+  }
+
+  /** Pushes what #push gathered; a new batch buffer, since the stream keeps the pushed one. */
+  async #flush(): Promise<void> {
+    if (this.#batchLength === 0) return;
+    const full = this.#batch.subarray(0, this.#batchLength);
+    this.#batch = Buffer.allocUnsafe(BATCH);
+    this.#batchLength = 0;
+    await this.#pushNow(full);
+  }
+
+  async #pushNow(chunk: Buffer): Promise<void> {
     if (this.stream.destroyed) throw new Error('tar: output stream was destroyed');
     if (this.stream.push(chunk)) return;
     await new Promise<void>((resolve) => {

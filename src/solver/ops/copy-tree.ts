@@ -1,9 +1,11 @@
 import { copyFile, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, chmod } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
+import pLimit from 'p-limit';
 import { llistxattr, lgetxattr, lsetxattr, mknod } from '../../oci/native-fs.js';
 import type { PatternMatcher } from '../pattern-matcher.js';
 import type { ModeFn } from '../chmod-spec.js';
+import { forEachSettled } from './for-each-settled.js';
 
 export interface Owner {
   readonly uid: number;
@@ -24,6 +26,14 @@ export interface CopyAttrs {
   readonly exclude?: PatternMatcher;
 }
 
+/** Fs jobs of one copier in flight: enough to keep libuv's threads and the disk busy. */
+const IO_JOBS = 16;
+/**
+ * Children of one directory walked at once: as many as the pool, so that one flat directory
+ * still fills it, and no more, since pending walks multiply with depth (memory, not speed).
+ */
+const DIR_WIDTH = IO_JOBS;
+
 /**
  * Copies `src` (any file type) to `dst`, recursing into directories. Keeps modes, mtimes,
  * xattrs (but overlay's own), symlinks as symlinks, and hardlinks within the copied set. An
@@ -31,12 +41,24 @@ export interface CopyAttrs {
  * Paths the dockerignore excludes are skipped; an excluded directory is still walked when a `!`
  * pattern may re-include something below it, and then exists in the result only if something
  * below it was re-included (as BuildKit's context transfer sends parents of included paths only).
+ *
+ * Concurrency: entries are copied in parallel (each fs step is a job in a pool of
+ * {@link IO_JOBS}; a directory walks at most {@link DIR_WIDTH} children at once), because a tree
+ * of small files is bound by per-file syscall latency, not bandwidth. The result is a
+ * sequential copy's: a directory exists before anything is created in it and gets its owner,
+ * mode, xattrs and mtime only after all its children are in place (adding a child changes a
+ * directory's mtime, and a 0500 directory must still take them). File data moves in the kernel
+ * (fs.copyFile: copy_file_range), so memory does not grow with file sizes. After a failure or
+ * an abort no new job starts, and a copy settles only once every started job has, so the caller
+ * may unmount at once. One copier runs one copy at a time (its callers await each).
  */
 export class TreeCopier {
   readonly #attrs: CopyAttrs;
   readonly #signal: AbortSignal;
-  /** dev:ino → first destination, to recreate hardlinks. */
-  readonly #links = new Map<string, string>();
+  /** dev:ino → the first destination, settled once that copy is complete; to recreate hardlinks. */
+  readonly #links = new Map<string, Promise<string>>();
+  /** Bounds the fs calls in flight (copyFile holds two descriptors). Never awaited from inside a job. */
+  readonly #io = pLimit(IO_JOBS);
 
   constructor(attrs: CopyAttrs, signal: AbortSignal) {
     this.#attrs = attrs;
@@ -50,52 +72,124 @@ export class TreeCopier {
    * copied ('' = never excluded itself, e.g. the root of a directory source).
    */
   copy(src: string, rel: string, dst: string, excludeRel = ''): Promise<boolean> {
-    return this.#copy(src, rel, dst, undefined, excludeRel);
+    return this.#run((run) => this.#copy(src, rel, dst, undefined, excludeRel, run));
+  }
+
+  /**
+   * Copies the entries of directory `src` (at `rel` from the source root) into the existing
+   * directory `dst`, which keeps its own owner, mode and xattrs; --exclude patterns see the
+   * entries' paths relative to `src`. The same as `copy()` on each entry, but concurrent.
+   */
+  copyContents(src: string, rel: string, dst: string): Promise<void> {
+    return this.#run(async (run) => {
+      const names = (await this.#job(run, () => readdir(src))).sort();
+      await forEachSettled(names, DIR_WIDTH, run.signal, async (name) => {
+        await this.#copy(join(src, name), rel ? `${rel}/${name}` : name, join(dst, name), undefined, name, run);
+      });
+    });
+  }
+
+  /**
+   * One top-level copy under a signal of its own, aborted by the first failing job so that
+   * the rest of the tree stops too. Rejects with that failure, not with a sibling's echo of it.
+   */
+  async #run<T>(body: (run: Run) => Promise<T>): Promise<T> {
+    this.#signal.throwIfAborted();
+    const stop = new AbortController();
+    const signal = AbortSignal.any([this.#signal, stop.signal]);
+    const run: Run = {
+      signal,
+      fail: (e) => {
+        if (!signal.aborted) stop.abort(new SiblingFailed(e));
+      },
+    };
+    try {
+      return await body(run);
+    } catch (e) {
+      throw e instanceof SiblingFailed ? e.cause : e;
+    }
   }
 
   /** `ensureParent` creates the (excluded, so not yet created) parent directory on first use. */
-  async #copy(src: string, rel: string, dst: string, ensureParent: (() => Promise<void>) | undefined, xrel: string): Promise<boolean> {
-    this.#signal.throwIfAborted();
+  async #copy(src: string, rel: string, dst: string, ensureParent: (() => Promise<void>) | undefined, xrel: string, run: Run): Promise<boolean> {
     const { ignore, exclude } = this.#attrs;
     const byIgnore = rel !== '' && !!ignore?.matches(rel);
     const byExclude = xrel !== '' && !!exclude?.matches(xrel);
     const excluded = byIgnore || byExclude;
-    const st = await lstat(src);
+    const st = await this.#job(run, () => lstat(src));
     if (excluded && (!st.isDirectory() || (byIgnore && ignore!.canSkipDir(rel)) || (byExclude && exclude!.canSkipDir(xrel)))) return false;
-    // An excluded directory creates its parent only once something below it is copied.
+    // Outside any job: making the parent may take a job itself.
     if (!excluded) await ensureParent?.();
-    const existing = await lstat(dst).catch(() => undefined);
 
-    if (st.isDirectory()) {
-      let ready = false;
-      const ensureSelf = async (): Promise<void> => {
-        if (ready) return;
-        ready = true;
-        await ensureParent?.();
-        if (existing && !existing.isDirectory()) await rm(dst, { recursive: true, force: true });
-        if (!existing?.isDirectory()) await mkdir(dst);
-      };
-      if (!excluded) await ensureSelf();
-      for (const name of (await readdir(src)).sort()) {
-        await this.#copy(join(src, name), rel ? `${rel}/${name}` : name, join(dst, name), ensureSelf, xrel ? `${xrel}/${name}` : name);
+    if (!st.isDirectory()) {
+      const linkTo = await this.#job(run, () => this.#copyLeaf(src, dst, st));
+      if (linkTo) {
+        // Outside any job too: the first copy may still be waiting for one.
+        const first = await linkTo;
+        await this.#job(run, () => link(first, dst));
       }
-      if (!ready) return false;
-      await this.#finish(src, dst, st);
       return true;
     }
+
+    // An excluded directory creates itself (and its parents) only once something below it is
+    // copied; concurrent children share the one mkdir.
+    const existing = await this.#job(run, () => lstat(dst).catch(() => undefined));
+    let made: Promise<void> | undefined;
+    const ensureSelf = (): Promise<void> =>
+      (made ??= (async () => {
+        await ensureParent?.();
+        await this.#job(run, async () => {
+          if (existing && !existing.isDirectory()) await rm(dst, { recursive: true, force: true });
+          if (!existing?.isDirectory()) await mkdir(dst);
+        });
+      })());
+    if (!excluded) await ensureSelf();
+    const names = (await this.#job(run, () => readdir(src))).sort();
+    await forEachSettled(names, DIR_WIDTH, run.signal, async (name) => {
+      await this.#copy(join(src, name), rel ? `${rel}/${name}` : name, join(dst, name), ensureSelf, xrel ? `${xrel}/${name}` : name, run);
+    });
+    if (!made) return false;
+    await made;
+    await this.#job(run, () => this.#finish(src, dst, st));
+    return true;
+  }
+
+  /** Runs `fn` in the fs pool, unless the copy stopped while it waited; a failure stops the copy. */
+  #job<T>(run: Run, fn: () => Promise<T>): Promise<T> {
+    return this.#io(async () => {
+      run.signal.throwIfAborted();
+      try {
+        return await fn();
+      } catch (e) {
+        run.fail(e);
+        throw e;
+      }
+    });
+  }
+
+  /**
+   * Copies a non-directory to `dst`, replacing what is there. Returns the first destination
+   * to hardlink to instead when `src` is a further path to an inode this copier already copies.
+   */
+  async #copyLeaf(src: string, dst: string, st: Stats): Promise<Promise<string> | undefined> {
+    const existing = await lstat(dst).catch(() => undefined);
     if (existing) await rm(dst, { recursive: true, force: true });
     const key = `${st.dev}:${st.ino}`;
     const first = st.nlink > 1 ? this.#links.get(key) : undefined;
-    if (first) {
-      await link(first, dst);
-      return true;
+    if (first) return first;
+    const copied = st.nlink > 1 ? deferred() : undefined;
+    if (copied) this.#links.set(key, copied.promise);
+    try {
+      if (st.isFile()) await copyFile(src, dst);
+      else if (st.isSymbolicLink()) await symlink(await readlink(src), dst);
+      else mknod(dst, st.mode, major(st.rdev), minor(st.rdev)); // fifo, char or block device
+      await this.#finish(src, dst, st);
+      copied?.resolve(dst);
+    } catch (e) {
+      copied?.reject(e);
+      throw e;
     }
-    if (st.isFile()) await copyFile(src, dst);
-    else if (st.isSymbolicLink()) await symlink(await readlink(src), dst);
-    else mknod(dst, st.mode, major(st.rdev), minor(st.rdev)); // fifo, char or block device
-    if (st.nlink > 1) this.#links.set(key, dst);
-    await this.#finish(src, dst, st);
-    return true;
+    return undefined;
   }
 
   async #finish(src: string, dst: string, st: Stats): Promise<void> {
@@ -112,6 +206,34 @@ export class TreeCopier {
     }
     await lutimes(dst, st.atime, st.mtime);
   }
+}
+
+/** One top-level copy: its stop signal, and how a failing job stops the rest. */
+interface Run {
+  readonly signal: AbortSignal;
+  fail(e: unknown): void;
+}
+
+/** Why the rest of a copy stopped after one entry failed: never the error to report. */
+class SiblingFailed extends Error {
+  constructor(cause: unknown) {
+    super('stopped: another entry of the copy failed', { cause });
+  }
+}
+
+interface Deferred {
+  readonly promise: Promise<string>;
+  resolve(path: string): void;
+  reject(e: unknown): void;
+}
+
+/** The path of a first copy, once made; a rejection nobody waits for is not "unhandled". */
+function deferred(): Deferred {
+  let resolve!: (path: string) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<string>((res, rej) => ((resolve = res), (reject = rej)));
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
 }
 
 // glibc's dev_t encoding, for device numbers below 2^32 (all that lstat gives as a safe number).

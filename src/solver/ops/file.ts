@@ -1,4 +1,4 @@
-import { chmod, lchown, lstat, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { chmod, lchown, lstat, mkdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { createReadStream } from 'node:fs';
 import type { Ctx } from '../../ctx.js';
@@ -115,10 +115,7 @@ async function copyAction(rootfs: string, action: CopyAction, src: CopySource, n
     const kept = m.strip && (m.rel === m.strip || m.rel.startsWith(`${m.strip}/`)) ? posix.relative(m.strip, m.rel) : m.rel;
     const dest = action.parents && m.rel ? posix.join(action.dest, st.isDirectory() ? kept : posix.dirname(kept)) + '/' : action.dest;
     if (st.isDirectory()) {
-      const dir = await ensureDir(rootfs, dest, 0o755, parentOwner);
-      for (const name of await readdirSorted(m.abs)) {
-        await copier.copy(join(m.abs, name), m.rel ? `${m.rel}/${name}` : name, join(dir, name), name);
-      }
+      await copier.copyContents(m.abs, m.rel, await ensureDir(rootfs, dest, 0o755, parentOwner));
       continue;
     }
     if (exclude?.matches(basename(m.rel || m.abs))) continue;
@@ -131,8 +128,4 @@ async function copyAction(rootfs: string, action: CopyAction, src: CopySource, n
     const parent = await ensureDir(rootfs, dirname(target), parentMode, parentOwner);
     await copier.copy(m.abs, m.rel, join(parent, basename(target)));
   }
-}
-
-async function readdirSorted(dir: string): Promise<string[]> {
-  return (await readdir(dir)).sort();
 }

@@ -205,6 +205,40 @@ test('the diff is deterministic', async () => {
   assert.is(await digestOf(), await digestOf());
 });
 
+test('a diff of many files (beyond the look-ahead, around the whole-read size, hardlinked): GNU tar reads the same tree, in order, from few chunks', async () => {
+  if (!isRoot) return;
+  const U = join(tmp, 'u');
+  const sizes = [0, 1, 511, 512, 65535, 65536, 65537, 3 * 1024 * 1024 + 5];
+  const expected: string[] = [];
+  for (let d = 0; d < 3; d++) {
+    expected.push(`d${d}/`);
+    await mkdir(join(U, `d${d}`), { recursive: true });
+    const names = [...Array(60).keys()].map((f) => `f${String(f).padStart(2, '0')}`);
+    for (const [i, n] of names.entries()) {
+      await writeFile(join(U, `d${d}/${n}`), Buffer.alloc(sizes[i % sizes.length]!, `${d}${n}`));
+      expected.push(`d${d}/${n}`);
+    }
+  }
+  await link(join(U, 'd0/f07'), join(U, 'd2/z-link'));
+  expected.push('d2/z-link');
+  const w = new TarWriter();
+  const chunks: Buffer[] = [];
+  const done = (async () => {
+    for await (const c of w.stream) chunks.push(c as Buffer);
+  })();
+  await writeLayerTar(U, w, { format: 'overlay' });
+  await w.finish();
+  await done;
+  const tar = Buffer.concat(chunks);
+  assert.equal(execFileSync('tar', ['-tf', '-'], { input: tar, encoding: 'utf8', maxBuffer: 1 << 26 }).trim().split('\n'), expected);
+  assert.match(execFileSync('tar', ['-tvf', '-'], { input: tar, encoding: 'utf8', maxBuffer: 1 << 26 }), /d2\/z-link link to d0\/f07/);
+  const X = join(tmp, 'x');
+  await mkdir(X);
+  execFileSync('tar', ['-xf', '-', '-C', X], { input: tar, maxBuffer: 1 << 26 });
+  for (const p of ['d0/f00', 'd1/f04', 'd1/f05', 'd1/f06', 'd2/f07', 'd2/f59']) assert.ok((await readFile(join(X, p))).equals(await readFile(join(U, p))), p);
+  assert.ok(chunks.length < 200, `${chunks.length} chunks for ${3 * 61} entries: small pieces are gathered`);
+});
+
 test('createLayerBlob: gzip blob digest, diffId of the tar, empty flag', async () => {
   const U = join(tmp, 'u');
   await mkdir(join(U, 'd'), { recursive: true });
