@@ -16,6 +16,7 @@ import { RegistryClient } from '../remote/registry-client.js';
 import { registryOptions } from './registry-options.js';
 import { buildProgress } from './build-progress.js';
 import { readBuildArgFile, readStdinInputs } from './stdin-input.js';
+import { readRemoteContext } from './remote-context.js';
 import { stateRoot } from './state-root.js';
 import { parseCacheFrom, parseCacheTo } from '../build/cache-transfer/cache-spec.js';
 import { formatPlatform, parsePlatform } from '../oci/platform.js';
@@ -59,7 +60,7 @@ interface BuildFlags {
 export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExit: (code: number) => void): Command {
   return new Command('build')
     .description('build an image from a Dockerfile and a context directory')
-    .argument('<context>', 'build context directory, or - for a tar (or a lone Dockerfile) on standard input')
+    .argument('<context>', 'build context: a directory, - for a tar (or a lone Dockerfile) on standard input, a git URL (URL#REF:SUBDIR) or an http(s) tarball URL')
     .option('-f, --file <path>', 'Dockerfile (default: CONTEXT/Dockerfile); - reads it from standard input')
     .option('-t, --tag <name[:tag]>', 'name the image in the local store (repeatable)', collect, [])
     .option('--build-arg <key[=value]>', 'set a build argument; without a value, taken from the environment (repeatable)', collect, [])
@@ -101,7 +102,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       const buildArgs: Record<string, string> = {};
       for (const f of flags.buildArgFile) Object.assign(buildArgs, await readBuildArgFile(f, process.env));
       Object.assign(buildArgs, parseBuildArgs(flags.buildArg, process.env));
-      const stdinInputs = await readStdinInputs(context, flags.file, process.stdin, signal);
+      // `-` (standard input) or a git / http(s) URL: the context is put on disk for the build.
+      const stdinInputs = (await readStdinInputs(context, flags.file, process.stdin, signal)) ?? (await readRemoteContext(context, flags.file, signal));
       if (flags.check) {
         try {
           setExit(await runChecks(stdinInputs?.dockerfile ?? flags.file ?? join(stdinInputs?.contextDir ?? context, 'Dockerfile'), buildArgs));

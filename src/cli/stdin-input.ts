@@ -8,7 +8,7 @@ import { BuildError } from '../errors.js';
 import { decompressStream, isArchiveFile } from '../oci/decompress.js';
 import { applyLayer } from '../oci/layer/apply.js';
 
-/** Where `-` inputs were put on disk; `dispose()` removes them. */
+/** Where `-` (or remote) inputs were put on disk; `dispose()` removes them. */
 export interface StdinInputs {
   readonly contextDir: string;
   readonly dockerfile?: string;
@@ -37,19 +37,26 @@ export async function readStdinInputs(context: string, file: string | undefined,
     const spool = join(dir, 'Dockerfile');
     await pipeline(stdin, createWriteStream(spool), { signal });
     if (file === '-') return { contextDir: context, dockerfile: spool, ...cleanup };
-    const contextDir = join(dir, 'context');
-    await mkdir(contextDir);
-    if (await isArchiveFile(spool, signal)) {
-      await applyLayer(await decompressStream(createReadStream(spool), signal), contextDir, { mode: 'flatten' }, signal);
-      // -f names a file inside the tar, as with a context directory.
-      return { contextDir, ...(file !== undefined ? { dockerfile: join(contextDir, file) } : {}), ...cleanup };
-    }
-    if ((await readFile(spool)).length === 0) throw new BuildError('USAGE', 'context "-": standard input is empty; pipe a tar of the context or a Dockerfile');
-    return { contextDir, dockerfile: spool, ...cleanup };
+    return { ...(await contextFromSpool(spool, join(dir, 'context'), file, 'context "-": standard input', signal)), ...cleanup };
   } catch (e) {
     await dispose();
     throw e;
   }
+}
+
+/**
+ * A downloaded or piped context (`spool`): a tar (plain or compressed) is unpacked into
+ * `contextDir`, anything else is the Dockerfile of an empty context, as docker takes them.
+ * `-f` names a file inside the tar. `what` names the source in errors.
+ */
+export async function contextFromSpool(spool: string, contextDir: string, file: string | undefined, what: string, signal: AbortSignal): Promise<{ contextDir: string; dockerfile?: string }> {
+  await mkdir(contextDir);
+  if (await isArchiveFile(spool, signal)) {
+    await applyLayer(await decompressStream(createReadStream(spool), signal), contextDir, { mode: 'flatten' }, signal);
+    return { contextDir, ...(file !== undefined ? { dockerfile: join(contextDir, file) } : {}) };
+  }
+  if ((await readFile(spool)).length === 0) throw new BuildError('USAGE', `${what} is empty; give a tar of the context or a Dockerfile`);
+  return { contextDir, dockerfile: spool };
 }
 
 /**

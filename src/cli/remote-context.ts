@@ -1,0 +1,111 @@
+import { execFile } from 'node:child_process';
+import { createWriteStream, rmSync } from 'node:fs';
+import { mkdtemp, realpath, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, sep } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import { fetch } from 'undici';
+import { BuildError, isAbortError } from '../errors.js';
+import { contextFromSpool, type StdinInputs } from './stdin-input.js';
+
+const pexec = promisify(execFile);
+
+/** What a build context argument names, as docker tells them apart. */
+export function remoteContextKind(context: string): 'git' | 'http' | undefined {
+  const [base] = context.split('#', 1);
+  if (/^(git@|git:\/\/|ssh:\/\/)/.test(context) || /^github\.com\//.test(context)) return 'git';
+  if (/^https?:\/\//i.test(context)) return /\.git$/.test(base!) ? 'git' : 'http';
+  return undefined;
+}
+
+/**
+ * A remote build context, fetched into a private temp directory (`dispose()` removes it):
+ * - git (`git://`, `git@`, `ssh://`, `github.com/…`, an http(s) URL ending in `.git`), with
+ *   docker's `#REF:SUBDIR` fragment: REF (branch, tag or commit; default the remote HEAD) is
+ *   fetched shallowly with submodules, `.git` is left out, SUBDIR is the context;
+ * - any other http(s) URL: a tarball (plain or compressed) that becomes the context, or else
+ *   a Dockerfile with an empty context, as docker takes them.
+ * `-f` names a file in that context. Undefined when `context` is a local path.
+ */
+export async function readRemoteContext(context: string, file: string | undefined, signal: AbortSignal): Promise<StdinInputs | undefined> {
+  const kind = remoteContextKind(context);
+  if (!kind) return undefined;
+  const dir = await mkdtemp(join(tmpdir(), 'tsbuild-remote-'));
+  const cleanup = {
+    dispose: () => rm(dir, { recursive: true, force: true }),
+    disposeAtExit: () => void process.once('exit', () => rmSync(dir, { recursive: true, force: true })),
+  };
+  try {
+    if (kind === 'http') {
+      const spool = join(dir, 'Dockerfile');
+      await download(context, spool, signal);
+      return { ...(await contextFromSpool(spool, join(dir, 'context'), file, `context ${context}`, signal)), ...cleanup };
+    }
+    const contextDir = await gitCheckout(context, join(dir, 'repo'), signal);
+    return { contextDir, ...(file !== undefined ? { dockerfile: join(contextDir, file) } : {}), ...cleanup };
+  } catch (e) {
+    await cleanup.dispose();
+    throw e;
+  }
+}
+
+async function download(url: string, dest: string, signal: AbortSignal): Promise<void> {
+  const res = await fetch(url, { signal, redirect: 'follow' }).catch((e: unknown) => {
+    if (isAbortError(e)) throw e;
+    throw new BuildError('USAGE', `context ${url}: ${(e as Error & { cause?: Error }).cause?.message ?? (e as Error).message}`, { cause: e });
+  });
+  if (!res.ok || !res.body) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new BuildError('USAGE', `context ${url}: the server answered ${res.status} ${res.statusText}`.trimEnd());
+  }
+  await pipeline(Readable.fromWeb(res.body as never), createWriteStream(dest), { signal });
+}
+
+/** Splits docker's `URL#REF:SUBDIR`. */
+export function parseGitContext(context: string): { url: string; ref?: string; subdir?: string } {
+  const hash = context.indexOf('#');
+  const raw = hash < 0 ? context : context.slice(0, hash);
+  const url = /^github\.com\//.test(raw) ? `https://${raw}` : raw;
+  const fragment = hash < 0 ? '' : context.slice(hash + 1);
+  const colon = fragment.indexOf(':');
+  const ref = (colon < 0 ? fragment : fragment.slice(0, colon)) || undefined;
+  const subdir = (colon < 0 ? '' : fragment.slice(colon + 1)) || undefined;
+  return { url, ...(ref ? { ref } : {}), ...(subdir ? { subdir } : {}) };
+}
+
+async function gitCheckout(context: string, repo: string, signal: AbortSignal): Promise<string> {
+  const { url, ref, subdir } = parseGitContext(context);
+  // Never prompt for credentials: a CI step would hang; ssh keys and helpers still work.
+  const env = { ...process.env, GIT_TERMINAL_PROMPT: '0' };
+  const git = async (args: readonly string[], cwd = repo) => {
+    try {
+      return (await pexec('git', [...args], { cwd, env, signal, maxBuffer: 16 << 20 })).stdout;
+    } catch (e) {
+      if (isAbortError(e) || signal.aborted) throw e;
+      const err = e as Error & { code?: string; stderr?: string };
+      if (err.code === 'ENOENT') throw new BuildError('USAGE', 'a git build context needs git: install it (apt-get install git)');
+      throw new BuildError('USAGE', `context ${context}: git ${args[0]} failed: ${(err.stderr ?? err.message).trim().split('\n').at(-1)}`, { cause: e });
+    }
+  };
+  await git(['init', '-q', repo], tmpdir());
+  await git(['remote', 'add', 'origin', url]);
+  const wanted = ref ?? 'HEAD';
+  // Shallow first; a server that refuses a commit id by itself gets a full fetch instead.
+  await git(['fetch', '-q', '--depth', '1', '--no-tags', 'origin', wanted]).catch(async (e: unknown) => {
+    if (!/^[0-9a-f]{7,40}$/.test(wanted)) throw e;
+    await git(['fetch', '-q', '--no-tags', 'origin']);
+  });
+  await git(['checkout', '-q', '--detach', /^[0-9a-f]{7,40}$/.test(wanted) ? wanted : 'FETCH_HEAD']);
+  if (await stat(join(repo, '.gitmodules')).catch(() => undefined)) await git(['submodule', 'update', '-q', '--init', '--recursive', '--depth', '1']);
+  // BuildKit leaves .git out of the context (unless asked to keep it).
+  await rm(join(repo, '.git'), { recursive: true, force: true });
+  if (!subdir) return repo;
+  const dir = await realpath(join(repo, subdir)).catch(() => undefined);
+  const root = await realpath(repo);
+  if (!dir || (dir !== root && !dir.startsWith(root + sep)) || !(await stat(dir)).isDirectory()) {
+    throw new BuildError('USAGE', `context ${context}: ${subdir} is not a directory of the repository`);
+  }
+  return dir;
+}
