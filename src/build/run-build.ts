@@ -32,7 +32,7 @@ import { StepHistory } from '../solver/explain.js';
 import { StatCache } from '../solver/stat-cache.js';
 import { VertexKeyer } from '../solver/vertex-keyer.js';
 import { SelectionMemo } from '../solver/selection-memo.js';
-import type { Result } from '../solver/graph.js';
+import type { Result, Ulimit } from '../solver/graph.js';
 import type { Worker } from '../solver/worker.js';
 import { digestHex, sha256, type Digest } from '../oci/digest.js';
 
@@ -46,6 +46,9 @@ export interface BuildRequest {
   readonly target?: string;
   /** `--network`: the network of RUN steps that don't name one (default host). */
   readonly network?: 'host' | 'none';
+  /** `--ulimit` and `--shm-size` for every RUN. */
+  readonly ulimits?: readonly Ulimit[];
+  readonly shmSize?: number;
   /** `--add-host NAME:IP`: /etc/hosts entries for every RUN. */
   readonly extraHosts?: readonly { readonly host: string; readonly ip: string }[];
   /** `--platform`: what to build for, in this order; default: the host's. Several make an image index. */
@@ -143,6 +146,8 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
           cannotRun: cannotRunReason,
           ...(req.network ? { network: req.network } : {}),
           ...(req.extraHosts?.length ? { extraHosts: req.extraHosts } : {}),
+          ...(req.ulimits?.length ? { ulimits: req.ulimits } : {}),
+          ...(req.shmSize !== undefined ? { shmSize: req.shmSize } : {}),
           labels: req.labels,
           namedContexts: named.contexts,
         },

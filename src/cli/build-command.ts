@@ -10,7 +10,7 @@ import { parseOutputSpec, STDOUT, type ExportTarget } from '../exporter/export-t
 import type { BuildMetadata } from '../../schemas/types/metadata-file.js';
 import { gcPolicy, registrySettings } from './config-file.js';
 import type { GlobalOptions } from './globals.js';
-import { formatBytes } from '../byte-size.js';
+import { formatBytes, parseByteSize } from '../byte-size.js';
 import { parseReference } from '../oci/reference.js';
 import { RegistryClient } from '../remote/registry-client.js';
 import { registryOptions } from './registry-options.js';
@@ -21,6 +21,7 @@ import { stateRoot } from './state-root.js';
 import { parseCacheFrom, parseCacheTo } from '../build/cache-transfer/cache-spec.js';
 import { formatPlatform, parsePlatform } from '../oci/platform.js';
 import type { Platform } from '../oci/image.js';
+import type { Ulimit } from '../solver/graph.js';
 import { parseAllow, parseSecrets, parseSsh } from './run-secrets.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -47,6 +48,8 @@ interface BuildFlags {
   annotation: string[];
   network?: string;
   addHost: string[];
+  ulimit: string[];
+  shmSize?: string;
   check?: boolean;
   secret: string[];
   buildContext: string[];
@@ -81,6 +84,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .option('--annotation <[manifest:]key=value>', 'add an annotation to the image manifest (repeatable)', collect, [])
     .addOption(new Option('--network <mode>', 'network of RUN steps that name none (default: the host\'s)').choices(['host', 'none', 'default']))
     .option('--add-host <host:ip>', 'add an /etc/hosts entry for RUN steps (repeatable)', collect, [])
+    .option('--ulimit <type=soft[:hard]>', 'resource limit for RUN steps, e.g. nofile=1024:2048 (repeatable)', collect, [])
+    .option('--shm-size <size>', 'size of /dev/shm in RUN steps (default 64m)')
     .option('--build-context <name=DIR|oci-layout://DIR[:TAG]|docker-image://REF>', 'a named context for FROM and --from (repeatable)', collect, [])
     .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect, [])
     .option('--ssh <id[=socket]>', 'forward an ssh agent socket for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK) (repeatable)', collect, [])
@@ -129,6 +134,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           platforms: flags.platform === undefined ? undefined : parsePlatforms(flags.platform),
           ...(flags.network === 'none' ? { network: 'none' as const } : {}),
           extraHosts: flags.addHost.map(parseAddHost),
+          ulimits: flags.ulimit.map(parseUlimit),
+          ...(flags.shmSize !== undefined ? { shmSize: parseShmSize(flags.shmSize) } : {}),
           labels: parseKeyValues('--label', flags.label),
           annotations: parseAnnotations(flags.annotation),
           outputs,
@@ -255,6 +262,30 @@ async function runChecks(dockerfile: string, buildArgs: Readonly<Record<string, 
   for (const w of found) process.stdout.write(`${relative(process.cwd(), path) || path}:${w.location.line}: ${w.rule}: ${w.message}\n`);
   process.stdout.write(found.length ? `Check complete, ${found.length} warning${found.length > 1 ? 's have' : ' has'} been found!\n` : 'Check complete, no warnings found.\n');
   return found.length ? 1 : 0;
+}
+
+const ULIMITS = new Set(['as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack']);
+
+/**
+ * docker's `--ulimit nofile=1024[:2048]` (soft, then hard; one number sets both). Docker's -1
+ * (unlimited) is refused: the spec wants 2^64-1, which a JSON number can't carry exactly.
+ */
+function parseUlimit(v: string): Ulimit {
+  const m = /^([a-z]+)=(\d+)(?::(\d+))?$/.exec(v);
+  const bad = (why: string) => new BuildError('USAGE', `--ulimit ${JSON.stringify(v)}: ${why}`, { hint: 'e.g. --ulimit nofile=1024:2048' });
+  if (!m) throw bad('expected TYPE=SOFT[:HARD] with whole numbers (unlimited, -1, is not supported)');
+  if (!ULIMITS.has(m[1]!)) throw bad(`unknown type ${JSON.stringify(m[1])} (one of ${[...ULIMITS].join(', ')})`);
+  const soft = Number(m[2]!);
+  const hard = m[3] !== undefined ? Number(m[3]) : soft;
+  if (!Number.isSafeInteger(hard)) throw bad('the limit is too large');
+  if (soft > hard) throw bad('the soft limit is above the hard one');
+  return { type: `RLIMIT_${m[1]!.toUpperCase()}`, soft, hard };
+}
+
+function parseShmSize(v: string): number {
+  const n = parseByteSize(v);
+  if (n === undefined || n <= 0) throw new BuildError('USAGE', `--shm-size ${JSON.stringify(v)}: expected a size such as 64m or 1g`);
+  return n;
 }
 
 /** `--add-host name:ip` (or `name=ip`, as newer docker); the IP may be IPv6, so the name ends at the first separator. */

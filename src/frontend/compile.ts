@@ -3,7 +3,7 @@ import type { Ctx } from '../ctx.js';
 import type { ImageConfig, Platform } from '../oci/image.js';
 import { formatPlatform } from '../oci/platform.js';
 import { CHECK_BUILD_ARG, dockerfileChecks } from './build-checks.js';
-import { makeVertex, type Vertex } from '../solver/graph.js';
+import { makeVertex, type Ulimit, type Vertex } from '../solver/graph.js';
 import { parseDockerignore } from './dockerignore.js';
 import { parseInstruction, type Instruction } from './instructions.js';
 import { editDistance, parseDockerfile } from './parse.js';
@@ -32,6 +32,9 @@ export interface CompileOptions {
   cannotRun?: (p: Platform) => string | undefined;
   /** `--network`: RUN's network unless it says otherwise; default host. */
   network?: 'host' | 'none';
+  /** `--ulimit` and `--shm-size`: resource limits and /dev/shm size of every RUN. */
+  ulimits?: readonly Ulimit[];
+  shmSize?: number;
   /** `--add-host`: extra /etc/hosts entries for every RUN. */
   extraHosts?: readonly { readonly host: string; readonly ip: string }[];
   labels?: Readonly<Record<string, string>>;
@@ -114,6 +117,8 @@ export async function compileDockerfile(source: { path: string; text: string }, 
     ...(opts.cannotRun ? { cannotRun: opts.cannotRun } : {}),
     defaultNetwork: opts.network ?? 'host',
     extraHosts: opts.extraHosts ?? [],
+    ulimits: opts.ulimits ?? [],
+    ...(opts.shmSize !== undefined ? { shmSize: opts.shmSize } : {}),
     buildArgs: opts.buildArgs,
     metaArgs,
     warnings,

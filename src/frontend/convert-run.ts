@@ -52,6 +52,8 @@ export async function convertRun(ins: Extract<Instruction, { kind: 'RUN' }>, st:
       user: st.config.config.User ?? '',
       network: ins.network === 'none' || ins.network === 'host' ? ins.network : env.defaultNetwork,
       ...(env.extraHosts.length > 0 ? { extraHosts: env.extraHosts } : {}),
+      ...(env.ulimits.length > 0 ? { ulimits: env.ulimits } : {}),
+      ...(env.shmSize !== undefined ? { shmSize: env.shmSize } : {}),
       ...(mounts.length > 0 ? { mounts } : {}),
       ...(ins.security === 'insecure' ? { security: 'insecure' as const } : {}),
     },

@@ -1,6 +1,6 @@
 import type { SourceLocation } from '../errors.js';
 import type { ContainerConfig, ImageConfig, Platform } from '../oci/image.js';
-import type { Vertex } from '../solver/graph.js';
+import type { Ulimit, Vertex } from '../solver/graph.js';
 import type { Ctx } from '../ctx.js';
 import type { EnvGetter, ShellLexer } from './shell-lexer.js';
 import type { Digest } from '../oci/digest.js';
@@ -66,6 +66,9 @@ export interface ConvertEnv {
   readonly platformLabel: string;
   /** `--network` of the build: what RUN without --network (or with `default`) gets. */
   readonly defaultNetwork: 'host' | 'none';
+  /** `--ulimit` and `--shm-size` of the build, for every RUN. */
+  readonly ulimits: readonly Ulimit[];
+  readonly shmSize?: number;
   /** `--add-host` entries every RUN's /etc/hosts gets. */
   readonly extraHosts: readonly { readonly host: string; readonly ip: string }[];
   /** Why RUN can't execute for `p` on this machine (undefined when it can); absent: no check. */

@@ -28,6 +28,10 @@ export interface ExecRequest {
   readonly mounts: readonly BindMount[];
   /** RUN --security=insecure: these capabilities (all the builder has), nothing masked or read-only in /proc and /sys. */
   readonly privileged?: { readonly capabilities: readonly string[] };
+  /** Resource limits replacing the defaults of the same type (RLIMIT_NOFILE 1048576 otherwise). */
+  readonly rlimits?: readonly { readonly type: string; readonly soft: number; readonly hard: number }[];
+  /** Size of /dev/shm in bytes; default 64 MiB, as docker. */
+  readonly shmSize?: number;
   /**
    * `tsbuild run -t`: the process gets a pseudo-terminal, which runc (in the foreground) sets up
    * and relays to its own stdio, the caller's terminal. Never for RUN steps.
@@ -72,7 +76,7 @@ const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/pro
 /** Like docker: builds routinely open many files, and runc's default of 1024 is too low. */
 const NOFILE = 1048576;
 
-function defaultMounts(): Mount[] {
+function defaultMounts(shmSize: number): Mount[] {
   return [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
@@ -82,7 +86,7 @@ function defaultMounts(): Mount[] {
       source: 'devpts',
       options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
     },
-    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${Math.ceil(shmSize / 1024)}k`] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
     { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
@@ -123,13 +127,16 @@ export function toRuntimeSpec(req: ExecRequest): RuntimeConfig {
       env: [...req.env],
       cwd: req.cwd,
       capabilities,
-      rlimits: [{ type: 'RLIMIT_NOFILE', hard: NOFILE, soft: NOFILE }],
+      rlimits: [
+        ...(req.rlimits?.some((r) => r.type === 'RLIMIT_NOFILE') ? [] : [{ type: 'RLIMIT_NOFILE', hard: NOFILE, soft: NOFILE }]),
+        ...(req.rlimits ?? []).map((r) => ({ type: r.type, soft: r.soft, hard: r.hard })),
+      ],
       noNewPrivileges: false,
     },
     root: { path: req.rootfs, readonly: false },
     hostname: req.hostname,
     mounts: [
-      ...defaultMounts(),
+      ...defaultMounts(req.shmSize ?? 64 << 20),
       ...req.mounts.map((m) => ({ destination: m.destination, type: m.type, source: m.source, options: [...m.options] })),
     ],
     linux: {

@@ -54,12 +54,23 @@ export interface ExecOp {
   /** As written in USER: `name`, `uid`, `name:group`, `uid:gid`; empty means root. */
   readonly user: string;
   readonly network: 'host' | 'none';
+  /** `--ulimit` of the build: resource limits by RLIMIT name; absent when none were given. */
+  readonly ulimits?: readonly Ulimit[];
+  /** `--shm-size` of the build, in bytes; absent = 64 MiB. */
+  readonly shmSize?: number;
   /** `--add-host` entries, `name ip` each, added to /etc/hosts; absent when there are none. */
   readonly extraHosts?: readonly { readonly host: string; readonly ip: string }[];
   /** RUN --mount entries, in order; absent when there are none (keeps older digests stable). */
   readonly mounts?: readonly RunMount[];
   /** RUN --security=insecure: full capabilities, no masked paths (needs `--allow security.insecure`). */
   readonly security?: 'insecure';
+}
+
+/** A process resource limit: `type` is the RLIMIT_* name. */
+export interface Ulimit {
+  readonly type: string;
+  readonly soft: number;
+  readonly hard: number;
 }
 
 /** One RUN --mount. `input` indexes `Vertex.inputs` (a stage rootfs or a context directory). */

@@ -234,6 +234,23 @@ test('build --network none is the default of RUN (RUN --network=host still overr
   assert.match(bad.stderr, /--add-host "db": expected HOST:IP/);
 });
 
+test('--ulimit and --shm-size reach RUN and are part of its key; bad values are usage errors', async () => {
+  const ctx = await env.context(['FROM busybox', "RUN sh -c 'ulimit -Sn; ulimit -Hn; df -k /dev/shm | tail -1' > /limits"].join('\n'));
+  const limits = async (name: string, extra: string[]) => read(join((await build(ctx, name, extra)).out, 'limits')).split('\n');
+  const [soft, hard, shm] = await limits('ulimit-1', ['--ulimit', 'nofile=512:1024', '--shm-size', '128m']);
+  assert.equal([soft, hard], ['512', '1024']);
+  assert.match(shm!, /\s131072\s/, shm);
+  const again = await limits('ulimit-2', ['--ulimit', 'nofile=256']);
+  assert.equal(again.slice(0, 2), ['256', '256'], 'other limits are another cache key, never a stale hit');
+  assert.match(again[2]!, /\s65536\s/, 'the default /dev/shm is 64 MiB');
+  const bad: [string, string, RegExp][] = [['--ulimit', 'nofile=2:1', /soft limit is above/], ['--ulimit', 'bogus=1', /unknown type "bogus"/], ['--shm-size', 'lots', /expected a size/]];
+  for (const [flag, value, re] of bad) {
+    const r = await tsbuild(['--root', env.root, 'build', flag, value, ctx]);
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, re);
+  }
+});
+
 test('RUN is seccomp-filtered: no new user namespaces, keyrings or mounts; --security=insecure is unconfined', async () => {
   const probe = (prefix: string, file: string) =>
     `RUN ${prefix}sh -c 'grep ^Seccomp: /proc/self/status; unshare -U true && echo userns=yes || echo userns=no; unshare -m true && echo mountns=yes || echo mountns=no' > /${file} 2>/dev/null`;

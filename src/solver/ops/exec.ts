@@ -79,6 +79,8 @@ async function runIn(worker: Worker, rootfs: string, op: ExecOp, vertex: Vertex,
         hostname: HOSTNAME,
         network: op.network,
         mounts: [...etcMounts, ...runMounts.mounts],
+        ...(op.ulimits ? { rlimits: op.ulimits } : {}),
+        ...(op.shmSize !== undefined ? { shmSize: op.shmSize } : {}),
         ...(op.security === 'insecure' ? { privileged: { capabilities: await currentCapabilities() } } : {}),
       },
       {
