@@ -1,7 +1,7 @@
 import { BuildError, type SourceLocation } from '../errors.js';
 import { parseDirective } from './directives.js';
 import { parseInstruction, type Instruction } from './instructions.js';
-import { parseDockerfile } from './parse.js';
+import { editDistance, parseDockerfile } from './parse.js';
 import { splitFields } from './words.js';
 
 /** One finding of a build check (BuildKit's linter rules; names and messages are theirs). */
@@ -34,6 +34,7 @@ export const CHECK_RULES: Readonly<Record<string, string>> = {
   RedundantTargetPlatform: 'Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior',
   SecretsUsedInArgOrEnv: 'Sensitive data should not be used in the ARG or ENV commands',
   ExposeProtoCasing: 'Protocol in EXPOSE instruction should be lowercase',
+  UndefinedArgInFrom: 'FROM command must use declared ARGs',
 };
 
 /** Parses `skip=A,B;error=true` (already validated by the directive check); undefined → defaults. */
@@ -55,6 +56,8 @@ const RESERVED_STAGE_NAMES = new Set(['scratch', 'context']);
 /** BuildKit's pattern for names of secrets: a whole `_`-separated word of the key. */
 const SECRET_NAME = /(?:^|_)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token)(?:_|$)/i;
 const ONE_PER_STAGE = new Set(['CMD', 'ENTRYPOINT', 'HEALTHCHECK']);
+/** ARGs FROM may use without declaring them (BuildKit's automatic platform args). */
+const PREDEFINED_FROM_ARGS = new Set(['PLATFORM', 'OS', 'ARCH', 'VARIANT'].flatMap((k) => [`TARGET${k}`, `BUILD${k}`]));
 
 /**
  * Runs the build checks over a parsed Dockerfile: casing, deprecated and legacy forms, shell-form
@@ -76,6 +79,7 @@ export function runBuildChecks(instructions: readonly Instruction[], emptyContin
     if (kw !== cased) warn('ConsistentInstructionCasing', `Command '${kw}' should match the case of the command majority (${majority})`, ins.location);
   });
 
+  const metaArgs = new Set<string>();
   let stage: { absoluteWorkdir: boolean; seen: Map<string, Instruction[]> } | undefined;
   const closeStage = () => {
     for (const [kind, list] of stage?.seen ?? []) {
@@ -96,6 +100,11 @@ export function runBuildChecks(instructions: readonly Instruction[], emptyContin
           if ((isUpper(kw) && !isUpper(as)) || (isLower(kw) && !isLower(as))) warn('FromAsCasing', `'${as}' and '${kw}' keywords' casing do not match`, ins.location);
           if (name !== name.toLowerCase()) warn('StageNameCasing', `Stage name '${name}' should be lowercase`, ins.location);
           if (RESERVED_STAGE_NAMES.has(name.toLowerCase())) warn('ReservedStageName', `Stage name should not use the same name as reserved stage "${name.toLowerCase()}"`, ins.location);
+        }
+        for (const name of referencedVars(`${ins.image} ${ins.platform ?? ''}`)) {
+          if (metaArgs.has(name) || PREDEFINED_FROM_ARGS.has(name)) continue;
+          const near = [...metaArgs].map((a) => [a, editDistance(a, name)] as const).filter(([, d]) => d <= 2).sort((a, b) => a[1] - b[1])[0]?.[0];
+          warn('UndefinedArgInFrom', `FROM argument '${name}' is not declared${near ? ` (did you mean ${near}?)` : ''}`, ins.location);
         }
         const platform = ins.platform?.trim();
         if (platform === '$TARGETPLATFORM' || platform === '${TARGETPLATFORM}') {
@@ -126,6 +135,7 @@ export function runBuildChecks(instructions: readonly Instruction[], emptyContin
         break;
       }
       case 'ARG':
+        if (!stage) for (const a of ins.args) metaArgs.add(a.key);
         for (const a of ins.args) if (SECRET_NAME.test(a.key)) warn('SecretsUsedInArgOrEnv', `Do not use ARG or ENV instructions for sensitive data (ARG ${JSON.stringify(a.key)})`, ins.location);
         break;
       case 'EXPOSE':
@@ -141,6 +151,11 @@ export function runBuildChecks(instructions: readonly Instruction[], emptyContin
   }
   closeStage();
   return out.sort((a, b) => a.location.line - b.location.line);
+}
+
+/** Names of the `$NAME` and `${NAME…}` references in a word (escaped `\\$` skipped). */
+function referencedVars(word: string): string[] {
+  return [...word.matchAll(/(?<!\\)\$(?:\{([A-Za-z_][A-Za-z0-9_]*)|([A-Za-z_][A-Za-z0-9_]*))/g)].map((m) => m[1] ?? m[2]!);
 }
 
 /** The findings `config` keeps (`skip=all` keeps none). */

@@ -20,6 +20,7 @@ const cases: [string, string, string[]][] = [
   ['RedundantTargetPlatform', 'FROM --platform=$TARGETPLATFORM busybox\nFROM --platform=$BUILDPLATFORM busybox\n', ['RedundantTargetPlatform@1']],
   ['SecretsUsedInArgOrEnv: whole words of the name only', 'FROM busybox\nARG GITHUB_TOKEN\nENV DB_PASSWORD=x\nARG TOKENIZER_MODE\nENV KEYBOARD=us\n', ['SecretsUsedInArgOrEnv@2', 'SecretsUsedInArgOrEnv@3']],
   ['ExposeProtoCasing', 'FROM busybox\nEXPOSE 80/TCP 443/tcp\n', ['ExposeProtoCasing@2']],
+  ['UndefinedArgInFrom, with a suggestion; platform args are predefined', 'ARG VERSION=1\nFROM busybox:${VERSOIN}\nFROM --platform=$BUILDPLATFORM busybox:$VERSION\nFROM $OTHER\n', ['UndefinedArgInFrom@2', 'UndefinedArgInFrom@4']],
   ['NoEmptyContinuation', 'FROM busybox\nRUN echo a \\\n\n  b\n', ['NoEmptyContinuation@4']],
 ];
 for (const [name, text, want] of cases) {
@@ -39,6 +40,8 @@ test('# check=skip= and the BUILDKIT_DOCKERFILE_CHECK build-arg select rules; sk
 test('messages are BuildKit\'s', () => {
   const [w] = lintDockerfile('FROM busybox\nENV A 1\n', 'Dockerfile', {});
   assert.is(w!.message, '"ENV key=value" should be used instead of legacy "ENV key value" format');
+  const [u] = lintDockerfile('ARG VERSION=1\nFROM busybox:${VERSOIN}\n', 'Dockerfile', {});
+  assert.is(u!.message, "FROM argument 'VERSOIN' is not declared (did you mean VERSION?)");
 });
 
 test.run();
