@@ -9,7 +9,7 @@ import type { ContentStore } from '../oci/content-store.js';
 import { digestHex } from '../oci/digest.js';
 import type { Descriptor } from '../oci/image.js';
 import { TarWriter } from '../oci/tar/tar-writer.js';
-import { writeLayerTar } from '../oci/layer/diff.js';
+import { writeLayerTar, type TarSink } from '../oci/layer/diff.js';
 import { isatty } from 'node:tty';
 import { BuildError } from '../errors.js';
 import { STDOUT } from './export-target.js';
@@ -91,10 +91,17 @@ export class ArchiveWriter {
     await this.#tar.add(this.#entry(path, 'file', buf.length), buf);
   }
 
-  /** Every file under `dir` (a root filesystem, e.g. a read-only overlay mount), as paths relative to it. */
-  async tree(dir: string): Promise<void> {
+  /**
+   * Every file under `dir` (a root filesystem, e.g. a read-only overlay mount), as paths
+   * relative to it, each after `prefix` (`linux_arm64/`; hardlink targets too).
+   */
+  async tree(dir: string, prefix = ''): Promise<void> {
     this.#signal.throwIfAborted();
-    await writeLayerTar(dir, this.#tar, { format: 'overlay' }, this.#signal);
+    const tar = this.#tar;
+    const sink: TarSink = prefix
+      ? { add: (e, body) => tar.add({ ...e, path: prefix + e.path, ...(e.type === 'hardlink' && e.linkname ? { linkname: prefix + e.linkname } : {}) }, body) }
+      : tar;
+    await writeLayerTar(dir, sink, { format: 'overlay' }, this.#signal);
   }
 
   /** Streams blob `d` from `blobs` as `blobs/sha256/<hex>`; never buffered whole. */

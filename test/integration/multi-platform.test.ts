@@ -69,6 +69,11 @@ test('two platforms: one OCI index in --platform order, each image for its platf
   await tsbuildOk(['--root', env.root, 'build', '--platform', 'linux/arm64,linux/amd64', '--output', `type=local,dest=${local}`, ctx]);
   assert.is(await readFile(join(local, 'linux_arm64', 'out.txt'), 'utf8'), 'built on linux/amd64 for linux/arm64\n');
   assert.is(await readFile(join(local, 'linux_amd64', 'out.txt'), 'utf8'), 'built on linux/amd64 for linux/amd64\n');
+  // type=tar too: one archive, a directory per platform.
+  const rootfsTar = join(env.work, 'multi-rootfs.tar');
+  await tsbuildOk(['--root', env.root, 'build', '--platform', 'linux/arm64,linux/amd64', '--output', `type=tar,dest=${rootfsTar}`, ctx]);
+  assert.equal((await tool('tar', ['-tf', rootfsTar])).trim().split('\n').sort(), ['linux_amd64/', 'linux_amd64/out.txt', 'linux_amd64/shared', 'linux_arm64/', 'linux_arm64/out.txt', 'linux_arm64/shared']);
+  assert.is(await tool('tar', ['-xOf', rootfsTar, 'linux_arm64/out.txt']), 'built on linux/amd64 for linux/arm64\n');
 
   // The tag names the index; `images` lists it and FROM picks the host's image from it.
   assert.match((await tsbuildOk(['--root', env.root, 'images'])).stdout, /multi\s+1/);

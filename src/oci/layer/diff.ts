@@ -12,6 +12,9 @@ export const OPAQUE_MARKER = '.wh..wh..opq';
 const OVERLAY_XATTR_PREFIX = 'trusted.overlay.';
 const OPAQUE_XATTR = 'trusted.overlay.opaque';
 
+/** Where entries go: a TarWriter, or something in front of one (a path prefix). */
+export type TarSink = Pick<TarWriter, 'add'>;
+
 export interface DiffOptions {
   /** The layout of `dir`: an overlayfs upperdir. */
   readonly format: 'overlay';
@@ -32,7 +35,7 @@ export interface DiffOptions {
  * Mtimes are truncated to whole seconds so layers stay plain ustar where possible; owners are
  * numeric only (no user/group names: the host's names mean nothing in the image).
  */
-export async function writeLayerTar(dir: string, out: TarWriter, opts: DiffOptions, signal?: AbortSignal): Promise<void> {
+export async function writeLayerTar(dir: string, out: TarSink, opts: DiffOptions, signal?: AbortSignal): Promise<void> {
   if (opts.format !== 'overlay') throw new Error(`unsupported diff format ${String(opts.format)}`);
   const links = new Map<string, string>();
   await walk(dir, '', out, links, signal);
@@ -58,7 +61,7 @@ interface Inspected {
  * runs them for the next {@link LOOK_AHEAD} entries while it writes the current one; the
  * archive order is unchanged. Memory: at most LOOK_AHEAD × READ_WHOLE_MAX per directory level.
  */
-async function walk(root: string, rel: string, out: TarWriter, links: Map<string, string>, signal: AbortSignal | undefined): Promise<void> {
+async function walk(root: string, rel: string, out: TarSink, links: Map<string, string>, signal: AbortSignal | undefined): Promise<void> {
   const names = (await readdir(rel ? join(root, rel) : root)).sort(compareBytes);
   const ahead = new ReadAhead(names, LOOK_AHEAD, (name) => inspect(join(root, rel ? `${rel}/${name}` : name), signal));
   try {
@@ -77,7 +80,7 @@ async function inspect(abs: string, signal: AbortSignal | undefined): Promise<In
   return { abs, st };
 }
 
-async function writeEntry(root: string, rel: string, name: string, { abs, st, data }: Inspected, out: TarWriter, links: Map<string, string>, signal: AbortSignal | undefined): Promise<void> {
+async function writeEntry(root: string, rel: string, name: string, { abs, st, data }: Inspected, out: TarSink, links: Map<string, string>, signal: AbortSignal | undefined): Promise<void> {
   const path = rel ? `${rel}/${name}` : name;
   // Whiteouts first: the kernel shares one inode among them (nlink > 1), so the hardlink
   // check below would otherwise turn every deletion into a link to the first one.
