@@ -101,7 +101,7 @@ export async function mountRootfs(
       throw new BuildError('RUNTIME', `overlay mount failed: ${errText(e)}`, { cause: e });
     });
   } catch (e) {
-    await rm(base, { recursive: true, force: true });
+    await removeMountDir(dirs, base, owner, id);
     throw e;
   }
 
@@ -124,7 +124,7 @@ export async function mountRootfs(
           await mkdir(dirs.tmp, { recursive: true });
           await rename(upper, kept);
         }
-        await rm(base, { recursive: true, force: true });
+        await removeMountDir(dirs, base, owner, id);
       })();
       return released;
     },
@@ -159,12 +159,23 @@ export async function cleanupStaleMounts(dirs: RootDirs): Promise<string[]> {
   return removed;
 }
 
+/**
+ * Deletes a mount dir (unmounted) by first renaming it to `.del-<owner>-<id>`: a kill in the
+ * middle of the recursive delete may take the owner file and leave the rest, and the hidden
+ * name still says whose it was, so the next cleanup removes it at once.
+ */
+async function removeMountDir(dirs: RootDirs, base: string, owner: string, id: string): Promise<void> {
+  const doomed = join(dirs.mounts, `.del-${owner.replace(' ', '-')}-${id}`);
+  await rename(base, doomed);
+  await rm(doomed, { recursive: true, force: true });
+}
+
 async function isStale(base: string): Promise<boolean> {
   try {
     return !(await isOwnerAlive(await readFile(join(base, 'owner'), 'utf8')));
   } catch {
-    // No owner file yet: a `.new-<pid>-<start>-` dir names its creator.
-    const named = /^\.new-(\d+)-(\d+)-/.exec(basename(base));
+    // No owner file (yet, or any more): `.new-` and `.del-` dirs name their creator.
+    const named = /^\.(?:new|del)-(\d+)-(\d+)-/.exec(basename(base));
     if (named) return !(await isOwnerAlive(`${named[1]} ${named[2]}`));
     // Otherwise (older naming): give it a minute.
     try {

@@ -38,7 +38,15 @@ export async function verifyStore(root: string): Promise<string[]> {
   for (const m of index.manifests) await check(m.digest, 'manifest');
   for (const dir of ['tmp', 'mounts']) {
     const left = await readdir(join(root, dir)).catch(() => [] as string[]);
-    if (left.length) problems.push(`${dir}/ still holds ${left.join(', ')}`);
+    // What is inside and whose it was, so a leftover can be traced to the step that made it.
+    const described = await Promise.all(
+      left.map(async (n) => {
+        const inner = await readdir(join(root, dir, n)).catch(() => undefined);
+        const owner = await readFile(join(root, dir, n, 'owner'), 'utf8').catch(() => undefined);
+        return inner ? `${n} [${inner.join(' ')}]${owner ? ` owner ${owner}` : ''}` : n;
+      }),
+    );
+    if (left.length) problems.push(`${dir}/ still holds ${described.join(', ')}`);
   }
   return problems;
 }

@@ -176,16 +176,19 @@ if (skip) {
     }
   });
 
-  test('cleanupStaleMounts removes a half-made dir of a dead process at once, and spares a live one', async () => {
+  test('cleanupStaleMounts removes a half-made or half-deleted dir of a dead process at once, and spares a live one', async () => {
     const root = await makeRoot();
     try {
       // Killed between mkdir and writing the owner file: only the name says whose it is.
       const [pid, start] = (await currentOwner()).split(' ');
       const dead = `.new-999999999-1-${'a'.repeat(24)}`;
       const alive = `.new-${pid}-${start}-${'b'.repeat(24)}`;
-      for (const d of [dead, alive]) await mkdir(join(root.dirs.mounts, d, 'merged'), { recursive: true });
-      assert.equal(await cleanupStaleMounts(root.dirs), [dead]);
-      assert.equal(await readdir(root.dirs.mounts), [alive]);
+      // Killed in the middle of release()'s delete: the owner file may be gone, the name is not.
+      const deadDeleting = `.del-999999999-1-${'c'.repeat(24)}`;
+      const aliveDeleting = `.del-${pid}-${start}-${'d'.repeat(24)}`;
+      for (const d of [dead, alive, deadDeleting, aliveDeleting]) await mkdir(join(root.dirs.mounts, d, 'merged'), { recursive: true });
+      assert.equal((await cleanupStaleMounts(root.dirs)).sort(), [dead, deadDeleting].sort());
+      assert.equal((await readdir(root.dirs.mounts)).sort(), [alive, aliveDeleting].sort());
     } finally {
       await root.dispose();
     }
