@@ -147,13 +147,15 @@ export async function cleanupStaleMounts(dirs: RootDirs): Promise<string[]> {
   }
   const mountPoints = await mountPointsUnder(dirs.mounts);
   const removed: string[] = [];
+  const owner = await currentOwner();
   for (const name of entries) {
     const base = join(dirs.mounts, name);
     if (!(await isStale(base))) continue;
     // Deepest first, in case anything got mounted inside the merged dir.
     const inside = mountPoints.filter((m) => m.startsWith(base + '/')).sort((a, b) => b.length - a.length);
     for (const m of inside) await unmount(m);
-    await rm(base, { recursive: true, force: true });
+    // Renamed first for the same reason as in release(): this cleanup may be killed too.
+    await removeMountDir(dirs, base, owner, randomBytes(12).toString('hex'));
     removed.push(name);
   }
   return removed;

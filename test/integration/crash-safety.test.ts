@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { useBuildRoot } from '../helpers/build-root.js';
@@ -33,7 +33,9 @@ async function orphansGone(root: string): Promise<void> {
     for (const pid of await readdir('/proc')) {
       if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
       const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-      if (cmd.includes(root)) busy.push(`${pid}: ${cmd.replaceAll('\0', ' ').trim()}`);
+      // mount(8) and umount(8) run in the root with relative paths: their cwd gives them away.
+      const cwd = await readlink(`/proc/${pid}/cwd`).catch(() => '');
+      if (cmd.includes(root) || cwd === root || cwd.startsWith(root + '/')) busy.push(`${pid}: ${cmd.replaceAll('\0', ' ').trim()}`);
     }
     if (busy.length === 0) return;
     if (Date.now() > deadline) throw new Error(`processes of killed builds still running: ${busy.join('; ')}`);
