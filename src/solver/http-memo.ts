@@ -1,8 +1,9 @@
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestHex, isDigest, sha256, type Digest } from '../oci/digest.js';
 import { writeFileAtomic } from '../oci/image-layout.js';
 import type { RootDirs } from '../root-dirs.js';
+import { sweepMemoDir } from './memo-sweep.js';
 
 const VERSION = 1;
 
@@ -82,24 +83,10 @@ async function readEntry(path: string): Promise<HttpMemoEntry | undefined> {
   return { url, diffId, filename, digest, ...(etag !== undefined ? { etag } : {}), ...(lastModified !== undefined ? { lastModified } : {}) };
 }
 
-/**
- * Removes the entries whose layer `present` no longer has, damaged ones, and temp files a
- * crashed writer left. Only while no build runs (prune's lock guarantees that).
- * @returns how many entries went.
- */
-export async function sweepHttpMemo(dir: string, present: (diffId: Digest) => boolean): Promise<number> {
-  let removed = 0;
-  for (const name of await readdir(dir).catch(() => [] as string[])) {
-    const path = join(dir, name);
-    if (name.endsWith('.tmp')) {
-      await rm(path, { force: true });
-      continue;
-    }
-    if (!name.endsWith('.json')) continue;
+/** Prune's sweep: entries whose layer is gone or that can't be read, and stray temp files. @returns how many entries went. */
+export function sweepHttpMemo(dir: string, present: (diffId: Digest) => boolean): Promise<number> {
+  return sweepMemoDir(dir, async (path) => {
     const e = await readEntry(path);
-    if (e && present(e.diffId)) continue;
-    await rm(path, { force: true });
-    removed++;
-  }
-  return removed;
+    return e && [e.diffId];
+  }, present);
 }

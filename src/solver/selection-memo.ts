@@ -1,4 +1,5 @@
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { sweepMemoDir } from './memo-sweep.js';
 import { join } from 'node:path';
 import { canonicalJson } from '../oci/canonical-json.js';
 import { digestHex, isDigest, sha256, type Digest } from '../oci/digest.js';
@@ -66,26 +67,12 @@ export class SelectionMemo {
   }
 }
 
-/**
- * Removes the memo entries naming a layer that `present` no longer has, unreadable ones, and
- * temp files a crashed writer left. Only while no build runs (prune's lock guarantees that).
- * @returns how many entries went.
- */
-export async function sweepSelectionMemo(dir: string, present: (diffId: Digest) => boolean): Promise<number> {
-  let removed = 0;
-  for (const name of await readdir(dir).catch(() => [] as string[])) {
-    const path = join(dir, name);
-    if (name.endsWith('.tmp')) {
-      await rm(path, { force: true });
-      continue;
-    }
-    if (!name.endsWith('.json')) continue;
+/** Prune's sweep: entries naming a layer that is gone, unreadable ones, and stray temp files. @returns how many entries went. */
+export function sweepSelectionMemo(dir: string, present: (diffId: Digest) => boolean): Promise<number> {
+  return sweepMemoDir(dir, async (path) => {
     const layers = await readFile(path, 'utf8')
       .then((t) => (JSON.parse(t) as Partial<MemoFile>).layers)
       .catch(() => undefined);
-    if (Array.isArray(layers) && layers.every((d) => isDigest(d) && present(d))) continue;
-    await rm(path, { force: true });
-    removed++;
-  }
-  return removed;
+    return Array.isArray(layers) && layers.every((d) => isDigest(d)) ? layers : undefined;
+  }, present);
 }
