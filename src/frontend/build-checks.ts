@@ -35,6 +35,7 @@ export const CHECK_RULES: Readonly<Record<string, string>> = {
   SecretsUsedInArgOrEnv: 'Sensitive data should not be used in the ARG or ENV commands',
   ExposeProtoCasing: 'Protocol in EXPOSE instruction should be lowercase',
   UndefinedArgInFrom: 'FROM command must use declared ARGs',
+  UndefinedVar: 'Variables should be defined before their use',
 };
 
 /** Parses `skip=A,B;error=true` (already validated by the directive check); undefined → defaults. */
@@ -186,10 +187,10 @@ export function dockerfileChecks(
   instructions: readonly Instruction[],
   parseWarnings: readonly { readonly line: number }[],
   buildArgs: Readonly<Record<string, string>>,
-): { readonly found: CheckWarning[]; readonly error?: BuildError } {
+): { readonly found: CheckWarning[]; readonly config: CheckConfig; readonly error?: BuildError } {
   const config = parseCheckConfig(buildArgs[CHECK_BUILD_ARG] ?? parseDirective('check', text)?.cmdline);
   const found = selectChecks(runBuildChecks(instructions, parseWarnings.map((w) => ({ file, line: w.line }))), config);
-  return { found, ...(config.error && found.length > 0 ? { error: checksAsError(found) } : {}) };
+  return { found, config, ...(config.error && found.length > 0 ? { error: checksAsError(found) } : {}) };
 }
 
 /**

@@ -2,7 +2,7 @@ import { BuildError, isAbortError, type SourceLocation } from '../errors.js';
 import type { Ctx } from '../ctx.js';
 import type { ImageConfig, Platform } from '../oci/image.js';
 import { formatPlatform } from '../oci/platform.js';
-import { CHECK_BUILD_ARG, dockerfileChecks } from './build-checks.js';
+import { CHECK_BUILD_ARG, checksAsError, dockerfileChecks, type CheckWarning } from './build-checks.js';
 import { makeVertex, type Ulimit, type Vertex } from '../solver/graph.js';
 import { parseDockerignore } from './dockerignore.js';
 import { parseInstruction, type Instruction } from './instructions.js';
@@ -88,6 +88,8 @@ export async function compileDockerfile(source: { path: string; text: string }, 
   const checks = dockerfileChecks(source.text, file, instructions, parsed.warnings, opts.buildArgs);
   if (checks.error) throw checks.error;
   for (const w of checks.found) warnings.push({ message: `${w.rule}: ${w.message}`, location: w.location });
+  /** Checks that need the converted stages (UndefinedVar), found while converting. */
+  const lateChecks: CheckWarning[] = [];
 
   const lexer = new ShellLexer(parsed.escapeToken);
   const { metaArgInstructions, stages } = splitStages(instructions, file);
@@ -122,6 +124,11 @@ export async function compileDockerfile(source: { path: string; text: string }, 
     buildArgs: opts.buildArgs,
     metaArgs,
     warnings,
+    lint(rule, message, location) {
+      if (checks.config.skip.has('all') || checks.config.skip.has(rule)) return;
+      lateChecks.push({ rule, message, location });
+      warnings.push({ message: `${rule}: ${message}`, location });
+    },
     ctx,
     contextVertex() {
       context ??= makeVertex(
@@ -219,6 +226,7 @@ export async function compileDockerfile(source: { path: string; text: string }, 
 
   ctx.signal.throwIfAborted();
   const st = await stage(targetIndex);
+  if (checks.config.error && lateChecks.length > 0) throw checksAsError(lateChecks);
   const unused = unconsumedBuildArgs(opts.buildArgs, metaArgInstructions, [...done.keys()].map((i) => stages[i]!));
   if (unused.length > 0) warnings.push({ message: `One or more build-args [${unused.join(' ')}] were not consumed` });
   const config = structuredClone(st.config) as ImageConfig & { config: NonNullable<ImageConfig['config']> };

@@ -6,6 +6,7 @@ import { parseInstruction, type Instruction } from './instructions.js';
 import { parseDockerfile } from './parse.js';
 import { convertArg, convertCmd, convertEnv, convertExpose, convertHealthcheck, convertLabel, convertSimple, convertVolume, convertWorkdir } from './convert-meta.js';
 import { convertRun } from './convert-run.js';
+import { checkUndefinedVars } from './undefined-vars.js';
 import { convertCopy } from './convert-copy.js';
 import { defaultPath, stepName, type ConvertEnv, type StageState } from './stage-state.js';
 import type { StageDef } from './compile.js';
@@ -78,6 +79,7 @@ export async function convertStage(def: StageDef, index: number, stageCount: num
 
   for (const ins of [...triggerInstructions, ...def.commands]) {
     env.ctx.signal.throwIfAborted();
+    checkUndefinedVars(ins, st, env, (rule, message, loc) => env.lint(rule, message, loc));
     await located(ins.location, () => dispatch(ins, st, env));
   }
   return st;

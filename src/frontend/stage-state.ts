@@ -77,6 +77,8 @@ export interface ConvertEnv {
   /** Global (meta) ARG values, built-ins included. */
   readonly metaArgs: ReadonlyMap<string, string | undefined>;
   readonly warnings: Warning[];
+  /** Reports a build-check finding found while converting (kept or dropped by `# check=`). */
+  lint(rule: string, message: string, location: SourceLocation): void;
   readonly ctx: Ctx;
   /** The one shared build-context vertex. */
   contextVertex(): Vertex;

@@ -243,4 +243,22 @@ test('ADD <URL>: an http source per URL, named from the path, kept packed; --che
   assert.match(e3.message, "source can't be a URL for COPY");
 });
 
+test('UndefinedVar: typos get a did-you-mean; declared ARGs (even without a value), base image ENV and platform args are defined; error=true fails', async () => {
+  const df = 'FROM busybox\nARG VERSION=1\nARG EMPTY\nENV APP_HOME=/app\nWORKDIR $APP_HOEM\nLABEL v=$VERSION e=$EMPTY p=$PATH a=$TARGETARCH\nCOPY a $APP_HOME/$VERSOIN/\nRUN echo $NOT_CHECKED\n';
+  const plan = await compile(df);
+  const found = plan.warnings.filter((w) => w.message.startsWith('UndefinedVar')).map((w) => `${w.location?.line}: ${w.message}`);
+  assert.equal(found, [
+    "5: UndefinedVar: Usage of undefined variable '$APP_HOEM' (did you mean $APP_HOME?)",
+    "7: UndefinedVar: Usage of undefined variable '$VERSOIN' (did you mean $VERSION?)",
+  ]);
+  const skipped = await compile(`# check=skip=UndefinedVar\n${df}`);
+  assert.not.ok(skipped.warnings.some((w) => w.message.startsWith('UndefinedVar')));
+  try {
+    await compile(`# check=error=true\nFROM busybox\nWORKDIR $NOPE\n`);
+    assert.unreachable('error=true fails the build');
+  } catch (e) {
+    assert.match((e as Error).message, 'lint violation found for rules: UndefinedVar');
+  }
+});
+
 test.run();
