@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { Ctx } from '../ctx.js';
 import { BuildError } from '../errors.js';
 import { compileDockerfile, type BuildPlan } from '../frontend/compile.js';
+import type { CheckWarning } from '../frontend/build-checks.js';
 import { hostPlatform, type Descriptor, type Platform } from '../oci/image.js';
 import { cannotRunReason } from '../runtime/platform-support.js';
 import { parseReference } from '../oci/reference.js';
@@ -91,6 +92,27 @@ export interface BuildResult {
 
 /** Dockerfile → graph → solved layers → image in the local store (tagged) → requested exports. */
 export async function runBuild(request: BuildRequest, ctx: Ctx): Promise<BuildResult> {
+  return withBuildInputs(request, ctx, (worker, req, input) => buildWith(worker, req, input, req.tags.map((t) => parseReference(t).toString()), ctx));
+}
+
+/**
+ * `build --check`: the Dockerfile converted for the first platform as a build would (base
+ * images resolved, so checks that need their environment run), nothing built. Returns the
+ * build-check findings; `# check=error=true` makes findings an error, as in a build.
+ */
+export async function checkBuild(request: BuildRequest, ctx: Ctx): Promise<readonly CheckWarning[]> {
+  return withBuildInputs(request, ctx, async (worker, req, input) => (await compilePlans(worker, { ...req, platforms: req.platforms?.slice(0, 1) }, input, ctx))[0]!.checks);
+}
+
+/** The context and Dockerfile of a build, read and checked. */
+interface BuildInput {
+  readonly contextDir: string;
+  readonly dockerfilePath: string;
+  readonly text: string;
+}
+
+/** Reads the build's inputs and opens (and registers) the worker on the root for `fn`. */
+async function withBuildInputs<T>(request: BuildRequest, ctx: Ctx, fn: (worker: Worker, req: BuildRequest, input: BuildInput) => Promise<T>): Promise<T> {
   // Absolute, because runc resolves a relative rootfs against its bundle directory.
   const req = { ...request, root: resolve(request.root) };
   const contextDir = resolve(req.contextDir);
@@ -103,13 +125,12 @@ export async function runBuild(request: BuildRequest, ctx: Ctx): Promise<BuildRe
       hint: 'pass its path with -f, or run tsbuild in the directory that holds it',
     });
   });
-  const names = req.tags.map((t) => parseReference(t).toString());
   await cleanupAfterCrashes(req.root);
   const worker = await openWorker(req.root, { privateTmp: true });
   try {
     const registration = await registerBuild(worker.dirs, ctx.signal);
     try {
-      return await buildWith(worker, req, contextDir, dockerfilePath, text, names, ctx);
+      return await fn(worker, req, { contextDir, dockerfilePath, text });
     } finally {
       await registration.release();
     }
@@ -118,14 +139,11 @@ export async function runBuild(request: BuildRequest, ctx: Ctx): Promise<BuildRe
   }
 }
 
-async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, dockerfilePath: string, text: string, names: string[], ctx: Ctx): Promise<BuildResult> {
+/** One plan per platform of the request (default: the host's), in order. */
+async function compilePlans(worker: Worker, req: BuildRequest, input: BuildInput, ctx: Ctx): Promise<BuildPlan[]> {
+  const { contextDir, dockerfilePath, text } = input;
   const host = hostPlatform();
   const platforms = req.platforms?.length ? req.platforms : [host];
-  const multi = platforms.length > 1;
-  if (multi) {
-    const docker = req.outputs.find((o) => o.type === 'docker');
-    if (docker) throw new BuildError('USAGE', '--output type=docker: a docker archive holds one platform; use type=oci for several, or build one --platform at a time');
-  }
   const named = await prepareNamedContexts(req.buildContexts ?? {}, worker, ctx);
   const resolver = named.wrap(storeImageResolver(worker, { registry: req.registry, pull: req.pull }));
   const dockerignore = await readDockerignore(dockerfilePath, contextDir);
@@ -142,7 +160,7 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
           target: req.target,
           platform,
           buildPlatform: host,
-          labelPlatform: multi,
+          labelPlatform: platforms.length > 1,
           cannotRun: cannotRunReason,
           ...(req.network ? { network: req.network } : {}),
           ...(req.extraHosts?.length ? { extraHosts: req.extraHosts } : {}),
@@ -156,6 +174,18 @@ async function buildWith(worker: Worker, req: BuildRequest, contextDir: string, 
       ),
     );
   }
+  return plans;
+}
+
+async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, names: string[], ctx: Ctx): Promise<BuildResult> {
+  const { contextDir } = input;
+  const platforms = req.platforms?.length ? req.platforms : [hostPlatform()];
+  const multi = platforms.length > 1;
+  if (multi) {
+    const docker = req.outputs.find((o) => o.type === 'docker');
+    if (docker) throw new BuildError('USAGE', '--output type=docker: a docker archive holds one platform; use type=oci for several, or build one --platform at a time');
+  }
+  const plans = await compilePlans(worker, req, input, ctx);
   // Each platform's compile finds the same Dockerfile problems: report each once.
   const warned = new Set<string>();
   for (const w of plans.flatMap((p) => p.warnings)) {

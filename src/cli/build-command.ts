@@ -1,10 +1,11 @@
-import { readFile, writeFile } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
-import { lintDockerfile } from '../frontend/build-checks.js';
+import { writeFile } from 'node:fs/promises';
+import { relative } from 'node:path';
+import type { CheckWarning } from '../frontend/build-checks.js';
 import { isIP } from 'node:net';
 import { Command, Option } from 'commander';
 import { applyGcPolicy } from '../build/gc.js';
-import { runBuild } from '../build/run-build.js';
+import { checkBuild, runBuild, type BuildRequest } from '../build/run-build.js';
+import { nullSink } from '../events.js';
 import { BuildError } from '../errors.js';
 import { parseOutputSpec, STDOUT, type ExportTarget } from '../exporter/export-target.js';
 import type { BuildMetadata } from '../../schemas/types/metadata-file.js';
@@ -109,19 +110,10 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       Object.assign(buildArgs, parseBuildArgs(flags.buildArg, process.env));
       // `-` (standard input) or a git / http(s) URL: the context is put on disk for the build.
       const stdinInputs = (await readStdinInputs(context, flags.file, process.stdin, signal)) ?? (await readRemoteContext(context, flags.file, signal));
-      if (flags.check) {
-        try {
-          setExit(await runChecks(stdinInputs?.dockerfile ?? flags.file ?? join(stdinInputs?.contextDir ?? context, 'Dockerfile'), buildArgs));
-        } finally {
-          await stdinInputs?.dispose();
-          await registry.close();
-        }
-        return;
-      }
       const progress = buildProgress({ ...flags, configDefault: settings.progress }, process.stderr, process.env);
       const { mode, events } = progress;
       const created = process.env.SOURCE_DATE_EPOCH ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000) : new Date();
-      const result = await runBuild(
+      const request: BuildRequest =
         {
           registry,
           pull: !!flags.pull,
@@ -148,7 +140,20 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           cacheFrom,
           buildContexts: parseBuildContexts(flags.buildContext),
           exec: { secrets: parseSecrets(flags.secret, process.env), ssh: parseSsh(flags.ssh, process.env), ...parseAllow(flags.allow) },
-        },
+        };
+      if (flags.check) {
+        // Nothing is built: the Dockerfile is converted (base images resolved) and checked.
+        try {
+          setExit(printChecks(await checkBuild(request, { signal, events: nullSink })));
+        } finally {
+          await stdinInputs?.dispose();
+          progress.close();
+          await registry.close();
+        }
+        return;
+      }
+      const result = await runBuild(
+        request,
         { signal, events },
       )
         .then(
@@ -250,16 +255,11 @@ function parseAnnotations(list: readonly string[]): Record<string, string> {
 }
 
 /**
- * `--check`: the findings, one line each as `FILE:LINE: RULE: message`, then a summary on
+ * `--check`: the findings, one line each as `FILE:LINE: RULE: message`, then a summary, on
  * standard output. Exit 1 when there is any, as buildx.
  */
-async function runChecks(dockerfile: string, buildArgs: Readonly<Record<string, string>>): Promise<number> {
-  const path = resolve(dockerfile);
-  const text = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
-    throw new BuildError('DOCKERFILE_NOT_FOUND', `failed to read Dockerfile ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
-  });
-  const found = lintDockerfile(text, path, buildArgs);
-  for (const w of found) process.stdout.write(`${relative(process.cwd(), path) || path}:${w.location.line}: ${w.rule}: ${w.message}\n`);
+function printChecks(found: readonly CheckWarning[]): number {
+  for (const w of found) process.stdout.write(`${relative(process.cwd(), w.location.file) || w.location.file}:${w.location.line}: ${w.rule}: ${w.message}\n`);
   process.stdout.write(found.length ? `Check complete, ${found.length} warning${found.length > 1 ? 's have' : ' has'} been found!\n` : 'Check complete, no warnings found.\n');
   return found.length ? 1 : 0;
 }

@@ -54,6 +54,8 @@ export interface BuildPlan {
   readonly layerSteps: readonly { readonly historyIndex: number; readonly vertex: Vertex }[];
   readonly stage: { readonly name?: string; readonly index: number };
   readonly warnings: readonly { message: string; location?: SourceLocation }[];
+  /** The build-check findings among them (kept by `# check=`), in line order: what `--check` lists. */
+  readonly checks: readonly CheckWarning[];
 }
 
 /**
@@ -237,6 +239,7 @@ export async function compileDockerfile(source: { path: string; text: string }, 
     layerSteps: st.layerSteps.map((s) => ({ historyIndex: s.historyIndex, vertex: s.vertex })),
     stage: { name: stages[targetIndex]!.name, index: targetIndex },
     warnings,
+    checks: [...checks.found, ...lateChecks].sort((a, b) => a.location.line - b.location.line),
   };
 }
 

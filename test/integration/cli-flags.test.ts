@@ -143,6 +143,11 @@ test('build checks: warnings in the build output, --check lists them without bui
   assert.is(checked.code, 1);
   assert.is(checked.stdout, `Dockerfile:1: FromAsCasing: 'as' and 'FROM' keywords' casing do not match\nDockerfile:2: JSONArgsRecommended: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals\nCheck complete, 2 warnings have been found!\n`);
   assert.not.match((await tsbuildOk([...at(), 'images'])).stdout, /never-built/, '--check builds nothing');
+  // The base image is resolved: its ENV counts as defined, a typo of it does not.
+  const vars = await tsbuild([...at(), 'build', '--check', await env.context('FROM busybox\nENV P=$PATH Q=$PAHT\n')]);
+  assert.is(vars.code, 1);
+  assert.match(vars.stdout, /Dockerfile:2: UndefinedVar: Usage of undefined variable '\$PAHT' \(did you mean \$PATH\?\)\n/);
+  assert.not.match(vars.stdout, /'\$PATH'/);
   const clean = await tsbuild([...at(), 'build', '--check', await env.context('FROM busybox\nCMD ["sh"]\n')]);
   assert.equal([clean.code, clean.stdout], [0, 'Check complete, no warnings found.\n']);
   const strict = await tsbuild([...at(), 'build', '-t', 'strict', await env.context(`# check=error=true\n${df}`)]);
