@@ -2,6 +2,8 @@ import { BuildError, type SourceLocation } from '../errors.js';
 import { parseDirective } from './directives.js';
 import { parseInstruction, type Instruction } from './instructions.js';
 import { editDistance, parseDockerfile } from './parse.js';
+import { ShellLexer } from './shell-lexer.js';
+import { parseReference } from '../oci/reference.js';
 import { splitFields } from './words.js';
 
 /** One finding of a build check (BuildKit's linter rules; names and messages are theirs). */
@@ -36,6 +38,7 @@ export const CHECK_RULES: Readonly<Record<string, string>> = {
   ExposeProtoCasing: 'Protocol in EXPOSE instruction should be lowercase',
   UndefinedArgInFrom: 'FROM command must use declared ARGs',
   UndefinedVar: 'Variables should be defined before their use',
+  InvalidDefaultArgInFrom: 'Default value for global ARG results in an empty or invalid base image name',
 };
 
 /** Parses `skip=A,B;error=true` (already validated by the directive check); undefined → defaults. */
@@ -81,6 +84,9 @@ export function runBuildChecks(instructions: readonly Instruction[], emptyContin
   });
 
   const metaArgs = new Set<string>();
+  /** Global ARG defaults as written (no --build-arg): what InvalidDefaultArgInFrom expands FROM with. */
+  const metaDefaults = new Map<string, string>();
+  const stageNames = new Set<string>();
   let stage: { absoluteWorkdir: boolean; seen: Map<string, Instruction[]> } | undefined;
   const closeStage = () => {
     for (const [kind, list] of stage?.seen ?? []) {
@@ -102,6 +108,14 @@ export function runBuildChecks(instructions: readonly Instruction[], emptyContin
           if (name !== name.toLowerCase()) warn('StageNameCasing', `Stage name '${name}' should be lowercase`, ins.location);
           if (RESERVED_STAGE_NAMES.has(name.toLowerCase())) warn('ReservedStageName', `Stage name should not use the same name as reserved stage "${name.toLowerCase()}"`, ins.location);
         }
+        const refs = referencedVars(ins.image);
+        if (refs.length > 0 && refs.every((r) => metaArgs.has(r)) && !stageNames.has(ins.image.toLowerCase())) {
+          const image = expandDefaults(ins.image, metaDefaults);
+          if (image !== undefined && !stageNames.has(image.toLowerCase()) && image.toLowerCase() !== 'scratch' && !isReference(image)) {
+            warn('InvalidDefaultArgInFrom', `Default value for ARG ${ins.image} results in empty or invalid base image name`, ins.location);
+          }
+        }
+        if (ins.stageName) stageNames.add(ins.stageName);
         for (const name of referencedVars(`${ins.image} ${ins.platform ?? ''}`)) {
           if (metaArgs.has(name) || PREDEFINED_FROM_ARGS.has(name)) continue;
           const near = [...metaArgs].map((a) => [a, editDistance(a, name)] as const).filter(([, d]) => d <= 2).sort((a, b) => a[1] - b[1])[0]?.[0];
@@ -136,7 +150,13 @@ export function runBuildChecks(instructions: readonly Instruction[], emptyContin
         break;
       }
       case 'ARG':
-        if (!stage) for (const a of ins.args) metaArgs.add(a.key);
+        if (!stage) {
+          for (const a of ins.args) {
+            metaArgs.add(a.key);
+            const v = a.value === undefined ? '' : expandDefaults(a.value, metaDefaults);
+            if (v !== undefined) metaDefaults.set(a.key, v);
+          }
+        }
         for (const a of ins.args) if (SECRET_NAME.test(a.key)) warn('SecretsUsedInArgOrEnv', `Do not use ARG or ENV instructions for sensitive data (ARG ${JSON.stringify(a.key)})`, ins.location);
         break;
       case 'EXPOSE':
@@ -152,6 +172,24 @@ export function runBuildChecks(instructions: readonly Instruction[], emptyContin
   }
   closeStage();
   return out.sort((a, b) => a.location.line - b.location.line);
+}
+
+/** `word` expanded with the global ARG defaults; undefined when it does not expand (a lexer error). */
+function expandDefaults(word: string, defaults: ReadonlyMap<string, string>): string | undefined {
+  try {
+    return new ShellLexer().processWord(word, { get: (k) => defaults.get(k) });
+  } catch {
+    return undefined;
+  }
+}
+
+function isReference(s: string): boolean {
+  try {
+    parseReference(s);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Names of the `$NAME` and `${NAME…}` references in a word (escaped `\\$` skipped). */
