@@ -39,6 +39,7 @@ export const CHECK_RULES: Readonly<Record<string, string>> = {
   UndefinedArgInFrom: 'FROM command must use declared ARGs',
   UndefinedVar: 'Variables should be defined before their use',
   InvalidDefaultArgInFrom: 'Default value for global ARG results in an empty or invalid base image name',
+  FromPlatformFlagConstDisallowed: 'FROM --platform flag should not use a constant value',
 };
 
 /** Parses `skip=A,B;error=true` (already validated by the directive check); undefined → defaults. */
@@ -122,6 +123,10 @@ export function runBuildChecks(instructions: readonly Instruction[], emptyContin
           warn('UndefinedArgInFrom', `FROM argument '${name}' is not declared${near ? ` (did you mean ${near}?)` : ''}`, ins.location);
         }
         const platform = ins.platform?.trim();
+        // A constant is fine in a stage named for it (`build_amd64`, picked by `FROM build_${TARGETARCH}`).
+        if (platform && !platform.includes('$') && !platform.split('/').some((part) => part && ins.stageName?.includes(part.toLowerCase()))) {
+          warn('FromPlatformFlagConstDisallowed', `FROM --platform flag should not use constant value ${JSON.stringify(platform)}`, ins.location);
+        }
         if (platform === '$TARGETPLATFORM' || platform === '${TARGETPLATFORM}') {
           warn('RedundantTargetPlatform', `Setting platform to predefined ${platform} in FROM is redundant as this is the default behavior`, ins.location);
         }

@@ -22,6 +22,7 @@ const cases: [string, string, string[]][] = [
   ['ExposeProtoCasing', 'FROM busybox\nEXPOSE 80/TCP 443/tcp\n', ['ExposeProtoCasing@2']],
   ['UndefinedArgInFrom, with a suggestion; platform args are predefined', 'ARG VERSION=1\nFROM busybox:${VERSOIN}\nFROM --platform=$BUILDPLATFORM busybox:$VERSION\nFROM $OTHER\n', ['UndefinedArgInFrom@2', 'UndefinedArgInFrom@4']],
   ['InvalidDefaultArgInFrom: only when the defaults make no valid name', 'ARG TAG\nARG IMG=busybox\nARG GOOD=1.36\nFROM busybox:${TAG}\nFROM ${IMG}:${GOOD}\nFROM ${IMG}\n', ['InvalidDefaultArgInFrom@4']],
+  ['FromPlatformFlagConstDisallowed, unless the stage is named for the platform', 'FROM --platform=linux/amd64 busybox AS base\nFROM --platform=linux/arm64 busybox AS build_arm64\nFROM --platform=$BUILDPLATFORM busybox\n', ['FromPlatformFlagConstDisallowed@1']],
   ['NoEmptyContinuation', 'FROM busybox\nRUN echo a \\\n\n  b\n', ['NoEmptyContinuation@4']],
 ];
 for (const [name, text, want] of cases) {
