@@ -81,8 +81,8 @@ export class VertexKeyer {
     const inputKeys = inputs.map((i, n) => (byContent.has(n) ? KEYED_BY_CONTENT : i.key!));
     const op = v.op;
     if (op.kind === 'image' && !op.digest) return undefined;
-    // Without --checksum the content is only known after downloading: always download, and
-    // everything below reruns (BuildKit keys it by the downloaded digest / ETag; not done here).
+    // Without --checksum the content is only known after the request (which revalidates with the
+    // remembered ETag, ops/http.ts): the vertex runs, and its result gives the key (resultKey).
     if (op.kind === 'http' && !op.checksum) return undefined;
     const selections = selectionsOf(v);
     // Exec keys gain a content part only when a mount reads files (older keys stay as they were).
