@@ -74,18 +74,23 @@ async function resolveSource(src: CopySource, rel: string, raw: string): Promise
   return real;
 }
 
-/** Go's filepath.Glob over the source tree, one path component at a time; ignored paths are invisible. */
+/**
+ * Go's filepath.Glob over the source tree, one path component at a time; ignored paths are
+ * invisible. In a stage's rootfs, directories on the way resolve as inside a chroot: a symlinked
+ * `/etc -> /usr/etc` is read in the rootfs, never on the host.
+ */
 async function glob(src: CopySource, pattern: string): Promise<string[]> {
+  const at = (rel: string) => (src.kind === 'rootfs' ? resolveInRootfs(src.root, '/' + rel) : Promise.resolve(join(src.root, rel)));
   let current = [''];
   for (const part of pattern.split('/')) {
     const next: string[] = [];
     for (const dir of current) {
       if (!GLOB_META.test(part)) {
         const rel = dir ? `${dir}/${part}` : part;
-        if (await lstat(join(src.root, rel)).catch(() => undefined)) next.push(rel);
+        if (await lstat(await at(rel)).catch(() => undefined)) next.push(rel);
         continue;
       }
-      const names = await readdir(join(src.root, dir)).catch(() => [] as string[]);
+      const names = await readdir(await at(dir)).catch(() => [] as string[]);
       for (const name of names.sort()) if (filepathMatch(part, name)) next.push(dir ? `${dir}/${name}` : name);
     }
     current = next;
