@@ -89,13 +89,14 @@ function addedLayer(v: Vertex, results: ReadonlyMap<Digest, Result>): boolean {
 
 /**
  * Writes an OCI image index over one image per platform, in the order given (BuildKit keeps
- * the --platform order), each entry carrying its platform as runtimes pick by it.
+ * the --platform order), each entry carrying its platform as runtimes pick by it; attestation
+ * manifests follow with their annotations.
  */
-export async function assembleIndex(worker: Worker, images: readonly { readonly manifest: Descriptor; readonly platform: Platform }[]): Promise<Descriptor> {
+export async function assembleIndex(worker: Worker, entries: readonly (Descriptor & { readonly platform: Platform })[]): Promise<Descriptor> {
   const index = {
     schemaVersion: 2,
     mediaType: MediaType.ociIndex,
-    manifests: images.map((i) => ({ mediaType: i.manifest.mediaType, digest: i.manifest.digest, size: i.manifest.size, platform: i.platform })),
+    manifests: entries.map((e) => ({ mediaType: e.mediaType, digest: e.digest, size: e.size, ...(e.annotations ? { annotations: e.annotations } : {}), platform: e.platform })),
   };
   const blob = await worker.blobs.putBytes(JSON.stringify(index));
   return { mediaType: MediaType.ociIndex, digest: blob.digest, size: blob.size };

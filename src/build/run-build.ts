@@ -18,6 +18,7 @@ import { execHandler, type ExecOptions } from '../solver/ops/exec.js';
 import { fileHandler } from '../solver/ops/file.js';
 import { imageHandler } from '../solver/ops/image.js';
 import { assembleImage, assembleIndex, type AssembledImage } from './assemble-image.js';
+import { writeProvenance, type ProvenanceMode } from './provenance.js';
 import { storeImageResolver } from './image-resolver.js';
 import type { RegistryClient } from '../remote/registry-client.js';
 import { cleanupAfterCrashes, openWorker } from './worker.js';
@@ -52,6 +53,8 @@ export interface BuildRequest {
   readonly shmSize?: number;
   /** `--add-host NAME:IP`: /etc/hosts entries for every RUN. */
   readonly extraHosts?: readonly { readonly host: string; readonly ip: string }[];
+  /** `--provenance`: attach a SLSA provenance attestation to each image (the result is then an index). */
+  readonly provenance?: ProvenanceMode;
   /** `--platform`: what to build for, in this order; default: the host's. Several make an image index. */
   readonly platforms?: readonly Platform[];
   readonly labels: Readonly<Record<string, string>>;
@@ -179,6 +182,7 @@ async function compilePlans(worker: Worker, req: BuildRequest, input: BuildInput
 
 async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, names: string[], ctx: Ctx): Promise<BuildResult> {
   const { contextDir } = input;
+  const startedOn = new Date();
   const platforms = req.platforms?.length ? req.platforms : [hostPlatform()];
   const multi = platforms.length > 1;
   if (multi) {
@@ -239,7 +243,15 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
       : {};
     images.push(await assembleImage(worker, plan, results, req.created, { annotations: req.annotations, configExtra: inline }));
   }
-  const top = multi ? await assembleIndex(worker, images.map((img, i) => ({ manifest: img.manifest, platform: platforms[i]! }))) : images[0]!.manifest;
+  const entries = images.map((img, i) => ({ ...img.manifest, platform: platforms[i]! }));
+  if (req.provenance) {
+    const finishedOn = new Date();
+    for (const [i, img] of images.entries()) {
+      const dockerfile = { name: basename(input.dockerfilePath), text: input.text };
+      entries.push(await writeProvenance(worker, img.manifest, { mode: req.provenance, plan: plans[i]!, platform: platforms[i]!, names, buildArgs: req.buildArgs, target: req.target, dockerfile, startedOn, finishedOn }));
+    }
+  }
+  const top = entries.length > 1 ? await assembleIndex(worker, entries) : images[0]!.manifest;
   for (const name of names) await worker.images.tag(name, top);
   for (const target of req.outputs) {
     await exportImage(worker, top, target, names, ctx, req.registry);

@@ -6,6 +6,7 @@ import { decompressStream } from '../oci/decompress.js';
 import type { Descriptor } from '../oci/image.js';
 import { readImage } from '../oci/image-reader.js';
 import { indexEntries } from '../oci/image-tree.js';
+import { isAttestation } from '../oci/attestation.js';
 import { formatPlatform } from '../oci/platform.js';
 import { join } from 'node:path';
 import { applyLayer } from '../oci/layer/apply.js';
@@ -19,7 +20,9 @@ import { applyLayer } from '../oci/layer/apply.js';
  * index is written as one subdirectory per platform.
  */
 export async function exportLocal(blobs: ContentStore, manifest: Descriptor, destDir: string, ctx: Ctx): Promise<void> {
-  const entries = await indexEntries(blobs, manifest);
+  // Attestations describe the image; they are not part of its files.
+  const entries = (await indexEntries(blobs, manifest))?.filter((e) => !isAttestation(e));
+  if (entries?.length === 1) return exportLocal(blobs, entries[0]!, destDir, ctx);
   if (entries) {
     // Several platforms: one directory each, named as BuildKit's local exporter does (linux_arm_v7).
     for (const [i, e] of entries.entries()) {

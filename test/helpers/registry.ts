@@ -1,3 +1,4 @@
+import type { Test } from 'uvu';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createPrivateKey, createPublicKey, sign } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -281,6 +282,23 @@ export async function startNoChunksProxy(target: string): Promise<NoChunksProxy>
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((res) => server.close(() => res()));
+    },
+  };
+}
+
+/** Registers a suite's hooks for one open registry on 127.0.0.1: started before, stopped after. */
+export function useRegistry(test: Test): { readonly host: string } {
+  let reg: TestRegistry | undefined;
+  test.before(async () => {
+    reg = await startRegistry();
+  });
+  test.after(async () => {
+    await reg?.stop();
+  });
+  return {
+    get host() {
+      if (!reg) throw new Error('the registry is started in the suite\'s before hook');
+      return reg.host;
     },
   };
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { useBuildRoot } from '../helpers/build-root.js';
 import { tsbuild, tsbuildOk } from '../helpers/cli.js';
 import { cached, rawjsonEvents, started } from '../helpers/progress-events.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { useRegistry } from '../helpers/registry.js';
 import { tool } from '../helpers/run-tool.js';
 
 /**
@@ -15,14 +15,7 @@ import { tool } from '../helpers/run-tool.js';
  */
 const test = suite('integration/multi-platform');
 const env = useBuildRoot(test, 'multiplat');
-let reg: TestRegistry;
-
-test.before(async () => {
-  reg = await startRegistry();
-});
-test.after(async () => {
-  await reg?.stop();
-});
+const reg = useRegistry(test);
 
 // Declared ARGs are part of a RUN's environment: the RUN before them is the same step for every
 // target platform, the one after them is not.
