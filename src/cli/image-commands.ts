@@ -176,7 +176,7 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
         return runImage(
           w,
           found.descriptor,
-          { command: command.length ? command : undefined, network: flags.network, ...(flags.tty ? { tty: true } : {}) },
+          { command: command.length ? command : undefined, network: flags.network, ...(flags.tty ? { tty: true, ...terminalSize() } : {}) },
           {
             onOutput: (stream, chunk) => void (stream === 1 ? process.stdout : process.stderr).write(chunk),
             ...(flags.interactive ? { stdin: process.stdin } : {}),
@@ -211,4 +211,13 @@ function ago(now: number, then: number): string {
     if (n >= 1) return `${n} ${unit}${n > 1 ? 's' : ''} ago`;
   }
   return 'Less than a second ago';
+}
+
+/**
+ * The size of our terminal (standard output, which `-t` requires to be one), so the container's
+ * pty starts with it: runc only applies the size after the process has started.
+ */
+function terminalSize(): { ttySize?: { height: number; width: number } } {
+  const { rows, columns } = process.stdout;
+  return rows && columns ? { ttySize: { height: rows, width: columns } } : {};
 }

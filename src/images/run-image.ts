@@ -20,6 +20,8 @@ export interface RunOptions {
   readonly network: 'host' | 'none';
   /** `-t`: a pseudo-terminal on the caller's terminal (which must be one); TERM=xterm unless the image sets TERM. */
   readonly tty?: boolean;
+  /** With `tty`: the caller's terminal size, which the pty starts with. */
+  readonly ttySize?: { readonly height: number; readonly width: number };
 }
 
 /**
@@ -49,7 +51,7 @@ export async function runImage(worker: Worker, manifest: Descriptor, opts: RunOp
         rootfs: mounted.merged,
         args,
         env: withTerm(env.some((e) => e.startsWith('PATH=')) ? env : [DEFAULT_PATH, ...env], opts.tty ?? false),
-        ...(opts.tty ? { terminal: true } : {}),
+        ...(opts.tty ? { terminal: true, ...(opts.ttySize ? { consoleSize: opts.ttySize } : {}) } : {}),
         cwd,
         uid: user.uid,
         gid: user.gid,

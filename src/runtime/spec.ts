@@ -37,6 +37,8 @@ export interface ExecRequest {
    * and relays to its own stdio, the caller's terminal. Never for RUN steps.
    */
   readonly terminal?: boolean;
+  /** With `terminal`: the pty's size from the start (runc follows later changes itself). */
+  readonly consoleSize?: { readonly height: number; readonly width: number };
 }
 
 /** Docker's / containerd's default capability set. */
@@ -119,6 +121,7 @@ export function toRuntimeSpec(req: ExecRequest): RuntimeConfig {
     ociVersion: '1.0.2',
     process: {
       terminal: req.terminal ?? false,
+      ...(req.terminal && req.consoleSize ? { consoleSize: { ...req.consoleSize } } : {}),
       // The primary gid is listed too (containerd/moby fix for CVE-2023-25173): with an empty
       // list, group-deny permissions (e.g. mode 0705 owned by our gid) would not apply after a
       // setgid exec changes the effective gid.
