@@ -142,11 +142,16 @@ async function withBuildInputs<T>(request: BuildRequest, ctx: Ctx, fn: (worker: 
   }
 }
 
-/** One plan per platform of the request (default: the host's), in order. */
+/** What the request builds for, in order: `--platform`, or the host's. */
+function platformsOf(req: BuildRequest): readonly Platform[] {
+  return req.platforms?.length ? req.platforms : [hostPlatform()];
+}
+
+/** One plan per platform of the request, in order. */
 async function compilePlans(worker: Worker, req: BuildRequest, input: BuildInput, ctx: Ctx): Promise<BuildPlan[]> {
   const { contextDir, dockerfilePath, text } = input;
   const host = hostPlatform();
-  const platforms = req.platforms?.length ? req.platforms : [host];
+  const platforms = platformsOf(req);
   const named = await prepareNamedContexts(req.buildContexts ?? {}, worker, ctx);
   const resolver = named.wrap(storeImageResolver(worker, { registry: req.registry, pull: req.pull }));
   const dockerignore = await readDockerignore(dockerfilePath, contextDir);
@@ -183,7 +188,7 @@ async function compilePlans(worker: Worker, req: BuildRequest, input: BuildInput
 async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, names: string[], ctx: Ctx): Promise<BuildResult> {
   const { contextDir } = input;
   const startedOn = new Date();
-  const platforms = req.platforms?.length ? req.platforms : [hostPlatform()];
+  const platforms = platformsOf(req);
   const multi = platforms.length > 1;
   if (multi) {
     const docker = req.outputs.find((o) => o.type === 'docker');

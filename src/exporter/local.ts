@@ -5,9 +5,7 @@ import type { ContentStore } from '../oci/content-store.js';
 import { decompressStream } from '../oci/decompress.js';
 import type { Descriptor } from '../oci/image.js';
 import { readImage } from '../oci/image-reader.js';
-import { indexEntries } from '../oci/image-tree.js';
-import { isAttestation } from '../oci/attestation.js';
-import { formatPlatform } from '../oci/platform.js';
+import { filesystemImages } from '../oci/image-tree.js';
 import { join } from 'node:path';
 import { applyLayer } from '../oci/layer/apply.js';
 
@@ -20,17 +18,10 @@ import { applyLayer } from '../oci/layer/apply.js';
  * index is written as one subdirectory per platform.
  */
 export async function exportLocal(blobs: ContentStore, manifest: Descriptor, destDir: string, ctx: Ctx): Promise<void> {
-  // Attestations describe the image; they are not part of its files.
-  const entries = (await indexEntries(blobs, manifest))?.filter((e) => !isAttestation(e));
-  if (entries?.length === 1) return exportLocal(blobs, entries[0]!, destDir, ctx);
-  if (entries) {
-    // Several platforms: one directory each, named as BuildKit's local exporter does (linux_arm_v7).
-    for (const [i, e] of entries.entries()) {
-      const dir = e.platform ? formatPlatform(e.platform).replaceAll('/', '_') : `image-${i}`;
-      await exportLocal(blobs, e, join(destDir, dir), ctx);
-    }
-    return;
-  }
+  for (const { descriptor, dir } of await filesystemImages(blobs, manifest)) await writeImageFiles(blobs, descriptor, join(destDir, dir), ctx);
+}
+
+async function writeImageFiles(blobs: ContentStore, manifest: Descriptor, destDir: string, ctx: Ctx): Promise<void> {
   const img = await readImage(blobs, manifest);
   await mkdir(destDir, { recursive: true });
   for (const layer of img.layers) {

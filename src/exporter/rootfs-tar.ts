@@ -1,9 +1,7 @@
 import type { Ctx } from '../ctx.js';
 import type { Descriptor } from '../oci/image.js';
 import { readImage } from '../oci/image-reader.js';
-import { indexEntries } from '../oci/image-tree.js';
-import { isAttestation } from '../oci/attestation.js';
-import { formatPlatform } from '../oci/platform.js';
+import { filesystemImages } from '../oci/image-tree.js';
 import { ensureUnpacked } from '../solver/ops/image.js';
 import type { Worker } from '../solver/worker.js';
 import { writeArchiveAtomic, type ArchiveWriter } from './archive-file.js';
@@ -15,15 +13,11 @@ import { writeArchiveAtomic, type ArchiveWriter } from './archive-file.js';
  * puts each platform's files under `os_arch[_variant]/`, as BuildKit does.
  */
 export async function exportRootfsTar(worker: Worker, manifest: Descriptor, dest: string, ctx: Ctx): Promise<void> {
-  // Attestations describe the image; they are not part of its files.
-  const entries = (await indexEntries(worker.blobs, manifest))?.filter((e) => !isAttestation(e));
+  const images = await filesystemImages(worker.blobs, manifest);
   await writeArchiveAtomic(dest, ctx, async (w) => {
-    if (!entries) return addRootfs(worker, manifest, w, '', ctx);
-    if (entries.length === 1) return addRootfs(worker, entries[0]!, w, '', ctx);
-    for (const [i, e] of entries.entries()) {
-      const dir = e.platform ? formatPlatform(e.platform).replaceAll('/', '_') : `image-${i}`;
-      await w.dir(dir);
-      await addRootfs(worker, e, w, `${dir}/`, ctx);
+    for (const { descriptor, dir } of images) {
+      if (dir) await w.dir(dir);
+      await addRootfs(worker, descriptor, w, dir ? `${dir}/` : '', ctx);
     }
   });
 }

@@ -1,8 +1,9 @@
 import { BuildError, type SourceLocation } from '../errors.js';
 import { parseDirective } from './directives.js';
-import { parseInstruction, type Instruction } from './instructions.js';
-import { editDistance, parseDockerfile } from './parse.js';
+import type { Instruction } from './instructions.js';
+import { editDistance } from './parse.js';
 import { ShellLexer } from './shell-lexer.js';
+import { PLATFORM_ARGS } from './stage-state.js';
 import { parseReference } from '../oci/reference.js';
 import { splitFields } from './words.js';
 
@@ -62,7 +63,7 @@ const RESERVED_STAGE_NAMES = new Set(['scratch', 'context']);
 const SECRET_NAME = /(?:^|_)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token)(?:_|$)/i;
 const ONE_PER_STAGE = new Set(['CMD', 'ENTRYPOINT', 'HEALTHCHECK']);
 /** ARGs FROM may use without declaring them (BuildKit's automatic platform args). */
-const PREDEFINED_FROM_ARGS = new Set(['PLATFORM', 'OS', 'ARCH', 'VARIANT'].flatMap((k) => [`TARGET${k}`, `BUILD${k}`]));
+const PREDEFINED_FROM_ARGS = new Set(PLATFORM_ARGS);
 
 /**
  * Runs the build checks over a parsed Dockerfile: casing, deprecated and legacy forms, shell-form
@@ -234,15 +235,4 @@ export function dockerfileChecks(
   const config = parseCheckConfig(buildArgs[CHECK_BUILD_ARG] ?? parseDirective('check', text)?.cmdline);
   const found = selectChecks(runBuildChecks(instructions, parseWarnings.map((w) => ({ file, line: w.line }))), config);
   return { found, config, ...(config.error && found.length > 0 ? { error: checksAsError(found) } : {}) };
-}
-
-/**
- * `tsbuild build --check`: parses the Dockerfile and runs the checks, without resolving images
- * or building. Syntax errors throw, as in a build.
- */
-export function lintDockerfile(text: string, file: string, buildArgs: Readonly<Record<string, string>>): CheckWarning[] {
-  const parsed = parseDockerfile(text, file);
-  if (parsed.errors.length > 0) throw parsed.errors[0];
-  const instructions = parsed.instructions.map((raw) => parseInstruction(raw, parsed.escapeToken));
-  return [...dockerfileChecks(text, file, instructions, parsed.warnings, buildArgs).found];
 }

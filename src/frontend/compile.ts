@@ -9,7 +9,7 @@ import { parseInstruction, type Instruction } from './instructions.js';
 import { editDistance, parseDockerfile } from './parse.js';
 import { ShellLexer, ShellLexError } from './shell-lexer.js';
 import { convertStage, type ResolvedImage, type StageSource } from './convert-stage.js';
-import type { ConvertEnv, ImageResolver, StageState, Warning } from './stage-state.js';
+import { PLATFORM_ARGS, type ConvertEnv, type ImageResolver, type StageState, type Warning } from './stage-state.js';
 
 export type { ImageResolver } from './stage-state.js';
 
@@ -303,7 +303,7 @@ export function metaEnv(m: ReadonlyMap<string, string | undefined>): { get(k: st
 /** Built-in args BuildKit never reports as unused: the proxies and the platform/stage args. */
 const BUILTIN_ARGS = new Set([
   ...['HTTP_PROXY', 'HTTPS_PROXY', 'FTP_PROXY', 'NO_PROXY', 'ALL_PROXY'].flatMap((k) => [k, k.toLowerCase()]),
-  ...['PLATFORM', 'OS', 'ARCH', 'VARIANT'].flatMap((k) => [`TARGET${k}`, `BUILD${k}`]),
+  ...PLATFORM_ARGS,
   'TARGETSTAGE',
   CHECK_BUILD_ARG,
 ]);

@@ -23,6 +23,9 @@ export function defaultPath(os: string | undefined): string | undefined {
 }
 export const HISTORY_COMMENT = 'buildkit.dockerfile.v0';
 
+/** The platform ARGs BuildKit sets itself (TARGETPLATFORM, BUILDOS, …): usable without --build-arg. */
+export const PLATFORM_ARGS: readonly string[] = ['PLATFORM', 'OS', 'ARCH', 'VARIANT'].flatMap((k) => [`TARGET${k}`, `BUILD${k}`]);
+
 export interface ArgEntry {
   readonly key: string;
   readonly value: string | undefined;

@@ -1,10 +1,10 @@
 import type { SourceLocation } from '../errors.js';
 import type { Instruction } from './instructions.js';
 import { editDistance } from './parse.js';
-import { expansionEnv, type ConvertEnv, type StageState } from './stage-state.js';
+import { expansionEnv, PLATFORM_ARGS, type ConvertEnv, type StageState } from './stage-state.js';
 
 /** Args every stage may use undeclared (BuildKit's non-env args: the automatic platform ones). */
-const PREDEFINED = new Set([...['PLATFORM', 'OS', 'ARCH', 'VARIANT'].flatMap((k) => [`TARGET${k}`, `BUILD${k}`]), 'TARGETSTAGE']);
+const PREDEFINED = new Set([...PLATFORM_ARGS, 'TARGETSTAGE']);
 
 /** The words of `ins` the frontend expands (BuildKit's SupportsSingleWordExpansion commands; RUN, CMD and ENTRYPOINT are the shell's). */
 function expandedWords(ins: Instruction): string[] {

@@ -4,6 +4,7 @@ import { isDigest } from './digest.js';
 import { hostPlatform, type Descriptor, type ImageConfig, type OciImageIndex, type OciImageManifest, type Platform } from './image.js';
 import type { IndexDescriptor } from './image-layout.js';
 import { MediaType } from './media-types.js';
+import { formatPlatform, matchPlatform } from './platform.js';
 
 /** An image manifest with checked digests (OCI or Docker schema2; same shape). */
 export interface Manifest extends Omit<OciImageManifest, 'config' | 'layers'> {
@@ -70,19 +71,12 @@ function checkManifest(raw: unknown, desc: Descriptor): Manifest {
   return m;
 }
 
-/** The index entry for `platform`: os and architecture must match; variant too when both name one. */
+/** The index entry for `platform` (see matchPlatform). */
 function pickPlatform(idx: OciImageIndex, platform: Platform, desc: Descriptor, anyPlatform: boolean): Descriptor {
   const entries = (idx.manifests ?? []) as IndexDescriptor[];
-  const matches = entries.filter(
-    (e) =>
-      e.platform?.os === platform.os &&
-      e.platform.architecture === platform.architecture &&
-      (!platform.variant || !e.platform.variant || platform.variant === e.platform.variant),
-  );
-  // Prefer an exact variant match, then the first compatible entry (as containerd does).
-  const chosen = matches.find((e) => e.platform?.variant === platform.variant) ?? matches[0] ?? (anyPlatform ? entries[0] : undefined);
+  const chosen = matchPlatform(entries, platform) ?? (anyPlatform ? entries[0] : undefined);
   if (!chosen) {
-    const have = entries.map((e) => (e.platform ? `${e.platform.os}/${e.platform.architecture}${e.platform.variant ? '/' + e.platform.variant : ''}` : 'unknown')).join(', ');
+    const have = entries.map((e) => (e.platform ? formatPlatform(e.platform) : 'unknown')).join(', ');
     throw new BuildError('IMAGE_NOT_FOUND', `image index ${desc.digest} has no manifest for ${platform.os}/${platform.architecture} (has: ${have || 'none'})`);
   }
   if (!isDigest(chosen.digest)) throw new BuildError('STORE_CORRUPT', `${desc.digest}: index entry has invalid digest ${JSON.stringify(chosen.digest)}`);

@@ -3,6 +3,8 @@ import type { Descriptor } from './image.js';
 import type { IndexDescriptor } from './image-layout.js';
 import { readImage } from './image-reader.js';
 import { MediaType } from './media-types.js';
+import { isAttestation } from './attestation.js';
+import { formatPlatform } from './platform.js';
 
 const INDEX_TYPES: ReadonlySet<string> = new Set([MediaType.ociIndex, MediaType.dockerManifestList]);
 
@@ -31,4 +33,17 @@ export async function imageTreeBlobs(blobs: ContentStore, desc: Descriptor): Pro
   };
   await visit(desc, 0);
   return [...out.values()];
+}
+
+/**
+ * The images whose files an exporter writes (`type=local`, `type=tar`): the image itself, or
+ * each image of an index with the directory BuildKit names for its platform (`linux_arm_v7`).
+ * Attestations describe images and have no files; an index left with one image is that image
+ * at the top (`dir` '').
+ */
+export async function filesystemImages(blobs: ContentStore, desc: Descriptor): Promise<{ readonly descriptor: Descriptor; readonly dir: string }[]> {
+  const entries = (await indexEntries(blobs, desc))?.filter((e) => !isAttestation(e));
+  if (!entries) return [{ descriptor: desc, dir: '' }];
+  if (entries.length === 1) return [{ descriptor: entries[0]!, dir: '' }];
+  return entries.map((e, i) => ({ descriptor: e, dir: e.platform ? formatPlatform(e.platform).replaceAll('/', '_') : `image-${i}` }));
 }

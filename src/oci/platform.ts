@@ -25,7 +25,14 @@ export function parsePlatform(s: string, code: ErrorCode = 'USAGE'): Platform {
   return { os, architecture, ...(variant ? { variant } : {}) };
 }
 
-/** Same os, architecture and variant (an absent variant matches only an absent one). */
-export function samePlatform(a: Platform, b: Platform): boolean {
-  return a.os === b.os && a.architecture === b.architecture && (a.variant ?? '') === (b.variant ?? '');
+/**
+ * The entry of an index for `platform`, as containerd picks: os and architecture must match,
+ * and the variant too when both name one; an exact variant match wins, then the first
+ * compatible entry. Undefined when none fits.
+ */
+export function matchPlatform<T extends { readonly platform?: Platform }>(entries: readonly T[], platform: Platform): T | undefined {
+  const compatible = entries.filter(
+    (e) => e.platform?.os === platform.os && e.platform.architecture === platform.architecture && (!platform.variant || !e.platform.variant || platform.variant === e.platform.variant),
+  );
+  return compatible.find((e) => e.platform?.variant === platform.variant) ?? compatible[0];
 }

@@ -1,7 +1,7 @@
 import { BuildError } from '../errors.js';
 import { isDigest } from '../oci/digest.js';
 import type { Descriptor, Platform } from '../oci/image.js';
-import { formatPlatform } from '../oci/platform.js';
+import { formatPlatform, matchPlatform } from '../oci/platform.js';
 
 /** An index entry: a descriptor that may name its platform. */
 export type PlatformDescriptor = Descriptor & { platform?: Platform };
@@ -12,10 +12,7 @@ export type PlatformDescriptor = Descriptor & { platform?: Platform };
  * match wins. No match → BuildError('IMAGE_NOT_FOUND') listing what the index has.
  */
 export function selectPlatform(entries: readonly PlatformDescriptor[], platform: Platform, what: string): PlatformDescriptor {
-  const compatible = entries.filter(
-    (e) => e.platform?.os === platform.os && e.platform.architecture === platform.architecture && (!platform.variant || !e.platform.variant || platform.variant === e.platform.variant),
-  );
-  const chosen = compatible.find((e) => e.platform?.variant === platform.variant) ?? compatible[0];
+  const chosen = matchPlatform(entries, platform);
   if (!chosen) {
     const have = entries.map((e) => (e.platform ? formatPlatform(e.platform) : 'unknown')).join(', ');
     throw new BuildError('IMAGE_NOT_FOUND', `${what} has no image for platform ${formatPlatform(platform)} (it has: ${have || 'none'})`, {

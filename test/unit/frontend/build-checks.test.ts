@@ -1,8 +1,18 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CHECK_RULES, lintDockerfile } from '../../../src/frontend/build-checks.js';
+import { CHECK_RULES, dockerfileChecks, type CheckWarning } from '../../../src/frontend/build-checks.js';
+import { parseInstruction } from '../../../src/frontend/instructions.js';
+import { parseDockerfile } from '../../../src/frontend/parse.js';
 
 const test = suite('frontend/build-checks');
+
+/** The checks a parse alone finds (UndefinedVar needs the converted stages: compile.test.ts). */
+function lintDockerfile(text: string, file: string, buildArgs: Readonly<Record<string, string>>): CheckWarning[] {
+  const parsed = parseDockerfile(text, file);
+  if (parsed.errors.length > 0) throw parsed.errors[0];
+  const instructions = parsed.instructions.map((raw) => parseInstruction(raw, parsed.escapeToken));
+  return [...dockerfileChecks(text, file, instructions, parsed.warnings, buildArgs).found];
+}
 
 /** `rule@line` of every finding. */
 const lint = (text: string, buildArgs: Record<string, string> = {}) => lintDockerfile(text, '/x/Dockerfile', buildArgs).map((w) => `${w.rule}@${w.location.line}`);
