@@ -1,5 +1,6 @@
 /*
- * fsx: the few filesystem calls Node lacks, for layer diff/apply.
+ * fsx: the few filesystem calls Node lacks, for layer diff/apply, and the one way tsbuild
+ * resolves a path inside an untrusted tree (open_in_root).
  *
  * Node has no mknod and no xattr API. Overlay whiteouts are char devices 0:0, the opaque
  * marker and file capabilities are xattrs, and a layer can hold thousands of them: spawning
@@ -15,10 +16,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
+#include <stdbool.h>
+#include <limits.h>
 #include <sys/types.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
+#include <sys/syscall.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <linux/openat2.h>
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
 
 #define CHECK(call)                                                     \
   do {                                                                  \
@@ -49,6 +60,9 @@ static const char *errno_name(int e) {
     case EDQUOT: return "EDQUOT";
     case ENODATA: return "ENODATA";
     case ENOTSUP: return "ENOTSUP";
+    case EXDEV: return "EXDEV";
+    case EAGAIN: return "EAGAIN";
+    case ENOSYS: return "ENOSYS";
     default: return "EUNKNOWN";
   }
 }
@@ -230,12 +244,150 @@ static napi_value js_mknod(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/*
+ * open_in_root: an O_PATH descriptor for `path` resolved inside the directory `root`, as the
+ * kernel would after chroot(root): absolute symlinks and ".." never leave it. This is the
+ * primitive runc's and umoci's securejoin are built on. With `no_symlinks` any symlink on the
+ * way fails with ELOOP; with `nofollow` a final symlink is opened itself, not followed.
+ *
+ * openat2(RESOLVE_IN_ROOT) does it in the kernel, race-free. Kernels before 5.6 (ENOSYS) and
+ * seccomp profiles that refuse openat2 (EPERM/ENOSYS) get walk_in_root below, which resolves
+ * one component at a time from descriptors it holds, so a rename elsewhere cannot move it out.
+ */
+#define MAX_SYMLINKS 40
+
+static int walk_in_root(int rootfd, const char *path, int nofollow, int no_symlinks) {
+  size_t cap = 64, depth = 0;
+  int *stack = malloc(cap * sizeof(int));
+  char *rest = strdup(path);
+  if (!stack || !rest) { free(stack); free(rest); errno = ENOMEM; return -1; }
+  stack[0] = rootfd; /* never closed here: the caller owns it */
+  int links = 0, err = 0;
+  char *p = rest;
+  for (;;) {
+    while (*p == '/') p++;
+    if (!*p) break;
+    char *end = strchr(p, '/');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    int last = 1;
+    for (char *q = p + len; *q; q++) if (*q != '/') { last = 0; break; }
+    char comp[NAME_MAX + 1];
+    if (len > NAME_MAX) { err = ENAMETOOLONG; break; }
+    memcpy(comp, p, len);
+    comp[len] = 0;
+    p += len;
+    if (strcmp(comp, ".") == 0) continue;
+    if (strcmp(comp, "..") == 0) { /* the directory we came from, never above root */
+      if (depth > 0) close(stack[depth--]);
+      continue;
+    }
+    int fd = openat(stack[depth], comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) { err = errno; break; }
+    struct stat st;
+    if (fstat(fd, &st) != 0) { err = errno; close(fd); break; }
+    if (S_ISLNK(st.st_mode) && !(last && nofollow)) {
+      if (no_symlinks || ++links > MAX_SYMLINKS) { err = ELOOP; close(fd); break; }
+      char target[PATH_MAX];
+      ssize_t n = readlinkat(fd, "", target, sizeof target - 1);
+      close(fd);
+      if (n < 0) { err = errno; break; }
+      target[n] = 0;
+      if (target[0] == '/') while (depth > 0) close(stack[depth--]);
+      size_t rl = strlen(p);
+      char *next = malloc((size_t)n + 1 + rl + 1);
+      if (!next) { err = ENOMEM; break; }
+      memcpy(next, target, (size_t)n);
+      next[n] = '/';
+      memcpy(next + n + 1, p, rl + 1);
+      free(rest);
+      rest = p = next;
+      continue;
+    }
+    if (!last && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) { err = ENOTDIR; close(fd); break; }
+    if (depth + 1 >= cap) {
+      int *grown = realloc(stack, cap * 2 * sizeof(int));
+      if (!grown) { err = ENOMEM; close(fd); break; }
+      stack = grown;
+      cap *= 2;
+    }
+    stack[++depth] = fd;
+  }
+  int result = -1;
+  if (!err) {
+    if (depth > 0) { result = stack[depth--]; }
+    else { result = openat(rootfd, ".", O_PATH | O_CLOEXEC); if (result < 0) err = errno; }
+  }
+  while (depth > 0) close(stack[depth--]);
+  free(stack);
+  free(rest);
+  if (err) { errno = err; return -1; }
+  return result;
+}
+
+enum { MODE_AUTO = 0, MODE_KERNEL = 1, MODE_WALK = 2 };
+
+static int open_in_root(const char *root, const char *path, int nofollow, int no_symlinks, int mode) {
+  int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) return -1;
+  int fd = -1, err = 0;
+  if (mode != MODE_WALK) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = O_PATH | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0);
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | (no_symlinks ? RESOLVE_NO_SYMLINKS : 0);
+    /* EAGAIN: a concurrent rename raced a ".." (the kernel refuses rather than risk it). */
+    for (int tries = 0; tries < 8; tries++) {
+      fd = (int)syscall(SYS_openat2, rootfd, path, &how, sizeof how);
+      if (fd >= 0 || errno != EAGAIN) break;
+    }
+    err = fd < 0 ? errno : 0;
+  }
+  if (mode == MODE_WALK || (mode == MODE_AUTO && fd < 0 && (err == ENOSYS || err == EPERM || err == EAGAIN))) {
+    fd = walk_in_root(rootfd, path, nofollow, no_symlinks);
+    err = fd < 0 ? errno : 0;
+  }
+  close(rootfd);
+  errno = err;
+  return fd;
+}
+
+/* openInRoot(root, path, nofollow: boolean, noSymlinks: boolean, mode: 0 auto | 1 kernel | 2 walk): fd */
+static napi_value js_open_in_root(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  bool nofollow, no_symlinks;
+  uint32_t mode;
+  if (napi_get_value_bool(env, argv[2], &nofollow) != napi_ok || napi_get_value_bool(env, argv[3], &no_symlinks) != napi_ok ||
+      napi_get_value_uint32(env, argv[4], &mode) != napi_ok || mode > MODE_WALK) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fsx: nofollow and noSymlinks must be booleans, mode 0, 1 or 2");
+    return NULL;
+  }
+  char *root = get_string(env, argv[0], "root");
+  if (!root) return NULL;
+  char *path = get_string(env, argv[1], "path");
+  if (!path) { free(root); return NULL; }
+  int fd = open_in_root(root, path, nofollow, no_symlinks, (int)mode);
+  int err = errno;
+  napi_value r = NULL;
+  if (fd < 0) {
+    char shown[4200];
+    snprintf(shown, sizeof shown, "%s (in %s)", path, root);
+    r = throw_errno(env, err, "openat2", shown);
+  } else {
+    napi_create_int32(env, fd, &r);
+  }
+  free(root);
+  free(path);
+  return r;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lsetxattr", NULL, js_lsetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"openInRoot", NULL, js_open_in_root, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;

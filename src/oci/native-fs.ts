@@ -18,6 +18,7 @@ interface Fsx {
   lgetxattr(path: string, name: string): Buffer | null;
   lsetxattr(path: string, name: string, value: Buffer): void;
   mknod(path: string, mode: number, major: number, minor: number): void;
+  openInRoot(root: string, path: string, nofollow: boolean, noSymlinks: boolean, mode: number): number;
 }
 
 /** native/build/Release/fsx.node, found from dist/src/oci/ or from src/oci/ (3 or 2 levels up). */
@@ -66,3 +67,15 @@ export function mknod(path: string, mode: number, major: number, minor: number):
   fsx().mknod(path, mode, major, minor);
 }
 
+
+/** How openInRootFd resolves: openat2 where the kernel allows it (`auto`), or forced (tests). */
+export type ResolveMode = 'auto' | 'kernel' | 'walk';
+
+/**
+ * An O_PATH descriptor (close it with fs.closeSync) for `path` resolved inside the directory
+ * `root` as after chroot(root). Use src/oci/in-root.ts, not this. `nofollow` opens a final
+ * symlink itself; `noSymlinks` fails with ELOOP at any symlink.
+ */
+export function openInRootFd(root: string, path: string, nofollow: boolean, noSymlinks: boolean, mode: ResolveMode): number {
+  return fsx().openInRoot(root, path, nofollow, noSymlinks, mode === 'auto' ? 0 : mode === 'kernel' ? 1 : 2);
+}

@@ -1,0 +1,133 @@
+import { closeSync } from 'node:fs';
+import { chmod, lchown, lstat, mkdir, readlink, stat } from 'node:fs/promises';
+import { posix } from 'node:path';
+import { BuildError } from '../errors.js';
+import { openInRootFd, type ResolveMode } from './native-fs.js';
+
+/**
+ * The one way tsbuild touches a path inside an untrusted tree: a rootfs, an upperdir, a layer
+ * being applied, a cache mount, a context, an output directory. Such a tree may hold symlinks
+ * (absolute or with `..`) that point anywhere on the host, and a RUN may have planted them
+ * after tsbuild last looked, so no path inside it is ever joined to its root and used as is.
+ *
+ * Every component is resolved inside `root` by the kernel (openat2 with RESOLVE_IN_ROOT, or a
+ * descriptor-by-descriptor walk where openat2 is refused; see native/fsx.c): symlinks are
+ * followed as they would be after `chroot(root)`, never out of it. The resolved directory is
+ * held open and handed to the caller as `/proc/self/fd/N/…`, so what the caller acts on is the
+ * object that was resolved, even if the tree changes meanwhile.
+ */
+
+export interface InRootOptions {
+  /**
+   * `chroot` (default): symlinks are followed as inside a container whose root is `root`.
+   * `none`: any symlink on the way fails with ELOOP; for trees tsbuild itself lays out (an
+   * upperdir, a layer directory), where a symlink parent can only be planted.
+   */
+  readonly symlinks?: 'chroot' | 'none';
+  /** Tests only: force the kernel's openat2 or the fallback walk. */
+  readonly mode?: ResolveMode;
+}
+
+/** Lexically cleaned components of a container path: `.`, empty parts and leading `..` dropped. */
+export function containerPathParts(path: string): string[] {
+  if (path.includes('\0')) throw new BuildError('INVALID_INSTRUCTION', `path ${JSON.stringify(path)} contains a NUL byte`);
+  return posix
+    .normalize(`/${path}`)
+    .split('/')
+    .filter((c) => c !== '' && c !== '.' && c !== '..');
+}
+
+/** An O_PATH descriptor for `parts` resolved inside root (the final component followed unless `nofollow`). */
+function openParts(root: string, parts: readonly string[], nofollow: boolean, opts: InRootOptions): number {
+  return openInRootFd(root, parts.length ? parts.join('/') : '.', nofollow, opts.symlinks === 'none', opts.mode ?? 'auto');
+}
+
+/**
+ * Runs `fn` with a host path for `path` inside `root` whose parent directory is resolved in
+ * the root and held open, and whose last component is a plain name that is not followed: use
+ * it with calls that act on a link itself (lstat, unlink, rmdir, rm, rename, mkdir, symlink,
+ * link, mknod, lchown, lutimes, lsetxattr, or open with O_NOFOLLOW/O_EXCL). The path is valid
+ * only until `fn` settles. For the root itself (`/`) it names the root directory.
+ * A missing parent throws ENOENT, one that is not a directory ENOTDIR.
+ */
+export async function atInRoot<T>(root: string, path: string, fn: (host: string) => Promise<T> | T, opts: InRootOptions = {}): Promise<T> {
+  const parts = containerPathParts(path);
+  const leaf = parts.pop();
+  const fd = openParts(root, parts, false, opts);
+  try {
+    return await fn(`/proc/self/fd/${fd}/${leaf ?? '.'}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Runs `fn` with a host path naming the object `path` resolves to inside `root`, the last
+ * component followed too: use it to read (stat, readFile, readdir, open). The path is a
+ * /proc magic link, so `lstat` on it describes the link, not the object: use `stat`.
+ */
+export async function resolvedInRoot<T>(root: string, path: string, fn: (host: string) => Promise<T> | T, opts: InRootOptions = {}): Promise<T> {
+  const fd = openParts(root, containerPathParts(path), false, opts);
+  try {
+    return await fn(`/proc/self/fd/${fd}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The host path of the existing object `path` resolves to inside `root` (every component,
+ * the last too, resolved in the kernel), checked to lie inside `root`; ENOENT when it does not
+ * exist. For what must outlive one call and is only read: a mount source handed to runc, a
+ * tree to copy from. Use it only on trees nothing writes into meanwhile (a mounted snapshot,
+ * the context); never to name something to create or write: a dangling symlink there would be
+ * followed on the host. To write, use atInRoot (or mkdirInRoot) instead.
+ */
+export async function resolveInRoot(root: string, path: string, opts: InRootOptions = {}): Promise<string> {
+  const rootReal = await readlinkOfFd(openParts(root, [], false, opts));
+  const host = await readlinkOfFd(openParts(root, containerPathParts(path), false, opts));
+  if (host !== rootReal && !host.startsWith(rootReal === '/' ? '/' : `${rootReal}/`)) {
+    // Cannot happen with RESOLVE_IN_ROOT; a bind mount inside the tree could do it.
+    throw new BuildError('PATH_ESCAPES', `${path} resolves to ${host}, outside ${root}`);
+  }
+  return host;
+}
+
+/**
+ * Creates directory `path` and its missing parents inside `root`, as `mkdir -p` run in a
+ * chroot would (an existing symlink among them is followed inside the root). New directories
+ * get `mode` (not narrowed by the umask) and `owner`. Throws BuildError naming `path` when a
+ * component exists and is not a directory.
+ */
+export async function mkdirInRoot(root: string, path: string, mode: number, owner?: { uid: number; gid: number }, opts: InRootOptions = {}): Promise<void> {
+  const parts = containerPathParts(path);
+  for (let i = 1; i <= parts.length; i++) {
+    const sub = parts.slice(0, i).join('/');
+    await atInRoot(
+      root,
+      sub,
+      async (host) => {
+        const st = await lstat(host).catch(() => undefined);
+        if (st?.isDirectory()) return;
+        if (st?.isSymbolicLink()) {
+          const target = await resolvedInRoot(root, sub, (h) => stat(h), opts).catch(() => undefined);
+          if (target?.isDirectory()) return;
+        }
+        if (st) throw new BuildError('INVALID_INSTRUCTION', `cannot create directory /${sub}: a file of that name exists`);
+        await mkdir(host, { mode });
+        if (owner) await lchown(host, owner.uid, owner.gid);
+        await chmod(host, mode); // after chown (which may clear set-id bits), and never narrowed by the umask
+      },
+      opts,
+    );
+  }
+}
+
+/** The host path an O_PATH descriptor names (its /proc link), closing the descriptor. */
+async function readlinkOfFd(fd: number): Promise<string> {
+  try {
+    return await readlink(`/proc/self/fd/${fd}`);
+  } finally {
+    closeSync(fd);
+  }
+}
