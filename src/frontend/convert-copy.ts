@@ -89,9 +89,9 @@ export async function convertCopy(ins: Extract<Instruction, { kind: 'COPY' | 'AD
   for (const url of urls) {
     // BuildKit: one http source per URL; a remote archive stays a file unless --unpack=true.
     const filename = urlFilename(url);
-    const op = { kind: 'http' as const, url, ...(checksum ? { checksum } : {}), ...(filename ? { filename } : {}) };
+    const op = { kind: 'http' as const, url, ...(checksum ? { checksum } : {}), filename };
     inputs.push(makeVertex(op, [], { name: `[internal] download ${url}`, location: loc }));
-    actions.push({ type: 'copy', source: inputs.length - 1, srcPaths: [filename ?? '*'], ...common, allowWildcard: filename === undefined, unpackArchives: ins.unpack === true });
+    actions.push({ type: 'copy', source: inputs.length - 1, srcPaths: [filename], ...common, allowWildcard: false, unpackArchives: ins.unpack === true });
   }
   if (ins.sourceContents.length > 0) {
     inputs.push(inlineFiles(ins.sourceContents, chmod, env, st, loc));
@@ -121,14 +121,24 @@ function inlineFiles(contents: Extract<Instruction, { kind: 'COPY' | 'ADD' }>['s
   return makeVertex({ kind: 'file', base: 'scratch', actions }, [], { name: '[internal] preparing inline document', location: loc });
 }
 
-/** The last segment of the URL path (BuildKit's http source naming); undefined when there is none. */
-function urlFilename(url: string): string | undefined {
+/** BuildKit's name for a download whose URL path has no usable last segment. */
+export const UNNAMED_DOWNLOAD = '__unnamed__';
+
+/**
+ * The file name of a download: the last segment of the URL's decoded path, as BuildKit's
+ * dockerfile2llb takes it (Go's url.Parse decodes, then path.Base, which skips trailing
+ * slashes), else `__unnamed__`. Decoding comes first so that `..%2F..%2Fetc%2Fx` is the name
+ * `x`, never a path; a name that could still address anything but one entry of its directory
+ * (`.`, `..`, a backslash, a NUL) is `__unnamed__` too.
+ */
+export function urlFilename(url: string): string {
   let path: string;
   try {
-    path = new URL(url).pathname;
+    path = decodeURIComponent(new URL(url).pathname);
   } catch {
-    return undefined;
+    return UNNAMED_DOWNLOAD;
   }
-  const base = decodeURIComponent(posix.basename(path));
-  return base === '' || base === '.' || base === '..' || path.endsWith('/') ? undefined : base;
+  const trimmed = path.replace(/\/+$/, '');
+  const base = trimmed.slice(trimmed.lastIndexOf('/') + 1);
+  return base === '' || base === '.' || base === '..' || base.includes('\\') || base.includes('\0') ? UNNAMED_DOWNLOAD : base;
 }

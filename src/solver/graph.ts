@@ -31,8 +31,8 @@ export interface ContextOp {
 }
 
 /**
- * ADD <http(s) URL>: the downloaded file alone in a one-layer rootfs, named `filename` (from the
- * URL path; `*` on the copy side when only the response's Content-Disposition can name it),
+ * ADD <http(s) URL>: the downloaded file alone in a one-layer rootfs, named `filename` (the
+ * decoded URL path's last segment, `__unnamed__` without one, as BuildKit's frontend names it),
  * mode 0600 and mtime from Last-Modified (else the epoch) as BuildKit's http source. With `checksum` the file must
  * have that digest, and the cache key is the checksum (no download on a hit).
  */
@@ -41,7 +41,7 @@ export interface HttpOp {
   readonly url: string;
   /** `sha256:<hex>` as given to --checksum. */
   readonly checksum?: string;
-  /** From the URL path; absent when the path has no last segment. */
+  /** One plain path segment; absent only in graphs older than that rule (then `__unnamed__`). */
   readonly filename?: string;
 }
 

@@ -62,7 +62,7 @@ async function build(ctx: string, name: string): Promise<string> {
   return out;
 }
 
-test('a file: content, mode 0600, mtime from Last-Modified; a redirect is followed; Content-Disposition names a nameless path', async () => {
+test('a file: content, mode 0600, mtime from Last-Modified; a redirect is followed; a path ending in / is named by its last segment (BuildKit ignores Content-Disposition)', async () => {
   const u = state.base;
   const ctx = await env.context(
     ['FROM scratch', `ADD ${u}/files/hello.txt /dl/`, `ADD ${u}/moved /dl/moved.txt`, `ADD --chmod=644 ${u}/files/hello.txt /chmod.txt`, `ADD ${u}/named/ /n/`].join('\n'),
@@ -74,7 +74,7 @@ test('a file: content, mode 0600, mtime from Last-Modified; a redirect is follow
   assert.is(st.mtimeMs, LAST_MODIFIED.getTime());
   assert.is(readFileSync(join(out, 'dl/moved.txt'), 'utf8'), HELLO);
   assert.is(statSync(join(out, 'chmod.txt')).mode & 0o7777, 0o644);
-  assert.is(readFileSync(join(out, 'n/report.txt'), 'utf8'), 'named\n');
+  assert.is(readFileSync(join(out, 'n/named'), 'utf8'), 'named\n');
 });
 
 test('--chown applies to a downloaded file', async () => {

@@ -117,9 +117,10 @@ async function download(worker: Worker, op: HttpOp, res: Response, ctx: Ctx): Pr
   await mkdir(worker.dirs.tmp, { recursive: true });
   const dir = await mkdtemp(join(worker.dirs.tmp, 'http-'));
   try {
-    const filename = op.filename ?? dispositionName(res.headers.get('content-disposition')) ?? 'index';
+    const filename = downloadName(op);
     const upper = join(dir, 'upper');
     await mkdir(upper, { mode: 0o755 });
+    // One plain name in a directory made just now: nothing in it can redirect the write.
     const file = join(upper, filename);
     const hash = createHash('sha256');
     const digesting = new Transform({
@@ -128,7 +129,7 @@ async function download(worker: Worker, op: HttpOp, res: Response, ctx: Ctx): Pr
         cb(null, chunk);
       },
     });
-    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), digesting, createWriteStream(file, { mode: 0o600 }), { signal: ctx.signal });
+    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), digesting, createWriteStream(file, { flags: 'wx', mode: 0o600 }), { signal: ctx.signal });
     const digest = `sha256:${hash.digest('hex')}` as Digest;
     if (op.checksum && digest !== op.checksum) {
       throw new BuildError('CHECKSUM_MISMATCH', `digest mismatch for ${op.url}: expected ${op.checksum}, got ${digest}`);
@@ -146,16 +147,15 @@ async function download(worker: Worker, op: HttpOp, res: Response, ctx: Ctx): Pr
   }
 }
 
-/** `filename` of a Content-Disposition header, kept to one plain path segment; undefined when absent or unsafe. */
-function dispositionName(header: string | null): string | undefined {
-  if (!header) return undefined;
-  const m = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(header);
-  if (!m) return undefined;
-  let name: string;
-  try {
-    name = decodeURIComponent(m[1]!.trim());
-  } catch {
-    name = m[1]!.trim();
+/**
+ * The op's file name, which must be one plain path segment. The frontend names every download
+ * (BuildKit's naming, `__unnamed__` when the URL has none), so Content-Disposition is never
+ * consulted, as in BuildKit when the frontend sets the name.
+ */
+function downloadName(op: HttpOp): string {
+  const name = op.filename ?? '__unnamed__';
+  if (name === '' || name === '.' || name === '..' || /[/\\\0]/.test(name)) {
+    throw new BuildError('HTTP_SOURCE', `refusing to save ${op.url} as ${JSON.stringify(name)}: not a plain file name`);
   }
-  return name === '' || name === '.' || name === '..' || name.includes('/') ? undefined : name;
+  return name;
 }

@@ -230,7 +230,7 @@ test('ADD <URL>: an http source per URL, named from the path, kept packed; --che
   const http = [...all(plan.target)].filter((v) => v.op.kind === 'http').map((v) => v.op as { url: string });
   http.sort((a, b) => a.url.localeCompare(b.url));
   assert.equal(http, [
-    { kind: 'http', url: 'http://example.com/' },
+    { kind: 'http', url: 'http://example.com/', filename: '__unnamed__' },
     { kind: 'http', url: 'https://example.com/a/pkg.tar.gz', checksum: sum, filename: 'pkg.tar.gz' },
   ]);
   const e1 = await error('FROM scratch\nADD --checksum=sha256:abc https://example.com/f /f\n');
