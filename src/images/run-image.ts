@@ -1,11 +1,11 @@
-import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import type { Ctx } from '../ctx.js';
 import { BuildError } from '../errors.js';
 import type { Descriptor } from '../oci/image.js';
 import { readImage } from '../oci/image-reader.js';
-import { resolveInRootfs } from '../oci/rootfs-path.js';
+import { mkdirInRoot } from '../oci/in-root.js';
 import { writeEtcFiles } from '../runtime/etc-files.js';
 import type { ExecIO } from '../runtime/runc.js';
 import { resolveUser } from '../runtime/user.js';
@@ -43,7 +43,7 @@ export async function runImage(worker: Worker, manifest: Descriptor, opts: RunOp
   const etcDir = await mkdtemp(join(worker.dirs.tmp, 'etc-'));
   try {
     const cwd = cfg.WorkingDir || '/';
-    await mkdir(await resolveInRootfs(mounted.merged, cwd), { recursive: true });
+    await mkdirInRoot(mounted.merged, cwd, 0o755);
     const user = await resolveUser(mounted.merged, cfg.User ?? '');
     const mounts = await writeEtcFiles(etcDir, { hostname: 'tsbuild-run', network: opts.network });
     const status = await worker.sandbox.run(

@@ -1,4 +1,4 @@
-import { closeSync } from 'node:fs';
+import { closeSync, fstatSync } from 'node:fs';
 import { chmod, lchown, lstat, mkdir, readlink, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { BuildError } from '../errors.js';
@@ -63,13 +63,17 @@ export async function atInRoot<T>(root: string, path: string, fn: (host: string)
 
 /**
  * Runs `fn` with a host path naming the object `path` resolves to inside `root`, the last
- * component followed too: use it to read (stat, readFile, readdir, open). The path is a
- * /proc magic link, so `lstat` on it describes the link, not the object: use `stat`.
+ * component followed too: use it to read (stat, readFile, readdir, open). For a directory the
+ * path ends in `/.` and works with every call, and with names below it that are themselves
+ * never followed. For anything else it is a /proc magic link, so `lstat` on it describes the
+ * link, not the object: use `stat`.
  */
 export async function resolvedInRoot<T>(root: string, path: string, fn: (host: string) => Promise<T> | T, opts: InRootOptions = {}): Promise<T> {
   const fd = openParts(root, containerPathParts(path), false, opts);
   try {
-    return await fn(`/proc/self/fd/${fd}`);
+    // A directory is named through `/.`, so that l* calls (lsetxattr, lutimes) reach the
+    // directory rather than the /proc link, and names below it resolve from it.
+    return await fn(fstatSync(fd).isDirectory() ? `/proc/self/fd/${fd}/.` : `/proc/self/fd/${fd}`);
   } finally {
     closeSync(fd);
   }

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { BuildError } from '../errors.js';
-import { resolveInRootfs } from '../oci/rootfs-path.js';
+import { resolvedInRoot } from '../oci/in-root.js';
 
 /** The numeric identity a RUN executes as. */
 export interface ExecUser {
@@ -31,7 +31,7 @@ interface GroupEntry {
  *   matched user name as a member.
  * - `user:group`: group by name or gid in /etc/group; a numeric gid need not exist; no
  *   supplementary groups.
- * The files are read through `resolveInRootfs`, so symlinks in the image cannot point outside it.
+ * The files are read through `resolvedInRoot`, so symlinks in the image cannot point outside it.
  * Missing files behave as empty ones.
  */
 export async function resolveUser(rootfs: string, user: string): Promise<ExecUser> {
@@ -77,7 +77,7 @@ export async function resolveUser(rootfs: string, user: string): Promise<ExecUse
  * semantics, which differ from `USER`: a numeric user with no group means `uid:uid` (so
  * `--chown=1000` gives 1000:1000, found in passwd or not); a named user takes its passwd gid;
  * `group` by name (from /etc/group) or number overrides the gid. Unknown names are a
- * `BuildError`. Files are read inside `rootfs` (symlinks clamped, see rootfs-path.ts).
+ * `BuildError`. Files are read inside `rootfs` (symlinks clamped, see in-root.ts).
  */
 export async function resolveChown(rootfs: string, chown: { readonly user: string; readonly group?: string }): Promise<{ uid: number; gid: number }> {
   let uid: number;
@@ -111,7 +111,7 @@ function parseId(s: string): number | undefined {
 
 async function readInRootfs(rootfs: string, path: string): Promise<string> {
   try {
-    return await readFile(await resolveInRootfs(rootfs, path), 'utf8');
+    return await resolvedInRoot(rootfs, path, (host) => readFile(host, 'utf8'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return '';

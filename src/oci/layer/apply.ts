@@ -1,10 +1,11 @@
 import { constants, createWriteStream } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, rm, symlink, utimes } from 'node:fs/promises';
+import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, stat, symlink } from 'node:fs/promises';
+import { posix } from 'node:path';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { lsetxattr, mknod } from '../native-fs.js';
-import { resolveInRootfs } from '../rootfs-path.js';
+import { atInRoot, mkdirInRoot, resolvedInRoot, type InRootOptions } from '../in-root.js';
 import { readTar } from '../tar/tar-reader.js';
 import { TarFormatError, type TarEntry } from '../tar/tar-entry.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from './diff.js';
@@ -33,8 +34,15 @@ export interface ApplyOptions {
  */
 export async function applyLayer(tar: Readable | AsyncIterable<Buffer>, dest: string, opts: ApplyOptions, signal?: AbortSignal): Promise<void> {
   const flatten = opts.mode === 'flatten';
+  // Every path below dest is resolved inside it (src/oci/in-root.ts): in flatten mode symlinked
+  // parents are followed as in a chroot of dest (docker's chrooted unpack, umoci's securejoin);
+  // in overlay mode a layer directory holds only its own entries, so any symlink parent is refused.
+  const inDest = { symlinks: flatten ? 'chroot' : 'none' } as const;
   // Paths this layer wrote: an opaque marker in flatten mode removes everything else below it.
   const written = new Set<string>();
+  // Parent dirs known to exist as directories, to spare re-checking them for every entry;
+  // forgotten whenever something is removed (atInRoot still guards every write).
+  const ensured = new Set<string>();
   const dirTimes: Array<[string, number]> = [];
 
   for await (const { entry, body } of readTar(tar, signal)) {
@@ -42,24 +50,31 @@ export async function applyLayer(tar: Readable | AsyncIterable<Buffer>, dest: st
     const rel = parts.join('/');
     const name = parts[parts.length - 1] ?? '';
     const parentParts = parts.slice(0, -1);
+    const parentRel = parentParts.join('/');
 
     if (name.startsWith(WHITEOUT_PREFIX)) {
-      const parentAbs = await ensureParents(dest, parentParts, written, flatten);
-      const parentRel = parentParts.join('/');
+      await ensureParents(dest, parentParts, written, ensured, inDest);
       if (name === OPAQUE_MARKER) {
-        if (flatten) await clearUnwritten(parentAbs, parentRel, written);
-        else lsetxattr(parentAbs, 'trusted.overlay.opaque', Buffer.from('y'));
+        await resolvedInRoot(dest, parentRel, (dir) => (flatten ? clearUnwritten(dir, parentRel, written) : lsetxattr(dir, 'trusted.overlay.opaque', Buffer.from('y'))), inDest);
       } else if (name.startsWith(`${WHITEOUT_PREFIX}${WHITEOUT_PREFIX}`)) {
         // Other aufs meta files (.wh..wh.plnk, .wh..wh.aufs): not content.
       } else {
         const victim = name.slice(WHITEOUT_PREFIX.length);
         if (victim === '' || victim === '.' || victim === '..') throw new TarFormatError(`layer: invalid whiteout ${entry.path}`);
-        const abs = join(parentAbs, victim);
-        await rm(abs, { recursive: true, force: true });
-        if (!flatten) {
-          mknod(abs, constants.S_IFCHR | 0o600, 0, 0);
-          written.add(parentRel ? `${parentRel}/${victim}` : victim);
-        }
+        const victimRel = parentRel ? `${parentRel}/${victim}` : victim;
+        await atInRoot(
+          dest,
+          victimRel,
+          async (abs) => {
+            await rm(abs, { recursive: true, force: true });
+            ensured.clear();
+            if (!flatten) {
+              mknod(abs, constants.S_IFCHR | 0o600, 0, 0);
+              written.add(victimRel);
+            }
+          },
+          inDest,
+        );
       }
       continue;
     }
@@ -68,61 +83,76 @@ export async function applyLayer(tar: Readable | AsyncIterable<Buffer>, dest: st
       // The layer root ("./"): only its metadata applies, to dest itself.
       if (entry.type !== 'dir') throw new TarFormatError(`layer: root entry ${JSON.stringify(entry.path)} is not a directory`);
       await setMetadata(dest, entry);
-      dirTimes.push([dest, entry.mtime]);
+      dirTimes.push(['', entry.mtime]);
       continue;
     }
 
-    const parentAbs = await ensureParents(dest, parentParts, written, flatten);
-    const abs = join(parentAbs, name);
-    const existing = await lstat(abs).catch(() => undefined);
-    if (existing && !(existing.isDirectory() && entry.type === 'dir')) await rm(abs, { recursive: true, force: true });
+    await ensureParents(dest, parentParts, written, ensured, inDest);
     written.add(rel);
-
-    switch (entry.type) {
-      case 'dir':
-        if (!existing?.isDirectory()) await mkdir(abs, { mode: 0o700 });
+    // The parent is resolved and held open; the entry's own name is never followed.
+    await atInRoot(
+      dest,
+      rel,
+      async (abs) => {
+        const existing = await lstat(abs).catch(() => undefined);
+        if (existing && !(existing.isDirectory() && entry.type === 'dir')) {
+          await rm(abs, { recursive: true, force: true });
+          ensured.clear();
+        }
+        switch (entry.type) {
+          case 'dir':
+            if (!existing?.isDirectory()) await mkdir(abs, { mode: 0o700 });
+            await setMetadata(abs, entry);
+            dirTimes.push([rel, entry.mtime]);
+            return;
+          case 'file':
+            // O_EXCL: a link planted meanwhile is never written through.
+            await pipeline(body, createWriteStream(abs, { flags: 'wx', mode: 0o600 }), signal ? { signal } : {});
+            break;
+          case 'symlink':
+            // The target is data, resolved in the container at run time; we never follow it.
+            await symlink(entry.linkname ?? '', abs);
+            break;
+          case 'hardlink': {
+            const target = splitPath(entry.linkname ?? '');
+            if (target.length === 0) throw new TarFormatError(`layer: hardlink ${entry.path} has no target`);
+            // A hardlink names an entry of the layer tree itself: no symlink on the way, ever.
+            await atInRoot(dest, target.join('/'), async (targetAbs) => {
+              const tst = await lstat(targetAbs).catch(() => undefined);
+              if (!tst) throw new TarFormatError(`layer: hardlink ${entry.path} points to ${entry.linkname}, which is not in the layer or below it`);
+              if (tst.isDirectory()) throw new TarFormatError(`layer: hardlink ${entry.path} points to directory ${entry.linkname}`);
+              await link(targetAbs, abs); // linkat without AT_SYMLINK_FOLLOW: a symlink target is linked itself
+            }, { symlinks: 'none' }).catch((e: NodeJS.ErrnoException) => {
+              if (e.code === 'ELOOP') throw new TarFormatError(`layer: hardlink target ${entry.linkname} goes through a symlink`);
+              if (e.code === 'ENOENT' || e.code === 'ENOTDIR') throw new TarFormatError(`layer: hardlink ${entry.path} points to ${entry.linkname}, which is not in the layer or below it`);
+              throw e;
+            });
+            return; // shares the target's inode and metadata
+          }
+          case 'fifo':
+            mknod(abs, constants.S_IFIFO | 0o600, 0, 0);
+            break;
+          case 'char':
+          case 'block':
+            mknod(abs, (entry.type === 'char' ? constants.S_IFCHR : constants.S_IFBLK) | 0o600, entry.devmajor ?? 0, entry.devminor ?? 0);
+            break;
+          default: {
+            const never: never = entry.type;
+            throw new TarFormatError(`layer: unsupported entry type ${String(never)}`);
+          }
+        }
         await setMetadata(abs, entry);
-        dirTimes.push([abs, entry.mtime]);
-        continue;
-      case 'file':
-        await pipeline(body, createWriteStream(abs, { flags: 'wx', mode: 0o600 }), signal ? { signal } : {});
-        break;
-      case 'symlink':
-        // The target is data, resolved in the container at run time; we never follow it.
-        await symlink(entry.linkname ?? '', abs);
-        break;
-      case 'hardlink': {
-        const target = splitPath(entry.linkname ?? '');
-        if (target.length === 0) throw new TarFormatError(`layer: hardlink ${entry.path} has no target`);
-        await assertNoSymlinkParents(dest, target.slice(0, -1), entry.linkname!);
-        const targetAbs = join(dest, ...target);
-        const tst = await lstat(targetAbs).catch(() => undefined);
-        if (!tst) throw new TarFormatError(`layer: hardlink ${entry.path} points to ${entry.linkname}, which is not in the layer or below it`);
-        if (tst.isDirectory()) throw new TarFormatError(`layer: hardlink ${entry.path} points to directory ${entry.linkname}`);
-        await link(targetAbs, abs);
-        continue; // shares the target's inode and metadata
-      }
-      case 'fifo':
-        mknod(abs, constants.S_IFIFO | 0o600, 0, 0);
-        break;
-      case 'char':
-      case 'block':
-        mknod(abs, (entry.type === 'char' ? constants.S_IFCHR : constants.S_IFBLK) | 0o600, entry.devmajor ?? 0, entry.devminor ?? 0);
-        break;
-      default: {
-        const never: never = entry.type;
-        throw new TarFormatError(`layer: unsupported entry type ${String(never)}`);
-      }
-    }
-    await setMetadata(abs, entry);
-    const t = entry.mtime;
-    await lutimes(abs, t, t);
+        const t = entry.mtime;
+        await lutimes(abs, t, t);
+      },
+      inDest,
+    );
   }
 
   // Deepest first is not needed: nothing writes into these directories any more.
-  for (const [abs, t] of dirTimes) {
+  for (const [rel, t] of dirTimes) {
     signal?.throwIfAborted();
-    await utimes(abs, t, t);
+    await atInRoot(dest, rel, (abs) => lutimes(abs, t, t), inDest);
   }
 }
 
@@ -158,43 +188,52 @@ function splitPath(p: string): string[] {
 }
 
 /**
- * Makes sure every parent of an entry is a directory under dest, creating missing ones. In
- * overlay mode a symlink among them is refused: a layer dir holds only its own entries, so such
- * a layer is malformed. In flatten mode (a whole rootfs, as docker's chrooted unpack and umoci's
- * securejoin see it) symlinked parents such as merged-usr `lib -> usr/lib` are followed, clamped
- * inside dest.
+ * Makes sure every parent of an entry is a directory under dest, creating missing ones (0755,
+ * root). A symlink among them is followed inside dest in flatten mode (merged-usr `lib ->
+ * usr/lib`) and refused in overlay mode, where a layer dir holds only its own entries.
  */
-async function ensureParents(dest: string, parents: readonly string[], written: Set<string>, followSymlinks: boolean): Promise<string> {
-  let abs = dest;
-  for (let i = 0; i < parents.length; i++) {
-    const shown = parents.slice(0, i + 1).join('/');
-    abs = join(abs, parents[i]!);
-    let st = await lstat(abs).catch(() => undefined);
-    if (st?.isSymbolicLink()) {
-      if (!followSymlinks) throw new TarFormatError(`layer: refusing to write through symlink ${shown}`);
-      abs = await resolveInRootfs(dest, abs.slice(dest.length) || '/');
-      st = await lstat(abs).catch(() => undefined);
-    }
-    if (!st) {
-      await mkdir(abs, { mode: 0o755 });
-      written.add(shown);
-    } else if (!st.isDirectory()) {
-      throw new TarFormatError(`layer: ${shown} is not a directory but the layer has entries under it`);
-    }
+async function ensureParents(dest: string, parents: readonly string[], written: Set<string>, ensured: Set<string>, inDest: InRootOptions): Promise<void> {
+  for (let i = 1; i <= parents.length; i++) {
+    const shown = parents.slice(0, i).join('/');
+    if (ensured.has(shown)) continue;
+    await atInRoot(
+      dest,
+      shown,
+      async (abs) => {
+        const st = await lstat(abs).catch(() => undefined);
+        if (st?.isSymbolicLink()) {
+          if (inDest.symlinks === 'none') throw new TarFormatError(`layer: refusing to write through symlink ${shown}`);
+          let target = await resolvedInRoot(dest, shown, (h) => stat(h), inDest).catch(() => undefined);
+          if (!target) {
+            // Dangling: its target is made inside dest, as umoci's securejoin + MkdirAll does.
+            const link = await readlink(abs);
+            await mkdirInRoot(dest, posix.isAbsolute(link) ? link : posix.join('/', posix.dirname(shown), link), 0o755, undefined, inDest);
+            target = await resolvedInRoot(dest, shown, (h) => stat(h), inDest).catch(() => undefined);
+          }
+          if (target?.isDirectory()) return;
+          throw new TarFormatError(`layer: ${shown} is a symlink to no directory but the layer has entries under it`);
+        }
+        if (!st) {
+          await mkdir(abs, { mode: 0o755 });
+          written.add(shown);
+        } else if (!st.isDirectory()) {
+          throw new TarFormatError(`layer: ${shown} is not a directory but the layer has entries under it`);
+        }
+      },
+      inDest,
+    ).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ELOOP') throw new TarFormatError(`layer: refusing to write through symlink ${shown}`);
+      throw e;
+    });
+    ensured.add(shown);
   }
-  return abs;
 }
 
-async function assertNoSymlinkParents(dest: string, parents: readonly string[], shown: string): Promise<void> {
-  let abs = dest;
-  for (const p of parents) {
-    abs = join(abs, p);
-    const st = await lstat(abs).catch(() => undefined);
-    if (st?.isSymbolicLink()) throw new TarFormatError(`layer: hardlink target ${shown} goes through symlink ${p}`);
-  }
-}
-
-/** Flatten-mode opaque dir: removes what lower layers put below it, keeps this layer's entries. */
+/**
+ * Flatten-mode opaque dir: removes what lower layers put below it, keeps this layer's entries.
+ * `abs` is a resolved directory; below it only names from readdir are used, and only a real
+ * directory (lstat) is descended into.
+ */
 async function clearUnwritten(abs: string, rel: string, written: ReadonlySet<string>): Promise<void> {
   for (const name of await readdir(abs)) {
     const childRel = rel ? `${rel}/${name}` : name;

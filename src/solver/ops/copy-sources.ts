@@ -1,7 +1,7 @@
-import { lstat, readdir, realpath } from 'node:fs/promises';
-import { join, posix, sep } from 'node:path';
+import { lstat, readdir } from 'node:fs/promises';
+import { posix } from 'node:path';
 import { BuildError } from '../../errors.js';
-import { resolveInRootfs } from '../../oci/rootfs-path.js';
+import { atInRoot, resolveInRoot, resolvedInRoot } from '../../oci/in-root.js';
 import { filepathMatch, type PatternMatcher } from '../pattern-matcher.js';
 
 /** Where COPY reads from: the build context (dockerignore applies) or another stage's rootfs. */
@@ -22,7 +22,7 @@ const GLOB_META = /[*?[\\]/;
 /**
  * Expands COPY/ADD source arguments to existing paths, in order. A path that leaves the context
  * (`../x`, or a symlink pointing outside) is an error, not silently clamped, so a user learns the
- * file was never sent; from another stage's rootfs, symlinks resolve as inside a chroot.
+ * file was never sent; symlinks inside resolve as inside a chroot of the context or rootfs.
  */
 export async function expandSources(src: CopySource, srcPaths: readonly string[], allowWildcard: boolean): Promise<SourceMatch[]> {
   const out: SourceMatch[] = [];
@@ -55,42 +55,44 @@ function notFound(raw: string): BuildError {
   });
 }
 
+/**
+ * The host path of a selected source, resolved inside its root (src/oci/in-root.ts): a
+ * symlink on the way or at the end is followed as in a chroot of the context or rootfs, so
+ * nothing outside is ever read. A context symlink whose target is not in the context is the
+ * user's mistake and says so.
+ */
 async function resolveSource(src: CopySource, rel: string, raw: string): Promise<string> {
-  if (src.kind === 'rootfs') {
-    const abs = await resolveInRootfs(src.root, '/' + rel);
-    if (!(await lstat(abs).catch(() => undefined))) throw notFound(raw);
-    return abs;
+  try {
+    return await resolveInRoot(src.root, rel);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR' && code !== 'ELOOP') throw e;
   }
-  const joined = join(src.root, rel);
-  if (!(await lstat(joined).catch(() => undefined))) throw notFound(raw);
-  const real = await realpath(joined).catch(() => undefined);
-  if (!real) throw notFound(raw);
-  const root = await realpath(src.root);
-  if (real !== root && !real.startsWith(root + sep)) {
+  const isLink = await atInRoot(src.root, rel, async (h) => (await lstat(h)).isSymbolicLink()).catch(() => false);
+  if (src.kind === 'context' && isLink) {
     throw new BuildError('COPY_SOURCE_ESCAPES', `COPY source ${JSON.stringify(raw)} is a symlink that points outside the build context`, {
       hint: 'a build only sees files inside its context; copy the target into the context instead',
     });
   }
-  return real;
+  throw notFound(raw);
 }
 
 /**
  * Go's filepath.Glob over the source tree, one path component at a time; ignored paths are
- * invisible. In a stage's rootfs, directories on the way resolve as inside a chroot: a symlinked
- * `/etc -> /usr/etc` is read in the rootfs, never on the host.
+ * invisible. Directories on the way resolve as inside a chroot of the source root: a symlinked
+ * `/etc -> /usr/etc` is read in the rootfs or context, never on the host.
  */
 async function glob(src: CopySource, pattern: string): Promise<string[]> {
-  const at = (rel: string) => (src.kind === 'rootfs' ? resolveInRootfs(src.root, '/' + rel) : Promise.resolve(join(src.root, rel)));
   let current = [''];
   for (const part of pattern.split('/')) {
     const next: string[] = [];
     for (const dir of current) {
       if (!GLOB_META.test(part)) {
         const rel = dir ? `${dir}/${part}` : part;
-        if (await lstat(await at(rel)).catch(() => undefined)) next.push(rel);
+        if (await atInRoot(src.root, rel, (h) => lstat(h)).catch(() => undefined)) next.push(rel);
         continue;
       }
-      const names = await readdir(await at(dir)).catch(() => [] as string[]);
+      const names = await resolvedInRoot(src.root, dir, (h) => readdir(h)).catch(() => [] as string[]);
       for (const name of names.sort()) if (filepathMatch(part, name)) next.push(dir ? `${dir}/${name}` : name);
     }
     current = next;
@@ -109,7 +111,7 @@ async function visible(src: CopySource, rel: string): Promise<boolean> {
   if (!ignore?.matches(rel)) return true;
   if (ignore.canSkipDir(rel)) return false;
   const walk = async (dir: string): Promise<boolean> => {
-    const names = await readdir(join(src.root, dir)).catch(() => undefined);
+    const names = await resolvedInRoot(src.root, dir, (h) => readdir(h)).catch(() => undefined);
     if (!names) return false; // not a directory
     for (const name of names) {
       const child = `${dir}/${name}`;

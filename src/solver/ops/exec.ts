@@ -1,9 +1,9 @@
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Ctx } from '../../ctx.js';
 import { BuildError } from '../../errors.js';
 import { resolveUser } from '../../runtime/user.js';
-import { resolveInRootfs } from '../../oci/rootfs-path.js';
+import { mkdirInRoot } from '../../oci/in-root.js';
 import { currentCapabilities } from '../../runtime/current-caps.js';
 import { writeEtcFiles } from '../../runtime/etc-files.js';
 import type { ExecOp, Result, RootfsResult, Vertex } from '../graph.js';
@@ -61,7 +61,7 @@ async function runIn(worker: Worker, rootfs: string, op: ExecOp, vertex: Vertex,
   // RUN --mount targets are mount points made for this RUN only: like runc's, they stay out of the layer.
   const stubs = await recordMountStubs(rootfs, [...RUNTIME_MOUNT_POINTS, ...runMounts.targets]);
   // The working directory is created when missing, as docker and BuildKit do; it belongs to the layer.
-  await mkdir(await resolveInRootfs(rootfs, op.cwd), { recursive: true });
+  await mkdirInRoot(rootfs, op.cwd, 0o755);
   const etcDir = await mkdtemp(join(worker.dirs.tmp, 'etc-'));
   const etcMounts = await writeEtcFiles(etcDir, { hostname: HOSTNAME, network: op.network, ...(op.extraHosts ? { extraHosts: op.extraHosts } : {}) });
   const tail = new OutputTail(20);

@@ -1,11 +1,11 @@
-import { chmod, lchown, lstat, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, lstat, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { createReadStream } from 'node:fs';
 import type { Ctx } from '../../ctx.js';
 import { BuildError } from '../../errors.js';
 import { decompressStream, isArchiveFile } from '../../oci/decompress.js';
 import { applyLayer } from '../../oci/layer/apply.js';
-import { resolveInRootfs } from '../../oci/rootfs-path.js';
+import { atInRoot, mkdirInRoot, resolveInRoot, resolvedInRoot } from '../../oci/in-root.js';
 import { resolveChown } from '../../runtime/user.js';
 import type { MountedRootfs } from '../../runtime/overlay.js';
 import type { CopyAction, FileOp, MkdirAction, MkfileAction, Result } from '../graph.js';
@@ -61,27 +61,21 @@ async function mkdirAction(rootfs: string, action: MkdirAction): Promise<void> {
 }
 
 async function mkfileAction(rootfs: string, action: MkfileAction): Promise<void> {
-  const parent = await ensureDir(rootfs, posix.dirname(action.path), 0o755, undefined);
-  const abs = join(parent, posix.basename(action.path));
-  await writeFile(abs, action.data, { mode: action.mode });
-  await chmod(abs, action.mode); // the process umask must not narrow the requested mode
+  await ensureDir(rootfs, posix.dirname(action.path), 0o755, undefined);
+  await atInRoot(rootfs, action.path, async (abs) => {
+    await rm(abs, { force: true, recursive: true });
+    await writeFile(abs, action.data, { flag: 'wx', mode: action.mode });
+    await chmod(abs, action.mode); // the process umask must not narrow the requested mode
+  });
 }
 
-/** Creates `path` and missing parents inside the rootfs (symlinks resolved as in a chroot). */
+/**
+ * Creates `path` and missing parents inside the rootfs (symlinks resolved as in a chroot) and
+ * returns its host path, for the copier to write below (it never follows a link it finds there).
+ */
 async function ensureDir(rootfs: string, path: string, mode: number, owner: Owner | undefined): Promise<string> {
-  let current = '/';
-  for (const part of path.split('/').filter(Boolean)) {
-    current = posix.join(current, part);
-    const abs = await resolveInRootfs(rootfs, current);
-    const st = await lstat(abs).catch(() => undefined);
-    if (st?.isDirectory()) continue;
-    if (st) throw new BuildError('INVALID_INSTRUCTION', `cannot create directory ${current}: a file of that name exists`);
-    await mkdir(abs, { mode });
-    await chmod(abs, mode); // the process umask must not narrow it (--chmod=777 parents are 0777)
-    if (owner) await lchown(abs, owner.uid, owner.gid);
-    await chmod(abs, mode); // after chown (which may clear set-id bits), and never narrowed by the umask
-  }
-  return resolveInRootfs(rootfs, path);
+  await mkdirInRoot(rootfs, path, mode, owner);
+  return resolveInRoot(rootfs, path);
 }
 
 /**
@@ -102,7 +96,7 @@ async function copyAction(rootfs: string, action: CopyAction, src: CopySource, n
     const strip = pivot > 0 ? posix.normalize(paths[0]!.slice(0, pivot)).replace(/^\/+/, '') : '';
     for (const m of await expandSources(src, paths, action.allowWildcard)) matches.push({ ...m, strip });
   }
-  const existing = await lstat(await resolveInRootfs(rootfs, action.dest)).catch(() => undefined);
+  const existing = await resolvedInRoot(rootfs, action.dest, (h) => stat(h)).catch(() => undefined);
   const destIsDir = action.dest.endsWith('/') || matches.length > 1 || !!existing?.isDirectory();
   const copier = new TreeCopier({ owner, mode, fromContext: src.kind === 'context', ignore: src.ignore, exclude }, ctx.signal);
   const parentOwner = owner;

@@ -1,12 +1,18 @@
 import { lstat, readdir, rm, rmdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { posix } from 'node:path';
 import { lgetxattr } from '../../oci/native-fs.js';
+import { atInRoot, containerPathParts } from '../../oci/in-root.js';
 
 /**
  * runc creates a missing mount point (/etc/hosts, /proc, /dev, ...) inside the rootfs, which
  * would otherwise leak into the RUN's layer, and copies its parent dir up into the upperdir.
  * As BuildKit's executor does with its mount stubs, we note what was missing before the run and
  * take it away afterwards, so `RUN true` yields an empty layer.
+ *
+ * Only container paths are remembered: the RUN may since have replaced any parent with a
+ * symlink (to `/`, to a host directory's path), so every removal resolves its path again
+ * after the RUN, inside the rootfs as runc resolved the mount target (src/oci/in-root.ts);
+ * in the upperdir no symlink is followed at all.
  */
 export interface MountStubs {
   /** Removes created mount points (and created parents, when empty) from the merged rootfs. */
@@ -22,48 +28,69 @@ interface Parent {
   readonly gid: number;
 }
 
+/** lstat of `path` inside `root` (its parent resolved there, itself not followed); undefined when absent. */
+function lstatIn(root: string, path: string, symlinks: 'chroot' | 'none') {
+  return atInRoot(root, path, (host) => lstat(host), { symlinks }).catch(() => undefined);
+}
+
 export async function recordMountStubs(rootfs: string, destinations: readonly string[]): Promise<MountStubs> {
   const created: { path: string; createdParents: string[] }[] = [];
   const parents: Parent[] = [];
   for (const dest of destinations) {
-    const parts = dest.split('/').filter(Boolean);
+    const parts = containerPathParts(dest);
     let firstMissing = -1;
     for (let i = 0; i < parts.length; i++) {
-      const st = await lstat(join(rootfs, ...parts.slice(0, i + 1))).catch(() => undefined);
-      if (!st) {
+      if (!(await lstatIn(rootfs, parts.slice(0, i + 1).join('/'), 'chroot'))) {
         firstMissing = i;
         break;
       }
     }
     if (firstMissing < 0) continue;
     const parentRel = parts.slice(0, firstMissing).join('/');
-    const pst = await lstat(join(rootfs, parentRel));
-    if (parentRel) parents.push({ path: parentRel, mode: pst.mode, uid: pst.uid, gid: pst.gid });
+    const pst = await lstatIn(rootfs, parentRel, 'chroot');
+    if (parentRel && pst) parents.push({ path: parentRel, mode: pst.mode, uid: pst.uid, gid: pst.gid });
     const createdParents: string[] = [];
-    for (let i = parts.length - 1; i > firstMissing; i--) createdParents.push(join(rootfs, ...parts.slice(0, i)));
-    created.push({ path: join(rootfs, ...parts), createdParents });
+    for (let i = parts.length - 1; i > firstMissing; i--) createdParents.push(parts.slice(0, i).join('/'));
+    created.push({ path: parts.join('/'), createdParents });
   }
   return {
     async removeCreated() {
       for (const c of created) {
-        const st = await lstat(c.path).catch(() => undefined);
-        // Only what runc made: an empty file or an empty directory.
-        if (st && ((st.isFile() && st.size === 0) || (st.isDirectory() && (await readdir(c.path)).length === 0))) await rm(c.path, { recursive: true });
-        for (const p of c.createdParents) await rmdir(p).catch(() => undefined);
+        await atInRoot(
+          rootfs,
+          c.path,
+          async (host) => {
+            const st = await lstat(host).catch(() => undefined);
+            // Only what runc made: an empty file or an empty directory.
+            if (st && ((st.isFile() && st.size === 0) || (st.isDirectory() && (await readdir(host)).length === 0))) await rm(host, { recursive: true });
+          },
+        ).catch(() => undefined);
+        for (const p of c.createdParents) await atInRoot(rootfs, p, (host) => rmdir(host)).catch(() => undefined);
       }
     },
     async pruneCopyUps(upper: string) {
+      // An upperdir holds directories for copied-up parents; a symlink among them was put
+      // there by the RUN and is never followed.
+      const opts = { symlinks: 'none' } as const;
       for (const p of parents) {
-        const dir = join(upper, p.path);
-        const st = await lstat(dir).catch(() => undefined);
-        if (!st?.isDirectory() || st.mode !== p.mode || st.uid !== p.uid || st.gid !== p.gid) continue;
-        if ((await readdir(dir)).length > 0 || lgetxattr(dir, 'trusted.overlay.opaque') !== null) continue;
-        await rmdir(dir);
+        const removed = await atInRoot(
+          upper,
+          p.path,
+          async (dir) => {
+            const st = await lstat(dir).catch(() => undefined);
+            if (!st?.isDirectory() || st.mode !== p.mode || st.uid !== p.uid || st.gid !== p.gid) return false;
+            if ((await readdir(dir)).length > 0 || lgetxattr(dir, 'trusted.overlay.opaque') !== null) return false;
+            await rmdir(dir);
+            return true;
+          },
+          opts,
+        ).catch(() => false);
+        if (!removed) continue;
         // Its own parents may have been copied up only to hold it.
-        for (let d = dirname(p.path); d !== '.' && d !== '/'; d = dirname(d)) {
-          const full = join(upper, d);
-          if ((await readdir(full).catch(() => ['x'])).length > 0) break;
-          await rmdir(full).catch(() => undefined);
+        for (let d = posix.dirname(p.path); d !== '.' && d !== '/'; d = posix.dirname(d)) {
+          const empty = await atInRoot(upper, d, async (full) => (await readdir(full)).length === 0, opts).catch(() => false);
+          if (!empty) break;
+          await atInRoot(upper, d, (full) => rmdir(full), opts).catch(() => undefined);
         }
       }
     },

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Ctx } from '../../ctx.js';
 import { BuildError, type SourceLocation } from '../../errors.js';
 import { digestHex, sha256 } from '../../oci/digest.js';
-import { resolveInRootfs } from '../../oci/rootfs-path.js';
+import { resolveInRoot } from '../../oci/in-root.js';
 import type { MountedRootfs } from '../../runtime/overlay.js';
 import type { BindMount } from '../../runtime/spec.js';
 import type { CacheRunMount, Result, RunMount } from '../graph.js';
@@ -113,9 +113,9 @@ export async function prepareRunMounts(
       ctx.signal.throwIfAborted();
       switch (m.type) {
         case 'bind': {
-          const src = await resolveInRootfs(await inputRoot(m.input), m.source);
-          const st = await lstat(src).catch(() => undefined);
-          if (!st) throw new BuildError('RUN_FAILED', `bind mount source ${m.source} not found`, { location });
+          // Resolved inside its root: runc gets a path with no symlink left to follow.
+          const src = await resolveInRoot(await inputRoot(m.input), m.source).catch(() => undefined);
+          if (!src) throw new BuildError('RUN_FAILED', `bind mount source ${m.source} not found`, { location });
           let path = src;
           const input = inputs[m.input];
           // A context directory is the user's checkout: rw writes go to a throwaway copy, and
@@ -199,8 +199,8 @@ async function cacheDir(
 ): Promise<string> {
   const seed = async (dir: string): Promise<void> => {
     if (m.input !== undefined && inputs[m.input]) {
-      const src = await resolveInRootfs(await inputRoot(m.input), m.source);
-      if (await lstat(src).catch(() => undefined)) await new TreeCopier({ fromContext: false }, ctx.signal).copy(src, '', dir);
+      const src = await resolveInRoot(await inputRoot(m.input), m.source).catch(() => undefined);
+      if (src) await new TreeCopier({ fromContext: false }, ctx.signal).copy(src, '', dir);
     }
     await chown(dir, m.uid, m.gid);
     await chmod(dir, m.mode);
