@@ -1,13 +1,14 @@
 import { execFile } from 'node:child_process';
 import { createWriteStream, rmSync } from 'node:fs';
-import { mkdtemp, realpath, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, sep } from 'node:path';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { fetch } from 'undici';
 import { BuildError, isAbortError } from '../errors.js';
+import { resolveInRoot } from '../oci/in-root.js';
 import { contextFromSpool, type StdinInputs } from './stdin-input.js';
 
 const pexec = promisify(execFile);
@@ -102,9 +103,9 @@ async function gitCheckout(context: string, repo: string, signal: AbortSignal): 
   // BuildKit leaves .git out of the context (unless asked to keep it).
   await rm(join(repo, '.git'), { recursive: true, force: true });
   if (!subdir) return repo;
-  const dir = await realpath(join(repo, subdir)).catch(() => undefined);
-  const root = await realpath(repo);
-  if (!dir || (dir !== root && !dir.startsWith(root + sep)) || !(await stat(dir)).isDirectory()) {
+  // Resolved inside the checkout: a symlink in the repository never leads the context out of it.
+  const dir = await resolveInRoot(repo, subdir).catch(() => undefined);
+  if (!dir || !(await stat(dir)).isDirectory()) {
     throw new BuildError('USAGE', `context ${context}: ${subdir} is not a directory of the repository`);
   }
   return dir;
