@@ -98,34 +98,43 @@ export async function resolveInRoot(root: string, path: string, opts: InRootOpti
 }
 
 /**
- * Creates directory `path` and its missing parents inside `root`, as `mkdir -p` run in a
- * chroot would (an existing symlink among them is followed inside the root). New directories
- * get `mode` (not narrowed by the umask) and `owner`. Throws BuildError naming `path` when a
- * component exists and is not a directory.
+ * Creates directory `path` and its missing parents inside `root`, as `mkdir -p` resolved in
+ * a chroot does in BuildKit (continuity's RootPath, then MkdirAll): an existing symlink on
+ * the way is followed inside the root, and a dangling one gets its target made there. New
+ * directories get `mode` (not narrowed by the umask) and `owner`. Throws BuildError naming
+ * `path` when a component exists and is not a directory.
  */
-export async function mkdirInRoot(root: string, path: string, mode: number, owner?: { uid: number; gid: number }, opts: InRootOptions = {}): Promise<void> {
+export async function mkdirInRoot(root: string, path: string, mode: number, owner?: { uid: number; gid: number }, opts: InRootOptions = {}, links = 0): Promise<void> {
   const parts = containerPathParts(path);
   for (let i = 1; i <= parts.length; i++) {
     const sub = parts.slice(0, i).join('/');
-    await atInRoot(
+    const dangling = await atInRoot(
       root,
       sub,
       async (host) => {
         const st = await lstat(host).catch(() => undefined);
-        if (st?.isDirectory()) return;
+        if (st?.isDirectory()) return undefined;
         if (st?.isSymbolicLink()) {
-          const target = await resolvedInRoot(root, sub, (h) => stat(h), opts).catch(() => undefined);
-          if (target?.isDirectory()) return;
+          const target = await resolvedInRoot(root, sub, (h) => stat(h), opts).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : undefined));
+          if (target?.isDirectory()) return undefined;
+          if (target === null) return readlink(host);
         }
         if (st) throw new BuildError('INVALID_INSTRUCTION', `cannot create directory /${sub}: a file of that name exists`);
         await mkdir(host, { mode });
         if (owner) await lchown(host, owner.uid, owner.gid);
         await chmod(host, mode); // after chown (which may clear set-id bits), and never narrowed by the umask
+        return undefined;
       },
       opts,
     );
+    if (dangling === undefined) continue;
+    if (links >= MAX_LINKS) throw new BuildError('INVALID_INSTRUCTION', `cannot create directory /${sub}: too many levels of symbolic links`);
+    await mkdirInRoot(root, posix.isAbsolute(dangling) ? dangling : posix.join('/', posix.dirname(sub), dangling), mode, owner, opts, links + 1);
   }
 }
+
+/** As the kernel's limit on links followed in one lookup. */
+const MAX_LINKS = 40;
 
 /** The host path an O_PATH descriptor names (its /proc link), closing the descriptor. */
 async function readlinkOfFd(fd: number): Promise<string> {

@@ -1,6 +1,5 @@
 import { constants, createWriteStream } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, stat, symlink } from 'node:fs/promises';
-import { posix } from 'node:path';
+import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, rm, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -203,13 +202,9 @@ async function ensureParents(dest: string, parents: readonly string[], written: 
         const st = await lstat(abs).catch(() => undefined);
         if (st?.isSymbolicLink()) {
           if (inDest.symlinks === 'none') throw new TarFormatError(`layer: refusing to write through symlink ${shown}`);
-          let target = await resolvedInRoot(dest, shown, (h) => stat(h), inDest).catch(() => undefined);
-          if (!target) {
-            // Dangling: its target is made inside dest, as umoci's securejoin + MkdirAll does.
-            const link = await readlink(abs);
-            await mkdirInRoot(dest, posix.isAbsolute(link) ? link : posix.join('/', posix.dirname(shown), link), 0o755, undefined, inDest);
-            target = await resolvedInRoot(dest, shown, (h) => stat(h), inDest).catch(() => undefined);
-          }
+          // Followed inside dest; a dangling one gets its target made there (umoci: securejoin + MkdirAll).
+          await mkdirInRoot(dest, shown, 0o755, undefined, inDest).catch(() => undefined);
+          const target = await resolvedInRoot(dest, shown, (h) => stat(h), inDest).catch(() => undefined);
           if (target?.isDirectory()) return;
           throw new TarFormatError(`layer: ${shown} is a symlink to no directory but the layer has entries under it`);
         }
