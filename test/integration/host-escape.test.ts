@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { useBuildRoot } from '../helpers/build-root.js';
 import { tsbuild, tsbuildOk } from '../helpers/cli.js';
-import { snapshotTree, diffTrees, type TreeNode } from '../helpers/tree-compare.js';
+import { snapshotTree, diffTrees } from '../helpers/tree-compare.js';
 import { sha256, type Digest } from '../../src/oci/digest.js';
 import { hostPlatform, type Descriptor } from '../../src/oci/image.js';
 import { ImageLayout } from '../../src/oci/image-layout.js';
@@ -25,7 +25,7 @@ import { MediaType } from '../../src/oci/media-types.js';
 const run = promisify(execFile);
 const test = suite('integration: host escapes');
 const env = useBuildRoot(test, 'escape');
-const state: { canary: string; before: Map<string, TreeNode>; server?: Server; base: string } = { canary: '', before: new Map(), base: '' };
+const state: { canary: string; server?: Server; base: string } = { canary: '', base: '' };
 
 test.before(async () => {
   state.server = createServer((req, res) => {
@@ -39,21 +39,29 @@ test.after(async () => {
   await new Promise<void>((resolve) => (state.server ? state.server.close(() => resolve()) : resolve()));
 });
 
-// A fresh canary per case, outside the build root, with what the old bugs would have touched:
-// empty files and directories (mount stub clean-up deleted those) and a secret to read.
-test.before.each(async () => {
-  state.canary = await mkdtemp(join(tmpdir(), 'tsbuild-canary-'));
-  await mkdir(join(state.canary, 'a/b'), { recursive: true });
-  await writeFile(join(state.canary, 'a/empty'), '');
-  await writeFile(join(state.canary, 'secret'), 'CANARY-SECRET-TEXT\n');
-  await mkdir(join(state.canary, 'emptydir'));
-  state.before = await snapshotTree(state.canary);
-});
-test.after.each(async () => {
-  const after = await snapshotTree(state.canary);
-  await rm(state.canary, { recursive: true, force: true });
-  assert.equal(diffTrees(state.before, after), [], 'the canary tree outside the root is untouched');
-});
+/**
+ * A red-team case: a fresh canary outside the build root, holding what the old bugs touched
+ * (empty files and directories, which the mount stub clean-up deleted) and a secret to read,
+ * must be exactly as it was after the case, whether the case passed or failed.
+ */
+function red(name: string, fn: () => Promise<void>): void {
+  test(name, async () => {
+    state.canary = await mkdtemp(join(tmpdir(), 'tsbuild-canary-'));
+    try {
+      await mkdir(join(state.canary, 'a/b'), { recursive: true });
+      await writeFile(join(state.canary, 'a/empty'), '');
+      await writeFile(join(state.canary, 'secret'), 'CANARY-SECRET-TEXT\n');
+      await mkdir(join(state.canary, 'emptydir'));
+      const before = await snapshotTree(state.canary);
+      let failure: unknown;
+      await fn().catch((e: unknown) => (failure = e));
+      assert.equal(diffTrees(before, await snapshotTree(state.canary)), [], 'the canary tree outside the root is untouched');
+      if (failure) throw failure;
+    } finally {
+      await rm(state.canary, { recursive: true, force: true });
+    }
+  });
+}
 
 async function outputOf(ctx: string, extra: string[] = []): Promise<string> {
   const out = join(env.work, `out-${Math.random().toString(36).slice(2)}`);
@@ -61,7 +69,7 @@ async function outputOf(ctx: string, extra: string[] = []): Promise<string> {
   return out;
 }
 
-test('ADD <URL>: a percent-encoded ../ name is one file name inside the image', async () => {
+red('ADD <URL>: a percent-encoded ../ name is one file name inside the image', async () => {
   const enc = encodeURIComponent(`../../../../../../../..${state.canary}/pwned`);
   const ctx = await env.context(['FROM scratch', `ADD ${state.base}/${enc} /dl/`, `ADD ${state.base}/ /root-url/`].join('\n'));
   const out = await outputOf(ctx);
@@ -69,7 +77,7 @@ test('ADD <URL>: a percent-encoded ../ name is one file name inside the image', 
   assert.is(await readFile(join(out, 'root-url/__unnamed__'), 'utf8'), 'served /\n');
 });
 
-test('RUN: moving a mount target parent and planting a symlink to a host dir deletes nothing there', async () => {
+red('RUN: moving a mount target parent and planting a symlink to a host dir deletes nothing there', async () => {
   // runc creates /m/a/b for the tmpfs; the RUN swaps /m for a link to the canary, whose
   // a/b and a are empty dirs the stub clean-up used to remove.
   const ctx = await env.context(['FROM busybox', `RUN --mount=type=tmpfs,target=/m/a/b mv /m /m2 && ln -s ${state.canary} /m && ln -s ${state.canary}/a/empty /m2/a/b2`].join('\n'));
@@ -77,7 +85,7 @@ test('RUN: moving a mount target parent and planting a symlink to a host dir del
   assert.ok((await lstat(join(out, 'm'))).isSymbolicLink());
 });
 
-test('RUN-made symlinks to host paths: WORKDIR, COPY and heredocs below them stay in the rootfs', async () => {
+red('RUN-made symlinks to host paths: WORKDIR, COPY and heredocs below them stay in the rootfs', async () => {
   const c = state.canary;
   const ctx = await env.context(
     ['FROM busybox', `RUN ln -s ${c} /w && ln -s ${c}/a /d && ln -s ${c}/secret /s`, 'WORKDIR /w/sub', 'COPY f /d/', 'COPY f /s', 'COPY <<EOF /w/here\nheredoc\nEOF', 'RUN pwd > /pwd'].join('\n'),
@@ -89,7 +97,7 @@ test('RUN-made symlinks to host paths: WORKDIR, COPY and heredocs below them sta
   assert.is(await readFile(join(out, c, 'here'), 'utf8'), 'heredoc\n');
 });
 
-test('ADD of a local archive: entries through a symlink member land inside the rootfs', async () => {
+red('ADD of a local archive: entries through a symlink member land inside the rootfs', async () => {
   const src = await mkdtemp(join(env.work, 'tar-'));
   await symlink(state.canary, join(src, 'l'));
   await mkdir(join(src, 'real'));
@@ -101,7 +109,7 @@ test('ADD of a local archive: entries through a symlink member land inside the r
   assert.is(await readFile(join(out, 'x', state.canary, 'pwned'), 'utf8'), 'archive\n');
 });
 
-test('a base image layer with a symlinked parent is refused; type=local never writes through a link', async () => {
+red('a base image layer with a symlinked parent is refused; type=local never writes through a link', async () => {
   const c = state.canary;
   const work = await mkdtemp(join(env.work, 'layers-'));
   const l1 = join(work, 'l1');
@@ -137,7 +145,7 @@ test('a base image layer with a symlinked parent is refused; type=local never wr
   assert.is(await readFile(join(out, c, 'pwned'), 'utf8'), 'layer\n');
 });
 
-test('context symlinks: a source, the Dockerfile and .dockerignore pointing at host files are never read', async () => {
+red('context symlinks: a source, the Dockerfile and .dockerignore pointing at host files are never read', async () => {
   const c = state.canary;
   const ctx = await env.context(undefined, { 'real.txt': 'ok\n' });
   await symlink(join(c, 'secret'), join(ctx, 'link'));
@@ -165,7 +173,7 @@ test('context symlinks: a source, the Dockerfile and .dockerignore pointing at h
   assert.ok((await lstat(join(out, 'link'))).isSymbolicLink(), 'COPY . keeps links as links');
 });
 
-test('RUN --mount=type=bind from a stage whose source is a symlink to a host dir binds the stage path', async () => {
+red('RUN --mount=type=bind from a stage whose source is a symlink to a host dir binds the stage path', async () => {
   const c = state.canary;
   const ctx = await env.context(
     ['FROM busybox AS s', `RUN mkdir -p ${c} && touch ${c}/inside && ln -s ${c} /evil`, 'FROM busybox', 'RUN --mount=type=bind,from=s,source=/evil,target=/t,rw touch /t/pwned && ls /t > /listing'].join('\n'),
