@@ -1,9 +1,9 @@
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Ctx } from '../ctx.js';
 import { BuildError } from '../errors.js';
-import { resolvedInRoot } from '../oci/in-root.js';
+import { readFileInOwnDir } from '../oci/in-root.js';
 import { compileDockerfile, type BuildPlan } from '../frontend/compile.js';
 import type { CheckWarning } from '../frontend/build-checks.js';
 import { hostPlatform, type Descriptor, type Platform } from '../oci/image.js';
@@ -124,7 +124,7 @@ async function withBuildInputs<T>(request: BuildRequest, ctx: Ctx, fn: (worker: 
     throw new BuildError('USAGE', `build context ${req.contextDir} is not a directory`);
   }
   const dockerfilePath = resolve(req.dockerfile ?? join(contextDir, 'Dockerfile'));
-  const text = await readBuildFile(dockerfilePath, contextDir).catch((e: NodeJS.ErrnoException) => {
+  const text = await readBuildFile(dockerfilePath).catch((e: NodeJS.ErrnoException) => {
     throw new BuildError('DOCKERFILE_NOT_FOUND', `failed to read Dockerfile ${dockerfilePath}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, {
       hint: 'pass its path with -f, or run tsbuild in the directory that holds it',
     });
@@ -284,7 +284,7 @@ function layerUsable(worker: Worker): LayerCheck {
 /** BuildKit prefers `<Dockerfile name>.dockerignore` beside the Dockerfile over the context's `.dockerignore`. */
 async function readDockerignore(dockerfilePath: string, contextDir: string): Promise<string> {
   for (const p of [join(dirname(dockerfilePath), `${basename(dockerfilePath)}.dockerignore`), join(contextDir, '.dockerignore')]) {
-    const text = await readBuildFile(p, contextDir).catch(() => undefined);
+    const text = await readBuildFile(p).catch(() => undefined);
     if (text !== undefined) return text;
   }
   return '';
@@ -292,12 +292,8 @@ async function readDockerignore(dockerfilePath: string, contextDir: string): Pro
 
 /**
  * Reads the Dockerfile or a .dockerignore, which the context (a pull request's checkout, a
- * downloaded tarball) may have made a symlink to any host file, whose text would then show in
- * error snippets: it is resolved inside the context when it lies there, else inside its own
- * directory (src/oci/in-root.ts), as BuildKit reads it from the directory it transferred.
+ * downloaded tarball) may have made a symlink to any host file: resolved in its own directory.
  */
-async function readBuildFile(path: string, contextDir: string): Promise<string> {
-  const inContext = path.startsWith(`${contextDir}/`);
-  const root = inContext ? contextDir : dirname(path);
-  return resolvedInRoot(root, relative(root, path), (host) => readFile(host, 'utf8'));
+async function readBuildFile(path: string): Promise<string> {
+  return readFileInOwnDir(path);
 }

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { isAbsolute, relative } from 'node:path';
 import { BuildError } from '../errors.js';
+import { readFileInOwnDir } from '../oci/in-root.js';
 
 /**
  * The one place a failure becomes text: `file:line: error`, a snippet of the Dockerfile with
@@ -41,7 +41,8 @@ function defaultHint(err: BuildError): string | undefined {
 function snippet(file: string, from: number, to: number): string[] {
   let lines: string[];
   try {
-    lines = readFileSync(file, 'utf8').split('\n');
+    // The same resolution the build read it with: a symlinked Dockerfile never shows a host file.
+    lines = readFileInOwnDir(file).split('\n');
     // The newline that ends the last line does not start another one.
     if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
   } catch {

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync } from 'node:fs';
+import { closeSync, fstatSync, readFileSync } from 'node:fs';
 import { chmod, lchown, lstat, mkdir, readlink, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { BuildError } from '../errors.js';
@@ -140,6 +140,21 @@ const MAX_LINKS = 40;
 async function readlinkOfFd(fd: number): Promise<string> {
   try {
     return await readlink(`/proc/self/fd/${fd}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Reads a file that a build input may have made a symlink (the Dockerfile, a .dockerignore),
+ * resolved inside its own directory as BuildKit reads it from the directory it transferred:
+ * a link can name a sibling or something below, never a file elsewhere on the host, whose
+ * text would otherwise show in error snippets. Synchronous for the error renderer.
+ */
+export function readFileInOwnDir(path: string): string {
+  const fd = openInRootFd(posix.dirname(path), posix.basename(path), false, false, 'auto');
+  try {
+    return readFileSync(`/proc/self/fd/${fd}`, 'utf8');
   } finally {
     closeSync(fd);
   }

@@ -165,6 +165,13 @@ red('context symlinks: a source, the Dockerfile and .dockerignore pointing at ho
   const r3 = await tsbuild(['--root', env.root, 'build', ctx]);
   assert.is(r3.code, 1);
   assert.not.match(r3.stderr + r3.stdout, /CANARY-SECRET-TEXT/);
+  // ... even when the context holds a file at that path with a syntax error, whose snippet shows.
+  await mkdir(join(ctx, c), { recursive: true });
+  await writeFile(join(ctx, c, 'secret'), 'FROM scratch\nNOTANINSTRUCTION x\n');
+  const r4 = await tsbuild(['--root', env.root, 'build', ctx]);
+  assert.is(r4.code, 1);
+  assert.not.match(r4.stderr + r4.stdout, /CANARY-SECRET-TEXT/);
+  await rm(join(ctx, c.split('/')[1]!), { recursive: true });
   await rm(join(ctx, 'Dockerfile'));
   await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY . /\n');
   await symlink(join(c, 'secret'), join(ctx, '.dockerignore'));

@@ -1,0 +1,117 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The audit of every host-side filesystem call, as a ratchet: each source file that calls
+ * node:fs is listed with how many calls it makes and why they cannot be steered by a build
+ * input. A new call anywhere (or a new file) fails this test until someone has checked it and
+ * updated the table: a path inside a rootfs, upperdir, layer, cache mount, context or output
+ * must go through src/oci/in-root.ts, never through a join.
+ *
+ * Classes:
+ * - in-root: paths inside untrusted trees are resolved by src/oci/in-root.ts; other calls act
+ *   on directories tsbuild made itself.
+ * - walk: walks an untrusted tree down from a resolved root with lstat/readdir and acts only
+ *   on what lstat showed (never follows a link).
+ * - store: only paths tsbuild lays out under its root (blobs, layers, locks, memos, temp dirs).
+ * - user: paths the person running tsbuild named (flags, config, docker's config.json).
+ * - host: fixed files of the host (/proc/self, /etc/subuid) or the process's own.
+ */
+type Class = 'in-root' | 'walk' | 'store' | 'user' | 'host';
+const AUDITED: Record<string, [calls: number, cls: Class, why: string]> = {
+  'src/build/build-registry.ts': [6, 'store', 'build registration files under <root>/builds'],
+  'src/build/cache-transfer/cache-export.ts': [1, 'user', '--cache-to type=local,dest='],
+  'src/build/gc.ts': [16, 'store', 'prune walks and deletes only store entries by digest'],
+  'src/build/named-contexts.ts': [1, 'user', '--build-context paths'],
+  'src/build/run-build.ts': [2, 'user', 'the context dir named by the flag; the Dockerfile and .dockerignore are read with readFileInOwnDir'],
+  'src/build/worker.ts': [8, 'store', 'the root layout and its tmp dirs'],
+  'src/cli/build-command.ts': [2, 'user', '--iidfile, --metadata-file'],
+  'src/cli/config-file.ts': [1, 'user', 'tsbuild.toml'],
+  'src/cli/image-commands.ts': [1, 'user', 'save -o / export -o'],
+  'src/cli/main.ts': [1, 'host', 'package.json of tsbuild itself'],
+  'src/cli/registry-commands.ts': [1, 'user', 'login --password-stdin'],
+  'src/cli/remote-context.ts': [7, 'in-root', 'its own temp dir; the git subdir resolved with resolveInRoot'],
+  'src/cli/run-secrets.ts': [1, 'user', '--secret src= files'],
+  'src/cli/stdin-input.ts': [8, 'in-root', 'its own temp dir; the archive is applied with applyLayer'],
+  'src/exporter/archive-file.ts': [4, 'user', 'output archive file named by dest='],
+  'src/exporter/local.ts': [1, 'in-root', 'creates dest (a flag); every entry through applyLayer'],
+  'src/exporter/oci-layout.ts': [1, 'user', 'type=oci,tar=false dest directory'],
+  'src/images/load-archive.ts': [1, 'user', 'load -i FILE'],
+  'src/images/run-image.ts': [2, 'in-root', 'its own etc temp dir; WORKDIR via mkdirInRoot'],
+  'src/oci/content-store.ts': [14, 'store', 'blobs by digest, temp files it names'],
+  'src/oci/decompress.ts': [1, 'walk', 'reads the magic bytes of a file already resolved'],
+  'src/oci/image-layout.ts': [12, 'store', 'index.json, oci-layout and blobs of a layout'],
+  'src/oci/in-root.ts': [13, 'in-root', 'the primitive itself'],
+  'src/oci/index-lock.ts': [9, 'store', 'lock files beside index.json'],
+  'src/oci/layer/apply.ts': [18, 'in-root', 'every entry, parent, whiteout and hardlink target through atInRoot/resolvedInRoot'],
+  'src/oci/layer/blob.ts': [1, 'store', 'layer blob temp files'],
+  'src/oci/layer/diff.ts': [5, 'walk', 'upperdir walk: lstat, readdir, reads of regular files only'],
+  'src/oci/native-fs.ts': [1, 'host', 'finds the addon file'],
+  'src/remote/credentials.ts': [2, 'user', "docker's config.json"],
+  'src/remote/push.ts': [1, 'store', 'blob reads by digest'],
+  'src/runtime/current-caps.ts': [1, 'host', '/proc/self/status'],
+  'src/runtime/etc-files.ts': [3, 'store', 'hosts/resolv.conf written in a temp dir tsbuild made'],
+  'src/runtime/layer-store.ts': [15, 'store', 'layer dirs by digest; unpack through applyLayer'],
+  'src/runtime/overlay.ts': [14, 'store', 'mount dirs tsbuild made (work, upper, merged)'],
+  'src/runtime/owner.ts': [1, 'store', 'owner files of mount dirs'],
+  'src/runtime/platform-support.ts': [1, 'host', '/proc/sys/fs/binfmt_misc'],
+  'src/runtime/runc.ts': [5, 'store', 'bundle dir and config.json tsbuild writes'],
+  'src/runtime/user.ts': [1, 'in-root', '/etc/passwd and /etc/group read with resolvedInRoot'],
+  'src/solver/cache-store.ts': [8, 'store', 'cache records by key digest'],
+  'src/solver/context-checksum.ts': [5, 'walk', 'context walk: lstat, readdir, reads of regular files only'],
+  'src/solver/explain.ts': [3, 'store', 'step history files'],
+  'src/solver/http-memo.ts': [3, 'store', 'memo files by URL digest'],
+  'src/solver/memo-sweep.ts': [3, 'store', 'memo directories'],
+  'src/solver/ops/commit-layer.ts': [2, 'store', 'the upperdir tsbuild made, renamed into the layer store'],
+  'src/solver/ops/copy-sources.ts': [4, 'in-root', 'sources and globs through atInRoot/resolvedInRoot/resolveInRoot'],
+  'src/solver/ops/copy-tree.ts': [15, 'walk', 'copies from a resolved source to a resolved destination; lstat first, replaces (never follows) what it finds'],
+  'src/solver/ops/exec.ts': [2, 'in-root', 'its own etc temp dir; WORKDIR via mkdirInRoot'],
+  'src/solver/ops/file.ts': [6, 'in-root', 'destinations via mkdirInRoot/atInRoot; archives via applyLayer'],
+  'src/solver/ops/http.ts': [7, 'store', 'a fresh temp dir; the file name is one checked segment, opened O_EXCL'],
+  'src/solver/ops/image.ts': [2, 'store', 'layer dirs; unpack through applyLayer'],
+  'src/solver/ops/mount-stubs.ts': [10, 'in-root', 'stubs and copied-up parents re-resolved after the RUN'],
+  'src/solver/ops/run-mounts.ts': [19, 'in-root', 'bind/cache sources via resolveInRoot; cache, secret dirs tsbuild made; ssh socket is a flag'],
+  'src/solver/selection-memo.ts': [3, 'store', 'memo files by digest'],
+  'src/solver/stat-cache.ts': [2, 'store', 'stat cache files'],
+};
+
+const repo = join(fileURLToPath(new URL('.', import.meta.url)), '../../../..');
+
+function sources(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const p = join(dir, name);
+    return statSync(p).isDirectory() ? sources(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+/** Calls of the functions a file imports from node:fs or node:fs/promises. */
+function fsCalls(text: string): number {
+  const names = new Set<string>();
+  for (const m of text.matchAll(/import\s*(?:type\s*)?\{([^}]*)\}\s*from\s*'node:fs(?:\/promises)?'/g)) {
+    for (const part of m[1]!.split(',')) {
+      const t = part.trim();
+      if (t && !t.startsWith('type ')) names.add(t.split(/\s+as\s+/).pop()!);
+    }
+  }
+  let n = 0;
+  for (const name of names) n += [...text.matchAll(new RegExp(`\\b${name}\\(`, 'g'))].length;
+  return n;
+}
+
+test('every node:fs call site is audited (see the table for how each is protected)', () => {
+  const found: Record<string, number> = {};
+  for (const file of sources(join(repo, 'src'))) {
+    const text = readFileSync(file, 'utf8');
+    // A namespace or default import would hide its calls from the count.
+    assert.not.match(text, /import\s+(\*\s+as\s+\w+|\w+)\s+from\s+'node:fs(\/promises)?'/, `${file}: import named fs functions`);
+    const n = fsCalls(text);
+    if (n > 0) found[relative(repo, file)] = n;
+  }
+  const expected = Object.fromEntries(Object.entries(AUDITED).map(([f, [n]]) => [f, n]));
+  assert.equal(found, expected, 'a new or changed host-side fs call: check it uses src/oci/in-root.ts for untrusted paths, then update AUDITED');
+});
+
+test.run();
