@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Ctx } from '../ctx.js';
 import type { Digest } from '../oci/digest.js';
+import { readErrorBody } from './bounded-body.js';
 import { errorForStatus, RegistryError } from './registry-error.js';
 import type { Repository } from './repository.js';
 import { header, isNetworkError } from './transport.js';
@@ -56,7 +57,7 @@ export async function uploadBlob(
           where,
           { retry: false },
         );
-        const text = await res.body.text().catch(() => '');
+        const text = await readErrorBody(res.body);
         if (res.status === 202) {
           url = repo.resolveLocation(res);
           offset = end + 1;
@@ -83,7 +84,7 @@ export async function uploadBlob(
         where,
         { retry: false },
       );
-      const text = await res.body.text().catch(() => '');
+      const text = await readErrorBody(res.body);
       if (res.status !== 201 && res.status !== 204) throw errorForStatus(res.status, text, { registry: repo.host.registry, ...where });
       return;
     } catch (e) {
