@@ -53,8 +53,10 @@ export function formatSeconds(ms: number): string {
 export function transferFailure(e: unknown, t: HttpTimeouts): string {
   const timeout = timeoutDescription(e, t);
   if (timeout) return timeout;
-  let cur = e as { message?: unknown; cause?: unknown } | undefined;
+  let cur = e as { message?: unknown; code?: unknown; cause?: unknown } | undefined;
   for (let depth = 0; cur?.cause && typeof cur.cause === 'object' && depth < 5; depth++) cur = cur.cause as typeof cur;
   const msg = typeof cur?.message === 'string' && cur.message ? cur.message : String(e);
-  return /^(other side closed|terminated)$/i.test(msg) ? 'the server closed the connection before the body was complete' : msg;
+  // undici's words for a body cut short: a closed socket, or fewer bytes than Content-Length.
+  const cutShort = cur?.code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || /^(other side closed|terminated)$/i.test(msg);
+  return cutShort ? 'the server closed the connection before the body was complete' : msg;
 }

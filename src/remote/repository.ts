@@ -1,5 +1,4 @@
 import type { Readable } from 'node:stream';
-import { BuildError } from '../errors.js';
 import { isDigest, sha256, type Digest } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
 import { formatBytes } from '../byte-size.js';
@@ -80,7 +79,11 @@ export class Repository {
       throw new RegistryError('REGISTRY', `${what}: registry ${this.host.registry} returned content whose digest is ${digest}`, { registry: this.host.registry, repository: this.path });
     }
     const mediaType = (header(res.headers, 'content-type') ?? '').split(';')[0]!.trim();
-    const declared = mediaTypeOf(bytes) ?? mediaType;
+    const parsed = mediaTypeOf(bytes);
+    if (parsed === null) {
+      throw new RegistryError('REGISTRY', `${what}: registry ${this.host.registry} repository ${this.path} sent a manifest that is not valid JSON`, { registry: this.host.registry, repository: this.path });
+    }
+    const declared = parsed ?? mediaType;
     if (!MANIFEST_MEDIA_TYPES.includes(declared)) {
       throw new RegistryError('REGISTRY_UNSUPPORTED', `${what}: unsupported manifest media type ${JSON.stringify(declared || 'none')} from registry ${this.host.registry} repository ${this.path}`, {
         registry: this.host.registry,
@@ -166,7 +169,8 @@ export class Repository {
   }
 }
 
-function mediaTypeOf(bytes: Buffer): string | undefined {
+/** The media type a manifest declares or implies; undefined when it says nothing, null when it is not JSON. */
+function mediaTypeOf(bytes: Buffer): string | undefined | null {
   try {
     const j = JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown; schemaVersion?: unknown; manifests?: unknown; config?: unknown };
     if (typeof j.mediaType === 'string') return j.mediaType;
@@ -175,7 +179,7 @@ function mediaTypeOf(bytes: Buffer): string | undefined {
     if (Array.isArray(j.manifests)) return MediaType.ociIndex;
     if (j.config) return MediaType.ociManifest;
   } catch {
-    throw new BuildError('REGISTRY_UNSUPPORTED', 'manifest is not valid JSON');
+    return null;
   }
   return undefined;
 }
