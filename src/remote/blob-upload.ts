@@ -117,7 +117,7 @@ async function startPlain(repo: Repository, signal: AbortSignal): Promise<string
 async function uploadedBytes(repo: Repository, url: string, signal: AbortSignal): Promise<{ offset: number; location: string } | undefined> {
   try {
     const res = await repo.host.request({ method: 'GET', url }, [`repository:${repo.path}:pull,push`], signal, { repository: repo.path, what: 'upload status' }, { retry: false });
-    await res.body.dump();
+    await res.body.dump().catch(() => undefined);
     if (res.status !== 204 && res.status !== 202) return undefined;
     const m = /^(?:bytes=)?0-(\d+)$/.exec(header(res.headers, 'range') ?? '');
     if (!m || m[1] === '0') return undefined;

@@ -72,7 +72,7 @@ export class RegistryHost {
     }
     // Authenticate against the bare registry (no repository scope), as `docker login` does.
     const res = await this.request({ method: 'GET', path: '/v2/' }, [], signal, { what: 'log in' });
-    await res.body.dump();
+    await res.body.dump().catch(() => undefined);
     if (res.status !== 200) throw errorForStatus(res.status, '', { registry: this.registry, what: 'log in' });
     return identityToken ? { identityToken } : {};
   }
@@ -94,7 +94,7 @@ export class RegistryHost {
       if (res.status !== 401 || attempt > 0) return res;
       const fresh = parseWwwAuthenticate(headerAll(res.headers, 'www-authenticate').join(', '))[0];
       if (!fresh) return res;
-      await res.body.dump();
+      await res.body.dump().catch(() => undefined);
       auth = await this.#authorization(fresh, scopes, signal, where, true);
       if (auth === undefined) throw errorForStatus(401, '', { registry: this.registry, repository: where.repository, what: where.what });
     }
@@ -147,7 +147,7 @@ export class RegistryHost {
         lastErr = e;
         continue;
       }
-      await res.body.dump();
+      await res.body.dump().catch(() => undefined);
       if (res.status === 200) return { base };
       if (res.status === 401) {
         const challenge = parseWwwAuthenticate(headerAll(res.headers, 'www-authenticate').join(', '))[0];

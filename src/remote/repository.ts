@@ -121,7 +121,7 @@ export class Repository {
   async statBlob(digest: Digest, signal: AbortSignal, scopes = this.#pull): Promise<number | undefined> {
     const what = `check blob ${digest}`;
     const res = await this.host.request({ method: 'HEAD', path: `/v2/${this.path}/blobs/${digest}` }, scopes, signal, this.#where(what));
-    await res.body.dump();
+    await res.body.dump().catch(() => undefined);
     if (res.status === 404) return undefined;
     if (res.status !== 200) throw this.#fail(res.status, '', what);
     return Number(header(res.headers, 'content-length') ?? '0');
@@ -137,7 +137,7 @@ export class Repository {
     let res = await this.host.request({ method: 'GET', path: `/v2/${this.path}/blobs/${digest}` }, this.#pull, signal, this.#where(what));
     for (let hops = 0; res.status >= 300 && res.status < 400 && hops < 5; hops++) {
       const loc = header(res.headers, 'location');
-      await res.body.dump();
+      await res.body.dump().catch(() => undefined);
       if (!loc) throw this.#fail(res.status, '', what);
       res = await this.host.request({ method: 'GET', url: new URL(loc, res.url).toString() }, [], signal, this.#where(what));
     }

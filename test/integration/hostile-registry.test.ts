@@ -129,10 +129,10 @@ async function tsbuild(args: readonly string[], cwd?: string): Promise<Run> {
 }
 
 /** What every failure here must look like; `message` must appear on the `error:` line. */
-async function assertCleanFailure(r: Run, message: RegExp): Promise<void> {
+async function assertCleanFailure(r: Run, message: RegExp, code = 1): Promise<void> {
   const context = `\n--- stderr ---\n${r.stderr}`;
   if (process.env.HOSTILE_DEBUG) console.log(`${r.ms} ms ${r.rssKiB} KiB: ${r.stderr.split('\n').find((l) => l.startsWith('error: '))}`);
-  assert.is(r.code, 1, `exit code 1 (got ${r.code} after ${r.ms} ms)${context}`);
+  assert.is(r.code, code, `exit code ${code} (got ${r.code} after ${r.ms} ms)${context}`);
   const errorLine = r.stderr.split('\n').find((l) => l.startsWith('error: '));
   assert.ok(errorLine, `an error: line${context}`);
   assert.match(errorLine!, message, `the error line names the problem${context}`);
@@ -286,6 +286,31 @@ test('(g) a token server that sends an endless token', async () => {
   });
   s.host = tokens.host;
   await assertCleanFailure(await pull(tokens), new RegExp(`the token server of registry ${re(tokens.host)} sent a token response over 1.0 MiB`));
+});
+
+test('a remote build context whose server stalls mid-body (a usage error, as other remote-context failures)', async () => {
+  const web = await hostileWeb((_req, socket) => {
+    socket.write(statusHead(200, { 'content-length': '1000000', 'content-type': 'application/x-tar' }));
+    socket.write(Buffer.alloc(512));
+  });
+  const r = await tsbuild(['build', '--progress', 'plain', `http://${web.host}/context.tar`]);
+  await assertCleanFailure(r, new RegExp(`context http://${re(web.host)}/context.tar: no data for 1s`), 2);
+});
+
+test('--cache-from a registry that streams an endless manifest: a warning, and the build goes on', async () => {
+  const endless = await hostileRegistry(makeImage(), (req, socket) => {
+    if (!req.path.includes('/manifests/')) return false;
+    socket.write(statusHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'transfer-encoding': 'chunked' }));
+    streamForever(socket, Buffer.alloc(64 * 1024, ' '), { chunked: true });
+    return true;
+  });
+  const ctx = await mkdtemp(join(state.work, 'ctx-'));
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY Dockerfile /\n');
+  const r = await tsbuild(['build', '--progress', 'plain', '--cache-from', `type=registry,ref=${endless.host}/hostile:cache`, ctx]);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stderr, new RegExp(`cache not used: .*registry ${re(endless.host)} sent a manifest larger than 4.0 MiB`));
+  assert.ok(r.ms < MAX_MS && r.rssKiB < MAX_RSS_KIB, `${r.ms} ms, ${r.rssKiB} KiB`);
+  assert.equal(await verifyStore(r.root), []);
 });
 
 test('[network] in tsbuild.toml: a bad duration is a usage error naming file and line', async () => {
