@@ -100,7 +100,7 @@ interface Run {
   readonly tmp: string;
 }
 
-/** Runs tsbuild with the test config and a fresh root under GNU time; kills it after 30 s (a hang fails the test, not the suite). */
+/** Runs tsbuild with the test config and a fresh root under GNU time; kills it after 20 s (a hang fails the test, not the suite). */
 async function tsbuild(args: readonly string[], cwd?: string): Promise<Run> {
   const root = await mkdtemp(join(state.work, 'root-'));
   const tmp = await mkdtemp(join(state.work, 'tmp-'));
@@ -110,8 +110,10 @@ async function tsbuild(args: readonly string[], cwd?: string): Promise<Run> {
       cwd: cwd ?? state.work,
       env: { ...process.env, NO_COLOR: '1', TMPDIR: tmp, TSBUILD_CONFIG: '' },
       stdio: ['ignore', 'ignore', 'pipe'],
+      // Its own process group, so a hang is killed whole: GNU time and the tsbuild under it.
+      detached: true,
     });
-    const kill = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const kill = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 20_000);
     let stderr = '';
     child.stderr.on('data', (b) => (stderr += b));
     child.on('error', reject);
