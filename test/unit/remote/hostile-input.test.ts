@@ -9,6 +9,7 @@ import { timeoutDescription, transferFailure, type HttpTimeouts } from '../../..
 import { Transport } from '../../../src/remote/transport.js';
 import { RegistryError } from '../../../src/remote/registry-error.js';
 import { networkPolicy, parseConfig } from '../../../src/cli/config-file.js';
+import { effectiveSettings } from '../../../src/cli/config-command.js';
 import { BuildError } from '../../../src/errors.js';
 
 /** An endless stream of `chunk`s that records whether it was destroyed (the connection dropped). */
@@ -170,6 +171,12 @@ cfg('durations parse into timeouts and a retry budget; absent keys take the defa
   const { config } = parseConfig('[network]\nconnect-timeout = "2s"\nidle-timeout = "1m30s"\nretry-budget = "500ms"\n', 't.toml');
   assert.equal(networkPolicy(config), { timeouts: { connectMs: 2000, responseMs: 60_000, idleMs: 90_000 }, retryBudgetMs: 500 });
   assert.equal(networkPolicy({}), { timeouts: { connectMs: 30_000, responseMs: 60_000, idleMs: 60_000 }, retryBudgetMs: 60_000 });
+});
+cfg('tsbuild config shows each [network] key with its source', () => {
+  const text = '[network]\nidle-timeout = "5s"\n';
+  const s = effectiveSettings(undefined, 't.toml', {}, { ...parseConfig(text, 't.toml'), path: 't.toml' });
+  assert.equal(s.find((x) => x.key === 'network.idle-timeout'), { key: 'network.idle-timeout', value: '5s', source: 't.toml:2' });
+  assert.equal(s.find((x) => x.key === 'network.connect-timeout'), { key: 'network.connect-timeout', value: '30s', source: 'default' });
 });
 cfg('unknown keys, bad and zero durations are usage errors with file:line', () => {
   const bad = (text: string, msg: RegExp) => {
