@@ -115,10 +115,11 @@ export class Transport {
         continue;
       }
       if (isTemporaryStatus(res.status) && attempt < attempts) {
-        const wait = this.#backoff(attempt, header(res.headers, 'retry-after'));
-        // A Retry-After beyond the budget: the server says it won't be ready in time, so its
-        // answer stands now rather than after a pointless wait.
-        if (Date.now() + wait > deadline) return res;
+        const retryAfter = header(res.headers, 'retry-after');
+        const wait = this.#backoff(attempt, retryAfter);
+        // A Retry-After past the budget (before capping it): the server says it won't be ready
+        // in time, so its answer stands now rather than after a pointless wait.
+        if (Date.now() + Math.max(wait, parseRetryAfter(retryAfter) ?? 0) > deadline) return res;
         await res.body.dump().catch(() => undefined);
         await sleep(wait, undefined, { signal });
         continue;
