@@ -217,6 +217,24 @@ test('(c) a layer cut short mid-gzip: the connection closes early, or the regist
   await assertCleanFailure(await addUrl(`http://${web.host}/file`), new RegExp(`failed to download http://${re(web.host)}/file: the server closed the connection before the body was complete`));
 });
 
+test('a connection reset mid-blob, and a blob whose bytes do not match its digest', async () => {
+  const image = makeImage();
+  const layerDigest = digest(image.layer);
+  const reset = await hostileRegistry(image, (req, socket) => {
+    if (!req.path.endsWith(layerDigest)) return false;
+    socket.write(statusHead(200, { 'content-length': String(image.layer.length) }));
+    socket.write(image.layer.subarray(0, 10), () => socket.resetAndDestroy());
+    return true;
+  });
+  await assertCleanFailure(await pull(reset), new RegExp(`pull blob ${layerDigest}: registry ${re(reset.host)}: (the server closed the connection|.*ECONNRESET)`));
+  const forged = await hostileRegistry(image, (req, socket) => {
+    if (!req.path.endsWith(layerDigest)) return false;
+    respond(socket, 200, {}, Buffer.alloc(image.layer.length, 1));
+    return true;
+  });
+  await assertCleanFailure(await pull(forged), new RegExp(`pull blob ${layerDigest} from registry ${re(forged.host)} repository hostile: the content does not match its descriptor`));
+});
+
 test('(d) a blob whose Content-Length lies: 1 TiB announced, endless data, small descriptor', async () => {
   const image = makeImage();
   const layerDigest = digest(image.layer);
