@@ -55,7 +55,8 @@ export function transferFailure(e: unknown, t: HttpTimeouts): string {
   if (timeout) return timeout;
   let cur = e as { message?: unknown; code?: unknown; cause?: unknown } | undefined;
   for (let depth = 0; cur?.cause && typeof cur.cause === 'object' && depth < 5; depth++) cur = cur.cause as typeof cur;
-  const msg = typeof cur?.message === 'string' && cur.message ? cur.message : String(e);
+  // An AggregateError (every address refused) has no message of its own, only a code.
+  const msg = typeof cur?.message === 'string' && cur.message ? cur.message : typeof cur?.code === 'string' ? cur.code : String(e);
   // undici's words for a body cut short: a closed socket, or fewer bytes than Content-Length.
   const cutShort = cur?.code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || /^(other side closed|terminated)$/i.test(msg);
   return cutShort ? 'the server closed the connection before the body was complete' : msg;

@@ -58,6 +58,7 @@ export async function ensureUnpacked(worker: Worker, blob: Descriptor, diffId: D
       // The tar's trailing zero blocks count in the diffID too.
       for await (const _ of tar) void _;
     } catch (e) {
+      tar.destroy(); // and, through the pipeline, the decompressor and the blob's file
       if (e instanceof BuildError || isAbortError(e) || ctx.signal.aborted) throw e;
       throw new BuildError('STORE_CORRUPT', `layer ${blob.digest} cannot be unpacked: ${(e as Error).message} (the blob is truncated or not a valid compressed tar)`, {
         cause: e,
