@@ -1,6 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createServer, type Server } from 'node:http';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
@@ -124,6 +125,24 @@ tr('a server that never answers: RegistryError naming the registry after the res
   } finally {
     await t.close();
     await stop(srv);
+  }
+});
+tr('a TLS handshake that never completes: the connect timeout, naming the registry', async () => {
+  const conns: Socket[] = [];
+  const silent = createNetServer((c) => void conns.push(c));
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const t = new Transport({ timeouts: T, retry: { attempts: 5, baseDelayMs: 10, maxDelayMs: 100 } });
+  const started = Date.now();
+  try {
+    await t.send({ method: 'GET', url: `https://127.0.0.1:${(silent.address() as { port: number }).port}/v2/` }, new AbortController().signal, { registry: 'tls.test' });
+    assert.unreachable();
+  } catch (e) {
+    assert.match((e as Error).message, /^registry tls\.test: could not connect within 300ms \(GET https:/);
+    assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+  } finally {
+    await t.close();
+    for (const c of conns) c.destroy();
+    await new Promise<void>((r) => silent.close(() => r()));
   }
 });
 tr('503 with Retry-After past the retry budget (even capped under it) is returned at once', async () => {
