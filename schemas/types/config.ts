@@ -29,12 +29,34 @@ export interface TsbuildConfig {
      */
     "keep-duration"?: string;
   };
+  network?: NetworkConfig;
   /**
    * Per registry host (as in image references: docker.io, localhost:5000).
    */
   registry?: {
     [k: string]: RegistryConfig;
   };
+}
+/**
+ * Limits on waiting for registries and for the servers of ADD <URL> and remote build contexts. Durations are Go durations such as "30s", "1m30s", "500ms".
+ */
+export interface NetworkConfig {
+  /**
+   * Time to open a connection (TCP and TLS). Default "30s".
+   */
+  "connect-timeout"?: string;
+  /**
+   * Time from sending a request to the end of the response headers. Default "60s".
+   */
+  "response-timeout"?: string;
+  /**
+   * Longest pause while a response body arrives. Default "60s".
+   */
+  "idle-timeout"?: string;
+  /**
+   * Time one registry request may spend retrying (429, 5xx, resets), Retry-After waits included. Default "60s".
+   */
+  "retry-budget"?: string;
 }
 export interface RegistryConfig {
   /**

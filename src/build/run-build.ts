@@ -22,6 +22,7 @@ import { assembleImage, assembleIndex, type AssembledImage } from './assemble-im
 import { writeProvenance, type ProvenanceMode } from './provenance.js';
 import { storeImageResolver } from './image-resolver.js';
 import type { RegistryClient } from '../remote/registry-client.js';
+import type { HttpTimeouts } from '../remote/http-timeouts.js';
 import { cleanupAfterCrashes, openWorker } from './worker.js';
 import { prepareNamedContexts } from './named-contexts.js';
 import { registerBuild } from './build-registry.js';
@@ -67,6 +68,8 @@ export interface BuildRequest {
   readonly maxParallelism?: number;
   /** Pulls missing base images (FROM) and serves `type=registry` outputs; the caller closes it. */
   readonly registry?: RegistryClient;
+  /** How long ADD <URL> waits on its server (tsbuild.toml `[network]`); default DEFAULT_HTTP_TIMEOUTS. */
+  readonly httpTimeouts?: HttpTimeouts;
   /** `--pull`: resolve every base image against its registry even when it is stored locally. */
   readonly pull?: boolean;
   /** --no-cache: run every step. */
@@ -229,7 +232,7 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
     results = targets.length
       ? await solve(
           targets,
-          { image: imageHandler(worker), context: contextHandler, exec: execHandler(worker, req.exec), file: fileHandler(worker), merge: mergeHandler, http: httpHandler(worker, { revalidate: (v) => !cache.ignores(v) }) },
+          { image: imageHandler(worker), context: contextHandler, exec: execHandler(worker, req.exec), file: fileHandler(worker), merge: mergeHandler, http: httpHandler(worker, { revalidate: (v) => !cache.ignores(v), ...(req.httpTimeouts ? { timeouts: req.httpTimeouts } : {}) }) },
           { execParallelism: cpus, ioParallelism: Math.max(4, cpus * 2), cache },
           ctx,
         )

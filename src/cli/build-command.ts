@@ -10,7 +10,7 @@ import { nullSink } from '../events.js';
 import { BuildError } from '../errors.js';
 import { parseOutputSpec, STDOUT, type ExportTarget } from '../exporter/export-target.js';
 import type { BuildMetadata } from '../../schemas/types/metadata-file.js';
-import { gcPolicy, registrySettings } from './config-file.js';
+import { gcPolicy, networkPolicy, registrySettings } from './config-file.js';
 import type { GlobalOptions } from './globals.js';
 import { formatBytes, parseByteSize } from '../byte-size.js';
 import { parseReference } from '../oci/reference.js';
@@ -109,18 +109,20 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       const cacheFrom = flags.cacheFrom.map(parseCacheFrom);
       if (flags.push) outputs.push(...pushTargets(flags.tag));
       const settings = globals.settings?.config ?? {};
-      const registry = new RegistryClient(registryOptions(process.env, registrySettings(settings)));
+      const network = networkPolicy(settings);
+      const registry = new RegistryClient(registryOptions(process.env, { ...registrySettings(settings), ...network }));
       const buildArgs: Record<string, string> = {};
       for (const f of flags.buildArgFile) Object.assign(buildArgs, await readBuildArgFile(f, process.env));
       Object.assign(buildArgs, parseBuildArgs(flags.buildArg, process.env));
       // `-` (standard input) or a git / http(s) URL: the context is put on disk for the build.
-      const stdinInputs = (await readStdinInputs(context, flags.file, process.stdin, signal)) ?? (await readRemoteContext(context, flags.file, signal));
+      const stdinInputs = (await readStdinInputs(context, flags.file, process.stdin, signal)) ?? (await readRemoteContext(context, flags.file, signal, network.timeouts));
       const progress = buildProgress({ ...flags, configDefault: settings.progress }, process.stderr, process.env);
       const { mode, events } = progress;
       const created = process.env.SOURCE_DATE_EPOCH ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000) : new Date();
       const request: BuildRequest =
         {
           registry,
+          httpTimeouts: network.timeouts,
           pull: !!flags.pull,
           root: stateRoot(globals.root, process.env),
           contextDir: stdinInputs?.contextDir ?? context,

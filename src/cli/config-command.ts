@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Command, Option } from 'commander';
 import type { LoadedConfig } from './config-file.js';
-import { DEFAULT_CONFIG_PATH } from './config-file.js';
+import { DEFAULT_CONFIG_PATH, networkPolicy } from './config-file.js';
 import type { GlobalOptions } from './globals.js';
 import { stateRoot } from './state-root.js';
 
@@ -37,6 +37,12 @@ export function effectiveSettings(rootFlag: string | undefined, configFlag: stri
   for (const k of ['keep-storage', 'keep-duration'] as const) {
     const v = c.gc?.[k];
     out.push(v !== undefined ? { key: `gc.${k}`, value: v, source: fromFile(`gc.${k}`) } : { key: `gc.${k}`, value: null, source: 'default (unlimited)' });
+  }
+  const net = networkPolicy({});
+  const netDefaults = { 'connect-timeout': net.timeouts.connectMs, 'response-timeout': net.timeouts.responseMs, 'idle-timeout': net.timeouts.idleMs, 'retry-budget': net.retryBudgetMs };
+  for (const [k, ms] of Object.entries(netDefaults) as [keyof typeof netDefaults, number][]) {
+    const v = c.network?.[k];
+    out.push(v !== undefined ? { key: `network.${k}`, value: v, source: fromFile(`network.${k}`) } : { key: `network.${k}`, value: `${ms / 1000}s`, source: 'default' });
   }
   for (const [host, r] of Object.entries(c.registry ?? {})) {
     for (const k of ['mirrors', 'insecure'] as const) {

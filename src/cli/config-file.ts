@@ -4,6 +4,8 @@ import { parseDurationMs } from './units.js';
 import TOML from '@iarna/toml';
 import type { RegistryConfig, TsbuildConfig } from '../../schemas/types/config.js';
 import { BuildError } from '../errors.js';
+import { DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts } from '../remote/http-timeouts.js';
+import { DEFAULT_RETRY } from '../remote/transport.js';
 import { nearest } from './suggest.js';
 
 export type { TsbuildConfig } from '../../schemas/types/config.js';
@@ -89,6 +91,18 @@ export function parseConfig(text: string, path: string): { config: TsbuildConfig
         }
         break;
       }
+      case 'network': {
+        config.network = {};
+        for (const [nk, nv] of Object.entries(table(v, k, fail))) {
+          const key = `network.${nk}`;
+          if (!(NETWORK_KEYS as readonly string[]).includes(nk)) fail(key, unknown(nk, NETWORK_KEYS));
+          const s = str(nv, key, fail);
+          const ms = parseDurationMs(s);
+          if (ms === undefined || ms <= 0) fail(key, `expected a positive duration such as "30s" or "1m30s", got ${show(nv)}`);
+          config.network[nk as (typeof NETWORK_KEYS)[number]] = s;
+        }
+        break;
+      }
       case 'registry': {
         const regs = table(v, k, fail);
         config.registry = {};
@@ -110,10 +124,26 @@ export function parseConfig(text: string, path: string): { config: TsbuildConfig
         break;
       }
       default:
-        fail(k, unknown(k, ['root', 'max-parallelism', 'progress', 'gc', 'registry']));
+        fail(k, unknown(k, ['root', 'max-parallelism', 'progress', 'gc', 'network', 'registry']));
     }
   }
   return { config, lines };
+}
+
+const NETWORK_KEYS = ['connect-timeout', 'response-timeout', 'idle-timeout', 'retry-budget'] as const;
+
+/** The `[network]` table as timeouts and a retry budget, defaults filled in. */
+export function networkPolicy(config: TsbuildConfig): { timeouts: HttpTimeouts; retryBudgetMs: number } {
+  const n = config.network ?? {};
+  const ms = (s: string | undefined, dflt: number) => (s === undefined ? dflt : (parseDurationMs(s) ?? dflt));
+  return {
+    timeouts: {
+      connectMs: ms(n['connect-timeout'], DEFAULT_HTTP_TIMEOUTS.connectMs),
+      responseMs: ms(n['response-timeout'], DEFAULT_HTTP_TIMEOUTS.responseMs),
+      idleMs: ms(n['idle-timeout'], DEFAULT_HTTP_TIMEOUTS.idleMs),
+    },
+    retryBudgetMs: ms(n['retry-budget'], DEFAULT_RETRY.budgetMs),
+  };
 }
 
 /** Registry options in the shape registryOptions() takes. */

@@ -14,7 +14,7 @@ import type { GlobalOptions } from './globals.js';
 import { progressSink } from './progress.js';
 import { dockerConfigPath, registryOptions } from './registry-options.js';
 import { stateRoot } from './state-root.js';
-import { registrySettings } from './config-file.js';
+import { networkPolicy, registrySettings } from './config-file.js';
 import { readImage } from '../oci/image-reader.js';
 import { MediaType } from '../oci/media-types.js';
 
@@ -25,7 +25,7 @@ export const REGISTRY_VERBS: readonly string[] = ['pull', 'push', 'login', 'logo
 export function registryCommands(globals: GlobalOptions, signal: AbortSignal, setExit: (code: number) => void): Command[] {
   const ctx = (quiet: boolean): Ctx => ({ signal, events: progressSink(quiet ? 'quiet' : 'plain', (s) => process.stderr.write(s)) });
   // tsbuild.toml's insecure registries and mirrors apply to every verb, as they do to build.
-  const options = () => registryOptions(process.env, registrySettings(globals.settings?.config ?? {}));
+  const options = () => registryOptions(process.env, { ...registrySettings(globals.settings?.config ?? {}), ...networkPolicy(globals.settings?.config ?? {}) });
 
   const pull = new Command('pull')
     .description('pull an image from a registry into the local store')

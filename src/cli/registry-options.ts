@@ -2,6 +2,8 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { DockerConfigCredentials } from '../remote/credentials.js';
 import type { RegistryOptions } from '../remote/registry-client.js';
+import type { HttpTimeouts } from '../remote/http-timeouts.js';
+import { DEFAULT_RETRY } from '../remote/transport.js';
 
 /** `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`, as docker reads it. */
 export function dockerConfigPath(env: NodeJS.ProcessEnv): string {
@@ -10,12 +12,17 @@ export function dockerConfigPath(env: NodeJS.ProcessEnv): string {
 
 /**
  * Registry client options from the environment: credentials from docker's config.json.
- * Insecure registries and mirrors come from tsbuild.toml once the config file is read
- * (`insecure`/`mirrors` are passed through here).
+ * Insecure registries, mirrors, timeouts and the retry budget come from tsbuild.toml once the
+ * config file is read (and are passed through here).
  */
-export function registryOptions(env: NodeJS.ProcessEnv, config: { insecure?: readonly string[]; mirrors?: Readonly<Record<string, readonly string[]>> } = {}): RegistryOptions {
+export function registryOptions(
+  env: NodeJS.ProcessEnv,
+  config: { insecure?: readonly string[]; mirrors?: Readonly<Record<string, readonly string[]>>; timeouts?: HttpTimeouts; retryBudgetMs?: number } = {},
+): RegistryOptions {
   return {
     credentials: new DockerConfigCredentials(dockerConfigPath(env)),
+    ...(config.timeouts ? { timeouts: config.timeouts } : {}),
+    ...(config.retryBudgetMs !== undefined ? { retry: { ...DEFAULT_RETRY, budgetMs: config.retryBudgetMs } } : {}),
     ...(config.insecure ? { insecure: config.insecure } : {}),
     ...(config.mirrors ? { mirrors: config.mirrors } : {}),
   };

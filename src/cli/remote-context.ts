@@ -6,9 +6,10 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { fetch } from 'undici';
+import { Agent, fetch } from 'undici';
 import { BuildError, isAbortError } from '../errors.js';
 import { resolveInRoot } from '../oci/in-root.js';
+import { agentTimeouts, DEFAULT_HTTP_TIMEOUTS, transferFailure, type HttpTimeouts } from '../remote/http-timeouts.js';
 import { contextFromSpool, type StdinInputs } from './stdin-input.js';
 
 const pexec = promisify(execFile);
@@ -30,7 +31,7 @@ export function remoteContextKind(context: string): 'git' | 'http' | undefined {
  *   a Dockerfile with an empty context, as docker takes them.
  * `-f` names a file in that context. Undefined when `context` is a local path.
  */
-export async function readRemoteContext(context: string, file: string | undefined, signal: AbortSignal): Promise<StdinInputs | undefined> {
+export async function readRemoteContext(context: string, file: string | undefined, signal: AbortSignal, timeouts: HttpTimeouts = DEFAULT_HTTP_TIMEOUTS): Promise<StdinInputs | undefined> {
   const kind = remoteContextKind(context);
   if (!kind) return undefined;
   const dir = await mkdtemp(join(tmpdir(), 'tsbuild-remote-'));
@@ -41,7 +42,7 @@ export async function readRemoteContext(context: string, file: string | undefine
   try {
     if (kind === 'http') {
       const spool = join(dir, 'Dockerfile');
-      await download(context, spool, signal);
+      await download(context, spool, signal, timeouts);
       return { ...(await contextFromSpool(spool, join(dir, 'context'), file, `context ${context}`, signal)), ...cleanup };
     }
     const contextDir = await gitCheckout(context, join(dir, 'repo'), signal);
@@ -52,16 +53,23 @@ export async function readRemoteContext(context: string, file: string | undefine
   }
 }
 
-async function download(url: string, dest: string, signal: AbortSignal): Promise<void> {
-  const res = await fetch(url, { signal, redirect: 'follow' }).catch((e: unknown) => {
-    if (isAbortError(e)) throw e;
-    throw new BuildError('USAGE', `context ${url}: ${(e as Error & { cause?: Error }).cause?.message ?? (e as Error).message}`, { cause: e });
-  });
-  if (!res.ok || !res.body) {
-    await res.body?.cancel().catch(() => undefined);
-    throw new BuildError('USAGE', `context ${url}: the server answered ${res.status} ${res.statusText}`.trimEnd());
+async function download(url: string, dest: string, signal: AbortSignal, timeouts: HttpTimeouts): Promise<void> {
+  // undici's connect, headers and body-idle timers: a server that stalls fails the build, naming it.
+  const agent = new Agent(agentTimeouts(timeouts));
+  const failed = (e: unknown): never => {
+    if (isAbortError(e) || signal.aborted || e instanceof BuildError) throw e;
+    throw new BuildError('USAGE', `context ${url}: ${transferFailure(e, timeouts)}`, { cause: e });
+  };
+  try {
+    const res = await fetch(url, { signal, redirect: 'follow', dispatcher: agent }).catch(failed);
+    if (!res.ok || !res.body) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new BuildError('USAGE', `context ${url}: the server answered ${res.status} ${res.statusText}`.trimEnd());
+    }
+    await pipeline(Readable.fromWeb(res.body as never), createWriteStream(dest), { signal }).catch(failed);
+  } finally {
+    await agent.destroy().catch(() => undefined);
   }
-  await pipeline(Readable.fromWeb(res.body as never), createWriteStream(dest), { signal });
 }
 
 /** Splits docker's `URL#REF:SUBDIR`. */

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Ctx } from '../ctx.js';
 import type { Digest } from '../oci/digest.js';
+import { readErrorBody } from './bounded-body.js';
 import { errorForStatus, RegistryError } from './registry-error.js';
 import type { Repository } from './repository.js';
 import { header, isNetworkError } from './transport.js';
@@ -56,7 +57,7 @@ export async function uploadBlob(
           where,
           { retry: false },
         );
-        const text = await res.body.text().catch(() => '');
+        const text = await readErrorBody(res.body);
         if (res.status === 202) {
           url = repo.resolveLocation(res);
           offset = end + 1;
@@ -83,7 +84,7 @@ export async function uploadBlob(
         where,
         { retry: false },
       );
-      const text = await res.body.text().catch(() => '');
+      const text = await readErrorBody(res.body);
       if (res.status !== 201 && res.status !== 204) throw errorForStatus(res.status, text, { registry: repo.host.registry, ...where });
       return;
     } catch (e) {
@@ -116,7 +117,7 @@ async function startPlain(repo: Repository, signal: AbortSignal): Promise<string
 async function uploadedBytes(repo: Repository, url: string, signal: AbortSignal): Promise<{ offset: number; location: string } | undefined> {
   try {
     const res = await repo.host.request({ method: 'GET', url }, [`repository:${repo.path}:pull,push`], signal, { repository: repo.path, what: 'upload status' }, { retry: false });
-    await res.body.dump();
+    await res.body.dump().catch(() => undefined);
     if (res.status !== 204 && res.status !== 202) return undefined;
     const m = /^(?:bytes=)?0-(\d+)$/.exec(header(res.headers, 'range') ?? '');
     if (!m || m[1] === '0') return undefined;

@@ -2,7 +2,9 @@ import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import { withByteProgress } from '../events.js';
 import type { Ctx } from '../ctx.js';
+import { formatBytes } from '../byte-size.js';
 import { BuildError } from '../errors.js';
+import { BODY_LIMITS, capBytes } from './bounded-body.js';
 import type { ContentStore } from '../oci/content-store.js';
 import { isDigest, type Digest } from '../oci/digest.js';
 import type { Descriptor, Platform } from '../oci/image.js';
@@ -67,8 +69,15 @@ async function pullFrom(repo: Repository, ref: Reference, store: ContentStore, p
     top = manifest;
   }
   const m = parseJson<{ config?: Descriptor; layers?: Descriptor[] }>(manifest.bytes, name, manifest.digest);
-  if (!m.config || !isDigest(m.config.digest) || !Array.isArray(m.layers) || m.layers.some((l) => !l || !isDigest(l.digest) || typeof l.size !== 'number')) {
+  if (!m.config || !isBlobDescriptor(m.config) || !Array.isArray(m.layers) || !m.layers.every(isBlobDescriptor)) {
     throw new RegistryError('REGISTRY', `pull ${ref.toString()}: manifest ${manifest.digest} from ${name} is malformed (config or layers missing or invalid)`, { registry: repo.host.registry, repository: repo.path });
+  }
+  // The config is read into memory later: refuse an absurd one before downloading it.
+  if (m.config.size > BODY_LIMITS.config) {
+    throw new RegistryError('REGISTRY', `pull ${ref.toString()}: the image config of ${name} is ${formatBytes(m.config.size)}, more than the ${formatBytes(BODY_LIMITS.config)} tsbuild accepts`, {
+      registry: repo.host.registry,
+      repository: repo.path,
+    });
   }
   const blobs = [m.config, ...m.layers];
   const limit = pLimit(Math.max(1, parallelism));
@@ -103,10 +112,18 @@ function firstCause(results: PromiseSettledResult<unknown>[]): unknown {
 export async function fetchBlob(repo: Repository, blob: Descriptor, store: ContentStore, ctx: Ctx): Promise<boolean> {
   const have = await store.stat(blob.digest);
   if (have && have.size === blob.size) return false;
+  const what = `pull blob ${blob.digest}`;
   const body = await repo.openBlob(blob.digest, ctx.signal);
   const writer = store.createWriter({ digest: blob.digest, size: blob.size });
+  // The descriptor's size, not the server's Content-Length, bounds what reaches the disk.
+  const cap = capBytes(blob.size, () =>
+    new RegistryError('REGISTRY', `${what}: registry ${repo.host.registry} repository ${repo.path} sent more than the ${blob.size} bytes its descriptor says; the connection was dropped`, {
+      registry: repo.host.registry,
+      repository: repo.path,
+    }),
+  );
   try {
-    await pipeline(withByteProgress(body, ctx.events, `pull ${blob.digest}`, blob.size), writer.stream, { signal: ctx.signal });
+    await pipeline(withByteProgress(body, ctx.events, `pull ${blob.digest}`, blob.size), cap, writer.stream, { signal: ctx.signal });
     await writer.commit();
   } catch (e) {
     await writer.abort();
@@ -118,9 +135,14 @@ export async function fetchBlob(repo: Repository, blob: Descriptor, store: Conte
         cause: e,
       });
     }
-    throw e;
+    throw ctx.signal.aborted ? e : repo.host.bodyError(e, { repository: repo.path, what });
   }
   return true;
+}
+
+/** A descriptor tsbuild can fetch: a digest and a byte size that is a non-negative integer. */
+function isBlobDescriptor(d: Descriptor | undefined): boolean {
+  return !!d && isDigest(d.digest) && Number.isSafeInteger(d.size) && d.size >= 0;
 }
 
 function parseJson<T>(bytes: Buffer, name: string, digest: Digest): T {

@@ -3,6 +3,7 @@ import { RegistryHost } from './registry-host.js';
 import { Repository } from './repository.js';
 import { DEFAULT_RETRY, Transport, type RetryPolicy } from './transport.js';
 import { DEFAULT_UPLOAD, type UploadOptions } from './blob-upload.js';
+import type { HttpTimeouts } from './http-timeouts.js';
 
 /** Everything the registry client is configured with; the CLI builds it from tsbuild.toml and the environment. */
 export interface RegistryOptions {
@@ -15,6 +16,8 @@ export interface RegistryOptions {
   /** Pull mirrors per registry: `{ 'docker.io': ['mirror.example:5000'] }`, tried in order before the registry itself. */
   readonly mirrors?: Readonly<Record<string, readonly string[]>>;
   readonly retry?: RetryPolicy;
+  /** Connect, response and idle-body timeouts (default DEFAULT_HTTP_TIMEOUTS). */
+  readonly timeouts?: HttpTimeouts;
   readonly upload?: Partial<UploadOptions>;
   /** Concurrent blob transfers per image. */
   readonly parallelism?: number;
@@ -34,7 +37,7 @@ export class RegistryClient {
 
   constructor(opts: RegistryOptions = {}) {
     this.#opts = opts;
-    this.#transport = new Transport({ retry: opts.retry ?? DEFAULT_RETRY });
+    this.#transport = new Transport({ retry: opts.retry ?? DEFAULT_RETRY, ...(opts.timeouts ? { timeouts: opts.timeouts } : {}) });
     this.upload = { ...DEFAULT_UPLOAD, ...opts.upload };
     this.parallelism = opts.parallelism ?? 4;
   }

@@ -1,5 +1,8 @@
-import { BuildError } from '../errors.js';
+import { formatBytes } from '../byte-size.js';
+import { BuildError, isAbortError } from '../errors.js';
+import { BODY_LIMITS, readBounded, readErrorBody } from './bounded-body.js';
 import type { Credential, CredentialSource } from './credentials.js';
+import { timeoutDescription, transferFailure } from './http-timeouts.js';
 import { errorForStatus, RegistryError } from './registry-error.js';
 import { headerAll, type HttpRequest, type HttpResponse, type Transport } from './transport.js';
 import { certificateError } from './tls-certificate-error.js';
@@ -69,7 +72,7 @@ export class RegistryHost {
     }
     // Authenticate against the bare registry (no repository scope), as `docker login` does.
     const res = await this.request({ method: 'GET', path: '/v2/' }, [], signal, { what: 'log in' });
-    await res.body.dump();
+    await res.body.dump().catch(() => undefined);
     if (res.status !== 200) throw errorForStatus(res.status, '', { registry: this.registry, what: 'log in' });
     return identityToken ? { identityToken } : {};
   }
@@ -91,10 +94,23 @@ export class RegistryHost {
       if (res.status !== 401 || attempt > 0) return res;
       const fresh = parseWwwAuthenticate(headerAll(res.headers, 'www-authenticate').join(', '))[0];
       if (!fresh) return res;
-      await res.body.dump();
+      await res.body.dump().catch(() => undefined);
       auth = await this.#authorization(fresh, scopes, signal, where, true);
       if (auth === undefined) throw errorForStatus(401, '', { registry: this.registry, repository: where.repository, what: where.what });
     }
+  }
+
+  /**
+   * A failure while reading a response body (timeout, reset, early end) as a RegistryError that
+   * names this registry and what was being done; BuildErrors and aborts pass through as they are.
+   */
+  bodyError(e: unknown, where: { repository?: string; what: string }): unknown {
+    if (e instanceof BuildError || isAbortError(e)) return e;
+    return new RegistryError('REGISTRY', `${where.what}: registry ${this.registry}: ${transferFailure(e, this.#transport.timeouts)}`, {
+      registry: this.registry,
+      repository: where.repository,
+      cause: e,
+    });
   }
 
   #pingOnce(signal: AbortSignal): Promise<{ base: string; challenge?: AuthChallenge }> {
@@ -126,10 +142,12 @@ export class RegistryHost {
             hint: `to use a registry with a self-signed certificate, list it in tsbuild.toml: [registry."${this.registry}"] insecure = true`,
           });
         }
+        // A stalled server gives the same answer over plain HTTP; its timeout says it best.
+        if (timeoutDescription(e, this.#transport.timeouts) && base.startsWith('http:')) throw e;
         lastErr = e;
         continue;
       }
-      await res.body.dump();
+      await res.body.dump().catch(() => undefined);
       if (res.status === 200) return { base };
       if (res.status === 401) {
         const challenge = parseWwwAuthenticate(headerAll(res.headers, 'www-authenticate').join(', '))[0];
@@ -189,16 +207,27 @@ export class RegistryHost {
       const headers: Record<string, string> = cred ? { authorization: 'Basic ' + Buffer.from(`${cred.username}:${cred.password}`).toString('base64') } : {};
       res = await this.#transport.send({ method: 'GET', url: `${realm}${realm.includes('?') ? '&' : '?'}${q}`, headers }, signal, send);
     }
-    const text = await res.body.text();
-    if (res.status === 401 || res.status === 403) {
-      throw new RegistryError('REGISTRY_AUTH', `${where.what}: the token server of registry ${this.registry} refused ${cred ? 'the credentials' : 'anonymous access'} (HTTP ${res.status})${where.repository ? ` for repository ${where.repository}` : ''}`, {
-        registry: this.registry,
-        repository: where.repository,
-        status: res.status,
-        hint: cred ? `check the user name and password (tsbuild login ${this.registry})` : `log in with \`tsbuild login ${this.registry}\``,
-      });
+    if (res.status !== 200) {
+      const text = await readErrorBody(res.body);
+      if (res.status === 401 || res.status === 403) {
+        throw new RegistryError('REGISTRY_AUTH', `${where.what}: the token server of registry ${this.registry} refused ${cred ? 'the credentials' : 'anonymous access'} (HTTP ${res.status})${where.repository ? ` for repository ${where.repository}` : ''}`, {
+          registry: this.registry,
+          repository: where.repository,
+          status: res.status,
+          hint: cred ? `check the user name and password (tsbuild login ${this.registry})` : `log in with \`tsbuild login ${this.registry}\``,
+        });
+      }
+      throw errorForStatus(res.status, text, { registry: this.registry, repository: where.repository, what: `${where.what}: fetch token from ${realm}` });
     }
-    if (res.status !== 200) throw errorForStatus(res.status, text, { registry: this.registry, repository: where.repository, what: `${where.what}: fetch token from ${realm}` });
+    const tokenWhere = { repository: where.repository, what: `${where.what}: fetch token from ${realm}` };
+    const text = await readBounded(res.body, BODY_LIMITS.token, () =>
+      new RegistryError('REGISTRY_AUTH', `${tokenWhere.what}: the token server of registry ${this.registry} sent a token response over ${formatBytes(BODY_LIMITS.token)}; the connection was dropped`, { registry: this.registry, repository: where.repository }),
+    ).then(
+      (b) => b.toString('utf8'),
+      (e: unknown) => {
+        throw this.bodyError(e, tokenWhere);
+      },
+    );
     let j: { token?: string; access_token?: string; expires_in?: number; refresh_token?: string };
     try {
       j = JSON.parse(text) as typeof j;

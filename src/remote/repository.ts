@@ -1,16 +1,14 @@
 import type { Readable } from 'node:stream';
-import { BuildError } from '../errors.js';
 import { isDigest, sha256, type Digest } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
+import { formatBytes } from '../byte-size.js';
+import { BODY_LIMITS, readBounded, readErrorBody } from './bounded-body.js';
 import { errorForStatus, RegistryError } from './registry-error.js';
 import type { RegistryHost } from './registry-host.js';
 import { header, type HttpResponse } from './transport.js';
 
 /** Manifest media types tsbuild reads and writes. */
 export const MANIFEST_MEDIA_TYPES: readonly string[] = [MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerManifestList];
-
-/** Bytes of manifests and indexes are small; refuse anything absurd before buffering it. */
-const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 /** A fetched manifest: the exact bytes (their sha256 is the digest) and its media type. */
 export interface FetchedManifest {
@@ -61,19 +59,31 @@ export class Repository {
       signal,
       this.#where(what),
     );
-    const len = Number(header(res.headers, 'content-length') ?? '0');
-    if (res.status !== 200 || len > MAX_MANIFEST_BYTES) {
-      const body = await res.body.text().catch(() => '');
-      if (res.status === 200) throw new RegistryError('REGISTRY', `${what}: manifest of ${len} bytes is too large`, { registry: this.host.registry, repository: this.path });
-      throw this.#fail(res.status, body, what);
+    if (res.status !== 200) throw this.#fail(res.status, await readErrorBody(res.body), what);
+    // Counted as the bytes arrive: Content-Length may lie, and a chunked body may never end.
+    const tooLarge = () =>
+      new RegistryError('REGISTRY', `${what}: registry ${this.host.registry} sent a manifest larger than ${formatBytes(BODY_LIMITS.manifest)}; the connection was dropped`, {
+        registry: this.host.registry,
+        repository: this.path,
+        hint: 'manifests and indexes are small JSON documents; the registry is broken or hostile',
+      });
+    if (Number(header(res.headers, 'content-length') ?? '0') > BODY_LIMITS.manifest) {
+      res.body.destroy();
+      throw tooLarge();
     }
-    const bytes = Buffer.from(await res.body.arrayBuffer());
+    const bytes = await readBounded(res.body, BODY_LIMITS.manifest, tooLarge).catch((e: unknown) => {
+      throw this.host.bodyError(e, this.#where(what));
+    });
     const digest = sha256(bytes);
     if (isDigest(reference) && digest !== reference) {
       throw new RegistryError('REGISTRY', `${what}: registry ${this.host.registry} returned content whose digest is ${digest}`, { registry: this.host.registry, repository: this.path });
     }
     const mediaType = (header(res.headers, 'content-type') ?? '').split(';')[0]!.trim();
-    const declared = mediaTypeOf(bytes) ?? mediaType;
+    const parsed = mediaTypeOf(bytes);
+    if (parsed === null) {
+      throw new RegistryError('REGISTRY', `${what}: registry ${this.host.registry} repository ${this.path} sent a manifest that is not valid JSON`, { registry: this.host.registry, repository: this.path });
+    }
+    const declared = parsed ?? mediaType;
     if (!MANIFEST_MEDIA_TYPES.includes(declared)) {
       throw new RegistryError('REGISTRY_UNSUPPORTED', `${what}: unsupported manifest media type ${JSON.stringify(declared || 'none')} from registry ${this.host.registry} repository ${this.path}`, {
         registry: this.host.registry,
@@ -93,7 +103,7 @@ export class Repository {
       signal,
       this.#where(what),
     );
-    const body = await res.body.text().catch(() => '');
+    const body = await readErrorBody(res.body);
     if (res.status !== 201 && res.status !== 200 && res.status !== 202) {
       if (res.status === 400 || res.status === 415) {
         throw new RegistryError('REGISTRY_UNSUPPORTED', `${what}: registry ${this.host.registry} rejected manifest media type ${mediaType} (HTTP ${res.status}) ${body.slice(0, 300)}`, {
@@ -111,7 +121,7 @@ export class Repository {
   async statBlob(digest: Digest, signal: AbortSignal, scopes = this.#pull): Promise<number | undefined> {
     const what = `check blob ${digest}`;
     const res = await this.host.request({ method: 'HEAD', path: `/v2/${this.path}/blobs/${digest}` }, scopes, signal, this.#where(what));
-    await res.body.dump();
+    await res.body.dump().catch(() => undefined);
     if (res.status === 404) return undefined;
     if (res.status !== 200) throw this.#fail(res.status, '', what);
     return Number(header(res.headers, 'content-length') ?? '0');
@@ -127,11 +137,11 @@ export class Repository {
     let res = await this.host.request({ method: 'GET', path: `/v2/${this.path}/blobs/${digest}` }, this.#pull, signal, this.#where(what));
     for (let hops = 0; res.status >= 300 && res.status < 400 && hops < 5; hops++) {
       const loc = header(res.headers, 'location');
-      await res.body.dump();
+      await res.body.dump().catch(() => undefined);
       if (!loc) throw this.#fail(res.status, '', what);
       res = await this.host.request({ method: 'GET', url: new URL(loc, res.url).toString() }, [], signal, this.#where(what));
     }
-    if (res.status !== 200) throw this.#fail(res.status, await res.body.text().catch(() => ''), what);
+    if (res.status !== 200) throw this.#fail(res.status, await readErrorBody(res.body), what);
     return res.body;
   }
 
@@ -145,7 +155,7 @@ export class Repository {
     const q = mount ? `?mount=${encodeURIComponent(mount.digest)}&from=${encodeURIComponent(mount.from)}` : '';
     const scopes = mount ? [...this.#push, `repository:${mount.from}:pull`] : this.#push;
     const res = await this.host.request({ method: 'POST', path: `/v2/${this.path}/blobs/uploads/${q}`, headers: { 'content-length': '0' } }, scopes, signal, this.#where(what));
-    const body = await res.body.text().catch(() => '');
+    const body = await readErrorBody(res.body);
     if (res.status === 201 && mount) return { mounted: true };
     if (res.status !== 202) throw this.#fail(res.status, body, what);
     return { mounted: false, location: this.resolveLocation(res) };
@@ -159,7 +169,8 @@ export class Repository {
   }
 }
 
-function mediaTypeOf(bytes: Buffer): string | undefined {
+/** The media type a manifest declares or implies; undefined when it says nothing, null when it is not JSON. */
+function mediaTypeOf(bytes: Buffer): string | undefined | null {
   try {
     const j = JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown; schemaVersion?: unknown; manifests?: unknown; config?: unknown };
     if (typeof j.mediaType === 'string') return j.mediaType;
@@ -168,7 +179,7 @@ function mediaTypeOf(bytes: Buffer): string | undefined {
     if (Array.isArray(j.manifests)) return MediaType.ociIndex;
     if (j.config) return MediaType.ociManifest;
   } catch {
-    throw new BuildError('REGISTRY_UNSUPPORTED', 'manifest is not valid JSON');
+    return null;
   }
   return undefined;
 }

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request, type Dispatcher } from 'undici';
 import { isAbortError } from '../errors.js';
+import { agentTimeouts, DEFAULT_HTTP_TIMEOUTS, timeoutDescription, type HttpTimeouts } from './http-timeouts.js';
 import { isTemporaryStatus, RegistryError } from './registry-error.js';
 
 /** A response whose body the caller must consume or `dump()`. */
@@ -28,11 +29,21 @@ export interface RetryPolicy {
   readonly baseDelayMs: number;
   /** Cap on any one wait, Retry-After included. */
   readonly maxDelayMs: number;
+  /**
+   * Time one request may spend retrying, from its first attempt: no retry starts (and no
+   * Retry-After is waited for) past it, so a registry answering 503 forever cannot stall a build.
+   * Default DEFAULT_RETRY's.
+   */
+  readonly budgetMs?: number;
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 250, maxDelayMs: 30_000 };
+export const DEFAULT_RETRY: RetryPolicy & { budgetMs: number } = { attempts: 5, baseDelayMs: 250, maxDelayMs: 30_000, budgetMs: 60_000 };
 
-const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+/**
+ * Connection failures worth another attempt. undici's timeouts are not among them: each one
+ * already waited the configured time, and a server that stalled once is likely to again.
+ */
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
 
 /** Whether `e` is a connection-level failure (reset, refused, closed socket) rather than an answer. */
 export function isNetworkError(e: unknown): boolean {
@@ -46,18 +57,22 @@ export function isNetworkError(e: unknown): boolean {
 /**
  * HTTP for the registry client, on undici: one keep-alive pool per process, a second that
  * accepts self-signed certificates for registries named insecure, and retries with exponential
- * backoff on 429/5xx and connection resets, honouring Retry-After. Every request takes the
- * caller's AbortSignal.
+ * backoff on 429/5xx and connection resets, honouring Retry-After (capped, and within the
+ * policy's total budget). Connect, response and idle-body timeouts are undici's own. Every
+ * request takes the caller's AbortSignal.
  */
 export class Transport {
   readonly retry: RetryPolicy;
+  readonly timeouts: HttpTimeouts;
   readonly #secure: Agent;
   readonly #insecure: Agent;
 
-  constructor(opts: { retry?: RetryPolicy } = {}) {
+  constructor(opts: { retry?: RetryPolicy; timeouts?: HttpTimeouts } = {}) {
     this.retry = opts.retry ?? DEFAULT_RETRY;
-    this.#secure = new Agent({ keepAliveTimeout: 10_000 });
-    this.#insecure = new Agent({ keepAliveTimeout: 10_000, connect: { rejectUnauthorized: false } });
+    this.timeouts = opts.timeouts ?? DEFAULT_HTTP_TIMEOUTS;
+    const t = agentTimeouts(this.timeouts);
+    this.#secure = new Agent({ keepAliveTimeout: 10_000, ...t });
+    this.#insecure = new Agent({ keepAliveTimeout: 10_000, ...t, connect: { ...t.connect, rejectUnauthorized: false } });
   }
 
   /**
@@ -67,6 +82,7 @@ export class Transport {
    */
   async send(req: HttpRequest, signal: AbortSignal, opts: { retry?: boolean; insecureTls?: boolean; registry: string }): Promise<HttpResponse> {
     const attempts = opts.retry === false ? 1 : Math.max(1, this.retry.attempts);
+    const deadline = Date.now() + (this.retry.budgetMs ?? DEFAULT_RETRY.budgetMs);
     for (let attempt = 1; ; attempt++) {
       signal.throwIfAborted();
       let res: HttpResponse;
@@ -82,23 +98,30 @@ export class Transport {
         res = { status: r.statusCode, headers: r.headers, body: r.body, url: req.url };
       } catch (e) {
         if (isAbortError(e) || signal.aborted) throw signal.reason ?? e;
+        const timeout = timeoutDescription(e, this.timeouts);
+        if (timeout) throw new RegistryError('REGISTRY', `registry ${opts.registry}: ${timeout} (${req.method} ${redact(req.url)})`, { registry: opts.registry, cause: e });
         if (!isNetworkError(e)) {
           throw new RegistryError('REGISTRY', `${req.method} ${redact(req.url)}: ${(e as Error).message}`, { registry: opts.registry, cause: e });
         }
-        if (attempt >= attempts) {
+        const wait = this.#backoff(attempt, undefined);
+        if (attempt >= attempts || Date.now() + wait > deadline) {
           throw new RegistryError('REGISTRY', `${req.method} ${redact(req.url)}: connection failed: ${(e as Error).message}`, {
             registry: opts.registry,
             temporary: true,
             cause: e,
           });
         }
-        await sleep(this.#backoff(attempt, undefined), undefined, { signal });
+        await sleep(wait, undefined, { signal });
         continue;
       }
       if (isTemporaryStatus(res.status) && attempt < attempts) {
         const retryAfter = header(res.headers, 'retry-after');
+        const wait = this.#backoff(attempt, retryAfter);
+        // A Retry-After past the budget (before capping it): the server says it won't be ready
+        // in time, so its answer stands now rather than after a pointless wait.
+        if (Date.now() + Math.max(wait, parseRetryAfter(retryAfter) ?? 0) > deadline) return res;
         await res.body.dump().catch(() => undefined);
-        await sleep(this.#backoff(attempt, retryAfter), undefined, { signal });
+        await sleep(wait, undefined, { signal });
         continue;
       }
       return res;

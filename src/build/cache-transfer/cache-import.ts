@@ -5,6 +5,8 @@ import type { Digest } from '../../oci/digest.js';
 import type { Descriptor } from '../../oci/image.js';
 import { ImageLayout } from '../../oci/image-layout.js';
 import { parseReference } from '../../oci/reference.js';
+import { formatBytes } from '../../byte-size.js';
+import { BODY_LIMITS } from '../../remote/bounded-body.js';
 import { fetchBlob } from '../../remote/pull.js';
 import type { RegistryClient } from '../../remote/registry-client.js';
 import type { Repository } from '../../remote/repository.js';
@@ -167,6 +169,10 @@ async function readConfig(manifestBytes: Buffer, name: string, source: CacheSour
   const image = m.config?.mediaType === MediaType.ociConfig || m.config?.mediaType === MediaType.dockerConfig;
   if (!m.config || (m.config.mediaType !== CACHE_CONFIG_MEDIA_TYPE && !image)) {
     throw new BuildError('REGISTRY', `cache ${name}: not a tsbuild cache (config media type ${JSON.stringify(m.config?.mediaType)})`, { hint: 'point --cache-from at what --cache-to wrote' });
+  }
+  // Read into memory below: a hostile cache must not make tsbuild fetch (and buffer) an endless one.
+  if (!Number.isSafeInteger(m.config.size) || m.config.size < 0 || m.config.size > BODY_LIMITS.config) {
+    throw new BuildError('REGISTRY', `cache ${name}: the cache config's size ${JSON.stringify(m.config.size)} is invalid or over ${formatBytes(BODY_LIMITS.config)}`);
   }
   await source.fetch(m.config, store, ctx);
   const bytes = await store.readBytes(m.config.digest);

@@ -4,10 +4,11 @@ import { chmod, mkdir, mkdtemp, rm, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { fetch, type Response } from 'undici';
+import { Agent, fetch, type Response } from 'undici';
 import type { Ctx } from '../../ctx.js';
 import { BuildError, isAbortError } from '../../errors.js';
 import type { Digest } from '../../oci/digest.js';
+import { agentTimeouts, DEFAULT_HTTP_TIMEOUTS, transferFailure, type HttpTimeouts } from '../../remote/http-timeouts.js';
 import { certificateError } from '../../remote/tls-certificate-error.js';
 import type { HttpOp, RootfsResult, Vertex } from '../graph.js';
 import { HttpMemo, httpMemoDir, type HttpMemoEntry } from '../http-memo.js';
@@ -22,6 +23,8 @@ export interface HttpSourceOptions {
    * server must send the content.
    */
   revalidate(v: Vertex): boolean;
+  /** How long to wait for the server (tsbuild.toml `[network]`); default DEFAULT_HTTP_TIMEOUTS. */
+  readonly timeouts?: HttpTimeouts;
 }
 
 /**
@@ -38,27 +41,36 @@ export interface HttpSourceOptions {
  */
 export function httpHandler(worker: Worker, opts: HttpSourceOptions): OpHandler<HttpOp> {
   const memo = new HttpMemo(httpMemoDir(worker.dirs), (d) => worker.layers.has(d));
+  const timeouts = opts.timeouts ?? DEFAULT_HTTP_TIMEOUTS;
   return {
     async run(op, _inputs, vertex, ctx) {
-      const known = opts.revalidate(vertex) ? matching(await memo.get(op.url), op) : undefined;
-      let res = await request(op.url, known, ctx.signal);
-      if (res.status === 304 && known) {
-        await res.body?.cancel().catch(() => undefined);
-        const etag = res.headers.get('etag');
-        // Not Modified: the stored layer is exactly what this response would have become
-        // (same name, bytes and Last-Modified mtime), so nothing is downloaded or written.
-        if (etag === null || known.etag === undefined || etag === known.etag) return { kind: 'rootfs', layers: [{ diffId: known.diffId }] };
-        // A 304 naming another ETag than the one asked about describes content we don't have
-        // (BuildKit refuses it): ask again, unconditionally.
-        res = await request(op.url, undefined, ctx.signal);
+      // undici's own connect, headers and body-idle timers: a server that stalls fails the step.
+      const agent = new Agent(agentTimeouts(timeouts));
+      const http: HttpGet = { agent, timeouts, signal: ctx.signal };
+      try {
+        const known = opts.revalidate(vertex) ? matching(await memo.get(op.url), op) : undefined;
+        let res = await request(op.url, known, http);
+        if (res.status === 304 && known) {
+          await res.body?.cancel().catch(() => undefined);
+          const etag = res.headers.get('etag');
+          // Not Modified: the stored layer is exactly what this response would have become
+          // (same name, bytes and Last-Modified mtime), so nothing is downloaded or written.
+          if (etag === null || known.etag === undefined || etag === known.etag) return { kind: 'rootfs', layers: [{ diffId: known.diffId }] };
+          // A 304 naming another ETag than the one asked about describes content we don't have
+          // (BuildKit refuses it): ask again, unconditionally.
+          res = await request(op.url, undefined, http);
+        }
+        if (!res.ok || !res.body) {
+          await res.body?.cancel().catch(() => undefined);
+          throw new BuildError('HTTP_SOURCE', `failed to download ${op.url}: invalid response status ${res.status} ${res.statusText}`.trimEnd());
+        }
+        const got = await download(worker, op, res, http, ctx);
+        await remember(memo, op.url, res, got);
+        return got.result;
+      } finally {
+        // Every body is read or cancelled by now: nothing is left to wait for.
+        await agent.destroy().catch(() => undefined);
       }
-      if (!res.ok || !res.body) {
-        await res.body?.cancel().catch(() => undefined);
-        throw new BuildError('HTTP_SOURCE', `failed to download ${op.url}: invalid response status ${res.status} ${res.statusText}`.trimEnd());
-      }
-      const got = await download(worker, op, res, ctx);
-      await remember(memo, op.url, res, got);
-      return got.result;
     },
   };
 }
@@ -84,13 +96,20 @@ function matching(e: HttpMemoEntry | undefined, op: HttpOp): HttpMemoEntry | und
   return e;
 }
 
+/** What a download goes through: the step's agent (with its timeouts) and signal. */
+interface HttpGet {
+  readonly agent: Agent;
+  readonly timeouts: HttpTimeouts;
+  readonly signal: AbortSignal;
+}
+
 /** GET `url` (redirects followed), conditional on `known`'s validators when given. Network and TLS failures are user errors naming the URL. */
-async function request(url: string, known: HttpMemoEntry | undefined, signal: AbortSignal): Promise<Response> {
+async function request(url: string, known: HttpMemoEntry | undefined, http: HttpGet): Promise<Response> {
   const headers: Record<string, string> = {};
   if (known?.etag !== undefined) headers['if-none-match'] = known.etag;
   if (known?.lastModified !== undefined) headers['if-modified-since'] = known.lastModified;
   try {
-    return await fetch(url, { signal, redirect: 'follow', headers });
+    return await fetch(url, { signal: http.signal, redirect: 'follow', headers, dispatcher: http.agent });
   } catch (e) {
     if (isAbortError(e)) throw e;
     const cert = certificateError(e);
@@ -100,8 +119,7 @@ async function request(url: string, known: HttpMemoEntry | undefined, signal: Ab
         hint: 'to trust a private certificate authority, point NODE_EXTRA_CA_CERTS at its PEM file when running tsbuild',
       });
     }
-    const cause = (e as Error & { cause?: Error }).cause?.message ?? (e as Error).message;
-    throw new BuildError('HTTP_SOURCE', `failed to download ${url}: ${cause}`, { cause: e });
+    throw new BuildError('HTTP_SOURCE', `failed to download ${url}: ${transferFailure(e, http.timeouts)}`, { cause: e });
   }
 }
 
@@ -113,7 +131,7 @@ interface Downloaded {
 }
 
 /** Streams a 200's body into a one-layer rootfs; checks --checksum before committing. */
-async function download(worker: Worker, op: HttpOp, res: Response, ctx: Ctx): Promise<Downloaded> {
+async function download(worker: Worker, op: HttpOp, res: Response, http: HttpGet, ctx: Ctx): Promise<Downloaded> {
   await mkdir(worker.dirs.tmp, { recursive: true });
   const dir = await mkdtemp(join(worker.dirs.tmp, 'http-'));
   try {
@@ -129,7 +147,11 @@ async function download(worker: Worker, op: HttpOp, res: Response, ctx: Ctx): Pr
         cb(null, chunk);
       },
     });
-    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), digesting, createWriteStream(file, { flags: 'wx', mode: 0o600 }), { signal: ctx.signal });
+    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), digesting, createWriteStream(file, { flags: 'wx', mode: 0o600 }), { signal: ctx.signal }).catch((e: unknown) => {
+      // A stall, reset or early end of the body: the step fails naming the URL (the temp dir goes below).
+      if (isAbortError(e) || ctx.signal.aborted || e instanceof BuildError) throw e;
+      throw new BuildError('HTTP_SOURCE', `failed to download ${op.url}: ${transferFailure(e, http.timeouts)}`, { cause: e });
+    });
     const digest = `sha256:${hash.digest('hex')}` as Digest;
     if (op.checksum && digest !== op.checksum) {
       throw new BuildError('CHECKSUM_MISMATCH', `digest mismatch for ${op.url}: expected ${op.checksum}, got ${digest}`);

@@ -1,8 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Ctx } from '../../ctx.js';
-import { BuildError } from '../../errors.js';
+import { BuildError, isAbortError } from '../../errors.js';
 import { Digester, type Digest } from '../../oci/digest.js';
 import type { Descriptor } from '../../oci/image.js';
 import { readImage } from '../../oci/image-reader.js';
@@ -48,10 +49,22 @@ export async function ensureUnpacked(worker: Worker, blob: Descriptor, diffId: D
         cb(null, chunk);
       },
     });
-    const tar = (await decompressStream(worker.blobs.openRead(blob.digest))).pipe(hashing);
-    await applyLayer(tar, dir, { mode: 'overlay' }, ctx.signal);
-    // The tar's trailing zero blocks count in the diffID too.
-    for await (const _ of tar) void _;
+    // pipeline, not pipe: a truncated or corrupt gzip must fail the unpack, not escape as an
+    // unhandled 'error' event (it surfaces on `tar`, which pipeline destroys with it).
+    const tar = hashing;
+    pipeline(await decompressStream(worker.blobs.openRead(blob.digest), ctx.signal), hashing).catch(() => undefined);
+    try {
+      await applyLayer(tar, dir, { mode: 'overlay' }, ctx.signal);
+      // The tar's trailing zero blocks count in the diffID too.
+      for await (const _ of tar) void _;
+    } catch (e) {
+      tar.destroy(); // and, through the pipeline, the decompressor and the blob's file
+      if (e instanceof BuildError || isAbortError(e) || ctx.signal.aborted) throw e;
+      throw new BuildError('STORE_CORRUPT', `layer ${blob.digest} cannot be unpacked: ${(e as Error).message} (the blob is truncated or not a valid compressed tar)`, {
+        cause: e,
+        hint: 'the image is damaged where it came from; remove it with `tsbuild rmi` and pull it again, or ask its publisher',
+      });
+    }
     const got = digester.digest();
     if (got !== diffId) throw new BuildError('STORE_CORRUPT', `layer ${blob.digest} unpacks to ${got}, but the image config says ${diffId}`);
     await worker.layers.commit(dir, diffId, { blob });
