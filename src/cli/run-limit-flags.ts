@@ -27,32 +27,38 @@ const CPU_LIST = /^\d+(-\d+)?(,\d+(-\d+)?)*$/;
  */
 export function parseRunLimits(flags: RunLimitFlags): RunLimits | undefined {
   const limits: { -readonly [K in keyof RunLimits]: RunLimits[K] } = {};
-  if (flags.memory !== undefined) {
-    const n = parseByteSize(flags.memory);
-    if (n === undefined) throw usage('--memory', flags.memory, 'expected a size such as 512m or 1g');
-    if (n < MIN_MEMORY) throw usage('--memory', flags.memory, 'the minimum is 6m');
+  // As docker, 0 means "not set" for every one but --pids-limit.
+  const memory = unlessZero(flags.memory);
+  const memorySwap = unlessZero(flags.memorySwap);
+  const cpus = unlessZero(flags.cpus);
+  const cpuShares = unlessZero(flags.cpuShares);
+  const cpuPeriod = unlessZero(flags.cpuPeriod);
+  const cpuQuota = unlessZero(flags.cpuQuota);
+  if (memory !== undefined) {
+    const n = parseByteSize(memory);
+    if (n === undefined) throw usage('--memory', memory, 'expected a size such as 512m or 1g');
+    if (n < MIN_MEMORY) throw usage('--memory', memory, 'the minimum is 6m');
     limits.memory = n;
   }
-  if (flags.memorySwap !== undefined) {
-    const v = flags.memorySwap.trim();
-    const n = v === '-1' ? -1 : parseByteSize(v);
-    if (n === undefined) throw usage('--memory-swap', flags.memorySwap, 'expected a size such as 1g (memory plus swap), or -1 for unlimited swap');
-    if (limits.memory === undefined) throw usage('--memory-swap', flags.memorySwap, 'it limits memory plus swap, so it needs --memory too');
-    if (n !== -1 && n < limits.memory) throw usage('--memory-swap', flags.memorySwap, 'it is memory plus swap, so it can not be below --memory');
+  if (memorySwap !== undefined) {
+    const n = memorySwap.trim() === '-1' ? -1 : parseByteSize(memorySwap);
+    if (n === undefined) throw usage('--memory-swap', memorySwap, 'expected a size such as 1g (memory plus swap), or -1 for unlimited swap');
+    if (limits.memory === undefined) throw usage('--memory-swap', memorySwap, 'it limits memory plus swap, so it needs --memory too');
+    if (n !== -1 && n < limits.memory) throw usage('--memory-swap', memorySwap, 'it is memory plus swap, so it can not be below --memory');
     limits.memorySwap = n;
   }
-  if (flags.cpuShares !== undefined) limits.cpuShares = integer('--cpu-shares', flags.cpuShares, 2, 262144);
-  if (flags.cpus !== undefined) {
-    const n = /^\d*\.?\d+$/.test(flags.cpus.trim()) ? Number(flags.cpus) : NaN;
-    if (!(n >= 0.01)) throw usage('--cpus', flags.cpus, 'expected a number of CPUs such as 0.5 or 2 (at least 0.01)');
-    if (flags.cpuPeriod !== undefined || flags.cpuQuota !== undefined) {
-      throw usage('--cpus', flags.cpus, 'it sets the CPU quota and period itself, so it can not be combined with --cpu-period or --cpu-quota');
+  if (cpuShares !== undefined) limits.cpuShares = integer('--cpu-shares', cpuShares, 2, 262144);
+  if (cpus !== undefined) {
+    const n = /^\d*\.?\d+$/.test(cpus.trim()) ? Number(cpus) : NaN;
+    if (!(n >= 0.01)) throw usage('--cpus', cpus, 'expected a number of CPUs such as 0.5 or 2 (at least 0.01)');
+    if (cpuPeriod !== undefined || cpuQuota !== undefined) {
+      throw usage('--cpus', cpus, 'it sets the CPU quota and period itself, so it can not be combined with --cpu-period or --cpu-quota');
     }
     limits.cpus = n;
   }
   // The kernel's bounds: a period of 1 ms to 1 s, a quota of at least 1 ms.
-  if (flags.cpuPeriod !== undefined) limits.cpuPeriod = integer('--cpu-period', flags.cpuPeriod, 1000, 1_000_000);
-  if (flags.cpuQuota !== undefined) limits.cpuQuota = integer('--cpu-quota', flags.cpuQuota, 1000, Number.MAX_SAFE_INTEGER);
+  if (cpuPeriod !== undefined) limits.cpuPeriod = integer('--cpu-period', cpuPeriod, 1000, 1_000_000);
+  if (cpuQuota !== undefined) limits.cpuQuota = integer('--cpu-quota', cpuQuota, 1000, Number.MAX_SAFE_INTEGER);
   if (flags.cpusetCpus !== undefined) limits.cpusetCpus = cpuList('--cpuset-cpus', flags.cpusetCpus);
   if (flags.cpusetMems !== undefined) limits.cpusetMems = cpuList('--cpuset-mems', flags.cpusetMems);
   if (flags.pidsLimit !== undefined) {
@@ -60,6 +66,10 @@ export function parseRunLimits(flags: RunLimitFlags): RunLimits | undefined {
     limits.pidsLimit = Math.max(0, integer('--pids-limit', flags.pidsLimit, -1, Number.MAX_SAFE_INTEGER));
   }
   return Object.keys(limits).length > 0 ? limits : undefined;
+}
+
+function unlessZero(v: string | undefined): string | undefined {
+  return v !== undefined && /^\s*0+(\.0*)?\s*[kmgtp]?i?b?\s*$/i.test(v) ? undefined : v;
 }
 
 function integer(flag: string, v: string, min: number, max: number): number {

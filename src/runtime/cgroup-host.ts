@@ -68,7 +68,8 @@ export function cgroupParents(mountinfo: string, selfCgroup: string): { layout: 
 
 /** Reads the host's cgroup setup. Controllers runc could not use for a RUN are left out. */
 export async function probeCgroupHost(): Promise<CgroupHost> {
-  const [mountinfo, self] = await Promise.all([readFile('/proc/self/mountinfo', 'utf8'), readFile('/proc/self/cgroup', 'utf8')]);
+  // Unreadable (no /proc): no cgroups to use, which only the limits asked for mind.
+  const [mountinfo, self] = await Promise.all([readFirst(['/proc/self/mountinfo']), readFirst(['/proc/self/cgroup'])]).then((r) => r.map((t) => t ?? ''));
   const { layout, parents } = cgroupParents(mountinfo, self);
   const usable = new Map<Controller, string>();
   for (const [c, dir] of parents) if (await controllerUsable(layout, c, dir)) usable.set(c, dir);

@@ -72,7 +72,7 @@ test('bad limit values are usage errors (exit 2) naming the flag', async () => {
     [['--memory', '1m'], /--memory "1m": the minimum is 6m/],
     [['--memory-swap', '1g'], /--memory-swap "1g": .*needs --memory/],
     [['--memory', '512m', '--memory-swap', '256m'], /--memory-swap "256m": .*can not be below --memory/],
-    [['--cpus', '0'], /--cpus "0": expected a number of CPUs/],
+    [['--cpus', '-1'], /--cpus "-1": expected a number of CPUs/],
     [['--cpus', 'half'], /--cpus "half"/],
     [['--cpus', '0.5', '--cpu-quota', '50000'], /--cpus "0.5": .*can not be combined with --cpu-period or --cpu-quota/],
     [['--cpu-period', '10'], /--cpu-period "10": expected a whole number from 1000 to 1000000/],

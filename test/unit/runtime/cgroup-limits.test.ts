@@ -133,6 +133,8 @@ test('flag parsing: sizes, -1, normalized lists; nothing given → undefined (ca
   });
   assert.equal(parseRunLimits({ memory: '1g', memorySwap: '-1' }), { memory: 1 << 30, memorySwap: -1 });
   assert.throws(() => parseRunLimits({ cpus: '1e3' }), /--cpus "1e3"/);
+  assert.is(parseRunLimits({ memory: '0', memorySwap: '0', cpus: '0.0', cpuShares: '0', cpuPeriod: '0', cpuQuota: '0' }), undefined, 'as docker, 0 is not set');
+  assert.equal(parseRunLimits({ pidsLimit: '0' }), { pidsLimit: 0 }, '--pids-limit 0 is set: no limit');
   for (const [n, s] of [[32 << 20, '32m'], [1 << 30, '1g'], [1536 << 10, '1536k'], [1000, '1000']] as const) assert.is(formatByteSizeFlag(n), s);
 });
 
