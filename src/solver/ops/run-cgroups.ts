@@ -35,7 +35,8 @@ export function cgroupLimitsFor(limits: RunLimits | undefined, host: CgroupHost)
     }
     // As docker: swap defaults to as much as the memory limit (memory plus swap: twice it).
     if (swap === undefined && host.swapAccounting) swap = 2 * l.memory;
-    out.memory = { limit: l.memory, ...(swap !== undefined && (swap !== -1 || host.swapAccounting) ? { swap } : {}) };
+    // Without swap accounting only -1 (unlimited) gets here, which is then what the host does anyway.
+    out.memory = { limit: l.memory, ...(swap !== undefined && host.swapAccounting ? { swap } : {}) };
   }
 
   const cpu: { -readonly [K in keyof NonNullable<CgroupLimits['cpu']>]: NonNullable<CgroupLimits['cpu']>[K] } = {};
