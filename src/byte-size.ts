@@ -21,3 +21,11 @@ export function formatBytes(n: number): string {
   }
   return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
 }
+
+/** Bytes as a flag value parseByteSize reads back: `32m`, `1g`, `1536k`, `1000`. */
+export function formatByteSizeFlag(n: number): string {
+  for (const [unit, size] of [['t', 1024 ** 4], ['g', 1024 ** 3], ['m', 1024 ** 2], ['k', 1024]] as const) {
+    if (n >= size && n % size === 0) return `${n / size}${unit}`;
+  }
+  return String(n);
+}

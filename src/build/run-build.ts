@@ -36,7 +36,7 @@ import { StepHistory } from '../solver/explain.js';
 import { StatCache } from '../solver/stat-cache.js';
 import { VertexKeyer } from '../solver/vertex-keyer.js';
 import { SelectionMemo } from '../solver/selection-memo.js';
-import type { Result, Ulimit } from '../solver/graph.js';
+import type { Result, RunLimits, Ulimit } from '../solver/graph.js';
 import type { Worker } from '../solver/worker.js';
 import { digestHex, sha256, type Digest } from '../oci/digest.js';
 
@@ -53,6 +53,8 @@ export interface BuildRequest {
   /** `--ulimit` and `--shm-size` for every RUN. */
   readonly ulimits?: readonly Ulimit[];
   readonly shmSize?: number;
+  /** `--memory`, `--cpus`, `--pids-limit`…: cgroup limits of every RUN (part of its cache key). */
+  readonly limits?: RunLimits;
   /** `--add-host NAME:IP`: /etc/hosts entries for every RUN. */
   readonly extraHosts?: readonly { readonly host: string; readonly ip: string }[];
   /** `--provenance`: attach a SLSA provenance attestation to each image (the result is then an index). */
@@ -178,6 +180,7 @@ async function compilePlans(worker: Worker, req: BuildRequest, input: BuildInput
           ...(req.extraHosts?.length ? { extraHosts: req.extraHosts } : {}),
           ...(req.ulimits?.length ? { ulimits: req.ulimits } : {}),
           ...(req.shmSize !== undefined ? { shmSize: req.shmSize } : {}),
+          ...(req.limits ? { limits: req.limits } : {}),
           labels: req.labels,
           namedContexts: named.contexts,
         },

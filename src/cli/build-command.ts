@@ -25,10 +25,11 @@ import { formatPlatform, parsePlatform } from '../oci/platform.js';
 import type { Platform } from '../oci/image.js';
 import type { Ulimit } from '../solver/graph.js';
 import { parseAllow, parseSecrets, parseSsh } from './run-secrets.js';
+import { parseRunLimits, type RunLimitFlags } from './run-limit-flags.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
-interface BuildFlags {
+interface BuildFlags extends RunLimitFlags {
   file?: string;
   tag: string[];
   buildArg: string[];
@@ -90,6 +91,15 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .option('--add-host <host:ip>', 'add an /etc/hosts entry for RUN steps (repeatable)', collect, [])
     .option('--ulimit <type=soft[:hard]>', 'resource limit for RUN steps, e.g. nofile=1024:2048 (repeatable)', collect, [])
     .option('--shm-size <size>', 'size of /dev/shm in RUN steps (default 64m)')
+    .option('-m, --memory <size>', 'memory limit of RUN steps, e.g. 512m or 1g')
+    .option('--memory-swap <size>', 'memory plus swap limit of RUN steps; -1 for unlimited swap (default: twice --memory)')
+    .option('--cpu-shares <n>', 'relative CPU weight of RUN steps (default 1024)')
+    .option('--cpus <n>', 'CPUs RUN steps may use, e.g. 0.5 or 2')
+    .option('--cpu-period <us>', 'CFS period of RUN steps in microseconds (with --cpu-quota)')
+    .option('--cpu-quota <us>', 'CFS quota of RUN steps in microseconds per period')
+    .option('--cpuset-cpus <list>', 'CPUs RUN steps may run on, e.g. 0-3 or 0,2')
+    .option('--cpuset-mems <list>', 'memory nodes RUN steps may use, e.g. 0')
+    .option('--pids-limit <n>', 'maximum processes in a RUN step (default 2048; -1 or 0 for no limit)')
     .option('--provenance [mode]', 'attach a SLSA provenance attestation: true (= mode=min), mode=max, false')
     .option('--attest <spec>', 'attestation to attach: type=provenance[,mode=min|max] (repeatable)', collect, [])
     .option('--build-context <name=DIR|oci-layout://DIR[:TAG]|docker-image://REF>', 'a named context for FROM and --from (repeatable)', collect, [])
@@ -105,6 +115,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       const toStdout = outputs.filter((o) => 'dest' in o && o.dest === STDOUT);
       if (toStdout.length > 1) throw new BuildError('USAGE', '--output: only one output can go to standard output (dest=-)');
       if (toStdout.length && flags.quiet) throw new BuildError('USAGE', '-q prints the image ID to standard output, where --output dest=- writes the archive; use --iidfile');
+      const limits = parseRunLimits(flags);
       const cacheTo = flags.cacheTo.map(parseCacheTo);
       const cacheFrom = flags.cacheFrom.map(parseCacheFrom);
       if (flags.push) outputs.push(...pushTargets(flags.tag));
@@ -135,6 +146,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           extraHosts: flags.addHost.map(parseAddHost),
           ulimits: flags.ulimit.map(parseUlimit),
           ...(flags.shmSize !== undefined ? { shmSize: parseShmSize(flags.shmSize) } : {}),
+          ...(limits ? { limits } : {}),
           ...provenanceOption(flags.provenance, flags.attest),
           labels: parseKeyValues('--label', flags.label),
           annotations: parseAnnotations(flags.annotation),

@@ -3,7 +3,7 @@ import type { Ctx } from '../ctx.js';
 import type { ImageConfig, Platform } from '../oci/image.js';
 import { formatPlatform } from '../oci/platform.js';
 import { CHECK_BUILD_ARG, checksAsError, dockerfileChecks, type CheckWarning } from './build-checks.js';
-import { makeVertex, type Ulimit, type Vertex } from '../solver/graph.js';
+import { makeVertex, type RunLimits, type Ulimit, type Vertex } from '../solver/graph.js';
 import { parseDockerignore } from './dockerignore.js';
 import { parseInstruction, type Instruction } from './instructions.js';
 import { editDistance, parseDockerfile } from './parse.js';
@@ -35,6 +35,8 @@ export interface CompileOptions {
   /** `--ulimit` and `--shm-size`: resource limits and /dev/shm size of every RUN. */
   ulimits?: readonly Ulimit[];
   shmSize?: number;
+  /** `--memory`, `--cpus`, `--pids-limit`…: cgroup limits of every RUN. */
+  limits?: RunLimits;
   /** `--add-host`: extra /etc/hosts entries for every RUN. */
   extraHosts?: readonly { readonly host: string; readonly ip: string }[];
   labels?: Readonly<Record<string, string>>;
@@ -123,6 +125,7 @@ export async function compileDockerfile(source: { path: string; text: string }, 
     extraHosts: opts.extraHosts ?? [],
     ulimits: opts.ulimits ?? [],
     ...(opts.shmSize !== undefined ? { shmSize: opts.shmSize } : {}),
+    ...(opts.limits ? { limits: opts.limits } : {}),
     buildArgs: opts.buildArgs,
     metaArgs,
     warnings,

@@ -54,6 +54,7 @@ export async function convertRun(ins: Extract<Instruction, { kind: 'RUN' }>, st:
       ...(env.extraHosts.length > 0 ? { extraHosts: env.extraHosts } : {}),
       ...(env.ulimits.length > 0 ? { ulimits: env.ulimits } : {}),
       ...(env.shmSize !== undefined ? { shmSize: env.shmSize } : {}),
+      ...(env.limits ? { limits: env.limits } : {}),
       ...(mounts.length > 0 ? { mounts } : {}),
       ...(ins.security === 'insecure' ? { security: 'insecure' as const } : {}),
     },

@@ -1,6 +1,6 @@
 import type { SourceLocation } from '../errors.js';
 import type { ContainerConfig, ImageConfig, Platform } from '../oci/image.js';
-import type { Ulimit, Vertex } from '../solver/graph.js';
+import type { RunLimits, Ulimit, Vertex } from '../solver/graph.js';
 import type { Ctx } from '../ctx.js';
 import type { EnvGetter, ShellLexer } from './shell-lexer.js';
 import type { Digest } from '../oci/digest.js';
@@ -72,6 +72,8 @@ export interface ConvertEnv {
   /** `--ulimit` and `--shm-size` of the build, for every RUN. */
   readonly ulimits: readonly Ulimit[];
   readonly shmSize?: number;
+  /** `--memory`, `--cpus`, `--pids-limit`… of the build, for every RUN. */
+  readonly limits?: RunLimits;
   /** `--add-host` entries every RUN's /etc/hosts gets. */
   readonly extraHosts: readonly { readonly host: string; readonly ip: string }[];
   /** Why RUN can't execute for `p` on this machine (undefined when it can); absent: no check. */

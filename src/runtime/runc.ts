@@ -30,6 +30,8 @@ export interface ExecResult {
   readonly exitCode: number;
   /** Set only if runc itself was killed by a signal. */
   readonly signal?: string;
+  /** The kernel killed a process of the container for going over its memory limit (checked only with one). */
+  readonly oomKilled?: boolean;
 }
 
 /**
@@ -61,13 +63,19 @@ export class RuncSandbox {
     try {
       const spec = toRuntimeSpec(req);
       spec.annotations = { ...spec.annotations, [OWNER_ANNOTATION]: await currentOwner() };
+      // Relative: runc nests the cgroup under its own (v1) or beside it (v2), never outside the
+      // caller's. Named after the container, so `runc delete` removes it, as cleanup of a killed build does.
+      spec.linux = { ...spec.linux, cgroupsPath: id };
       await clampRlimits(spec);
       await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
       ctx.signal.throwIfAborted();
 
       // With a terminal, runc run in the foreground allocates the pty, puts our terminal (its
       // inherited stdio) in raw mode, relays both ways and follows window size changes.
-      const child = spawn(this.#runc, ['--root', this.#stateRoot, 'run', '--bundle', bundle, id], {
+      // With a memory limit the stopped container is kept (until the delete below), so its cgroup
+      // can still tell whether the OOM killer struck.
+      const watchOom = req.cgroupLimits?.memory !== undefined;
+      const child = spawn(this.#runc, ['--root', this.#stateRoot, 'run', ...(watchOom ? ['--keep'] : []), '--bundle', bundle, id], {
         stdio: req.terminal ? 'inherit' : ['pipe', 'pipe', 'pipe'],
       });
       if (child.stdin) {
@@ -97,7 +105,8 @@ export class RuncSandbox {
       try {
         const { code, signal } = await done;
         ctx.signal.throwIfAborted();
-        return signal ? { exitCode: 128 + signalNumber(signal), signal } : { exitCode: code ?? 255 };
+        const oom = watchOom && (await oomKills(join(this.#stateRoot, id))) > 0 ? { oomKilled: true } : {};
+        return signal ? { exitCode: 128 + signalNumber(signal), signal, ...oom } : { exitCode: code ?? 255, ...oom };
       } finally {
         ctx.signal.removeEventListener('abort', onAbort);
       }
@@ -154,6 +163,23 @@ export async function cleanupStaleContainers(stateRoot: string, runcPath = 'runc
     removed.push(c.id);
   }
   return removed;
+}
+
+/**
+ * How many processes the OOM killer killed in a stopped, kept container: from its memory cgroup
+ * (v1 memory.oom_control, v2 memory.events), found in runc's state. 0 when unknown.
+ */
+async function oomKills(containerState: string): Promise<number> {
+  try {
+    const state = JSON.parse(await readFile(join(containerState, 'state.json'), 'utf8')) as { cgroup_paths?: Record<string, string> };
+    const paths = state.cgroup_paths ?? {};
+    const memory = paths['memory'] ?? paths[''];
+    if (!memory) return 0;
+    const text = (await readFile(join(memory, 'memory.oom_control'), 'utf8').catch(() => undefined)) ?? (await readFile(join(memory, 'memory.events'), 'utf8'));
+    return Number(/^oom_kill (\d+)/m.exec(text)?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
 }
 
 /**

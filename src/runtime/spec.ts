@@ -9,6 +9,15 @@ export interface BindMount {
   readonly options: readonly string[];
 }
 
+type LinuxResources = NonNullable<NonNullable<RuntimeConfig['linux']>['resources']>;
+
+/** Cgroup limits of a sandbox, in the runtime spec's terms (`memory.swap` is memory plus swap). */
+export interface CgroupLimits {
+  readonly memory?: { readonly limit: number; readonly swap?: number };
+  readonly cpu?: { readonly shares?: number; readonly quota?: number; readonly period?: number; readonly cpus?: string; readonly mems?: string };
+  readonly pids?: { readonly limit: number };
+}
+
 /** Everything needed to run one process in a sandbox; plain data, independent of the runtime. */
 export interface ExecRequest {
   /** Absolute host path of the (mounted) root filesystem. */
@@ -32,6 +41,8 @@ export interface ExecRequest {
   readonly rlimits?: readonly { readonly type: string; readonly soft: number; readonly hard: number }[];
   /** Size of /dev/shm in bytes; default 64 MiB, as docker. */
   readonly shmSize?: number;
+  /** Limits of the container's cgroup (runc creates one per container either way). */
+  readonly cgroupLimits?: CgroupLimits;
   /**
    * `tsbuild run -t`: the process gets a pseudo-terminal, which runc (in the foreground) sets up
    * and relays to its own stdio, the caller's terminal. Never for RUN steps.
@@ -95,6 +106,15 @@ function defaultMounts(shmSize: number): Mount[] {
   ];
 }
 
+function resources(limits: CgroupLimits | undefined): Omit<LinuxResources, 'devices'> {
+  if (!limits) return {};
+  return {
+    ...(limits.memory ? { memory: { ...limits.memory } } : {}),
+    ...(limits.cpu ? { cpu: { ...limits.cpu } } : {}),
+    ...(limits.pids ? { pids: { ...limits.pids } } : {}),
+  };
+}
+
 /**
  * The OCI runtime config (config.json) for `req`. Pure: same request, same JSON.
  *
@@ -143,7 +163,7 @@ export function toRuntimeSpec(req: ExecRequest): RuntimeConfig {
       ...req.mounts.map((m) => ({ destination: m.destination, type: m.type, source: m.source, options: [...m.options] })),
     ],
     linux: {
-      resources: { devices: [{ allow: false, access: 'rwm' }] },
+      resources: { devices: [{ allow: false, access: 'rwm' }], ...resources(req.cgroupLimits) },
       namespaces,
       maskedPaths: req.privileged ? [] : [...MASKED_PATHS],
       readonlyPaths: req.privileged ? [] : [...READONLY_PATHS],

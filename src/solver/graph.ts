@@ -58,12 +58,37 @@ export interface ExecOp {
   readonly ulimits?: readonly Ulimit[];
   /** `--shm-size` of the build, in bytes; absent = 64 MiB. */
   readonly shmSize?: number;
+  /** `--memory`, `--cpus`, `--pids-limit`…: cgroup limits of the build; absent when none were given. */
+  readonly limits?: RunLimits;
   /** `--add-host` entries, `name ip` each, added to /etc/hosts; absent when there are none. */
   readonly extraHosts?: readonly { readonly host: string; readonly ip: string }[];
   /** RUN --mount entries, in order; absent when there are none (keeps older digests stable). */
   readonly mounts?: readonly RunMount[];
   /** RUN --security=insecure: full capabilities, no masked paths (needs `--allow security.insecure`). */
   readonly security?: 'insecure';
+}
+
+/**
+ * Cgroup limits of a RUN, as the build's flags gave them (docker/buildah semantics). Only what
+ * was given is set, so the cache key changes only with the flags.
+ */
+export interface RunLimits {
+  /** `--memory`, bytes. */
+  readonly memory?: number;
+  /** `--memory-swap`: memory plus swap, bytes; -1 = unlimited swap. Absent with `memory`: twice `memory`. */
+  readonly memorySwap?: number;
+  /** `--cpu-shares`: relative weight (1024 = default). */
+  readonly cpuShares?: number;
+  /** `--cpus`: CPUs as a decimal, a quota over a 100 ms period. */
+  readonly cpus?: number;
+  /** `--cpu-period` / `--cpu-quota`, microseconds. */
+  readonly cpuPeriod?: number;
+  readonly cpuQuota?: number;
+  /** `--cpuset-cpus` / `--cpuset-mems`: lists such as `0-2,4`. */
+  readonly cpusetCpus?: string;
+  readonly cpusetMems?: string;
+  /** `--pids-limit`; 0 = no limit (lifts the default). Absent = the default limit. */
+  readonly pidsLimit?: number;
 }
 
 /** A process resource limit: `type` is the RLIMIT_* name. */

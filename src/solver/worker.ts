@@ -9,7 +9,7 @@ import type { ExecRequest } from '../runtime/spec.js';
 
 /** Runs one process in a prepared rootfs; a non-zero exit is a result, not an error. */
 export interface Sandbox {
-  run(req: ExecRequest, io: { onOutput(stream: 1 | 2, chunk: Buffer): void }, ctx: Ctx): Promise<{ exitCode: number; signal?: string }>;
+  run(req: ExecRequest, io: { onOutput(stream: 1 | 2, chunk: Buffer): void }, ctx: Ctx): Promise<{ exitCode: number; signal?: string; oomKilled?: boolean }>;
 }
 
 /**

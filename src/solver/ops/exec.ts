@@ -12,6 +12,7 @@ import type { Worker } from '../worker.js';
 import { commitUpperAsLayer } from './commit-layer.js';
 import { recordMountStubs, type MountStubs } from './mount-stubs.js';
 import { OutputTail } from './output-tail.js';
+import { reportOutOfMemory, RunCgroups } from './run-cgroups.js';
 import { CacheMountLocks, prepareRunMounts, type PreparedMounts, type RunMountSources } from './run-mounts.js';
 
 /** Build-wide settings of RUN steps that are not part of the graph. */
@@ -30,6 +31,7 @@ const RUNTIME_MOUNT_POINTS = ['/proc', '/dev', '/sys', '/etc/hosts', '/etc/resol
 /** RUN: overlay-mount the input rootfs with a fresh upperdir, run the command with runc, keep the upperdir as the new layer. */
 export function execHandler(worker: Worker, opts: ExecOptions = NO_OPTIONS): OpHandler<ExecOp> {
   const locks = new CacheMountLocks();
+  const cgroups = new RunCgroups();
   return {
     async run(op, inputs, vertex, ctx) {
       if (op.security === 'insecure' && !opts.allowInsecure) {
@@ -42,7 +44,7 @@ export function execHandler(worker: Worker, opts: ExecOptions = NO_OPTIONS): OpH
       try {
         const runMounts = await prepareRunMounts(worker, op.mounts ?? [], inputs, opts, locks, vertex.meta.location, ctx);
         try {
-          stubs = await runIn(worker, mounted.merged, op, vertex, runMounts, ctx);
+          stubs = await runIn(worker, mounted.merged, op, vertex, runMounts, cgroups, ctx);
         } finally {
           await runMounts.release();
         }
@@ -56,7 +58,8 @@ export function execHandler(worker: Worker, opts: ExecOptions = NO_OPTIONS): OpH
   };
 }
 
-async function runIn(worker: Worker, rootfs: string, op: ExecOp, vertex: Vertex, runMounts: PreparedMounts, ctx: Ctx): Promise<MountStubs> {
+async function runIn(worker: Worker, rootfs: string, op: ExecOp, vertex: Vertex, runMounts: PreparedMounts, cgroups: RunCgroups, ctx: Ctx): Promise<MountStubs> {
+  const cgroupLimits = await cgroups.limitsFor(op.limits, vertex.meta.location, ctx);
   const user = await resolveUser(rootfs, op.user);
   // RUN --mount targets are mount points made for this RUN only: like runc's, they stay out of the layer.
   const stubs = await recordMountStubs(rootfs, [...RUNTIME_MOUNT_POINTS, ...runMounts.targets]);
@@ -65,7 +68,7 @@ async function runIn(worker: Worker, rootfs: string, op: ExecOp, vertex: Vertex,
   const etcDir = await mkdtemp(join(worker.dirs.tmp, 'etc-'));
   const etcMounts = await writeEtcFiles(etcDir, { hostname: HOSTNAME, network: op.network, ...(op.extraHosts ? { extraHosts: op.extraHosts } : {}) });
   const tail = new OutputTail(20);
-  let status: { exitCode: number; signal?: string };
+  let status: { exitCode: number; signal?: string; oomKilled?: boolean };
   try {
     status = await worker.sandbox.run(
       {
@@ -81,6 +84,7 @@ async function runIn(worker: Worker, rootfs: string, op: ExecOp, vertex: Vertex,
         mounts: [...etcMounts, ...runMounts.mounts],
         ...(op.ulimits ? { rlimits: op.ulimits } : {}),
         ...(op.shmSize !== undefined ? { shmSize: op.shmSize } : {}),
+        cgroupLimits,
         ...(op.security === 'insecure' ? { privileged: { capabilities: await currentCapabilities() } } : {}),
       },
       {
@@ -95,6 +99,7 @@ async function runIn(worker: Worker, rootfs: string, op: ExecOp, vertex: Vertex,
     await rm(etcDir, { recursive: true, force: true });
     await stubs.removeCreated();
   }
+  if (status.oomKilled) reportOutOfMemory(status.exitCode, op.limits, { location: vertex.meta.location, outputTail: tail.lines() }, ctx);
   if (status.exitCode !== 0) {
     const how = status.signal ? `signal: ${status.signal}` : `exit code: ${status.exitCode}`;
     throw new BuildError('RUN_FAILED', `process ${JSON.stringify(op.args.join(' '))} did not complete successfully: ${how}`, {
