@@ -25,6 +25,8 @@ import { formatPlatform, parsePlatform } from '../oci/platform.js';
 import type { Platform } from '../oci/image.js';
 import type { Ulimit } from '../solver/graph.js';
 import { parseAllow, parseSecrets, parseSsh } from './run-secrets.js';
+import { checkOutputDest } from './output-dest.js';
+import type { CacheExportSpec } from '../build/cache-transfer/cache-spec.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -108,6 +110,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       const cacheTo = flags.cacheTo.map(parseCacheTo);
       const cacheFrom = flags.cacheFrom.map(parseCacheFrom);
       if (flags.push) outputs.push(...pushTargets(flags.tag));
+      if (!flags.check) await checkBuildDests(outputs, cacheTo, flags);
       const settings = globals.settings?.config ?? {};
       const registry = new RegistryClient(registryOptions(process.env, registrySettings(settings)));
       const buildArgs: Record<string, string> = {};
@@ -192,6 +195,17 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       else process.stderr.write(`image ${imageId}${result.names.length ? ` tagged ${result.names.join(', ')}` : ''}\n`);
       setExit(0);
     });
+}
+
+/** Every host path the build will write, checked before it starts: nothing lands in a system directory. */
+async function checkBuildDests(outputs: readonly ExportTarget[], cacheTo: readonly CacheExportSpec[], flags: Pick<BuildFlags, 'iidfile' | 'metadataFile'>): Promise<void> {
+  for (const o of outputs) {
+    if (o.type === 'registry' || o.dest === STDOUT) continue;
+    await checkOutputDest(o.dest, o.type === 'local' || (o.type === 'oci' && !o.tar) ? 'tree' : 'file', '--output');
+  }
+  for (const c of cacheTo) if (c.type === 'local') await checkOutputDest(c.dest, 'tree', '--cache-to');
+  if (flags.iidfile) await checkOutputDest(flags.iidfile, 'file', '--iidfile');
+  if (flags.metadataFile) await checkOutputDest(flags.metadataFile, 'file', '--metadata-file');
 }
 
 /** `--push`: BuildKit pushes every `-t` name; without one there is nothing to push to. */

@@ -17,6 +17,7 @@ import { parseReference } from '../oci/reference.js';
 import type { GlobalOptions } from './globals.js';
 import { bytes } from './progress-format.js';
 import { stateRoot } from './state-root.js';
+import { checkOutputDest } from './output-dest.js';
 
 /** Verbs this file adds; main.ts must not treat them as a build context. */
 export const IMAGE_VERBS: readonly string[] = ['images', 'tag', 'rmi', 'inspect', 'history', 'save', 'load', 'export', 'run'];
@@ -122,6 +123,7 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
     .requiredOption('-o, --output <file>', 'archive to write')
     .addOption(new Option('--format <format>', 'archive format').choices(['oci', 'docker']).default('docker'))
     .action(async (names: string[], flags: { output: string; format: 'oci' | 'docker' }) => {
+      await checkOutputDest(flags.output, 'file', '-o, --output');
       await withWorker(async (w) => {
         const items = new Map<string, { names: string[]; descriptor: SaveItem['descriptor'] }>();
         for (const n of names) {
@@ -155,6 +157,7 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
     .argument('<name>', 'image name or ID')
     .requiredOption('-o, --output <dir>', 'destination directory')
     .action(async (name: string, flags: { output: string }) => {
+      await checkOutputDest(flags.output, 'tree', '-o, --output');
       await withWorker(async (w) => exportLocal(w.blobs, (await findImage(w.images, name)).descriptor, flags.output, ctx));
       setExit(0);
     });

@@ -12,8 +12,12 @@ import { IMAGE_VERBS, imageCommands } from './image-commands.js';
 import { configCommand } from './config-command.js';
 import { loadConfig } from './config-file.js';
 import { stateRoot } from './state-root.js';
+import { checkOutputDest } from './output-dest.js';
+import { effectiveSettings } from './config-command.js';
 
 const VERBS = new Set(['build', 'help', ...REGISTRY_VERBS, ...GC_VERBS, ...IMAGE_VERBS, 'config']);
+/** Verbs that never open the state root (`config` only prints where it is). */
+const ROOTLESS_VERBS = new Set(['help', 'config', 'login', 'logout']);
 
 /** Exit codes (DESIGN.md): 0 ok, 1 build failed, 2 bad usage, 130 interrupted. */
 async function main(argv: string[]): Promise<number> {
@@ -35,6 +39,16 @@ async function main(argv: string[]): Promise<number> {
     return report(err, globals);
   }
   globals.root = stateRoot(globals.root, process.env, globals.settings.config.root);
+  if (args[0] !== undefined && !args[0].startsWith('-') && !ROOTLESS_VERBS.has(args[0])) {
+    // The root is created and written into by every verb that opens it (even `images`): `/`,
+    // `/proc` or `/etc` would be filled with store/, layers/…, so it is refused as a tree output.
+    const source = effectiveSettings(rawRoot, globals.config, process.env, globals.settings).find((s) => s.key === 'root')!.source;
+    try {
+      await checkOutputDest(globals.root, 'tree', source === '--root' ? '--root' : `state root (from ${source})`);
+    } catch (err) {
+      return report(err, globals);
+    }
+  }
 
   const ac = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => ac.abort(Object.assign(new Error(`interrupted by ${sig}`), { name: 'AbortError' }));
