@@ -1,4 +1,3 @@
-import { createReadStream } from 'node:fs';
 import { Command, Option } from 'commander';
 import { openWorker, type OwnedWorker } from '../build/worker.js';
 import type { Ctx } from '../ctx.js';
@@ -18,6 +17,7 @@ import type { GlobalOptions } from './globals.js';
 import { bytes } from './progress-format.js';
 import { stateRoot } from './state-root.js';
 import { checkOutputDest } from './output-dest.js';
+import { openInputFile } from './input-file.js';
 
 /** Verbs this file adds; main.ts must not treat them as a build context. */
 export const IMAGE_VERBS: readonly string[] = ['images', 'tag', 'rmi', 'inspect', 'history', 'save', 'load', 'export', 'run'];
@@ -142,7 +142,7 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
     .option('-i, --input <file>', 'archive to read (default: standard input)')
     .option('-q, --quiet', 'print only the manifest digests')
     .action(async (flags: { input?: string; quiet?: boolean }) => {
-      const input = flags.input && flags.input !== '-' ? createReadStream(flags.input) : process.stdin;
+      const input = flags.input && flags.input !== '-' ? openInputFile(flags.input) : process.stdin;
       const loaded = await withWorker((w) => loadArchive(w.images, input, ctx));
       for (const l of loaded) {
         if (flags.quiet) out(l.manifest.digest + '\n');

@@ -16,6 +16,9 @@ import { checkOutputDest } from './output-dest.js';
 import { effectiveSettings } from './config-command.js';
 
 const VERBS = new Set(['build', 'help', ...REGISTRY_VERBS, ...GC_VERBS, ...IMAGE_VERBS, 'config']);
+/** How long cleanup may take after an interrupt (unmounting, killing a sandbox take well under a second). */
+const CLEANUP_GRACE_MS = 15_000;
+
 /** Verbs that never open the state root (`config` only prints where it is). */
 const ROOTLESS_VERBS = new Set(['help', 'config', 'login', 'logout']);
 
@@ -50,10 +53,16 @@ async function main(argv: string[]): Promise<number> {
     }
   }
 
+  // The first signal aborts: work stops, sandboxes are killed, mounts and temp files cleaned.
+  // A second one, or cleanup outlasting CLEANUP_GRACE_MS, ends the process at once.
   const ac = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => ac.abort(Object.assign(new Error(`interrupted by ${sig}`), { name: 'AbortError' }));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (ac.signal.aborted) return forceExit('interrupted again');
+    ac.abort(Object.assign(new Error(`interrupted by ${sig}`), { name: 'AbortError' }));
+    setTimeout(() => forceExit(`interrupted; cleanup did not finish within ${CLEANUP_GRACE_MS / 1000}s`), CLEANUP_GRACE_MS).unref();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 
   const program = configure(new Command('tsbuild'))
     .description('Build OCI container images from Dockerfiles, without a daemon.')
@@ -109,6 +118,15 @@ async function version(): Promise<string> {
   const { readFile } = await import('node:fs/promises');
   const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
+}
+
+/**
+ * Ends the process now. Not process.exit(): it joins libuv's thread pool, so a thread blocked
+ * in a wait nothing can cancel (open() of a FIFO no one writes to) would hang it too.
+ */
+function forceExit(why: string): void {
+  process.stderr.write(`${why}: killing tsbuild\n`);
+  process.kill(process.pid, 'SIGKILL');
 }
 
 process.exitCode = await main(process.argv.slice(2));
