@@ -26,6 +26,7 @@ import type { Platform } from '../oci/image.js';
 import type { Ulimit } from '../solver/graph.js';
 import { parseAllow, parseSecrets, parseSsh } from './run-secrets.js';
 import { checkOutputDest } from './output-dest.js';
+import { checkContextDir } from './context-dir.js';
 import type { CacheExportSpec } from '../build/cache-transfer/cache-spec.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -118,6 +119,9 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       Object.assign(buildArgs, parseBuildArgs(flags.buildArg, process.env));
       // `-` (standard input) or a git / http(s) URL: the context is put on disk for the build.
       const stdinInputs = (await readStdinInputs(context, flags.file, process.stdin, signal)) ?? (await readRemoteContext(context, flags.file, signal));
+      const buildContexts = parseBuildContexts(flags.buildContext);
+      if (!stdinInputs) await checkContextDir(context, 'build context');
+      for (const [name, value] of Object.entries(buildContexts)) if (!/^[a-z-]+:\/\//.test(value)) await checkContextDir(value, `--build-context ${name}`);
       const progress = buildProgress({ ...flags, configDefault: settings.progress }, process.stderr, process.env);
       const { mode, events } = progress;
       const created = process.env.SOURCE_DATE_EPOCH ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000) : new Date();
@@ -147,7 +151,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           maxParallelism: flags.maxParallelism ?? settings['max-parallelism'],
           cacheTo,
           cacheFrom,
-          buildContexts: parseBuildContexts(flags.buildContext),
+          buildContexts,
           exec: { secrets: parseSecrets(flags.secret, process.env), ssh: parseSsh(flags.ssh, process.env), ...parseAllow(flags.allow) },
         };
       if (flags.check) {
@@ -189,7 +193,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
         };
         await writeFile(flags.metadataFile, JSON.stringify(meta, null, 2) + '\n');
       }
-      const pruned = await applyGcPolicy(stateRoot(globals.root, process.env), gcPolicy(settings));
+      const pruned = await applyGcPolicy(stateRoot(globals.root, process.env), gcPolicy(settings), signal);
       if (pruned?.bytes && !flags.quiet) process.stderr.write(`gc policy: reclaimed ${formatBytes(pruned.bytes)}\n`);
       if (flags.quiet) process.stdout.write(imageId + '\n');
       else process.stderr.write(`image ${imageId}${result.names.length ? ` tagged ${result.names.join(', ')}` : ''}\n`);

@@ -31,6 +31,8 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
   const withWorker = async <T>(fn: (w: OwnedWorker) => Promise<T>): Promise<T> => {
     const w = await openWorker(stateRoot(globals.root, process.env), { privateTmp: true });
     try {
+      // The quick verbs (images, tag, rmi…) stop at this point when interrupted, before any change.
+      signal.throwIfAborted();
       return await fn(w);
     } finally {
       await w.close();

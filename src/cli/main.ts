@@ -73,7 +73,7 @@ async function main(argv: string[]): Promise<number> {
   let code = 0;
   program.addCommand(configure(buildCommand(globals, ac.signal, (c) => (code = c))));
   for (const c of registryCommands(globals, ac.signal, (c) => (code = c))) program.addCommand(configure(c));
-  for (const c of gcCommands(globals, (c) => (code = c))) program.addCommand(configure(c));
+  for (const c of gcCommands(globals, ac.signal, (c) => (code = c))) program.addCommand(configure(c));
   for (const c of imageCommands(globals, ac.signal, (c) => (code = c))) program.addCommand(configure(c));
   program.addCommand(configure(configCommand(globals, rawRoot, (c) => (code = c))));
   try {

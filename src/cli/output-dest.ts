@@ -18,7 +18,8 @@ export type OutputKind = 'tree' | 'file';
  * the host's. /usr/local and /usr/src are the administrator's, not the distribution's, so they
  * are left out (as system directories themselves, below).
  */
-const OFF_LIMITS_TREES = ['/proc', '/sys', '/dev', '/boot', '/etc', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/usr'];
+export const KERNEL_TREES = ['/proc', '/sys', '/dev'];
+const OFF_LIMITS_TREES = [...KERNEL_TREES, '/boot', '/etc', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/usr'];
 const OFF_LIMITS_EXCEPT = ['/usr/local', '/usr/src'];
 
 /**
@@ -49,7 +50,7 @@ export function refusalReason(resolved: string, kind: OutputKind, home?: string)
   if (SYSTEM_DIRS.has(resolved)) return `${resolved} is a system directory`;
   const tree = OFF_LIMITS_TREES.find((d) => under(resolved, d));
   if (tree && !OFF_LIMITS_EXCEPT.some((d) => under(resolved, d))) {
-    return `${resolved} is inside ${tree}, which holds ${['/proc', '/sys', '/dev'].includes(tree) ? 'kernel interfaces' : "the operating system's own files"}`;
+    return `${resolved} is inside ${tree}, which holds ${KERNEL_TREES.includes(tree) ? 'kernel interfaces' : "the operating system's own files"}`;
   }
   if (kind === 'tree' && (dirname(resolved) === '/home' || (home !== undefined && resolved === home))) return `${resolved} is a home directory`;
   return undefined;
@@ -79,7 +80,7 @@ export async function checkOutputDest(path: string, kind: OutputKind, flag: stri
  * one (writing through it would create its target). Components that do not exist yet are
  * appended as they are.
  */
-async function resolveHostPath(abs: string, flag: string, hops = 0): Promise<string> {
+export async function resolveHostPath(abs: string, flag: string, hops = 0): Promise<string> {
   try {
     return await realpath(abs);
   } catch (e) {
@@ -101,7 +102,7 @@ async function resolveHostPath(abs: string, flag: string, hops = 0): Promise<str
  * `path` made absolute without the lexical clean-up path.resolve does: the kernel resolves
  * `link/..` to the parent of the link's target, not to the directory holding the link.
  */
-function absolute(path: string, base = process.cwd()): string {
+export function absolute(path: string, base = process.cwd()): string {
   return isAbsolute(path) ? path : `${base}/${path}`;
 }
 
