@@ -130,3 +130,12 @@ function forceExit(why: string): void {
 }
 
 process.exitCode = await main(process.argv.slice(2));
+if (process.exitCode === 130) {
+  // Cleanup is done. What may still hold the event loop is a wait the abort gave up on (a TLS
+  // handshake undici cannot abort): exit now, once file system calls in the thread pool are
+  // done, or process.exit() would wait for them (see forceExit); one that lasts is stuck.
+  const fsBusy = () => process.getActiveResourcesInfo().some((r) => r.startsWith('FSReq'));
+  for (let i = 0; i < 20 && fsBusy(); i++) await new Promise((r) => setTimeout(r, 50));
+  if (fsBusy()) forceExit('interrupted; a file operation cannot be cancelled');
+  else process.exit(130);
+}
