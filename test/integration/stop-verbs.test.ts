@@ -6,7 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { useBuildRoot } from '../helpers/build-root.js';
@@ -287,6 +287,15 @@ test('an output in / or a system directory is refused before the build, naming t
       assert.ok(r.stderr.startsWith(`error: ${flag} `), r.stderr);
     }
     for (const p of places) assert.not.ok(existsSync(p), `${p} was written`);
+    // An archive written through a symlink (as /dev/stdout is one) goes into its target; the
+    // link is not replaced, and no temp file lands beside it.
+    await writeFile(join(links, 'target.tar'), '');
+    await symlink('target.tar', join(links, 'stdout-like'));
+    const saved = await tsbuild(['--root', env.root, 'save', 'canary-img', '-o', join(links, 'stdout-like')]);
+    assert.is(saved.code, 0, saved.stderr);
+    assert.ok((await lstat(join(links, 'stdout-like'))).isSymbolicLink(), 'the link is still a link');
+    assert.ok((await readFile(join(links, 'target.tar'))).includes('index.json'));
+    assert.equal((await readdir(links)).filter((n) => n.endsWith('.tmp')), []);
     // Streams stay fine: --iidfile /dev/null, and an ordinary dest beside the links.
     const ok = await tsbuild(['--root', env.root, 'build', '--iidfile', '/dev/null', '--output', `type=local,dest=${join(links, 'out')}`, ctx]);
     assert.is(ok.code, 0, ok.stderr);
