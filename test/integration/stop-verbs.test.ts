@@ -6,7 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, readlink, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { useBuildRoot } from '../helpers/build-root.js';
@@ -49,14 +49,14 @@ interface Interrupted {
  * Starts tsbuild, waits until `ready` resolves (the verb is in its long wait; `false`: 1.5 s) or it exits, sends `signal`,
  * and reports how it ended and how long that took. The child is killed in any case.
  */
-async function interrupt(args: readonly string[], ready: () => Promise<void> | false, signal: NodeJS.Signals, opts: { stdin?: 'pipe' | 'ignore' } = {}): Promise<Interrupted & { pid: number }> {
+async function interrupt(args: readonly string[], ready: (pid: number) => Promise<void> | false, signal: NodeJS.Signals, opts: { stdin?: 'pipe' | 'ignore' } = {}): Promise<Interrupted & { pid: number }> {
   const child = spawn(process.execPath, [CLI, '--root', env.root, ...args], { stdio: [opts.stdin ?? 'ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
   try {
     let stderr = '';
     child.stderr!.on('data', (b) => (stderr += b));
     child.stdout!.resume();
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('close', (code, sig) => r({ code, signal: sig })));
-    const readiness = ready();
+    const readiness = ready(child.pid!);
     if (readiness instanceof Promise) await Promise.race([readiness, exited]);
     else await new Promise((r) => setTimeout(r, 1500));
     assert.is(child.exitCode, null, `still running when interrupted: ${stderr}`);
@@ -124,6 +124,27 @@ test('run stops its container on SIGINT and SIGTERM', async () => {
     await assertStopped(r, `run (${signal})`);
   }
 });
+
+test('build stops while it reads a huge context file', async () => {
+  const ctx = await env.context('FROM scratch\nCOPY huge.bin /huge.bin\n');
+  const huge = join(ctx, 'huge.bin');
+  // Sparse: 64 GiB to read and hash, nothing on disk.
+  await writeFile(huge, '');
+  await truncate(huge, 64 * 2 ** 30);
+  const reading = async (pid: number) => {
+    for (let i = 0; i < 400; i++) {
+      const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+      for (const fd of fds) if ((await readlinkOr(`/proc/${pid}/fd/${fd}`)) === huge) return;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  await assertStopped(await interrupt(['build', '-t', 'stop-huge', '--progress', 'plain', ctx], reading, 'SIGTERM'), 'build with a huge context');
+  assert.not.ok((await readFile(join(env.root, 'store/index.json'), 'utf8')).includes('stop-huge'));
+});
+
+async function readlinkOr(p: string): Promise<string | undefined> {
+  return readlink(p).catch(() => undefined);
+}
 
 /** Writes a tar header for one big blob, then a little data every 200 ms until stopped: a slow, endless `docker save`. */
 function slowTarWriter(fifo: string): { stop(): Promise<void> } {
