@@ -12,10 +12,9 @@ export class ByteSource {
   #len = 0;
   #done = false;
   readonly #signal: AbortSignal | undefined;
-
-  /** `signal` ends a wait for the next chunk, even one the source never answers (a silent pipe). */
   readonly #source: AsyncIterable<Buffer | Uint8Array | string> & { destroy?: () => void };
 
+  /** `signal` ends a wait for the next chunk, even one the source never answers (a silent pipe). */
   constructor(source: AsyncIterable<Buffer | Uint8Array | string> & { destroy?: () => void }, signal?: AbortSignal) {
     this.#source = source;
     this.#it = source[Symbol.asyncIterator]();

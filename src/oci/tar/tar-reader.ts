@@ -5,12 +5,6 @@ import { BLOCK, TarFormatError, paddingFor, type TarEntry, type TarEntryType } f
 /** Pax/GNU meta headers larger than this are refused rather than buffered. */
 const MAX_META_SIZE = 64 * 1024 * 1024;
 const BODY_CHUNK = 256 * 1024;
-/**
- * Padding read after the end-of-archive blocks: tar pads to its record size (10 KiB by default,
- * 1 MiB at `-b 2048`). More is not padding but an endless input such as /dev/zero, which
- * otherwise reads as an empty archive followed by gigabytes of zeros.
- */
-const MAX_TRAILING_BYTES = 1 << 20;
 
 /** One archive member as `readTar` yields it. */
 export interface TarMember {
@@ -30,10 +24,11 @@ export interface TarMember {
  * and GNU `L`/`K` names override the header fields. Xattrs come from `SCHILY.xattr.*` records
  * as raw bytes. A header with a bad checksum, a truncated archive, sparse files and unknown
  * entry types throw `TarFormatError`. After the end-of-archive blocks the rest of the input is
- * drained (registries pad archives), up to MAX_TRAILING_BYTES, so a producer blocked on
- * backpressure can finish. `signal` ends the wait for input even when the source never yields.
+ * drained (registries pad archives), so a producer blocked on backpressure (or hashing the
+ * whole blob) can finish; `maxTrailingBytes` bounds that for inputs that may never end.
+ * `signal` ends the wait for input even when the source never yields.
  */
-export async function* readTar(source: AsyncIterable<Buffer> | Readable, signal?: AbortSignal): AsyncGenerator<TarMember> {
+export async function* readTar(source: AsyncIterable<Buffer> | Readable, signal?: AbortSignal, opts: { maxTrailingBytes?: number } = {}): AsyncGenerator<TarMember> {
   const src = new ByteSource(source as AsyncIterable<Buffer>, signal);
   let global = new Map<string, Buffer>();
   let local = new Map<string, Buffer>();
@@ -137,7 +132,7 @@ export async function* readTar(source: AsyncIterable<Buffer> | Readable, signal?
       };
       yield { entry, body };
     }
-    if (finished) await src.drain(MAX_TRAILING_BYTES);
+    if (finished) await src.drain(opts.maxTrailingBytes ?? Infinity);
   } finally {
     await src.close();
   }
