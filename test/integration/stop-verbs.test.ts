@@ -122,6 +122,8 @@ test('run stops its container on SIGINT and SIGTERM', async () => {
       }
     }, signal);
     await assertStopped(r, `run (${signal})`);
+    const ps = execFileSync('ps', ['-eo', 'args']).toString().split('\n');
+    assert.not.ok(ps.some((l) => l.startsWith('sh -c echo started')), 'the container process is gone');
   }
 });
 
@@ -325,6 +327,24 @@ test('an output in / or a system directory is refused before the build, naming t
     for (const p of places) await rm(p, { recursive: true, force: true });
     await tsbuild(['--root', env.root, 'rmi', 'canary-img']);
   }
+});
+
+test('type=local into a dest that holds symlinks replaces them and writes nothing through them', async () => {
+  const ctx = await env.context('FROM scratch\nCOPY etc /etc\nCOPY a /a\n', { 'etc/x': 'new\n', a: 'new\n' });
+  const outside = join(env.work, 'outside');
+  const dest = join(env.work, 'dest-with-links');
+  await mkdir(outside);
+  await mkdir(dest);
+  await writeFile(join(outside, 'x'), 'old\n');
+  await writeFile(join(outside, 'a'), 'old\n');
+  await symlink(outside, join(dest, 'etc'));
+  await symlink(join(outside, 'a'), join(dest, 'a'));
+  const r = await tsbuild(['--root', env.root, 'build', '--output', `type=local,dest=${dest}`, ctx]);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(await readFile(join(outside, 'x'), 'utf8'), 'old\n');
+  assert.is(await readFile(join(outside, 'a'), 'utf8'), 'old\n');
+  assert.ok((await lstat(join(dest, 'etc'))).isDirectory());
+  assert.is(await readFile(join(dest, 'a'), 'utf8'), 'new\n');
 });
 
 test.run();
