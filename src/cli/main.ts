@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { BuildError, isAbortError } from '../errors.js';
 import { renderError } from './render-error.js';
@@ -46,8 +47,11 @@ async function main(argv: string[]): Promise<number> {
     // The root is created and written into by every verb that opens it (even `images`): `/`,
     // `/proc` or `/etc` would be filled with store/, layers/…, so it is refused as a tree output.
     const source = effectiveSettings(rawRoot, globals.config, process.env, globals.settings).find((s) => s.key === 'root')!.source;
+    const flag = source === '--root' ? '--root' : `state root (from ${source})`;
     try {
-      await checkOutputDest(globals.root, 'tree', source === '--root' ? '--root' : `state root (from ${source})`);
+      await checkOutputDest(globals.root, 'tree', flag);
+      const st = await stat(globals.root).catch(() => undefined);
+      if (st && !st.isDirectory()) throw new BuildError('USAGE', `${flag} ${globals.root}: not a directory`);
     } catch (err) {
       return report(err, globals);
     }

@@ -254,6 +254,11 @@ test('a state root in / , /proc, /etc or /var/lib is refused at once, naming whe
   const r = await tsbuild(['images'], { env: { TSBUILD_ROOT: '/sys' } });
   assert.is(r.code, 2, r.stderr);
   assert.match(r.stderr, /state root \(from \$TSBUILD_ROOT\) \/sys/);
+  const file = join(env.work, 'root-is-a-file');
+  await writeFile(file, '');
+  const f = await tsbuild(['--root', file, 'du']);
+  assert.is(f.code, 2, f.stderr);
+  assert.match(f.stderr, /--root .*root-is-a-file: not a directory/);
 });
 
 test('a build context with a FIFO and a device node builds without reading them; /proc as context is refused', async () => {
