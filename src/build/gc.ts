@@ -54,9 +54,9 @@ interface Inventory {
   readonly imageBlobs: Set<Digest>;
 }
 
-/** What is stored under `root` and what a prune could free. */
-export async function diskUsage(root: string): Promise<DiskUsage> {
-  const inv = await inventory(root);
+/** What is stored under `root` and what a prune could free. `signal` stops the walk (a huge root takes long). */
+export async function diskUsage(root: string, signal?: AbortSignal): Promise<DiskUsage> {
+  const inv = await inventory(root, signal);
   const images = held(inv, []);
   const all = held(inv, inv.records);
   const bytes = (m: Map<Digest, number>, pick: (d: Digest) => boolean) => [...m].reduce((n, [d, b]) => n + (pick(d) ? b : 0), 0);
@@ -76,9 +76,10 @@ export async function diskUsage(root: string): Promise<DiskUsage> {
  * and what crashed processes left behind. Runs under the root's gc lock and refuses while a
  * build runs on the root, so nothing a build uses disappears under it. Records go before the
  * layers they name, so a crash mid-prune leaves records pointing at present layers only
- * (and lookups verify that anyway).
+ * (and lookups verify that anyway). For the same reason `signal` may stop it between any two
+ * removals.
  */
-export async function prune(root: string, opts: PruneOptions = {}): Promise<PruneResult> {
+export async function prune(root: string, opts: PruneOptions = {}, signal?: AbortSignal): Promise<PruneResult> {
   const dirs = rootDirs(root);
   return withFileLock(gcLockPath(dirs), async () => {
     const live = await otherLiveBuilds(dirs);
@@ -86,7 +87,7 @@ export async function prune(root: string, opts: PruneOptions = {}): Promise<Prun
       throw new BuildError('USAGE', `a build is running on ${root} (pid ${live.map((o) => o.split(' ')[0]).join(', ')}); prune when it is done`);
     }
     await cleanupAfterCrashes(root);
-    const inv = await inventory(root);
+    const inv = await inventory(root, signal);
     const now = opts.now ?? Date.now();
     const old = (r: CacheEntryInfo) => opts.olderThanMs === undefined || now - r.lastUsed >= opts.olderThanMs;
     const images = held(inv, []);
@@ -105,6 +106,7 @@ export async function prune(root: string, opts: PruneOptions = {}): Promise<Prun
     let records = 0;
     for (const r of inv.records) {
       if (keepKeys.has(r.key)) continue;
+      signal?.throwIfAborted();
       await inv.cache.remove(r.key);
       records++;
     }
@@ -114,12 +116,14 @@ export async function prune(root: string, opts: PruneOptions = {}): Promise<Prun
     let blobs = 0;
     for (const [d, size] of inv.layers) {
       if (h.layers.has(d)) continue;
+      signal?.throwIfAborted();
       await removeLayer(dirs, d);
       layers++;
       bytes += size;
     }
     for (const [d, size] of inv.blobs) {
       if (h.blobs.has(d)) continue;
+      signal?.throwIfAborted();
       await rm(join(dirs.store, 'blobs', 'sha256', digestHex(d)), { force: true });
       blobs++;
       bytes += size;
@@ -134,7 +138,7 @@ export async function prune(root: string, opts: PruneOptions = {}): Promise<Prun
     // but they only ever grow, one file per Dockerfile step and per context directory built.
     if (opts.all) for (const d of ['steps', 'stat']) await rm(join(dirs.cache, d), { recursive: true, force: true });
     return { records, layers, blobs, bytes };
-  });
+  }, { signal });
 }
 
 /** Layers and blobs held by the images plus `records`. */
@@ -149,7 +153,7 @@ function held(inv: Inventory, records: readonly CacheEntryInfo[]): { layers: Set
   return { layers, blobs };
 }
 
-async function inventory(root: string): Promise<Inventory> {
+async function inventory(root: string, signal: AbortSignal | undefined): Promise<Inventory> {
   const dirs = rootDirs(root);
   const store = new LayerStore(dirs);
   const cache = new CacheStore(join(dirs.cache, 'records'), (d) => store.has(d));
@@ -159,7 +163,7 @@ async function inventory(root: string): Promise<Inventory> {
   for (const name of await readdir(dirs.layers).catch(() => [] as string[])) {
     if (!/^[a-f0-9]{64}$/.test(name)) continue;
     const d = digestFromHex(name);
-    layers.set(d, await treeBytes(join(dirs.layers, name)));
+    layers.set(d, await treeBytes(join(dirs.layers, name), signal));
     const blob = await store.blob(d).catch(() => undefined);
     if (blob && isDigest(blob.digest)) layerBlob.set(d, blob.digest);
   }
@@ -167,6 +171,7 @@ async function inventory(root: string): Promise<Inventory> {
   const blobDir = join(dirs.store, 'blobs', 'sha256');
   for (const name of await readdir(blobDir).catch(() => [] as string[])) {
     if (!/^[a-f0-9]{64}$/.test(name)) continue;
+    signal?.throwIfAborted();
     blobs.set(digestFromHex(name), (await lstat(join(blobDir, name))).size);
   }
   const imageLayers = new Set<Digest>();
@@ -175,6 +180,7 @@ async function inventory(root: string): Promise<Inventory> {
   const index = await layout.readIndex();
   const visit = async (d: Digest): Promise<void> => {
     if (imageBlobs.has(d)) return;
+    signal?.throwIfAborted();
     imageBlobs.add(d);
     const doc = JSON.parse(await readFile(layout.blobs.path(d), 'utf8').catch(() => 'null')) as {
       manifests?: { digest: string }[];
@@ -210,11 +216,12 @@ async function removeDanglingLinks(dirs: RootDirs): Promise<void> {
   }
 }
 
-async function treeBytes(path: string): Promise<number> {
+async function treeBytes(path: string, signal: AbortSignal | undefined): Promise<number> {
+  signal?.throwIfAborted();
   const st = await lstat(path);
   if (!st.isDirectory()) return st.isFile() ? st.size : 0;
   let n = 0;
-  for (const name of await readdir(path)) n += await treeBytes(join(path, name));
+  for (const name of await readdir(path)) n += await treeBytes(join(path, name), signal);
   return n;
 }
 
@@ -224,10 +231,10 @@ async function treeBytes(path: string): Promise<number> {
  * error here: that build's own end applies the policy, so this one skips it.
  * @returns what was pruned, or undefined when there is no policy or it was skipped.
  */
-export async function applyGcPolicy(root: string, policy: Pick<PruneOptions, 'keepStorage' | 'olderThanMs'>): Promise<PruneResult | undefined> {
+export async function applyGcPolicy(root: string, policy: Pick<PruneOptions, 'keepStorage' | 'olderThanMs'>, signal?: AbortSignal): Promise<PruneResult | undefined> {
   if (policy.keepStorage === undefined && policy.olderThanMs === undefined) return undefined;
   try {
-    return await prune(root, policy);
+    return await prune(root, policy, signal);
   } catch (e) {
     if (e instanceof BuildError && e.code === 'USAGE') return undefined;
     throw e;

@@ -26,6 +26,9 @@ import type { Platform } from '../oci/image.js';
 import type { Ulimit } from '../solver/graph.js';
 import { parseAllow, parseSecrets, parseSsh } from './run-secrets.js';
 import { parseRunLimits, type RunLimitFlags } from './run-limit-flags.js';
+import { checkOutputDest } from './output-dest.js';
+import { checkContextDir } from './context-dir.js';
+import type { CacheExportSpec } from '../build/cache-transfer/cache-spec.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -119,6 +122,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       const cacheTo = flags.cacheTo.map(parseCacheTo);
       const cacheFrom = flags.cacheFrom.map(parseCacheFrom);
       if (flags.push) outputs.push(...pushTargets(flags.tag));
+      if (!flags.check) await checkBuildDests(outputs, cacheTo, flags);
       const settings = globals.settings?.config ?? {};
       const network = networkPolicy(settings);
       const registry = new RegistryClient(registryOptions(process.env, { ...registrySettings(settings), ...network }));
@@ -127,6 +131,9 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       Object.assign(buildArgs, parseBuildArgs(flags.buildArg, process.env));
       // `-` (standard input) or a git / http(s) URL: the context is put on disk for the build.
       const stdinInputs = (await readStdinInputs(context, flags.file, process.stdin, signal)) ?? (await readRemoteContext(context, flags.file, signal, network.timeouts));
+      const buildContexts = parseBuildContexts(flags.buildContext);
+      if (!stdinInputs) await checkContextDir(context, 'build context');
+      for (const [name, value] of Object.entries(buildContexts)) if (!/^[a-z-]+:\/\//.test(value)) await checkContextDir(value, `--build-context ${name}`);
       const progress = buildProgress({ ...flags, configDefault: settings.progress }, process.stderr, process.env);
       const { mode, events } = progress;
       const created = process.env.SOURCE_DATE_EPOCH ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000) : new Date();
@@ -158,7 +165,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           maxParallelism: flags.maxParallelism ?? settings['max-parallelism'],
           cacheTo,
           cacheFrom,
-          buildContexts: parseBuildContexts(flags.buildContext),
+          buildContexts,
           exec: { secrets: parseSecrets(flags.secret, process.env), ssh: parseSsh(flags.ssh, process.env), ...parseAllow(flags.allow) },
         };
       if (flags.check) {
@@ -200,12 +207,23 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
         };
         await writeFile(flags.metadataFile, JSON.stringify(meta, null, 2) + '\n');
       }
-      const pruned = await applyGcPolicy(stateRoot(globals.root, process.env), gcPolicy(settings));
+      const pruned = await applyGcPolicy(stateRoot(globals.root, process.env), gcPolicy(settings), signal);
       if (pruned?.bytes && !flags.quiet) process.stderr.write(`gc policy: reclaimed ${formatBytes(pruned.bytes)}\n`);
       if (flags.quiet) process.stdout.write(imageId + '\n');
       else process.stderr.write(`image ${imageId}${result.names.length ? ` tagged ${result.names.join(', ')}` : ''}\n`);
       setExit(0);
     });
+}
+
+/** Every host path the build will write, checked before it starts: nothing lands in a system directory. */
+async function checkBuildDests(outputs: readonly ExportTarget[], cacheTo: readonly CacheExportSpec[], flags: Pick<BuildFlags, 'iidfile' | 'metadataFile'>): Promise<void> {
+  for (const o of outputs) {
+    if (o.type === 'registry' || o.dest === STDOUT) continue;
+    await checkOutputDest(o.dest, o.type === 'local' || (o.type === 'oci' && !o.tar) ? 'tree' : 'file', '--output');
+  }
+  for (const c of cacheTo) if (c.type === 'local') await checkOutputDest(c.dest, 'tree', '--cache-to');
+  if (flags.iidfile) await checkOutputDest(flags.iidfile, 'file', '--iidfile');
+  if (flags.metadataFile) await checkOutputDest(flags.metadataFile, 'file', '--metadata-file');
 }
 
 /** `--push`: BuildKit pushes every `-t` name; without one there is nothing to push to. */

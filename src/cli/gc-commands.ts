@@ -10,9 +10,9 @@ import { stateRoot } from './state-root.js';
 export const GC_VERBS = ['du', 'prune'];
 
 /** `tsbuild du` (what the root holds, what a prune frees) and `tsbuild prune` (garbage collection). */
-export function gcCommands(globals: GlobalOptions, setExit: (code: number) => void): Command[] {
+export function gcCommands(globals: GlobalOptions, signal: AbortSignal, setExit: (code: number) => void): Command[] {
   const du = new Command('du').description('show disk usage of the image store and the build cache').action(async () => {
-    const u = await diskUsage(stateRoot(globals.root, process.env));
+    const u = await diskUsage(stateRoot(globals.root, process.env), signal);
     process.stdout.write(
       [
         `cache records\t${u.cacheRecords}`,
@@ -43,7 +43,7 @@ export function gcCommands(globals: GlobalOptions, setExit: (code: number) => vo
         keepStorage = parseByteSize(flags.keepStorage);
         if (keepStorage === undefined) throw new BuildError('USAGE', `--keep-storage ${JSON.stringify(flags.keepStorage)}: expected a size like 500MB or 2GB`);
       }
-      const r = await prune(stateRoot(globals.root, process.env), { all: flags.all, keepStorage, olderThanMs });
+      const r = await prune(stateRoot(globals.root, process.env), { all: flags.all, keepStorage, olderThanMs }, signal);
       process.stdout.write(`removed ${r.records} cache records, ${r.layers} layers, ${r.blobs} blobs; reclaimed ${formatBytes(r.bytes)}\n`);
       setExit(0);
     });

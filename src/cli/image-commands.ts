@@ -1,4 +1,3 @@
-import { createReadStream } from 'node:fs';
 import { Command, Option } from 'commander';
 import { openWorker, type OwnedWorker } from '../build/worker.js';
 import type { Ctx } from '../ctx.js';
@@ -17,6 +16,8 @@ import { parseReference } from '../oci/reference.js';
 import type { GlobalOptions } from './globals.js';
 import { bytes } from './progress-format.js';
 import { stateRoot } from './state-root.js';
+import { checkOutputDest } from './output-dest.js';
+import { openInputFile } from './input-file.js';
 
 /** Verbs this file adds; main.ts must not treat them as a build context. */
 export const IMAGE_VERBS: readonly string[] = ['images', 'tag', 'rmi', 'inspect', 'history', 'save', 'load', 'export', 'run'];
@@ -30,6 +31,8 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
   const withWorker = async <T>(fn: (w: OwnedWorker) => Promise<T>): Promise<T> => {
     const w = await openWorker(stateRoot(globals.root, process.env), { privateTmp: true });
     try {
+      // The quick verbs (images, tag, rmi…) stop at this point when interrupted, before any change.
+      signal.throwIfAborted();
       return await fn(w);
     } finally {
       await w.close();
@@ -122,6 +125,7 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
     .requiredOption('-o, --output <file>', 'archive to write')
     .addOption(new Option('--format <format>', 'archive format').choices(['oci', 'docker']).default('docker'))
     .action(async (names: string[], flags: { output: string; format: 'oci' | 'docker' }) => {
+      await checkOutputDest(flags.output, 'file', '-o, --output');
       await withWorker(async (w) => {
         const items = new Map<string, { names: string[]; descriptor: SaveItem['descriptor'] }>();
         for (const n of names) {
@@ -140,7 +144,7 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
     .option('-i, --input <file>', 'archive to read (default: standard input)')
     .option('-q, --quiet', 'print only the manifest digests')
     .action(async (flags: { input?: string; quiet?: boolean }) => {
-      const input = flags.input && flags.input !== '-' ? createReadStream(flags.input) : process.stdin;
+      const input = flags.input && flags.input !== '-' ? openInputFile(flags.input) : process.stdin;
       const loaded = await withWorker((w) => loadArchive(w.images, input, ctx));
       for (const l of loaded) {
         if (flags.quiet) out(l.manifest.digest + '\n');
@@ -155,6 +159,7 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
     .argument('<name>', 'image name or ID')
     .requiredOption('-o, --output <dir>', 'destination directory')
     .action(async (name: string, flags: { output: string }) => {
+      await checkOutputDest(flags.output, 'tree', '-o, --output');
       await withWorker(async (w) => exportLocal(w.blobs, (await findImage(w.images, name)).descriptor, flags.output, ctx));
       setExit(0);
     });

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
 import { BuildError, isAbortError } from '../errors.js';
 import { renderError } from './render-error.js';
@@ -12,8 +13,15 @@ import { IMAGE_VERBS, imageCommands } from './image-commands.js';
 import { configCommand } from './config-command.js';
 import { loadConfig } from './config-file.js';
 import { stateRoot } from './state-root.js';
+import { checkOutputDest } from './output-dest.js';
+import { effectiveSettings } from './config-command.js';
 
 const VERBS = new Set(['build', 'help', ...REGISTRY_VERBS, ...GC_VERBS, ...IMAGE_VERBS, 'config']);
+/** How long cleanup may take after an interrupt (unmounting, killing a sandbox take well under a second). */
+const CLEANUP_GRACE_MS = 15_000;
+
+/** Verbs that never open the state root (`config` only prints where it is). */
+const ROOTLESS_VERBS = new Set(['help', 'config', 'login', 'logout']);
 
 /** Exit codes (DESIGN.md): 0 ok, 1 build failed, 2 bad usage, 130 interrupted. */
 async function main(argv: string[]): Promise<number> {
@@ -35,11 +43,30 @@ async function main(argv: string[]): Promise<number> {
     return report(err, globals);
   }
   globals.root = stateRoot(globals.root, process.env, globals.settings.config.root);
+  if (args[0] !== undefined && !args[0].startsWith('-') && !ROOTLESS_VERBS.has(args[0])) {
+    // The root is created and written into by every verb that opens it (even `images`): `/`,
+    // `/proc` or `/etc` would be filled with store/, layers/…, so it is refused as a tree output.
+    const source = effectiveSettings(rawRoot, globals.config, process.env, globals.settings).find((s) => s.key === 'root')!.source;
+    const flag = source === '--root' ? '--root' : `state root (from ${source})`;
+    try {
+      await checkOutputDest(globals.root, 'tree', flag);
+      const st = await stat(globals.root).catch(() => undefined);
+      if (st && !st.isDirectory()) throw new BuildError('USAGE', `${flag} ${globals.root}: not a directory`);
+    } catch (err) {
+      return report(err, globals);
+    }
+  }
 
+  // The first signal aborts: work stops, sandboxes are killed, mounts and temp files cleaned.
+  // A second one, or cleanup outlasting CLEANUP_GRACE_MS, ends the process at once.
   const ac = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => ac.abort(Object.assign(new Error(`interrupted by ${sig}`), { name: 'AbortError' }));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (ac.signal.aborted) return forceExit('interrupted again');
+    ac.abort(Object.assign(new Error(`interrupted by ${sig}`), { name: 'AbortError' }));
+    setTimeout(() => forceExit(`interrupted; cleanup did not finish within ${CLEANUP_GRACE_MS / 1000}s`), CLEANUP_GRACE_MS).unref();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 
   const program = configure(new Command('tsbuild'))
     .description('Build OCI container images from Dockerfiles, without a daemon.')
@@ -50,7 +77,7 @@ async function main(argv: string[]): Promise<number> {
   let code = 0;
   program.addCommand(configure(buildCommand(globals, ac.signal, (c) => (code = c))));
   for (const c of registryCommands(globals, ac.signal, (c) => (code = c))) program.addCommand(configure(c));
-  for (const c of gcCommands(globals, (c) => (code = c))) program.addCommand(configure(c));
+  for (const c of gcCommands(globals, ac.signal, (c) => (code = c))) program.addCommand(configure(c));
   for (const c of imageCommands(globals, ac.signal, (c) => (code = c))) program.addCommand(configure(c));
   program.addCommand(configure(configCommand(globals, rawRoot, (c) => (code = c))));
   try {
@@ -97,4 +124,22 @@ async function version(): Promise<string> {
   return pkg.version;
 }
 
+/**
+ * Ends the process now. Not process.exit(): it joins libuv's thread pool, so a thread blocked
+ * in a wait nothing can cancel (open() of a FIFO no one writes to) would hang it too.
+ */
+function forceExit(why: string): void {
+  process.stderr.write(`${why}: killing tsbuild\n`);
+  process.kill(process.pid, 'SIGKILL');
+}
+
 process.exitCode = await main(process.argv.slice(2));
+if (process.exitCode === 130) {
+  // Cleanup is done. What may still hold the event loop is a wait the abort gave up on (a TLS
+  // handshake undici cannot abort): exit now, once file system calls in the thread pool are
+  // done, or process.exit() would wait for them (see forceExit); one that lasts is stuck.
+  const fsBusy = () => process.getActiveResourcesInfo().some((r) => r.startsWith('FSReq'));
+  for (let i = 0; i < 20 && fsBusy(); i++) await new Promise((r) => setTimeout(r, 50));
+  if (fsBusy()) forceExit('interrupted; a file operation cannot be cancelled');
+  else process.exit(130);
+}

@@ -14,6 +14,7 @@ import type { GlobalOptions } from './globals.js';
 import { progressSink } from './progress.js';
 import { dockerConfigPath, registryOptions } from './registry-options.js';
 import { stateRoot } from './state-root.js';
+import { checkOutputDest } from './output-dest.js';
 import { networkPolicy, registrySettings } from './config-file.js';
 import { readImage } from '../oci/image-reader.js';
 import { MediaType } from '../oci/media-types.js';
@@ -57,6 +58,7 @@ export function registryCommands(globals: GlobalOptions, signal: AbortSignal, se
     .option('-q, --quiet', 'print only the manifest digest')
     .action(async (name: string, dest: string | undefined, flags: { metadataFile?: string; quiet?: boolean }) => {
       const local = parseReference(name).toString();
+      if (flags.metadataFile) await checkOutputDest(flags.metadataFile, 'file', '--metadata-file');
       const worker = await openWorker(stateRoot(globals.root, process.env), { privateTmp: true });
       const client = new RegistryClient(options());
       try {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
+import { lstat, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Ctx } from '../ctx.js';
@@ -19,11 +19,17 @@ import type { TarEntry } from '../oci/tar/tar-entry.js';
  * Streams a tar archive into `destFile` atomically: `fill` adds the members to a TarWriter
  * while the bytes go to a temp file next to `destFile`; only after the archive is complete and
  * fsynced is it renamed onto `destFile`. On error or abort the temp file is removed and any
- * previous `destFile` is untouched. `-` streams it to standard output instead (a pipe: what
- * was written stays written, and the reader sees a truncated archive on failure).
+ * previous `destFile` is untouched. `-` streams it to standard output instead; an existing
+ * symlink, pipe, socket or device is streamed into (through the link) as well.
  */
 export async function writeArchiveAtomic(destFile: string, ctx: Ctx, fill: (w: ArchiveWriter) => Promise<void>): Promise<void> {
   if (destFile === STDOUT) return writeArchiveToStdout(ctx, fill);
+  // A symlink (/dev/stdout), pipe, socket or device is written into, not renamed over: the temp
+  // file would go beside the link (into /dev) and the rename would replace the link itself.
+  const existing = await lstat(destFile).catch(() => undefined);
+  if (existing && (existing.isSymbolicLink() || !(existing.isFile() || existing.isDirectory()))) {
+    return writeArchiveToStream(createWriteStream(destFile, { flags: 'w' }), ctx, fill);
+  }
   const tmp = join(dirname(destFile), `.${basename(destFile)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   const tar = new TarWriter();
   const out = createWriteStream(tmp, { flags: 'wx', mode: 0o644 });
@@ -53,9 +59,14 @@ export async function writeArchiveAtomic(destFile: string, ctx: Ctx, fill: (w: A
 
 async function writeArchiveToStdout(ctx: Ctx, fill: (w: ArchiveWriter) => Promise<void>): Promise<void> {
   if (isatty(1)) throw new BuildError('USAGE', 'refusing to write an archive to a terminal (dest=-)', { hint: 'redirect standard output to a file or a pipe' });
-  const tar = new TarWriter();
   // end: false — standard output belongs to the process, not to this archive.
-  const writing = pipeline(tar.stream, process.stdout, { signal: ctx.signal, end: false });
+  return writeArchiveToStream(process.stdout, ctx, fill, { end: false });
+}
+
+/** Streams the archive into `out` as it is made: what was written stays written, and the reader sees a truncated archive on failure. */
+async function writeArchiveToStream(out: NodeJS.WritableStream, ctx: Ctx, fill: (w: ArchiveWriter) => Promise<void>, opts: { end?: boolean } = {}): Promise<void> {
+  const tar = new TarWriter();
+  const writing = pipeline(tar.stream, out, { signal: ctx.signal, end: opts.end ?? true });
   const filling = (async () => {
     await fill(new ArchiveWriter(tar, ctx));
     await tar.finish();

@@ -15,6 +15,12 @@ import { readTar } from '../oci/tar/tar-reader.js';
 
 /** Metadata files of an archive are small; anything bigger is not what it claims to be. */
 const MAX_METADATA_BYTES = 4 << 20;
+/**
+ * Read after the end-of-archive blocks: tar pads to its record size (10 KiB by default, 1 MiB
+ * at `-b 2048`). More is not padding but an endless input (`load -i /dev/zero`), which reads
+ * as an empty archive followed by zeros for ever.
+ */
+const MAX_TRAILING_BYTES = 1 << 20;
 const CONTAINERD_NAME = 'io.containerd.image.name';
 const DOCKER_LAYER_TAR = 'application/vnd.docker.image.rootfs.diff.tar';
 
@@ -38,7 +44,7 @@ export interface LoadedImage {
 export async function loadArchive(layout: ImageLayout, input: Readable, ctx: Ctx): Promise<LoadedImage[]> {
   const byPath = new Map<string, Descriptor>();
   const metadata = new Map<string, Buffer>();
-  for await (const m of readTar(input, ctx.signal)) {
+  for await (const m of readTar(input, ctx.signal, { maxTrailingBytes: MAX_TRAILING_BYTES })) {
     if (m.entry.type !== 'file') continue;
     const path = m.entry.path.replace(/^\.\//, '');
     if (path === 'index.json' || path === 'manifest.json' || path === 'oci-layout') {

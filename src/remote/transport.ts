@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request, type Dispatcher } from 'undici';
+import { abortable } from '../abortable.js';
 import { isAbortError } from '../errors.js';
 import { agentTimeouts, DEFAULT_HTTP_TIMEOUTS, timeoutDescription, type HttpTimeouts } from './http-timeouts.js';
 import { isTemporaryStatus, RegistryError } from './registry-error.js';
@@ -38,6 +39,8 @@ export interface RetryPolicy {
 }
 
 export const DEFAULT_RETRY: RetryPolicy & { budgetMs: number } = { attempts: 5, baseDelayMs: 250, maxDelayMs: 30_000, budgetMs: 60_000 };
+
+const CLOSE_GRACE_MS = 500;
 
 /**
  * Connection failures worth another attempt. undici's timeouts are not among them: each one
@@ -87,14 +90,19 @@ export class Transport {
       signal.throwIfAborted();
       let res: HttpResponse;
       try {
-        const r = await request(req.url, {
-          method: req.method,
-          headers: req.headers,
-          body: req.body?.(),
+        // undici does not abort a TLS handshake in progress (it waits for its connect timeout,
+        // 10 s): the race lets Ctrl-C through at once, and close() destroys what is left.
+        const r = await abortable(
+          request(req.url, {
+            method: req.method,
+            headers: req.headers,
+            body: req.body?.(),
+            signal,
+            dispatcher: opts.insecureTls ? this.#insecure : this.#secure,
+            // Registries redirect blob GETs to storage (S3, CDN); Repository follows those itself.
+          }),
           signal,
-          dispatcher: opts.insecureTls ? this.#insecure : this.#secure,
-          // Registries redirect blob GETs to storage (S3, CDN); Repository follows those itself.
-        });
+        );
         res = { status: r.statusCode, headers: r.headers, body: r.body, url: req.url };
       } catch (e) {
         if (isAbortError(e) || signal.aborted) throw signal.reason ?? e;
@@ -128,9 +136,15 @@ export class Transport {
     }
   }
 
-  /** Closes the pooled connections (so a CLI process can exit promptly). */
+  /**
+   * Closes the pooled connections (so a CLI process can exit promptly). A graceful close waits
+   * for requests in flight; after an abort one may still be connecting, so what has not closed
+   * within CLOSE_GRACE_MS is destroyed.
+   */
   async close(): Promise<void> {
-    await Promise.all([this.#secure.close(), this.#insecure.close()]);
+    const closed = Promise.all([this.#secure.close(), this.#insecure.close()]).then(() => true);
+    const late = sleep(CLOSE_GRACE_MS, false, { ref: false });
+    if (!(await Promise.race([closed, late]))) await Promise.all([this.#secure.destroy(), this.#insecure.destroy()]);
   }
 
   #backoff(attempt: number, retryAfter: string | undefined): number {

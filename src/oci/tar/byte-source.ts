@@ -1,3 +1,4 @@
+import { abortable } from '../../abortable.js';
 import { TarFormatError } from './tar-entry.js';
 
 /**
@@ -10,14 +11,23 @@ export class ByteSource {
   #chunks: Buffer[] = [];
   #len = 0;
   #done = false;
+  readonly #signal: AbortSignal | undefined;
+  readonly #source: AsyncIterable<Buffer | Uint8Array | string> & { destroy?: () => void };
 
-  constructor(source: AsyncIterable<Buffer | Uint8Array | string>) {
+  /** `signal` ends a wait for the next chunk, even one the source never answers (a silent pipe). */
+  constructor(source: AsyncIterable<Buffer | Uint8Array | string> & { destroy?: () => void }, signal?: AbortSignal) {
+    this.#source = source;
     this.#it = source[Symbol.asyncIterator]();
+    this.#signal = signal;
+  }
+
+  #next(): Promise<IteratorResult<Buffer | Uint8Array | string>> {
+    return abortable(this.#it.next(), this.#signal);
   }
 
   async #fill(n: number): Promise<void> {
     while (this.#len < n && !this.#done) {
-      const r = await this.#it.next();
+      const r = await this.#next();
       if (r.done) {
         this.#done = true;
         break;
@@ -71,13 +81,19 @@ export class ByteSource {
     while (n > 0) n -= (await this.readSome(n)).length;
   }
 
-  /** Reads and discards the rest of the input, so a producer waiting on backpressure can finish. */
-  async drain(): Promise<void> {
+  /**
+   * Reads and discards the rest of the input, so a producer waiting on backpressure can finish;
+   * at most `limit` bytes, so an endless input (/dev/zero, a pipe that never closes) cannot
+   * keep us reading. The caller closes the source then.
+   */
+  async drain(limit: number): Promise<void> {
+    let left = limit - this.#len;
     this.#chunks = [];
     this.#len = 0;
-    while (!this.#done) {
-      const r = await this.#it.next();
+    while (!this.#done && left > 0) {
+      const r = await this.#next();
       if (r.done) this.#done = true;
+      else left -= r.value.length;
     }
   }
 
@@ -85,6 +101,12 @@ export class ByteSource {
   async close(): Promise<void> {
     if (!this.#done) {
       this.#done = true;
+      if (this.#signal?.aborted && this.#source.destroy) {
+        // A read may still be pending, and a stream's iterator runs return() only after it:
+        // waiting would hang on the very input the abort gave up on. Destroy the stream instead.
+        this.#source.destroy();
+        return;
+      }
       await this.#it.return?.();
     }
   }

@@ -24,10 +24,12 @@ export interface TarMember {
  * and GNU `L`/`K` names override the header fields. Xattrs come from `SCHILY.xattr.*` records
  * as raw bytes. A header with a bad checksum, a truncated archive, sparse files and unknown
  * entry types throw `TarFormatError`. After the end-of-archive blocks the rest of the input is
- * drained (registries pad archives), so a producer blocked on backpressure can finish.
+ * drained (registries pad archives), so a producer blocked on backpressure (or hashing the
+ * whole blob) can finish; `maxTrailingBytes` bounds that for inputs that may never end.
+ * `signal` ends the wait for input even when the source never yields.
  */
-export async function* readTar(source: AsyncIterable<Buffer> | Readable, signal?: AbortSignal): AsyncGenerator<TarMember> {
-  const src = new ByteSource(source as AsyncIterable<Buffer>);
+export async function* readTar(source: AsyncIterable<Buffer> | Readable, signal?: AbortSignal, opts: { maxTrailingBytes?: number } = {}): AsyncGenerator<TarMember> {
+  const src = new ByteSource(source as AsyncIterable<Buffer>, signal);
   let global = new Map<string, Buffer>();
   let local = new Map<string, Buffer>();
   let longName: Buffer | undefined;
@@ -130,7 +132,7 @@ export async function* readTar(source: AsyncIterable<Buffer> | Readable, signal?
       };
       yield { entry, body };
     }
-    if (finished) await src.drain();
+    if (finished) await src.drain(opts.maxTrailingBytes ?? Infinity);
   } finally {
     await src.close();
   }
