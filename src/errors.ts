@@ -29,6 +29,7 @@ export type ErrorCode =
   | 'HTTP_SOURCE'
   | 'CHECKSUM_MISMATCH'
   | 'PLATFORM'
+  | 'LIMIT_EXCEEDED'
   | 'INTERNAL';
 
 /**

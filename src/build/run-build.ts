@@ -36,6 +36,7 @@ import { VertexKeyer } from '../solver/vertex-keyer.js';
 import { SelectionMemo } from '../solver/selection-memo.js';
 import type { Result, Ulimit } from '../solver/graph.js';
 import type { Worker } from '../solver/worker.js';
+import type { ExpansionLimits } from '../oci/layer/expansion-guard.js';
 import { digestHex, sha256, type Digest } from '../oci/digest.js';
 
 export interface BuildRequest {
@@ -64,6 +65,8 @@ export interface BuildRequest {
   /** Time recorded in the image (SOURCE_DATE_EPOCH when the caller sets it). */
   readonly created: Date;
   readonly maxParallelism?: number;
+  /** `[unpack]` in tsbuild.toml: how far ADD archives and base-image layers may expand. */
+  readonly expansionLimits?: ExpansionLimits;
   /** Pulls missing base images (FROM) and serves `type=registry` outputs; the caller closes it. */
   readonly registry?: RegistryClient;
   /** `--pull`: resolve every base image against its registry even when it is stored locally. */
@@ -129,7 +132,7 @@ async function withBuildInputs<T>(request: BuildRequest, ctx: Ctx, fn: (worker: 
     });
   });
   await cleanupAfterCrashes(req.root);
-  const worker = await openWorker(req.root, { privateTmp: true });
+  const worker = await openWorker(req.root, { privateTmp: true, expansionLimits: req.expansionLimits });
   try {
     const registration = await registerBuild(worker.dirs, ctx.signal);
     try {

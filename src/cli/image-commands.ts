@@ -17,6 +17,7 @@ import { parseReference } from '../oci/reference.js';
 import type { GlobalOptions } from './globals.js';
 import { bytes } from './progress-format.js';
 import { stateRoot } from './state-root.js';
+import { expansionLimits } from './config-file.js';
 
 /** Verbs this file adds; main.ts must not treat them as a build context. */
 export const IMAGE_VERBS: readonly string[] = ['images', 'tag', 'rmi', 'inspect', 'history', 'save', 'load', 'export', 'run'];
@@ -28,7 +29,7 @@ export const IMAGE_VERBS: readonly string[] = ['images', 'tag', 'rmi', 'inspect'
 export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setExit: (code: number) => void): Command[] {
   const ctx: Ctx = { signal, events: nullSink };
   const withWorker = async <T>(fn: (w: OwnedWorker) => Promise<T>): Promise<T> => {
-    const w = await openWorker(stateRoot(globals.root, process.env), { privateTmp: true });
+    const w = await openWorker(stateRoot(globals.root, process.env), { privateTmp: true, expansionLimits: expansionLimits(globals.settings?.config ?? {}) });
     try {
       return await fn(w);
     } finally {

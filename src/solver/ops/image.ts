@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Ctx } from '../../ctx.js';
 import { BuildError } from '../../errors.js';
 import { Digester, type Digest } from '../../oci/digest.js';
@@ -9,6 +10,7 @@ import { readImage } from '../../oci/image-reader.js';
 import { MediaType } from '../../oci/media-types.js';
 import { decompressStream } from '../../oci/decompress.js';
 import { applyLayer } from '../../oci/layer/apply.js';
+import { DEFAULT_EXPANSION_LIMITS, ExpansionGuard } from '../../oci/layer/expansion-guard.js';
 import type { ImageOp, RootfsResult } from '../graph.js';
 import type { OpHandler } from '../scheduler.js';
 import type { Worker } from '../worker.js';
@@ -48,10 +50,12 @@ export async function ensureUnpacked(worker: Worker, blob: Descriptor, diffId: D
         cb(null, chunk);
       },
     });
-    const tar = (await decompressStream(worker.blobs.openRead(blob.digest))).pipe(hashing);
-    await applyLayer(tar, dir, { mode: 'overlay' }, ctx.signal);
+    const guard = new ExpansionGuard(worker.expansionLimits ?? DEFAULT_EXPANSION_LIMITS, `layer ${blob.digest}`, blob.size);
+    // pipeline, not pipe: a corrupt or oversized stream must fail the apply, not stall it.
+    pipeline(guard.wrap(await decompressStream(worker.blobs.openRead(blob.digest), ctx.signal)), hashing).catch(() => undefined);
+    await applyLayer(hashing, dir, { mode: 'overlay', onEntry: guard.countEntry }, ctx.signal);
     // The tar's trailing zero blocks count in the diffID too.
-    for await (const _ of tar) void _;
+    for await (const _ of hashing) void _;
     const got = digester.digest();
     if (got !== diffId) throw new BuildError('STORE_CORRUPT', `layer ${blob.digest} unpacks to ${got}, but the image config says ${diffId}`);
     await worker.layers.commit(dir, diffId, { blob });

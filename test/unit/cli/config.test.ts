@@ -90,7 +90,7 @@ parse('the validator and schemas/tsbuild/config.schema.json name the same keys',
   const schema = JSON.parse(await readFile(fileURLToPath(new URL('../../../../schemas/tsbuild/config.schema.json', import.meta.url)), 'utf8')) as {
     properties: Record<string, { properties?: Record<string, unknown> }> & { registry: { additionalProperties: { properties: Record<string, unknown> } } };
   };
-  assert.equal(Object.keys(schema.properties).sort(), ['gc', 'max-parallelism', 'progress', 'registry', 'root']);
+  assert.equal(Object.keys(schema.properties).sort(), ['gc', 'max-parallelism', 'progress', 'registry', 'root', 'unpack']);
   assert.equal(Object.keys(schema.properties.gc!.properties!).sort(), ['keep-duration', 'keep-storage']);
   assert.equal(Object.keys(schema.properties.registry.additionalProperties.properties).sort(), ['insecure', 'mirrors']);
   // Every schema key is accepted by the validator.
