@@ -5,6 +5,7 @@ import type { Ctx } from '../../ctx.js';
 import { BuildError } from '../../errors.js';
 import { decompressStream, isArchiveFile } from '../../oci/decompress.js';
 import { applyLayer } from '../../oci/layer/apply.js';
+import { isCorruptArchiveError } from '../../oci/archive-errors.js';
 import { DEFAULT_EXPANSION_LIMITS, ExpansionGuard, type ExpansionLimits } from '../../oci/layer/expansion-guard.js';
 import { resolveInRootfs } from '../../oci/rootfs-path.js';
 import { resolveChown } from '../../runtime/user.js';
@@ -122,9 +123,12 @@ async function copyAction(rootfs: string, action: CopyAction, src: CopySource, n
     if (exclude?.matches(basename(m.rel || m.abs))) continue;
     if (action.unpackArchives && st.isFile() && (await isArchiveFile(m.abs, ctx.signal))) {
       const dir = await ensureDir(rootfs, dest, 0o755, parentOwner);
-      const guard = new ExpansionGuard(limits, `ADD ${m.rel || basename(m.abs)}`, st.size);
+      const what = `ADD ${m.rel || basename(m.abs)}`;
+      const guard = new ExpansionGuard(limits, what, st.size);
       const tar = guard.wrap(await decompressStream(createReadStream(m.abs), ctx.signal));
-      await applyLayer(tar, dir, { mode: 'flatten', onEntry: guard.countEntry }, ctx.signal);
+      await applyLayer(tar, dir, { mode: 'flatten', onEntry: guard.countEntry }, ctx.signal).catch((e: unknown) => {
+        throw isCorruptArchiveError(e) ? new BuildError('INVALID_INSTRUCTION', `${what}: ${e.message}`, { cause: e }) : e;
+      });
       continue;
     }
     const target = destIsDir || dest !== action.dest ? posix.join(dest, basename(m.rel || m.abs)) : dest;

@@ -10,6 +10,7 @@ import { readImage } from '../../oci/image-reader.js';
 import { MediaType } from '../../oci/media-types.js';
 import { decompressStream } from '../../oci/decompress.js';
 import { applyLayer } from '../../oci/layer/apply.js';
+import { isCorruptArchiveError } from '../../oci/archive-errors.js';
 import { DEFAULT_EXPANSION_LIMITS, ExpansionGuard } from '../../oci/layer/expansion-guard.js';
 import type { ImageOp, RootfsResult } from '../graph.js';
 import type { OpHandler } from '../scheduler.js';
@@ -61,6 +62,7 @@ export async function ensureUnpacked(worker: Worker, blob: Descriptor, diffId: D
     await worker.layers.commit(dir, diffId, { blob });
   } catch (e) {
     await rm(dir, { recursive: true, force: true });
+    if (isCorruptArchiveError(e)) throw new BuildError('STORE_CORRUPT', `layer ${blob.digest}: ${e.message}`, { cause: e, hint: 'the image is damaged: remove it (tsbuild rmi) and pull or load it again' });
     throw e;
   }
 }
