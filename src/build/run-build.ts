@@ -22,6 +22,7 @@ import { writeProvenance, type ProvenanceMode } from './provenance.js';
 import { storeImageResolver } from './image-resolver.js';
 import type { RegistryClient } from '../remote/registry-client.js';
 import { cleanupAfterCrashes, openWorker } from './worker.js';
+import { readDockerfile } from './read-dockerfile.js';
 import { prepareNamedContexts } from './named-contexts.js';
 import { registerBuild } from './build-registry.js';
 import { BuildCache } from '../solver/build-cache.js';
@@ -126,11 +127,7 @@ async function withBuildInputs<T>(request: BuildRequest, ctx: Ctx, fn: (worker: 
     throw new BuildError('USAGE', `build context ${req.contextDir} is not a directory`);
   }
   const dockerfilePath = resolve(req.dockerfile ?? join(contextDir, 'Dockerfile'));
-  const text = await readFile(dockerfilePath, 'utf8').catch((e: NodeJS.ErrnoException) => {
-    throw new BuildError('DOCKERFILE_NOT_FOUND', `failed to read Dockerfile ${dockerfilePath}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, {
-      hint: 'pass its path with -f, or run tsbuild in the directory that holds it',
-    });
-  });
+  const text = await readDockerfile(dockerfilePath);
   await cleanupAfterCrashes(req.root);
   const worker = await openWorker(req.root, { privateTmp: true, expansionLimits: req.expansionLimits });
   try {

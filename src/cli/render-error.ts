@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute, relative } from 'node:path';
 import { BuildError } from '../errors.js';
 
@@ -38,9 +38,16 @@ function defaultHint(err: BuildError): string | undefined {
   return undefined;
 }
 
+/** Snippets come from files no bigger than this, and show this much of each line. */
+const SNIPPET_MAX_FILE = 16 << 20;
+const SNIPPET_MAX_LINE = 400;
+
 function snippet(file: string, from: number, to: number): string[] {
   let lines: string[];
   try {
+    // Only a regular file of sane size: the error may be that it is /dev/zero or huge.
+    const st = statSync(file);
+    if (!st.isFile() || st.size > SNIPPET_MAX_FILE) return [];
     lines = readFileSync(file, 'utf8').split('\n');
     // The newline that ends the last line does not start another one.
     if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
@@ -52,7 +59,8 @@ function snippet(file: string, from: number, to: number): string[] {
   const out = ['', '--------------------'];
   for (let n = first; n <= last; n++) {
     const mark = n >= from && n <= to ? '>>>' : '   ';
-    out.push(` ${mark} ${String(n).padStart(3)} | ${lines[n - 1]}`);
+    const line = lines[n - 1]!;
+    out.push(` ${mark} ${String(n).padStart(3)} | ${line.length > SNIPPET_MAX_LINE ? `${line.slice(0, SNIPPET_MAX_LINE)}…` : line}`);
   }
   out.push('--------------------');
   return out;

@@ -114,7 +114,10 @@ async function dispatch(ins: Instruction, st: StageState, env: ConvertEnv): Prom
 
 /** A copy of the base config (or BuildKit's empty image) set up for this build's platform. */
 function baseConfig(base: ImageConfig | undefined, platform: Platform): StageState['config'] {
-  const c = (base ? structuredClone(base) : { rootfs: { type: 'layers', diff_ids: [] } }) as ImageConfig & { config?: ContainerConfig };
+  // History entries are never changed once written: cloning them deeply per stage made a chain
+  // of n `FROM previous-stage` stages cost O(n²) clones.
+  const { history, ...rest } = base ?? { rootfs: { type: 'layers', diff_ids: [] } };
+  const c = (base ? { ...structuredClone(rest), ...(history ? { history } : {}) } : rest) as ImageConfig & { config?: ContainerConfig };
   delete c.created;
   c.architecture = platform.architecture;
   c.os = platform.os;
