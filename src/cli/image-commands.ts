@@ -156,7 +156,7 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
     .argument('<name>', 'image name or ID')
     .requiredOption('-o, --output <dir>', 'destination directory')
     .action(async (name: string, flags: { output: string }) => {
-      await withWorker(async (w) => exportLocal(w.blobs, (await findImage(w.images, name)).descriptor, flags.output, ctx));
+      await withWorker(async (w) => exportLocal(w.blobs, (await findImage(w.images, name)).descriptor, flags.output, ctx, w.expansionLimits));
       setExit(0);
     });
 

@@ -71,6 +71,15 @@ const TOKENS = [
 
 type Mutation = (text: string, rnd: Prng, seeds: readonly string[]) => string;
 
+/**
+ * Cases stay below this size: above the frontend's 2 MiB limit, so that check is exercised too,
+ * but small enough that mutations of mutations never build gigabyte strings.
+ */
+const MAX_CASE = 3 << 20;
+
+/** A repeat count from `rnd.size(max)`, lowered so that `unit`-long copies fit in MAX_CASE. */
+const repeats = (r: Prng, max: number, unit: number): number => Math.max(1, Math.min(r.size(max), Math.floor(MAX_CASE / Math.max(1, unit))));
+
 const at = (text: string, rnd: Prng) => rnd.int(text.length + 1);
 const lines = (text: string) => text.split('\n');
 
@@ -84,20 +93,21 @@ const MUTATIONS: readonly Mutation[] = [
   // Insert a token (or a few).
   (t, r) => {
     const i = at(t, r);
-    return t.slice(0, i) + r.pick(TOKENS).repeat(r.size(8)) + t.slice(i);
+    const token = r.pick(TOKENS);
+    return t.slice(0, i) + token.repeat(repeats(r, 8, token.length)) + t.slice(i);
   },
   // Duplicate a line, sometimes thousands of times.
   (t, r) => {
     const ls = lines(t);
     const i = r.int(ls.length);
-    ls.splice(i, 0, ...Array<string>(r.size(5000)).fill(ls[i]!));
+    ls.splice(i, 0, ...Array<string>(repeats(r, 5000, ls[i]!.length + 1)).fill(ls[i]!));
     return ls.join('\n');
   },
   // Repeat a short substring a lot (huge lines, long runs of one character).
   (t, r) => {
     const i = at(t, r);
     const piece = t.slice(i, i + 1 + r.int(12)) || r.pick(TOKENS);
-    return t.slice(0, i) + piece.repeat(r.size(20_000)) + t.slice(i);
+    return t.slice(0, i) + piece.repeat(repeats(r, 20_000, piece.length)) + t.slice(i);
   },
   // Delete a range.
   (t, r) => {
@@ -130,13 +140,13 @@ const MUTATIONS: readonly Mutation[] = [
   // A very long word.
   (t, r) => {
     const i = at(t, r);
-    return t.slice(0, i) + 'a'.repeat(r.size(100_000)) + t.slice(i);
+    return t.slice(0, i) + 'a'.repeat(repeats(r, 100_000, 1)) + t.slice(i);
   },
 ];
 
 /** 1–4 random mutations of a random seed. */
 export function mutate(seeds: readonly string[], rnd: Prng): string {
   let text = rnd.pick(seeds);
-  for (let n = 1 + rnd.int(4); n > 0; n--) text = rnd.pick(MUTATIONS)(text, rnd, seeds);
+  for (let n = 1 + rnd.int(4); n > 0; n--) text = rnd.pick(MUTATIONS)(text, rnd, seeds).slice(0, MAX_CASE);
   return text;
 }

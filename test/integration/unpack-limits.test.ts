@@ -126,6 +126,12 @@ test('a loaded image whose layer is a gzip bomb: FROM fails naming the layer dig
   assertCleanFailure(r, new RegExp(`Dockerfile:1: layer ${layerDigest}: the archive expands to more than 32\\.0 MiB \\(max-expanded-bytes\\)`));
   assert.ok((await rootBytes()) - before < 32 * MiB, 'the root did not grow by the expanded size');
   assert.not.ok(existsSync(join(env.root, 'layers', sha256('made up').slice(7))), 'no layer committed');
+  // `tsbuild export` applies the layers straight from the store: the same limit holds.
+  const out = join(env.work, 'bomb-export');
+  const exported = await tsbuild(['--config', conf, '--root', env.root, 'export', 'bomb-layer', '-o', out]);
+  assertCleanFailure(exported, new RegExp(`layer ${layerDigest}: the archive expands to more than 32\\.0 MiB`));
+  assert.ok(Number((await tool('du', ['-sb', out])).split('\t')[0]) <= 33 * MiB, 'export stopped at the limit');
+  await rm(out, { recursive: true, force: true });
   await tsbuild(['--root', env.root, 'rmi', 'bomb-layer']);
 });
 

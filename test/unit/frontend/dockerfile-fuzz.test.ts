@@ -77,11 +77,13 @@ test(`mutated Dockerfiles compile or fail with a BuildError (seed ${SEED}, ${SEC
   const failures: Failure[] = [];
   const ran = await runCases(ONLY ?? 0, Date.now() + SECONDS * 1000, failures);
   if (failures.length) {
+    const shown = failures.slice(0, 5).map((f) => `case ${f.i} (FUZZ_SEED=${SEED} FUZZ_CASE=${f.i}): ${f.what.slice(0, 800)}`);
+    console.error(`fuzz seed ${SEED}: ${failures.length} of ${ran} cases failed\n${shown.join('\n\n')}`);
+    // The failing Dockerfiles are kept for a look (a failed run is the only thing that leaves files).
     const seeds = loadSeeds();
     const dir = await mkdtemp(join(tmpdir(), `tsbuild-fuzz-${SEED}-`));
     for (const f of failures) await writeFile(join(dir, `case-${f.i}.Dockerfile`), fuzzCase(seeds, SEED, f.i).text);
-    const shown = failures.slice(0, 5).map((f) => `case ${f.i} (FUZZ_SEED=${SEED} FUZZ_CASE=${f.i}): ${f.what.slice(0, 800)}`);
-    assert.unreachable(`${failures.length} of ${ran} cases failed; Dockerfiles kept in ${dir}\n${shown.join('\n\n')}`);
+    assert.unreachable(`${failures.length} of ${ran} cases failed (seed ${SEED}); Dockerfiles kept in ${dir}\n${shown.join('\n\n')}`);
   }
   assert.ok(ran > (ONLY === undefined ? 20 : 0), `only ${ran} cases ran`);
   console.log(`  fuzz: ${ran} cases in ${SECONDS}s, seed ${SEED}`);
