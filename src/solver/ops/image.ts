@@ -52,7 +52,7 @@ export async function ensureUnpacked(worker: Worker, blob: Descriptor, diffId: D
       },
     });
     const guard = new ExpansionGuard(worker.expansionLimits ?? DEFAULT_EXPANSION_LIMITS, `layer ${blob.digest}`, blob.size);
-    // pipeline, not pipe: a corrupt or oversized stream must fail the apply, not stall it.
+    // pipeline, not pipe: a corrupt or oversized stream must fail the apply (pipe left gunzip's error unhandled: a crash).
     pipeline(guard.wrap(await decompressStream(worker.blobs.openRead(blob.digest), ctx.signal)), hashing).catch(() => undefined);
     await applyLayer(hashing, dir, { mode: 'overlay', onEntry: guard.countEntry }, ctx.signal);
     // The tar's trailing zero blocks count in the diffID too.
