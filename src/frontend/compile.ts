@@ -71,6 +71,10 @@ export async function compileDockerfile(source: { path: string; text: string }, 
   const warnings: Warning[] = [];
   checkDirectives(source.text, file, errors, warnings);
   const instructions: Instruction[] = [];
+  if (parsed.instructions.length > MAX_INSTRUCTIONS) {
+    const location = parsed.instructions[MAX_INSTRUCTIONS]!.location;
+    throw new BuildError('DOCKERFILE_SYNTAX', `more than ${MAX_INSTRUCTIONS} instructions`, { location, hint: 'split the build into several Dockerfiles' });
+  }
   for (const raw of parsed.instructions) {
     try {
       instructions.push(parseInstruction(raw, parsed.escapeToken));
@@ -242,6 +246,13 @@ export async function compileDockerfile(source: { path: string; text: string }, 
     checks: [...checks.found, ...lateChecks].sort((a, b) => a.location.line - b.location.line),
   };
 }
+
+/**
+ * Instructions one Dockerfile may have. Real ones have tens, generated ones hundreds to a few
+ * thousand; every instruction sees its stage's ARGs and ENV, rebuilt per instruction, so
+ * converting n of them costs O(n²) (found by the fuzzer: 18k `ARG` lines took 11 s).
+ */
+export const MAX_INSTRUCTIONS = 10_000;
 
 /**
  * Stages one Dockerfile may have. Real ones have a handful, generated monorepo ones a few

@@ -8,7 +8,7 @@ import { convertArg, convertCmd, convertEnv, convertExpose, convertHealthcheck, 
 import { convertRun } from './convert-run.js';
 import { checkUndefinedVars } from './undefined-vars.js';
 import { convertCopy } from './convert-copy.js';
-import { defaultPath, stepName, type ConvertEnv, type StageState } from './stage-state.js';
+import { defaultPath, newStageVars, stepName, type ConvertEnv, type StageState } from './stage-state.js';
 import type { StageDef } from './compile.js';
 
 export interface ResolvedImage {
@@ -71,6 +71,7 @@ export async function convertStage(def: StageDef, index: number, stageCount: num
     config,
     args: inherited ? [...inherited.args] : [],
     cmdSet: false,
+    vars: newStageVars(),
     cmdIndex: 0,
     cmdTotal: def.commands.length + triggerInstructions.length + 1,
     layerSteps: inherited ? [...inherited.layerSteps] : [],
