@@ -30,6 +30,7 @@ export type ErrorCode =
   | 'HTTP_SOURCE'
   | 'CHECKSUM_MISMATCH'
   | 'PLATFORM'
+  | 'LIMIT_EXCEEDED'
   | 'INTERNAL';
 
 /**

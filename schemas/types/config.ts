@@ -31,6 +31,23 @@ export interface TsbuildConfig {
   };
   network?: NetworkConfig;
   /**
+   * Limits on unpacking one ADD archive or one image layer, against decompression bombs. The allowed size is max-expanded-bytes or, when lower, max-expansion-ratio × the compressed size (at least 1 GiB).
+   */
+  unpack?: {
+    /**
+     * Decompressed bytes one archive or layer may expand to, e.g. "2TiB" (default 1TiB).
+     */
+    "max-expanded-bytes"?: string;
+    /**
+     * Decompressed ÷ compressed size allowed past the first 1 GiB (default 100).
+     */
+    "max-expansion-ratio"?: number;
+    /**
+     * Tar entries one archive or layer may hold (default 1000000).
+     */
+    "max-entries"?: number;
+  };
+  /**
    * Per registry host (as in image references: docker.io, localhost:5000).
    */
   registry?: {

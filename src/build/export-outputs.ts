@@ -21,7 +21,7 @@ export async function exportImage(worker: Worker, manifest: Descriptor, target: 
     case 'docker':
       return exportDockerArchive(worker.blobs, manifest, target.dest, target.names ?? tags, ctx);
     case 'local':
-      return exportLocal(worker.blobs, manifest, target.dest, ctx);
+      return exportLocal(worker.blobs, manifest, target.dest, ctx, worker.expansionLimits);
     case 'tar':
       return exportRootfsTar(worker, manifest, target.dest, ctx);
     case 'registry': {

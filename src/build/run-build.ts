@@ -3,7 +3,6 @@ import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Ctx } from '../ctx.js';
 import { BuildError } from '../errors.js';
-import { readFileInOwnDir } from '../oci/in-root.js';
 import { compileDockerfile, type BuildPlan } from '../frontend/compile.js';
 import type { CheckWarning } from '../frontend/build-checks.js';
 import { hostPlatform, type Descriptor, type Platform } from '../oci/image.js';
@@ -24,6 +23,7 @@ import { storeImageResolver } from './image-resolver.js';
 import type { RegistryClient } from '../remote/registry-client.js';
 import type { HttpTimeouts } from '../remote/http-timeouts.js';
 import { cleanupAfterCrashes, openWorker } from './worker.js';
+import { readDockerfile, readIgnoreFile } from './read-dockerfile.js';
 import { prepareNamedContexts } from './named-contexts.js';
 import { registerBuild } from './build-registry.js';
 import { BuildCache } from '../solver/build-cache.js';
@@ -38,6 +38,7 @@ import { VertexKeyer } from '../solver/vertex-keyer.js';
 import { SelectionMemo } from '../solver/selection-memo.js';
 import type { Result, RunLimits, Ulimit } from '../solver/graph.js';
 import type { Worker } from '../solver/worker.js';
+import type { ExpansionLimits } from '../oci/layer/expansion-guard.js';
 import { digestHex, sha256, type Digest } from '../oci/digest.js';
 
 export interface BuildRequest {
@@ -68,6 +69,8 @@ export interface BuildRequest {
   /** Time recorded in the image (SOURCE_DATE_EPOCH when the caller sets it). */
   readonly created: Date;
   readonly maxParallelism?: number;
+  /** `[unpack]` in tsbuild.toml: how far ADD archives and base-image layers may expand. */
+  readonly expansionLimits?: ExpansionLimits;
   /** Pulls missing base images (FROM) and serves `type=registry` outputs; the caller closes it. */
   readonly registry?: RegistryClient;
   /** How long ADD <URL> waits on its server (tsbuild.toml `[network]`); default DEFAULT_HTTP_TIMEOUTS. */
@@ -129,13 +132,9 @@ async function withBuildInputs<T>(request: BuildRequest, ctx: Ctx, fn: (worker: 
     throw new BuildError('USAGE', `build context ${req.contextDir} is not a directory`);
   }
   const dockerfilePath = resolve(req.dockerfile ?? join(contextDir, 'Dockerfile'));
-  const text = await readBuildFile(dockerfilePath).catch((e: NodeJS.ErrnoException) => {
-    throw new BuildError('DOCKERFILE_NOT_FOUND', `failed to read Dockerfile ${dockerfilePath}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, {
-      hint: 'pass its path with -f, or run tsbuild in the directory that holds it',
-    });
-  });
+  const text = await readDockerfile(dockerfilePath);
   await cleanupAfterCrashes(req.root);
-  const worker = await openWorker(req.root, { privateTmp: true });
+  const worker = await openWorker(req.root, { privateTmp: true, expansionLimits: req.expansionLimits });
   try {
     const registration = await registerBuild(worker.dirs, ctx.signal);
     try {
@@ -290,16 +289,8 @@ function layerUsable(worker: Worker): LayerCheck {
 /** BuildKit prefers `<Dockerfile name>.dockerignore` beside the Dockerfile over the context's `.dockerignore`. */
 async function readDockerignore(dockerfilePath: string, contextDir: string): Promise<string> {
   for (const p of [join(dirname(dockerfilePath), `${basename(dockerfilePath)}.dockerignore`), join(contextDir, '.dockerignore')]) {
-    const text = await readBuildFile(p).catch(() => undefined);
+    const text = readIgnoreFile(p);
     if (text !== undefined) return text;
   }
   return '';
-}
-
-/**
- * Reads the Dockerfile or a .dockerignore, which the context (a pull request's checkout, a
- * downloaded tarball) may have made a symlink to any host file: resolved in its own directory.
- */
-async function readBuildFile(path: string): Promise<string> {
-  return readFileInOwnDir(path);
 }

@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cleanupTemp } from '../oci/content-store.js';
 import { ImageLayout } from '../oci/image-layout.js';
+import type { ExpansionLimits } from '../oci/layer/expansion-guard.js';
 import { rootDirs, type RootDirs } from '../root-dirs.js';
 import { LayerStore } from '../runtime/layer-store.js';
 import { cleanupStaleMounts, mountRootfs } from '../runtime/overlay.js';
@@ -23,7 +24,7 @@ const PRIVATE_TMP_PREFIX = 'p-';
  * process's own under `tmp/`, tagged with its owner, so whatever a killed build leaves there can
  * later be told apart from a live build's files and removed whole (see `cleanupAfterCrashes`).
  */
-export async function openWorker(root: string, opts: { privateTmp?: boolean } = {}): Promise<OwnedWorker> {
+export async function openWorker(root: string, opts: { privateTmp?: boolean; expansionLimits?: ExpansionLimits } = {}): Promise<OwnedWorker> {
   const shared = rootDirs(root);
   for (const d of [shared.root, shared.layers, shared.links, shared.mounts, shared.runc, shared.tmp, shared.cache]) await mkdir(d, { recursive: true });
   let dirs: RootDirs = shared;
@@ -41,6 +42,7 @@ export async function openWorker(root: string, opts: { privateTmp?: boolean } = 
     blobs: images.blobs,
     layers,
     sandbox,
+    ...(opts.expansionLimits ? { expansionLimits: opts.expansionLimits } : {}),
     mount: (lower, o, ctx) => mountRootfs(layers, dirs, lower, o, ctx),
     close: async () => {
       if (dirs.tmp !== shared.tmp) await rm(dirs.tmp, { recursive: true, force: true });

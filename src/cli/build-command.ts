@@ -10,7 +10,7 @@ import { nullSink } from '../events.js';
 import { BuildError } from '../errors.js';
 import { parseOutputSpec, STDOUT, type ExportTarget } from '../exporter/export-target.js';
 import type { BuildMetadata } from '../../schemas/types/metadata-file.js';
-import { gcPolicy, networkPolicy, registrySettings } from './config-file.js';
+import { expansionLimits, gcPolicy, networkPolicy, registrySettings } from './config-file.js';
 import type { GlobalOptions } from './globals.js';
 import { formatBytes, parseByteSize } from '../byte-size.js';
 import { parseReference } from '../oci/reference.js';
@@ -163,6 +163,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           noCacheFilter: flags.cacheFilter.flatMap((f) => f.split(',')).map((f) => f.trim()).filter(Boolean),
           explain: !!flags.explain || mode === 'rawjson',
           maxParallelism: flags.maxParallelism ?? settings['max-parallelism'],
+          expansionLimits: expansionLimits(settings),
           cacheTo,
           cacheFrom,
           buildContexts,

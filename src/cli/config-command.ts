@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Command, Option } from 'commander';
 import type { LoadedConfig } from './config-file.js';
-import { DEFAULT_CONFIG_PATH, networkPolicy } from './config-file.js';
+import { DEFAULT_CONFIG_PATH, expansionLimits, networkPolicy } from './config-file.js';
 import type { GlobalOptions } from './globals.js';
 import { stateRoot } from './state-root.js';
 
@@ -43,6 +43,12 @@ export function effectiveSettings(rootFlag: string | undefined, configFlag: stri
   for (const [k, ms] of Object.entries(netDefaults) as [keyof typeof netDefaults, number][]) {
     const v = c.network?.[k];
     out.push(v !== undefined ? { key: `network.${k}`, value: v, source: fromFile(`network.${k}`) } : { key: `network.${k}`, value: `${ms / 1000}s`, source: 'default' });
+  }
+  const unpack = expansionLimits(c);
+  const unpackDefaults = { 'max-expanded-bytes': unpack.maxExpandedBytes, 'max-expansion-ratio': unpack.maxExpansionRatio, 'max-entries': unpack.maxEntries };
+  for (const k of ['max-expanded-bytes', 'max-expansion-ratio', 'max-entries'] as const) {
+    const v = c.unpack?.[k];
+    out.push(v !== undefined ? { key: `unpack.${k}`, value: v, source: fromFile(`unpack.${k}`) } : { key: `unpack.${k}`, value: unpackDefaults[k], source: 'default' });
   }
   for (const [host, r] of Object.entries(c.registry ?? {})) {
     for (const k of ['mirrors', 'insecure'] as const) {

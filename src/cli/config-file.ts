@@ -7,6 +7,7 @@ import { BuildError } from '../errors.js';
 import { DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts } from '../remote/http-timeouts.js';
 import { DEFAULT_RETRY } from '../remote/transport.js';
 import { nearest } from './suggest.js';
+import { DEFAULT_EXPANSION_LIMITS, type ExpansionLimits } from '../oci/layer/expansion-guard.js';
 
 export type { TsbuildConfig } from '../../schemas/types/config.js';
 
@@ -123,8 +124,28 @@ export function parseConfig(text: string, path: string): { config: TsbuildConfig
         }
         break;
       }
+      case 'unpack': {
+        // How far an ADD archive or an image layer may expand (see ExpansionGuard).
+        const u = table(v, k, fail);
+        config.unpack = {};
+        for (const [uk, uv] of Object.entries(u)) {
+          const key = `unpack.${uk}`;
+          if (uk === 'max-expanded-bytes') {
+            const s = typeof uv === 'number' && Number.isInteger(uv) ? String(uv) : str(uv, key, fail);
+            if (!parseByteSize(s)) fail(key, `expected a size such as "100GiB", got ${show(uv)}`);
+            config.unpack['max-expanded-bytes'] = s;
+          } else if (uk === 'max-expansion-ratio') {
+            if (typeof uv !== 'number' || !(uv >= 1)) fail(key, `expected a number of at least 1, got ${show(uv)}`);
+            config.unpack['max-expansion-ratio'] = uv as number;
+          } else if (uk === 'max-entries') {
+            if (!Number.isInteger(uv) || (uv as number) < 1) fail(key, `expected a positive integer, got ${show(uv)}`);
+            config.unpack['max-entries'] = uv as number;
+          } else fail(key, unknown(uk, ['max-expanded-bytes', 'max-expansion-ratio', 'max-entries']));
+        }
+        break;
+      }
       default:
-        fail(k, unknown(k, ['root', 'max-parallelism', 'progress', 'gc', 'network', 'registry']));
+        fail(k, unknown(k, ['root', 'max-parallelism', 'progress', 'gc', 'network', 'registry', 'unpack']));
     }
   }
   return { config, lines };
@@ -207,6 +228,17 @@ function show(v: unknown): string {
 function unknown(key: string, valid: readonly string[]): string {
   const near = nearest(key.toLowerCase().replace(/_/g, '-'), valid) ?? (valid.includes(key.toLowerCase().replace(/_/g, '-')) ? key.toLowerCase().replace(/_/g, '-') : undefined);
   return `unknown key${near ? ` (did you mean ${near}?)` : `; valid keys: ${valid.join(', ')}`}`;
+}
+
+/** The `[unpack]` table as ExpansionLimits, defaults filled in. */
+export function expansionLimits(config: TsbuildConfig): ExpansionLimits {
+  const u = config.unpack ?? {};
+  const bytes = u['max-expanded-bytes'];
+  return {
+    maxExpandedBytes: bytes === undefined ? DEFAULT_EXPANSION_LIMITS.maxExpandedBytes : parseByteSize(bytes)!,
+    maxExpansionRatio: u['max-expansion-ratio'] ?? DEFAULT_EXPANSION_LIMITS.maxExpansionRatio,
+    maxEntries: u['max-entries'] ?? DEFAULT_EXPANSION_LIMITS.maxEntries,
+  };
 }
 
 /** The `[gc]` policy as prune options: keep-storage in bytes, keep-duration in ms; empty when unset. */

@@ -18,6 +18,7 @@ import { bytes } from './progress-format.js';
 import { stateRoot } from './state-root.js';
 import { checkOutputDest } from './output-dest.js';
 import { openInputFile } from './input-file.js';
+import { expansionLimits } from './config-file.js';
 
 /** Verbs this file adds; main.ts must not treat them as a build context. */
 export const IMAGE_VERBS: readonly string[] = ['images', 'tag', 'rmi', 'inspect', 'history', 'save', 'load', 'export', 'run'];
@@ -29,7 +30,7 @@ export const IMAGE_VERBS: readonly string[] = ['images', 'tag', 'rmi', 'inspect'
 export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setExit: (code: number) => void): Command[] {
   const ctx: Ctx = { signal, events: nullSink };
   const withWorker = async <T>(fn: (w: OwnedWorker) => Promise<T>): Promise<T> => {
-    const w = await openWorker(stateRoot(globals.root, process.env), { privateTmp: true });
+    const w = await openWorker(stateRoot(globals.root, process.env), { privateTmp: true, expansionLimits: expansionLimits(globals.settings?.config ?? {}) });
     try {
       // The quick verbs (images, tag, rmi…) stop at this point when interrupted, before any change.
       signal.throwIfAborted();
@@ -160,7 +161,7 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
     .requiredOption('-o, --output <dir>', 'destination directory')
     .action(async (name: string, flags: { output: string }) => {
       await checkOutputDest(flags.output, 'tree', '-o, --output');
-      await withWorker(async (w) => exportLocal(w.blobs, (await findImage(w.images, name)).descriptor, flags.output, ctx));
+      await withWorker(async (w) => exportLocal(w.blobs, (await findImage(w.images, name)).descriptor, flags.output, ctx, w.expansionLimits));
       setExit(0);
     });
 

@@ -38,11 +38,16 @@ function defaultHint(err: BuildError): string | undefined {
   return undefined;
 }
 
+/** Snippets come from files no bigger than this, and show this much of each line. */
+const SNIPPET_MAX_FILE = 16 << 20;
+const SNIPPET_MAX_LINE = 400;
+
 function snippet(file: string, from: number, to: number): string[] {
   let lines: string[];
   try {
-    // The same resolution the build read it with: a symlinked Dockerfile never shows a host file.
-    lines = readFileInOwnDir(file).split('\n');
+    // The same resolution and bounds the build read it with: a symlinked Dockerfile never
+    // shows a host file, and /dev/zero or a huge file shows nothing.
+    lines = readFileInOwnDir(file, SNIPPET_MAX_FILE).split('\n');
     // The newline that ends the last line does not start another one.
     if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
   } catch {
@@ -53,7 +58,8 @@ function snippet(file: string, from: number, to: number): string[] {
   const out = ['', '--------------------'];
   for (let n = first; n <= last; n++) {
     const mark = n >= from && n <= to ? '>>>' : '   ';
-    out.push(` ${mark} ${String(n).padStart(3)} | ${lines[n - 1]}`);
+    const line = lines[n - 1]!;
+    out.push(` ${mark} ${String(n).padStart(3)} | ${line.length > SNIPPET_MAX_LINE ? `${line.slice(0, SNIPPET_MAX_LINE)}…` : line}`);
   }
   out.push('--------------------');
   return out;

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { BuildError } from '../errors.js';
 import { decompressStream, isArchiveFile } from '../oci/decompress.js';
 import { applyLayer } from '../oci/layer/apply.js';
+import { DEFAULT_EXPANSION_LIMITS, ExpansionGuard } from '../oci/layer/expansion-guard.js';
 
 /** Where `-` (or remote) inputs were put on disk; `dispose()` removes them. */
 export interface StdinInputs {
@@ -52,10 +53,11 @@ export async function readStdinInputs(context: string, file: string | undefined,
 export async function contextFromSpool(spool: string, contextDir: string, file: string | undefined, what: string, signal: AbortSignal): Promise<{ contextDir: string; dockerfile?: string }> {
   await mkdir(contextDir);
   if (await isArchiveFile(spool, signal)) {
-    await applyLayer(await decompressStream(createReadStream(spool), signal), contextDir, { mode: 'flatten' }, signal);
+    const guard = new ExpansionGuard(DEFAULT_EXPANSION_LIMITS, what, (await stat(spool)).size);
+    await applyLayer(guard.wrap(await decompressStream(createReadStream(spool), signal)), contextDir, { mode: 'flatten', onEntry: guard.countEntry }, signal);
     return { contextDir, ...(file !== undefined ? { dockerfile: join(contextDir, file) } : {}) };
   }
-  if ((await readFile(spool)).length === 0) throw new BuildError('USAGE', `${what} is empty; give a tar of the context or a Dockerfile`);
+  if ((await stat(spool)).size === 0) throw new BuildError('USAGE', `${what} is empty; give a tar of the context or a Dockerfile`);
   return { contextDir, dockerfile: spool };
 }
 

@@ -8,6 +8,7 @@ import { readImage } from '../oci/image-reader.js';
 import { filesystemImages } from '../oci/image-tree.js';
 import { join } from 'node:path';
 import { applyLayer } from '../oci/layer/apply.js';
+import { DEFAULT_EXPANSION_LIMITS, ExpansionGuard, type ExpansionLimits } from '../oci/layer/expansion-guard.js';
 
 /**
  * Writes the image's root filesystem into `destDir` as plain files (BuildKit's `type=local`):
@@ -17,25 +18,27 @@ import { applyLayer } from '../oci/layer/apply.js';
  * store (memory does not grow with layer size). Layer blobs were verified when stored. An image
  * index is written as one subdirectory per platform.
  */
-export async function exportLocal(blobs: ContentStore, manifest: Descriptor, destDir: string, ctx: Ctx): Promise<void> {
-  for (const { descriptor, dir } of await filesystemImages(blobs, manifest)) await writeImageFiles(blobs, descriptor, join(destDir, dir), ctx);
+export async function exportLocal(blobs: ContentStore, manifest: Descriptor, destDir: string, ctx: Ctx, limits: ExpansionLimits = DEFAULT_EXPANSION_LIMITS): Promise<void> {
+  for (const { descriptor, dir } of await filesystemImages(blobs, manifest)) await writeImageFiles(blobs, descriptor, join(destDir, dir), ctx, limits);
 }
 
-async function writeImageFiles(blobs: ContentStore, manifest: Descriptor, destDir: string, ctx: Ctx): Promise<void> {
+async function writeImageFiles(blobs: ContentStore, manifest: Descriptor, destDir: string, ctx: Ctx, limits: ExpansionLimits): Promise<void> {
   const img = await readImage(blobs, manifest);
   await mkdir(destDir, { recursive: true });
   for (const layer of img.layers) {
     ctx.signal.throwIfAborted();
     const raw = withByteProgress(blobs.openRead(layer.digest), ctx.events, `export ${layer.digest}`, layer.size);
     let tar;
+    // A loaded image's layers were never unpacked: this may be the first look at a bomb.
+    const guard = new ExpansionGuard(limits, `layer ${layer.digest}`, layer.size);
     try {
-      tar = await decompressStream(raw, ctx.signal);
+      tar = guard.wrap(await decompressStream(raw, ctx.signal));
     } catch (e) {
       raw.destroy();
       throw e;
     }
     try {
-      await applyLayer(tar, destDir, { mode: 'flatten' }, ctx.signal);
+      await applyLayer(tar, destDir, { mode: 'flatten', onEntry: guard.countEntry }, ctx.signal);
     } finally {
       tar.destroy();
       raw.destroy();

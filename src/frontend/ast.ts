@@ -59,6 +59,13 @@ export class AstParseError extends Error {
   }
 }
 
+/**
+ * The largest Dockerfile accepted, in bytes. BuildKit has no such limit of its own (only its
+ * 64 KiB line limit), but hand-written Dockerfiles are a few KiB and generated ones rarely a
+ * few hundred: 2 MiB keeps the compile of any Dockerfile to seconds and bounded memory.
+ */
+export const MAX_DOCKERFILE_BYTES = 2 << 20;
+
 /** bufio.MaxScanTokenSize - 1: the longest line BuildKit's scanner accepts, in bytes. */
 export const MAX_LINE_BYTES = 65535;
 
@@ -66,8 +73,17 @@ export const MAX_LINE_BYTES = 65535;
 export const GO_SPACE = '\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
 const LEADING_SPACE = new RegExp(`^[${GO_SPACE}]+`, 'u');
 const trimLeadingSpace = (s: string): string => s.replace(LEADING_SPACE, '');
-const trimGoSpace = (s: string): string => s.replace(new RegExp(`^[${GO_SPACE}]+|[${GO_SPACE}]+$`, 'gu'), '');
-const trimNewline = (s: string): string => s.replace(/[\r\n]+$/, '');
+const IS_GO_SPACE = new RegExp(`^[${GO_SPACE}]$`, 'u');
+// Trailing runs are trimmed by a loop from the end: a `[…]+$` RegExp retries at every position
+// of a long run inside the line, quadratic on a line of 60k blanks.
+const trimGoSpace = (s: string): string => trimEndWhile(trimLeadingSpace(s), (c) => IS_GO_SPACE.test(c));
+const trimNewline = (s: string): string => trimEndWhile(s, (c) => c === '\r' || c === '\n');
+
+function trimEndWhile(s: string, strip: (c: string) => boolean): string {
+  let end = s.length;
+  while (end > 0 && strip(s[end - 1]!)) end--;
+  return s.slice(0, end);
+}
 const isComment = (s: string): boolean => trimLeadingSpace(s).startsWith('#');
 const isEmptyContinuationLine = (s: string): boolean => trimLeadingSpace(trimNewline(s)).length === 0;
 
@@ -123,6 +139,9 @@ const utf8Length = (s: string): number => Buffer.byteLength(s, 'utf8');
  * value, a JSON array holding a non-string, an unterminated heredoc, an over-long line.
  */
 export function parseAst(text: string): AstResult {
+  if (text.length > MAX_DOCKERFILE_BYTES || utf8Length(text) > MAX_DOCKERFILE_BYTES) {
+    throw new AstParseError(`dockerfile larger than the ${MAX_DOCKERFILE_BYTES >> 20} MiB allowed`, 0, 0);
+  }
   const d = new Directives();
   const lines = scanLines(text);
   const children: AstNode[] = [];
@@ -145,7 +164,8 @@ export function parseAst(text: string): AstResult {
     try {
       return f();
     } catch (e) {
-      if (e instanceof AstParseError) throw e;
+      // Syntax errors are plain Errors with BuildKit's messages; these two are bugs, not syntax.
+      if (e instanceof AstParseError || e instanceof RangeError || e instanceof TypeError) throw e;
       throw new AstParseError((e as Error).message, start, end);
     }
   };
@@ -229,8 +249,15 @@ function canContainHeredoc(node: AstNode): boolean {
 
 const COMMAND_SPLIT = new RegExp(`[${GO_SPACE}]+`, 'u');
 
+/**
+ * `ONBUILD ONBUILD …` levels parsed (each is a recursion): BuildKit refuses chained ONBUILD one
+ * step later anyway, so this only keeps a hostile line from exhausting the stack.
+ */
+const MAX_ONBUILD_NESTING = 16;
+
 /** One instruction line → node (BuildKit newNodeFromLine + splitCommand). */
-export function nodeFromLine(line: string, escapeToken: string, comments: readonly string[] = []): AstNode {
+export function nodeFromLine(line: string, escapeToken: string, comments: readonly string[] = [], depth = 0): AstNode {
+  if (depth > MAX_ONBUILD_NESTING) throw new Error(`ONBUILD nested deeper than ${MAX_ONBUILD_NESTING} levels`);
   const trimmed = trimGoSpace(line);
   const m = COMMAND_SPLIT.exec(trimmed);
   const cmd = m ? trimmed.slice(0, m.index) : trimmed;
@@ -241,7 +268,7 @@ export function nodeFromLine(line: string, escapeToken: string, comments: readon
     flags = x.flags;
     args = trimGoSpace(x.rest);
   }
-  const parsed = argumentsFor(cmd.toLowerCase(), args, escapeToken, (sub) => nodeFromLine(sub, escapeToken));
+  const parsed = argumentsFor(cmd.toLowerCase(), args, escapeToken, (sub) => nodeFromLine(sub, escapeToken, [], depth + 1));
   return {
     value: cmd,
     next: parsed.next,

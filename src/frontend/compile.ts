@@ -73,6 +73,10 @@ export async function compileDockerfile(source: { path: string; text: string }, 
   const warnings: Warning[] = [];
   checkDirectives(source.text, file, errors, warnings);
   const instructions: Instruction[] = [];
+  if (parsed.instructions.length > MAX_INSTRUCTIONS) {
+    const location = parsed.instructions[MAX_INSTRUCTIONS]!.location;
+    throw new BuildError('DOCKERFILE_SYNTAX', `more than ${MAX_INSTRUCTIONS} instructions`, { location, hint: 'split the build into several Dockerfiles' });
+  }
   for (const raw of parsed.instructions) {
     try {
       instructions.push(parseInstruction(raw, parsed.escapeToken));
@@ -246,6 +250,20 @@ export async function compileDockerfile(source: { path: string; text: string }, 
   };
 }
 
+/**
+ * Instructions one Dockerfile may have. Real ones have tens, generated ones hundreds to a few
+ * thousand; every instruction sees its stage's ARGs and ENV, rebuilt per instruction, so
+ * converting n of them costs O(n²) (found by the fuzzer: 18k `ARG` lines took 11 s).
+ */
+export const MAX_INSTRUCTIONS = 10_000;
+
+/**
+ * Stages one Dockerfile may have. Real ones have a handful, generated monorepo ones a few
+ * hundred; each stage based on the one before carries all of its history, so a long chain
+ * costs quadratic time and memory to convert.
+ */
+export const MAX_STAGES = 4096;
+
 /** A stage: its FROM and the instructions up to the next FROM. */
 export interface StageDef {
   readonly from: Extract<Instruction, { kind: 'FROM' }>;
@@ -256,11 +274,16 @@ export interface StageDef {
 function splitStages(instructions: readonly Instruction[], file: string): { metaArgInstructions: Extract<Instruction, { kind: 'ARG' }>[]; stages: StageDef[] } {
   const metaArgInstructions: Extract<Instruction, { kind: 'ARG' }>[] = [];
   const stages: { from: Extract<Instruction, { kind: 'FROM' }>; name?: string; commands: Instruction[] }[] = [];
+  const names = new Set<string>();
   for (const ins of instructions) {
     if (ins.kind === 'FROM') {
-      if (ins.stageName && stages.some((s) => s.name === ins.stageName)) {
+      if (ins.stageName && names.has(ins.stageName)) {
         throw new BuildError('DOCKERFILE_SYNTAX', `duplicate stage name ${JSON.stringify(ins.stageName)}`, { location: ins.location });
       }
+      if (stages.length === MAX_STAGES) {
+        throw new BuildError('DOCKERFILE_SYNTAX', `more than ${MAX_STAGES} build stages`, { location: ins.location, hint: 'split the build into several Dockerfiles' });
+      }
+      if (ins.stageName) names.add(ins.stageName);
       stages.push({ from: ins, name: ins.stageName, commands: [] });
     } else if (stages.length === 0) {
       if (ins.kind !== 'ARG') throw new BuildError('DOCKERFILE_SYNTAX', 'no build stage in current context', { location: ins.location });
@@ -381,8 +404,11 @@ function selectTarget(stages: readonly StageDef[], target: string | undefined, f
 function checkDirectives(text: string, file: string, errors: BuildError[], warnings: Warning[]): void {
   const lines = text.replace(/^\uFEFF/, '').split('\n');
   for (let i = 0; i < lines.length; i++) {
-    const m = /^\s*#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.*?)\s*$/.exec(lines[i]!);
-    if (!m) break;
+    // `(.*?)\s*$` would be quadratic on a value with a long inner run of blanks: trim instead.
+    const head = /^\s*#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=/.exec(lines[i]!);
+    const rest = head ? lines[i]!.slice(head[0].length).trim() : '';
+    if (!head || /[\n\r\u2028\u2029]/.test(rest)) break;
+    const m = [head[0], head[1], rest] as const;
     const location = { file, line: i + 1, column: 1 };
     const name = m[1]!.toLowerCase();
     const value = m[2]!;

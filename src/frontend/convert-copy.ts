@@ -109,7 +109,7 @@ export async function convertCopy(ins: Extract<Instruction, { kind: 'COPY' | 'AD
  * copy). Unquoted delimiters expand `$vars` and escapes but leave quotes alone.
  */
 function inlineFiles(contents: Extract<Instruction, { kind: 'COPY' | 'ADD' }>['sourceContents'], chmod: string | undefined, env: ConvertEnv, st: StageState, loc: SourceLocation): Vertex {
-  const lexer = new ShellLexer(env.lexer.escapeToken, { skipProcessQuotes: true });
+  const lexer = new ShellLexer(env.lexer.escapeToken, { skipProcessQuotes: true }, env.lexer.budget);
   const vars = expansionEnv(st);
   const mode = chmod !== undefined ? parseChmod(chmod)!(0o644, false) : 0o644;
   const actions: MkfileAction[] = contents.map((c) => ({

@@ -8,7 +8,7 @@ import { convertArg, convertCmd, convertEnv, convertExpose, convertHealthcheck, 
 import { convertRun } from './convert-run.js';
 import { checkUndefinedVars } from './undefined-vars.js';
 import { convertCopy } from './convert-copy.js';
-import { defaultPath, stepName, type ConvertEnv, type StageState } from './stage-state.js';
+import { defaultPath, newStageVars, stepName, type ConvertEnv, type StageState } from './stage-state.js';
 import type { StageDef } from './compile.js';
 
 export interface ResolvedImage {
@@ -71,6 +71,7 @@ export async function convertStage(def: StageDef, index: number, stageCount: num
     config,
     args: inherited ? [...inherited.args] : [],
     cmdSet: false,
+    vars: newStageVars(),
     cmdIndex: 0,
     cmdTotal: def.commands.length + triggerInstructions.length + 1,
     layerSteps: inherited ? [...inherited.layerSteps] : [],
@@ -114,7 +115,10 @@ async function dispatch(ins: Instruction, st: StageState, env: ConvertEnv): Prom
 
 /** A copy of the base config (or BuildKit's empty image) set up for this build's platform. */
 function baseConfig(base: ImageConfig | undefined, platform: Platform): StageState['config'] {
-  const c = (base ? structuredClone(base) : { rootfs: { type: 'layers', diff_ids: [] } }) as ImageConfig & { config?: ContainerConfig };
+  // History entries are never changed once written: cloning them deeply per stage made a chain
+  // of n `FROM previous-stage` stages cost O(n²) clones.
+  const { history, ...rest } = base ?? { rootfs: { type: 'layers', diff_ids: [] } };
+  const c = (base ? { ...structuredClone(rest), ...(history ? { history } : {}) } : rest) as ImageConfig & { config?: ContainerConfig };
   delete c.created;
   c.architecture = platform.architecture;
   c.os = platform.os;

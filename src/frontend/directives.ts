@@ -12,6 +12,23 @@ export interface Directive {
 
 const KNOWN = new Set(['syntax', 'escape', 'check']);
 
+const isGoBlank = (c: string): boolean => c === '\t' || c === '\n' || c === '\f' || c === '\r' || c === ' ';
+const LINE_TERMINATOR = /[\n\r\u2028\u2029]/;
+
+/**
+ * What `[ \t\n\f\r]*(.+?)[ \t\n\f\r]*$` captures from the text after `=` (undefined: no
+ * match), computed in linear time: that RegExp is quadratic on a value with a long inner run of
+ * blanks. The capture keeps at least one character, even a blank one.
+ */
+function directiveValue(rest: string): string | undefined {
+  let start = 0;
+  while (start < rest.length - 1 && isGoBlank(rest[start]!)) start++;
+  let end = rest.length;
+  while (end > start + 1 && isGoBlank(rest[end - 1]!)) end--;
+  const value = rest.slice(start, end);
+  return value === '' || LINE_TERMINATOR.test(value) ? undefined : value;
+}
+
 /**
  * Reads directives line by line until the first line that is not one. Names are lower-cased;
  * an unknown name also ends the directive block. A repeated directive is an error.
@@ -26,7 +43,7 @@ export class DirectiveParser {
   constructor(comment = '#', line = 0) {
     // Go's \s is [\t\n\f\r ]: no vertical tab, no Unicode spaces.
     const prefix = comment.replace(/[/#]/g, (c) => `\\${c}`);
-    this.#re = new RegExp(`^${prefix}[\\t\\n\\f\\r ]*([a-zA-Z][a-zA-Z0-9]*)[\\t\\n\\f\\r ]*=[\\t\\n\\f\\r ]*(.+?)[\\t\\n\\f\\r ]*$`);
+    this.#re = new RegExp(`^${prefix}[\\t\\n\\f\\r ]*([a-zA-Z][a-zA-Z0-9]*)[\\t\\n\\f\\r ]*=`);
     this.#line = line;
   }
 
@@ -38,7 +55,9 @@ export class DirectiveParser {
   parseLine(line: string): Directive | undefined {
     this.#line++;
     if (this.#done) return undefined;
-    const m = this.#re.exec(line);
+    const head = this.#re.exec(line);
+    const value = head ? directiveValue(line.slice(head[0].length)) : undefined;
+    const m = head && value !== undefined ? [head[0], head[1], value] : undefined;
     if (!m) {
       this.#done = true;
       return undefined;

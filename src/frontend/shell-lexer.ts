@@ -4,6 +4,31 @@
  * shell: RUN/CMD/ENTRYPOINT shell-form text is never passed through here.
  */
 
+import { ShellPatternError, replaceMatches, trimPrefix, trimSuffix } from './shell-pattern.js';
+
+/** `${…}` nesting allowed in one word: far beyond real use, far below the stack's limit. */
+export const MAX_EXPANSION_DEPTH = 64;
+/**
+ * Length of one word after expansion. A RUN process cannot even receive an environment string
+ * over 128 KiB (Linux MAX_ARG_STRLEN), so 1 MiB is no real limit, yet it stops a few lines of
+ * `ARG b=${a}${a}` from doubling a value into gigabytes.
+ */
+export const MAX_EXPANDED_LENGTH = 1 << 20;
+/**
+ * Characters all variable references of one Dockerfile may substitute, summed: many ARGs each
+ * just under MAX_EXPANDED_LENGTH would otherwise still take gigabytes and minutes.
+ */
+export const MAX_EXPANSION_TOTAL = 64 << 20;
+
+/** What one compile's expansions may still substitute (MAX_EXPANSION_TOTAL); shared by its lexers. */
+export class ExpansionBudget {
+  #left = MAX_EXPANSION_TOTAL;
+  charge(n: number): void {
+    this.#left -= n;
+    if (this.#left < 0) throw new ShellLexError(`variable expansion substituted more than ${MAX_EXPANSION_TOTAL >> 20} MiB in this Dockerfile (ARG or ENV values built from each other?)`);
+  }
+}
+
 /** Variable lookup used by the lexer; `undefined` means unset (distinct from ''). */
 export interface EnvGetter {
   get(name: string): string | undefined;
@@ -62,21 +87,24 @@ const isLetter = (ch: string): boolean => /^\p{L}$/u.test(ch);
 const isDigit = (ch: string): boolean => /^\p{Nd}$/u.test(ch);
 const SPECIAL_PARAMS = new Set(['@', '*', '#', '?', '-', '$', '!', '0']);
 
-/** Accumulates words the way a shell splits unquoted text. */
+/** Accumulates words the way a shell splits unquoted text. Linear in what is added. */
 class Words {
   #word = '';
   #words: string[] = [];
   #inWord = false;
+  /** Blanks (space, tab) at the end of #word: the heredoc check below must not rescan the word. */
+  #blanks = 0;
   addChar(ch: string): void {
     if (isSpace(ch)) {
       // Blanks after an unquoted heredoc operator belong to it (`<<  EOF` is one heredoc word).
-      if ((ch === ' ' || ch === '\t') && /<<-?[ \t]*$/.test(this.#word)) {
+      if ((ch === ' ' || ch === '\t') && this.#afterHeredocOperator()) {
         this.addRawChar(ch);
         return;
       }
       if (this.#inWord && this.#word.length !== 0) {
         this.#words.push(this.#word);
         this.#word = '';
+        this.#blanks = 0;
         this.#inWord = false;
       }
     } else {
@@ -85,19 +113,33 @@ class Words {
   }
   addRawChar(ch: string): void {
     this.#word += ch;
+    this.#blanks = ch === ' ' || ch === '\t' ? this.#blanks + 1 : 0;
     this.#inWord = true;
   }
   addString(s: string): void {
-    for (const ch of s) this.addChar(ch);
+    // Runs without whitespace are appended whole; only whitespace needs a look per character.
+    for (const [run] of s.matchAll(/\s+|\S+/gu)) {
+      if (/^\S/u.test(run)) this.addRawString(run);
+      else for (const ch of run) this.addChar(ch);
+    }
   }
   addRawString(s: string): void {
     this.#word += s;
+    let trailing = 0;
+    while (trailing < s.length && (s[s.length - 1 - trailing] === ' ' || s[s.length - 1 - trailing] === '\t')) trailing++;
+    this.#blanks = trailing === s.length ? this.#blanks + trailing : trailing;
     this.#inWord = true;
+  }
+  /** Whether #word ends in `<<` or `<<-` plus blanks. */
+  #afterHeredocOperator(): boolean {
+    const body = this.#word.length - this.#blanks;
+    return this.#word.endsWith('<<', body) || this.#word.endsWith('<<-', body);
   }
   getWords(): string[] {
     if (this.#word.length > 0) {
       this.#words.push(this.#word);
       this.#word = '';
+      this.#blanks = 0;
       this.#inWord = false;
     }
     return this.#words;
@@ -121,11 +163,14 @@ class ShellWord {
   readonly unmatched = new Set<string>();
   readonly #sc: Scanner;
   #rawEscapes: boolean;
+  /** `${…}` levels open: each costs stack frames, so it is bounded (MAX_EXPANSION_DEPTH). */
+  #depth = 0;
   constructor(
     input: string,
     readonly env: EnvGetter,
     readonly escapeToken: string,
-    readonly modes: LexerModes = {},
+    readonly modes: LexerModes,
+    readonly budget: ExpansionBudget,
   ) {
     this.#sc = new Scanner(input);
     this.#rawEscapes = modes.rawEscapes === true;
@@ -154,6 +199,7 @@ class ShellWord {
       if (ch === '$' || ((ch === "'" || ch === '"') && !this.modes.skipProcessQuotes)) {
         const tmp = ch === '$' ? this.processDollar() : ch === "'" ? this.processSingleQuote() : this.processDoubleQuote();
         result += tmp;
+        if (result.length > MAX_EXPANDED_LENGTH) throw tooLong();
         if (ch === '$') words.addString(tmp);
         else words.addRawString(tmp);
         continue;
@@ -204,6 +250,7 @@ class ShellWord {
       }
       if (p === '$') {
         result += this.processDollar();
+        if (result.length > MAX_EXPANDED_LENGTH) throw tooLong();
         continue;
       }
       let ch = sc.next() as string;
@@ -240,6 +287,12 @@ class ShellWord {
     return v;
   }
 
+  /** Counts substituted text against the Dockerfile's budget. */
+  #charge(s: string): string {
+    this.budget.charge(s.length);
+    return s;
+  }
+
   processDollar(): string {
     const sc = this.#sc;
     sc.next();
@@ -248,9 +301,20 @@ class ShellWord {
       if (name === '') return '$';
       const v = this.getEnv(name);
       if (v === undefined && this.modes.skipUnsetEnv) return `$${name}`;
-      return v ?? '';
+      return this.#charge(v ?? '');
     }
     sc.next();
+    if (++this.#depth > MAX_EXPANSION_DEPTH) throw new ShellLexError(`variable expansion nested deeper than ${MAX_EXPANSION_DEPTH} levels`);
+    try {
+      return this.#processBraced();
+    } finally {
+      this.#depth--;
+    }
+  }
+
+  /** `${…}` after the brace. */
+  #processBraced(): string {
+    const sc = this.#sc;
     const first = sc.peek();
     if (first === EOF) throw new ShellLexError("syntax error: missing '}'");
     if (first === '{' || first === '}' || first === ':') throw new ShellLexError('syntax error: bad substitution');
@@ -260,7 +324,7 @@ class ShellWord {
     if (ch === '}') {
       const v = this.getEnv(name);
       if (v === undefined && this.modes.skipUnsetEnv) return `\${${name}}`;
-      return v ?? '';
+      return this.#charge(v ?? '');
     }
     let nullIsUnset = false;
     if (ch === ':') {
@@ -283,20 +347,20 @@ class ShellWord {
       const unsetOrNull = value === undefined || (nullIsUnset && value === '');
       switch (ch) {
         case '-':
-          return unsetOrNull ? word : value!;
+          return unsetOrNull ? word : this.#charge(value!);
         case '+':
           return unsetOrNull ? '' : word;
         case '?':
           if (value === undefined) throw new ShellLexError(`${name}: ${word !== '' ? word : 'is not allowed to be unset'}`);
           if (nullIsUnset && value === '') throw new ShellLexError(`${name}: ${word !== '' ? word : 'is not allowed to be empty'}`);
-          return value;
+          return this.#charge(value);
         default: {
           let greedy = false;
           if (word.length > 0 && word[0] === ch) {
             greedy = true;
             word = word.slice(1);
           }
-          return ch === '%' ? trimSuffix(word, value ?? '', greedy) : trimPrefix(word, value ?? '', greedy);
+          return this.#charge(ch === '%' ? trimSuffix(word, value ?? '', greedy) : trimPrefix(word, value ?? '', greedy));
         }
       }
     }
@@ -319,77 +383,19 @@ class ShellWord {
       }
       const found = this.getEnv(name);
       if (found === undefined && this.modes.skipUnsetEnv) return `\${${name}/${pattern}/${replacement}}`;
-      const value = found ?? '';
-      const re = shellPatternToRegex(pattern, true, false, replaceAll);
-      return value.replace(re, () => replacement);
+      return this.#charge(replaceMatches(pattern, found ?? '', replacement, replaceAll, MAX_EXPANDED_LENGTH));
     }
     throw new ShellLexError(`unsupported modifier (${chs}) in substitution`);
   }
 }
 
-/** Shell glob (`*`, `?`, `\*`, `\?`, `\\`; `\}` `\/` are delimiter escapes) → RegExp. */
-function shellPatternToRegex(pattern: string, greedy: boolean, anchored: boolean, global = false): RegExp {
-  const toks = Array.from(pattern);
-  let out = anchored ? '^' : '';
-  for (let i = 0; i < toks.length; i++) {
-    const tok = toks[i]!;
-    switch (tok) {
-      case '*':
-        out += greedy ? '.*' : '.*?';
-        continue;
-      case '?':
-        out += '.';
-        continue;
-      case '\\': {
-        const n = toks[i + 1];
-        if (n === '}' || n === '/') continue;
-        if (n !== '*' && n !== '?' && n !== '\\') {
-          throw new ShellLexError(`invalid pattern (${pattern}) in substitution: invalid escape '\\${n ?? ''}'`);
-        }
-        out += '\\' + n;
-        i++;
-        continue;
-      }
-      case '.': case '+': case '(': case ')': case '|': case '[': case ']': case '{': case '}': case '^': case '$':
-        out += '\\' + tok;
-        continue;
-      default:
-        out += tok;
-    }
-  }
-  return new RegExp(out, global ? 'gu' : 'u');
+function tooLong(): ShellLexError {
+  return new ShellLexError(`variable expansion result longer than ${MAX_EXPANDED_LENGTH >> 20} MiB`);
 }
 
-function trimPrefix(pattern: string, value: string, greedy: boolean): string {
-  const m = shellPatternToRegex(pattern, greedy, true).exec(value);
-  return m ? value.slice(m.index + m[0].length) : value;
-}
-
-/** Reverses a pattern keeping each `\x` escape pair in order. */
-function reversePattern(pattern: string): string {
-  const p = Array.from(pattern);
-  const out: string[] = new Array(p.length);
-  const last = p.length - 1;
-  for (let i = 0; i <= last; ) {
-    const tok = p[i]!;
-    const o = last - i;
-    if (tok === '\\' && i !== last) {
-      out[o - 1] = tok;
-      out[o] = p[i + 1]!;
-      i += 2;
-      continue;
-    }
-    out[o] = tok;
-    i++;
-  }
-  return out.join('');
-}
-
-const reverseString = (s: string): string => Array.from(s).reverse().join('');
-
-/** Shortest/longest rightmost match = leftmost match on the reversed pattern and value. */
-function trimSuffix(pattern: string, value: string, greedy: boolean): string {
-  return reverseString(trimPrefix(reversePattern(pattern), reverseString(value), greedy));
+/** A word as error messages quote it: a huge one would bury the message. */
+function shorten(word: string): string {
+  return word.length > 200 ? `${word.slice(0, 200)}…` : word;
 }
 
 /** The lexer; `escapeToken` comes from the `# escape=` directive (`\` or `` ` ``). */
@@ -397,16 +403,18 @@ export class ShellLexer {
   constructor(
     readonly escapeToken: string = '\\',
     readonly modes: LexerModes = {},
+    /** Pass one compile's budget to every lexer it makes, so their expansions add up. */
+    readonly budget: ExpansionBudget = new ExpansionBudget(),
   ) {}
 
   /** Full processing with match tracking. Throws ShellLexError. */
   process(word: string, env: EnvGetter): ProcessResult {
-    const sw = new ShellWord(word, env, this.escapeToken, this.modes);
+    const sw = new ShellWord(word, env, this.escapeToken, this.modes, this.budget);
     try {
       const { result, words } = sw.processStopOn(EOF, this.modes.rawEscapes === true);
       return { result, words, matched: sw.matched, unmatched: sw.unmatched };
     } catch (e) {
-      if (e instanceof ShellLexError) throw new ShellLexError(`failed to process ${JSON.stringify(word)}: ${e.message}`);
+      if (e instanceof ShellLexError || e instanceof ShellPatternError) throw new ShellLexError(`failed to process ${JSON.stringify(shorten(word))}: ${e.message}`);
       throw e;
     }
   }

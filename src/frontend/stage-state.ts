@@ -47,6 +47,8 @@ export interface StageState {
   cmdIndex: number;
   readonly cmdTotal: number;
   readonly layerSteps: { historyIndex: number; vertex: Vertex }[];
+  /** `args` and `config.Env` as lookups, updated as they change (see StageVars). */
+  readonly vars: StageVars;
 }
 
 /** Resolves a base image (BuildKit ImageMetaResolver); the frontend's only I/O seam. */
@@ -91,23 +93,58 @@ export interface ConvertEnv {
   fromSource(ref: string, current: StageState, loc: SourceLocation): Promise<{ vertex?: Vertex }>;
 }
 
-/** Latest effective value of each ARG in the stage. */
-export function argValues(st: StageState): Map<string, string | undefined> {
-  const m = new Map<string, string | undefined>();
-  for (const a of st.args) m.set(a.key, a.value);
-  return m;
+/**
+ * A stage's variables, kept up to date incrementally: rebuilding them from every ARG and ENV
+ * entry for each instruction made a Dockerfile of n ARG/ENV lines cost O(n²) Map inserts (the
+ * fuzzer's 10k-line cases took a minute). ARGs are only ever appended to `st.args`, and ENV
+ * replaces `config.Env` by a copy with one entry replaced or appended, so the next call only
+ * applies what changed.
+ */
+export interface StageVars {
+  argCount: number;
+  /** ARG values in declaration order, the last declaration of a key winning. */
+  readonly args: Map<string, string | undefined>;
+  env: readonly string[];
+  readonly envMap: Map<string, string>;
+}
+
+/** Empty StageVars for a new StageState; filled on first use. */
+export function newStageVars(): StageVars {
+  return { argCount: 0, args: new Map(), env: [], envMap: new Map() };
+}
+
+function varsOf(st: StageState): StageVars {
+  const v = st.vars;
+  for (; v.argCount < st.args.length; v.argCount++) v.args.set(st.args[v.argCount]!.key, st.args[v.argCount]!.value);
+  const env = st.config.config.Env ?? [];
+  if (env !== v.env) {
+    const old = v.env;
+    // Replaced or appended entries keep their key in place; anything else is rebuilt whole.
+    const incremental = env.length >= old.length && old.every((e, i) => e === env[i] || envKey(e) === envKey(env[i]!));
+    if (!incremental) v.envMap.clear();
+    for (let i = 0; i < env.length; i++) if (!incremental || env[i] !== old[i]) setEnvEntry(v.envMap, env[i]!);
+    v.env = env;
+  }
+  return v;
+}
+
+const envKey = (e: string): string => (e.includes('=') ? e.slice(0, e.indexOf('=')) : e);
+
+function setEnvEntry(m: Map<string, string>, e: string): void {
+  const i = e.indexOf('=');
+  if (i < 0) m.set(e, '');
+  else m.set(e.slice(0, i), e.slice(i + 1));
+}
+
+/** The stage's ARG values (the last declaration of a key wins), in declaration order. Read-only. */
+export function argValues(st: StageState): ReadonlyMap<string, string | undefined> {
+  return varsOf(st).args;
 }
 
 /** The environment used to expand words: ARG values overlaid by ENV (ENV wins). */
 export function expansionEnv(st: StageState): EnvGetter {
-  const m = new Map<string, string>();
-  for (const [k, v] of argValues(st)) if (v !== undefined) m.set(k, v);
-  for (const e of st.config.config.Env ?? []) {
-    const i = e.indexOf('=');
-    if (i < 0) m.set(e, '');
-    else m.set(e.slice(0, i), e.slice(i + 1));
-  }
-  return { get: (k) => m.get(k) };
+  const v = varsOf(st);
+  return { get: (k) => (v.envMap.has(k) ? v.envMap.get(k) : (v.args.get(k) ?? undefined)) };
 }
 
 /** Sets `key=value` in an Env list: replaces the first entry for the key, else appends. */

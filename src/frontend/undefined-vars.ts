@@ -1,7 +1,7 @@
 import type { SourceLocation } from '../errors.js';
 import type { Instruction } from './instructions.js';
 import { editDistance } from './parse.js';
-import { expansionEnv, PLATFORM_ARGS, type ConvertEnv, type StageState } from './stage-state.js';
+import { argValues, expansionEnv, PLATFORM_ARGS, type ConvertEnv, type StageState } from './stage-state.js';
 
 /** Args every stage may use undeclared (BuildKit's non-env args: the automatic platform ones). */
 const PREDEFINED = new Set([...PLATFORM_ARGS, 'TARGETSTAGE']);
@@ -42,7 +42,8 @@ export function checkUndefinedVars(ins: Instruction, st: StageState, env: Conver
   const words = expandedWords(ins);
   if (words.length === 0) return;
   const vars = expansionEnv(st);
-  const declared = new Set(st.args.map((a) => a.key));
+  // argValues has every declared key (a Set of st.args per instruction was O(n²) in ARG lines).
+  const declared = argValues(st);
   const undefinedNames = new Set<string>();
   for (const w of words) {
     try {
@@ -52,7 +53,7 @@ export function checkUndefinedVars(ins: Instruction, st: StageState, env: Conver
     }
   }
   if (undefinedNames.size === 0) return;
-  const known = [...new Set([...(st.config.config.Env ?? []).map((e) => e.split('=', 1)[0]!), ...declared])];
+  const known = [...new Set([...(st.config.config.Env ?? []).map((e) => e.split('=', 1)[0]!), ...declared.keys()])];
   for (const name of undefinedNames) {
     const near = known.map((k) => [k, editDistance(k.toLowerCase(), name.toLowerCase())] as const).filter(([, d]) => d <= 2).sort((a, b) => a[1] - b[1])[0]?.[0];
     lint('UndefinedVar', `Usage of undefined variable '$${name}'${near ? ` (did you mean $${near}?)` : ''}`, ins.location);

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { chmod, lchown, lstat, mkdir, readlink, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { BuildError } from '../errors.js';
@@ -149,12 +149,24 @@ async function readlinkOfFd(fd: number): Promise<string> {
  * Reads a file that a build input may have made a symlink (the Dockerfile, a .dockerignore),
  * resolved inside its own directory as BuildKit reads it from the directory it transferred:
  * a link can name a sibling or something below, never a file elsewhere on the host, whose
- * text would otherwise show in error snippets. Synchronous for the error renderer.
+ * text would otherwise show in error snippets. Only a regular file is read (a fifo or a device
+ * would block or never end), and at most `maxBytes`: errors with code EINVAL or EFBIG say so.
+ * Synchronous for the error renderer; these files are small.
  */
-export function readFileInOwnDir(path: string): string {
+export function readFileInOwnDir(path: string, maxBytes: number): string {
   const fd = openInRootFd(posix.dirname(path), posix.basename(path), false, false, 'auto');
   try {
-    return readFileSync(`/proc/self/fd/${fd}`, 'utf8');
+    if (!fstatSync(fd).isFile()) throw Object.assign(new Error(`${path} is not a regular file`), { code: 'EINVAL' });
+    const rfd = openSync(`/proc/self/fd/${fd}`, 'r');
+    try {
+      const buf = Buffer.alloc(maxBytes + 1);
+      let len = 0;
+      for (let n = 1; n > 0 && len < buf.length; len += n) n = readSync(rfd, buf, len, buf.length - len, null);
+      if (len > maxBytes) throw Object.assign(new Error(`${path} is larger than ${maxBytes} bytes`), { code: 'EFBIG' });
+      return buf.toString('utf8', 0, len);
+    } finally {
+      closeSync(rfd);
+    }
   } finally {
     closeSync(fd);
   }

@@ -6,6 +6,7 @@ import type { RootDirs } from '../root-dirs.js';
 import type { LayerStore } from '../runtime/layer-store.js';
 import type { MountedRootfs } from '../runtime/overlay.js';
 import type { ExecRequest } from '../runtime/spec.js';
+import type { ExpansionLimits } from '../oci/layer/expansion-guard.js';
 
 /** Runs one process in a prepared rootfs; a non-zero exit is a result, not an error. */
 export interface Sandbox {
@@ -23,5 +24,7 @@ export interface Worker {
   readonly blobs: ContentStore;
   readonly layers: LayerStore;
   readonly sandbox: Sandbox;
+  /** How far an ADD archive or an image layer may expand (DEFAULT_EXPANSION_LIMITS when unset). */
+  readonly expansionLimits?: ExpansionLimits;
   mount(lower: readonly Digest[], opts: { readonly?: boolean }, ctx: Ctx): Promise<MountedRootfs>;
 }

@@ -16,6 +16,8 @@ export interface ApplyOptions {
    * `flatten`: apply onto an existing root filesystem, deleting what whiteouts name.
    */
   readonly mode: 'overlay' | 'flatten';
+  /** Called before each member is applied; throwing stops the apply (see ExpansionGuard). */
+  readonly onEntry?: (entry: TarEntry) => void;
 }
 
 /**
@@ -45,6 +47,7 @@ export async function applyLayer(tar: Readable | AsyncIterable<Buffer>, dest: st
   const dirTimes: Array<[string, number]> = [];
 
   for await (const { entry, body } of readTar(tar, signal)) {
+    opts.onEntry?.(entry);
     const parts = splitPath(entry.path);
     const rel = parts.join('/');
     const name = parts[parts.length - 1] ?? '';

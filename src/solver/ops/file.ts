@@ -6,6 +6,8 @@ import { BuildError } from '../../errors.js';
 import { decompressStream, isArchiveFile } from '../../oci/decompress.js';
 import { applyLayer } from '../../oci/layer/apply.js';
 import { atInRoot, mkdirInRoot, resolveInRoot, resolvedInRoot } from '../../oci/in-root.js';
+import { isCorruptArchiveError } from '../../oci/archive-errors.js';
+import { DEFAULT_EXPANSION_LIMITS, ExpansionGuard, type ExpansionLimits } from '../../oci/layer/expansion-guard.js';
 import { resolveChown } from '../../runtime/user.js';
 import type { MountedRootfs } from '../../runtime/overlay.js';
 import type { CopyAction, FileOp, MkdirAction, MkfileAction, Result } from '../graph.js';
@@ -32,7 +34,7 @@ export function fileHandler(worker: Worker): OpHandler<FileOp> {
           else if (action.type === 'mkfile') await mkfileAction(dest.merged, action);
           else {
             const names = action.chownFrom === undefined ? dest.merged : (await openSource(worker, inputs[action.chownFrom], sourceMounts, ctx)).root;
-            await copyAction(dest.merged, action, await openSource(worker, inputs[action.source], sourceMounts, ctx), names, ctx);
+            await copyAction(dest.merged, action, await openSource(worker, inputs[action.source], sourceMounts, ctx), names, worker.expansionLimits ?? DEFAULT_EXPANSION_LIMITS, ctx);
           }
         }
         upper = dest.keepUpper();
@@ -84,7 +86,7 @@ async function ensureDir(rootfs: string, path: string, mode: number, owner: Owne
  * it is the file's new name. ADD extracts local tar archives (gzip, bzip2, xz) into the destination.
  * --chown names are looked up in `namesRoot`'s /etc/passwd and /etc/group.
  */
-async function copyAction(rootfs: string, action: CopyAction, src: CopySource, namesRoot: string, ctx: Ctx): Promise<void> {
+async function copyAction(rootfs: string, action: CopyAction, src: CopySource, namesRoot: string, limits: ExpansionLimits, ctx: Ctx): Promise<void> {
   const owner = action.chown ? await resolveChown(namesRoot, action.chown) : undefined;
   const mode = action.chmod === undefined ? undefined : parseChmod(action.chmod);
   const exclude = action.excludes?.length ? PatternMatcher.compile(action.excludes) : undefined;
@@ -115,7 +117,12 @@ async function copyAction(rootfs: string, action: CopyAction, src: CopySource, n
     if (exclude?.matches(basename(m.rel || m.abs))) continue;
     if (action.unpackArchives && st.isFile() && (await isArchiveFile(m.abs, ctx.signal))) {
       const dir = await ensureDir(rootfs, dest, 0o755, parentOwner);
-      await applyLayer(await decompressStream(createReadStream(m.abs)), dir, { mode: 'flatten' }, ctx.signal);
+      const what = `ADD ${m.rel || basename(m.abs)}`;
+      const guard = new ExpansionGuard(limits, what, st.size);
+      const tar = guard.wrap(await decompressStream(createReadStream(m.abs), ctx.signal));
+      await applyLayer(tar, dir, { mode: 'flatten', onEntry: guard.countEntry }, ctx.signal).catch((e: unknown) => {
+        throw isCorruptArchiveError(e) ? new BuildError('INVALID_INSTRUCTION', `${what}: ${e.message}`, { cause: e }) : e;
+      });
       continue;
     }
     const target = destIsDir || dest !== action.dest ? posix.join(dest, basename(m.rel || m.abs)) : dest;

@@ -10,6 +10,8 @@ import { readImage } from '../../oci/image-reader.js';
 import { MediaType } from '../../oci/media-types.js';
 import { decompressStream } from '../../oci/decompress.js';
 import { applyLayer } from '../../oci/layer/apply.js';
+import { TarFormatError } from '../../oci/tar/tar-entry.js';
+import { DEFAULT_EXPANSION_LIMITS, ExpansionGuard } from '../../oci/layer/expansion-guard.js';
 import type { ImageOp, RootfsResult } from '../graph.js';
 import type { OpHandler } from '../scheduler.js';
 import type { Worker } from '../worker.js';
@@ -49,18 +51,20 @@ export async function ensureUnpacked(worker: Worker, blob: Descriptor, diffId: D
         cb(null, chunk);
       },
     });
-    // pipeline, not pipe: a truncated or corrupt gzip must fail the unpack, not escape as an
-    // unhandled 'error' event (it surfaces on `tar`, which pipeline destroys with it).
+    const guard = new ExpansionGuard(worker.expansionLimits ?? DEFAULT_EXPANSION_LIMITS, `layer ${blob.digest}`, blob.size);
+    // pipeline, not pipe: a truncated, corrupt or oversized stream must fail the unpack, not
+    // escape as an unhandled 'error' event (it surfaces on `tar`, which pipeline destroys with it).
     const tar = hashing;
-    pipeline(await decompressStream(worker.blobs.openRead(blob.digest), ctx.signal), hashing).catch(() => undefined);
+    pipeline(guard.wrap(await decompressStream(worker.blobs.openRead(blob.digest), ctx.signal)), hashing).catch(() => undefined);
     try {
-      await applyLayer(tar, dir, { mode: 'overlay' }, ctx.signal);
+      await applyLayer(tar, dir, { mode: 'overlay', onEntry: guard.countEntry }, ctx.signal);
       // The tar's trailing zero blocks count in the diffID too.
       for await (const _ of tar) void _;
     } catch (e) {
       tar.destroy(); // and, through the pipeline, the decompressor and the blob's file
       if (e instanceof BuildError || isAbortError(e) || ctx.signal.aborted) throw e;
-      throw new BuildError('STORE_CORRUPT', `layer ${blob.digest} cannot be unpacked: ${(e as Error).message} (the blob is truncated or not a valid compressed tar)`, {
+      if (e instanceof TarFormatError) throw new BuildError('STORE_CORRUPT', `layer ${blob.digest}: ${e.message}`, { cause: e, hint: 'the image is damaged or hostile: remove it (tsbuild rmi)' });
+      throw new BuildError('STORE_CORRUPT', `layer ${blob.digest}: cannot be unpacked: ${(e as Error).message} (the blob is truncated or not a valid compressed tar)`, {
         cause: e,
         hint: 'the image is damaged where it came from; remove it with `tsbuild rmi` and pull it again, or ask its publisher',
       });
