@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { diskUsage, prune } from '../build/gc.js';
+import { diskUsage, prune } from '../orchestrator/gc.js';
 import { BuildError } from '../errors.js';
 import { gcPolicy } from './config-file.js';
 import type { GlobalOptions } from './globals.js';

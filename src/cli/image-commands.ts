@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { openWorker, type OwnedWorker } from '../build/worker.js';
+import { openWorker, type OwnedWorker } from '../orchestrator/worker.js';
 import type { Ctx } from '../ctx.js';
 import { isatty } from 'node:tty';
 import { BuildError } from '../errors.js';

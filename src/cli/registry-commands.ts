@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import { openWorker } from '../build/worker.js';
+import { openWorker } from '../orchestrator/worker.js';
 import type { Ctx } from '../ctx.js';
 import { BuildError } from '../errors.js';
 import { exportRegistry } from '../exporter/registry.js';

@@ -15,7 +15,7 @@ export interface Sandbox {
 
 /**
  * What the op handlers need from the machine: stores and the runtime, passed in explicitly
- * (the solver never constructs them; src/build wires the real ones).
+ * (the solver never constructs them; src/orchestrator wires the real ones).
  */
 export interface Worker {
   readonly dirs: RootDirs;

@@ -16,8 +16,8 @@ import { useBuildRoot } from '../helpers/build-root.js';
 import { tsbuild, tsbuildOk } from '../helpers/cli.js';
 import { CONFORMANCE_DIR } from './report.js';
 import { compileDockerfile } from '../../src/frontend/compile.js';
-import { storeImageResolver } from '../../src/build/image-resolver.js';
-import { openWorker } from '../../src/build/worker.js';
+import { storeImageResolver } from '../../src/orchestrator/image-resolver.js';
+import { openWorker } from '../../src/orchestrator/worker.js';
 import { hostPlatform } from '../../src/oci/image.js';
 import { BuildError } from '../../src/errors.js';
 

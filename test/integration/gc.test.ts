@@ -5,8 +5,8 @@ import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { useBuildRoot } from '../helpers/build-root.js';
 import { tsbuild, tsbuildOk } from '../helpers/cli.js';
-import { diskUsage, prune } from '../../src/build/gc.js';
-import { registerBuild } from '../../src/build/build-registry.js';
+import { diskUsage, prune } from '../../src/orchestrator/gc.js';
+import { registerBuild } from '../../src/orchestrator/build-registry.js';
 import { rootDirs } from '../../src/root-dirs.js';
 import { parseByteSize } from '../../src/byte-size.js';
 

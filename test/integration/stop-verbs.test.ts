@@ -11,7 +11,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { useBuildRoot } from '../helpers/build-root.js';
 import { CLI, tsbuild } from '../helpers/cli.js';
-import { diskUsage, prune } from '../../src/build/gc.js';
+import { diskUsage, prune } from '../../src/orchestrator/gc.js';
 
 const test = suite('integration: every verb stops when asked; no output in system directories');
 const env = useBuildRoot(test, 'stop');

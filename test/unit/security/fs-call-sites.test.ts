@@ -22,12 +22,12 @@ import { fileURLToPath } from 'node:url';
  */
 type Class = 'in-root' | 'walk' | 'store' | 'user' | 'host';
 const AUDITED: Record<string, [calls: number, cls: Class, why: string]> = {
-  'src/build/build-registry.ts': [6, 'store', 'build registration files under <root>/builds'],
-  'src/build/cache-transfer/cache-export.ts': [1, 'user', '--cache-to type=local,dest='],
-  'src/build/gc.ts': [16, 'store', 'prune walks and deletes only store entries by digest'],
-  'src/build/named-contexts.ts': [1, 'user', '--build-context paths'],
-  'src/build/run-build.ts': [2, 'user', 'the context dir named by the flag; the Dockerfile and .dockerignore are read with readFileInOwnDir'],
-  'src/build/worker.ts': [8, 'store', 'the root layout and its tmp dirs'],
+  'src/orchestrator/build-registry.ts': [6, 'store', 'build registration files under <root>/builds'],
+  'src/orchestrator/cache-transfer/cache-export.ts': [1, 'user', '--cache-to type=local,dest='],
+  'src/orchestrator/gc.ts': [16, 'store', 'prune walks and deletes only store entries by digest'],
+  'src/orchestrator/named-contexts.ts': [1, 'user', '--build-context paths'],
+  'src/orchestrator/run-build.ts': [2, 'user', 'the context dir named by the flag; the Dockerfile and .dockerignore are read with readFileInOwnDir'],
+  'src/orchestrator/worker.ts': [8, 'store', 'the root layout and its tmp dirs'],
   'src/cli/build-command.ts': [2, 'user', '--iidfile, --metadata-file'],
   'src/cli/config-file.ts': [1, 'user', 'tsbuild.toml'],
   'src/cli/input-file.ts': [3, 'user', 'load -i FILE (a FIFO read through the event loop)'],

@@ -1,9 +1,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BuildError } from '../../../src/errors.js';
-import { parseCacheFrom, parseCacheTo } from '../../../src/build/cache-transfer/cache-spec.js';
-import { CACHE_CONFIG_MEDIA_TYPE, cacheConfig, cacheManifest, parseCacheConfig } from '../../../src/build/cache-transfer/cache-manifest.js';
-import { cacheRecords } from '../../../src/build/cache-transfer/cache-export.js';
+import { parseCacheFrom, parseCacheTo } from '../../../src/orchestrator/cache-transfer/cache-spec.js';
+import { CACHE_CONFIG_MEDIA_TYPE, cacheConfig, cacheManifest, parseCacheConfig } from '../../../src/orchestrator/cache-transfer/cache-manifest.js';
+import { cacheRecords } from '../../../src/orchestrator/cache-transfer/cache-export.js';
 import { sha256, type Digest } from '../../../src/oci/digest.js';
 import type { Descriptor } from '../../../src/oci/image.js';
 import type { RootfsResult } from '../../../src/solver/graph.js';
