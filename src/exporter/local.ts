@@ -2,13 +2,12 @@ import { mkdir } from 'node:fs/promises';
 import { withByteProgress } from '../events.js';
 import type { Ctx } from '../ctx.js';
 import type { ContentStore } from '../oci/content-store.js';
-import { decompressStream } from '../oci/decompress.js';
 import type { Descriptor } from '../oci/image.js';
 import { readImage } from '../oci/image-reader.js';
 import { filesystemImages } from '../oci/image-tree.js';
-import { join } from 'node:path';
-import { applyLayer } from '../oci/layer/apply.js';
-import { DEFAULT_EXPANSION_LIMITS, ExpansionGuard, type ExpansionLimits } from '../oci/layer/expansion-guard.js';
+import { mkdirInRoot, resolveInRoot } from '../oci/in-root.js';
+import { unpackArchive } from '../oci/layer/unpack-archive.js';
+import { DEFAULT_EXPANSION_LIMITS, type ExpansionLimits } from '../oci/layer/expansion-guard.js';
 
 /**
  * Writes the image's root filesystem into `destDir` as plain files (BuildKit's `type=local`):
@@ -19,29 +18,20 @@ import { DEFAULT_EXPANSION_LIMITS, ExpansionGuard, type ExpansionLimits } from '
  * index is written as one subdirectory per platform.
  */
 export async function exportLocal(blobs: ContentStore, manifest: Descriptor, destDir: string, ctx: Ctx, limits: ExpansionLimits = DEFAULT_EXPANSION_LIMITS): Promise<void> {
-  for (const { descriptor, dir } of await filesystemImages(blobs, manifest)) await writeImageFiles(blobs, descriptor, join(destDir, dir), ctx, limits);
+  await mkdir(destDir, { recursive: true });
+  for (const { descriptor, dir } of await filesystemImages(blobs, manifest)) {
+    // dest may hold an earlier export whose files include a link named like a platform dir.
+    await mkdirInRoot(destDir, dir, 0o755);
+    await writeImageFiles(blobs, descriptor, await resolveInRoot(destDir, dir), ctx, limits);
+  }
 }
 
 async function writeImageFiles(blobs: ContentStore, manifest: Descriptor, destDir: string, ctx: Ctx, limits: ExpansionLimits): Promise<void> {
   const img = await readImage(blobs, manifest);
-  await mkdir(destDir, { recursive: true });
   for (const layer of img.layers) {
     ctx.signal.throwIfAborted();
     const raw = withByteProgress(blobs.openRead(layer.digest), ctx.events, `export ${layer.digest}`, layer.size);
-    let tar;
     // A loaded image's layers were never unpacked: this may be the first look at a bomb.
-    const guard = new ExpansionGuard(limits, `layer ${layer.digest}`, layer.size);
-    try {
-      tar = guard.wrap(await decompressStream(raw, ctx.signal));
-    } catch (e) {
-      raw.destroy();
-      throw e;
-    }
-    try {
-      await applyLayer(tar, destDir, { mode: 'flatten', onEntry: guard.countEntry }, ctx.signal);
-    } finally {
-      tar.destroy();
-      raw.destroy();
-    }
+    await unpackArchive(raw, destDir, { mode: 'flatten', limits, subject: `layer ${layer.digest}`, compressedSize: layer.size }, ctx.signal);
   }
 }

@@ -189,4 +189,16 @@ red('RUN --mount=type=bind from a stage whose source is a symlink to a host dir 
   assert.is(await readFile(join(out, 'listing'), 'utf8'), 'inside\npwned\n', 'the stage path was mounted, not the host dir');
 });
 
+red('type=local of several platforms into a dest whose earlier export left a link named like a platform dir', async () => {
+  const dest = join(env.work, `out-${Math.random().toString(36).slice(2)}`);
+  const first = await env.context('FROM scratch\nCOPY . /\n');
+  await symlink(state.canary, join(first, 'linux_amd64'));
+  await symlink(state.canary, join(first, 'linux_arm64'));
+  await tsbuildOk(['--root', env.root, 'build', '--output', `type=local,dest=${dest}`, first]);
+  assert.ok((await lstat(join(dest, 'linux_amd64'))).isSymbolicLink());
+  const second = await env.context('FROM scratch\nCOPY f /pwned\n', { f: 'exported\n' });
+  await tsbuildOk(['--root', env.root, 'build', '--platform', 'linux/amd64,linux/arm64', '--output', `type=local,dest=${dest}`, second]);
+  assert.is(await readFile(join(dest, state.canary, 'pwned'), 'utf8'), 'exported\n', 'written where the link points, inside dest');
+});
+
 test.run();
