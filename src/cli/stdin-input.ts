@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BuildError } from '../errors.js';
-import { decompressStream, isArchiveFile } from '../oci/decompress.js';
-import { applyLayer } from '../oci/layer/apply.js';
-import { DEFAULT_EXPANSION_LIMITS, ExpansionGuard } from '../oci/layer/expansion-guard.js';
+import { isArchiveFile } from '../oci/decompress.js';
+import { DEFAULT_EXPANSION_LIMITS } from '../oci/layer/expansion-guard.js';
+import { unpackArchive } from '../oci/layer/unpack-archive.js';
 
 /** Where `-` (or remote) inputs were put on disk; `dispose()` removes them. */
 export interface StdinInputs {
@@ -53,8 +53,8 @@ export async function readStdinInputs(context: string, file: string | undefined,
 export async function contextFromSpool(spool: string, contextDir: string, file: string | undefined, what: string, signal: AbortSignal): Promise<{ contextDir: string; dockerfile?: string }> {
   await mkdir(contextDir);
   if (await isArchiveFile(spool, signal)) {
-    const guard = new ExpansionGuard(DEFAULT_EXPANSION_LIMITS, what, (await stat(spool)).size);
-    await applyLayer(guard.wrap(await decompressStream(createReadStream(spool), signal)), contextDir, { mode: 'flatten', onEntry: guard.countEntry }, signal);
+    const compressedSize = (await stat(spool)).size;
+    await unpackArchive(createReadStream(spool), contextDir, { mode: 'flatten', limits: DEFAULT_EXPANSION_LIMITS, subject: what, compressedSize }, signal);
     return { contextDir, ...(file !== undefined ? { dockerfile: join(contextDir, file) } : {}) };
   }
   if ((await stat(spool)).size === 0) throw new BuildError('USAGE', `${what} is empty; give a tar of the context or a Dockerfile`);

@@ -101,10 +101,18 @@ export async function resolveInRoot(root: string, path: string, opts: InRootOpti
  * Creates directory `path` and its missing parents inside `root`, as `mkdir -p` resolved in
  * a chroot does in BuildKit (continuity's RootPath, then MkdirAll): an existing symlink on
  * the way is followed inside the root, and a dangling one gets its target made there. New
- * directories get `mode` (not narrowed by the umask) and `owner`. Throws BuildError naming
- * `path` when a component exists and is not a directory.
+ * directories get `mode` (not narrowed by the umask) and `owner`, and are reported to
+ * `onCreated`. Throws BuildError naming `path` when a component exists and is not a
+ * directory; with `symlinks: 'none'` a link on the way fails with ELOOP.
  */
-export async function mkdirInRoot(root: string, path: string, mode: number, owner?: { uid: number; gid: number }, opts: InRootOptions = {}, links = 0): Promise<void> {
+export async function mkdirInRoot(
+  root: string,
+  path: string,
+  mode: number,
+  owner?: { uid: number; gid: number },
+  opts: InRootOptions & { readonly onCreated?: (path: string) => void } = {},
+  links = 0,
+): Promise<void> {
   const parts = containerPathParts(path);
   for (let i = 1; i <= parts.length; i++) {
     const sub = parts.slice(0, i).join('/');
@@ -115,6 +123,7 @@ export async function mkdirInRoot(root: string, path: string, mode: number, owne
         const st = await lstat(host).catch(() => undefined);
         if (st?.isDirectory()) return undefined;
         if (st?.isSymbolicLink()) {
+          if (opts.symlinks === 'none') throw Object.assign(new Error(`/${sub} is a symbolic link`), { code: 'ELOOP' });
           const target = await resolvedInRoot(root, sub, (h) => stat(h), opts).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : undefined));
           if (target?.isDirectory()) return undefined;
           if (target === null) return readlink(host);
@@ -123,6 +132,7 @@ export async function mkdirInRoot(root: string, path: string, mode: number, owne
         await mkdir(host, { mode });
         if (owner) await lchown(host, owner.uid, owner.gid);
         await chmod(host, mode); // after chown (which may clear set-id bits), and never narrowed by the umask
+        opts.onCreated?.(sub);
         return undefined;
       },
       opts,

@@ -1,8 +1,9 @@
 import { constants, createWriteStream } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, rm, stat, symlink } from 'node:fs/promises';
+import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { BuildError } from '../../errors.js';
 import { lsetxattr, mknod } from '../native-fs.js';
 import { atInRoot, mkdirInRoot, resolvedInRoot, type InRootOptions } from '../in-root.js';
 import { readTar } from '../tar/tar-reader.js';
@@ -191,40 +192,19 @@ function splitPath(p: string): string[] {
 
 /**
  * Makes sure every parent of an entry is a directory under dest, creating missing ones (0755,
- * root). A symlink among them is followed inside dest in flatten mode (merged-usr `lib ->
- * usr/lib`) and refused in overlay mode, where a layer dir holds only its own entries.
+ * root) with mkdirInRoot. A symlink among them is followed inside dest in flatten mode
+ * (merged-usr `lib -> usr/lib`; a dangling one gets its target made there, as umoci's
+ * securejoin + MkdirAll) and refused in overlay mode, where a layer dir holds only its own entries.
  */
 async function ensureParents(dest: string, parents: readonly string[], written: Set<string>, ensured: Set<string>, inDest: InRootOptions): Promise<void> {
-  for (let i = 1; i <= parents.length; i++) {
-    const shown = parents.slice(0, i).join('/');
-    if (ensured.has(shown)) continue;
-    await atInRoot(
-      dest,
-      shown,
-      async (abs) => {
-        const st = await lstat(abs).catch(() => undefined);
-        if (st?.isSymbolicLink()) {
-          if (inDest.symlinks === 'none') throw new TarFormatError(`layer: refusing to write through symlink ${shown}`);
-          // Followed inside dest; a dangling one gets its target made there (umoci: securejoin + MkdirAll).
-          await mkdirInRoot(dest, shown, 0o755, undefined, inDest).catch(() => undefined);
-          const target = await resolvedInRoot(dest, shown, (h) => stat(h), inDest).catch(() => undefined);
-          if (target?.isDirectory()) return;
-          throw new TarFormatError(`layer: ${shown} is a symlink to no directory but the layer has entries under it`);
-        }
-        if (!st) {
-          await mkdir(abs, { mode: 0o755 });
-          written.add(shown);
-        } else if (!st.isDirectory()) {
-          throw new TarFormatError(`layer: ${shown} is not a directory but the layer has entries under it`);
-        }
-      },
-      inDest,
-    ).catch((e: NodeJS.ErrnoException) => {
-      if (e.code === 'ELOOP') throw new TarFormatError(`layer: refusing to write through symlink ${shown}`);
-      throw e;
-    });
-    ensured.add(shown);
-  }
+  const rel = parents.join('/');
+  if (rel === '' || ensured.has(rel)) return;
+  await mkdirInRoot(dest, rel, 0o755, undefined, { ...inDest, onCreated: (p) => written.add(p) }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ELOOP') throw new TarFormatError(`layer: refusing to write through symlink in ${rel}`);
+    if (e instanceof BuildError) throw new TarFormatError(`layer: ${e.message}, but the layer has entries under it`);
+    throw e;
+  });
+  for (let i = 1; i <= parents.length; i++) ensured.add(parents.slice(0, i).join('/'));
 }
 
 /**

@@ -3,11 +3,11 @@ import { basename, dirname, join, posix } from 'node:path';
 import { createReadStream } from 'node:fs';
 import type { Ctx } from '../../ctx.js';
 import { BuildError } from '../../errors.js';
-import { decompressStream, isArchiveFile } from '../../oci/decompress.js';
-import { applyLayer } from '../../oci/layer/apply.js';
+import { isArchiveFile } from '../../oci/decompress.js';
+import { unpackArchive } from '../../oci/layer/unpack-archive.js';
 import { atInRoot, mkdirInRoot, resolveInRoot, resolvedInRoot } from '../../oci/in-root.js';
 import { isCorruptArchiveError } from '../../oci/archive-errors.js';
-import { DEFAULT_EXPANSION_LIMITS, ExpansionGuard, type ExpansionLimits } from '../../oci/layer/expansion-guard.js';
+import { DEFAULT_EXPANSION_LIMITS, type ExpansionLimits } from '../../oci/layer/expansion-guard.js';
 import { resolveChown } from '../../runtime/user.js';
 import type { MountedRootfs } from '../../runtime/overlay.js';
 import type { CopyAction, FileOp, MkdirAction, MkfileAction, Result } from '../graph.js';
@@ -118,9 +118,7 @@ async function copyAction(rootfs: string, action: CopyAction, src: CopySource, n
     if (action.unpackArchives && st.isFile() && (await isArchiveFile(m.abs, ctx.signal))) {
       const dir = await ensureDir(rootfs, dest, 0o755, parentOwner);
       const what = `ADD ${m.rel || basename(m.abs)}`;
-      const guard = new ExpansionGuard(limits, what, st.size);
-      const tar = guard.wrap(await decompressStream(createReadStream(m.abs), ctx.signal));
-      await applyLayer(tar, dir, { mode: 'flatten', onEntry: guard.countEntry }, ctx.signal).catch((e: unknown) => {
+      await unpackArchive(createReadStream(m.abs), dir, { mode: 'flatten', limits, subject: what, compressedSize: st.size }, ctx.signal).catch((e: unknown) => {
         throw isCorruptArchiveError(e) ? new BuildError('INVALID_INSTRUCTION', `${what}: ${e.message}`, { cause: e }) : e;
       });
       continue;

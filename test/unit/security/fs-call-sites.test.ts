@@ -47,7 +47,7 @@ const AUDITED: Record<string, [calls: number, cls: Class, why: string]> = {
   'src/oci/image-layout.ts': [12, 'store', 'index.json, oci-layout and blobs of a layout'],
   'src/oci/in-root.ts': [16, 'in-root', 'the primitive itself'],
   'src/oci/index-lock.ts': [9, 'store', 'lock files beside index.json'],
-  'src/oci/layer/apply.ts': [18, 'in-root', 'every entry, parent, whiteout and hardlink target through atInRoot/resolvedInRoot'],
+  'src/oci/layer/apply.ts': [15, 'in-root', 'every entry, parent, whiteout and hardlink target through atInRoot/resolvedInRoot'],
   'src/oci/layer/blob.ts': [1, 'store', 'layer blob temp files'],
   'src/oci/layer/diff.ts': [5, 'walk', 'upperdir walk: lstat, readdir, reads of regular files only'],
   'src/oci/native-fs.ts': [1, 'host', 'finds the addon file'],
