@@ -1,4 +1,4 @@
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 
 /**
  * Byte caps on what tsbuild reads from a server into memory. They count the bytes that actually
@@ -58,19 +58,4 @@ export async function readErrorBody(body: Readable, max: number = BODY_LIMITS.er
     if (!body.readableEnded) body.destroy();
   }
   return Buffer.concat(parts).subarray(0, max).toString('utf8');
-}
-
-/**
- * A pass-through that fails with `tooLarge()` once more than `max` bytes went through it: put it
- * in a pipeline so an endless body stops there, before it fills a disk.
- */
-export function capBytes(max: number, tooLarge: () => Error): Transform {
-  let total = 0;
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      total += chunk.length;
-      if (total > max) cb(tooLarge());
-      else cb(null, chunk);
-    },
-  });
 }

@@ -1,4 +1,5 @@
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { capBytes } from '../../byte-cap.js';
 import { pipeline } from 'node:stream/promises';
 import { formatBytes } from '../../byte-size.js';
 import { BuildError } from '../../errors.js';
@@ -62,13 +63,7 @@ export class ExpansionGuard {
    * or destroy of either ends both (and kills a decompressor child process).
    */
   wrap(decompressed: Readable): Readable {
-    let seen = 0;
-    const meter = new Transform({
-      transform: (chunk: Buffer, _enc, cb) => {
-        seen += chunk.length;
-        cb(seen > this.byteLimit ? this.#tooLarge() : null, chunk);
-      },
-    });
+    const meter = capBytes(this.byteLimit, () => this.#tooLarge());
     pipeline(decompressed, meter).catch(() => undefined); // the error surfaces on meter
     return meter;
   }
