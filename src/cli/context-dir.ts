@@ -1,5 +1,5 @@
 import { BuildError } from '../errors.js';
-import { absolute, KERNEL_TREES, resolveHostPath } from './output-dest.js';
+import { absolute, KERNEL_TREES, resolveHostPath, under } from './output-dest.js';
 
 /**
  * Refuses a build context directory that is, or holds, kernel interfaces: in /proc, /sys and
@@ -9,7 +9,7 @@ import { absolute, KERNEL_TREES, resolveHostPath } from './output-dest.js';
  */
 export async function checkContextDir(path: string, flag: string): Promise<void> {
   const resolved = await resolveHostPath(absolute(path), flag);
-  const tree = resolved === '/' ? '/' : KERNEL_TREES.find((d) => resolved === d || resolved.startsWith(d + '/'));
+  const tree = resolved === '/' ? '/' : KERNEL_TREES.find((d) => under(resolved, d));
   if (tree) {
     const what = resolved === '/' ? '/ holds /proc, /sys and /dev' : resolved === tree ? `${tree} holds` : `${resolved} is in ${tree}, which holds`;
     throw new BuildError('USAGE', `${flag} ${path}: ${what} kernel interfaces, not files to build from`, {

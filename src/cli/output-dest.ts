@@ -39,7 +39,8 @@ const SYSTEM_DIRS = new Set([
   ...['lock', 'user'].map((d) => `/run/${d}`),
 ]);
 
-const under = (path: string, dir: string) => path === dir || path.startsWith(dir + '/');
+/** Whether `path` is `dir` or below it. */
+export const under = (path: string, dir: string) => path === dir || path.startsWith(dir + '/');
 
 /**
  * Why tsbuild must not write `kind` at `resolved` (an absolute path with every symlink of its
