@@ -81,9 +81,7 @@ export function parseConfig(text: string, path: string): { config: TsbuildConfig
         for (const [gk, gv] of Object.entries(gc)) {
           const key = `gc.${gk}`;
           if (gk === 'keep-storage') {
-            const s = typeof gv === 'number' && Number.isInteger(gv) ? String(gv) : str(gv, key, fail);
-            if (parseByteSize(s) === undefined) fail(key, `expected a size such as "10GB" or "512MiB", got ${show(gv)}`);
-            config.gc['keep-storage'] = s;
+            config.gc['keep-storage'] = size(gv, key, fail, '"10GB" or "512MiB"');
           } else if (gk === 'keep-duration') {
             const s = str(gv, key, fail);
             if (parseDurationMs(s) === undefined) fail(key, `expected a duration such as "48h" or "7d", got ${show(gv)}`);
@@ -131,9 +129,7 @@ export function parseConfig(text: string, path: string): { config: TsbuildConfig
         for (const [uk, uv] of Object.entries(u)) {
           const key = `unpack.${uk}`;
           if (uk === 'max-expanded-bytes') {
-            const s = typeof uv === 'number' && Number.isInteger(uv) ? String(uv) : str(uv, key, fail);
-            if (!parseByteSize(s)) fail(key, `expected a size such as "100GiB", got ${show(uv)}`);
-            config.unpack['max-expanded-bytes'] = s;
+            config.unpack['max-expanded-bytes'] = size(uv, key, fail, '"100GiB"', true);
           } else if (uk === 'max-expansion-ratio') {
             if (typeof uv !== 'number' || !(uv >= 1)) fail(key, `expected a number of at least 1, got ${show(uv)}`);
             config.unpack['max-expansion-ratio'] = uv as number;
@@ -211,6 +207,14 @@ function dotted(parts: readonly string[]): string {
 function str(v: unknown, key: string, fail: (k: string, m: string) => never): string {
   if (typeof v !== 'string') fail(key, `expected a string, got ${show(v)}`);
   return v as string;
+}
+
+/** A byte size, as a string ("512MiB") or a whole number of bytes; `nonZero` refuses 0. */
+function size(v: unknown, key: string, fail: (k: string, m: string) => never, example: string, nonZero = false): string {
+  const s = typeof v === 'number' && Number.isInteger(v) ? String(v) : str(v, key, fail);
+  const n = parseByteSize(s);
+  if (n === undefined || (nonZero && n === 0)) fail(key, `expected a size such as ${example}, got ${show(v)}`);
+  return s;
 }
 
 function table(v: unknown, key: string, fail: (k: string, m: string) => never): Record<string, unknown> {
