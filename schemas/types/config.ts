@@ -29,6 +29,7 @@ export interface TsbuildConfig {
      */
     "keep-duration"?: string;
   };
+  build?: BuildConfig;
   network?: NetworkConfig;
   /**
    * Limits on unpacking one ADD archive or one image layer, against decompression bombs. The allowed size is max-expanded-bytes or, when lower, max-expansion-ratio × the compressed size (at least 1 GiB).
@@ -53,6 +54,15 @@ export interface TsbuildConfig {
   registry?: {
     [k: string]: RegistryConfig;
   };
+}
+/**
+ * Defaults of tsbuild build.
+ */
+export interface BuildConfig {
+  /**
+   * Entitlements every build has, as --allow (buildkitd.toml's insecure-entitlements): network.host lets RUN use the host's network, security.insecure allows RUN --security=insecure.
+   */
+  allow?: ("security.insecure" | "network.host")[];
 }
 /**
  * Limits on waiting for registries and for the servers of ADD <URL> and remote build contexts. Durations are Go durations such as "30s", "1m30s", "500ms".

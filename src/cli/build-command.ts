@@ -90,7 +90,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .addOption(new Option('--progress <mode>', 'progress output').choices(['auto', 'tty', 'plain', 'rawjson', 'quiet']))
     .option('--label <key=value>', 'set an image label (repeatable)', collect, [])
     .option('--annotation <[manifest:]key=value>', 'add an annotation to the image manifest (repeatable)', collect, [])
-    .addOption(new Option('--network <mode>', 'network of RUN steps that name none (default: the host\'s)').choices(['host', 'none', 'default']))
+    .addOption(new Option('--network <mode>', 'network of RUN steps that name none (default: a private one; host needs --allow network.host)').choices(['host', 'none', 'default']))
     .option('--add-host <host:ip>', 'add an /etc/hosts entry for RUN steps (repeatable)', collect, [])
     .option('--ulimit <type=soft[:hard]>', 'resource limit for RUN steps, e.g. nofile=1024:2048 (repeatable)', collect, [])
     .option('--shm-size <size>', 'size of /dev/shm in RUN steps (default 64m)')
@@ -108,7 +108,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .option('--build-context <name=DIR|oci-layout://DIR[:TAG]|docker-image://REF>', 'a named context for FROM and --from (repeatable)', collect, [])
     .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect, [])
     .option('--ssh <id[=socket]>', 'forward an ssh agent socket for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK) (repeatable)', collect, [])
-    .option('--allow <entitlement>', 'allow security.insecure for RUN --security=insecure (repeatable)', collect, [])
+    .option('--allow <entitlement>', 'grant security.insecure (RUN --security=insecure) or network.host (RUN --network=host) (repeatable)', collect, [])
     .option('--iidfile <file>', 'write the image ID (config digest) to this file')
     .option('--metadata-file <file>', 'write build result metadata (BuildKit keys) as JSON')
     .option('-q, --quiet', 'print only the image ID')
@@ -124,6 +124,11 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       if (flags.push) outputs.push(...pushTargets(flags.tag));
       if (!flags.check) await checkBuildDests(outputs, cacheTo, flags);
       const settings = globals.settings?.config ?? {};
+      // Entitlements from the flags and from tsbuild.toml ([build] allow), as buildkitd's insecure-entitlements.
+      const { allowInsecure, allowNetworkHost } = parseAllow([...flags.allow, ...(settings.build?.allow ?? [])]);
+      if (flags.network === 'host' && !allowNetworkHost) {
+        throw new BuildError('USAGE', '--network host: entitlement network.host is not allowed', { hint: 'add --allow network.host (or allow = ["network.host"] under [build] in tsbuild.toml)' });
+      }
       const network = networkPolicy(settings);
       const registry = new RegistryClient(registryOptions(process.env, { ...registrySettings(settings), ...network }));
       const buildArgs: Record<string, string> = {};
@@ -149,7 +154,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           buildArgs,
           target: flags.target,
           platforms: flags.platform === undefined ? undefined : parsePlatforms(flags.platform),
-          ...(flags.network === 'none' ? { network: 'none' as const } : {}),
+          ...(flags.network === 'none' || flags.network === 'host' ? { network: flags.network } : {}),
+          allowNetworkHost,
           extraHosts: flags.addHost.map(parseAddHost),
           ulimits: flags.ulimit.map(parseUlimit),
           ...(flags.shmSize !== undefined ? { shmSize: parseShmSize(flags.shmSize) } : {}),
@@ -167,7 +173,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           cacheTo,
           cacheFrom,
           buildContexts,
-          exec: { secrets: parseSecrets(flags.secret, process.env), ssh: parseSsh(flags.ssh, process.env), ...parseAllow(flags.allow) },
+          exec: { secrets: parseSecrets(flags.secret, process.env), ssh: parseSsh(flags.ssh, process.env), allowInsecure },
         };
       if (flags.check) {
         // Nothing is built: the Dockerfile is converted (base images resolved) and checked.

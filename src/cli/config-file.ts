@@ -8,6 +8,7 @@ import { DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts } from '../remote/http-timeout
 import { DEFAULT_RETRY } from '../remote/transport.js';
 import { nearest } from './suggest.js';
 import { DEFAULT_EXPANSION_LIMITS, type ExpansionLimits } from '../oci/layer/expansion-guard.js';
+import { ENTITLEMENTS } from './run-secrets.js';
 
 export type { TsbuildConfig } from '../../schemas/types/config.js';
 
@@ -90,6 +91,19 @@ export function parseConfig(text: string, path: string): { config: TsbuildConfig
         }
         break;
       }
+      case 'build': {
+        config.build = {};
+        for (const [bk, bv] of Object.entries(table(v, k, fail))) {
+          const key = `build.${bk}`;
+          if (bk !== 'allow') fail(key, unknown(bk, ['allow']));
+          if (!Array.isArray(bv)) fail(key, `expected an array of entitlements such as ["network.host"], got ${show(bv)}`);
+          for (const e of bv as unknown[]) {
+            if (!(ENTITLEMENTS as readonly unknown[]).includes(e)) fail(key, `unknown entitlement ${show(e)} (known: ${ENTITLEMENTS.join(', ')})`);
+          }
+          config.build.allow = bv as (typeof ENTITLEMENTS)[number][];
+        }
+        break;
+      }
       case 'network': {
         config.network = {};
         for (const [nk, nv] of Object.entries(table(v, k, fail))) {
@@ -141,7 +155,7 @@ export function parseConfig(text: string, path: string): { config: TsbuildConfig
         break;
       }
       default:
-        fail(k, unknown(k, ['root', 'max-parallelism', 'progress', 'gc', 'network', 'registry', 'unpack']));
+        fail(k, unknown(k, ['root', 'max-parallelism', 'progress', 'gc', 'build', 'network', 'registry', 'unpack']));
     }
   }
   return { config, lines };

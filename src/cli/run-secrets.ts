@@ -50,12 +50,17 @@ export function parseSsh(list: readonly string[], env: NodeJS.ProcessEnv): Map<s
   return out;
 }
 
-/** `--allow` entitlements; only `security.insecure` exists here (network.host is always allowed). */
-export function parseAllow(list: readonly string[]): { allowInsecure: boolean } {
+/** BuildKit's entitlements: what `--allow` (and `allow` under [build] in tsbuild.toml) may grant. */
+export const ENTITLEMENTS = ['security.insecure', 'network.host'] as const;
+
+/** `--allow` entitlements: RUN --security=insecure, and the host's network for RUN. */
+export function parseAllow(list: readonly string[]): { allowInsecure: boolean; allowNetworkHost: boolean } {
   let allowInsecure = false;
+  let allowNetworkHost = false;
   for (const a of list.flatMap((x) => x.split(','))) {
     if (a === 'security.insecure') allowInsecure = true;
-    else if (a !== 'network.host') throw new BuildError('USAGE', `--allow ${JSON.stringify(a)}: unknown entitlement`, { hint: 'known: security.insecure, network.host' });
+    else if (a === 'network.host') allowNetworkHost = true;
+    else throw new BuildError('USAGE', `--allow ${JSON.stringify(a)}: unknown entitlement`, { hint: `known: ${ENTITLEMENTS.join(', ')}` });
   }
-  return { allowInsecure };
+  return { allowInsecure, allowNetworkHost };
 }

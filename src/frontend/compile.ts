@@ -30,8 +30,10 @@ export interface CompileOptions {
   labelPlatform?: boolean;
   /** Why RUN can't execute for a platform on this machine (undefined when it can). */
   cannotRun?: (p: Platform) => string | undefined;
-  /** `--network`: RUN's network unless it says otherwise; default host. */
-  network?: 'host' | 'none';
+  /** `--network`: RUN's network unless it says otherwise; default `sandbox` (a private network namespace). */
+  network?: 'sandbox' | 'host' | 'none';
+  /** `--allow network.host`: the entitlement RUN needs for the host's network (`--network=host`). */
+  allowNetworkHost?: boolean;
   /** `--ulimit` and `--shm-size`: resource limits and /dev/shm size of every RUN. */
   ulimits?: readonly Ulimit[];
   shmSize?: number;
@@ -125,7 +127,8 @@ export async function compileDockerfile(source: { path: string; text: string }, 
     platform: opts.platform,
     platformLabel: opts.labelPlatform ? `${formatPlatform(opts.platform)} ` : '',
     ...(opts.cannotRun ? { cannotRun: opts.cannotRun } : {}),
-    defaultNetwork: opts.network ?? 'host',
+    defaultNetwork: opts.network ?? 'sandbox',
+    allowNetworkHost: opts.allowNetworkHost ?? false,
     extraHosts: opts.extraHosts ?? [],
     ulimits: opts.ulimits ?? [],
     ...(opts.shmSize !== undefined ? { shmSize: opts.shmSize } : {}),

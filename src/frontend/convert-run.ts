@@ -16,8 +16,9 @@ const PROXY_ARGS = ['HTTP_PROXY', 'HTTPS_PROXY', 'FTP_PROXY', 'NO_PROXY', 'ALL_P
 
 /**
  * RUN → ExecOp on the current rootfs. `--network=default` (or none given) is the build's
- * `--network`, itself `host` by default: tsbuild's sandbox never creates a bridge, so "default"
- * networking is the host's.
+ * `--network`, itself `sandbox` by default: as BuildKit's, a private network namespace (user-mode
+ * networking, no bridge). The host's network is the `network.host` entitlement, as in BuildKit:
+ * refused here, at the RUN's line, unless the build allows it.
  */
 export async function convertRun(ins: Extract<Instruction, { kind: 'RUN' }>, st: StageState, env: ConvertEnv): Promise<void> {
   const unable = env.cannotRun?.(st.platform);
@@ -42,6 +43,14 @@ export async function convertRun(ins: Extract<Instruction, { kind: 'RUN' }>, st:
       if (!declared.has(k) && !runEnv.some((e) => e.startsWith(`${k}=`))) proxyEnv.push(`${k}=${v}`);
     }
   }
+  const network = ins.network === 'none' || ins.network === 'host' ? ins.network : env.defaultNetwork;
+  if (network === 'host' && !env.allowNetworkHost) {
+    const how = ins.network === 'host' ? 'RUN --network=host' : 'RUN with the build\'s --network host';
+    throw new BuildError('INVALID_INSTRUCTION', `${how}: entitlement network.host is not allowed`, {
+      location: ins.location,
+      hint: 'pass --allow network.host (or set allow = ["network.host"] under [build] in tsbuild.toml) to let RUN use the host\'s network',
+    });
+  }
   const name = stepName(st, ins.original);
   const vertex = makeVertex(
     {
@@ -50,7 +59,7 @@ export async function convertRun(ins: Extract<Instruction, { kind: 'RUN' }>, st:
       env: runEnv,
       cwd: st.config.config.WorkingDir || '/',
       user: st.config.config.User ?? '',
-      network: ins.network === 'none' || ins.network === 'host' ? ins.network : env.defaultNetwork,
+      network,
       ...(env.extraHosts.length > 0 ? { extraHosts: env.extraHosts } : {}),
       ...(env.ulimits.length > 0 ? { ulimits: env.ulimits } : {}),
       ...(env.shmSize !== undefined ? { shmSize: env.shmSize } : {}),

@@ -70,7 +70,9 @@ export interface ConvertEnv {
   /** Prefix of step names when several platforms are built at once (`linux/arm64 `), else ''. */
   readonly platformLabel: string;
   /** `--network` of the build: what RUN without --network (or with `default`) gets. */
-  readonly defaultNetwork: 'host' | 'none';
+  readonly defaultNetwork: 'sandbox' | 'host' | 'none';
+  /** `--allow network.host`: RUN may use the host's network. */
+  readonly allowNetworkHost: boolean;
   /** `--ulimit` and `--shm-size` of the build, for every RUN. */
   readonly ulimits: readonly Ulimit[];
   readonly shmSize?: number;

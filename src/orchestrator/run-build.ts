@@ -49,8 +49,10 @@ export interface BuildRequest {
   readonly tags: readonly string[];
   readonly buildArgs: Readonly<Record<string, string>>;
   readonly target?: string;
-  /** `--network`: the network of RUN steps that don't name one (default host). */
-  readonly network?: 'host' | 'none';
+  /** `--network`: the network of RUN steps that don't name one (default sandbox: a private one). */
+  readonly network?: 'sandbox' | 'host' | 'none';
+  /** `--allow network.host`: RUN may use the host's network (BuildKit's entitlement). */
+  readonly allowNetworkHost?: boolean;
   /** `--ulimit` and `--shm-size` for every RUN. */
   readonly ulimits?: readonly Ulimit[];
   readonly shmSize?: number;
@@ -176,6 +178,7 @@ async function compilePlans(worker: Worker, req: BuildRequest, input: BuildInput
           labelPlatform: platforms.length > 1,
           cannotRun: cannotRunReason,
           ...(req.network ? { network: req.network } : {}),
+          allowNetworkHost: req.allowNetworkHost ?? false,
           ...(req.extraHosts?.length ? { extraHosts: req.extraHosts } : {}),
           ...(req.ulimits?.length ? { ulimits: req.ulimits } : {}),
           ...(req.shmSize !== undefined ? { shmSize: req.shmSize } : {}),

@@ -45,6 +45,7 @@ export async function openWorker(root: string, opts: { privateTmp?: boolean; exp
     ...(opts.expansionLimits ? { expansionLimits: opts.expansionLimits } : {}),
     mount: (lower, o, ctx) => mountRootfs(layers, dirs, lower, o, ctx),
     close: async () => {
+      await sandbox.close();
       if (dirs.tmp !== shared.tmp) await rm(dirs.tmp, { recursive: true, force: true });
     },
   };

@@ -1,6 +1,9 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { BindMount } from './spec.js';
+import type { BindMount, ExecRequest } from './spec.js';
+
+/** The DNS forwarder slirp4netns puts on a sandbox network (its network address + 3). */
+export const SLIRP_DNS = '10.0.2.3';
 
 /**
  * Writes the container's /etc/hosts (with `--add-host` entries last, as docker) and /etc/resolv.conf into `dir` (a per-container temp dir
@@ -8,28 +11,68 @@ import type { BindMount } from './spec.js';
  *
  * They are bound over the image's files rather than written into the rootfs so they never end
  * up in a layer. Read-write like BuildKit's: a RUN that edits them changes only the temp copy.
- * resolv.conf is the host's (`hostResolvConf`, default /etc/resolv.conf) as is for `host`
- * networking; for `none` its localhost nameservers are dropped, since in an empty network
- * namespace 127.0.0.x is the container itself.
+ * resolv.conf is the host's (`hostResolvConf`, default /etc/resolv.conf) made fit for the
+ * network: see resolvConfFor.
  */
 export async function writeEtcFiles(
   dir: string,
-  opts: { hostname: string; network: 'host' | 'none'; hostResolvConf?: string; extraHosts?: readonly { readonly host: string; readonly ip: string }[] },
+  opts: { hostname: string; network: ExecRequest['network']; hostResolvConf?: string; extraHosts?: readonly { readonly host: string; readonly ip: string }[] },
 ): Promise<BindMount[]> {
   const hosts = join(dir, 'hosts');
   const resolv = join(dir, 'resolv.conf');
   await writeFile(hosts, hostsFile(opts.hostname) + (opts.extraHosts ?? []).map((h) => `${h.ip}\t${h.host}\n`).join(''));
-  let host = '';
-  try {
-    host = await readFile(opts.hostResolvConf ?? '/etc/resolv.conf', 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
-  await writeFile(resolv, opts.network === 'none' ? withoutLocalNameservers(host) : host);
+  await writeFile(resolv, resolvConfFor(opts.network, await readHostResolvConf(opts.hostResolvConf)));
   return [
     { destination: '/etc/hosts', source: hosts, type: 'bind', options: ['rbind', 'rw'] },
     { destination: '/etc/resolv.conf', source: resolv, type: 'bind', options: ['rbind', 'rw'] },
   ];
+}
+
+/**
+ * `mounts` with their /etc/resolv.conf (written by writeEtcFiles for a private network) replaced
+ * by the host's file as is, written into `dir`: for a RUN that falls back to the host's network.
+ */
+export async function withHostResolvConf(mounts: readonly BindMount[], dir: string, hostResolvConf?: string): Promise<BindMount[]> {
+  if (!mounts.some((m) => m.destination === '/etc/resolv.conf')) return [...mounts];
+  const resolv = join(dir, 'resolv.conf');
+  await writeFile(resolv, resolvConfFor('host', await readHostResolvConf(hostResolvConf)));
+  return mounts.map((m) => (m.destination === '/etc/resolv.conf' ? { ...m, source: resolv } : m));
+}
+
+/** The host's resolv.conf (default /etc/resolv.conf, the file slirp4netns reads too); '' when there is none. */
+export async function readHostResolvConf(path = '/etc/resolv.conf'): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    return '';
+  }
+}
+
+/**
+ * BuildKit's rule (executor/oci/resolvconf.go): `host` gets the host's file as is; any other
+ * network loses the loopback nameservers (systemd-resolved's 127.0.0.53, dnsmasq's 127.0.0.1),
+ * which would be the container itself there. For `sandbox` (slirp4netns) they become
+ * 10.0.2.3, which slirp forwards to the host's resolver — unless the forwarder must stay off
+ * (slirpDnsUsable). Where BuildKit falls back to Google's servers we add nothing: no test or
+ * CI host is assumed to reach the internet.
+ */
+export function resolvConfFor(network: ExecRequest['network'], hostText: string): string {
+  if (network === 'host') return hostText;
+  if (network === 'sandbox' && slirpDnsUsable(hostText)) return withLocalNameserversAs(hostText, SLIRP_DNS);
+  return withoutLocalNameservers(hostText);
+}
+
+/**
+ * Whether slirp4netns's DNS forwarder may run with this host resolv.conf. libslirp sends
+ * whatever reaches 10.0.2.3 — on any port, TCP too — to the host's first IPv4 nameserver, or
+ * to 127.0.0.1 when there is none. Were that 127.0.0.1 (or 0.0.0.0, which connects there), every
+ * service bound to the host's loopback would be open to a RUN through 10.0.2.3:PORT, so the
+ * forwarder stays off. Another loopback address (127.0.0.53) exposes only what listens on it.
+ */
+export function slirpDnsUsable(hostText: string): boolean {
+  const first = nameservers(hostText).find((ns) => /^\d+\.\d+\.\d+\.\d+$/.test(ns));
+  return first !== undefined && first !== '127.0.0.1' && first !== '0.0.0.0';
 }
 
 /** Docker's default hosts file, with the container's hostname on the loopback address. */
@@ -45,10 +88,30 @@ export function hostsFile(hostname: string): string {
   ].join('\n');
 }
 
+const LOCAL_NAMESERVER = /^\s*nameserver\s+(127\.\d+\.\d+\.\d+|::1)\s*$/;
+
 /** resolv.conf minus `nameserver` lines pointing at loopback (127.0.0.0/8, ::1). */
 export function withoutLocalNameservers(text: string): string {
   return text
     .split('\n')
-    .filter((l) => !/^\s*nameserver\s+(127\.\d+\.\d+\.\d+|::1)\s*$/.test(l))
+    .filter((l) => !LOCAL_NAMESERVER.test(l))
     .join('\n');
+}
+
+/** resolv.conf with its first loopback nameserver replaced by `ip`, in place (it keeps its rank), and the others dropped. */
+function withLocalNameserversAs(text: string, ip: string): string {
+  let replaced = false;
+  return text
+    .split('\n')
+    .flatMap((l) => {
+      if (!LOCAL_NAMESERVER.test(l)) return [l];
+      if (replaced) return [];
+      replaced = true;
+      return [`nameserver ${ip}`];
+    })
+    .join('\n');
+}
+
+function nameservers(text: string): string[] {
+  return [...text.matchAll(/^\s*nameserver\s+(\S+)/gm)].map((m) => m[1]!);
 }

@@ -10,6 +10,8 @@ import type { Ctx } from '../ctx.js';
 import { currentOwner, isOwnerAlive } from './owner.js';
 import type { RuntimeConfig } from '../../schemas/types/runtime-config.js';
 import { toRuntimeSpec, type ExecRequest } from './spec.js';
+import { withHostResolvConf } from './etc-files.js';
+import { SlirpNetworkProvider, type NetworkProvider, type SandboxNetwork } from './sandbox-network.js';
 
 /** Every container we create has this id prefix, so cleanup never touches anyone else's. */
 export const CONTAINER_PREFIX = 'tsbuild-';
@@ -42,11 +44,14 @@ export class RuncSandbox {
   readonly #stateRoot: string;
   readonly #bundleRoot: string;
   readonly #runc: string;
+  readonly #network: NetworkProvider;
 
-  constructor(opts: { stateRoot: string; bundleRoot: string; runcPath?: string }) {
+  /** `network` makes the private network of `sandbox` requests; default: slirp4netns, one per container. */
+  constructor(opts: { stateRoot: string; bundleRoot: string; runcPath?: string; network?: NetworkProvider }) {
     this.#stateRoot = opts.stateRoot;
     this.#bundleRoot = opts.bundleRoot;
     this.#runc = opts.runcPath ?? 'runc';
+    this.#network = opts.network ?? new SlirpNetworkProvider();
   }
 
   /**
@@ -60,8 +65,14 @@ export class RuncSandbox {
     const id = CONTAINER_PREFIX + randomBytes(10).toString('hex');
     const bundle = join(this.#bundleRoot, id);
     await mkdir(bundle, { recursive: true });
+    let net: SandboxNetwork | undefined;
     try {
-      const spec = toRuntimeSpec(req);
+      if (req.network === 'sandbox') {
+        net = await this.#network.acquire(ctx);
+        // No private network here (the provider warned): the host's, with the host's resolv.conf.
+        if (!net) req = { ...req, network: 'host', mounts: await withHostResolvConf(req.mounts, bundle) };
+      }
+      const spec = toRuntimeSpec(req, net ? { netnsPath: net.path } : {});
       spec.annotations = { ...spec.annotations, [OWNER_ANNOTATION]: await currentOwner() };
       // Relative: runc nests the cgroup under its own (v1) or beside it (v2), never outside the
       // caller's. Named after the container, so `runc delete` removes it, as cleanup of a killed build does.
@@ -111,9 +122,20 @@ export class RuncSandbox {
         ctx.signal.removeEventListener('abort', onAbort);
       }
     } finally {
-      await this.#delete(id);
-      await rm(bundle, { recursive: true, force: true });
+      try {
+        await this.#delete(id);
+      } finally {
+        // After the container is gone: nothing is left in the namespace.
+        // Reused by a later RUN only if this one could not reconfigure it (no CAP_NET_ADMIN).
+        await net?.release(!req.privileged);
+        await rm(bundle, { recursive: true, force: true });
+      }
     }
+  }
+
+  /** Tears down the private networks kept for reuse (see SlirpNetworkProvider); call when no run is left. */
+  async close(): Promise<void> {
+    await this.#network.close();
   }
 
   /**

@@ -32,8 +32,12 @@ export interface ExecRequest {
   /** Supplementary groups; the spec adds `gid` in front (see toRuntimeSpec). */
   readonly additionalGids: readonly number[];
   readonly hostname: string;
-  /** `host` shares the host's network namespace; `none` gets a fresh one with only `lo`. */
-  readonly network: 'host' | 'none';
+  /**
+   * `host` shares the host's network namespace; `none` gets a fresh one with only `lo`;
+   * `sandbox` joins a private one with user-mode networking that the runner sets up (see
+   * src/runtime/sandbox-network.ts and the `netnsPath` option of toRuntimeSpec).
+   */
+  readonly network: 'host' | 'none' | 'sandbox';
   readonly mounts: readonly BindMount[];
   /** RUN --security=insecure: these capabilities (all the builder has), nothing masked or read-only in /proc and /sys. */
   readonly privileged?: { readonly capabilities: readonly string[] };
@@ -123,20 +127,26 @@ function resources(limits: CgroupLimits | undefined): Omit<LinuxResources, 'devi
  * - capabilities: root gets the default set as bounding, effective and permitted; a non-root
  *   user gets it as bounding only, as moby does ("to match what execve does") — otherwise
  *   `USER app` would run with root's capabilities under runc. No ambient capabilities.
- * - network `host` adds no network namespace (the host's is shared); `none` adds an empty one.
+ * - network `host` adds no network namespace (the host's is shared); `none` adds an empty one;
+ *   `sandbox` joins the namespace at `opts.netnsPath`, which the runner made for this container.
  * No seccomp profile and no AppArmor: not applied yet. Default devices (null, zero, full,
  * random, urandom, tty) are created and allowed by runc itself.
  */
-export function toRuntimeSpec(req: ExecRequest): RuntimeConfig {
+export function toRuntimeSpec(req: ExecRequest, opts: { readonly netnsPath?: string } = {}): RuntimeConfig {
   const caps = [...(req.privileged?.capabilities ?? DEFAULT_CAPABILITIES)];
   const capabilities = req.uid === 0 ? { bounding: caps, effective: [...caps], permitted: [...caps] } : { bounding: caps };
-  const namespaces: { type: 'pid' | 'ipc' | 'uts' | 'mount' | 'network' }[] = [
+  const namespaces: { type: 'pid' | 'ipc' | 'uts' | 'mount' | 'network'; path?: string }[] = [
     { type: 'pid' },
     { type: 'ipc' },
     { type: 'uts' },
     { type: 'mount' },
   ];
   if (req.network === 'none') namespaces.push({ type: 'network' });
+  if (req.network === 'sandbox') {
+    // Never the host's by accident: without a namespace to join there is no spec.
+    if (!opts.netnsPath) throw new Error('network sandbox needs the path of its network namespace');
+    namespaces.push({ type: 'network', path: opts.netnsPath });
+  }
   return {
     ociVersion: '1.0.2',
     process: {

@@ -53,7 +53,8 @@ export interface ExecOp {
   readonly cwd: string;
   /** As written in USER: `name`, `uid`, `name:group`, `uid:gid`; empty means root. */
   readonly user: string;
-  readonly network: 'host' | 'none';
+  /** `sandbox` is BuildKit's default (a private network namespace); `host` needs the network.host entitlement. */
+  readonly network: 'sandbox' | 'host' | 'none';
   /** `--ulimit` of the build: resource limits by RLIMIT name; absent when none were given. */
   readonly ulimits?: readonly Ulimit[];
   /** `--shm-size` of the build, in bytes; absent = 64 MiB. */

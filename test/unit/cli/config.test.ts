@@ -90,13 +90,22 @@ parse('the validator and schemas/tsbuild/config.schema.json name the same keys',
   const schema = JSON.parse(await readFile(fileURLToPath(new URL('../../../../schemas/tsbuild/config.schema.json', import.meta.url)), 'utf8')) as {
     properties: Record<string, { properties?: Record<string, unknown> }> & { registry: { additionalProperties: { properties: Record<string, unknown> } } };
   };
-  assert.equal(Object.keys(schema.properties).sort(), ['gc', 'max-parallelism', 'network', 'progress', 'registry', 'root', 'unpack']);
+  assert.equal(Object.keys(schema.properties).sort(), ['build', 'gc', 'max-parallelism', 'network', 'progress', 'registry', 'root', 'unpack']);
+  assert.equal(Object.keys(schema.properties.build!.properties!).sort(), ['allow']);
+  parseConfig('[build]\nallow = ["network.host", "security.insecure"]\n', 'x.toml');
   assert.equal(Object.keys(schema.properties.network!.properties!).sort(), ['connect-timeout', 'idle-timeout', 'response-timeout', 'retry-budget']);
   parseConfig('[network]\nconnect-timeout = "1s"\nresponse-timeout = "2s"\nidle-timeout = "3s"\nretry-budget = "4s"\n', 'x.toml');
   assert.equal(Object.keys(schema.properties.gc!.properties!).sort(), ['keep-duration', 'keep-storage']);
   assert.equal(Object.keys(schema.properties.registry.additionalProperties.properties).sort(), ['insecure', 'mirrors']);
   // Every schema key is accepted by the validator.
   parseConfig(GOOD, 'x.toml');
+});
+
+parse('[build] allow grants entitlements; an unknown one or a non-array is named with file and line', () => {
+  assert.equal(parseConfig('[build]\nallow = ["network.host"]\n', 'x.toml').config, { build: { allow: ['network.host'] } });
+  assert.throws(() => parseConfig('[build]\nallow = ["network.hots"]\n', 'x.toml'), /x\.toml:2: build\.allow: unknown entitlement string "network\.hots" \(known: security\.insecure, network\.host\)/);
+  assert.throws(() => parseConfig('[build]\nallow = "network.host"\n', 'x.toml'), /x\.toml:2: build\.allow: expected an array/);
+  assert.throws(() => parseConfig('[build]\nalow = []\n', 'x.toml'), /x\.toml:2: build\.alow/);
 });
 
 const prec = suite('config: precedence and sources');

@@ -31,11 +31,13 @@ test('secret errors name the flag', () => {
   assert.throws(() => parseSecrets(['id'], {}), /expected key=value/);
 });
 
-test('--ssh default takes $SSH_AUTH_SOCK; --allow knows security.insecure', () => {
+test('--ssh default takes $SSH_AUTH_SOCK; --allow knows security.insecure and network.host', () => {
   assert.equal([...parseSsh(['default', 'other=/run/o.sock'], { SSH_AUTH_SOCK: '/tmp/agent' })], [['default', '/tmp/agent'], ['other', '/run/o.sock']]);
   assert.throws(() => parseSsh(['default'], {}), /SSH_AUTH_SOCK is not set/);
-  assert.equal(parseAllow(['security.insecure']), { allowInsecure: true });
-  assert.equal(parseAllow([]), { allowInsecure: false });
+  assert.equal(parseAllow(['security.insecure']), { allowInsecure: true, allowNetworkHost: false });
+  assert.equal(parseAllow(['network.host']), { allowInsecure: false, allowNetworkHost: true });
+  assert.equal(parseAllow(['network.host,security.insecure']), { allowInsecure: true, allowNetworkHost: true });
+  assert.equal(parseAllow([]), { allowInsecure: false, allowNetworkHost: false });
   assert.throws(() => parseAllow(['device']), /unknown entitlement/);
 });
 

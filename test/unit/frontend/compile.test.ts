@@ -68,6 +68,21 @@ const all = (v: Vertex | undefined, out = new Set<Vertex>()): Set<Vertex> => {
   return out;
 };
 
+test('RUN network: a private one by default; host is the network.host entitlement, refused at the RUN\'s line unless allowed', async () => {
+  const net = async (text: string, o: Partial<CompileOptions> = {}) => ((await compile(text, o)).target!.op as { network: string }).network;
+  assert.is(await net('FROM busybox\nRUN true\n'), 'sandbox');
+  assert.is(await net('FROM busybox\nRUN --network=default true\n', { network: 'none' }), 'none');
+  assert.is(await net('FROM busybox\nRUN --network=host true\n', { allowNetworkHost: true }), 'host');
+  assert.is(await net('FROM busybox\nRUN true\n', { network: 'host', allowNetworkHost: true }), 'host');
+  const e = await error('FROM busybox\nRUN echo hi\nRUN --network=host true\n');
+  assert.is(e.location?.line, 3);
+  assert.match(e.message, 'RUN --network=host: entitlement network.host is not allowed');
+  assert.match(e.hint ?? '', '--allow network.host');
+  assert.is((await error('FROM busybox\nRUN true\n', { network: 'host' })).location?.line, 2);
+  // Only the stages the target needs are converted, so an unused stage's RUN is not refused (BuildKit's rule too).
+  assert.is(await net('FROM busybox AS unused\nRUN --network=host true\nFROM busybox\nRUN true\n'), 'sandbox');
+});
+
 test('RUN: shell form, env with ARGs, cwd, user, network; history with |N args', async () => {
   const p = await compile('FROM busybox\nARG V=2\nENV A=1\nWORKDIR app\nUSER app\nRUN --network=none make ${A}\n');
   const run = p.target!;

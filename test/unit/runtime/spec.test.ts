@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { toRuntimeSpec, DEFAULT_CAPABILITIES, type ExecRequest } from '../../../src/runtime/spec.js';
-import { hostsFile, withoutLocalNameservers, writeEtcFiles } from '../../../src/runtime/etc-files.js';
+import { hostsFile, resolvConfFor, slirpDnsUsable, withHostResolvConf, withoutLocalNameservers, writeEtcFiles } from '../../../src/runtime/etc-files.js';
 
 // Compiled to dist/test/unit/runtime: the golden files live in the source tree.
 const GOLDEN = fileURLToPath(new URL('../../../../test/golden/runtime/spec/config.json', import.meta.url));
@@ -83,6 +83,12 @@ const cases: { name: string; req: Partial<ExecRequest>; check(s: ReturnType<type
 ];
 for (const c of cases) spec(c.name, () => c.check(toRuntimeSpec({ ...base, ...c.req })));
 
+spec('network sandbox joins the namespace the runner made, and never runs without one', () => {
+  const s = toRuntimeSpec({ ...base, network: 'sandbox' }, { netnsPath: '/proc/1/fd/9' });
+  assert.equal(s.linux!.namespaces!.at(-1), { type: 'network', path: '/proc/1/fd/9' });
+  assert.throws(() => toRuntimeSpec({ ...base, network: 'sandbox' }), /network namespace/);
+});
+
 spec.run();
 
 const etc = suite('etc files');
@@ -94,6 +100,38 @@ etc('hosts maps the hostname to loopback', () => {
 etc('withoutLocalNameservers drops only loopback nameservers', () => {
   const input = 'search example.com\nnameserver 127.0.0.53\nnameserver 10.0.0.1\nnameserver ::1\noptions edns0\n';
   assert.is(withoutLocalNameservers(input), 'search example.com\nnameserver 10.0.0.1\noptions edns0\n');
+});
+
+etc('resolv.conf for the slirp sandbox: loopback nameservers become 10.0.2.3 in place, others stay', () => {
+  const resolved = 'search lan\nnameserver 127.0.0.53\noptions edns0 trust-ad\n';
+  assert.is(resolvConfFor('sandbox', resolved), 'search lan\nnameserver 10.0.2.3\noptions edns0 trust-ad\n');
+  const mixed = 'nameserver 127.0.0.53\nnameserver 10.0.0.1\nnameserver ::1\n';
+  assert.is(resolvConfFor('sandbox', mixed), 'nameserver 10.0.2.3\nnameserver 10.0.0.1\n');
+  assert.is(resolvConfFor('sandbox', 'nameserver 10.255.255.53\n'), 'nameserver 10.255.255.53\n');
+  assert.is(resolvConfFor('host', resolved), resolved);
+  assert.is(resolvConfFor('none', resolved), 'search lan\noptions edns0 trust-ad\n');
+});
+
+etc('the slirp DNS forwarder stays off when it would lead to the host\'s 127.0.0.1 (any port)', () => {
+  assert.ok(slirpDnsUsable('nameserver 127.0.0.53\n'));
+  assert.ok(slirpDnsUsable('nameserver ::1\nnameserver 10.1.1.1\n'), 'libslirp takes the first IPv4 one');
+  assert.not.ok(slirpDnsUsable('nameserver 127.0.0.1\nnameserver 10.1.1.1\n'));
+  assert.not.ok(slirpDnsUsable('nameserver 0.0.0.0\n'));
+  assert.not.ok(slirpDnsUsable('search lan\n'), 'no nameserver: libslirp uses 127.0.0.1');
+  assert.is(resolvConfFor('sandbox', 'nameserver 127.0.0.1\nnameserver 10.1.1.1\n'), 'nameserver 10.1.1.1\n');
+});
+
+etc('withHostResolvConf puts the host\'s file as is over /etc/resolv.conf (a RUN falling back to the host network)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tsbuild-etc-'));
+  try {
+    const hostResolv = join(dir, 'host-resolv.conf');
+    await writeFile(hostResolv, 'nameserver 127.0.0.53\n');
+    const mounts = await withHostResolvConf(base.mounts, dir, hostResolv);
+    assert.equal(mounts.map((m) => m.source), ['/tmp/b/hosts', join(dir, 'resolv.conf')]);
+    assert.is(await readFile(join(dir, 'resolv.conf'), 'utf8'), 'nameserver 127.0.0.53\n');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 etc('writeEtcFiles writes both files and returns bind mounts over /etc', async () => {
@@ -112,6 +150,9 @@ etc('writeEtcFiles writes both files and returns bind mounts over /etc', async (
     assert.is(await readFile(join(dir, 'none/hosts'), 'utf8'), hostsFile('h1'));
     await writeEtcFiles(join(dir, 'host'), { hostname: 'h1', network: 'host', hostResolvConf: hostResolv });
     assert.is(await readFile(join(dir, 'host/resolv.conf'), 'utf8'), 'nameserver 127.0.0.53\nnameserver 10.1.1.1\n');
+    await mkdir(join(dir, 'sandbox'));
+    await writeEtcFiles(join(dir, 'sandbox'), { hostname: 'h1', network: 'sandbox', hostResolvConf: hostResolv });
+    assert.is(await readFile(join(dir, 'sandbox/resolv.conf'), 'utf8'), 'nameserver 10.0.2.3\nnameserver 10.1.1.1\n');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

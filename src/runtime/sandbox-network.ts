@@ -1,0 +1,133 @@
+import type { Ctx } from '../ctx.js';
+import { BuildError, isAbortError } from '../errors.js';
+import { readHostResolvConf, slirpDnsUsable } from './etc-files.js';
+import { createNetNamespace, NetNamespaceError, type NetNamespace } from './net-namespace.js';
+import { SlirpError, startSlirp, type Slirp } from './slirp.js';
+
+/** A private network lent to one container: a namespace to join, given back by `release`. */
+export interface SandboxNetwork {
+  /** Path of the network namespace (for the runtime spec's `namespaces[].path`). */
+  readonly path: string;
+  /**
+   * Gives it back once the container is gone. `reusable`: the container could not change the
+   * namespace (no CAP_NET_ADMIN), so the next RUN may get it; otherwise it is torn down.
+   */
+  release(reusable: boolean): Promise<void>;
+}
+
+/** Makes the `sandbox` network of RUN steps. */
+export interface NetworkProvider {
+  /**
+   * A private network, or undefined when none can be made on this machine: the caller then
+   * uses the host's network (the provider has told the user once, through ctx.events).
+   */
+  acquire(ctx: Ctx): Promise<SandboxNetwork | undefined>;
+  /** Tears down every network it holds; later releases tear theirs down. */
+  close(): Promise<void>;
+}
+
+/** Idle networks kept for reuse; more RUNs than this at once is rare on a builder. */
+const MAX_IDLE = 16;
+
+interface Held {
+  readonly ns: NetNamespace;
+  readonly slirp: Slirp;
+}
+
+/**
+ * BuildKit's default RUN network, without a bridge or any change to the host: a network
+ * namespace of our own, connected to the outside by slirp4netns (user-mode networking, so it
+ * works as root of our own user namespace too). A RUN reaches what an unprivileged process on
+ * the host reaches, except the host's loopback services.
+ *
+ * Pooled per build, as BuildKit pools its namespaces: making one takes ~13 ms here and tearing
+ * it down ~23 ms (the kernel unregistering slirp's tap device), a third of a short RUN. A
+ * namespace goes back to the pool only when its RUN had no CAP_NET_ADMIN (not
+ * --security=insecure): such a RUN cannot change addresses, routes or filters, and its sockets
+ * die with its processes, so the next RUN finds it as new.
+ *
+ * One instance per build: the fallback warning is printed once per build.
+ */
+export class SlirpNetworkProvider implements NetworkProvider {
+  /** Why no private network can be made here; set by the first failure. */
+  #unavailable?: string;
+  #worked = false;
+  #dnsWarned = false;
+  #closed = false;
+  readonly #idle: Held[] = [];
+  readonly #hostResolvConf: string | undefined;
+
+  constructor(opts: { hostResolvConf?: string } = {}) {
+    this.#hostResolvConf = opts.hostResolvConf;
+  }
+
+  async acquire(ctx: Ctx): Promise<SandboxNetwork | undefined> {
+    ctx.signal.throwIfAborted();
+    if (this.#unavailable !== undefined) return undefined;
+    for (let h = this.#idle.pop(); h; h = this.#idle.pop()) {
+      if (h.slirp.alive()) return this.#lend(h);
+      await destroy(h);
+    }
+    const h = await this.#create(ctx);
+    return h && this.#lend(h);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all(this.#idle.splice(0).map(destroy));
+  }
+
+  #lend(h: Held): SandboxNetwork {
+    let released = false;
+    return {
+      path: h.ns.path,
+      release: async (reusable) => {
+        if (released) return;
+        released = true;
+        if (reusable && !this.#closed && h.slirp.alive() && this.#idle.length < MAX_IDLE) this.#idle.push(h);
+        else await destroy(h);
+      },
+    };
+  }
+
+  async #create(ctx: Ctx): Promise<Held | undefined> {
+    let ns: NetNamespace | undefined;
+    try {
+      ns = await createNetNamespace(ctx.signal);
+      const dns = slirpDnsUsable(await readHostResolvConf(this.#hostResolvConf));
+      if (!dns && !this.#dnsWarned) {
+        this.#dnsWarned = true;
+        ctx.events.emit({
+          type: 'warning',
+          message:
+            "RUN steps have no DNS forwarder: the host's first nameserver is 127.0.0.1 (or none), and forwarding to it would open the host's loopback services to RUN; loopback nameservers are left out of their resolv.conf",
+          at: Date.now(),
+        });
+      }
+      const slirp = await startSlirp(ns.path, { dns, signal: ctx.signal });
+      this.#worked = true;
+      return { ns, slirp };
+    } catch (e) {
+      await ns?.close();
+      if (ctx.signal.aborted || isAbortError(e)) throw e;
+      const message = e instanceof Error ? e.message : String(e);
+      // A setup that worked before in this build and fails now is a fault, not a missing feature.
+      if (this.#worked || !(e instanceof NetNamespaceError || e instanceof SlirpError)) {
+        throw new BuildError('RUNTIME', `cannot set up the network of a RUN step: ${message}`, { cause: e });
+      }
+      if (this.#unavailable === undefined) {
+        this.#unavailable = message;
+        ctx.events.emit({ type: 'warning', message: `RUN steps use the host's network: no private network can be made here (${message})`, at: Date.now() });
+      }
+      return undefined;
+    }
+  }
+}
+
+async function destroy(h: Held): Promise<void> {
+  try {
+    await h.slirp.stop();
+  } finally {
+    await h.ns.close();
+  }
+}

@@ -1,0 +1,99 @@
+import { spawn } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+
+/** A running slirp4netns serving one network namespace. */
+export interface Slirp {
+  readonly pid: number;
+  /** False once it has exited (crashed, or stopped). */
+  alive(): boolean;
+  /** Closes its exit fd (it then exits by itself) and waits for it; kills it by pid if it lingers. */
+  stop(): Promise<void>;
+}
+
+/** slirp4netns could not start; `missing` when the binary is not installed. */
+export class SlirpError extends Error {
+  constructor(
+    message: string,
+    readonly missing: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/** How long slirp4netns may take to configure the namespace (it takes ~3 ms here). */
+const READY_TIMEOUT_MS = 10_000;
+/** How long it may take to exit after its exit fd closed before it is killed. */
+const EXIT_TIMEOUT_MS = 2_000;
+
+/**
+ * Starts slirp4netns (user-mode networking) on the namespace at `nsPath`: tap0 10.0.2.100/24,
+ * gateway 10.0.2.2, DNS forwarder 10.0.2.3 (unless `dns` is false), `lo` up. The namespace
+ * reaches the outside through ordinary sockets of this process's network namespace, as an
+ * unprivileged program would; `--disable-host-loopback` refuses connections to the host's
+ * 127.0.0.1 through the gateway. `--enable-sandbox --enable-seccomp` confine slirp4netns itself
+ * (it parses every packet a RUN sends), as rootless podman runs it.
+ *
+ * Its --ready-fd and --exit-fd are socket pairs with this process: startup is awaited, and when
+ * we close our end (or die, however) slirp4netns sees the event and exits, so no process outlives
+ * the build.
+ */
+export async function startSlirp(nsPath: string, opts: { dns: boolean; signal: AbortSignal }): Promise<Slirp> {
+  opts.signal.throwIfAborted();
+  const args = [
+    '--configure',
+    '--mtu=65520',
+    '--disable-host-loopback',
+    '--enable-sandbox',
+    '--enable-seccomp',
+    ...(opts.dns ? [] : ['--disable-dns']),
+    '--ready-fd=3',
+    '--exit-fd=4',
+    '--netns-type=path',
+    nsPath,
+    'tap0',
+  ];
+  const child = spawn('slirp4netns', args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
+  const ready = child.stdio[3] as Readable;
+  const exitFd = child.stdio[4] as Writable;
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4096)));
+  const closed = new Promise<void>((r) => child.once('close', () => r()));
+  const kill = () => child.kill('SIGKILL');
+  const stop = async () => {
+    exitFd.destroy();
+    ready.destroy();
+    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const timer = setTimeout(kill, EXIT_TIMEOUT_MS);
+    await closed;
+    clearTimeout(timer);
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new SlirpError(`slirp4netns not ready after ${READY_TIMEOUT_MS / 1000}s`, false)), READY_TIMEOUT_MS);
+      const onAbort = () => reject(opts.signal.reason);
+      opts.signal.addEventListener('abort', onAbort, { once: true });
+      const settle = (f: () => void) => () => {
+        clearTimeout(timer);
+        opts.signal.removeEventListener('abort', onAbort);
+        f();
+      };
+      child.once('error', (e: NodeJS.ErrnoException) =>
+        settle(() => reject(new SlirpError(e.code === 'ENOENT' ? 'slirp4netns not found' : `cannot run slirp4netns: ${e.message}`, e.code === 'ENOENT')))(),
+      );
+      ready.once('data', settle(resolve));
+      child.once('close', (code, signal) =>
+        settle(() => reject(new SlirpError(`slirp4netns failed (${signal ?? `exit code ${code}`}): ${lastLine(stderr)}`, false)))(),
+      );
+    });
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  // Nothing reads its stderr any more: keep the pipe drained.
+  child.stderr!.resume();
+  return { pid: child.pid!, alive: () => child.exitCode === null && child.signalCode === null, stop };
+}
+
+function lastLine(text: string): string {
+  return text.trim().split('\n').filter((l) => !/^(sent|received) tapfd|^starting slirp/.test(l)).pop() ?? '';
+}
