@@ -360,7 +360,7 @@ function parseAddHost(v: string): { host: string; ip: string } {
   if (!m || !ip || !(isIP(ip) || ip === 'host-gateway')) {
     throw new BuildError('USAGE', `--add-host ${JSON.stringify(v)}: expected HOST:IP (e.g. db:10.0.0.5)`);
   }
-  if (ip === 'host-gateway') throw new BuildError('USAGE', `--add-host ${JSON.stringify(v)}: host-gateway needs a bridge network; RUN shares the host's, so use 127.0.0.1`);
+  if (ip === 'host-gateway') throw new BuildError('USAGE', `--add-host ${JSON.stringify(v)}: host-gateway needs a bridge network; RUN's private network has none (and never reaches the host's loopback), so give the host's address`);
   return { host: m[1]!, ip };
 }
 

@@ -53,26 +53,18 @@ export async function readHostResolvConf(path = '/etc/resolv.conf'): Promise<str
  * BuildKit's rule (executor/oci/resolvconf.go): `host` gets the host's file as is; any other
  * network loses the loopback nameservers (systemd-resolved's 127.0.0.53, dnsmasq's 127.0.0.1),
  * which would be the container itself there. For `sandbox` (slirp4netns) they become
- * 10.0.2.3, which slirp forwards to the host's resolver — unless the forwarder must stay off
- * (slirpDnsUsable). Where BuildKit falls back to Google's servers we add nothing: no test or
- * CI host is assumed to reach the internet.
+ * 10.0.2.3 instead, which slirp forwards to the host's first nameserver (only port 53: other
+ * ports of 10.0.2.3 are unreachable, checked in test/integration/run-network.test.ts); so does
+ * a file naming none, as the host's resolver then uses 127.0.0.1. Where BuildKit falls back to
+ * Google's servers we add nothing: no test or CI host is assumed to reach the internet.
  */
 export function resolvConfFor(network: ExecRequest['network'], hostText: string): string {
   if (network === 'host') return hostText;
-  if (network === 'sandbox' && slirpDnsUsable(hostText)) return withLocalNameserversAs(hostText, SLIRP_DNS);
+  if (network === 'sandbox') {
+    if (nameservers(hostText).length === 0) return `${hostText}${hostText === '' || hostText.endsWith('\n') ? '' : '\n'}nameserver ${SLIRP_DNS}\n`;
+    return withLocalNameserversAs(hostText, SLIRP_DNS);
+  }
   return withoutLocalNameservers(hostText);
-}
-
-/**
- * Whether slirp4netns's DNS forwarder may run with this host resolv.conf. libslirp sends
- * whatever reaches 10.0.2.3 — on any port, TCP too — to the host's first IPv4 nameserver, or
- * to 127.0.0.1 when there is none. Were that 127.0.0.1 (or 0.0.0.0, which connects there), every
- * service bound to the host's loopback would be open to a RUN through 10.0.2.3:PORT, so the
- * forwarder stays off. Another loopback address (127.0.0.53) exposes only what listens on it.
- */
-export function slirpDnsUsable(hostText: string): boolean {
-  const first = nameservers(hostText).find((ns) => /^\d+\.\d+\.\d+\.\d+$/.test(ns));
-  return first !== undefined && first !== '127.0.0.1' && first !== '0.0.0.0';
 }
 
 /** Docker's default hosts file, with the container's hostname on the loopback address. */

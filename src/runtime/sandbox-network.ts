@@ -1,6 +1,5 @@
 import type { Ctx } from '../ctx.js';
 import { BuildError, isAbortError } from '../errors.js';
-import { readHostResolvConf, slirpDnsUsable } from './etc-files.js';
 import { createNetNamespace, NetNamespaceError, type NetNamespace } from './net-namespace.js';
 import { SlirpError, startSlirp, type Slirp } from './slirp.js';
 
@@ -52,14 +51,8 @@ export class SlirpNetworkProvider implements NetworkProvider {
   /** Why no private network can be made here; set by the first failure. */
   #unavailable?: string;
   #worked = false;
-  #dnsWarned = false;
   #closed = false;
   readonly #idle: Held[] = [];
-  readonly #hostResolvConf: string | undefined;
-
-  constructor(opts: { hostResolvConf?: string } = {}) {
-    this.#hostResolvConf = opts.hostResolvConf;
-  }
 
   async acquire(ctx: Ctx): Promise<SandboxNetwork | undefined> {
     ctx.signal.throwIfAborted();
@@ -94,17 +87,7 @@ export class SlirpNetworkProvider implements NetworkProvider {
     let ns: NetNamespace | undefined;
     try {
       ns = await createNetNamespace(ctx.signal);
-      const dns = slirpDnsUsable(await readHostResolvConf(this.#hostResolvConf));
-      if (!dns && !this.#dnsWarned) {
-        this.#dnsWarned = true;
-        ctx.events.emit({
-          type: 'warning',
-          message:
-            "RUN steps have no DNS forwarder: the host's first nameserver is 127.0.0.1 (or none), and forwarding to it would open the host's loopback services to RUN; loopback nameservers are left out of their resolv.conf",
-          at: Date.now(),
-        });
-      }
-      const slirp = await startSlirp(ns.path, { dns, signal: ctx.signal });
+      const slirp = await startSlirp(ns.path, { signal: ctx.signal });
       this.#worked = true;
       return { ns, slirp };
     } catch (e) {

@@ -27,7 +27,7 @@ const EXIT_TIMEOUT_MS = 2_000;
 
 /**
  * Starts slirp4netns (user-mode networking) on the namespace at `nsPath`: tap0 10.0.2.100/24,
- * gateway 10.0.2.2, DNS forwarder 10.0.2.3 (unless `dns` is false), `lo` up. The namespace
+ * gateway 10.0.2.2, DNS forwarder 10.0.2.3 (to the host's first nameserver, port 53 only), `lo` up. The namespace
  * reaches the outside through ordinary sockets of this process's network namespace, as an
  * unprivileged program would; `--disable-host-loopback` refuses connections to the host's
  * 127.0.0.1 through the gateway. `--enable-sandbox --enable-seccomp` confine slirp4netns itself
@@ -37,7 +37,7 @@ const EXIT_TIMEOUT_MS = 2_000;
  * we close our end (or die, however) slirp4netns sees the event and exits, so no process outlives
  * the build.
  */
-export async function startSlirp(nsPath: string, opts: { dns: boolean; signal: AbortSignal }): Promise<Slirp> {
+export async function startSlirp(nsPath: string, opts: { signal: AbortSignal }): Promise<Slirp> {
   opts.signal.throwIfAborted();
   const args = [
     '--configure',
@@ -45,7 +45,6 @@ export async function startSlirp(nsPath: string, opts: { dns: boolean; signal: A
     '--disable-host-loopback',
     '--enable-sandbox',
     '--enable-seccomp',
-    ...(opts.dns ? [] : ['--disable-dns']),
     '--ready-fd=3',
     '--exit-fd=4',
     '--netns-type=path',
@@ -94,6 +93,8 @@ export async function startSlirp(nsPath: string, opts: { dns: boolean; signal: A
   return { pid: child.pid!, alive: () => child.exitCode === null && child.signalCode === null, stop };
 }
 
+/** The line of its stderr that says what went wrong, not its progress and warning chatter. */
 function lastLine(text: string): string {
-  return text.trim().split('\n').filter((l) => !/^(sent|received) tapfd|^starting slirp/.test(l)).pop() ?? '';
+  const lines = text.trim().split('\n');
+  return lines.filter((l) => !/^(sent|received) tapfd|^starting slirp|^WARNING: |^child failed/.test(l)).pop() ?? lines.pop() ?? '';
 }

@@ -223,11 +223,11 @@ test('--network=none has only lo; --security=insecure needs --allow security.ins
 
 test('build --network none is the default of RUN (RUN --network=host still overrides it); --add-host adds /etc/hosts entries', async () => {
   const ctx = await env.context(['FROM busybox', 'RUN ls /sys/class/net > /nets-default', 'RUN --network=host ls /sys/class/net > /nets-host', 'RUN grep -E "db|v6" /etc/hosts > /hosts || true'].join('\n'));
-  const { out } = await build(ctx, 'network-none', ['--network', 'none', '--add-host', 'db:10.1.2.3', '--add-host', 'v6=[fd00::1]']);
+  const { out } = await build(ctx, 'network-none', ['--network', 'none', '--allow', 'network.host', '--add-host', 'db:10.1.2.3', '--add-host', 'v6=[fd00::1]']);
   assert.is(read(join(out, 'nets-default')), 'lo');
   assert.ok(read(join(out, 'nets-host')).split('\n').length > 1, 'the host\'s interfaces');
   assert.is(read(join(out, 'hosts')), '10.1.2.3\tdb\nfd00::1\tv6');
-  const again = await build(ctx, 'network-none-2', ['--network', 'none', '--add-host', 'db:10.9.9.9']);
+  const again = await build(ctx, 'network-none-2', ['--network', 'none', '--allow', 'network.host', '--add-host', 'db:10.9.9.9']);
   assert.is(read(join(again.out, 'hosts')), '10.9.9.9\tdb', 'another host entry is another cache key, never a stale hit');
   const bad = await tsbuild(['--root', env.root, 'build', '--add-host', 'db', ctx]);
   assert.is(bad.code, 2);

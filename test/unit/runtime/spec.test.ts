@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { toRuntimeSpec, DEFAULT_CAPABILITIES, type ExecRequest } from '../../../src/runtime/spec.js';
-import { hostsFile, resolvConfFor, slirpDnsUsable, withHostResolvConf, withoutLocalNameservers, writeEtcFiles } from '../../../src/runtime/etc-files.js';
+import { hostsFile, resolvConfFor, withHostResolvConf, withoutLocalNameservers, writeEtcFiles } from '../../../src/runtime/etc-files.js';
 
 // Compiled to dist/test/unit/runtime: the golden files live in the source tree.
 const GOLDEN = fileURLToPath(new URL('../../../../test/golden/runtime/spec/config.json', import.meta.url));
@@ -112,13 +112,10 @@ etc('resolv.conf for the slirp sandbox: loopback nameservers become 10.0.2.3 in 
   assert.is(resolvConfFor('none', resolved), 'search lan\noptions edns0 trust-ad\n');
 });
 
-etc('the slirp DNS forwarder stays off when it would lead to the host\'s 127.0.0.1 (any port)', () => {
-  assert.ok(slirpDnsUsable('nameserver 127.0.0.53\n'));
-  assert.ok(slirpDnsUsable('nameserver ::1\nnameserver 10.1.1.1\n'), 'libslirp takes the first IPv4 one');
-  assert.not.ok(slirpDnsUsable('nameserver 127.0.0.1\nnameserver 10.1.1.1\n'));
-  assert.not.ok(slirpDnsUsable('nameserver 0.0.0.0\n'));
-  assert.not.ok(slirpDnsUsable('search lan\n'), 'no nameserver: libslirp uses 127.0.0.1');
-  assert.is(resolvConfFor('sandbox', 'nameserver 127.0.0.1\nnameserver 10.1.1.1\n'), 'nameserver 10.1.1.1\n');
+etc('resolv.conf for the slirp sandbox naming no nameserver gets 10.0.2.3 (the host would use its own 127.0.0.1)', () => {
+  assert.is(resolvConfFor('sandbox', 'search lan'), 'search lan\nnameserver 10.0.2.3\n');
+  assert.is(resolvConfFor('sandbox', ''), 'nameserver 10.0.2.3\n');
+  assert.is(resolvConfFor('none', ''), '');
 });
 
 etc('withHostResolvConf puts the host\'s file as is over /etc/resolv.conf (a RUN falling back to the host network)', async () => {
