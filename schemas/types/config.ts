@@ -29,7 +29,6 @@ export interface TsbuildConfig {
      */
     "keep-duration"?: string;
   };
-  build?: BuildConfig;
   network?: NetworkConfig;
   /**
    * Limits on unpacking one ADD archive or one image layer, against decompression bombs. The allowed size is max-expanded-bytes or, when lower, max-expansion-ratio × the compressed size (at least 1 GiB).
@@ -49,20 +48,24 @@ export interface TsbuildConfig {
     "max-entries"?: number;
   };
   /**
+   * Defaults of tsbuild build.
+   */
+  build?: {
+    /**
+     * How RUN steps are isolated and snapshots made (default auto: the best the environment allows). --isolation wins.
+     */
+    isolation?: "auto" | "overlay" | "rootless" | "chroot";
+    /**
+     * Entitlements every build has, as --allow (buildkitd.toml's insecure-entitlements): network.host lets RUN use the host's network, security.insecure allows RUN --security=insecure.
+     */
+    allow?: ("security.insecure" | "network.host")[];
+  };
+  /**
    * Per registry host (as in image references: docker.io, localhost:5000).
    */
   registry?: {
     [k: string]: RegistryConfig;
   };
-}
-/**
- * Defaults of tsbuild build.
- */
-export interface BuildConfig {
-  /**
-   * Entitlements every build has, as --allow (buildkitd.toml's insecure-entitlements): network.host lets RUN use the host's network, security.insecure allows RUN --security=insecure.
-   */
-  allow?: ("security.insecure" | "network.host")[];
 }
 /**
  * Limits on waiting for registries and for the servers of ADD <URL> and remote build contexts. Durations are Go durations such as "30s", "1m30s", "500ms".

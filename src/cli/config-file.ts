@@ -7,6 +7,7 @@ import { BuildError } from '../errors.js';
 import { DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts } from '../remote/http-timeouts.js';
 import { DEFAULT_RETRY } from '../remote/transport.js';
 import { nearest } from './suggest.js';
+import { ISOLATIONS } from '../runtime/isolation.js';
 import { DEFAULT_EXPANSION_LIMITS, type ExpansionLimits } from '../oci/layer/expansion-guard.js';
 import { ENTITLEMENTS } from './run-secrets.js';
 
@@ -91,19 +92,6 @@ export function parseConfig(text: string, path: string): { config: TsbuildConfig
         }
         break;
       }
-      case 'build': {
-        config.build = {};
-        for (const [bk, bv] of Object.entries(table(v, k, fail))) {
-          const key = `build.${bk}`;
-          if (bk !== 'allow') fail(key, unknown(bk, ['allow']));
-          if (!Array.isArray(bv)) fail(key, `expected an array of entitlements such as ["network.host"], got ${show(bv)}`);
-          for (const e of bv as unknown[]) {
-            if (!(ENTITLEMENTS as readonly unknown[]).includes(e)) fail(key, `unknown entitlement ${show(e)} (known: ${ENTITLEMENTS.join(', ')})`);
-          }
-          config.build.allow = bv as (typeof ENTITLEMENTS)[number][];
-        }
-        break;
-      }
       case 'network': {
         config.network = {};
         for (const [nk, nv] of Object.entries(table(v, k, fail))) {
@@ -154,8 +142,27 @@ export function parseConfig(text: string, path: string): { config: TsbuildConfig
         }
         break;
       }
+      case 'build': {
+        config.build = {};
+        for (const [bk, bv] of Object.entries(table(v, k, fail))) {
+          const key = `build.${bk}`;
+          if (bk === 'isolation') {
+            const s = str(bv, key, fail);
+            if (!(ISOLATIONS as readonly string[]).includes(s)) fail(key, `expected one of ${ISOLATIONS.join(', ')}, got ${show(bv)}`);
+            config.build.isolation = s as (typeof ISOLATIONS)[number];
+          } else if (bk === 'allow') {
+            // Entitlements every build has, as buildkitd.toml's insecure-entitlements.
+            if (!Array.isArray(bv)) fail(key, `expected an array of entitlements such as ["network.host"], got ${show(bv)}`);
+            for (const e of bv as unknown[]) {
+              if (!(ENTITLEMENTS as readonly unknown[]).includes(e)) fail(key, `unknown entitlement ${show(e)} (known: ${ENTITLEMENTS.join(', ')})`);
+            }
+            config.build.allow = bv as (typeof ENTITLEMENTS)[number][];
+          } else fail(key, unknown(bk, ['isolation', 'allow']));
+        }
+        break;
+      }
       default:
-        fail(k, unknown(k, ['root', 'max-parallelism', 'progress', 'gc', 'build', 'network', 'registry', 'unpack']));
+        fail(k, unknown(k, ['root', 'max-parallelism', 'progress', 'gc', 'network', 'registry', 'unpack', 'build']));
     }
   }
   return { config, lines };
