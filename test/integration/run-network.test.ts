@@ -12,6 +12,7 @@ import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { createSocket } from 'node:dgram';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
@@ -47,6 +48,36 @@ async function greeter(host: string, greeting: string): Promise<Greeter> {
     },
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
+}
+
+/**
+ * A DNS server on the host's 127.0.0.1:53 (a loopback resolver, like dnsmasq's) that answers
+ * every A query with 192.0.2.123 and records the names asked; undefined when port 53 is taken.
+ */
+async function loopbackResolver(): Promise<{ readonly asked: string[]; close(): Promise<void> } | undefined> {
+  const socket = createSocket('udp4');
+  const asked: string[] = [];
+  socket.on('message', (q, peer) => {
+    const labels: string[] = [];
+    let i = 12;
+    for (; i < q.length && q[i] !== 0; i += q[i]! + 1) labels.push(q.subarray(i + 1, i + 1 + q[i]!).toString());
+    const qtype = q.readUInt16BE(i + 1);
+    asked.push(labels.join('.'));
+    const header = Buffer.from(q.subarray(0, 12));
+    header.writeUInt16BE(0x8180, 2); // response, recursion desired + available, no error
+    header.writeUInt16BE(1, 4);
+    header.writeUInt16BE(qtype === 1 ? 1 : 0, 6);
+    header.writeUInt32BE(0, 8);
+    const answer = qtype === 1 ? Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 123]) : Buffer.alloc(0);
+    socket.send(Buffer.concat([header, q.subarray(12, i + 5), answer]), peer.port, peer.address);
+  });
+  try {
+    await new Promise<void>((resolve, reject) => socket.once('error', reject).bind(53, '127.0.0.1', () => resolve()));
+  } catch {
+    socket.close();
+    return undefined;
+  }
+  return { asked, close: () => new Promise<void>((r) => socket.close(() => r())) };
 }
 
 /** This machine's first non-loopback IPv4 address (192.0.2.2 on the CI VM), if it has one. */
@@ -176,12 +207,16 @@ test('--network=none has only lo; the sandbox\'s resolv.conf is the host\'s with
   assert.is(readFileSync(join(out, 'resolv'), 'utf8'), resolvConfFor('sandbox', readFileSync('/etc/resolv.conf', 'utf8')));
 });
 
-test('with a loopback resolver (127.0.0.1) the RUN gets 10.0.2.3, which leads to its port 53 only, never to other loopback services', async () => {
+test('with a loopback resolver (127.0.0.1) the RUN gets 10.0.2.3, which resolves through it and leads to its port 53 only, never to other loopback services', async () => {
   // A private mount namespace gives this tsbuild its own /etc/resolv.conf; the host's stays untouched.
   const loop = state.loop!;
+  const resolver = await loopbackResolver();
+  if (!resolver) console.error('[run-network] NOT CHECKED: 127.0.0.1:53 is taken on this machine, so name resolution through 10.0.2.3 is not tested');
   const rc = join(env.work, 'resolv-loopback.conf');
   await writeFile(rc, 'search example.test\nnameserver 127.0.0.1\n');
-  const ctx = await env.context(['FROM busybox', `RUN cat /etc/resolv.conf > /resolv; nc -w 2 10.0.2.3 ${loop.port} </dev/null > /alias 2>&1; true`].join('\n'));
+  const ctx = await env.context(
+    ['FROM busybox', `RUN cat /etc/resolv.conf > /resolv; nc -w 2 10.0.2.3 ${loop.port} </dev/null > /alias 2>&1; nslookup tsbuild-probe.test > /lookup 2>&1; true`].join('\n'),
+  );
   const out = join(env.work, 'dns-alias-out');
   const before = loop.connections;
   const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
@@ -195,10 +230,15 @@ test('with a loopback resolver (127.0.0.1) the RUN gets 10.0.2.3, which leads to
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stderr }));
   });
+  await resolver?.close();
   assert.is(r.code, 0, r.stderr);
   assert.is(read(join(out, 'resolv')), 'search example.test\nnameserver 10.0.2.3');
   assert.not.match(read(join(out, 'alias')), 'loopback-secret');
   assert.is(loop.connections, before, 'the loopback server saw no connection');
+  if (resolver) {
+    assert.ok(resolver.asked.includes('tsbuild-probe.test'), `the host's resolver was asked: ${JSON.stringify(resolver.asked)}`);
+    assert.match(read(join(out, 'lookup')), /Address:\s+192\.0\.2\.123/);
+  }
 });
 
 test('without slirp4netns a build warns once, naming why, and its RUNs use the host network with the host\'s resolv.conf', async () => {
