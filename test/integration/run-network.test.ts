@@ -334,4 +334,20 @@ test('root of its own user namespace (rootless tsbuild) gets the same private ne
   assert.equal(leftovers(), []);
 });
 
+test('root without CAP_SYS_ADMIN cannot make a network namespace: one warning naming why, and no network handed out', async () => {
+  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn('capsh', ['--drop=cap_sys_admin', '--', '-c', `exec "${process.execPath}" "${PROBE}" 127.0.0.1 1`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  assert.is(r.code, 0, r.stderr);
+  const seen = JSON.parse(r.stdout) as { warnings: string[]; links?: string[] };
+  assert.equal(seen.warnings, ["RUN steps use the host's network: no private network can be made here (unshare: unshare failed: Operation not permitted)"]);
+  assert.is(seen.links, undefined);
+});
+
 test.run();
