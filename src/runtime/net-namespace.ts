@@ -9,15 +9,8 @@ export interface NetNamespace {
   close(): Promise<void>;
 }
 
-/** Creating the namespace failed; `denied` when the kernel refused (no CAP_SYS_ADMIN over our user namespace, seccomp). */
-export class NetNamespaceError extends Error {
-  constructor(
-    message: string,
-    readonly denied: boolean,
-  ) {
-    super(message);
-  }
-}
+/** No namespace could be made here: unshare is missing, or the kernel refused (no CAP_SYS_ADMIN over our user namespace, seccomp). */
+export class NetNamespaceError extends Error {}
 
 /**
  * Creates a network namespace owned by the user namespace we run in, so this works as real root
@@ -42,15 +35,15 @@ export async function createNetNamespace(signal: AbortSignal): Promise<NetNamesp
       child.once('close', () => resolve(false));
       child.stdin.write('x');
     }).catch((e: NodeJS.ErrnoException) => {
-      throw new NetNamespaceError(e.code === 'ENOENT' ? 'unshare (util-linux) not found' : `cannot run unshare: ${e.message}`, e.code === 'ENOENT');
+      throw new NetNamespaceError(e.code === 'ENOENT' ? 'unshare (util-linux) not found' : `cannot run unshare: ${e.message}`);
     });
     if (!echoed) {
       const msg = stderr.trim().split('\n').pop() || `unshare exited with ${child.exitCode}`;
-      throw new NetNamespaceError(msg, /not permitted|permission denied/i.test(msg));
+      throw new NetNamespaceError(msg);
     }
-    const ns = await open(`/proc/${child.pid}/ns/net`, 'r');
     // Our pid as the mounted /proc numbers it (inside a pid namespace process.pid may differ).
     const self = await readlink('/proc/self');
+    const ns = await open(`/proc/${child.pid}/ns/net`, 'r');
     return { path: `/proc/${self}/fd/${ns.fd}`, close: () => ns.close() };
   } finally {
     child.stdin.end();

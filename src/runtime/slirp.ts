@@ -10,15 +10,8 @@ export interface Slirp {
   stop(): Promise<void>;
 }
 
-/** slirp4netns could not start; `missing` when the binary is not installed. */
-export class SlirpError extends Error {
-  constructor(
-    message: string,
-    readonly missing: boolean,
-  ) {
-    super(message);
-  }
-}
+/** slirp4netns could not start: not installed, or it failed to set up the namespace. */
+export class SlirpError extends Error {}
 
 /** How long slirp4netns may take to configure the namespace (it takes ~3 ms here). */
 const READY_TIMEOUT_MS = 10_000;
@@ -68,28 +61,27 @@ export async function startSlirp(nsPath: string, opts: { signal: AbortSignal }):
   };
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new SlirpError(`slirp4netns not ready after ${READY_TIMEOUT_MS / 1000}s`, false)), READY_TIMEOUT_MS);
-      const onAbort = () => reject(opts.signal.reason);
-      opts.signal.addEventListener('abort', onAbort, { once: true });
-      const settle = (f: () => void) => () => {
+      // Whichever comes first settles; the others then find nothing to do.
+      const settle = (outcome: () => void) => () => {
         clearTimeout(timer);
         opts.signal.removeEventListener('abort', onAbort);
-        f();
+        outcome();
       };
-      child.once('error', (e: NodeJS.ErrnoException) =>
-        settle(() => reject(new SlirpError(e.code === 'ENOENT' ? 'slirp4netns not found' : `cannot run slirp4netns: ${e.message}`, e.code === 'ENOENT')))(),
-      );
+      const timer = setTimeout(settle(() => reject(new SlirpError(`slirp4netns not ready after ${READY_TIMEOUT_MS / 1000}s`))), READY_TIMEOUT_MS);
+      const onAbort = settle(() => reject(opts.signal.reason));
+      opts.signal.addEventListener('abort', onAbort, { once: true });
       ready.once('data', settle(resolve));
+      child.once('error', (e: NodeJS.ErrnoException) =>
+        settle(() => reject(new SlirpError(e.code === 'ENOENT' ? 'slirp4netns not found' : `cannot run slirp4netns: ${e.message}`)))(),
+      );
       child.once('close', (code, signal) =>
-        settle(() => reject(new SlirpError(`slirp4netns failed (${signal ?? `exit code ${code}`}): ${lastLine(stderr)}`, false)))(),
+        settle(() => reject(new SlirpError(`slirp4netns failed (${signal ?? `exit code ${code}`}): ${lastLine(stderr)}`)))(),
       );
     });
   } catch (e) {
     await stop();
     throw e;
   }
-  // Nothing reads its stderr any more: keep the pipe drained.
-  child.stderr!.resume();
   return { pid: child.pid!, alive: () => child.exitCode === null && child.signalCode === null, stop };
 }
 
