@@ -15,6 +15,7 @@ import { loadConfig } from './config-file.js';
 import { stateRoot } from './state-root.js';
 import { checkOutputDest } from './output-dest.js';
 import { effectiveSettings } from './config-command.js';
+import { createStateRoot, runInUserNamespaceIfNeeded } from '../runtime/userns-reexec.js';
 
 const VERBS = new Set(['build', 'help', ...REGISTRY_VERBS, ...GC_VERBS, ...IMAGE_VERBS, 'config']);
 /** How long cleanup may take after an interrupt (unmounting, killing a sandbox take well under a second). */
@@ -34,6 +35,10 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`error: unknown command '${first}' (Did you mean ${typo}?)\n`);
     return 2;
   }
+  // Not root with CAP_SYS_ADMIN: run again as uid 0 of a user namespace of our own (userns-reexec.ts).
+  const touchesStore = args[0] !== undefined && !args[0].startsWith('-') && !ROOTLESS_VERBS.has(args[0]);
+  const exitCode = await runInUserNamespaceIfNeeded(touchesStore, process.env).catch((err: unknown) => report(err, globals));
+  if (exitCode !== undefined) return exitCode;
 
   // The config file is read once, before any verb: a broken one is a usage error naming file:line.
   const rawRoot = globals.root;
@@ -52,6 +57,7 @@ async function main(argv: string[]): Promise<number> {
       await checkOutputDest(globals.root, 'tree', flag);
       const st = await stat(globals.root).catch(() => undefined);
       if (st && !st.isDirectory()) throw new BuildError('USAGE', `${flag} ${globals.root}: not a directory`);
+      await createStateRoot(globals.root, process.env);
     } catch (err) {
       return report(err, globals);
     }
