@@ -11,13 +11,15 @@ import { REGISTRY_VERBS, registryCommands } from './registry-commands.js';
 import { GC_VERBS, gcCommands } from './gc-commands.js';
 import { IMAGE_VERBS, imageCommands } from './image-commands.js';
 import { configCommand } from './config-command.js';
+import { infoCommand } from './info-command.js';
 import { loadConfig } from './config-file.js';
 import { stateRoot } from './state-root.js';
 import { checkOutputDest } from './output-dest.js';
 import { effectiveSettings } from './config-command.js';
 import { createStateRoot, runInUserNamespaceIfNeeded } from '../runtime/userns-reexec.js';
+import { isolationSetting } from './isolation-setting.js';
 
-const VERBS = new Set(['build', 'help', ...REGISTRY_VERBS, ...GC_VERBS, ...IMAGE_VERBS, 'config']);
+const VERBS = new Set(['build', 'help', ...REGISTRY_VERBS, ...GC_VERBS, ...IMAGE_VERBS, 'config', 'info']);
 /** How long cleanup may take after an interrupt (unmounting, killing a sandbox take well under a second). */
 const CLEANUP_GRACE_MS = 15_000;
 
@@ -35,11 +37,6 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`error: unknown command '${first}' (Did you mean ${typo}?)\n`);
     return 2;
   }
-  // Not root with CAP_SYS_ADMIN: run again as uid 0 of a user namespace of our own (userns-reexec.ts).
-  const touchesStore = args[0] !== undefined && !args[0].startsWith('-') && !ROOTLESS_VERBS.has(args[0]);
-  const exitCode = await runInUserNamespaceIfNeeded(touchesStore, process.env).catch((err: unknown) => report(err, globals));
-  if (exitCode !== undefined) return exitCode;
-
   // The config file is read once, before any verb: a broken one is a usage error naming file:line.
   const rawRoot = globals.root;
   try {
@@ -47,6 +44,12 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     return report(err, globals);
   }
+  // Not root with CAP_SYS_ADMIN: run again as uid 0 of a user namespace of our own (userns-reexec.ts).
+  const touchesStore = args[0] !== undefined && !args[0].startsWith('-') && !ROOTLESS_VERBS.has(args[0]);
+  const exitCode = await Promise.resolve()
+    .then(() => runInUserNamespaceIfNeeded({ touchesStore, isolation: isolationSetting(globals, process.env) }, process.env))
+    .catch((err: unknown) => report(err, globals));
+  if (exitCode !== undefined) return exitCode;
   globals.root = stateRoot(globals.root, process.env, globals.settings.config.root);
   if (args[0] !== undefined && !args[0].startsWith('-') && !ROOTLESS_VERBS.has(args[0])) {
     // The root is created and written into by every verb that opens it (even `images`): `/`,
@@ -79,6 +82,7 @@ async function main(argv: string[]): Promise<number> {
     .version(await version(), '-V, --version')
     .addOption(new Option('--root <dir>', 'state directory (images, layers, cache)'))
     .addOption(new Option('--config <file>', 'tsbuild.toml to read'))
+    .addOption(new Option('--isolation <mode>', 'how RUN steps are isolated: auto, overlay, rootless or chroot (default auto)'))
     .addOption(new Option('--debug', 'print stack traces'));
   let code = 0;
   program.addCommand(configure(buildCommand(globals, ac.signal, (c) => (code = c))));
@@ -86,6 +90,7 @@ async function main(argv: string[]): Promise<number> {
   for (const c of gcCommands(globals, ac.signal, (c) => (code = c))) program.addCommand(configure(c));
   for (const c of imageCommands(globals, ac.signal, (c) => (code = c))) program.addCommand(configure(c));
   program.addCommand(configure(configCommand(globals, rawRoot, (c) => (code = c))));
+  program.addCommand(configure(infoCommand(globals, (c) => (code = c))));
   try {
     await program.parseAsync(args, { from: 'user' });
     return code;

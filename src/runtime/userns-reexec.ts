@@ -32,6 +32,8 @@ export interface UsernsFacts {
   readonly marker: string | undefined;
   /** The verb opens the state root (help, --version, config printing don't). */
   readonly touchesStore: boolean;
+  /** The isolation asked for (isolation.ts): `overlay` and `chroot` run without a user namespace. */
+  readonly isolation: 'auto' | 'overlay' | 'rootless' | 'chroot';
   readonly uid: number;
   readonly gid: number;
   readonly user: string | undefined;
@@ -69,6 +71,7 @@ const has = (caps: bigint, bit: bigint) => ((caps >> bit) & 1n) === 1n;
 export function planUserNamespace(f: UsernsFacts): UsernsPlan {
   if (f.marker !== undefined) return { enter: false, reason: 'already inside the user namespace tsbuild made' };
   if (!f.touchesStore) return { enter: false, reason: 'this command does not open the store' };
+  if (f.isolation === 'overlay' || f.isolation === 'chroot') return { enter: false, reason: `isolation ${f.isolation} asked for` };
   if (f.uid === 0 && has(f.capEff, CAP_SYS_ADMIN)) return { enter: false, reason: 'root with CAP_SYS_ADMIN' };
   if (!f.userNamespaces) return { enter: false, reason: 'user namespaces are disabled on this host' };
   if (f.uid === 0 && has(f.capEff, CAP_SETUID) && has(f.capEff, CAP_SETGID)) {
@@ -107,7 +110,7 @@ export function enteredUserNamespace(env: NodeJS.ProcessEnv): { readonly outerUi
 }
 
 /** Reads what `planUserNamespace` decides on, for this process. */
-export async function userNamespaceFacts(env: NodeJS.ProcessEnv, touchesStore: boolean): Promise<UsernsFacts> {
+export async function userNamespaceFacts(env: NodeJS.ProcessEnv, command: Pick<UsernsFacts, 'touchesStore' | 'isolation'>): Promise<UsernsFacts> {
   const uid = process.getuid!();
   const gid = process.getgid!();
   const status = await readFile('/proc/self/status', 'utf8');
@@ -125,7 +128,7 @@ export async function userNamespaceFacts(env: NodeJS.ProcessEnv, touchesStore: b
   // Only the first range is used, as buildah and podman do by default.
   const subuid = uid === 0 ? undefined : (await readSubordinateIds('/etc/subuid', { name: user, id: uid }))[0];
   const subgid = uid === 0 ? undefined : (await readSubordinateIds('/etc/subgid', { name: user, id: uid }))[0];
-  return { marker: env[USERNS_ENV], touchesStore, uid, gid, user, capEff, userNamespaces, subuid, subgid };
+  return { marker: env[USERNS_ENV], ...command, uid, gid, user, capEff, userNamespaces, subuid, subgid };
 }
 
 /** `0 1000 1\n1 100000 65536\n`: the map as the kernel and newuidmap take it. */
@@ -239,8 +242,8 @@ async function inTerminalForeground(): Promise<boolean> {
  * The hook at the start of the CLI: re-executes this command in a user namespace when
  * `planUserNamespace` says so and resolves to its exit code; `undefined` means go on here.
  */
-export async function runInUserNamespaceIfNeeded(touchesStore: boolean, env: NodeJS.ProcessEnv): Promise<number | undefined> {
-  const facts = await userNamespaceFacts(env, touchesStore);
+export async function runInUserNamespaceIfNeeded(command: Pick<UsernsFacts, 'touchesStore' | 'isolation'>, env: NodeJS.ProcessEnv): Promise<number | undefined> {
+  const facts = await userNamespaceFacts(env, command);
   const plan = planUserNamespace(facts);
   if (!plan.enter) return undefined;
   return reexecInUserNamespace(plan, facts.uid);

@@ -242,6 +242,21 @@ test('interrupted in rootless mode: SIGINT to tsbuild stops the RUN, exit code 1
   });
 });
 
+test('a legacy store (trusted.overlay.* markers, made by an older tsbuild as root) is refused without CAP_SYS_ADMIN, with a clear error', async () => {
+  const ctx = await makeContext({ 'Dockerfile': 'FROM busybox\nRUN true\n', 'Base.Dockerfile': 'FROM scratch\nCOPY rootfs/ /\n' });
+  const root = join(work, 'legacy-store');
+  ok(await tsbuild(['--root', root, 'build', '-f', join(ctx, 'Base.Dockerfile'), '-t', 'busybox', ctx]), 'base image as root');
+  // What an older tsbuild left: layers, and no record of the xattr namespace (so: trusted.*).
+  await rm(join(root, 'overlay-xattrs'));
+  const r = await asRoot('no-cap-sys-admin', ['capsh', '--drop=cap_sys_admin', '--']).tsbuild(['--root', root, 'build', ctx]);
+  assert.is(r.code, 2, r.stderr);
+  assert.match(r.stderr, /keeps overlay markers in trusted\.\* xattrs/);
+  assert.match(r.stderr, /isolation rootless/);
+  assert.equal(mountsUnder(root), []);
+  // Real root still uses it.
+  ok(await tsbuild(['--root', root, 'build', ctx]), 'the legacy store as real root');
+});
+
 /** Whether the user's RUN is running yet: the `sleep 60` of its container shows in /proc. */
 async function sleepRunning(user: BuildUser): Promise<boolean> {
   for (const pid of await user.processes()) {

@@ -14,6 +14,7 @@ const NO_SYS_ADMIN = ALL_CAPS & ~(1n << 21n);
 const user: UsernsFacts = {
   marker: undefined,
   touchesStore: true,
+  isolation: 'auto',
   uid: 1000,
   gid: 1000,
   user: 'alice',
@@ -65,9 +66,12 @@ test('no subordinate ids (or only uids): only the caller is mapped, with one war
   }
 });
 
-test('no re-exec: already inside (the marker), verbs without the store, user namespaces disabled', () => {
+test('no re-exec: already inside (the marker), verbs without the store, an isolation that needs none, user namespaces disabled', () => {
   assert.is(planUserNamespace({ ...user, marker: '1000:subordinate' }).enter, false, 'never loops');
   assert.is(planUserNamespace({ ...user, touchesStore: false }).enter, false);
+  assert.is(planUserNamespace({ ...user, isolation: 'chroot' }).enter, false, '--isolation chroot needs no namespace');
+  assert.is(planUserNamespace({ ...user, isolation: 'overlay' }).enter, false, '--isolation overlay fails as it should, outside');
+  assert.is(planUserNamespace({ ...user, isolation: 'rootless' }).enter, true);
   assert.is(planUserNamespace({ ...user, userNamespaces: false }).enter, false);
   assert.is(planUserNamespace({ ...user, uid: 0, capEff: NO_SYS_ADMIN, userNamespaces: false }).enter, false);
 });
