@@ -45,7 +45,8 @@ async function main(argv: string[]): Promise<number> {
     return report(err, globals);
   }
   // Not root with CAP_SYS_ADMIN: run again as uid 0 of a user namespace of our own (userns-reexec.ts).
-  const touchesStore = args[0] !== undefined && !args[0].startsWith('-') && !ROOTLESS_VERBS.has(args[0]);
+  // `info` describes the caller's own environment (and says the namespace would be entered).
+  const touchesStore = args[0] !== undefined && !args[0].startsWith('-') && !ROOTLESS_VERBS.has(args[0]) && args[0] !== 'info';
   const exitCode = await Promise.resolve()
     .then(() => runInUserNamespaceIfNeeded({ touchesStore, isolation: isolationSetting(globals, process.env) }, process.env))
     .catch((err: unknown) => report(err, globals));

@@ -128,7 +128,7 @@ export class RuncSandbox implements CommandRunner {
   }
 
   cleanupStale(): Promise<string[]> {
-    return cleanupStaleContainers(this.#stateRoot, this.#runc);
+    return cleanupStaleContainers(this.#stateRoot, this.#runc, { inUserNamespace: this.#inUserNamespace });
   }
 
   async #delete(id: string): Promise<void> {
@@ -161,7 +161,8 @@ async function deleteContainer(runc: string, globalArgs: readonly string[], id: 
  * prefix whose owning process is gone. Containers of live tsbuild processes sharing the root
  * are left alone. Returns the ids removed.
  */
-export async function cleanupStaleContainers(stateRoot: string, runcPath = 'runc'): Promise<string[]> {
+export async function cleanupStaleContainers(stateRoot: string, runcPath = 'runc', opts: { inUserNamespace?: boolean } = {}): Promise<string[]> {
+  const globalArgs = ['--root', stateRoot, ...((opts.inUserNamespace ?? enteredUserNamespace(process.env) !== undefined) ? ['--rootless', 'true'] : [])];
   const out = await runcCmd(runcPath, ['--root', stateRoot, 'list', '--format', 'json']);
   const list = (JSON.parse(out || 'null') ?? []) as { id: string; annotations?: Record<string, string> }[];
   const removed: string[] = [];
@@ -170,7 +171,7 @@ export async function cleanupStaleContainers(stateRoot: string, runcPath = 'runc
     const owner = c.annotations?.[OWNER_ANNOTATION];
     if (owner && (await isOwnerAlive(owner))) continue;
     await runcCmd(runcPath, ['--root', stateRoot, 'kill', c.id, 'KILL']).catch(() => undefined);
-    await deleteContainer(runcPath, ['--root', stateRoot, ...(enteredUserNamespace(process.env) ? ['--rootless', 'true'] : [])], c.id);
+    await deleteContainer(runcPath, globalArgs, c.id);
     removed.push(c.id);
   }
   return removed;

@@ -121,7 +121,9 @@ export interface RuntimeSpecOptions {
  * The default mounts adapted to a user namespace, as `runc spec --rootless` adapts them: sysfs
  * may only be mounted by the owner of the network namespace, so without a network namespace of
  * the container's own the host's /sys is bind-mounted read-only instead (with /sys/fs/cgroup in
- * it, so no cgroup mount); `uid=`/`gid=` options go, as those ids may be unmapped (devpts gid=5).
+ * it, so no cgroup mount; `rro`, runc ≥ 1.1 on Linux ≥ 5.12, makes its submounts read-only too: with an
+ * identity map the host's cgroup files would otherwise be writable by the container's root);
+ * `uid=`/`gid=` options go, as those ids may be unmapped (devpts gid=5).
  * Device nodes need nothing here: runc bind-mounts them from the host in a user namespace.
  */
 function inUserNamespace(mounts: Mount[], ownNetwork: boolean): Mount[] {

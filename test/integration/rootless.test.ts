@@ -176,6 +176,17 @@ test('root, a user with subordinate ids, and root without CAP_SYS_ADMIN build th
     assert.equal(await readdir(join(store, 'runc')).catch(() => []), [], 'no runc container left');
     assert.equal(await verifyStore(store), [], 'store consistent');
 
+    // Limits need a cgroup the user may write: the error names the mode (this host's cgroups are v1 and root's).
+    const limited = await user.tsbuild(['build', '--memory', '64m', ctx]);
+    assert.is(limited.code, 1, limited.stderr);
+    assert.match(limited.stderr, /--memory needs the memory cgroup controller, which tsbuild cannot use in rootless mode/);
+    // An owner beyond the subordinate range is an error that says so (not a raw EINVAL).
+    const far = await makeContext({ 'f.txt': 'f\n', 'Dockerfile': 'FROM busybox\nCOPY --chown=70000:70000 f.txt /f.txt\n' });
+    const beyond = await user.tsbuild(['build', far]);
+    assert.is(beyond.code, 1, beyond.stderr);
+    assert.match(beyond.stderr, /70000:70000 .*not mapped in tsbuild's user namespace/);
+    assert.match(beyond.stderr, /\/etc\/subuid/);
+
     for (const [name, other] of [['root vs rootless', userResult], ['root vs no CAP_SYS_ADMIN', capResult]] as const) {
       // The root dir's own mode depends on how umoci made it.
       assert.equal(diffTrees(asRootResult.tree, other.tree, (p) => p === '.'), [], `${name}: same tree`);
