@@ -152,6 +152,10 @@ test('root, a user with subordinate ids, and root without CAP_SYS_ADMIN build th
   });
   assert.is((BigInt('0x' + /CapEff:\s*(\w+)/.exec(caps)![1]) >> 21n) & 1n, 0n, 'capsh dropped CAP_SYS_ADMIN');
   const capResult = await buildIn(capMode, capRoot, ctx, await outDir());
+  // The identity map keeps real owners, so root's own store serves this mode too: all CACHED there.
+  const shared = rawjsonEvents(ok(await capMode.tsbuild(['--root', rootRoot, 'build', '--progress', 'rawjson', '-t', 'rl:v1', ctx]), 'no CAP_SYS_ADMIN on root\'s store').stderr);
+  assert.equal(started(shared), [], 'root\'s cache serves the build without CAP_SYS_ADMIN');
+  assert.ok(cached(shared).length >= 9);
 
   await withBuildUser({ subordinateIds: true }, async (user) => {
     const userMode: Mode = { name: 'rootless', tsbuild: (args) => user.tsbuild(args) };
