@@ -16,7 +16,7 @@ import { loadConfig } from './config-file.js';
 import { stateRoot } from './state-root.js';
 import { checkOutputDest } from './output-dest.js';
 import { effectiveSettings } from './config-command.js';
-import { createStateRoot, runInUserNamespaceIfNeeded } from '../runtime/userns-reexec.js';
+import { createStateRoot, enteredUserNamespace, runInUserNamespaceIfNeeded } from '../runtime/userns-reexec.js';
 import { isolationSetting } from './isolation-setting.js';
 
 const VERBS = new Set(['build', 'help', ...REGISTRY_VERBS, ...GC_VERBS, ...IMAGE_VERBS, 'config', 'info']);
@@ -70,8 +70,14 @@ async function main(argv: string[]): Promise<number> {
   // The first signal aborts: work stops, sandboxes are killed, mounts and temp files cleaned.
   // A second one, or cleanup outlasting CLEANUP_GRACE_MS, ends the process at once.
   const ac = new AbortController();
+  // In tsbuild's own user namespace one signal may arrive twice at once: sent to the process group
+  // (timeout, systemd) and passed on by the tsbuild outside (userns-reexec.ts). That is not a second one.
+  const sameSignalMs = enteredUserNamespace(process.env) ? 1000 : 0;
+  let abortedAt = 0;
   const onSignal = (sig: NodeJS.Signals) => {
+    if (ac.signal.aborted && Date.now() - abortedAt < sameSignalMs) return;
     if (ac.signal.aborted) return forceExit('interrupted again');
+    abortedAt = Date.now();
     ac.abort(Object.assign(new Error(`interrupted by ${sig}`), { name: 'AbortError' }));
     setTimeout(() => forceExit(`interrupted; cleanup did not finish within ${CLEANUP_GRACE_MS / 1000}s`), CLEANUP_GRACE_MS).unref();
   };

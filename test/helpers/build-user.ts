@@ -17,7 +17,7 @@ export interface BuildUser {
   /** Runs `cmd` as this user (setpriv: its uid, gid and groups, a fresh login environment plus `env`). */
   run(cmd: string, args: readonly string[], opts?: { cwd?: string; env?: Readonly<Record<string, string>> }): Promise<CliResult>;
   /** Starts `cmd` as this user, like `run`, without waiting: `pid` is the user's process (setpriv and env exec it). */
-  start(cmd: string, args: readonly string[], opts?: { cwd?: string; env?: Readonly<Record<string, string>> }): { readonly pid: number; readonly done: Promise<CliResult> };
+  start(cmd: string, args: readonly string[], opts?: { cwd?: string; env?: Readonly<Record<string, string>>; ownProcessGroup?: boolean }): { readonly pid: number; readonly done: Promise<CliResult> };
   /** Runs the built tsbuild CLI as this user. */
   tsbuild(args: readonly string[], opts?: { cwd?: string; env?: Readonly<Record<string, string>> }): Promise<CliResult>;
   /** Pids of processes still running as this user or as one of its subordinate ids. */
@@ -54,6 +54,8 @@ export async function withBuildUser<T>(opts: { subordinateIds: boolean }, fn: (u
       const child = spawn('setpriv', ['--reuid', String(uid), '--regid', String(gid), '--init-groups', '--reset-env', '--', 'env', ...envArgs, cmd, ...args], {
         cwd: o.cwd ?? home,
         stdio: ['ignore', 'pipe', 'pipe'],
+        // Its pid is then its process group id (a signal to -pid reaches all it started).
+        detached: o.ownProcessGroup ?? false,
       });
       const done = new Promise<CliResult>((resolve, reject) => {
         let stdout = '';

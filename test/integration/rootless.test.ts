@@ -238,22 +238,26 @@ test('a user without subordinate ids: one warning line, and the image builds wit
   });
 });
 
-test('interrupted in rootless mode: SIGINT to tsbuild stops the RUN, exit code 130 passes through, nothing left running', async () => {
+test('interrupted in rootless mode: SIGINT to tsbuild, or SIGTERM to its process group (as timeout and systemd send it), stops the RUN once; 130 passes through; nothing left', async () => {
   const ctx = await makeContext({ 'Dockerfile': 'FROM busybox\nRUN echo started && sleep 60\n', 'Base.Dockerfile': 'FROM scratch\nCOPY rootfs/ /\n' });
   await withBuildUser({ subordinateIds: true }, async (user) => {
     ok(await user.tsbuild(['build', '-f', join(ctx, 'Base.Dockerfile'), '-t', 'busybox', ctx]), 'base image');
-    const build = user.start(process.execPath, [CLI, 'build', '--progress', 'plain', ctx]);
-    // Wait until the RUN's `sleep` runs in its container.
-    let finished = false;
-    void build.done.then(() => (finished = true));
-    for (let i = 0; i < 400 && !finished && !(await sleepRunning(user)); i++) await new Promise((r) => setTimeout(r, 50));
-    assert.not.ok(finished, 'the build was still running');
-    process.kill(build.pid, 'SIGINT');
-    const r = await build.done;
-    assert.is(r.code, 130, r.stderr);
-    assert.match(r.stderr, /interrupted/);
-    assert.equal(await user.processes(), [], 'the namespace child, runc and the container are gone');
-    assert.equal(mountsUnder(user.home), []);
+    for (const [how, group, sig] of [['SIGINT to tsbuild', false, 'SIGINT'], ['SIGTERM to the group', true, 'SIGTERM']] as const) {
+      const build = user.start(process.execPath, [CLI, 'build', '--no-cache', '--progress', 'plain', ctx], { ownProcessGroup: group });
+      // Wait until the RUN's `sleep` runs in its container.
+      let finished = false;
+      void build.done.then(() => (finished = true));
+      for (let i = 0; i < 400 && !finished && !(await sleepRunning(user)); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.not.ok(finished, `${how}: the build was still running`);
+      process.kill(group ? -build.pid : build.pid, sig);
+      const r = await build.done;
+      assert.is(r.code, 130, `${how}: ${r.stderr}`);
+      assert.match(r.stderr, /^interrupted$/m);
+      assert.not.match(r.stderr, /interrupted again/, `${how}: one signal, even when it reaches both tsbuild processes`);
+      assert.equal(await user.processes(), [], `${how}: the namespace child, runc and the container are gone`);
+      assert.equal(mountsUnder(user.home), []);
+      assert.equal(await readdir(join(user.home, '.local/share/tsbuild/tmp')), [], `${how}: temp files cleaned`);
+    }
   });
 });
 
