@@ -27,7 +27,7 @@ const AUDITED: Record<string, [calls: number, cls: Class, why: string]> = {
   'src/orchestrator/gc.ts': [16, 'store', 'prune walks and deletes only store entries by digest'],
   'src/orchestrator/named-contexts.ts': [1, 'user', '--build-context paths'],
   'src/orchestrator/run-build.ts': [2, 'user', 'the context dir named by the flag; the Dockerfile and .dockerignore are read with readFileInOwnDir'],
-  'src/orchestrator/worker.ts': [8, 'store', 'the root layout and its tmp dirs'],
+  'src/orchestrator/worker.ts': [9, 'store', 'the root layout and its tmp dirs'],
   'src/cli/build-command.ts': [2, 'user', '--iidfile, --metadata-file'],
   'src/cli/config-file.ts': [1, 'user', 'tsbuild.toml'],
   'src/cli/input-file.ts': [3, 'user', 'load -i FILE (a FIFO read through the event loop)'],
