@@ -116,40 +116,36 @@ async function buildIn(mode: Mode, root: string | undefined, ctx: string, out: s
   return { tree, xattrs: await xattrs(rootfs, tree), stderr: first.stderr };
 }
 
-function asRoot(name: string, prefix: readonly string[] = []): Mode {
-  return {
-    name,
-    tsbuild: (args) =>
-      new Promise((resolve, reject) => {
-        // capsh: `-c 'exec "$@"' sh node cli ARGS` runs node with the bounding set minus CAP_SYS_ADMIN.
-        const [cmd, ...rest] = prefix.length ? [...prefix, '-c', 'exec "$@"', 'sh', process.execPath, CLI, ...args] : [process.execPath, CLI, ...args];
-        if (!prefix.length) return void tsbuild(args).then(resolve, reject);
-        const child = spawn(cmd!, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (b) => (stdout += b));
-        child.stderr.on('data', (b) => (stderr += b));
-        child.on('error', reject);
-        child.on('close', (code) => resolve({ code, stdout, stderr }));
-      }),
-  };
+/** Runs a command, collecting its output (stdin empty). */
+function runCmd(cmd: string, args: readonly string[]): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b) => (stdout += b));
+    child.stderr.on('data', (b) => (stderr += b));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
 }
+
+const rootMode: Mode = { name: 'root', tsbuild: (args) => tsbuild(args) };
+/** capsh drops CAP_SYS_ADMIN from the bounding set; bash `-c 'exec "$@"'` then runs node without it. */
+const noSysAdminMode: Mode = {
+  name: 'no-cap-sys-admin',
+  tsbuild: (args) => runCmd('capsh', ['--drop=cap_sys_admin', '--', '-c', 'exec "$@"', 'sh', process.execPath, CLI, ...args]),
+};
 
 test('root, a user with subordinate ids, and root without CAP_SYS_ADMIN build the same image; rebuilds are CACHED; nothing left behind', async () => {
   const ctx = await makeContext({ 'ctx.txt': 'from the context\n', 'xattr.txt': 'x\n', 'Dockerfile': DOCKERFILE, 'Base.Dockerfile': 'FROM scratch\nCOPY rootfs/ /\n' });
   await tool('setfattr', ['-n', 'user.tsbuild.test', '-v', 'kept', join(ctx, 'xattr.txt')]);
 
   const rootRoot = join(work, 'root-store');
-  const asRootResult = await buildIn(asRoot('root'), rootRoot, ctx, await outDir());
+  const asRootResult = await buildIn(rootMode, rootRoot, ctx, await outDir());
   const capRoot = join(work, 'nosysadmin-store');
-  const capMode = asRoot('no-cap-sys-admin', ['capsh', '--drop=cap_sys_admin', '--']);
-  // The sandbox really is missing the capability (otherwise this mode would test nothing).
-  const caps = await new Promise<string>((resolve) => {
-    const c = spawn('capsh', ['--drop=cap_sys_admin', '--', '-c', 'grep CapEff /proc/self/status'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let s = '';
-    c.stdout.on('data', (b) => (s += b));
-    c.on('close', () => resolve(s));
-  });
+  const capMode = noSysAdminMode;
+  // The mode really is missing the capability (otherwise it would test nothing).
+  const caps = (await runCmd('capsh', ['--drop=cap_sys_admin', '--', '-c', 'grep CapEff /proc/self/status'])).stdout;
   assert.is((BigInt('0x' + /CapEff:\s*(\w+)/.exec(caps)![1]) >> 21n) & 1n, 0n, 'capsh dropped CAP_SYS_ADMIN');
   const capResult = await buildIn(capMode, capRoot, ctx, await outDir());
   // The identity map keeps real owners, so root's own store serves this mode too: all CACHED there.
@@ -267,7 +263,7 @@ test('a legacy store (trusted.overlay.* markers, made by an older tsbuild as roo
   ok(await tsbuild(['--root', root, 'build', '-f', join(ctx, 'Base.Dockerfile'), '-t', 'busybox', ctx]), 'base image as root');
   // What an older tsbuild left: layers, and no record of the xattr namespace (so: trusted.*).
   await rm(join(root, 'overlay-xattrs'));
-  const r = await asRoot('no-cap-sys-admin', ['capsh', '--drop=cap_sys_admin', '--']).tsbuild(['--root', root, 'build', ctx]);
+  const r = await noSysAdminMode.tsbuild(['--root', root, 'build', ctx]);
   assert.is(r.code, 2, r.stderr);
   assert.match(r.stderr, /keeps overlay markers in trusted\.\* xattrs/);
   assert.match(r.stderr, /isolation rootless/);
