@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { release } from 'node:os';
 import { join } from 'node:path';
+import { enteredUserNamespace } from './userns-reexec.js';
 
 /** What the environment lets tsbuild do, as far as choosing an isolation mode needs to know. */
 export interface IsolationProbe {
@@ -46,7 +47,10 @@ export async function probeIsolation(root: string, tmp: string): Promise<Isolati
   const status = await readFile('/proc/self/status', 'utf8');
   const capEff = /^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? '0';
   const seccomp = /^Seccomp:\s*(\d)/m.exec(status)?.[1] ?? '0';
-  const uidMap = (await readFile('/proc/self/uid_map', 'utf8').catch(() => '')).trim().split(/\s+/).join(' ');
+  // Root without CAP_SYS_ADMIN gets an identity map in the namespace tsbuild enters (userns-reexec.ts),
+  // which reads as the initial one: the marker tells them apart, in the cache key too.
+  const entered = enteredUserNamespace(process.env) !== undefined;
+  const uidMap = (await readFile('/proc/self/uid_map', 'utf8').catch(() => '')).trim().split(/\s+/).join(' ') + (entered ? ' (entered)' : '');
   const key: ProbeKey = { kernel: release(), euid: process.geteuid?.() ?? -1, capEff, seccomp, uidMap };
   const cacheFile = join(root, CACHE_FILE);
   const id = JSON.stringify(key);
@@ -58,7 +62,7 @@ export async function probeIsolation(root: string, tmp: string): Promise<Isolati
   if (hit) return hit;
 
   const bits = BigInt(`0x${capEff}`);
-  const inUserNamespace = uidMap !== '0 0 4294967295';
+  const inUserNamespace = entered || uidMap !== '0 0 4294967295';
   const capSysAdmin = ((bits >> CAP_SYS_ADMIN) & 1n) === 1n;
   const probe: IsolationProbe = {
     euid: key.euid,

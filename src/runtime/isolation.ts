@@ -85,7 +85,7 @@ export function createRuntime(mode: Isolation, dirs: RootDirs, layers: LayerStor
   switch (mode) {
     case 'overlay':
     case 'rootless':
-      return { snapshotter: new OverlaySnapshotter(layers, dirs), runner: new RuncSandbox({ stateRoot: dirs.runc, bundleRoot: dirs.tmp }) };
+      return { snapshotter: new OverlaySnapshotter(layers, dirs), runner: new RuncSandbox({ stateRoot: dirs.runc, bundleRoot: dirs.tmp, inUserNamespace: mode === 'rootless' }) };
     case 'chroot':
       throw new BuildError('USAGE', 'isolation chroot is not available in this build of tsbuild');
   }

@@ -5,6 +5,12 @@ import { open, readlink } from 'node:fs/promises';
 export interface NetNamespace {
   /** `/proc/<our pid>/fd/<fd>`: a path runc (`namespaces[].path`) and slirp4netns can open to join it. */
   readonly path: string;
+  /**
+   * Throws unless `path` still leads to this namespace and it is not ours: checked right before
+   * a container joins it, so a mixup (a reused descriptor, another /proc) fails closed instead of
+   * putting a RUN on the host's network.
+   */
+  verify(): Promise<void>;
   /** Closes the descriptor; the namespace goes away once no process is left in it. */
   close(): Promise<void>;
 }
@@ -44,7 +50,20 @@ export async function createNetNamespace(signal: AbortSignal): Promise<NetNamesp
     // Our pid as the mounted /proc numbers it (inside a pid namespace process.pid may differ).
     const self = await readlink('/proc/self');
     const ns = await open(`/proc/${child.pid}/ns/net`, 'r');
-    return { path: `/proc/${self}/fd/${ns.fd}`, close: () => ns.close() };
+    try {
+      const path = `/proc/${self}/fd/${ns.fd}`;
+      // An nsfs inode number is the namespace's id, as readlink shows it: net:[4026532174].
+      const id = `net:[${(await ns.stat()).ino}]`;
+      const verify = async () => {
+        const [at, own] = await Promise.all([readlink(path).catch(() => 'gone'), readlink('/proc/self/ns/net')]);
+        if (at !== id || id === own) throw new NetNamespaceError(`the RUN's network namespace is not the one made for it (${path} is ${at}, expected ${id}; ours is ${own})`);
+      };
+      await verify();
+      return { path, verify, close: () => ns.close() };
+    } catch (e) {
+      await ns.close();
+      throw e;
+    }
   } finally {
     child.stdin.end();
     // The holder has no work left; if it is still there after its stdin closed, it is killed by pid.

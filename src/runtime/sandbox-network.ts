@@ -7,6 +7,8 @@ import { SlirpError, startSlirp, type Slirp } from './slirp.js';
 export interface SandboxNetwork {
   /** Path of the network namespace (for the runtime spec's `namespaces[].path`). */
   readonly path: string;
+  /** Throws unless `path` still leads to this private namespace (see NetNamespace.verify). */
+  verify(): Promise<void>;
   /**
    * Gives it back once the container is gone. `reusable`: the container could not change the
    * namespace (no CAP_NET_ADMIN), so the next RUN may get it; otherwise it is torn down.
@@ -75,6 +77,7 @@ export class SlirpNetworkProvider implements NetworkProvider {
     let released = false;
     return {
       path: h.ns.path,
+      verify: () => h.ns.verify(),
       release: async (reusable) => {
         if (released) return;
         released = true;

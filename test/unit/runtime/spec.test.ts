@@ -87,6 +87,21 @@ spec('network sandbox joins the namespace the runner made, and never runs withou
   const s = toRuntimeSpec({ ...base, network: 'sandbox' }, { netnsPath: '/proc/1/fd/9' });
   assert.equal(s.linux!.namespaces!.at(-1), { type: 'network', path: '/proc/1/fd/9' });
   assert.throws(() => toRuntimeSpec({ ...base, network: 'sandbox' }), /network namespace/);
+  const rootless = toRuntimeSpec({ ...base, network: 'sandbox' }, { netnsPath: '/proc/1/fd/9', inUserNamespace: true });
+  assert.equal(rootless.mounts!.filter((m) => m.destination.startsWith('/sys')).map((m) => m.type), ['sysfs', 'cgroup'], 'its own network: sysfs');
+});
+
+spec('in a user namespace (rootless): /sys bound read-only from the host (recursively) unless the container owns its network namespace; no uid=/gid= mount options', () => {
+  const host = toRuntimeSpec({ ...base, network: 'host' }, { inUserNamespace: true });
+  const sys = host.mounts!.filter((m) => m.destination.startsWith('/sys'));
+  assert.equal(sys, [{ destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro', 'rro'] }], 'cgroups come with the rbind, read-only');
+  assert.not.ok(host.mounts!.some((m) => (m.options ?? []).some((o) => /^[ug]id=/.test(o))), 'devpts gid=5 may be unmapped');
+  const own = toRuntimeSpec({ ...base, network: 'none' }, { inUserNamespace: true });
+  assert.equal(own.mounts!.filter((m) => m.destination.startsWith('/sys')).map((m) => m.type), ['sysfs', 'cgroup']);
+  // Nothing else changes: the rest of the spec is the same as for root.
+  const plain = toRuntimeSpec({ ...base, network: 'host' });
+  assert.equal({ ...host, mounts: [] }, { ...plain, mounts: [] });
+  assert.ok(plain.mounts!.some((m) => m.type === 'sysfs') && plain.mounts!.some((m) => (m.options ?? []).includes('gid=5')), 'outside a user namespace: unchanged');
 });
 
 spec.run();
