@@ -334,7 +334,35 @@ test('root of its own user namespace (rootless tsbuild) gets the same private ne
   assert.equal(leftovers(), []);
 });
 
-test('root without CAP_SYS_ADMIN cannot make a network namespace: one warning naming why, and no network handed out', async () => {
+test('rootless tsbuild (root without CAP_SYS_ADMIN runs itself in a user namespace): RUN gets the same private network', async () => {
+  const loop = state.loop!;
+  const ctx = await env.context(
+    [
+      'FROM busybox',
+      `RUN ls /sys/class/net > /nets; nc -w 2 10.0.2.2 ${loop.port} </dev/null > /loop 2>&1; ` + (state.addr ? `nc -w 2 ${state.addr} ${state.outside!.port} </dev/null > /outside 2>&1; ` : '') + 'true',
+    ].join('\n'),
+  );
+  const out = join(env.work, 'rootless-out');
+  const before = loop.connections;
+  const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+    const args = [CLI, '--root', env.root, 'build', '--progress', 'plain', '--no-cache', '--output', `type=local,dest=${out}`, ctx].map((a) => `"${a}"`).join(' ');
+    const child = spawn('capsh', ['--drop=cap_sys_admin', '--', '-c', `exec "${process.execPath}" ${args}`], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stderr, 'isolation: rootless');
+  assert.not.match(r.stderr, 'WARNING');
+  assert.equal(read(join(out, 'nets')).split('\n'), ['lo', 'tap0']);
+  assert.not.match(read(join(out, 'loop')), 'loopback-secret');
+  assert.is(loop.connections, before);
+  if (state.addr) assert.is(read(join(out, 'outside')), 'outside-hello');
+  assert.equal(leftovers(), []);
+});
+
+test('where no network namespace may be made (root without CAP_SYS_ADMIN, outside a user namespace) the provider warns once, naming why, and hands out none', async () => {
   const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
     const child = spawn('capsh', ['--drop=cap_sys_admin', '--', '-c', `exec "${process.execPath}" "${PROBE}" 127.0.0.1 1`], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
