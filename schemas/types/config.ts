@@ -48,6 +48,15 @@ export interface TsbuildConfig {
     "max-entries"?: number;
   };
   /**
+   * Defaults of tsbuild build.
+   */
+  build?: {
+    /**
+     * How RUN steps are isolated and snapshots made (default auto: the best the environment allows). --isolation wins.
+     */
+    isolation?: "auto" | "overlay" | "rootless" | "chroot";
+  };
+  /**
    * Per registry host (as in image references: docker.io, localhost:5000).
    */
   registry?: {

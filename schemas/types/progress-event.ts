@@ -4,7 +4,7 @@
  * One line of `--progress rawjson`: the same event stream the plain and tty renderers draw. `vertex` is the step's digest, stable across runs; `at` is milliseconds since the epoch.
  */
 export type ProgressEvent =
-  VertexEvent | VertexErrorEvent | LogEvent | BytesProgressEvent | WarningEvent | ExportDoneEvent;
+  VertexEvent | VertexErrorEvent | LogEvent | BytesProgressEvent | WarningEvent | ExportDoneEvent | IsolationEvent;
 
 export interface VertexEvent {
   type: "vertex.start" | "vertex.cached" | "vertex.done" | "vertex.cancelled";
@@ -85,5 +85,14 @@ export interface ExportDoneEvent {
   type: "export.done";
   target: string;
   digest: string;
+  at: number;
+}
+/**
+ * A build's first event: the isolation mode its RUN steps and snapshots use, and why.
+ */
+export interface IsolationEvent {
+  type: "isolation";
+  mode: "overlay" | "rootless" | "chroot";
+  reason: string;
   at: number;
 }

@@ -1,3 +1,4 @@
+import { isolationSetting } from './isolation-setting.js';
 import { writeFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import type { CheckWarning } from '../frontend/build-checks.js';
@@ -143,6 +144,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           httpTimeouts: network.timeouts,
           pull: !!flags.pull,
           root: stateRoot(globals.root, process.env),
+          isolation: isolationSetting(globals, process.env),
           contextDir: stdinInputs?.contextDir ?? context,
           dockerfile: stdinInputs ? stdinInputs.dockerfile : flags.file,
           tags: flags.tag,

@@ -7,6 +7,7 @@ import { BuildError } from '../errors.js';
 import { DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts } from '../remote/http-timeouts.js';
 import { DEFAULT_RETRY } from '../remote/transport.js';
 import { nearest } from './suggest.js';
+import { ISOLATIONS } from '../runtime/isolation.js';
 import { DEFAULT_EXPANSION_LIMITS, type ExpansionLimits } from '../oci/layer/expansion-guard.js';
 
 export type { TsbuildConfig } from '../../schemas/types/config.js';
@@ -140,8 +141,20 @@ export function parseConfig(text: string, path: string): { config: TsbuildConfig
         }
         break;
       }
+      case 'build': {
+        config.build = {};
+        for (const [bk, bv] of Object.entries(table(v, k, fail))) {
+          const key = `build.${bk}`;
+          if (bk === 'isolation') {
+            const s = str(bv, key, fail);
+            if (!(ISOLATIONS as readonly string[]).includes(s)) fail(key, `expected one of ${ISOLATIONS.join(', ')}, got ${show(bv)}`);
+            config.build.isolation = s as (typeof ISOLATIONS)[number];
+          } else fail(key, unknown(bk, ['isolation']));
+        }
+        break;
+      }
       default:
-        fail(k, unknown(k, ['root', 'max-parallelism', 'progress', 'gc', 'network', 'registry', 'unpack']));
+        fail(k, unknown(k, ['root', 'max-parallelism', 'progress', 'gc', 'network', 'registry', 'unpack', 'build']));
     }
   }
   return { config, lines };

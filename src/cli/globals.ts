@@ -5,12 +5,18 @@ export interface GlobalOptions {
   /** After main() loads the config: the resolved state root (flag, $TSBUILD_ROOT, config `root`, default). */
   root?: string;
   config?: string;
+  /** `--isolation` as given (checked by isolationSetting). */
+  isolation?: string;
   debug: boolean;
   /** The config file as loaded by main() before any verb runs (tsbuild.toml). */
   settings?: LoadedConfig;
 }
 
-const VALUED = new Set(['--root', '--config']);
+const VALUED = new Map<string, 'root' | 'config' | 'isolation'>([
+  ['--root', 'root'],
+  ['--config', 'config'],
+  ['--isolation', 'isolation'],
+]);
 
 /**
  * Takes the global options out of argv, wherever they stand, so every verb sees them without
@@ -30,7 +36,7 @@ export function extractGlobals(argv: readonly string[]): { globals: GlobalOption
     else if (VALUED.has(name)) {
       const value = inline ?? argv[++i];
       if (value === undefined) rest.push(a); // let the parser report the missing value
-      else globals[name === '--root' ? 'root' : 'config'] = value;
+      else globals[VALUED.get(name)!] = value;
     } else rest.push(a);
   }
   return { globals, rest };

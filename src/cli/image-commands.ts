@@ -1,3 +1,4 @@
+import { isolationSetting } from './isolation-setting.js';
 import { Command, Option } from 'commander';
 import { openWorker, type OwnedWorker } from '../orchestrator/worker.js';
 import type { Ctx } from '../ctx.js';
@@ -30,7 +31,7 @@ export const IMAGE_VERBS: readonly string[] = ['images', 'tag', 'rmi', 'inspect'
 export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setExit: (code: number) => void): Command[] {
   const ctx: Ctx = { signal, events: nullSink };
   const withWorker = async <T>(fn: (w: OwnedWorker) => Promise<T>): Promise<T> => {
-    const w = await openWorker(stateRoot(globals.root, process.env), { privateTmp: true, expansionLimits: expansionLimits(globals.settings?.config ?? {}) });
+    const w = await openWorker(stateRoot(globals.root, process.env), { privateTmp: true, expansionLimits: expansionLimits(globals.settings?.config ?? {}), isolation: isolationSetting(globals, process.env) });
     try {
       // The quick verbs (images, tag, rmi…) stop at this point when interrupted, before any change.
       signal.throwIfAborted();

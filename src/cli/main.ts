@@ -11,12 +11,13 @@ import { REGISTRY_VERBS, registryCommands } from './registry-commands.js';
 import { GC_VERBS, gcCommands } from './gc-commands.js';
 import { IMAGE_VERBS, imageCommands } from './image-commands.js';
 import { configCommand } from './config-command.js';
+import { infoCommand } from './info-command.js';
 import { loadConfig } from './config-file.js';
 import { stateRoot } from './state-root.js';
 import { checkOutputDest } from './output-dest.js';
 import { effectiveSettings } from './config-command.js';
 
-const VERBS = new Set(['build', 'help', ...REGISTRY_VERBS, ...GC_VERBS, ...IMAGE_VERBS, 'config']);
+const VERBS = new Set(['build', 'help', ...REGISTRY_VERBS, ...GC_VERBS, ...IMAGE_VERBS, 'config', 'info']);
 /** How long cleanup may take after an interrupt (unmounting, killing a sandbox take well under a second). */
 const CLEANUP_GRACE_MS = 15_000;
 
@@ -73,6 +74,7 @@ async function main(argv: string[]): Promise<number> {
     .version(await version(), '-V, --version')
     .addOption(new Option('--root <dir>', 'state directory (images, layers, cache)'))
     .addOption(new Option('--config <file>', 'tsbuild.toml to read'))
+    .addOption(new Option('--isolation <mode>', 'how RUN steps are isolated: auto, overlay, rootless or chroot (default auto)'))
     .addOption(new Option('--debug', 'print stack traces'));
   let code = 0;
   program.addCommand(configure(buildCommand(globals, ac.signal, (c) => (code = c))));
@@ -80,6 +82,7 @@ async function main(argv: string[]): Promise<number> {
   for (const c of gcCommands(globals, ac.signal, (c) => (code = c))) program.addCommand(configure(c));
   for (const c of imageCommands(globals, ac.signal, (c) => (code = c))) program.addCommand(configure(c));
   program.addCommand(configure(configCommand(globals, rawRoot, (c) => (code = c))));
+  program.addCommand(configure(infoCommand(globals, (c) => (code = c))));
   try {
     await program.parseAsync(args, { from: 'user' });
     return code;

@@ -34,3 +34,8 @@ export function truncate(s: string, width: number): string {
   const chars = [...s];
   return chars.length <= width ? s : chars.slice(0, width - 1).join('') + '…';
 }
+
+/** The first line of a build's output: which isolation mode its RUN steps use, and why. */
+export function isolationLine(e: { readonly mode: string; readonly reason: string }): string {
+  return `#0 isolation: ${e.mode} (${e.reason})`;
+}

@@ -1,5 +1,5 @@
 import type { BuildEvent, EventSink } from '../events.js';
-import { bytes, clock, seconds, transfer } from './progress-format.js';
+import { bytes, clock, isolationLine, seconds, transfer } from './progress-format.js';
 import { ttyProgress } from './tty-progress.js';
 
 /** Renderers that need no terminal: usable for any stream. */
@@ -90,6 +90,9 @@ function plainSink(write: (s: string) => void): EventSink {
           for (const line of e.data.replace(/\n$/, '').split('\n')) write(`#${n} ${t} ${line}\n`);
           break;
         }
+        case 'isolation':
+          write(`${isolationLine(e)}\n`);
+          break;
         case 'warning':
           write(`WARNING: ${e.message}${e.location ? ` (${e.location.file}:${e.location.line})` : ''}\n`);
           break;

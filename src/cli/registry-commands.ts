@@ -1,3 +1,4 @@
+import { isolationSetting } from './isolation-setting.js';
 import { writeFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { openWorker } from '../orchestrator/worker.js';
@@ -36,7 +37,7 @@ export function registryCommands(globals: GlobalOptions, signal: AbortSignal, se
     .action(async (refText: string, flags: { platform?: string; quiet?: boolean }) => {
       const ref = parseReference(refText);
       const platform = flags.platform ? parsePlatform(flags.platform) : hostPlatform();
-      const worker = await openWorker(stateRoot(globals.root, process.env), { privateTmp: true });
+      const worker = await openWorker(stateRoot(globals.root, process.env), { privateTmp: true, isolation: isolationSetting(globals, process.env) });
       const client = new RegistryClient(options());
       try {
         const pulled = await pullImage(client, ref, worker.blobs, platform, ctx(true));
@@ -59,7 +60,7 @@ export function registryCommands(globals: GlobalOptions, signal: AbortSignal, se
     .action(async (name: string, dest: string | undefined, flags: { metadataFile?: string; quiet?: boolean }) => {
       const local = parseReference(name).toString();
       if (flags.metadataFile) await checkOutputDest(flags.metadataFile, 'file', '--metadata-file');
-      const worker = await openWorker(stateRoot(globals.root, process.env), { privateTmp: true });
+      const worker = await openWorker(stateRoot(globals.root, process.env), { privateTmp: true, isolation: isolationSetting(globals, process.env) });
       const client = new RegistryClient(options());
       try {
         const desc = await worker.images.resolve(local);

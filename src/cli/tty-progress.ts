@@ -1,3 +1,4 @@
+import { isolationLine } from './progress-format.js';
 import type { BuildEvent } from '../events.js';
 import { seconds, transfer, truncate } from './progress-format.js';
 import type { ProgressRenderer, TerminalOptions } from './progress.js';
@@ -44,6 +45,7 @@ export function ttyProgress(write: (s: string) => void, opts: TerminalOptions): 
   const steps = new Map<string, Step>();
   const transfers = new Map<string, Transfer>();
   const after: string[] = [];
+  let isolation: string | undefined;
   const started = now();
   let drawn = 0;
   let closed = false;
@@ -56,6 +58,7 @@ export function ttyProgress(write: (s: string) => void, opts: TerminalOptions): 
     const finished = all.filter((s) => s.status !== 'running').length;
     const head = `[+] Building ${seconds(t - started)} (${finished}/${all.length})${final ? ' FINISHED' : ''}`;
     const lines: string[] = [paint(COLORS.header, truncate(head, columns))];
+    if (isolation) lines.push(truncate(isolation, columns));
     for (const s of all) {
       const time = seconds((s.end ?? t) - s.start);
       const label = s.status === 'cached' ? `CACHED ${s.name}` : s.status === 'error' ? `ERROR ${s.name}` : s.status === 'cancelled' ? `CANCELED ${s.name}` : s.name;
@@ -139,6 +142,9 @@ export function ttyProgress(write: (s: string) => void, opts: TerminalOptions): 
             if (e.total !== undefined && e.current >= e.total) x.end = e.at;
             break;
           }
+          case 'isolation':
+            isolation = isolationLine(e);
+            break;
           case 'warning':
             after.push(`WARNING: ${e.message}${e.location ? ` (${e.location.file}:${e.location.line})` : ''}`);
             break;

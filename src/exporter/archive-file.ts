@@ -112,7 +112,7 @@ export class ArchiveWriter {
     const sink: TarSink = prefix
       ? { add: (e, body) => tar.add({ ...e, path: prefix + e.path, ...(e.type === 'hardlink' && e.linkname ? { linkname: prefix + e.linkname } : {}) }, body) }
       : tar;
-    await writeLayerTar(dir, sink, { format: 'overlay' }, this.#signal);
+    await writeLayerTar(dir, sink, {}, this.#signal);
   }
 
   /** Streams blob `d` from `blobs` as `blobs/sha256/<hex>`; never buffered whole. */

@@ -7,6 +7,7 @@ import { compileDockerfile, type BuildPlan } from '../frontend/compile.js';
 import type { CheckWarning } from '../frontend/build-checks.js';
 import { hostPlatform, type Descriptor, type Platform } from '../oci/image.js';
 import { cannotRunReason } from '../runtime/platform-support.js';
+import type { Isolation } from '../runtime/isolation.js';
 import { parseReference } from '../oci/reference.js';
 import { exportImage } from './export-outputs.js';
 import type { ExportTarget } from '../exporter/export-target.js';
@@ -43,6 +44,8 @@ import { digestHex, sha256, type Digest } from '../oci/digest.js';
 
 export interface BuildRequest {
   readonly root: string;
+  /** `--isolation` / `[build] isolation`: how RUN steps are isolated (default auto). */
+  readonly isolation?: Isolation | 'auto';
   readonly contextDir: string;
   /** Path of the Dockerfile; default `<context>/Dockerfile`. */
   readonly dockerfile?: string;
@@ -134,8 +137,9 @@ async function withBuildInputs<T>(request: BuildRequest, ctx: Ctx, fn: (worker: 
   const dockerfilePath = resolve(req.dockerfile ?? join(contextDir, 'Dockerfile'));
   const text = await readDockerfile(dockerfilePath);
   await cleanupAfterCrashes(req.root);
-  const worker = await openWorker(req.root, { privateTmp: true, expansionLimits: req.expansionLimits });
+  const worker = await openWorker(req.root, { privateTmp: true, expansionLimits: req.expansionLimits, ...(req.isolation ? { isolation: req.isolation } : {}) });
   try {
+    ctx.events.emit({ type: 'isolation', mode: worker.isolation.mode, reason: worker.isolation.reason, at: Date.now() });
     const registration = await registerBuild(worker.dirs, ctx.signal);
     try {
       return await fn(worker, req, { contextDir, dockerfilePath, text });

@@ -5,14 +5,19 @@ import { ImageLayout } from '../oci/image-layout.js';
 import type { ExpansionLimits } from '../oci/layer/expansion-guard.js';
 import { rootDirs, type RootDirs } from '../root-dirs.js';
 import { LayerStore } from '../runtime/layer-store.js';
-import { cleanupStaleMounts, mountRootfs } from '../runtime/overlay.js';
+import { BuildError } from '../errors.js';
+import { chooseIsolation, createRuntime, type Isolation, type IsolationChoice } from '../runtime/isolation.js';
+import { probeIsolation } from '../runtime/isolation-probe.js';
+import { cleanupStaleMounts } from '../runtime/overlay.js';
 import { currentOwner, isOwnerAlive } from '../runtime/owner.js';
-import { cleanupStaleContainers, RuncSandbox } from '../runtime/runc.js';
+import { cleanupStaleContainers } from '../runtime/runc.js';
 import type { Worker } from '../solver/worker.js';
 
 /** A worker that owns resources until closed. */
 export interface OwnedWorker extends Worker {
-  /** Removes the worker's private temp dir (a build's scratch space). */
+  /** The isolation mode its snapshots and RUN steps use, and why it was chosen. */
+  readonly isolation: IsolationChoice;
+  /** Removes the worker's private temp dir (a build's scratch space) and what its snapshotter keeps. */
   close(): Promise<void>;
 }
 
@@ -24,7 +29,7 @@ const PRIVATE_TMP_PREFIX = 'p-';
  * process's own under `tmp/`, tagged with its owner, so whatever a killed build leaves there can
  * later be told apart from a live build's files and removed whole (see `cleanupAfterCrashes`).
  */
-export async function openWorker(root: string, opts: { privateTmp?: boolean; expansionLimits?: ExpansionLimits } = {}): Promise<OwnedWorker> {
+export async function openWorker(root: string, opts: { privateTmp?: boolean; expansionLimits?: ExpansionLimits; isolation?: Isolation | 'auto' } = {}): Promise<OwnedWorker> {
   const shared = rootDirs(root);
   for (const d of [shared.root, shared.layers, shared.links, shared.mounts, shared.runc, shared.tmp, shared.cache]) await mkdir(d, { recursive: true });
   let dirs: RootDirs = shared;
@@ -33,18 +38,27 @@ export async function openWorker(root: string, opts: { privateTmp?: boolean; exp
     const tmp = await mkdtemp(join(shared.tmp, `${PRIVATE_TMP_PREFIX}${(await currentOwner()).replace(' ', '-')}-`));
     dirs = { ...shared, tmp };
   }
+  const isolation = chooseIsolation(await probeIsolation(shared.root, shared.tmp), opts.isolation ?? 'auto');
+  if (isolation.needsUserNamespace) {
+    // main.ts enters the namespace before anything else runs; getting here means it could not.
+    throw new BuildError('RUNTIME', `isolation ${isolation.mode} needs tsbuild to run in a user namespace of its own, and it does not`, {
+      hint: 'start tsbuild through its CLI (which enters the namespace), or pass --isolation chroot',
+    });
+  }
   const images = await ImageLayout.open(dirs.store, { create: true, tmpDir: dirs.tmp });
-  const layers = new LayerStore(dirs);
-  const sandbox = new RuncSandbox({ stateRoot: dirs.runc, bundleRoot: dirs.tmp });
+  const layers = await LayerStore.open(dirs);
+  const { snapshotter, runner } = createRuntime(isolation.mode, dirs, layers);
   return {
     dirs,
     images,
     blobs: images.blobs,
     layers,
-    sandbox,
+    sandbox: runner,
+    isolation,
     ...(opts.expansionLimits ? { expansionLimits: opts.expansionLimits } : {}),
-    mount: (lower, o, ctx) => mountRootfs(layers, dirs, lower, o, ctx),
+    mount: (lower, o, ctx) => snapshotter.prepare(lower, o, ctx),
     close: async () => {
+      await snapshotter.close();
       if (dirs.tmp !== shared.tmp) await rm(dirs.tmp, { recursive: true, force: true });
     },
   };

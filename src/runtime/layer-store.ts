@@ -1,13 +1,15 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import { access, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BuildError } from '../errors.js';
 import { digestHex, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/image.js';
+import { opaqueXattr, type OverlayXattrPrefix } from '../oci/layer/overlay-xattrs.js';
 import type { RootDirs } from '../root-dirs.js';
 
 const SHORT_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 const SHORT_LEN = 26;
+const FORMAT_FILE = 'overlay-xattrs';
 
 /**
  * Unpacked layers in overlay format, as docker's overlay2 keeps them:
@@ -24,9 +26,43 @@ const SHORT_LEN = 26;
  */
 export class LayerStore {
   readonly #dirs: RootDirs;
+  /** Where this store's layer dirs keep overlay's opaque markers; see {@link LayerStore.open}. */
+  readonly overlayXattrPrefix: OverlayXattrPrefix;
 
-  constructor(dirs: RootDirs) {
+  constructor(dirs: RootDirs, overlayXattrPrefix: OverlayXattrPrefix = 'user.overlay.') {
     this.#dirs = dirs;
+    this.overlayXattrPrefix = overlayXattrPrefix;
+  }
+
+  /**
+   * Opens the store under `dirs`, reading which overlay xattr namespace its layers use from
+   * `<root>/overlay-xattrs`. New stores use `user.overlay.` (overlay's `userxattr`): those xattrs
+   * work as real root, in a user namespace and without CAP_SYS_ADMIN alike, so one store serves
+   * every isolation mode. A store from before that file existed holds `trusted.overlay.` markers.
+   */
+  static async open(dirs: RootDirs): Promise<LayerStore> {
+    const file = join(dirs.root, FORMAT_FILE);
+    const text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return undefined;
+      throw e;
+    });
+    if (text !== undefined) {
+      const prefix = text.trim();
+      if (prefix !== 'user.overlay.' && prefix !== 'trusted.overlay.') throw new BuildError('STORE_CORRUPT', `${file} says ${JSON.stringify(prefix)}; expected user.overlay. or trusted.overlay.`);
+      return new LayerStore(dirs, prefix);
+    }
+    const legacy = (await readdir(dirs.layers).catch(() => [] as string[])).some((n) => !n.startsWith('.'));
+    const prefix: OverlayXattrPrefix = legacy ? 'trusted.overlay.' : 'user.overlay.';
+    // Written whole and renamed: processes opening a new store at once all write the same answer.
+    const tmp = `${file}.${randomBytes(6).toString('hex')}`;
+    await writeFile(tmp, `${prefix}\n`);
+    await rename(tmp, file);
+    return new LayerStore(dirs, prefix);
+  }
+
+  /** The xattr marking an opaque directory in this store's layer dirs and upperdirs. */
+  get opaqueXattr(): string {
+    return opaqueXattr(this.overlayXattrPrefix);
   }
 
   /** Absolute path of the layer's `diff` directory (whether or not it exists yet). */

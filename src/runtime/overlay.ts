@@ -8,37 +8,46 @@ import type { Ctx } from '../ctx.js';
 import type { Digest } from '../oci/digest.js';
 import type { RootDirs } from '../root-dirs.js';
 import type { LayerStore } from './layer-store.js';
+import type { OverlayXattrPrefix } from '../oci/layer/overlay-xattrs.js';
+import type { Snapshot, Snapshotter } from './snapshotter.js';
 import { currentOwner, isOwnerAlive } from './owner.js';
 
 /**
  * Pinned so that an upperdir's format (and so a layer diff) never depends on module defaults:
  * with redirect_dir or metacopy on, renames and chmods would leave overlay-private xattrs
- * instead of plain copies and whiteouts.
+ * instead of plain copies and whiteouts. With `userxattr` the kernel insists on
+ * `redirect_dir=nofollow` (it refuses `off` as conflicting), which also creates no redirects.
  */
-const OVERLAY_FIXED_OPTIONS = 'redirect_dir=off,metacopy=off,index=off';
+const OVERLAY_FIXED_OPTIONS: Record<OverlayXattrPrefix, string> = {
+  'trusted.overlay.': 'redirect_dir=off,metacopy=off,index=off',
+  'user.overlay.': 'userxattr,redirect_dir=nofollow,metacopy=off,index=off',
+};
 
-/** A mounted overlay root filesystem under `dirs.mounts/<id>/`. */
-export interface MountedRootfs {
-  readonly id: string;
-  /** The merged view: the container's rootfs. */
-  readonly merged: string;
-  /** Where writes land; absent for a read-only mount. */
-  readonly upper?: string;
-  /**
-   * Unmounts (retrying on EBUSY, lazily as a last resort) and removes the mount's directories.
-   * Idempotent. The upperdir is removed too unless `keepUpper()` was called.
-   */
-  release(): Promise<void>;
-  /**
-   * Keeps the upperdir past `release()`: after release resolves it sits at the returned path
-   * (under `dirs.tmp`, same filesystem as the layer store) and the caller owns it, typically
-   * diffing it and handing it to `LayerStore.commit`. Throws for a read-only mount.
-   */
-  keepUpper(): string;
+/** Snapshots as overlayfs mounts under `dirs.mounts/<id>/` (real root, or root of tsbuild's user namespace). */
+export class OverlaySnapshotter implements Snapshotter {
+  readonly kind = 'overlay';
+  readonly #store: LayerStore;
+  readonly #dirs: RootDirs;
+
+  constructor(store: LayerStore, dirs: RootDirs) {
+    this.#store = store;
+    this.#dirs = dirs;
+  }
+
+  prepare(lower: readonly Digest[], opts: { readonly?: boolean }, ctx: Ctx): Promise<Snapshot> {
+    return mountRootfs(this.#store, this.#dirs, lower, opts, ctx);
+  }
+
+  cleanupStale(): Promise<string[]> {
+    return cleanupStaleMounts(this.#dirs);
+  }
+
+  async close(): Promise<void> {}
 }
 
 /**
- * Mounts the committed layers `lower` (bottom → top) as an overlay rootfs.
+ * Mounts the committed layers `lower` (bottom → top) as an overlay rootfs. `release()`
+ * unmounts (retrying on EBUSY, lazily as a last resort) and removes the mount's directories.
  *
  * Lower dirs are given by their short links with the mount's cwd at the root, so the option
  * string stays under the page size (4096 bytes) even with 130 layers. Zero layers (scratch)
@@ -54,7 +63,7 @@ export async function mountRootfs(
   lower: readonly Digest[],
   opts: { readonly?: boolean },
   ctx: Ctx,
-): Promise<MountedRootfs> {
+): Promise<Snapshot> {
   ctx.signal.throwIfAborted();
   const links: string[] = [];
   for (const d of lower) links.push(await store.shortLink(d));
@@ -90,7 +99,7 @@ export async function mountRootfs(
     await mkdir(work);
     options.push(`upperdir=${rel(upper)}`, `workdir=${rel(work)}`);
   }
-  options.push(OVERLAY_FIXED_OPTIONS);
+  options.push(OVERLAY_FIXED_OPTIONS[store.overlayXattrPrefix]);
   const optString = options.join(',');
 
   try {

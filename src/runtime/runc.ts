@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -10,35 +9,22 @@ import type { Ctx } from '../ctx.js';
 import { currentOwner, isOwnerAlive } from './owner.js';
 import type { RuntimeConfig } from '../../schemas/types/runtime-config.js';
 import { toRuntimeSpec, type ExecRequest } from './spec.js';
+import type { CommandRunner, ExecIO, ExecResult } from './command-runner.js';
+
+export type { ExecIO, ExecResult } from './command-runner.js';
 
 /** Every container we create has this id prefix, so cleanup never touches anyone else's. */
 export const CONTAINER_PREFIX = 'tsbuild-';
 /** Annotation recording the creating process (see owner.ts), so cleanup spares live builds. */
 const OWNER_ANNOTATION = 'dev.tsbuild.owner';
 
-/** Where a sandboxed process's output goes. Chunks are raw bytes, not split into lines. */
-export interface ExecIO {
-  /** Not called when the request has a terminal: runc then writes to the caller's terminal itself. */
-  onOutput(stream: 1 | 2, chunk: Buffer): void;
-  /** Fed to the process's stdin (`tsbuild run -i`); without it the process reads /dev/null, as every RUN does. */
-  stdin?: Readable;
-}
-
-/** How the process ended. A non-zero exit code is a result, not an error. */
-export interface ExecResult {
-  /** The process's exit code; 128+n when it was killed by signal n (as runc reports it). */
-  readonly exitCode: number;
-  /** Set only if runc itself was killed by a signal. */
-  readonly signal?: string;
-  /** The kernel killed a process of the container for going over its memory limit (checked only with one). */
-  readonly oomKilled?: boolean;
-}
 
 /**
  * Runs processes with runc (`runc run`; output piped, or with a terminal the caller's tty). One bundle dir per run
  * under `bundleRoot`, removed afterwards; container state under `stateRoot` (runc's --root).
  */
-export class RuncSandbox {
+export class RuncSandbox implements CommandRunner {
+  readonly kind = 'runc';
   readonly #stateRoot: string;
   readonly #bundleRoot: string;
   readonly #runc: string;
@@ -127,6 +113,10 @@ export class RuncSandbox {
       await sleep(25);
       if (Date.now() - start > 10_000) child.kill('SIGKILL');
     }
+  }
+
+  cleanupStale(): Promise<string[]> {
+    return cleanupStaleContainers(this.#stateRoot, this.#runc);
   }
 
   async #delete(id: string): Promise<void> {

@@ -4,14 +4,9 @@ import type { ContentStore } from '../oci/content-store.js';
 import type { ImageLayout } from '../oci/image-layout.js';
 import type { RootDirs } from '../root-dirs.js';
 import type { LayerStore } from '../runtime/layer-store.js';
-import type { MountedRootfs } from '../runtime/overlay.js';
-import type { ExecRequest } from '../runtime/spec.js';
+import type { CommandRunner } from '../runtime/command-runner.js';
+import type { Snapshot } from '../runtime/snapshotter.js';
 import type { ExpansionLimits } from '../oci/layer/expansion-guard.js';
-
-/** Runs one process in a prepared rootfs; a non-zero exit is a result, not an error. */
-export interface Sandbox {
-  run(req: ExecRequest, io: { onOutput(stream: 1 | 2, chunk: Buffer): void }, ctx: Ctx): Promise<{ exitCode: number; signal?: string; oomKilled?: boolean }>;
-}
 
 /**
  * What the op handlers need from the machine: stores and the runtime, passed in explicitly
@@ -23,8 +18,10 @@ export interface Worker {
   readonly images: ImageLayout;
   readonly blobs: ContentStore;
   readonly layers: LayerStore;
-  readonly sandbox: Sandbox;
+  /** Runs one process in a prepared rootfs; a non-zero exit is a result, not an error. */
+  readonly sandbox: Pick<CommandRunner, 'run'>;
   /** How far an ADD archive or an image layer may expand (DEFAULT_EXPANSION_LIMITS when unset). */
   readonly expansionLimits?: ExpansionLimits;
-  mount(lower: readonly Digest[], opts: { readonly?: boolean }, ctx: Ctx): Promise<MountedRootfs>;
+  /** A root filesystem of `lower` for one op (the isolation mode's Snapshotter; see src/runtime/isolation.ts). */
+  mount(lower: readonly Digest[], opts: { readonly?: boolean }, ctx: Ctx): Promise<Snapshot>;
 }

@@ -9,14 +9,17 @@ import { atInRoot, mkdirInRoot, resolvedInRoot, type InRootOptions } from '../in
 import { readTar } from '../tar/tar-reader.js';
 import { TarFormatError, type TarEntry } from '../tar/tar-entry.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from './diff.js';
+import { isOverlayXattr } from './overlay-xattrs.js';
 
 export interface ApplyOptions {
   /**
    * `overlay`: write an overlay-format directory for use as a lowerdir (whiteouts become
-   * char devices 0:0, opaque markers the `trusted.overlay.opaque=y` xattr).
+   * char devices 0:0, opaque markers the `opaqueXattr` = y).
    * `flatten`: apply onto an existing root filesystem, deleting what whiteouts name.
    */
   readonly mode: 'overlay' | 'flatten';
+  /** With `overlay`: the layer store's opaque xattr (see overlay-xattrs.ts). */
+  readonly opaqueXattr?: string;
   /** Called before each member is applied; throwing stops the apply (see ExpansionGuard). */
   readonly onEntry?: (entry: TarEntry) => void;
 }
@@ -27,8 +30,8 @@ export interface ApplyOptions {
  * Creates files, directories, symlinks, hardlinks, fifos and devices; an existing entry is
  * replaced (a directory is kept when the new entry is a directory too). Owners are set before
  * modes (chown clears setuid) and xattrs after both (chown clears capabilities); directory
- * mtimes are set last, after their contents. `trusted.overlay.*` xattrs in the archive are
- * ignored: a layer must not steer overlayfs.
+ * mtimes are set last, after their contents. Overlay's own xattrs in the archive
+ * (`trusted.overlay.*`, `user.overlay.*`) are ignored: a layer must not steer overlayfs.
  *
  * Refuses, with a `TarFormatError` naming the path, any entry that is absolute, contains
  * `..`, or would be reached through a symlink; hardlink targets are checked the same way.
@@ -36,6 +39,8 @@ export interface ApplyOptions {
  */
 export async function applyLayer(tar: Readable | AsyncIterable<Buffer>, dest: string, opts: ApplyOptions, signal?: AbortSignal): Promise<void> {
   const flatten = opts.mode === 'flatten';
+  const opaqueXattr = opts.opaqueXattr;
+  if (!flatten && !opaqueXattr) throw new Error('applyLayer: overlay mode needs the store\'s opaqueXattr');
   // Every path below dest is resolved inside it (src/oci/in-root.ts): in flatten mode symlinked
   // parents are followed as in a chroot of dest (docker's chrooted unpack, umoci's securejoin);
   // in overlay mode a layer directory holds only its own entries, so any symlink parent is refused.
@@ -58,7 +63,7 @@ export async function applyLayer(tar: Readable | AsyncIterable<Buffer>, dest: st
     if (name.startsWith(WHITEOUT_PREFIX)) {
       await ensureParents(dest, parentParts, written, ensured, inDest);
       if (name === OPAQUE_MARKER) {
-        await resolvedInRoot(dest, parentRel, (dir) => (flatten ? clearUnwritten(dir, parentRel, written) : lsetxattr(dir, 'trusted.overlay.opaque', Buffer.from('y'))), inDest);
+        await resolvedInRoot(dest, parentRel, (dir) => (flatten ? clearUnwritten(dir, parentRel, written) : lsetxattr(dir, opaqueXattr!, Buffer.from('y'))), inDest);
       } else if (name.startsWith(`${WHITEOUT_PREFIX}${WHITEOUT_PREFIX}`)) {
         // Other aufs meta files (.wh..wh.plnk, .wh..wh.aufs): not content.
       } else {
@@ -165,7 +170,7 @@ async function setMetadata(abs: string, entry: TarEntry): Promise<void> {
   if (entry.type !== 'symlink') await chmod(abs, entry.mode & 0o7777);
   if (!entry.xattrs) return;
   for (const [name, value] of entry.xattrs) {
-    if (name.startsWith('trusted.overlay.')) continue;
+    if (isOverlayXattr(name)) continue;
     try {
       lsetxattr(abs, name, value);
     } catch (e) {

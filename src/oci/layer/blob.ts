@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { Digester, type Digest } from '../digest.js';
 import { TarWriter } from '../tar/tar-writer.js';
-import { writeLayerTar } from './diff.js';
+import { writeLayerTar, type DiffOptions } from './diff.js';
 
 export interface LayerBlob {
   /** sha256 of the uncompressed tar: the image config's `rootfs.diff_ids` entry. */
@@ -28,8 +28,9 @@ export interface LayerBlob {
 export async function createLayerBlob(
   dir: string,
   sink: (compressed: Readable) => Promise<{ digest: Digest; size: number }>,
-  signal?: AbortSignal,
+  opts: DiffOptions & { readonly signal?: AbortSignal } = {},
 ): Promise<LayerBlob> {
+  const { signal } = opts;
   signal?.throwIfAborted();
   const empty = (await readdir(dir)).length === 0;
   const writer = new TarWriter();
@@ -45,7 +46,7 @@ export async function createLayerBlob(
   const piped = pipeline(writer.stream, tap, gzip, signal ? { signal } : {});
   const walked = (async () => {
     try {
-      await writeLayerTar(dir, writer, { format: 'overlay' }, signal);
+      await writeLayerTar(dir, writer, opts, signal);
       await writer.finish();
     } catch (e) {
       writer.destroy(e as Error);

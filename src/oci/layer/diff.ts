@@ -4,41 +4,43 @@ import { join } from 'node:path';
 import { lgetxattr, llistxattr } from '../native-fs.js';
 import type { TarEntry } from '../tar/tar-entry.js';
 import type { TarWriter } from '../tar/tar-writer.js';
+import { isOverlayXattr } from './overlay-xattrs.js';
 import { ReadAhead } from './read-ahead.js';
 
 /** OCI whiteout prefix for a deleted path, and the opaque-directory marker. */
 export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_MARKER = '.wh..wh..opq';
-const OVERLAY_XATTR_PREFIX = 'trusted.overlay.';
-const OPAQUE_XATTR = 'trusted.overlay.opaque';
 
 /** Where entries go: a TarWriter, or something in front of one (a path prefix). */
 export type TarSink = Pick<TarWriter, 'add'>;
 
 export interface DiffOptions {
-  /** The layout of `dir`: an overlayfs upperdir. */
-  readonly format: 'overlay';
+  /**
+   * The xattr marking an opaque directory in `dir` (an overlayfs upperdir or a layer dir):
+   * `trusted.overlay.opaque` or `user.overlay.opaque`, as the layer store keeps them. Absent
+   * for a plain tree (a merged view), which has none.
+   */
+  readonly opaqueXattr?: string;
 }
 
 /**
- * Writes the OCI layer entries for an overlayfs upperdir `dir` into `out` (without calling
+ * Writes the OCI layer entries for an overlayfs upperdir (or any tree) `dir` into `out` (without calling
  * `out.finish()`, so the caller may append or finish).
  *
  * Entries come in a deterministic order (depth-first, names sorted bytewise, a directory
  * before its contents), with paths relative to `dir`, no leading `./`. Translations:
  * - a char device 0:0 (overlay whiteout) → empty regular file `.wh.<name>`, mode 0, in the
  *   same directory;
- * - a directory with `trusted.overlay.opaque=y` → the directory, then `<dir>/.wh..wh..opq`;
- * - `trusted.overlay.*` xattrs are dropped, all others kept with raw values;
+ * - a directory with `opts.opaqueXattr` = y → the directory, then `<dir>/.wh..wh..opq`;
+ * - `trusted.overlay.*` and `user.overlay.*` xattrs are dropped, all others kept with raw values;
  * - a second path to an inode already written (nlink > 1) → a hardlink entry to the first;
  * - sockets are skipped (tar can't hold them, as Docker does).
  * Mtimes are truncated to whole seconds so layers stay plain ustar where possible; owners are
  * numeric only (no user/group names: the host's names mean nothing in the image).
  */
 export async function writeLayerTar(dir: string, out: TarSink, opts: DiffOptions, signal?: AbortSignal): Promise<void> {
-  if (opts.format !== 'overlay') throw new Error(`unsupported diff format ${String(opts.format)}`);
   const links = new Map<string, string>();
-  await walk(dir, '', out, links, signal);
+  await walk(dir, '', out, links, opts, signal);
 }
 
 /** Entries of one directory inspected ahead of the one being written. */
@@ -61,13 +63,13 @@ interface Inspected {
  * runs them for the next {@link LOOK_AHEAD} entries while it writes the current one; the
  * archive order is unchanged. Memory: at most LOOK_AHEAD × READ_WHOLE_MAX per directory level.
  */
-async function walk(root: string, rel: string, out: TarSink, links: Map<string, string>, signal: AbortSignal | undefined): Promise<void> {
+async function walk(root: string, rel: string, out: TarSink, links: Map<string, string>, opts: DiffOptions, signal: AbortSignal | undefined): Promise<void> {
   const names = (await readdir(rel ? join(root, rel) : root)).sort(compareBytes);
   const ahead = new ReadAhead(names, LOOK_AHEAD, (name) => inspect(join(root, rel ? `${rel}/${name}` : name), signal));
   try {
     for (const name of names) {
       signal?.throwIfAborted();
-      await writeEntry(root, rel, name, await ahead.next(), out, links, signal);
+      await writeEntry(root, rel, name, await ahead.next(), out, links, opts, signal);
     }
   } finally {
     await ahead.settle();
@@ -80,7 +82,16 @@ async function inspect(abs: string, signal: AbortSignal | undefined): Promise<In
   return { abs, st };
 }
 
-async function writeEntry(root: string, rel: string, name: string, { abs, st, data }: Inspected, out: TarSink, links: Map<string, string>, signal: AbortSignal | undefined): Promise<void> {
+async function writeEntry(
+  root: string,
+  rel: string,
+  name: string,
+  { abs, st, data }: Inspected,
+  out: TarSink,
+  links: Map<string, string>,
+  opts: DiffOptions,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   const path = rel ? `${rel}/${name}` : name;
   // Whiteouts first: the kernel shares one inode among them (nlink > 1), so the hardlink
   // check below would otherwise turn every deletion into a link to the first one.
@@ -95,10 +106,10 @@ async function writeEntry(root: string, rel: string, name: string, { abs, st, da
 
   if (st.isDirectory()) {
     await out.add({ ...base, type: 'dir', size: 0, ...(xattrs.size ? { xattrs } : {}) });
-    if (lgetxattr(abs, OPAQUE_XATTR)?.toString() === 'y') {
+    if (opts.opaqueXattr && lgetxattr(abs, opts.opaqueXattr)?.toString() === 'y') {
       await out.add({ path: `${path}/${OPAQUE_MARKER}`, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: seconds(st) });
     }
-    await walk(root, path, out, links, signal);
+    await walk(root, path, out, links, opts, signal);
     return;
   }
   if (st.nlink > 1n) {
@@ -129,7 +140,7 @@ async function writeEntry(root: string, rel: string, name: string, { abs, st, da
 function readXattrs(abs: string): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
   for (const name of llistxattr(abs).sort()) {
-    if (name.startsWith(OVERLAY_XATTR_PREFIX)) continue;
+    if (isOverlayXattr(name)) continue;
     const v = lgetxattr(abs, name);
     if (v !== null) out.set(name, v);
   }

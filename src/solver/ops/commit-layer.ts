@@ -27,7 +27,7 @@ export async function commitUpperAsLayer(worker: Worker, upper: string, base: Ro
           throw e;
         }
       },
-      ctx.signal,
+      { signal: ctx.signal, opaqueXattr: worker.layers.opaqueXattr },
     );
     if (blob.empty && !opts.keepEmpty) {
       await rm(upper, { recursive: true, force: true });

@@ -3,6 +3,7 @@ import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { llistxattr, lgetxattr, lsetxattr, mknod } from '../../oci/native-fs.js';
+import { isOverlayXattr } from '../../oci/layer/overlay-xattrs.js';
 import type { PatternMatcher } from '../pattern-matcher.js';
 import type { ModeFn } from '../chmod-spec.js';
 import { forEachSettled } from './for-each-settled.js';
@@ -199,7 +200,7 @@ export class TreeCopier {
       // chown clears setuid/setgid, so the mode goes after it.
       await chmod(dst, this.#attrs.mode ? this.#attrs.mode(st.mode & 0o7777, st.isDirectory()) : st.mode & 0o7777);
       for (const name of llistxattr(src)) {
-        if (name.startsWith('trusted.overlay.')) continue;
+        if (isOverlayXattr(name)) continue;
         const value = lgetxattr(src, name);
         if (value) lsetxattr(dst, name, value);
       }

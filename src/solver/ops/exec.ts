@@ -52,7 +52,7 @@ export function execHandler(worker: Worker, opts: ExecOptions = NO_OPTIONS): OpH
       } finally {
         await mounted.release();
       }
-      await stubs.pruneCopyUps(upper);
+      await stubs.pruneCopyUps(upper, worker.layers.opaqueXattr);
       return commitUpperAsLayer(worker, upper, base, ctx, { keepEmpty: true });
     },
   };

@@ -9,7 +9,7 @@ import { atInRoot, mkdirInRoot, resolveInRoot, resolvedInRoot } from '../../oci/
 import { isCorruptArchiveError } from '../../oci/archive-errors.js';
 import { DEFAULT_EXPANSION_LIMITS, type ExpansionLimits } from '../../oci/layer/expansion-guard.js';
 import { resolveChown } from '../../runtime/user.js';
-import type { MountedRootfs } from '../../runtime/overlay.js';
+import type { Snapshot } from '../../runtime/snapshotter.js';
 import type { CopyAction, FileOp, MkdirAction, MkfileAction, Result } from '../graph.js';
 import { PatternMatcher } from '../pattern-matcher.js';
 import type { OpHandler } from '../scheduler.js';
@@ -26,7 +26,7 @@ export function fileHandler(worker: Worker): OpHandler<FileOp> {
     async run(op, inputs, _vertex, ctx) {
       const base = op.base === 'input' ? rootfsInput(inputs[0]) : rootfsInput(undefined);
       const dest = await worker.mount(base.layers.map((l) => l.diffId), {}, ctx);
-      const sourceMounts: MountedRootfs[] = [];
+      const sourceMounts: Snapshot[] = [];
       let upper: string;
       try {
         for (const action of op.actions) {
@@ -47,7 +47,7 @@ export function fileHandler(worker: Worker): OpHandler<FileOp> {
   };
 }
 
-async function openSource(worker: Worker, input: Result | undefined, mounts: MountedRootfs[], ctx: Ctx): Promise<CopySource> {
+async function openSource(worker: Worker, input: Result | undefined, mounts: Snapshot[], ctx: Ctx): Promise<CopySource> {
   if (!input) throw new BuildError('INTERNAL', 'copy source input missing');
   if (input.kind === 'dir') {
     return { root: input.path, kind: 'context', ignore: input.excludes.length ? PatternMatcher.compile(input.excludes) : undefined };

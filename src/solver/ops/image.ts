@@ -57,7 +57,7 @@ export async function ensureUnpacked(worker: Worker, blob: Descriptor, diffId: D
     const tar = hashing;
     pipeline(guard.wrap(await decompressStream(worker.blobs.openRead(blob.digest), ctx.signal)), hashing).catch(() => undefined);
     try {
-      await applyLayer(tar, dir, { mode: 'overlay', onEntry: guard.countEntry }, ctx.signal);
+      await applyLayer(tar, dir, { mode: 'overlay', opaqueXattr: worker.layers.opaqueXattr, onEntry: guard.countEntry }, ctx.signal);
       // The tar's trailing zero blocks count in the diffID too.
       for await (const _ of tar) void _;
     } catch (e) {

@@ -18,7 +18,7 @@ export interface MountStubs {
   /** Removes created mount points (and created parents, when empty) from the merged rootfs. */
   removeCreated(): Promise<void>;
   /** After unmount: drops parents that were only copied up into `upper` and are otherwise unchanged. */
-  pruneCopyUps(upper: string): Promise<void>;
+  pruneCopyUps(upper: string, opaqueXattr: string): Promise<void>;
 }
 
 interface Parent {
@@ -68,7 +68,7 @@ export async function recordMountStubs(rootfs: string, destinations: readonly st
         for (const p of c.createdParents) await atInRoot(rootfs, p, (host) => rmdir(host)).catch(() => undefined);
       }
     },
-    async pruneCopyUps(upper: string) {
+    async pruneCopyUps(upper: string, opaqueXattr: string) {
       // An upperdir holds directories for copied-up parents; a symlink among them was put
       // there by the RUN and is never followed.
       const opts = { symlinks: 'none' } as const;
@@ -79,7 +79,7 @@ export async function recordMountStubs(rootfs: string, destinations: readonly st
           async (dir) => {
             const st = await lstat(dir).catch(() => undefined);
             if (!st?.isDirectory() || st.mode !== p.mode || st.uid !== p.uid || st.gid !== p.gid) return false;
-            if ((await readdir(dir)).length > 0 || lgetxattr(dir, 'trusted.overlay.opaque') !== null) return false;
+            if ((await readdir(dir)).length > 0 || lgetxattr(dir, opaqueXattr) !== null) return false;
             await rmdir(dir);
             return true;
           },

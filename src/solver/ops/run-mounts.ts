@@ -5,7 +5,7 @@ import type { Ctx } from '../../ctx.js';
 import { BuildError, type SourceLocation } from '../../errors.js';
 import { digestHex, sha256 } from '../../oci/digest.js';
 import { resolveInRoot } from '../../oci/in-root.js';
-import type { MountedRootfs } from '../../runtime/overlay.js';
+import type { Snapshot } from '../../runtime/snapshotter.js';
 import type { BindMount } from '../../runtime/spec.js';
 import type { CacheRunMount, Result, RunMount } from '../graph.js';
 import type { Worker } from '../worker.js';
@@ -84,7 +84,7 @@ export async function prepareRunMounts(
     for (const c of cleanups.reverse()) await c();
     cleanups.length = 0;
   };
-  const overlays = new Map<number, MountedRootfs>();
+  const overlays = new Map<number, Snapshot>();
   /** The host directory for `input`: the context dir, or a (writable, discarded) overlay of a stage. */
   const inputRoot = async (input: number): Promise<string> => {
     const r = inputs[input];

@@ -90,7 +90,8 @@ parse('the validator and schemas/tsbuild/config.schema.json name the same keys',
   const schema = JSON.parse(await readFile(fileURLToPath(new URL('../../../../schemas/tsbuild/config.schema.json', import.meta.url)), 'utf8')) as {
     properties: Record<string, { properties?: Record<string, unknown> }> & { registry: { additionalProperties: { properties: Record<string, unknown> } } };
   };
-  assert.equal(Object.keys(schema.properties).sort(), ['gc', 'max-parallelism', 'network', 'progress', 'registry', 'root', 'unpack']);
+  assert.equal(Object.keys(schema.properties).sort(), ['build', 'gc', 'max-parallelism', 'network', 'progress', 'registry', 'root', 'unpack']);
+  assert.equal(Object.keys(schema.properties.build!.properties!).sort(), ['isolation']);
   assert.equal(Object.keys(schema.properties.network!.properties!).sort(), ['connect-timeout', 'idle-timeout', 'response-timeout', 'retry-budget']);
   parseConfig('[network]\nconnect-timeout = "1s"\nresponse-timeout = "2s"\nidle-timeout = "3s"\nretry-budget = "4s"\n', 'x.toml');
   assert.equal(Object.keys(schema.properties.gc!.properties!).sort(), ['keep-duration', 'keep-storage']);

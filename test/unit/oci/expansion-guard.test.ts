@@ -100,7 +100,7 @@ test('max-entries stops an archive of many small files at the limit', async () =
   const dest = join(tmp, 'dest');
   await mkdir(dest);
   const guard = new ExpansionGuard(small, 'layer sha256:abc', 1000);
-  const err = await rejects(applyLayer(guard.wrap(await decompressStream(createReadStream(join(tmp, 'many.tar.gz')))), dest, { mode: 'overlay', onEntry: guard.countEntry }));
+  const err = await rejects(applyLayer(guard.wrap(await decompressStream(createReadStream(join(tmp, 'many.tar.gz')))), dest, { mode: 'overlay', opaqueXattr: 'user.overlay.opaque', onEntry: guard.countEntry }));
   assert.is(err.message, 'layer sha256:abc: the archive has more than 100 entries');
   assert.match(err.hint ?? '', /raise max-entries \(now 100\) in the \[unpack\] table of tsbuild\.toml/);
   assert.is((await readdir(dest)).length, 100);

@@ -144,7 +144,7 @@ test('upperdir → layer tar → flatten and overlay apply reproduce the merged 
   const tarFile = join(tmp, 'layer.tar');
   const w = new TarWriter();
   const done = pipeline(w.stream, createWriteStream(tarFile));
-  await writeLayerTar(U, w, { format: 'overlay' });
+  await writeLayerTar(U, w, { opaqueXattr: 'trusted.overlay.opaque' });
   await w.finish();
   await done;
   const listing = execFileSync('tar', ['--numeric-owner', '-tvf', tarFile], { encoding: 'utf8' });
@@ -172,7 +172,7 @@ test('upperdir → layer tar → flatten and overlay apply reproduce the merged 
   // overlay-format apply, then mounted above the lower dir
   const O = join(tmp, 'olayer');
   await mkdir(O);
-  await applyLayer(createReadStream(tarFile), O, { mode: 'overlay' });
+  await applyLayer(createReadStream(tarFile), O, { mode: 'overlay', opaqueXattr: 'trusted.overlay.opaque' });
   const wh = await lstat(join(O, 'rm-me'));
   assert.ok(wh.isCharacterDevice() && wh.rdev === 0, 'whiteout device');
   assert.is(lgetxattr(join(O, 'replace'), 'trusted.overlay.opaque')?.toString(), 'y');
@@ -197,7 +197,7 @@ test('the diff is deterministic', async () => {
     const done = (async () => {
       for await (const c of w.stream) d.update(c as Buffer);
     })();
-    await writeLayerTar(U, w, { format: 'overlay' });
+    await writeLayerTar(U, w, { opaqueXattr: 'trusted.overlay.opaque' });
     await w.finish();
     await done;
     return d.digest();
@@ -226,7 +226,7 @@ test('a diff of many files (beyond the look-ahead, around the whole-read size, h
   const done = (async () => {
     for await (const c of w.stream) chunks.push(c as Buffer);
   })();
-  await writeLayerTar(U, w, { format: 'overlay' });
+  await writeLayerTar(U, w, { opaqueXattr: 'trusted.overlay.opaque' });
   await w.finish();
   await done;
   const tar = Buffer.concat(chunks);
@@ -313,7 +313,7 @@ test('apply never writes outside dest', async () => {
     await mkdir(dest);
     let err: unknown;
     try {
-      await applyLayer(Readable.from(await layerOf(entries)), dest, { mode });
+      await applyLayer(Readable.from(await layerOf(entries)), dest, { mode, opaqueXattr: 'trusted.overlay.opaque' });
     } catch (e) {
       err = e;
     }

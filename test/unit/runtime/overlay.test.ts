@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sha256, type Digest } from '../../../src/oci/digest.js';
-import { cleanupStaleMounts, mountRootfs, type MountedRootfs } from '../../../src/runtime/overlay.js';
+import { cleanupStaleMounts, mountRootfs } from '../../../src/runtime/overlay.js';
+import type { Snapshot } from '../../../src/runtime/snapshotter.js';
 import { currentOwner } from '../../../src/runtime/owner.js';
 import { mountsUnder } from '../../helpers/mounts.js';
 import { makeRoot, skipReason, testCtx, type TestRoot } from './fixture.js';
@@ -27,7 +28,7 @@ async function makeLayers(root: TestRoot, n: number): Promise<Digest[]> {
   return out;
 }
 
-async function withMount(root: TestRoot, lower: Digest[], opts: { readonly?: boolean }, fn: (m: MountedRootfs) => Promise<void>) {
+async function withMount(root: TestRoot, lower: Digest[], opts: { readonly?: boolean }, fn: (m: Snapshot) => Promise<void>) {
   const m = await mountRootfs(root.store, root.dirs, lower, opts, testCtx());
   try {
     await fn(m);

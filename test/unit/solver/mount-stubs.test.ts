@@ -44,7 +44,7 @@ test('without tampering: created stubs and copied-up parents are removed', async
   assert.equal(await readdir(join(rootfs, 'p/q')), []);
   await mkdir(join(upper, 'p/q'), { recursive: true }); // overlay's copy-up
   await chmod(join(upper, 'p/q'), 0o750);
-  await stubs.pruneCopyUps(upper);
+  await stubs.pruneCopyUps(upper, 'trusted.overlay.opaque');
   assert.equal(await readdir(upper), []);
 });
 
@@ -58,7 +58,7 @@ test('a parent replaced by a symlink to a host dir: nothing there is removed', a
   await stubs.removeCreated();
   // In the upperdir too: p is a link, q below it would match the recorded parent.
   await symlink(canary, join(upper, 'p'));
-  await stubs.pruneCopyUps(upper);
+  await stubs.pruneCopyUps(upper, 'trusted.overlay.opaque');
   assert.equal(await canaryTree(), before);
   assert.ok((await lstat(join(canary, 'hosts'))).isFile());
 });
