@@ -10,8 +10,9 @@ import { BuildError } from '../errors.js';
 import { atInRoot, containerPathParts, mkdirInRoot, resolveInRoot } from '../oci/in-root.js';
 import { mknod } from '../oci/native-fs.js';
 import type { RootDirs } from '../root-dirs.js';
+import { DEFAULT_PIDS_LIMIT } from '../solver/ops/run-cgroups.js';
 import { cloneEntry, cloneTree } from './clone-entry.js';
-import type { ExecIO, ExecResult } from './runc.js';
+import type { CommandRunner, ExecIO, ExecResult } from './command-runner.js';
 import { DEFAULT_CAPABILITIES, type BindMount, type ExecRequest } from './spec.js';
 
 /** Capability bits (linux/capability.h) of the names in Docker's default set. */
@@ -81,7 +82,7 @@ interface Provided {
  * What it can't honour fails with a BuildError naming the isolation: a private network
  * (--network=none), cgroup limits, --security=insecure, a terminal.
  */
-export class ChrootRunner {
+export class ChrootRunner implements CommandRunner {
   readonly kind = 'chroot' as const;
   readonly #dirs: RootDirs;
   readonly #snapshots: CtimeSink | undefined;
@@ -306,7 +307,9 @@ function refuseUnsupported(req: ExecRequest): void {
     new BuildError('RUN_FAILED', `isolation chroot cannot give ${what}: ${why}; use --isolation overlay or rootless`, { hint: 'use --isolation overlay or rootless' });
   if ((req.network as string) === 'none') throw refuse('RUN --network=none a private network', 'that needs a network namespace, which this host refuses');
   const limits = req.cgroupLimits;
-  if (limits && (limits.memory || limits.cpu || limits.pids)) throw refuse('RUN resource limits', 'they need a cgroup of its own, which this host refuses');
+  // The solver adds its default process limit to every RUN; only a limit asked for is refused.
+  const askedPids = limits?.pids && limits.pids.limit !== DEFAULT_PIDS_LIMIT;
+  if (limits && (limits.memory || limits.cpu || askedPids)) throw refuse('RUN resource limits', 'they need a cgroup of its own, which this host refuses');
   if (req.privileged) throw refuse('RUN --security=insecure', 'it has no sandbox to lift');
   if (req.terminal) throw refuse('a terminal', 'it runs commands without runc');
   // Any other network (the host's, or a private one that needs namespaces) is the host's here.

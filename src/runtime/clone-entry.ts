@@ -1,10 +1,9 @@
 import { constants, type BigIntStats } from 'node:fs';
 import { chmod, copyFile, lchown, link, lstat, lutimes, mkdir, readdir, readlink, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isOverlayXattr } from '../oci/layer/overlay-xattrs.js';
 import { lgetxattr, llistxattr, lsetxattr, mknod } from '../oci/native-fs.js';
 
-/** Overlay's private xattrs: bookkeeping of a layer dir, never content of a tree. */
-const OVERLAY_XATTRS = /^(trusted|user)\.overlay\./;
 
 /**
  * Copies one entry `src` (already lstat'ed as `st`, never followed) to the new path `dst`, with
@@ -61,7 +60,8 @@ async function setMtime(dst: string, st: BigIntStats): Promise<void> {
 
 function copyXattrs(src: string, dst: string): void {
   for (const name of llistxattr(src)) {
-    if (OVERLAY_XATTRS.test(name)) continue;
+    // Overlay's bookkeeping of a layer dir is never content of a tree.
+    if (isOverlayXattr(name)) continue;
     const v = lgetxattr(src, name);
     if (v !== null) lsetxattr(dst, name, v);
   }

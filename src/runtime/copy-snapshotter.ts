@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
 import { chmod, lstat, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, join, relative } from 'node:path';
+import { basename, join } from 'node:path';
 import { BuildError } from '../errors.js';
 import type { Ctx } from '../ctx.js';
 import type { Digest } from '../oci/digest.js';
@@ -9,18 +9,9 @@ import type { RootDirs } from '../root-dirs.js';
 import type { LayerStore } from './layer-store.js';
 import { applyLayerDir } from './materialize-layers.js';
 import { currentOwner, isOwnerAlive } from './owner.js';
+import type { Snapshot, Snapshotter } from './snapshotter.js';
 import { StatManifest } from './stat-manifest.js';
 
-/** A working root filesystem of the copy snapshotter (the seam's Snapshot). */
-export interface CopySnapshot {
-  readonly id: string;
-  /** The root filesystem directory the command sees. */
-  readonly merged: string;
-  readonly upper?: string;
-  /** After release(), an overlay-format directory of the changes, under dirs.tmp. */
-  keepUpper(): string;
-  release(): Promise<void>;
-}
 
 /** A released working dir kept for the step that builds on the layer it just produced. */
 interface PoolEntry {
@@ -57,7 +48,7 @@ export function copiesDir(dirs: RootDirs): string {
  * owner file written, renamed into place; deleted by first renaming to `.del-<owner>-<id>`; so
  * `cleanupStale` can always tell a dead process's leftovers from a live one's.
  */
-export class CopySnapshotter {
+export class CopySnapshotter implements Snapshotter {
   readonly kind = 'copy' as const;
   readonly #layers: LayerStore;
   readonly #dirs: RootDirs;
@@ -74,7 +65,7 @@ export class CopySnapshotter {
     this.#poolSize = opts.poolSize ?? DEFAULT_POOL_SIZE;
   }
 
-  async prepare(lower: readonly Digest[], opts: { readonly?: boolean }, ctx: Ctx): Promise<CopySnapshot> {
+  async prepare(lower: readonly Digest[], opts: { readonly?: boolean }, ctx: Ctx): Promise<Snapshot> {
     ctx.signal.throwIfAborted();
     for (const d of lower) {
       if (!(await this.#layers.has(d))) throw new BuildError('STORE_CORRUPT', `layer ${d} is not in the layer store`);
@@ -153,18 +144,8 @@ export class CopySnapshotter {
     for (const e of entries) await this.#remove(e.base, owner);
   }
 
-  /** Removes what dead tsbuild processes left under `copies/` (never a live process's dirs). Returns the names removed. */
   async cleanupStale(): Promise<string[]> {
-    const dir = copiesDir(this.#dirs);
-    const removed: string[] = [];
-    const owner = await currentOwner();
-    for (const name of await readdir(dir).catch(() => [] as string[])) {
-      const base = join(dir, name);
-      if (!(await isStale(base))) continue;
-      await this.#remove(base, owner);
-      removed.push(name);
-    }
-    return removed;
+    return cleanupStaleCopies(this.#dirs);
   }
 
   async #adopt(lower: readonly Digest[]): Promise<{ base: string; manifest: StatManifest } | undefined> {
@@ -212,17 +193,33 @@ export class CopySnapshotter {
     return base;
   }
 
-  /** Deletes a dir of `copies/` via a `.del-<owner>-` name, so a kill midway still leaves it judged. */
   async #remove(base: string, owner: string): Promise<void> {
-    const doomed = join(copiesDir(this.#dirs), `.del-${owner.replace(' ', '-')}-${randomBytes(12).toString('hex')}`);
-    await rename(base, doomed);
-    await rm(doomed, { recursive: true, force: true });
+    await removeCopy(this.#dirs, base, owner);
   }
+}
 
-  /** For messages: a working dir relative to the root. */
-  describe(base: string): string {
-    return relative(this.#dirs.root, base);
+/**
+ * Removes what dead tsbuild processes left under `copies/` (working dirs, pooled ones, half-made
+ * or half-deleted ones), never a live process's. Returns the names removed.
+ */
+export async function cleanupStaleCopies(dirs: RootDirs): Promise<string[]> {
+  const dir = copiesDir(dirs);
+  const removed: string[] = [];
+  const owner = await currentOwner();
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const base = join(dir, name);
+    if (!(await isStale(base))) continue;
+    await removeCopy(dirs, base, owner);
+    removed.push(name);
   }
+  return removed;
+}
+
+/** Deletes a dir of `copies/` via a `.del-<owner>-` name, so a kill midway still leaves it judged. */
+async function removeCopy(dirs: RootDirs, base: string, owner: string): Promise<void> {
+  const doomed = join(copiesDir(dirs), `.del-${owner.replace(' ', '-')}-${randomBytes(12).toString('hex')}`);
+  await rename(base, doomed);
+  await rm(doomed, { recursive: true, force: true });
 }
 
 /** A directory's identity across renames: dev, inode and birth time (an inode number alone may be reused). */

@@ -9,7 +9,7 @@ import { cloneEntry, finishDir } from './clone-entry.js';
  * What one path looked like, compact: plain numbers in one fixed shape, so V8 keeps each record
  * in about 100 bytes (times as whole seconds + nanoseconds, since a bigint is a heap object of
  * its own). Inode numbers above 2^53 lose their low bits: that only makes a replaced file look
- * changed, which it is anyway.
+ * changed, which it is anyway. A directory is the same when its inode number and birth time are.
  */
 export interface StatRecord {
   /** st_mode: type and permission bits. */
@@ -22,6 +22,9 @@ export interface StatRecord {
   ctimeS: number;
   ctimeN: number;
   readonly ino: number;
+  /** Birth time (statx): ext4 hands a freed inode number straight to the next new file, so a directory deleted and made again often keeps its number. 0 where unknown. */
+  readonly btimeS: number;
+  readonly btimeN: number;
   readonly nlink: number;
 }
 
@@ -47,12 +50,19 @@ export function toRecord(st: BigIntStats): StatRecord {
     ctimeS: Number(st.ctimeNs / 1_000_000_000n),
     ctimeN: Number(st.ctimeNs % 1_000_000_000n),
     ino: Number(st.ino),
+    btimeS: Number(st.birthtimeNs / 1_000_000_000n),
+    btimeN: Number(st.birthtimeNs % 1_000_000_000n),
     nlink: Number(st.nlink),
   };
 }
 
 function sameButCtime(a: StatRecord, b: StatRecord): boolean {
-  return a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.size === b.size && a.mtimeS === b.mtimeS && a.mtimeN === b.mtimeN && a.ino === b.ino && a.nlink === b.nlink;
+  return a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && a.size === b.size && a.mtimeS === b.mtimeS && a.mtimeN === b.mtimeN && a.ino === b.ino && sameInode(a, b) && a.nlink === b.nlink;
+}
+
+/** The same inode, not one that reused its number. */
+function sameInode(a: StatRecord, b: StatRecord): boolean {
+  return a.ino === b.ino && a.btimeS === b.btimeS && a.btimeN === b.btimeN;
 }
 
 function same(a: StatRecord, b: StatRecord): boolean {
@@ -201,7 +211,7 @@ export class StatManifest {
         const cur = record(c, st);
         if (!was) {
           await copyWhole(c, st, false);
-        } else if ((was.mode & S_IFMT) !== (cur.mode & S_IFMT) || (isDir(cur) && was.ino !== cur.ino)) {
+        } else if ((was.mode & S_IFMT) !== (cur.mode & S_IFMT) || (isDir(cur) && !sameInode(was, cur))) {
           // Overlay marks a directory made where something was deleted opaque; a file simply hides what was there.
           await copyWhole(c, st, isDir(cur));
         } else if (isDir(cur)) {
