@@ -1,5 +1,5 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { suite } from 'uvu';
@@ -9,6 +9,9 @@ import { useBuildRoot } from '../helpers/build-root.js';
 import { CLI, tsbuildOk, type CliResult } from '../helpers/cli.js';
 import { cached, rawjsonEvents, started } from '../helpers/progress-events.js';
 import { diffTrees, snapshotTree } from '../helpers/tree-compare.js';
+import { RuncSandbox } from '../../src/runtime/runc.js';
+import type { BindMount } from '../../src/runtime/spec.js';
+import { nullSink } from '../../src/events.js';
 
 /**
  * Isolation chroot against the default mode: the same Dockerfile built as real root (overlayfs,
@@ -150,6 +153,75 @@ test('isolation chroot refuses RUN --network=none by name, and leaves no process
     const left = strayProcesses(marker);
     for (const pid of left) process.kill(pid, 'SIGKILL');
     assert.equal(left, [], 'no process of the RUN outlives it');
+    assert.equal(await readdir(join(chrootRoot, 'copies')), []);
+  } finally {
+    await rm(chrootRoot, { recursive: true, force: true });
+  }
+});
+
+/**
+ * Runs the tsbuild CLI as root in a container as strict as a default Docker one: runc with
+ * Docker's default capabilities (no CAP_SYS_ADMIN), tsbuild's RUN seccomp filter (mount,
+ * pivot_root, setns, unshare/clone of a user namespace refused), its own pid/ipc/uts/mount
+ * namespaces, the device cgroup denying every device but runc's defaults. The host's /usr,
+ * /etc, this checkout and `work` are bound in (`work` read-write).
+ */
+async function tsbuildInDockerLikeContainer(work: string, args: readonly string[]): Promise<CliResult> {
+  const rootfs = await mkdtemp(join(work, 'container-rootfs-'));
+  const scratch = await mkdtemp(join(work, 'container-runc-'));
+  const checkout = join(CLI, '../../../..');
+  const mounts: BindMount[] = [{ destination: '/tmp', source: 'tmpfs', type: 'tmpfs', options: ['nosuid', 'nodev'] }];
+  for (const top of ['bin', 'sbin', 'lib', 'lib64', 'usr', 'etc']) {
+    const st = await lstat(`/${top}`).catch(() => undefined);
+    if (st?.isSymbolicLink()) await symlink(await readlink(`/${top}`), join(rootfs, top));
+    else if (st?.isDirectory()) mounts.push({ destination: `/${top}`, source: `/${top}`, type: 'bind', options: ['rbind', 'ro'] });
+  }
+  mounts.push({ destination: checkout, source: checkout, type: 'bind', options: ['rbind', 'ro'] });
+  mounts.push({ destination: work, source: work, type: 'bind', options: ['rbind', 'rw'] });
+  let stdout = '';
+  let stderr = '';
+  try {
+    const sandbox = new RuncSandbox({ stateRoot: join(scratch, 'state'), bundleRoot: scratch });
+    const r = await sandbox.run(
+      {
+        rootfs,
+        args: [process.execPath, CLI, ...args],
+        env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'NO_COLOR=1', 'HOME=/root'],
+        cwd: '/',
+        uid: 0,
+        gid: 0,
+        additionalGids: [],
+        hostname: 'docker-like',
+        network: 'host',
+        mounts,
+      },
+      { onOutput: (stream, chunk) => (stream === 1 ? (stdout += chunk.toString()) : (stderr += chunk.toString())) },
+      { signal: new AbortController().signal, events: nullSink },
+    );
+    return { code: r.exitCode, stdout, stderr };
+  } finally {
+    await rm(rootfs, { recursive: true, force: true });
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+test('in a container as strict as a default Docker one (no CAP_SYS_ADMIN, seccomp refusing mount and user namespaces) isolation chroot builds the same layers', async () => {
+  const ctx = await env.context(DOCKERFILE, { ctxfile: 'from the context\n' });
+  const chrootRoot = join(env.work, 'chroot-root3');
+  await buildBusyboxBase(chrootRoot);
+  const out = (name: string) => join(env.work, name);
+  try {
+    await tsbuildOk(['--root', env.root, 'build', '--isolation', 'overlay', '--target', 'base', '--output', `type=oci,dest=${out('ov3.tar')}`, ctx]);
+    // First what the container refuses, so that the build below proves something.
+    const probe = await tsbuildInDockerLikeContainer(env.work, ['--root', chrootRoot, 'build', '--isolation', 'overlay', ctx]);
+    assert.is.not(probe.code, 0, 'overlay is refused in there');
+    assert.match(probe.stderr, /CAP_SYS_ADMIN|not possible/);
+    const r = await tsbuildInDockerLikeContainer(env.work, ['--root', chrootRoot, 'build', '--target', 'base', '--output', `type=oci,dest=${out('ch3.tar')}`, ctx]);
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stderr, /isolation: chroot/, 'auto picks chroot there');
+    const want = await layerListings(out('ov3.tar'), out('ov3'));
+    const got = await layerListings(out('ch3.tar'), out('ch3'));
+    assert.equal(got, want);
     assert.equal(await readdir(join(chrootRoot, 'copies')), []);
   } finally {
     await rm(chrootRoot, { recursive: true, force: true });
