@@ -17,8 +17,8 @@ export interface StatRecord {
   readonly uid: number;
   readonly gid: number;
   readonly size: number;
-  readonly mtimeS: number;
-  readonly mtimeN: number;
+  mtimeS: number;
+  mtimeN: number;
   ctimeS: number;
   ctimeN: number;
   readonly ino: number;
@@ -126,16 +126,22 @@ export class StatManifest {
   }
 
   /**
-   * Takes `rel`'s current stat as its recorded one when only its ctime moved: for paths the
-   * runtime moved away and back (its own files over /etc/hosts, /dev, mount targets) or whose
-   * mtime it restored. A change of anything else stays a change. Returns whether it matched.
+   * Takes `rel`'s current stat as its recorded one when only its ctime moved (and its mtime by
+   * less than a microsecond): for paths the runtime moved away and back (its own files over
+   * /etc/hosts, /dev, mount targets) or whose mtime it restored. A change of anything else
+   * stays a change. Returns whether it matched.
    */
   acceptCtime(rel: string, st: BigIntStats): boolean {
     const old = this.#entries.get(rel);
     const cur = toRecord(st);
-    if (!old || !sameButCtime(old, cur)) return false;
+    // A restored mtime may be off by under a microsecond: Node sets times as a double of seconds.
+    if (!old) return false;
+    const drift = Math.abs((cur.mtimeS - old.mtimeS) * 1e9 + (cur.mtimeN - old.mtimeN));
+    if (drift >= 1000 || !sameButCtime(old, { ...cur, mtimeS: old.mtimeS, mtimeN: old.mtimeN })) return false;
     old.ctimeS = cur.ctimeS;
     old.ctimeN = cur.ctimeN;
+    old.mtimeS = cur.mtimeS;
+    old.mtimeN = cur.mtimeN;
     return true;
   }
 
