@@ -159,6 +159,34 @@ test('isolation chroot refuses RUN --network=none by name, and leaves no process
   }
 });
 
+test('a build killed mid-RUN leaves nothing that the next build does not remove (working dirs, the command)', async () => {
+  const chrootRoot = join(env.work, 'chroot-root4');
+  await buildBusyboxBase(chrootRoot);
+  const marker = `sleep ${500000 + (process.pid % 100000)}`;
+  try {
+    const ctx = await env.context(`FROM busybox\nRUN echo a > /a\nRUN ${marker}\n`);
+    const child = spawn('capsh', ['--drop=cap_sys_admin', '--', '-c', 'exec "$0" "$@"', process.execPath, CLI, '--root', chrootRoot, 'build', '--isolation', 'chroot', ctx], { stdio: 'ignore' });
+    const deadline = Date.now() + 20_000;
+    while (strayProcesses(marker).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(strayProcesses(marker).length > 0, 'the RUN started');
+    const workingDirs = await readdir(join(chrootRoot, 'copies'));
+    assert.ok(workingDirs.length > 0, 'a working dir exists while the RUN runs');
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('close', r));
+    // The helper dies with tsbuild (parent-death signal), and the command with the helper.
+    for (let i = 0; i < 100 && strayProcesses(marker).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    const left = strayProcesses(marker);
+    for (const pid of left) process.kill(pid, 'SIGKILL');
+    assert.equal(left, [], 'the RUN died with the build');
+    const next = await env.context('FROM busybox\nRUN echo b > /b\n');
+    await noAdminOk(['--root', chrootRoot, 'build', '--isolation', 'chroot', next]);
+    assert.equal(await readdir(join(chrootRoot, 'copies')), [], 'the dead build\'s working dir is gone');
+    assert.equal((await readdir(join(chrootRoot, 'tmp'))).filter((n) => !n.startsWith('.')), []);
+  } finally {
+    await rm(chrootRoot, { recursive: true, force: true });
+  }
+});
+
 /**
  * Runs the tsbuild CLI as root in a container as strict as a default Docker one: runc with
  * Docker's default capabilities (no CAP_SYS_ADMIN), tsbuild's RUN seccomp filter (mount,
