@@ -21,8 +21,16 @@ interface PoolEntry {
   readonly chain: readonly Digest[];
 }
 
+/** A materialized tree shared by read-only snapshots of one lower chain. */
+interface SharedEntry {
+  readonly base: Promise<string>;
+  refs: number;
+}
+
 /** Working dirs kept for reuse at most: each is a whole root filesystem on disk. */
 const DEFAULT_POOL_SIZE = 3;
+/** Unused read-only trees kept at most (COPY --from the same stage again, an export after the build). */
+const SHARED_KEPT = 2;
 
 /** Where working dirs live, beside `mounts/` on the store's filesystem. */
 export function copiesDir(dirs: RootDirs): string {
@@ -55,6 +63,8 @@ export class CopySnapshotter implements Snapshotter {
   readonly #opaqueXattr: string;
   readonly #poolSize: number;
   readonly #pool = new Map<string, PoolEntry>();
+  /** Read-only trees by lower chain; a Map iterates least recently used first. */
+  readonly #shared = new Map<string, SharedEntry>();
   /** Manifests of live writable snapshots by their root dir, for the runner's acceptCtime. */
   readonly #live = new Map<string, StatManifest>();
 
@@ -71,20 +81,19 @@ export class CopySnapshotter implements Snapshotter {
       if (!(await this.#layers.has(d))) throw new BuildError('STORE_CORRUPT', `layer ${d} is not in the layer store`);
     }
     const owner = await currentOwner();
-    const adopted = opts.readonly ? undefined : await this.#adopt(lower);
+    if (opts.readonly) return this.#prepareShared(lower, owner, ctx);
+    const adopted = await this.#adopt(lower);
     let base: string;
     let manifest: StatManifest | undefined;
     if (adopted) {
       ({ base, manifest } = adopted);
     } else {
       base = await this.#materialize(lower, owner, ctx);
-      if (!opts.readonly) {
-        try {
-          manifest = await StatManifest.record(join(base, 'root'), ctx.signal);
-        } catch (e) {
-          await this.#remove(base, owner);
-          throw e;
-        }
+      try {
+        manifest = await StatManifest.record(join(base, 'root'), ctx.signal);
+      } catch (e) {
+        await this.#remove(base, owner);
+        throw e;
       }
     }
     const id = basename(base);
@@ -136,12 +145,73 @@ export class CopySnapshotter implements Snapshotter {
     }
   }
 
-  /** Removes the pooled working dirs (on worker close). */
+  /** Removes the pooled working dirs and the shared read-only trees (on worker close). */
   async close(): Promise<void> {
     const owner = await currentOwner();
     const entries = [...this.#pool.values()];
     this.#pool.clear();
     for (const e of entries) await this.#remove(e.base, owner);
+    const shared = [...this.#shared.values()];
+    this.#shared.clear();
+    for (const e of shared) {
+      const base = await e.base.catch(() => undefined);
+      if (base) await this.#remove(base, owner);
+    }
+  }
+
+  /**
+   * Read-only snapshots (COPY --from sources, exports) of one lower chain share one tree,
+   * materialized once; nobody writes into it. Released ones stay for a later reader, the
+   * least recently used unreferenced ones beyond SHARED_KEPT go.
+   */
+  async #prepareShared(lower: readonly Digest[], owner: string, ctx: Ctx): Promise<Snapshot> {
+    const key = lower.join(',');
+    let entry = this.#shared.get(key);
+    if (entry) {
+      this.#shared.delete(key);
+    } else {
+      const e: SharedEntry = { base: this.#materialize(lower, owner, ctx), refs: 0 };
+      // A failed materialization is not kept for the next reader.
+      e.base.catch(() => {
+        if (this.#shared.get(key) === e) this.#shared.delete(key);
+      });
+      entry = e;
+    }
+    this.#shared.set(key, entry);
+    entry.refs++;
+    let base: string;
+    try {
+      base = await entry.base;
+    } catch (e) {
+      entry.refs--;
+      throw e;
+    }
+    const held = entry;
+    let released = false;
+    return {
+      id: basename(base),
+      merged: join(base, 'root'),
+      keepUpper: () => {
+        throw new BuildError('INTERNAL', 'keepUpper() on a read-only snapshot');
+      },
+      release: async () => {
+        if (released) return;
+        released = true;
+        held.refs--;
+        await this.#trimShared(owner);
+      },
+    };
+  }
+
+  async #trimShared(owner: string): Promise<void> {
+    let unused = [...this.#shared].filter(([, e]) => e.refs === 0);
+    while (unused.length > SHARED_KEPT) {
+      const [key, e] = unused.shift()!;
+      this.#shared.delete(key);
+      const base = await e.base.catch(() => undefined);
+      if (base) await this.#remove(base, owner);
+      unused = [...this.#shared].filter(([, x]) => x.refs === 0);
+    }
   }
 
   async cleanupStale(): Promise<string[]> {

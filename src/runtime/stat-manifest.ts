@@ -127,17 +127,17 @@ export class StatManifest {
 
   /**
    * Takes `rel`'s current stat as its recorded one when only its ctime moved (and its mtime by
-   * less than a microsecond): for paths the runtime moved away and back (its own files over
+   * less than 10 µs): for paths the runtime moved away and back (its own files over
    * /etc/hosts, /dev, mount targets) or whose mtime it restored. A change of anything else
    * stays a change. Returns whether it matched.
    */
   acceptCtime(rel: string, st: BigIntStats): boolean {
     const old = this.#entries.get(rel);
     const cur = toRecord(st);
-    // A restored mtime may be off by under a microsecond: Node sets times as a double of seconds.
+    // A restored mtime may be off by about a microsecond: Node sets times as a double of seconds, truncated to microseconds.
     if (!old) return false;
     const drift = Math.abs((cur.mtimeS - old.mtimeS) * 1e9 + (cur.mtimeN - old.mtimeN));
-    if (drift >= 1000 || !sameButCtime(old, { ...cur, mtimeS: old.mtimeS, mtimeN: old.mtimeN })) return false;
+    if (drift >= 10_000 || !sameButCtime(old, { ...cur, mtimeS: old.mtimeS, mtimeN: old.mtimeN })) return false;
     old.ctimeS = cur.ctimeS;
     old.ctimeN = cur.ctimeN;
     old.mtimeS = cur.mtimeS;
