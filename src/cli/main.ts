@@ -16,6 +16,8 @@ import { loadConfig } from './config-file.js';
 import { stateRoot } from './state-root.js';
 import { checkOutputDest } from './output-dest.js';
 import { effectiveSettings } from './config-command.js';
+import { createStateRoot, enteredUserNamespace, runInUserNamespaceIfNeeded } from '../runtime/userns-reexec.js';
+import { isolationSetting } from './isolation-setting.js';
 
 const VERBS = new Set(['build', 'help', ...REGISTRY_VERBS, ...GC_VERBS, ...IMAGE_VERBS, 'config', 'info']);
 /** How long cleanup may take after an interrupt (unmounting, killing a sandbox take well under a second). */
@@ -35,7 +37,6 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`error: unknown command '${first}' (Did you mean ${typo}?)\n`);
     return 2;
   }
-
   // The config file is read once, before any verb: a broken one is a usage error naming file:line.
   const rawRoot = globals.root;
   try {
@@ -43,6 +44,13 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     return report(err, globals);
   }
+  // Not root with CAP_SYS_ADMIN: run again as uid 0 of a user namespace of our own (userns-reexec.ts).
+  // `info` describes the caller's own environment (and says the namespace would be entered).
+  const touchesStore = args[0] !== undefined && !args[0].startsWith('-') && !ROOTLESS_VERBS.has(args[0]) && args[0] !== 'info';
+  const exitCode = await Promise.resolve()
+    .then(() => runInUserNamespaceIfNeeded({ touchesStore, isolation: isolationSetting(globals, process.env) }, process.env))
+    .catch((err: unknown) => report(err, globals));
+  if (exitCode !== undefined) return exitCode;
   globals.root = stateRoot(globals.root, process.env, globals.settings.config.root);
   if (args[0] !== undefined && !args[0].startsWith('-') && !ROOTLESS_VERBS.has(args[0])) {
     // The root is created and written into by every verb that opens it (even `images`): `/`,
@@ -53,6 +61,7 @@ async function main(argv: string[]): Promise<number> {
       await checkOutputDest(globals.root, 'tree', flag);
       const st = await stat(globals.root).catch(() => undefined);
       if (st && !st.isDirectory()) throw new BuildError('USAGE', `${flag} ${globals.root}: not a directory`);
+      await createStateRoot(globals.root, process.env);
     } catch (err) {
       return report(err, globals);
     }
@@ -61,8 +70,14 @@ async function main(argv: string[]): Promise<number> {
   // The first signal aborts: work stops, sandboxes are killed, mounts and temp files cleaned.
   // A second one, or cleanup outlasting CLEANUP_GRACE_MS, ends the process at once.
   const ac = new AbortController();
+  // In tsbuild's own user namespace one signal may arrive twice at once: sent to the process group
+  // (timeout, systemd) and passed on by the tsbuild outside (userns-reexec.ts). That is not a second one.
+  const sameSignalMs = enteredUserNamespace(process.env) ? 1000 : 0;
+  let abortedAt = 0;
   const onSignal = (sig: NodeJS.Signals) => {
+    if (ac.signal.aborted && Date.now() - abortedAt < sameSignalMs) return;
     if (ac.signal.aborted) return forceExit('interrupted again');
+    abortedAt = Date.now();
     ac.abort(Object.assign(new Error(`interrupted by ${sig}`), { name: 'AbortError' }));
     setTimeout(() => forceExit(`interrupted; cleanup did not finish within ${CLEANUP_GRACE_MS / 1000}s`), CLEANUP_GRACE_MS).unref();
   };

@@ -1,5 +1,6 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { enteredUserNamespace } from '../runtime/userns-reexec.js';
 
 /**
  * DESIGN.md's order: --root, else $TSBUILD_ROOT, else the config file's `root`, else
@@ -9,6 +10,7 @@ export function stateRoot(flag: string | undefined, env: NodeJS.ProcessEnv, conf
   if (flag) return flag;
   if (env.TSBUILD_ROOT) return env.TSBUILD_ROOT;
   if (configRoot) return configRoot;
-  if (process.getuid?.() === 0) return '/var/lib/tsbuild';
+  // In tsbuild's own user namespace we are uid 0, but the store is the caller's.
+  if ((enteredUserNamespace(env)?.outerUid ?? process.getuid?.()) === 0) return '/var/lib/tsbuild';
   return join(env.XDG_DATA_HOME || join(homedir(), '.local/share'), 'tsbuild');
 }

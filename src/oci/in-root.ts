@@ -1,8 +1,9 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { chmod, lchown, lstat, mkdir, readlink, stat } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readlink, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { BuildError } from '../errors.js';
 import { openInRootFd, type ResolveMode } from './native-fs.js';
+import { lchownMapped } from './lchown-mapped.js';
 
 /**
  * The one way tsbuild touches a path inside an untrusted tree: a rootfs, an upperdir, a layer
@@ -130,7 +131,7 @@ export async function mkdirInRoot(
         }
         if (st) throw new BuildError('INVALID_INSTRUCTION', `cannot create directory /${sub}: a file of that name exists`);
         await mkdir(host, { mode });
-        if (owner) await lchown(host, owner.uid, owner.gid);
+        if (owner) await lchownMapped(host, owner.uid, owner.gid);
         await chmod(host, mode); // after chown (which may clear set-id bits), and never narrowed by the umask
         opts.onCreated?.(sub);
         return undefined;

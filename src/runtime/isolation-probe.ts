@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { release } from 'node:os';
 import { join } from 'node:path';
+import { enteredUserNamespace } from './userns-reexec.js';
 
 /** What the environment lets tsbuild do, as far as choosing an isolation mode needs to know. */
 export interface IsolationProbe {
@@ -35,6 +36,7 @@ interface ProbeKey {
 const CAP_SYS_CHROOT = 18n;
 const CAP_SYS_ADMIN = 21n;
 const CACHE_FILE = 'isolation-probe.json';
+const MAX_CACHED = 8;
 
 /**
  * Probes the environment once per (kernel, uid, capabilities, seccomp mode, user namespace) and
@@ -45,14 +47,22 @@ export async function probeIsolation(root: string, tmp: string): Promise<Isolati
   const status = await readFile('/proc/self/status', 'utf8');
   const capEff = /^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? '0';
   const seccomp = /^Seccomp:\s*(\d)/m.exec(status)?.[1] ?? '0';
-  const uidMap = (await readFile('/proc/self/uid_map', 'utf8').catch(() => '')).trim().split(/\s+/).join(' ');
+  // Root without CAP_SYS_ADMIN gets an identity map in the namespace tsbuild enters (userns-reexec.ts),
+  // which reads as the initial one: the marker tells them apart, in the cache key too.
+  const entered = enteredUserNamespace(process.env) !== undefined;
+  const uidMap = (await readFile('/proc/self/uid_map', 'utf8').catch(() => '')).trim().split(/\s+/).join(' ') + (entered ? ' (entered)' : '');
   const key: ProbeKey = { kernel: release(), euid: process.geteuid?.() ?? -1, capEff, seccomp, uidMap };
   const cacheFile = join(root, CACHE_FILE);
-  const cached = await readFile(cacheFile, 'utf8').then((t) => JSON.parse(t) as { key: ProbeKey; probe: IsolationProbe }).catch(() => undefined);
-  if (cached && JSON.stringify(cached.key) === JSON.stringify(key)) return cached.probe;
+  const id = JSON.stringify(key);
+  // One entry per environment: the outer process and the one in tsbuild's user namespace share a root.
+  const cached = await readFile(cacheFile, 'utf8')
+    .then((t) => JSON.parse(t) as Record<string, IsolationProbe>)
+    .catch(() => ({}) as Record<string, IsolationProbe>);
+  const hit = cached[id];
+  if (hit) return hit;
 
   const bits = BigInt(`0x${capEff}`);
-  const inUserNamespace = uidMap !== '0 0 4294967295';
+  const inUserNamespace = entered || uidMap !== '0 0 4294967295';
   const capSysAdmin = ((bits >> CAP_SYS_ADMIN) & 1n) === 1n;
   const probe: IsolationProbe = {
     euid: key.euid,
@@ -66,7 +76,8 @@ export async function probeIsolation(root: string, tmp: string): Promise<Isolati
   };
   await mkdir(root, { recursive: true });
   const part = `${cacheFile}.${process.pid}`;
-  await writeFile(part, JSON.stringify({ key, probe }));
+  const kept = Object.entries(cached).slice(-(MAX_CACHED - 1));
+  await writeFile(part, JSON.stringify(Object.fromEntries([...kept, [id, probe]])));
   await rename(part, cacheFile);
   return probe;
 }

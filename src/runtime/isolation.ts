@@ -87,7 +87,7 @@ export function createRuntime(mode: Isolation, dirs: RootDirs, layers: LayerStor
   switch (mode) {
     case 'overlay':
     case 'rootless':
-      return { snapshotter: new OverlaySnapshotter(layers, dirs), runner: new RuncSandbox({ stateRoot: dirs.runc, bundleRoot: dirs.tmp }) };
+      return { snapshotter: new OverlaySnapshotter(layers, dirs), runner: new RuncSandbox({ stateRoot: dirs.runc, bundleRoot: dirs.tmp, inUserNamespace: mode === 'rootless' }) };
     case 'chroot': {
       const snapshotter = new CopySnapshotter(layers, dirs, { opaqueXattrPrefix: layers.overlayXattrPrefix });
       return { snapshotter, runner: new ChrootRunner({ dirs, snapshots: snapshotter }) };

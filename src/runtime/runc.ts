@@ -9,6 +9,7 @@ import type { Ctx } from '../ctx.js';
 import { currentOwner, isOwnerAlive } from './owner.js';
 import type { RuntimeConfig } from '../../schemas/types/runtime-config.js';
 import { toRuntimeSpec, type ExecRequest } from './spec.js';
+import { enteredUserNamespace } from './userns-reexec.js';
 import type { CommandRunner, ExecIO, ExecResult } from './command-runner.js';
 
 export type { ExecIO, ExecResult } from './command-runner.js';
@@ -28,11 +29,18 @@ export class RuncSandbox implements CommandRunner {
   readonly #stateRoot: string;
   readonly #bundleRoot: string;
   readonly #runc: string;
+  readonly #inUserNamespace: boolean;
 
-  constructor(opts: { stateRoot: string; bundleRoot: string; runcPath?: string }) {
+  /**
+   * `inUserNamespace`: tsbuild runs as uid 0 of a user namespace of its own (userns-reexec.ts;
+   * by default: when it re-executed itself into one), so runc runs there too: rootless, with a
+   * spec adapted to it (spec.ts) and limits only where cgroups were delegated (run-cgroups.ts).
+   */
+  constructor(opts: { stateRoot: string; bundleRoot: string; runcPath?: string; inUserNamespace?: boolean }) {
     this.#stateRoot = opts.stateRoot;
     this.#bundleRoot = opts.bundleRoot;
     this.#runc = opts.runcPath ?? 'runc';
+    this.#inUserNamespace = opts.inUserNamespace ?? enteredUserNamespace(process.env) !== undefined;
   }
 
   /**
@@ -47,12 +55,16 @@ export class RuncSandbox implements CommandRunner {
     const bundle = join(this.#bundleRoot, id);
     await mkdir(bundle, { recursive: true });
     try {
-      const spec = toRuntimeSpec(req);
+      const userns = this.#inUserNamespace;
+      const spec = toRuntimeSpec(req, { inUserNamespace: userns });
       spec.annotations = { ...spec.annotations, [OWNER_ANNOTATION]: await currentOwner() };
       // Relative: runc nests the cgroup under its own (v1) or beside it (v2), never outside the
       // caller's. Named after the container, so `runc delete` removes it, as cleanup of a killed build does.
-      spec.linux = { ...spec.linux, cgroupsPath: id };
-      await clampRlimits(spec);
+      // In a user namespace only with limits (a delegated subtree): runc ignores a cgroup it cannot
+      // create only when no path was asked for.
+      const limited = Object.keys(req.cgroupLimits ?? {}).length > 0;
+      if (!userns || limited) spec.linux = { ...spec.linux, cgroupsPath: id };
+      await clampRlimits(spec, userns);
       await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
       ctx.signal.throwIfAborted();
 
@@ -61,7 +73,7 @@ export class RuncSandbox implements CommandRunner {
       // With a memory limit the stopped container is kept (until the delete below), so its cgroup
       // can still tell whether the OOM killer struck.
       const watchOom = req.cgroupLimits?.memory !== undefined;
-      const child = spawn(this.#runc, ['--root', this.#stateRoot, 'run', ...(watchOom ? ['--keep'] : []), '--bundle', bundle, id], {
+      const child = spawn(this.#runc, [...this.#globalArgs(), 'run', ...(watchOom ? ['--keep'] : []), '--bundle', bundle, id], {
         stdio: req.terminal ? 'inherit' : ['pipe', 'pipe', 'pipe'],
       });
       if (child.stdin) {
@@ -109,24 +121,33 @@ export class RuncSandbox implements CommandRunner {
   async #killUntilExited(id: string, child: { kill(sig: NodeJS.Signals): boolean }, exited: () => boolean): Promise<void> {
     const start = Date.now();
     while (!exited()) {
-      await runcCmd(this.#runc, ['--root', this.#stateRoot, 'kill', id, 'KILL']).catch(() => undefined);
+      await runcCmd(this.#runc, [...this.#globalArgs(), 'kill', id, 'KILL']).catch(() => undefined);
       await sleep(25);
       if (Date.now() - start > 10_000) child.kill('SIGKILL');
     }
   }
 
   cleanupStale(): Promise<string[]> {
-    return cleanupStaleContainers(this.#stateRoot, this.#runc);
+    return cleanupStaleContainers(this.#stateRoot, this.#runc, { inUserNamespace: this.#inUserNamespace });
   }
 
   async #delete(id: string): Promise<void> {
-    await deleteContainer(this.#runc, this.#stateRoot, id);
+    await deleteContainer(this.#runc, this.#globalArgs(), id);
+  }
+
+  /**
+   * runc's global flags. In a user namespace `--rootless true`: runc's auto-detection picks the
+   * rootless cgroup manager (which skips cgroups it may not create, and device rules) only for
+   * a non-zero euid, and we are uid 0 in our namespace.
+   */
+  #globalArgs(): string[] {
+    return ['--root', this.#stateRoot, ...(this.#inUserNamespace ? ['--rootless', 'true'] : [])];
   }
 }
 
-async function deleteContainer(runc: string, stateRoot: string, id: string): Promise<void> {
+async function deleteContainer(runc: string, globalArgs: readonly string[], id: string): Promise<void> {
   try {
-    await runcCmd(runc, ['--root', stateRoot, 'delete', '--force', id]);
+    await runcCmd(runc, [...globalArgs, 'delete', '--force', id]);
   } catch (e) {
     const msg = (e as { stderr?: string }).stderr ?? '';
     if (!/does not exist|not exist|no such/i.test(msg)) {
@@ -140,7 +161,8 @@ async function deleteContainer(runc: string, stateRoot: string, id: string): Pro
  * prefix whose owning process is gone. Containers of live tsbuild processes sharing the root
  * are left alone. Returns the ids removed.
  */
-export async function cleanupStaleContainers(stateRoot: string, runcPath = 'runc'): Promise<string[]> {
+export async function cleanupStaleContainers(stateRoot: string, runcPath = 'runc', opts: { inUserNamespace?: boolean } = {}): Promise<string[]> {
+  const globalArgs = ['--root', stateRoot, ...((opts.inUserNamespace ?? enteredUserNamespace(process.env) !== undefined) ? ['--rootless', 'true'] : [])];
   const out = await runcCmd(runcPath, ['--root', stateRoot, 'list', '--format', 'json']);
   const list = (JSON.parse(out || 'null') ?? []) as { id: string; annotations?: Record<string, string> }[];
   const removed: string[] = [];
@@ -149,7 +171,7 @@ export async function cleanupStaleContainers(stateRoot: string, runcPath = 'runc
     const owner = c.annotations?.[OWNER_ANNOTATION];
     if (owner && (await isOwnerAlive(owner))) continue;
     await runcCmd(runcPath, ['--root', stateRoot, 'kill', c.id, 'KILL']).catch(() => undefined);
-    await deleteContainer(runcPath, stateRoot, c.id);
+    await deleteContainer(runcPath, globalArgs, c.id);
     removed.push(c.id);
   }
   return removed;
@@ -174,12 +196,13 @@ async function oomKills(containerState: string): Promise<number> {
 
 /**
  * Lowers the spec's rlimits to our own hard limits when we may not raise them (no
- * CAP_SYS_RESOURCE, e.g. root in a restricted VM or container): runc would fail with EPERM.
+ * CAP_SYS_RESOURCE, e.g. root in a restricted VM or container; in a user namespace the
+ * capability we hold there does not count): runc would fail with EPERM.
  */
-async function clampRlimits(spec: RuntimeConfig): Promise<void> {
+async function clampRlimits(spec: RuntimeConfig, inUserNamespace: boolean): Promise<void> {
   const status = await readFile('/proc/self/status', 'utf8');
   const capEff = BigInt('0x' + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? '0'));
-  if (capEff & (1n << CAP_SYS_RESOURCE)) return;
+  if (!inUserNamespace && capEff & (1n << CAP_SYS_RESOURCE)) return;
   const limits = await readFile('/proc/self/limits', 'utf8');
   const hard = /^Max open files\s+\S+\s+(\d+)/m.exec(limits)?.[1];
   for (const r of spec.process?.rlimits ?? []) {

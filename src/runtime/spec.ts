@@ -106,6 +106,34 @@ function defaultMounts(shmSize: number): Mount[] {
   ];
 }
 
+/** How the runtime will run the container. */
+export interface RuntimeSpecOptions {
+  /**
+   * tsbuild runs in a user namespace of its own (rootless, or root without CAP_SYS_ADMIN), so
+   * runc does too, as `runc spec --rootless` expects: what only the initial namespace may do is
+   * left out (see `inUserNamespace`). Cgroup limits stay: run-cgroups.ts only asks for them when
+   * a delegated subtree can take them.
+   */
+  readonly inUserNamespace?: boolean;
+}
+
+/**
+ * The default mounts adapted to a user namespace, as `runc spec --rootless` adapts them: sysfs
+ * may only be mounted by the owner of the network namespace, so without a network namespace of
+ * the container's own the host's /sys is bind-mounted read-only instead (with /sys/fs/cgroup in
+ * it, so no cgroup mount; `rro`, runc ≥ 1.1 on Linux ≥ 5.12, makes its submounts read-only too: with an
+ * identity map the host's cgroup files would otherwise be writable by the container's root);
+ * `uid=`/`gid=` options go, as those ids may be unmapped (devpts gid=5).
+ * Device nodes need nothing here: runc bind-mounts them from the host in a user namespace.
+ */
+function inUserNamespace(mounts: Mount[], ownNetwork: boolean): Mount[] {
+  return mounts.flatMap((m): Mount[] => {
+    if (m.destination === '/sys' && !ownNetwork) return [{ destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro', 'rro'] }];
+    if (m.destination === '/sys/fs/cgroup' && !ownNetwork) return [];
+    return [{ ...m, options: (m.options ?? []).filter((o) => !/^[ug]id=/.test(o)) }];
+  });
+}
+
 function resources(limits: CgroupLimits | undefined): Omit<LinuxResources, 'devices'> {
   if (!limits) return {};
   return {
@@ -127,7 +155,7 @@ function resources(limits: CgroupLimits | undefined): Omit<LinuxResources, 'devi
  * No seccomp profile and no AppArmor: not applied yet. Default devices (null, zero, full,
  * random, urandom, tty) are created and allowed by runc itself.
  */
-export function toRuntimeSpec(req: ExecRequest): RuntimeConfig {
+export function toRuntimeSpec(req: ExecRequest, opts: RuntimeSpecOptions = {}): RuntimeConfig {
   const caps = [...(req.privileged?.capabilities ?? DEFAULT_CAPABILITIES)];
   const capabilities = req.uid === 0 ? { bounding: caps, effective: [...caps], permitted: [...caps] } : { bounding: caps };
   const namespaces: { type: 'pid' | 'ipc' | 'uts' | 'mount' | 'network' }[] = [
@@ -159,7 +187,7 @@ export function toRuntimeSpec(req: ExecRequest): RuntimeConfig {
     root: { path: req.rootfs, readonly: false },
     hostname: req.hostname,
     mounts: [
-      ...defaultMounts(req.shmSize ?? 64 << 20),
+      ...(opts.inUserNamespace ? inUserNamespace(defaultMounts(req.shmSize ?? 64 << 20), namespaces.some((n) => n.type === 'network')) : defaultMounts(req.shmSize ?? 64 << 20)),
       ...req.mounts.map((m) => ({ destination: m.destination, type: m.type, source: m.source, options: [...m.options] })),
     ],
     linux: {

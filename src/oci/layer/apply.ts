@@ -1,10 +1,11 @@
 import { constants, createWriteStream } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, rm, symlink } from 'node:fs/promises';
+import { chmod, link, lstat, lutimes, mkdir, readdir, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BuildError } from '../../errors.js';
 import { lsetxattr, mknod } from '../native-fs.js';
+import { lchownMapped } from '../lchown-mapped.js';
 import { atInRoot, mkdirInRoot, resolvedInRoot, type InRootOptions } from '../in-root.js';
 import { readTar } from '../tar/tar-reader.js';
 import { TarFormatError, type TarEntry } from '../tar/tar-entry.js';
@@ -166,7 +167,7 @@ export async function applyLayer(tar: Readable | AsyncIterable<Buffer>, dest: st
 
 /** Owner, then mode (chown clears setuid/setgid), then xattrs (chown clears capabilities). */
 async function setMetadata(abs: string, entry: TarEntry): Promise<void> {
-  await lchown(abs, entry.uid, entry.gid);
+  await lchownMapped(abs, entry.uid, entry.gid);
   if (entry.type !== 'symlink') await chmod(abs, entry.mode & 0o7777);
   if (!entry.xattrs) return;
   for (const [name, value] of entry.xattrs) {

@@ -1,8 +1,9 @@
-import { copyFile, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, chmod } from 'node:fs/promises';
+import { copyFile, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, chmod } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { llistxattr, lgetxattr, lsetxattr, mknod } from '../../oci/native-fs.js';
+import { lchownMapped } from '../../oci/lchown-mapped.js';
 import { isOverlayXattr } from '../../oci/layer/overlay-xattrs.js';
 import type { PatternMatcher } from '../pattern-matcher.js';
 import type { ModeFn } from '../chmod-spec.js';
@@ -195,7 +196,7 @@ export class TreeCopier {
 
   async #finish(src: string, dst: string, st: Stats): Promise<void> {
     const owner = this.#attrs.owner ?? (this.#attrs.fromContext ? { uid: 0, gid: 0 } : { uid: st.uid, gid: st.gid });
-    await lchown(dst, owner.uid, owner.gid);
+    await lchownMapped(dst, owner.uid, owner.gid);
     if (!st.isSymbolicLink()) {
       // chown clears setuid/setgid, so the mode goes after it.
       await chmod(dst, this.#attrs.mode ? this.#attrs.mode(st.mode & 0o7777, st.isDirectory()) : st.mode & 0o7777);

@@ -3,6 +3,7 @@ import { formatByteSizeFlag } from '../../byte-size.js';
 import { BuildError, type SourceLocation } from '../../errors.js';
 import { countList, expandList, probeCgroupHost, type CgroupHost, type Controller } from '../../runtime/cgroup-host.js';
 import type { CgroupLimits } from '../../runtime/spec.js';
+import { enteredUserNamespace } from '../../runtime/userns-reexec.js';
 import type { RunLimits } from '../graph.js';
 
 /** podman's default: enough for any build, too few for a fork bomb to take the host down. */
@@ -14,10 +15,18 @@ const CPUS_PERIOD = 100_000;
  * The cgroup settings of a RUN: its `--memory`, `--cpus`, `--pids-limit`… checked against what
  * the host offers, plus the default process limit. Pure. A limit that was asked for and can't be
  * applied is an error naming its flag; the default limit is dropped with a warning instead.
+ * `userNamespace`: tsbuild runs in a user namespace of its own (rootless), where only cgroups
+ * delegated to the caller are writable: without one the default limit is dropped silently (the
+ * normal case there, which the user can't change per build) and asked-for limits name the mode.
  */
-export function cgroupLimitsFor(limits: RunLimits | undefined, host: CgroupHost): { limits: CgroupLimits; warning?: string } {
+export function cgroupLimitsFor(limits: RunLimits | undefined, host: CgroupHost, opts: { userNamespace?: boolean } = {}): { limits: CgroupLimits; warning?: string } {
   const l = limits ?? {};
   const need = (c: Controller, flag: string) => {
+    if (!host.parents.has(c) && opts.userNamespace) {
+      throw new BuildError('RUNTIME', `${flag} needs the ${c} cgroup controller, which tsbuild cannot use in rootless mode (in its own user namespace) unless a cgroup v2 subtree with ${c} is delegated to you (cgroup layout here: ${host.layout})`, {
+        hint: `run the build in a delegated cgroup v2 subtree (e.g. systemd-run --user --scope -p Delegate=yes tsbuild …), build as root, or leave out ${flag}`,
+      });
+    }
     if (!host.parents.has(c)) {
       throw new BuildError('RUNTIME', `${flag} needs the ${c} cgroup controller, which is not available to tsbuild here (cgroup layout: ${host.layout})`, {
         hint: host.layout === 'v2' ? `enable it for the parent cgroup (cgroup.subtree_control) or leave out ${flag}` : `mount the ${c} cgroup hierarchy, or leave out ${flag}`,
@@ -71,7 +80,7 @@ export function cgroupLimitsFor(limits: RunLimits | undefined, host: CgroupHost)
 
   if (l.pidsLimit === undefined) {
     if (host.parents.has('pids')) out.pids = { limit: DEFAULT_PIDS_LIMIT };
-    else warning = `no pids cgroup controller here: RUN steps run without the default limit of ${DEFAULT_PIDS_LIMIT} processes`;
+    else if (!opts.userNamespace) warning = `no pids cgroup controller here: RUN steps run without the default limit of ${DEFAULT_PIDS_LIMIT} processes`;
   } else if (l.pidsLimit > 0) {
     need('pids', '--pids-limit');
     out.pids = { limit: l.pidsLimit };
@@ -105,18 +114,21 @@ export function reportOutOfMemory(exitCode: number, limits: RunLimits | undefine
  */
 export class RunCgroups {
   readonly #probe: () => Promise<CgroupHost>;
+  readonly #userNamespace: boolean;
   #host?: Promise<CgroupHost>;
   #warned = false;
 
-  constructor(probe: () => Promise<CgroupHost> = probeCgroupHost) {
+  /** `userNamespace`: see cgroupLimitsFor; by default, whether tsbuild re-executed itself into one. */
+  constructor(probe: () => Promise<CgroupHost> = probeCgroupHost, opts: { userNamespace?: boolean } = {}) {
     this.#probe = probe;
+    this.#userNamespace = opts.userNamespace ?? enteredUserNamespace(process.env) !== undefined;
   }
 
   async limitsFor(limits: RunLimits | undefined, location: SourceLocation | undefined, ctx: Ctx): Promise<CgroupLimits> {
     this.#host ??= this.#probe();
     let r;
     try {
-      r = cgroupLimitsFor(limits, await this.#host);
+      r = cgroupLimitsFor(limits, await this.#host, { userNamespace: this.#userNamespace });
     } catch (e) {
       throw e instanceof BuildError ? e.withLocation(location) : e;
     }

@@ -1,10 +1,11 @@
 import { acquireFileLock } from '../../oci/index-lock.js';
-import { chmod, chown, lstat, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Ctx } from '../../ctx.js';
 import { BuildError, type SourceLocation } from '../../errors.js';
 import { digestHex, sha256 } from '../../oci/digest.js';
 import { resolveInRoot } from '../../oci/in-root.js';
+import { lchownMapped } from '../../oci/lchown-mapped.js';
 import type { Snapshot } from '../../runtime/snapshotter.js';
 import type { BindMount } from '../../runtime/spec.js';
 import type { CacheRunMount, Result, RunMount } from '../graph.js';
@@ -154,7 +155,7 @@ export async function prepareRunMounts(
           if (m.target) {
             const file = join(await tmpDir(), 'secret');
             await writeFile(file, data, { mode: 0o600 });
-            await chown(file, m.uid, m.gid);
+            await lchownMapped(file, m.uid, m.gid);
             await chmod(file, m.mode);
             out.push({ type: 'bind', destination: m.target, source: file, options: ['rbind', 'ro'] });
             targets.push(m.target);
@@ -202,7 +203,7 @@ async function cacheDir(
       const src = await resolveInRoot(await inputRoot(m.input), m.source).catch(() => undefined);
       if (src) await new TreeCopier({ fromContext: false }, ctx.signal).copy(src, '', dir);
     }
-    await chown(dir, m.uid, m.gid);
+    await lchownMapped(dir, m.uid, m.gid);
     await chmod(dir, m.mode);
   };
   const base = join(worker.dirs.cache, 'mounts');

@@ -104,6 +104,17 @@ test('a missing controller: an error naming the flag when asked for, one warning
   assert.equal(cgroupLimitsFor({ pidsLimit: 0 }, host([])), { limits: {} }, '--pids-limit -1 needs no controller');
 });
 
+test('rootless (in a user namespace): a limit without a writable controller names the mode; the default pids limit goes silently', () => {
+  const rootless = { userNamespace: true };
+  assert.throws(
+    () => cgroupLimitsFor({ memory: 32 << 20 }, host([]), rootless),
+    (e: Error) => e instanceof BuildError && /^--memory needs the memory cgroup controller, which tsbuild cannot use in rootless mode/.test(e.message) && /delegated/.test(e.message),
+  );
+  assert.equal(cgroupLimitsFor(undefined, host([]), rootless), { limits: {} }, 'no warning: the normal case there');
+  // A delegated subtree (the probe found it writable): limits work as for root.
+  assert.equal(cgroupLimitsFor({ memory: 32 << 20 }, host(ALL, { layout: 'v2' }), rootless).limits, { memory: { limit: 32 << 20, swap: 64 << 20 }, pids: { limit: DEFAULT_PIDS_LIMIT } });
+});
+
 test('host-dependent values: more CPUs than there are, CPUs outside the allowed set', () => {
   assert.throws(() => cgroupLimitsFor({ cpus: 4.5 }, host(ALL)), /--cpus 4.5: only 4 CPUs are available here/);
   assert.throws(() => cgroupLimitsFor({ cpusetCpus: '2-5' }, host(ALL)), /--cpuset-cpus 2-5: CPUs 4,5 not available here \(available: 0-3\)/);

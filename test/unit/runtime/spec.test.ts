@@ -83,6 +83,19 @@ const cases: { name: string; req: Partial<ExecRequest>; check(s: ReturnType<type
 ];
 for (const c of cases) spec(c.name, () => c.check(toRuntimeSpec({ ...base, ...c.req })));
 
+spec('in a user namespace (rootless): /sys bound read-only from the host (recursively) unless the container owns its network namespace; no uid=/gid= mount options', () => {
+  const host = toRuntimeSpec({ ...base, network: 'host' }, { inUserNamespace: true });
+  const sys = host.mounts!.filter((m) => m.destination.startsWith('/sys'));
+  assert.equal(sys, [{ destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro', 'rro'] }], 'cgroups come with the rbind, read-only');
+  assert.not.ok(host.mounts!.some((m) => (m.options ?? []).some((o) => /^[ug]id=/.test(o))), 'devpts gid=5 may be unmapped');
+  const own = toRuntimeSpec({ ...base, network: 'none' }, { inUserNamespace: true });
+  assert.equal(own.mounts!.filter((m) => m.destination.startsWith('/sys')).map((m) => m.type), ['sysfs', 'cgroup']);
+  // Nothing else changes: the rest of the spec is the same as for root.
+  const plain = toRuntimeSpec({ ...base, network: 'host' });
+  assert.equal({ ...host, mounts: [] }, { ...plain, mounts: [] });
+  assert.ok(plain.mounts!.some((m) => m.type === 'sysfs') && plain.mounts!.some((m) => (m.options ?? []).includes('gid=5')), 'outside a user namespace: unchanged');
+});
+
 spec.run();
 
 const etc = suite('etc files');
