@@ -6,7 +6,7 @@ import type { ExpansionLimits } from '../oci/layer/expansion-guard.js';
 import { rootDirs, type RootDirs } from '../root-dirs.js';
 import { LayerStore } from '../runtime/layer-store.js';
 import { BuildError } from '../errors.js';
-import { chooseIsolation, createRuntime, type Isolation, type IsolationChoice } from '../runtime/isolation.js';
+import { chooseIsolation, createRuntime, type Isolation, type IsolationChoice, type Runtime } from '../runtime/isolation.js';
 import { probeIsolation } from '../runtime/isolation-probe.js';
 import { cleanupStaleCopies } from '../runtime/copy-snapshotter.js';
 import { cleanupStaleMounts } from '../runtime/overlay.js';
@@ -33,12 +33,6 @@ const PRIVATE_TMP_PREFIX = 'p-';
 export async function openWorker(root: string, opts: { privateTmp?: boolean; expansionLimits?: ExpansionLimits; isolation?: Isolation | 'auto' } = {}): Promise<OwnedWorker> {
   const shared = rootDirs(root);
   for (const d of [shared.root, shared.layers, shared.links, shared.mounts, shared.runc, shared.tmp, shared.cache]) await mkdir(d, { recursive: true });
-  let dirs: RootDirs = shared;
-  if (opts.privateTmp) {
-    // The owner is in the name, so the directory is never seen without one.
-    const tmp = await mkdtemp(join(shared.tmp, `${PRIVATE_TMP_PREFIX}${(await currentOwner()).replace(' ', '-')}-`));
-    dirs = { ...shared, tmp };
-  }
   const isolation = chooseIsolation(await probeIsolation(shared.root, shared.tmp), opts.isolation ?? 'auto');
   if (isolation.needsUserNamespace) {
     // main.ts enters the namespace before anything else runs; getting here means it could not.
@@ -46,9 +40,22 @@ export async function openWorker(root: string, opts: { privateTmp?: boolean; exp
       hint: 'start tsbuild through its CLI (which enters the namespace), or pass --isolation chroot',
     });
   }
-  const images = await ImageLayout.open(dirs.store, { create: true, tmpDir: dirs.tmp });
-  const layers = await LayerStore.open(dirs);
-  const { snapshotter, runner } = createRuntime(isolation.mode, dirs, layers);
+  let dirs: RootDirs = shared;
+  if (opts.privateTmp) {
+    // The owner is in the name, so the directory is never seen without one.
+    const tmp = await mkdtemp(join(shared.tmp, `${PRIVATE_TMP_PREFIX}${(await currentOwner()).replace(' ', '-')}-`));
+    dirs = { ...shared, tmp };
+  }
+  let opened: { images: ImageLayout; layers: LayerStore; runtime: Runtime };
+  try {
+    const layers = await LayerStore.open(dirs);
+    opened = { images: await ImageLayout.open(dirs.store, { create: true, tmpDir: dirs.tmp }), layers, runtime: createRuntime(isolation.mode, dirs, layers) };
+  } catch (e) {
+    if (dirs.tmp !== shared.tmp) await rm(dirs.tmp, { recursive: true, force: true });
+    throw e;
+  }
+  const { images, layers } = opened;
+  const { snapshotter, runner } = opened.runtime;
   return {
     dirs,
     images,

@@ -35,6 +35,7 @@ interface ProbeKey {
 const CAP_SYS_CHROOT = 18n;
 const CAP_SYS_ADMIN = 21n;
 const CACHE_FILE = 'isolation-probe.json';
+const MAX_CACHED = 8;
 
 /**
  * Probes the environment once per (kernel, uid, capabilities, seccomp mode, user namespace) and
@@ -48,8 +49,13 @@ export async function probeIsolation(root: string, tmp: string): Promise<Isolati
   const uidMap = (await readFile('/proc/self/uid_map', 'utf8').catch(() => '')).trim().split(/\s+/).join(' ');
   const key: ProbeKey = { kernel: release(), euid: process.geteuid?.() ?? -1, capEff, seccomp, uidMap };
   const cacheFile = join(root, CACHE_FILE);
-  const cached = await readFile(cacheFile, 'utf8').then((t) => JSON.parse(t) as { key: ProbeKey; probe: IsolationProbe }).catch(() => undefined);
-  if (cached && JSON.stringify(cached.key) === JSON.stringify(key)) return cached.probe;
+  const id = JSON.stringify(key);
+  // One entry per environment: the outer process and the one in tsbuild's user namespace share a root.
+  const cached = await readFile(cacheFile, 'utf8')
+    .then((t) => JSON.parse(t) as Record<string, IsolationProbe>)
+    .catch(() => ({}) as Record<string, IsolationProbe>);
+  const hit = cached[id];
+  if (hit) return hit;
 
   const bits = BigInt(`0x${capEff}`);
   const inUserNamespace = uidMap !== '0 0 4294967295';
@@ -66,7 +72,8 @@ export async function probeIsolation(root: string, tmp: string): Promise<Isolati
   };
   await mkdir(root, { recursive: true });
   const part = `${cacheFile}.${process.pid}`;
-  await writeFile(part, JSON.stringify({ key, probe }));
+  const kept = Object.entries(cached).slice(-(MAX_CACHED - 1));
+  await writeFile(part, JSON.stringify(Object.fromEntries([...kept, [id, probe]])));
   await rename(part, cacheFile);
   return probe;
 }
