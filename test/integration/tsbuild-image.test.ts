@@ -8,6 +8,7 @@ import { useBuildRoot } from '../helpers/build-root.js';
 import { BUSYBOX } from '../helpers/busybox-rootfs.js';
 import { CLI, tsbuild, tsbuildOk } from '../helpers/cli.js';
 import { loadHostBase } from '../helpers/host-base-image.js';
+import { startRegistry } from '../helpers/registry.js';
 import { tool } from '../helpers/run-tool.js';
 
 /**
@@ -128,6 +129,34 @@ test('inside tsbuild run, the image builds a Dockerfile in isolation chroot and 
     assert.equal(last, ['.wh.gone', 'changed', 'made']);
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('as a CI step, the image pushes with the credentials of $DOCKER_CONFIG/config.json, and without them it is refused', async () => {
+  await buildImage();
+  const reg = await startRegistry({ kind: 'htpasswd', user: 'ci', password: 'push-pw' });
+  try {
+    const config = JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from('ci:push-pw').toString('base64') } } });
+    const files = { 'ctx/Dockerfile': INNER, 'config.json': config };
+    const anon = await env.context('FROM tsbuild\nCOPY ctx /ctx\n', files);
+    const authed = await env.context('FROM tsbuild\nCOPY ctx /ctx\nCOPY config.json /root/.docker/config.json\n', files);
+    for (const c of [anon, authed]) await copyFile(BUSYBOX, join(c, 'ctx/busybox'));
+    await tsbuildOk(['--root', env.root, 'build', '-t', 'push-anon', anon]);
+    await tsbuildOk(['--root', env.root, 'build', '-t', 'push-authed', authed]);
+    // The job shares the host's network (tsbuild run's default), where the registry listens on 127.0.0.1.
+    const job = (image: string) => tsbuild(['--root', env.root, 'run', '--tmpfs', '/var/lib/tsbuild', image, '--', 'build', '--push', '-t', `${reg.host}/team/app:1`, '/ctx']);
+
+    const refused = await job('push-anon');
+    assert.is(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /requires authentication and no credentials are stored for it/);
+
+    const pushed = await job('push-authed');
+    assert.is(pushed.code, 0, pushed.stderr);
+    assert.match(pushed.stderr.split('\n')[0]!, /^#0 isolation: chroot /);
+    const inspect = JSON.parse(await tool('skopeo', ['inspect', '--tls-verify=false', '--creds', 'ci:push-pw', `docker://${reg.host}/team/app:1`])) as { Layers: string[] };
+    assert.is(inspect.Layers.length, 4);
+  } finally {
+    await reg.stop();
   }
 });
 
