@@ -143,7 +143,7 @@ export function ttyProgress(write: (s: string) => void, opts: TerminalOptions): 
             break;
           }
           case 'isolation':
-            isolation = isolationLine(e);
+            isolation = isolationLine(e).replace(/^#0 /, '');
             break;
           case 'warning':
             after.push(`WARNING: ${e.message}${e.location ? ` (${e.location.file}:${e.location.line})` : ''}`);

@@ -57,10 +57,11 @@ test('tty: the live view under a real pseudo-terminal ends in one clean final sc
     const lines = screen.split('\n').map((l) => l.trimEnd());
     assert.is(lines.filter((l) => l.startsWith('[+] Building')).length, 1, `one header, redrawn in place:\n${screen}`);
     assert.match(lines[0]!, /^\[\+\] Building \d+\.\ds \(3\/3\) FINISHED$/);
-    assert.match(lines[1]!, /^=> (CACHED )?\[internal\] load metadata for docker.io\/library\/busybox:latest +\d+\.\ds$/);
-    assert.match(lines[2]!, /^=> \[2\/3\] RUN for i in 1 2 3 4 5; do echo line \$i; sleep 0\.1; done +\d+\.\ds$/);
-    assert.match(lines[3]!, /^=> \[3\/3\] RUN echo done +\d+\.\ds$/);
-    assert.match(lines[4]!, /^image sha256:[0-9a-f]{64} tagged docker.io\/library\/progress-tty:latest$/);
+    assert.match(lines[1]!, /^isolation: overlay \(root with CAP_SYS_ADMIN: overlayfs and runc\)$/);
+    assert.match(lines[2]!, /^=> (CACHED )?\[internal\] load metadata for docker.io\/library\/busybox:latest +\d+\.\ds$/);
+    assert.match(lines[3]!, /^=> \[2\/3\] RUN for i in 1 2 3 4 5; do echo line \$i; sleep 0\.1; done +\d+\.\ds$/);
+    assert.match(lines[4]!, /^=> \[3\/3\] RUN echo done +\d+\.\ds$/);
+    assert.match(lines[5]!, /^image sha256:[0-9a-f]{64} tagged docker.io\/library\/progress-tty:latest$/);
     assert.not.match(screen, /line \d|#\d+ /, 'no output of finished steps, no plain lines');
   });
 });
