@@ -84,7 +84,7 @@ async function layerListings(ociTar: string, scratch: string): Promise<string[][
 
 function strayProcesses(marker: string): number[] {
   try {
-    return execFileSync('pgrep', ['-f', marker]).toString().split('\n').filter(Boolean).map(Number);
+    return execFileSync('pgrep', ['-x', '-f', marker]).toString().split('\n').filter(Boolean).map(Number);
   } catch {
     return [];
   }
@@ -143,8 +143,9 @@ test('isolation chroot refuses RUN --network=none by name, and leaves no process
     assert.match(r.stderr, /--isolation overlay or rootless/);
 
     // A daemon the RUN starts and leaves behind is killed with it, as runc kills the pid namespace.
-    const marker = `tsbuild-chroot-stray-${process.pid}`;
-    const daemon = await env.context(`FROM busybox\nRUN (setsid sh -c 'exec -a ${marker} sleep 300' &) ; (sh -c 'exec -a ${marker} sleep 300' &) ; sleep 0.2; echo started\n`);
+    // (busybox picks its applet by argv[0], so the marker is the sleep's unusual length.)
+    const marker = `sleep ${300000 + (process.pid % 100000)}`;
+    const daemon = await env.context(`FROM busybox\nRUN (setsid ${marker} >/dev/null 2>&1 &) ; (${marker} >/dev/null 2>&1 &) ; sleep 0.2; echo started\n`);
     await noAdminOk(['--root', chrootRoot, 'build', '--isolation', 'chroot', daemon]);
     const left = strayProcesses(marker);
     for (const pid of left) process.kill(pid, 'SIGKILL');
