@@ -127,6 +127,12 @@ test('inside tsbuild run, the image builds a Dockerfile in isolation chroot and 
     const manifest = JSON.parse(await readFile(blob(layout, index.manifests[0]!.digest), 'utf8')) as { layers: { digest: string }[] };
     const last = (await tool('tar', ['-tf', blob(layout, manifest.layers.at(-1)!.digest)])).split('\n').filter(Boolean).sort();
     assert.equal(last, ['.wh.gone', 'changed', 'made']);
+
+    // Without a volume the store sits on the container's own overlay root, which refuses whiteouts: said before anything runs.
+    const noVolume = await runToFile(['--root', env.root, 'run', 'tsbuild-job', '--', 'build', '-t', 'inner:1', '/ctx'], join(dir, 'unused.tar'));
+    assert.is(noVolume.code, 2, noVolume.stderr);
+    assert.match(noVolume.stderr, /the store at \/var\/lib\/tsbuild cannot hold deletions: making a whiteout \(a 0:0 character device\) there fails with EPERM/);
+    assert.match(noVolume.stderr, /the store is on overlayfs \(a container's own root filesystem\): put it on a volume/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -60,6 +60,7 @@ const AUDITED: Record<string, [calls: number, cls: Class, why: string]> = {
   'src/runtime/materialize-layers.ts': [5, 'walk', 'walks a committed layer dir with lstat/readdir onto a working dir tsbuild made; nothing followed'],
   'src/runtime/stat-manifest.ts': [8, 'walk', 'walks a working dir no process runs in with lstat/readdir; copies only what lstat showed into an upper it made'],
   'src/runtime/current-caps.ts': [1, 'host', '/proc/self/status'],
+  'src/runtime/whiteout-check.ts': [2, 'store', 'a probe device node tsbuild makes and removes in its own tmp dir; statfs of the root'],
   'src/cli/info-command.ts': [1, 'store', 'creates the state root (0700) for the probe cache'],
   'src/runtime/etc-files.ts': [3, 'store', 'hosts/resolv.conf written in a temp dir tsbuild made'],
   'src/runtime/layer-store.ts': [19, 'store', 'layer dirs by digest; unpack through applyLayer; the overlay-xattrs format file under the root'],
