@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
-import { chmod, lstat, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { BuildError } from '../errors.js';
 import type { Ctx } from '../ctx.js';
@@ -8,7 +8,7 @@ import type { Digest } from '../oci/digest.js';
 import type { RootDirs } from '../root-dirs.js';
 import type { LayerStore } from './layer-store.js';
 import { applyLayerDir } from './materialize-layers.js';
-import { currentOwner, isOwnerAlive } from './owner.js';
+import { currentOwner, isStaleOwnedDir } from './owner.js';
 import type { Snapshot, Snapshotter } from './snapshotter.js';
 import { StatManifest } from './stat-manifest.js';
 
@@ -278,7 +278,7 @@ export async function cleanupStaleCopies(dirs: RootDirs): Promise<string[]> {
   const owner = await currentOwner();
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     const base = join(dir, name);
-    if (!(await isStale(base))) continue;
+    if (!(await isStaleOwnedDir(base))) continue;
     await removeCopy(dirs, base, owner);
     removed.push(name);
   }
@@ -308,17 +308,3 @@ function wrapCopyError(e: unknown): unknown {
   return e;
 }
 
-async function isStale(base: string): Promise<boolean> {
-  try {
-    return !(await isOwnerAlive(await readFile(join(base, 'owner'), 'utf8')));
-  } catch {
-    // No owner file (yet, or any more): `.new-` and `.del-` dirs name their creator.
-    const named = /^\.(?:new|del)-(\d+)-(\d+)-/.exec(basename(base));
-    if (named) return !(await isOwnerAlive(`${named[1]} ${named[2]}`));
-    try {
-      return Date.now() - (await stat(base)).mtimeMs > 60_000;
-    } catch {
-      return false;
-    }
-  }
-}

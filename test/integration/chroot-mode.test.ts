@@ -6,7 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildBusyboxBase } from '../helpers/base-image.js';
 import { useBuildRoot } from '../helpers/build-root.js';
-import { CLI, tsbuildOk, type CliResult } from '../helpers/cli.js';
+import { CLI, tsbuildOk, tsbuildWithoutSysAdmin, type CliResult } from '../helpers/cli.js';
 import { cached, rawjsonEvents, started } from '../helpers/progress-events.js';
 import { diffTrees, snapshotTree } from '../helpers/tree-compare.js';
 import { RuncSandbox } from '../../src/runtime/runc.js';
@@ -38,24 +38,8 @@ COPY --from=base /tmp/id /id
 RUN touch /final && mkdir -p /etc/extra && echo x > /etc/extra/x
 `;
 
-/** tsbuild as root without CAP_SYS_ADMIN: mount(2) fails with EPERM, as in a default Docker container. */
-function tsbuildNoAdmin(args: readonly string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('capsh', ['--drop=cap_sys_admin', '--', '-c', 'exec "$0" "$@"', process.execPath, CLI, ...args], {
-      env: { ...process.env, NO_COLOR: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b) => (stdout += b));
-    child.stderr.on('data', (b) => (stderr += b));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 async function noAdminOk(args: readonly string[]): Promise<CliResult> {
-  const r = await tsbuildNoAdmin(args);
+  const r = await tsbuildWithoutSysAdmin(args);
   if (r.code !== 0) throw new Error(`tsbuild ${args.join(' ')} exited ${r.code}\n${r.stderr}`);
   return r;
 }
@@ -139,7 +123,7 @@ test('isolation chroot refuses RUN --network=none by name, and leaves no process
   await buildBusyboxBase(chrootRoot);
   try {
     const none = await env.context('FROM busybox\nRUN --network=none true\n');
-    const r = await tsbuildNoAdmin(['--root', chrootRoot, 'build', '--isolation', 'chroot', none]);
+    const r = await tsbuildWithoutSysAdmin(['--root', chrootRoot, 'build', '--isolation', 'chroot', none]);
     assert.is(r.code, 1, r.stderr);
     assert.match(r.stderr, /isolation chroot cannot give RUN --network=none a private network/);
     assert.match(r.stderr, /Dockerfile:2/);
