@@ -2,7 +2,8 @@
  * `npm run bench`: wall time and peak RSS of tsbuild on the cases of issue 03, and the ratio
  * against `buildah bud --layers --isolation chroot` when buildah is installed (runs of the two
  * alternate, in this same process, so both see the same machine state). Not a test: it prints
- * numbers. `BENCH_RUNS=N` sets the runs per case (default 3); `BENCH_ONLY=name,...` picks cases.
+ * numbers. `BENCH_RUNS=N` sets the runs per case (default 3); `BENCH_ONLY=name,...` picks cases
+ * (`isolation-modes`: issue 07's modes against rootless buildah, see isolation-modes.ts).
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -12,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { buildBusyboxBase } from '../test/helpers/base-image.js';
 import { mountsUnder } from '../test/helpers/mounts.js';
+import { benchIsolationModes } from './isolation-modes.js';
 
 const pexec = promisify(execFile);
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -196,11 +198,11 @@ async function main(): Promise<void> {
     const root = join(work, 'root');
     await buildBusyboxBase(root);
     const builders: Builder[] = [tsbuild(root)];
+    const archive = join(work, 'busybox.tar');
+    const baseCtx = await mkdtemp(join(work, 'base-'));
+    await writeFile(join(baseCtx, 'Dockerfile'), 'FROM busybox\n');
+    await pexec(process.execPath, [CLI, '--root', root, 'build', '--progress', 'quiet', '--output', `type=oci,dest=${archive}`, '-t', 'busybox', baseCtx]);
     if (await hasBuildah()) {
-      const archive = join(work, 'busybox.tar');
-      const ctx = await mkdtemp(join(work, 'base-'));
-      await writeFile(join(ctx, 'Dockerfile'), 'FROM busybox\n');
-      await pexec(process.execPath, [CLI, '--root', root, 'build', '--progress', 'quiet', '--output', `type=oci,dest=${archive}`, ctx]);
       builders.push(buildah(join(work, 'buildah'), archive));
     } else {
       process.stdout.write('buildah not installed: tsbuild numbers only\n');
@@ -227,6 +229,7 @@ async function main(): Promise<void> {
         );
       }
     }
+    if ((!only || only.includes('isolation-modes')) && (await hasBuildah())) await benchIsolationModes(archive, RUNS, (s) => process.stdout.write(s));
   } finally {
     if (await hasBuildah()) {
       const g = ['--root', join(work, 'buildah', 'storage'), '--runroot', join(work, 'buildah', 'run'), '--storage-driver', 'overlay'];

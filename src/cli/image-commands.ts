@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { openWorker, type OwnedWorker } from '../orchestrator/worker.js';
 import type { Ctx } from '../ctx.js';
 import { isatty } from 'node:tty';
+import { posix } from 'node:path';
 import { BuildError } from '../errors.js';
 import { nullSink } from '../events.js';
 import { dependentsBlockingRemoval } from '../images/dependents.js';
@@ -173,7 +174,8 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
     .addOption(new Option('--network <mode>', 'network namespace').choices(['host', 'none']).default('host'))
     .option('-i, --interactive', 'feed stdin to the command (as docker run -i)')
     .option('-t, --tty', 'give the command a pseudo-terminal on this terminal (as docker run -t)')
-    .action(async (name: string, command: string[], flags: { network: 'host' | 'none'; interactive?: boolean; tty?: boolean }) => {
+    .option('--tmpfs <path>', 'mount an empty tmpfs at this absolute path (repeatable), e.g. for a tsbuild store inside', (v: string, acc: string[]) => [...acc, tmpfsPath(v)], [])
+    .action(async (name: string, command: string[], flags: { network: 'host' | 'none'; interactive?: boolean; tty?: boolean; tmpfs: string[] }) => {
       // isatty, not process.stdin: that would open a tty stream on the fd runc is about to share.
       if (flags.tty && !(isatty(0) && isatty(1))) {
         throw new BuildError('USAGE', '-t, --tty: the input device is not a TTY', { hint: 'run it from a terminal, or leave out -t (use -i to pipe stdin)' });
@@ -183,7 +185,7 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
         return runImage(
           w,
           found.descriptor,
-          { command: command.length ? command : undefined, network: flags.network, ...(flags.tty ? { tty: true, ...terminalSize() } : {}) },
+          { command: command.length ? command : undefined, network: flags.network, tmpfs: flags.tmpfs, ...(flags.tty ? { tty: true, ...terminalSize() } : {}) },
           {
             onOutput: (stream, chunk) => void (stream === 1 ? process.stdout : process.stderr).write(chunk),
             ...(flags.interactive ? { stdin: process.stdin } : {}),
@@ -195,6 +197,14 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
     });
 
   return [images, tag, rmi, inspect, history, save, load, exportCmd, run];
+}
+
+/** `--tmpfs PATH`: an absolute, normalised container path; docker's `PATH:OPTIONS` form is not taken. */
+function tmpfsPath(v: string): string {
+  if (!v.startsWith('/') || v.includes(':') || posix.normalize(v) !== v || v === '/') {
+    throw new BuildError('USAGE', `--tmpfs ${v}: give an absolute container path other than / (no options after ':')`, { hint: 'e.g. --tmpfs /var/lib/tsbuild' });
+  }
+  return v;
 }
 
 /** Docker's short image ID: the first 12 hex digits. */

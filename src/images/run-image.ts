@@ -22,6 +22,12 @@ export interface RunOptions {
   readonly tty?: boolean;
   /** With `tty`: the caller's terminal size, which the pty starts with. */
   readonly ttySize?: { readonly height: number; readonly width: number };
+  /**
+   * `--tmpfs PATH`: an empty tmpfs at each absolute container path, as docker run --tmpfs, but
+   * with exec, suid and devices allowed: what runs there may be a tsbuild store, whose RUN steps
+   * execute programs from it and need its device nodes (a volume in docker and Kubernetes).
+   */
+  readonly tmpfs?: readonly string[];
 }
 
 /**
@@ -45,7 +51,10 @@ export async function runImage(worker: Worker, manifest: Descriptor, opts: RunOp
     const cwd = cfg.WorkingDir || '/';
     await mkdirInRoot(mounted.merged, cwd, 0o755);
     const user = await resolveUser(mounted.merged, cfg.User ?? '');
-    const mounts = await writeEtcFiles(etcDir, { hostname: 'tsbuild-run', network: opts.network });
+    const mounts = [
+      ...(await writeEtcFiles(etcDir, { hostname: 'tsbuild-run', network: opts.network })),
+      ...(opts.tmpfs ?? []).map((destination) => ({ destination, source: 'tmpfs', type: 'tmpfs' as const, options: ['mode=755'] })),
+    ];
     const status = await worker.sandbox.run(
       {
         rootfs: mounted.merged,

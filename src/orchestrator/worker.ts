@@ -8,6 +8,8 @@ import { LayerStore } from '../runtime/layer-store.js';
 import { BuildError } from '../errors.js';
 import { chooseIsolation, createRuntime, type Isolation, type IsolationChoice, type Runtime } from '../runtime/isolation.js';
 import { probeIsolation } from '../runtime/isolation-probe.js';
+import { assertWhiteoutsPossible } from '../runtime/whiteout-check.js';
+import { cleanupStaleCopies } from '../runtime/copy-snapshotter.js';
 import { cleanupStaleMounts } from '../runtime/overlay.js';
 import { currentOwner, isOwnerAlive } from '../runtime/owner.js';
 import { cleanupStaleContainers } from '../runtime/runc.js';
@@ -47,6 +49,7 @@ export async function openWorker(root: string, opts: { privateTmp?: boolean; exp
   }
   let opened: { images: ImageLayout; layers: LayerStore; runtime: Runtime };
   try {
+    await assertWhiteoutsPossible(dirs.tmp, shared.root);
     const layers = await LayerStore.open(dirs);
     opened = { images: await ImageLayout.open(dirs.store, { create: true, tmpDir: dirs.tmp }), layers, runtime: createRuntime(isolation.mode, dirs, layers) };
   } catch (e) {
@@ -85,6 +88,7 @@ export async function cleanupAfterCrashes(root: string): Promise<string[]> {
   const removed: string[] = [];
   removed.push(...(await cleanupStaleContainers(dirs.runc).catch(() => [] as string[])).map((c) => `container ${c}`));
   removed.push(...(await cleanupStaleMounts(dirs)).map((m) => `mount ${m}`));
+  removed.push(...(await cleanupStaleCopies(dirs)).map((m) => `copy ${m}`));
   for (const name of await readdir(dirs.tmp).catch(() => [] as string[])) {
     const p = join(dirs.tmp, name);
     const owner = /^p-(\d+)-(\d+)-/.exec(name);

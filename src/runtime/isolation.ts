@@ -1,6 +1,8 @@
 import { BuildError } from '../errors.js';
 import type { RootDirs } from '../root-dirs.js';
+import { ChrootRunner } from './chroot-runner.js';
 import type { CommandRunner } from './command-runner.js';
+import { CopySnapshotter } from './copy-snapshotter.js';
 import type { IsolationProbe } from './isolation-probe.js';
 import type { LayerStore } from './layer-store.js';
 import { OverlaySnapshotter } from './overlay.js';
@@ -86,7 +88,9 @@ export function createRuntime(mode: Isolation, dirs: RootDirs, layers: LayerStor
     case 'overlay':
     case 'rootless':
       return { snapshotter: new OverlaySnapshotter(layers, dirs), runner: new RuncSandbox({ stateRoot: dirs.runc, bundleRoot: dirs.tmp, inUserNamespace: mode === 'rootless' }) };
-    case 'chroot':
-      throw new BuildError('USAGE', 'isolation chroot is not available in this build of tsbuild');
+    case 'chroot': {
+      const snapshotter = new CopySnapshotter(layers, dirs, { opaqueXattrPrefix: layers.overlayXattrPrefix });
+      return { snapshotter, runner: new ChrootRunner({ dirs, snapshots: snapshotter }) };
+    }
   }
 }

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, join, relative } from 'node:path';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BuildError } from '../errors.js';
 import type { Ctx } from '../ctx.js';
@@ -10,7 +10,7 @@ import type { RootDirs } from '../root-dirs.js';
 import type { LayerStore } from './layer-store.js';
 import type { OverlayXattrPrefix } from '../oci/layer/overlay-xattrs.js';
 import type { Snapshot, Snapshotter } from './snapshotter.js';
-import { currentOwner, isOwnerAlive } from './owner.js';
+import { currentOwner, isStaleOwnedDir } from './owner.js';
 
 /**
  * Pinned so that an upperdir's format (and so a layer diff) never depends on module defaults:
@@ -159,7 +159,7 @@ export async function cleanupStaleMounts(dirs: RootDirs): Promise<string[]> {
   const owner = await currentOwner();
   for (const name of entries) {
     const base = join(dirs.mounts, name);
-    if (!(await isStale(base))) continue;
+    if (!(await isStaleOwnedDir(base))) continue;
     // Deepest first, in case anything got mounted inside the merged dir.
     const inside = mountPoints.filter((m) => m.startsWith(base + '/')).sort((a, b) => b.length - a.length);
     for (const m of inside) await unmount(m);
@@ -181,21 +181,6 @@ async function removeMountDir(dirs: RootDirs, base: string, owner: string, id: s
   await rm(doomed, { recursive: true, force: true });
 }
 
-async function isStale(base: string): Promise<boolean> {
-  try {
-    return !(await isOwnerAlive(await readFile(join(base, 'owner'), 'utf8')));
-  } catch {
-    // No owner file (yet, or any more): `.new-` and `.del-` dirs name their creator.
-    const named = /^\.(?:new|del)-(\d+)-(\d+)-/.exec(basename(base));
-    if (named) return !(await isOwnerAlive(`${named[1]} ${named[2]}`));
-    // Otherwise (older naming): give it a minute.
-    try {
-      return Date.now() - (await stat(base)).mtimeMs > 60_000;
-    } catch {
-      return false;
-    }
-  }
-}
 
 /** Mount points at or below `prefix`, decoded from /proc/self/mounts (octal escapes like \040). */
 export async function mountPointsUnder(prefix: string): Promise<string[]> {

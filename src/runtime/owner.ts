@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 
 /**
  * Identifies a live process across pid reuse: `<pid> <start time in clock ticks>` (field 22 of
@@ -25,4 +26,23 @@ async function startTime(pid: number): Promise<string> {
   // comm (field 2) may contain spaces and parentheses: count fields after the last ')'.
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return rest[22 - 3]!;
+}
+
+/**
+ * A working dir (an overlay mount's, a chroot copy's) whose creator is gone: its `owner` file
+ * names a dead process, or, while it has none, its hidden `.new-<pid>-<start>-` or
+ * `.del-<pid>-<start>-` name does. Dirs of an older naming without either count after a minute.
+ */
+export async function isStaleOwnedDir(base: string): Promise<boolean> {
+  try {
+    return !(await isOwnerAlive(await readFile(join(base, 'owner'), 'utf8')));
+  } catch {
+    const named = /^\.(?:new|del)-(\d+)-(\d+)-/.exec(basename(base));
+    if (named) return !(await isOwnerAlive(`${named[1]} ${named[2]}`));
+    try {
+      return Date.now() - (await stat(base)).mtimeMs > 60_000;
+    } catch {
+      return false;
+    }
+  }
 }

@@ -9,10 +9,10 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** Runs the built tsbuild CLI as a separate process, as a user would. */
-export function tsbuild(args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<CliResult> {
+/** Runs `cmd` to its end, collecting its output; stdin gets `input` (empty by default). */
+export function collect(cmd: string, args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
+    const child = spawn(cmd, [...args], {
       cwd: opts.cwd,
       env: { ...process.env, NO_COLOR: '1', ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -23,8 +23,22 @@ export function tsbuild(args: readonly string[], opts: { cwd?: string; env?: Nod
     child.stderr.on('data', (b) => (stderr += b));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
   });
+}
+
+/** Runs the built tsbuild CLI as a separate process, as a user would. */
+export function tsbuild(args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<CliResult> {
+  return collect(process.execPath, [CLI, ...args], opts);
+}
+
+/**
+ * The CLI as root without CAP_SYS_ADMIN (capsh drops it from the bounding set; `exec "$@"` then
+ * runs node without it): mount(2) fails with EPERM, as in a default container, less its seccomp.
+ */
+export function tsbuildWithoutSysAdmin(args: readonly string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  return collect('capsh', ['--drop=cap_sys_admin', '--', '-c', 'exec "$@"', 'sh', process.execPath, CLI, ...args], opts);
 }
 
 /** Like `tsbuild`, but throws with the output when the exit code is not 0. */

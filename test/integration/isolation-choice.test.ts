@@ -3,23 +3,12 @@ import * as assert from 'uvu/assert';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { useBuildRoot } from '../helpers/build-root.js';
-import { CLI, tsbuild, tsbuildOk } from '../helpers/cli.js';
-import { execFile } from 'node:child_process';
+import { tsbuild, tsbuildOk, tsbuildWithoutSysAdmin } from '../helpers/cli.js';
 
 /** How a mode is chosen, shown and refused: flags, config, `tsbuild info`, the first progress line. */
 const test = suite('integration: isolation mode choice');
 const env = useBuildRoot(test, 'isolation-choice');
 const at = () => ['--root', env.root];
-
-/** The CLI as root without CAP_SYS_ADMIN, as `capsh --drop` gives it (what a default container has, less seccomp). */
-function withoutSysAdmin(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const quoted = [process.execPath, CLI, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-  return new Promise((resolve) => {
-    execFile('capsh', ['--drop=cap_sys_admin', '--', '-c', `exec ${quoted}`], (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
-}
 
 test('every build names its mode and why on the first progress line; root with CAP_SYS_ADMIN gets overlay', async () => {
   const dir = await env.context('FROM busybox\nRUN echo hi > /x\n');
@@ -45,12 +34,12 @@ test('tsbuild info prints the probe, the mode, the store root and runc version; 
 });
 
 test('without CAP_SYS_ADMIN: info says rootless (entering a user namespace); --isolation overlay is refused with the reason', async () => {
-  const info = await withoutSysAdmin(['--root', env.root, 'info']);
+  const info = await tsbuildWithoutSysAdmin(['--root', env.root, 'info']);
   assert.is(info.code, 0, info.stderr);
   assert.match(info.stdout, /^Isolation: +rootless \(root without CAP_SYS_ADMIN: a user namespace of its own/m);
   assert.match(info.stdout, /^ {2}CAP_SYS_ADMIN: +no$/m);
   const dir = await env.context('FROM busybox\nRUN true\n');
-  const r = await withoutSysAdmin(['--root', env.root, 'build', '--isolation', 'overlay', dir]);
+  const r = await tsbuildWithoutSysAdmin(['--root', env.root, 'build', '--isolation', 'overlay', dir]);
   assert.is(r.code, 2);
   assert.match(r.stderr, /--isolation overlay is not possible here: it needs real root with CAP_SYS_ADMIN, and this is root without CAP_SYS_ADMIN/);
 });

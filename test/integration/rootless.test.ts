@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js';
 import { withBuildUser, type BuildUser } from '../helpers/build-user.js';
-import { CLI, tsbuild, type CliResult } from '../helpers/cli.js';
+import { CLI, collect, tsbuild, tsbuildWithoutSysAdmin, type CliResult } from '../helpers/cli.js';
 import { mountsUnder } from '../helpers/mounts.js';
 import { cached, rawjsonEvents, started } from '../helpers/progress-events.js';
 import { tool } from '../helpers/run-tool.js';
@@ -116,24 +116,11 @@ async function buildIn(mode: Mode, root: string | undefined, ctx: string, out: s
   return { tree, xattrs: await xattrs(rootfs, tree), stderr: first.stderr };
 }
 
-/** Runs a command, collecting its output (stdin empty). */
-function runCmd(cmd: string, args: readonly string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b) => (stdout += b));
-    child.stderr.on('data', (b) => (stderr += b));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 const rootMode: Mode = { name: 'root', tsbuild: (args) => tsbuild(args) };
 /** capsh drops CAP_SYS_ADMIN from the bounding set; bash `-c 'exec "$@"'` then runs node without it. */
 const noSysAdminMode: Mode = {
   name: 'no-cap-sys-admin',
-  tsbuild: (args) => runCmd('capsh', ['--drop=cap_sys_admin', '--', '-c', 'exec "$@"', 'sh', process.execPath, CLI, ...args]),
+  tsbuild: (args) => tsbuildWithoutSysAdmin(args),
 };
 
 test('root, a user with subordinate ids, and root without CAP_SYS_ADMIN build the same image; rebuilds are CACHED; nothing left behind', async () => {
@@ -145,7 +132,7 @@ test('root, a user with subordinate ids, and root without CAP_SYS_ADMIN build th
   const capRoot = join(work, 'nosysadmin-store');
   const capMode = noSysAdminMode;
   // The mode really is missing the capability (otherwise it would test nothing).
-  const caps = (await runCmd('capsh', ['--drop=cap_sys_admin', '--', '-c', 'grep CapEff /proc/self/status'])).stdout;
+  const caps = (await collect('capsh', ['--drop=cap_sys_admin', '--', '-c', 'grep CapEff /proc/self/status'])).stdout;
   assert.is((BigInt('0x' + /CapEff:\s*(\w+)/.exec(caps)![1]) >> 21n) & 1n, 0n, 'capsh dropped CAP_SYS_ADMIN');
   const capResult = await buildIn(capMode, capRoot, ctx, await outDir());
   // The identity map keeps real owners, so root's own store serves this mode too: all CACHED there.

@@ -1,0 +1,52 @@
+# tsbuild as a CI image: the builder, runc, newuidmap/newgidmap and slirp4netns on Node 20.
+# Built by tsbuild from a checkout where tsbuild has been built (see docs/ci.md):
+#
+#   npm ci && npm run build && tsbuild build -t tsbuild .
+#
+# The context is the checkout itself: dist/ and native/build/Release come from `npm run build`
+# on the machine that builds the image (the same Node 20 ABI as the base), so nothing here needs
+# a compiler or the npm registry. .dockerignore keeps everything else out.
+ARG BASE=node:20-bookworm-slim
+
+# The programs the isolation modes use: runc (overlay, rootless), newuidmap/newgidmap (rootless,
+# from uidmap), slirp4netns (private RUN networks without root). A base that already has them all
+# (tests build one from the host's binaries, offline) skips apt-get.
+FROM ${BASE} AS runtime
+RUN if command -v runc && command -v newuidmap && command -v newgidmap && command -v slirp4netns; then \
+      echo "runc, uidmap and slirp4netns are already in the base image"; \
+    else \
+      apt-get update \
+      && apt-get install -y --no-install-recommends runc uidmap slirp4netns ca-certificates \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
+
+# Production node_modules: the checkout's (npm ci'd) tree minus devDependencies (typescript,
+# node-gyp, uvu, ...). npm prune only deletes; --offline and --no-update-notifier keep it from
+# asking the registry anything. It prunes a copy made in the same RUN: npm first renames each
+# package dir it removes, which overlayfs answers with EXDEV for a dir of a lower layer (npm then
+# copies it), so pruning the COPYed tree in place takes 20 s instead of 1.
+FROM ${BASE} AS modules
+COPY package.json package-lock.json /src/
+COPY node_modules/ /src/node_modules/
+RUN mkdir -p /opt && cp -a /src /opt/tsbuild \
+    && cd /opt/tsbuild \
+    && npm prune --omit=dev --offline --no-audit --no-fund --no-update-notifier
+
+FROM runtime
+COPY --from=modules /opt/tsbuild/node_modules/ /opt/tsbuild/node_modules/
+COPY package.json /opt/tsbuild/
+COPY dist/schemas/ /opt/tsbuild/dist/schemas/
+COPY native/build/Release/ /opt/tsbuild/native/build/Release/
+COPY dist/src/ /opt/tsbuild/dist/src/
+RUN chmod 755 /opt/tsbuild/dist/src/cli/main.js \
+    && mkdir -p /usr/local/bin \
+    && ln -sf /opt/tsbuild/dist/src/cli/main.js /usr/local/bin/tsbuild
+
+# The store (layers, images, build cache): mount a volume or a CI cache here to keep it between
+# jobs. Registry credentials: $DOCKER_CONFIG/config.json (tsbuild login writes it too).
+ENV TSBUILD_ROOT=/var/lib/tsbuild \
+    DOCKER_CONFIG=/root/.docker
+VOLUME /var/lib/tsbuild
+WORKDIR /workspace
+ENTRYPOINT ["tsbuild"]
+CMD ["--help"]
