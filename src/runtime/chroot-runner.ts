@@ -13,6 +13,7 @@ import type { RootDirs } from '../root-dirs.js';
 import { DEFAULT_PIDS_LIMIT } from '../solver/ops/run-cgroups.js';
 import { cloneEntry, cloneTree } from './clone-entry.js';
 import type { CommandRunner, ExecIO, ExecResult } from './command-runner.js';
+import { HostNetworkFallback } from './sandbox-network.js';
 import { DEFAULT_CAPABILITIES, type BindMount, type ExecRequest } from './spec.js';
 
 /** Capability bits (linux/capability.h) of the names in Docker's default set. */
@@ -87,6 +88,7 @@ export class ChrootRunner implements CommandRunner {
   readonly #dirs: RootDirs;
   readonly #snapshots: CtimeSink | undefined;
   readonly #helper: string;
+  readonly #network = new HostNetworkFallback('isolation chroot makes no network namespace');
 
   constructor(opts: { dirs: RootDirs; snapshots?: CtimeSink; helperPath?: string }) {
     this.#dirs = opts.dirs;
@@ -102,6 +104,8 @@ export class ChrootRunner implements CommandRunner {
     const created: string[] = [];
     const touched = new Map<string, { pre: BigIntStats; post?: BigIntStats; end?: BigIntStats }>();
     try {
+      // No namespaces here: a RUN's private network is the host's, and the build is told once.
+      req = await this.#network.apply(req, scratch, ctx);
       const provide = async (path: string, make: ((host: string, p: Provided) => Promise<void>) | undefined): Promise<void> => {
         const p = await this.#setAside(req.rootfs, path, scratch, provided.length, created, touched);
         provided.push(p);

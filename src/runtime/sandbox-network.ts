@@ -1,5 +1,7 @@
 import type { Ctx } from '../ctx.js';
 import { BuildError, isAbortError } from '../errors.js';
+import { withHostResolvConf } from './etc-files.js';
+import type { ExecRequest } from './spec.js';
 import { createNetNamespace, NetNamespaceError, type NetNamespace } from './net-namespace.js';
 import { SlirpError, startSlirp, type Slirp } from './slirp.js';
 
@@ -104,10 +106,35 @@ export class SlirpNetworkProvider implements NetworkProvider {
       }
       if (this.#unavailable === undefined) {
         this.#unavailable = message;
-        ctx.events.emit({ type: 'warning', message: `RUN steps use the host's network: no private network can be made here (${message})`, at: Date.now() });
+        warnHostNetwork(ctx, message);
       }
       return undefined;
     }
+  }
+}
+
+/** The one line a build prints when its RUN steps get the host's network instead of a private one. */
+function warnHostNetwork(ctx: Ctx, reason: string): void {
+  ctx.events.emit({ type: 'warning', message: `RUN steps use the host's network: no private network can be made here (${reason})`, at: Date.now() });
+}
+
+/**
+ * For a runner that makes no namespaces (chroot isolation): a `sandbox` request runs on the
+ * host's network, with the host's resolv.conf, and the build is told so once (one instance per
+ * build, as the runner).
+ */
+export class HostNetworkFallback {
+  #warned = false;
+  constructor(private readonly reason: string) {}
+
+  /** `req` as it runs here; the host's resolv.conf for it is written into `dir` (the caller's temp dir). */
+  async apply(req: ExecRequest, dir: string, ctx: Ctx): Promise<ExecRequest> {
+    if (req.network !== 'sandbox') return req;
+    if (!this.#warned) {
+      this.#warned = true;
+      warnHostNetwork(ctx, this.reason);
+    }
+    return { ...req, network: 'host', mounts: await withHostResolvConf(req.mounts, dir) };
   }
 }
 

@@ -258,6 +258,17 @@ test('without slirp4netns a build warns once, naming why, and its RUNs use the h
   assert.is(readFileSync(join(out, 'resolv'), 'utf8'), readFileSync('/etc/resolv.conf', 'utf8'));
 });
 
+test('isolation chroot (no namespaces at all): RUNs use the host network with the host\'s resolv.conf, and the build says so once', async () => {
+  const ctx = await env.context(['FROM busybox', 'RUN cat /etc/resolv.conf > /resolv', 'RUN echo second > /second'].join('\n'));
+  const out = join(env.work, 'chroot-out');
+  const r = await tsbuild(['--isolation', 'chroot', '--root', env.root, 'build', '--progress', 'plain', '--output', `type=local,dest=${out}`, ctx]);
+  assert.is(r.code, 0, r.stderr);
+  const warnings = r.stderr.split('\n').filter((l) => l.startsWith('WARNING: '));
+  assert.equal(warnings, ["WARNING: RUN steps use the host's network: no private network can be made here (isolation chroot makes no network namespace)"]);
+  assert.is(readFileSync(join(out, 'resolv'), 'utf8'), readFileSync('/etc/resolv.conf', 'utf8'));
+  assert.is(read(join(out, 'second')), 'second');
+});
+
 /** Starts a build whose RUN sleeps; resolves once the RUN is running. */
 async function startSleepingBuild(name: string): Promise<{ child: ChildProcess; stderr: () => string; done: Promise<number | null> }> {
   // The output differs from the command text, which the progress prints first.
