@@ -219,6 +219,16 @@ static void on_term(int sig) {
   terminate = 1;
 }
 
+/* The signals that stop a build: the helper relays them to the command; the command takes the defaults. */
+static void on_stop_signals(void (*handler)(int)) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = handler;
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+}
+
 /* SIGKILLs every child of this (single-threaded) process, as listed by the kernel. */
 static int kill_children(void) {
   char path[64];
@@ -295,22 +305,12 @@ int main(int argc, char **argv) {
   /* Dies with tsbuild; its children are killed below or by their own parent-death signal. */
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_term;
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
+  on_stop_signals(on_term);
 
   pid_t child = fork();
   if (child < 0) die("fork");
   if (child == 0) {
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    sigaction(SIGTERM, &dfl, NULL);
-    sigaction(SIGINT, &dfl, NULL);
-    sigaction(SIGHUP, &dfl, NULL);
+    on_stop_signals(SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { useBuildRoot } from '../helpers/build-root.js';
-import { CLI, tsbuild, tsbuildOk } from '../helpers/cli.js';
+import { CLI, collect, tsbuild, tsbuildOk } from '../helpers/cli.js';
 import { resolvConfFor } from '../../src/runtime/etc-files.js';
 
 const test = suite('integration: RUN network');
@@ -311,18 +311,7 @@ test('root of its own user namespace (rootless tsbuild) gets the same private ne
     console.error('[run-network] NOT CHECKED: no non-loopback IPv4 address for the user-namespace case');
     return;
   }
-  const probe = (prefix: string[]) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(prefix[0]!, [...prefix.slice(1), 'unshare', '--user', '--map-root-user', '--mount', process.execPath, PROBE, state.addr!, String(state.outside!.port)], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
+  const probe = (prefix: string[]) => collect(prefix[0]!, [...prefix.slice(1), 'unshare', '--user', '--map-root-user', '--mount', process.execPath, PROBE, state.addr!, String(state.outside!.port)]);
   const r = await probe(['env']);
   assert.is(r.code, 0, r.stderr);
   const seen = JSON.parse(r.stdout) as { uid: number; warnings: string[]; links?: string[]; host?: string; gateway?: string };
@@ -374,15 +363,7 @@ test('rootless tsbuild (root without CAP_SYS_ADMIN runs itself in a user namespa
 });
 
 test('where no network namespace may be made (root without CAP_SYS_ADMIN, outside a user namespace) the provider warns once, naming why, and hands out none', async () => {
-  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn('capsh', ['--drop=cap_sys_admin', '--', '-c', `exec "${process.execPath}" "${PROBE}" 127.0.0.1 1`], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  const r = await collect('capsh', ['--drop=cap_sys_admin', '--', '-c', 'exec "$@"', 'sh', process.execPath, PROBE, '127.0.0.1', '1']);
   assert.is(r.code, 0, r.stderr);
   const seen = JSON.parse(r.stdout) as { warnings: string[]; links?: string[] };
   assert.equal(seen.warnings, ["RUN steps use the host's network: no private network can be made here (unshare: unshare failed: Operation not permitted)"]);
