@@ -1,8 +1,8 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { CLI, type CliResult } from './cli.js';
+import { CLI, start as startProcess, type CliResult } from './cli.js';
 
 const pexec = promisify(execFile);
 
@@ -51,21 +51,11 @@ export async function withBuildUser<T>(opts: { subordinateIds: boolean }, fn: (u
     }
     const start: BuildUser['start'] = (cmd, args, o = {}) => {
       const envArgs = Object.entries({ NO_COLOR: '1', ...o.env }).map(([k, v]) => `${k}=${v}`);
-      const child = spawn('setpriv', ['--reuid', String(uid), '--regid', String(gid), '--init-groups', '--reset-env', '--', 'env', ...envArgs, cmd, ...args], {
+      // setpriv --reset-env: the user's own login environment, not ours, plus envArgs.
+      return startProcess('setpriv', ['--reuid', String(uid), '--regid', String(gid), '--init-groups', '--reset-env', '--', 'env', ...envArgs, cmd, ...args], {
         cwd: o.cwd ?? home,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        // Its pid is then its process group id (a signal to -pid reaches all it started).
         detached: o.ownProcessGroup ?? false,
       });
-      const done = new Promise<CliResult>((resolve, reject) => {
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (b) => (stdout += b));
-        child.stderr.on('data', (b) => (stderr += b));
-        child.on('error', reject);
-        child.on('close', (code) => resolve({ code, stdout, stderr }));
-      });
-      return { pid: child.pid!, done };
     };
     const run: BuildUser['run'] = (cmd, args, o) => start(cmd, args, o).done;
     const user: BuildUser = {

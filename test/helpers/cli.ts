@@ -9,23 +9,37 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** Runs `cmd` to its end, collecting its output; stdin gets `input` (empty by default). */
-export function collect(cmd: string, args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, [...args], {
-      cwd: opts.cwd,
-      env: { ...process.env, NO_COLOR: '1', ...opts.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+/**
+ * Starts `cmd`, collecting its output; stdin gets `input` (empty by default). With `detached`
+ * its pid is its process group id, so a signal to -pid reaches everything it started.
+ */
+export function start(
+  cmd: string,
+  args: readonly string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; detached?: boolean } = {},
+): { readonly pid: number; readonly done: Promise<CliResult> } {
+  const child = spawn(cmd, [...args], {
+    cwd: opts.cwd,
+    env: { ...process.env, NO_COLOR: '1', ...opts.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: opts.detached ?? false,
+  });
+  const done = new Promise<CliResult>((resolve, reject) => {
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b) => (stdout += b));
     child.stderr.on('data', (b) => (stderr += b));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(opts.input ?? '');
   });
+  child.stdin.on('error', () => undefined);
+  child.stdin.end(opts.input ?? '');
+  return { pid: child.pid!, done };
+}
+
+/** Runs `cmd` to its end, collecting its output; stdin gets `input` (empty by default). */
+export function collect(cmd: string, args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<CliResult> {
+  return start(cmd, args, opts).done;
 }
 
 /** Runs the built tsbuild CLI as a separate process, as a user would. */
