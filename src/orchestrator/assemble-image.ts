@@ -16,6 +16,11 @@ export interface AssembledImage {
  * Writes the solved target as an image into the content store: the config (plan's config plus
  * diff_ids, `created`, and `empty_layer` for steps whose vertex added no layer, as BuildKit's
  * exporter records them) and an OCI manifest over the layers' stored blobs.
+ *
+ * Times: with `created` (SOURCE_DATE_EPOCH) every step of this build and the image get it.
+ * Without, as BuildKit: a step that added a layer gets the time that layer was made (so a
+ * fully cached rebuild writes the same config and manifest as the build that made the cache),
+ * a step without one the time of the entry before it, and the image the time of its last entry.
  * `annotations` go on the manifest, sorted so equal input gives equal bytes; `configExtra` adds
  * top-level config fields (the inline build cache).
  */
@@ -23,20 +28,28 @@ export async function assembleImage(
   worker: Worker,
   plan: BuildPlan,
   results: ReadonlyMap<Digest, Result>,
-  created: Date,
+  created: Date | undefined,
   opts: { readonly annotations?: Readonly<Record<string, string>>; readonly configExtra?: Readonly<Record<string, unknown>> } = {},
 ): Promise<AssembledImage> {
   const final = plan.target ? rootfs(results.get(plan.target.digest)) : { kind: 'rootfs' as const, layers: [] };
-  const stamp = created.toISOString();
   const history = (plan.config.history ?? []).map((h) => ({ ...h }));
+  const layerTimes = new Map<number, string>();
   for (const step of plan.layerSteps) {
     const entry = history[step.historyIndex];
     if (!entry) throw new BuildError('INTERNAL', `history index ${step.historyIndex} out of range`);
-    if (addedLayer(step.vertex, results)) delete entry.empty_layer;
-    else entry.empty_layer = true;
+    if (addedLayer(step.vertex, results)) {
+      delete entry.empty_layer;
+      const top = rootfs(results.get(step.vertex.digest)).layers.at(-1)!;
+      layerTimes.set(step.historyIndex, (await worker.layers.createdAt(top.diffId)).toISOString());
+    } else entry.empty_layer = true;
   }
-  // Base images' entries keep their own times; this build's steps get the build's.
-  for (const h of history) h.created ??= stamp;
+  // Base images' entries keep their own times; this build's steps get the epoch, or see above.
+  let last: string | undefined;
+  history.forEach((h, i) => {
+    h.created ??= created?.toISOString() ?? layerTimes.get(i) ?? last ?? NO_TIME;
+    last = h.created;
+  });
+  const stamp = created?.toISOString() ?? last ?? NO_TIME;
 
   const config: ImageConfig = {
     ...plan.config,
@@ -60,6 +73,9 @@ export async function assembleImage(
   const manifestBlob = await worker.blobs.putBytes(JSON.stringify(manifest));
   return { manifest: { mediaType: MediaType.ociManifest, digest: manifestBlob.digest, size: manifestBlob.size }, config: configDesc, imageConfig: config };
 }
+
+/** No history and no epoch (FROM scratch with only metadata): a fixed time, not "now", so the ID is stable too. */
+const NO_TIME = new Date(0).toISOString();
 
 /**
  * The map-valued fields with their keys sorted, as Go's encoding/json writes maps in docker's and

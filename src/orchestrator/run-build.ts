@@ -71,8 +71,8 @@ export interface BuildRequest {
   /** Manifest annotations (`--annotation`). */
   readonly annotations?: Readonly<Record<string, string>>;
   readonly outputs: readonly ExportTarget[];
-  /** Time recorded in the image (SOURCE_DATE_EPOCH when the caller sets it). */
-  readonly created: Date;
+  /** SOURCE_DATE_EPOCH: the time recorded for this build's steps and the image; without it, when their layers were made (see assembleImage). */
+  readonly created?: Date;
   readonly maxParallelism?: number;
   /** `[unpack]` in tsbuild.toml: how far ADD archives and base-image layers may expand. */
   readonly expansionLimits?: ExpansionLimits;

@@ -1,5 +1,5 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import { access, mkdir, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BuildError } from '../errors.js';
 import { digestHex, type Digest } from '../oci/digest.js';
@@ -77,6 +77,19 @@ export class LayerStore {
       return true;
     } catch {
       return false;
+    }
+  }
+
+  /**
+   * When the layer was first committed to this store (its `committed` marker's mtime): the time
+   * a rebuild that finds it cached records for its step, so a cached rebuild makes the same image.
+   */
+  async createdAt(diffId: Digest): Promise<Date> {
+    try {
+      return (await stat(join(this.#layerDir(diffId), 'committed'))).mtime;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new BuildError('STORE_CORRUPT', `layer ${diffId} is not in the layer store`);
+      throw e;
     }
   }
 
