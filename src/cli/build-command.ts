@@ -1,4 +1,5 @@
 import { isolationSetting } from './isolation-setting.js';
+import { sourceDateEpoch } from './source-date-epoch.js';
 import { writeFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import type { CheckWarning } from '../frontend/build-checks.js';
@@ -142,7 +143,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       for (const [name, value] of Object.entries(buildContexts)) if (!/^[a-z-]+:\/\//.test(value)) await checkContextDir(value, `--build-context ${name}`);
       const progress = buildProgress({ ...flags, configDefault: settings.progress }, process.stderr, process.env);
       const { mode, events } = progress;
-      const created = process.env.SOURCE_DATE_EPOCH ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000) : undefined;
+      const created = sourceDateEpoch(buildArgs, process.env);
       const request: BuildRequest =
         {
           registry,

@@ -329,8 +329,9 @@ export function metaEnv(m: ReadonlyMap<string, string | undefined>): { get(k: st
   return { get: (k) => m.get(k) };
 }
 
-/** Built-in args BuildKit never reports as unused: the proxies and the platform/stage args. */
+/** Built-in args BuildKit never reports as unused: the proxies, the platform/stage args, and SOURCE_DATE_EPOCH (the build itself reads it). */
 const BUILTIN_ARGS = new Set([
+  'SOURCE_DATE_EPOCH',
   ...['HTTP_PROXY', 'HTTPS_PROXY', 'FTP_PROXY', 'NO_PROXY', 'ALL_PROXY'].flatMap((k) => [k, k.toLowerCase()]),
   ...PLATFORM_ARGS,
   'TARGETSTAGE',

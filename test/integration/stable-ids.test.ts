@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { useBuildRoot } from '../helpers/build-root.js';
-import { tsbuildOk } from '../helpers/cli.js';
+import { tsbuild, tsbuildOk } from '../helpers/cli.js';
 
 /** Issue 08, scope 1: a build whose every step is a cache hit makes the same image as the build that made the cache. */
 const test = suite('integration: stable image IDs on cached rebuilds');
@@ -82,6 +82,22 @@ test('SOURCE_DATE_EPOCH sets this build\'s steps and the image, and leaves the b
   assert.equal(ours.map((h) => h.created), [stamp, stamp]);
   const baseEntries = epoch.config.history.length - 2;
   assert.equal(epoch.config.history.slice(0, baseEntries), plain.config.history.slice(0, baseEntries));
+});
+
+test('SOURCE_DATE_EPOCH from --build-arg wins over the environment; a bad value is a usage error naming its source', async () => {
+  const dir = await env.context('FROM busybox\nRUN echo y > /y\n');
+  const fromArg = await build(dir, ['--no-cache', '--build-arg', 'SOURCE_DATE_EPOCH=1600000000'], { env: { SOURCE_DATE_EPOCH: '1700000000' } });
+  assert.is(fromArg.config.created, new Date(1600000000 * 1000).toISOString());
+  assert.not.match(fromArg.stderr, /were not consumed/);
+  for (const [args, envValue, source] of [
+    [['--build-arg', 'SOURCE_DATE_EPOCH=yesterday'], undefined, '--build-arg SOURCE_DATE_EPOCH'],
+    [[], '-5', '\\$SOURCE_DATE_EPOCH'],
+    [[], '1.5', '\\$SOURCE_DATE_EPOCH'],
+  ] as const) {
+    const r = await tsbuild(['--root', env.root, 'build', ...args, dir], envValue === undefined ? {} : { env: { SOURCE_DATE_EPOCH: envValue } });
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`${source}: expected a whole number of seconds since 1970-01-01`));
+  }
 });
 
 test.run();
