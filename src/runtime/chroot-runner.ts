@@ -10,7 +10,6 @@ import { BuildError } from '../errors.js';
 import { atInRoot, containerPathParts, mkdirInRoot, resolveInRoot } from '../oci/in-root.js';
 import { mknod } from '../oci/native-fs.js';
 import type { RootDirs } from '../root-dirs.js';
-import { DEFAULT_PIDS_LIMIT } from '../solver/ops/run-cgroups.js';
 import { cloneEntry, cloneTree } from './clone-entry.js';
 import type { CommandRunner, ExecIO, ExecResult } from './command-runner.js';
 import { HostNetworkFallback } from './sandbox-network.js';
@@ -85,6 +84,7 @@ interface Provided {
  */
 export class ChrootRunner implements CommandRunner {
   readonly kind = 'chroot' as const;
+  readonly cgroups = 'none' as const;
   readonly #dirs: RootDirs;
   readonly #snapshots: CtimeSink | undefined;
   readonly #helper: string;
@@ -311,9 +311,8 @@ function refuseUnsupported(req: ExecRequest): void {
     new BuildError('RUN_FAILED', `isolation chroot cannot give ${what}: ${why}; use --isolation overlay or rootless`, { hint: 'use --isolation overlay or rootless' });
   if ((req.network as string) === 'none') throw refuse('RUN --network=none a private network', 'that needs a network namespace, which this host refuses');
   const limits = req.cgroupLimits;
-  // The solver adds its default process limit to every RUN; only a limit asked for is refused.
-  const askedPids = limits?.pids && limits.pids.limit !== DEFAULT_PIDS_LIMIT;
-  if (limits && (limits.memory || limits.cpu || askedPids)) throw refuse('RUN resource limits', 'they need a cgroup of its own, which this host refuses');
+  // No default limit reaches this runner (its `cgroups` is 'none'): any limit here was asked for.
+  if (limits && (limits.memory || limits.cpu || limits.pids)) throw refuse('RUN resource limits', 'they need a cgroup of its own, which this host refuses');
   if (req.privileged) throw refuse('RUN --security=insecure', 'it has no sandbox to lift');
   if (req.terminal) throw refuse('a terminal', 'it runs commands without runc');
   // Any other network (the host's, or a private one that needs namespaces) is the host's here.

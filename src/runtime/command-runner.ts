@@ -27,6 +27,12 @@ export interface ExecResult {
  */
 export interface CommandRunner {
   readonly kind: 'runc' | 'chroot';
+  /**
+   * Where a RUN's cgroup limits can go: `host`, the host's cgroups (real root); `user-namespace`,
+   * only a subtree delegated to the caller (tsbuild's own user namespace); `none`, nowhere
+   * (chroot: the process gets no cgroup of its own, so no default limit is added either).
+   */
+  readonly cgroups: 'host' | 'user-namespace' | 'none';
   run(req: ExecRequest, io: ExecIO, ctx: Ctx): Promise<ExecResult>;
   /** Kills and removes what crashed tsbuild processes left (never a live process's); returns what went. */
   cleanupStale(): Promise<string[]>;

@@ -28,6 +28,7 @@ const OWNER_ANNOTATION = 'dev.tsbuild.owner';
  */
 export class RuncSandbox implements CommandRunner {
   readonly kind = 'runc';
+  readonly cgroups: 'host' | 'user-namespace';
   readonly #stateRoot: string;
   readonly #bundleRoot: string;
   readonly #runc: string;
@@ -45,6 +46,7 @@ export class RuncSandbox implements CommandRunner {
     this.#bundleRoot = opts.bundleRoot;
     this.#runc = opts.runcPath ?? 'runc';
     this.#inUserNamespace = opts.inUserNamespace ?? enteredUserNamespace(process.env) !== undefined;
+    this.cgroups = this.#inUserNamespace ? 'user-namespace' : 'host';
     this.#network = opts.network ?? new SlirpNetworkProvider();
   }
 

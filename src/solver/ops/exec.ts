@@ -31,7 +31,7 @@ const RUNTIME_MOUNT_POINTS = ['/proc', '/dev', '/sys', '/etc/hosts', '/etc/resol
 /** RUN: overlay-mount the input rootfs with a fresh upperdir, run the command with runc, keep the upperdir as the new layer. */
 export function execHandler(worker: Worker, opts: ExecOptions = NO_OPTIONS): OpHandler<ExecOp> {
   const locks = new CacheMountLocks();
-  const cgroups = new RunCgroups();
+  const cgroups = new RunCgroups(undefined, { cgroups: worker.sandbox.cgroups });
   return {
     async run(op, inputs, vertex, ctx) {
       if (op.security === 'insecure' && !opts.allowInsecure) {

@@ -3,7 +3,7 @@ import { formatByteSizeFlag } from '../../byte-size.js';
 import { BuildError, type SourceLocation } from '../../errors.js';
 import { countList, expandList, probeCgroupHost, type CgroupHost, type Controller } from '../../runtime/cgroup-host.js';
 import type { CgroupLimits } from '../../runtime/spec.js';
-import { enteredUserNamespace } from '../../runtime/userns-reexec.js';
+import type { CommandRunner } from '../../runtime/command-runner.js';
 import type { RunLimits } from '../graph.js';
 
 /** podman's default: enough for any build, too few for a fork bomb to take the host down. */
@@ -19,7 +19,11 @@ const CPUS_PERIOD = 100_000;
  * delegated to the caller are writable: without one the default limit is dropped silently (the
  * normal case there, which the user can't change per build) and asked-for limits name the mode.
  */
-export function cgroupLimitsFor(limits: RunLimits | undefined, host: CgroupHost, opts: { userNamespace?: boolean } = {}): { limits: CgroupLimits; warning?: string } {
+export function cgroupLimitsFor(
+  limits: RunLimits | undefined,
+  host: CgroupHost,
+  opts: { userNamespace?: boolean; defaultPidsLimit?: boolean } = {},
+): { limits: CgroupLimits; warning?: string } {
   const l = limits ?? {};
   const need = (c: Controller, flag: string) => {
     if (!host.parents.has(c) && opts.userNamespace) {
@@ -79,7 +83,9 @@ export function cgroupLimitsFor(limits: RunLimits | undefined, host: CgroupHost,
   if (Object.keys(cpu).length > 0) out.cpu = cpu;
 
   if (l.pidsLimit === undefined) {
-    if (host.parents.has('pids')) out.pids = { limit: DEFAULT_PIDS_LIMIT };
+    if (opts.defaultPidsLimit === false) {
+      // A runtime without cgroups: the limits asked for stay, for it to refuse by name.
+    } else if (host.parents.has('pids')) out.pids = { limit: DEFAULT_PIDS_LIMIT };
     else if (!opts.userNamespace) warning = `no pids cgroup controller here: RUN steps run without the default limit of ${DEFAULT_PIDS_LIMIT} processes`;
   } else if (l.pidsLimit > 0) {
     need('pids', '--pids-limit');
@@ -114,21 +120,21 @@ export function reportOutOfMemory(exitCode: number, limits: RunLimits | undefine
  */
 export class RunCgroups {
   readonly #probe: () => Promise<CgroupHost>;
-  readonly #userNamespace: boolean;
+  readonly #cgroups: CommandRunner['cgroups'];
   #host?: Promise<CgroupHost>;
   #warned = false;
 
-  /** `userNamespace`: see cgroupLimitsFor; by default, whether tsbuild re-executed itself into one. */
-  constructor(probe: () => Promise<CgroupHost> = probeCgroupHost, opts: { userNamespace?: boolean } = {}) {
+  /** `cgroups`: where the runner can put limits (CommandRunner.cgroups). */
+  constructor(probe: () => Promise<CgroupHost> = probeCgroupHost, opts: { cgroups: CommandRunner['cgroups'] }) {
     this.#probe = probe;
-    this.#userNamespace = opts.userNamespace ?? enteredUserNamespace(process.env) !== undefined;
+    this.#cgroups = opts.cgroups;
   }
 
   async limitsFor(limits: RunLimits | undefined, location: SourceLocation | undefined, ctx: Ctx): Promise<CgroupLimits> {
     this.#host ??= this.#probe();
     let r;
     try {
-      r = cgroupLimitsFor(limits, await this.#host, { userNamespace: this.#userNamespace });
+      r = cgroupLimitsFor(limits, await this.#host, { userNamespace: this.#cgroups === 'user-namespace', defaultPidsLimit: this.#cgroups !== 'none' });
     } catch (e) {
       throw e instanceof BuildError ? e.withLocation(location) : e;
     }
