@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { rootDirs } from '../root-dirs.js';
 import { Command, Option } from 'commander';
 import { BuildError } from '../errors.js';
 import { chooseIsolation } from '../runtime/isolation.js';
@@ -20,7 +20,7 @@ export function infoCommand(globals: GlobalOptions, setExit: (code: number) => v
     .action(async (flags: { format: 'text' | 'json' }) => {
       const root = stateRoot(globals.root, process.env);
       await mkdir(root, { recursive: true, mode: 0o700 });
-      const probe = await probeIsolation(root, join(root, 'tmp'));
+      const probe = await probeIsolation(root, rootDirs(root).tmp);
       const requested = isolationSetting(globals, process.env);
       let choice: { mode: string; reason: string; needsUserNamespace?: boolean } | { error: string };
       try {

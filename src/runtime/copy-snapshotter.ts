@@ -7,6 +7,7 @@ import type { Ctx } from '../ctx.js';
 import type { Digest } from '../oci/digest.js';
 import type { RootDirs } from '../root-dirs.js';
 import type { LayerStore } from './layer-store.js';
+import { atInRoot } from '../oci/in-root.js';
 import { applyLayerDir } from './materialize-layers.js';
 import { currentOwner, isStaleOwnedDir } from './owner.js';
 import type { Snapshot, Snapshotter } from './snapshotter.js';
@@ -140,7 +141,8 @@ export class CopySnapshotter implements Snapshotter {
     const manifest = this.#live.get(merged);
     if (!manifest) return;
     for (const rel of rels) {
-      const st = await lstat(rel ? join(merged, rel) : merged, { bigint: true }).catch(() => undefined);
+      // The RUN may have turned a parent into a link: resolved in the root, nothing followed (as the runner moved them).
+      const st = await atInRoot(merged, rel, (host) => lstat(host, { bigint: true }), { symlinks: 'none' }).catch(() => undefined);
       if (st) manifest.acceptCtime(rel, st);
     }
   }

@@ -110,7 +110,11 @@ export class StatManifest {
     return this.#entries.get(rel);
   }
 
-  /** Walks `root` (the root itself is recorded as ''). */
+  /**
+   * Walks `root` (the root itself is recorded as ''). Paths are joined from readdir names below
+   * directories this walk lstat'ed as real directories, and nothing is followed; the tree holds
+   * still meanwhile (a RUN's processes are gone when its snapshot is diffed), so no join leaves it.
+   */
   static async record(root: string, signal?: AbortSignal, limit = MAX_MANIFEST_ENTRIES): Promise<StatManifest> {
     const entries = new Map<string, StatRecord>();
     const visit = async (rel: string): Promise<void> => {
