@@ -32,7 +32,8 @@ export interface DiffOptions {
  * - a char device 0:0 (overlay whiteout) → empty regular file `.wh.<name>`, mode 0, in the
  *   same directory;
  * - a directory with `opts.opaqueXattr` = y → the directory, then `<dir>/.wh..wh..opq`;
- * - `trusted.overlay.*` and `user.overlay.*` xattrs are dropped, all others kept with raw values;
+ * - `trusted.overlay.*`, `user.overlay.*` and `security.selinux` xattrs are dropped, all others kept
+ *   with raw values;
  * - a second path to an inode already written (nlink > 1) → a hardlink entry to the first;
  * - sockets are skipped (tar can't hold them, as Docker does).
  * Mtimes are truncated to whole seconds so layers stay plain ustar where possible; owners are
@@ -136,11 +137,18 @@ async function writeEntry(
   }
 }
 
-/** All xattrs except overlayfs' own bookkeeping, which must never leak into an image. */
+/**
+ * The host's SELinux label: set by the host's policy on every file a build writes, so it differs
+ * between machines for the same inputs, and means nothing in a container (the runtime labels
+ * the container's files itself). Docker's and containers/storage's layer writers leave it out too.
+ */
+const SELINUX_LABEL = 'security.selinux';
+
+/** All xattrs except overlayfs' own bookkeeping, which must never leak into an image, and the host's SELinux label. */
 function readXattrs(abs: string): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
   for (const name of llistxattr(abs).sort()) {
-    if (isOverlayXattr(name)) continue;
+    if (isOverlayXattr(name) || name === SELINUX_LABEL) continue;
     const v = lgetxattr(abs, name);
     if (v !== null) out.set(name, v);
   }

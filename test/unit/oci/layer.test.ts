@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { constants } from 'node:fs';
 import { Digester, sha256 } from '../../../src/oci/digest.js';
 import { TarWriter } from '../../../src/oci/tar/tar-writer.js';
+import type { TarEntry } from '../../../src/oci/tar/tar-entry.js';
 import { writeLayerTar } from '../../../src/oci/layer/diff.js';
 import { createLayerBlob } from '../../../src/oci/layer/blob.js';
 import { applyLayer } from '../../../src/oci/layer/apply.js';
@@ -203,6 +204,20 @@ test('the diff is deterministic', async () => {
     return d.digest();
   };
   assert.is(await digestOf(), await digestOf());
+});
+
+test('the host\'s SELinux label stays out of the layer; other security and user xattrs stay in', async () => {
+  if (!isRoot) return;
+  const U = join(tmp, 'u');
+  await mkdir(U, { recursive: true });
+  await writeFile(join(U, 'f'), 'f');
+  lsetxattr(join(U, 'f'), 'security.selinux', Buffer.from('system_u:object_r:container_file_t:s0\0'));
+  lsetxattr(join(U, 'f'), 'security.capability', CAP);
+  lsetxattr(join(U, 'f'), 'user.keep', Buffer.from('1'));
+  assert.ok(llistxattr(join(U, 'f')).includes('security.selinux'), 'the host stores the label (else this test proves nothing)');
+  const entries: TarEntry[] = [];
+  await writeLayerTar(U, { add: async (e) => void entries.push(e) }, {});
+  assert.equal([...(entries[0]!.xattrs?.keys() ?? [])], ['security.capability', 'user.keep']);
 });
 
 test('a diff of many files (beyond the look-ahead, around the whole-read size, hardlinked): GNU tar reads the same tree, in order, from few chunks', async () => {
