@@ -104,14 +104,19 @@ export class ArchiveWriter {
 
   /**
    * Every file under `dir` (a root filesystem, e.g. a read-only overlay mount), as paths
-   * relative to it, each after `prefix` (`linux_arm64/`; hardlink targets too).
+   * relative to it, each after `prefix` (`linux_arm64/`; hardlink targets too), with `mtime`
+   * (seconds) instead of their own times when given.
    */
-  async tree(dir: string, prefix = ''): Promise<void> {
+  async tree(dir: string, prefix = '', mtime?: number): Promise<void> {
     this.#signal.throwIfAborted();
     const tar = this.#tar;
-    const sink: TarSink = prefix
-      ? { add: (e, body) => tar.add({ ...e, path: prefix + e.path, ...(e.type === 'hardlink' && e.linkname ? { linkname: prefix + e.linkname } : {}) }, body) }
-      : tar;
+    const sink: TarSink =
+      prefix || mtime !== undefined
+        ? {
+            add: (e, body) =>
+              tar.add({ ...e, path: prefix + e.path, ...(e.type === 'hardlink' && e.linkname ? { linkname: prefix + e.linkname } : {}), ...(mtime === undefined ? {} : { mtime }) }, body),
+          }
+        : tar;
     await writeLayerTar(dir, sink, {}, this.#signal);
   }
 

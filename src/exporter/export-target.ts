@@ -5,22 +5,30 @@ import { BuildError } from '../errors.js';
  * Where a build result goes; parsed once, at the CLI edge, from `--output`.
  * `names` (BuildKit's `name=` key) are extra image names recorded in the output.
  */
-export type ExportTarget =
+export type ExportTarget = (
   | { type: 'oci'; dest: string; tar: boolean; names?: readonly string[] }
   | { type: 'docker'; dest: string; names?: readonly string[] }
   | { type: 'local'; dest: string }
   | { type: 'tar'; dest: string }
-  | { type: 'registry'; name: string };
+  | { type: 'registry'; name: string }
+) & {
+  /**
+   * `rewrite-timestamp=`: with SOURCE_DATE_EPOCH, clamp the file times of this build's layers to
+   * it (image outputs) or set every file's time to it (local, tar). Absent: on when the epoch
+   * is set (BuildKit defaults to off; a reproducible build is what setting the epoch asks for).
+   */
+  rewriteTimestamp?: boolean;
+};
 
 /** `dest=-`: the archive goes to standard output (oci and docker archives, tar). */
 export const STDOUT = '-';
 
 const KEYS: Readonly<Record<ExportTarget['type'], readonly string[]>> = {
-  oci: ['type', 'dest', 'tar', 'name'],
-  docker: ['type', 'dest', 'name'],
-  local: ['type', 'dest'],
-  tar: ['type', 'dest'],
-  registry: ['type', 'name', 'push'],
+  oci: ['type', 'dest', 'tar', 'name', 'rewrite-timestamp'],
+  docker: ['type', 'dest', 'name', 'rewrite-timestamp'],
+  local: ['type', 'dest', 'rewrite-timestamp'],
+  tar: ['type', 'dest', 'rewrite-timestamp'],
+  registry: ['type', 'name', 'push', 'rewrite-timestamp'],
 };
 
 /**
@@ -72,28 +80,28 @@ export function parseOutputSpec(spec: string): ExportTarget {
     const ns = (kv.get('name') ?? []).flatMap((v) => v.split(',')).map((s) => s.trim()).filter((s) => s !== '');
     return ns.length > 0 ? { names: ns } : {};
   };
+  const bool = (key: string): boolean | undefined => {
+    const v = one(key);
+    if (v !== undefined && v !== 'true' && v !== 'false') bad(`${key}=${JSON.stringify(v)}: expected true or false`);
+    return v === undefined ? undefined : v === 'true';
+  };
+  const rewrite = bool('rewrite-timestamp');
+  const common = rewrite === undefined ? {} : { rewriteTimestamp: rewrite };
   switch (t) {
-    case 'oci': {
-      const tarValue = one('tar');
-      let tar = true;
-      if (tarValue !== undefined) {
-        if (tarValue !== 'true' && tarValue !== 'false') bad(`tar=${JSON.stringify(tarValue)}: expected true or false`);
-        tar = tarValue === 'true';
-      }
-      return { type: 'oci', dest: dest(), tar, ...names() };
-    }
+    case 'oci':
+      return { type: 'oci', dest: dest(), tar: bool('tar') ?? true, ...names(), ...common };
     case 'docker':
-      return { type: 'docker', dest: dest(), ...names() };
+      return { type: 'docker', dest: dest(), ...names(), ...common };
     case 'local':
-      return { type: 'local', dest: dest() };
+      return { type: 'local', dest: dest(), ...common };
     case 'tar':
-      return { type: 'tar', dest: dest() };
+      return { type: 'tar', dest: dest(), ...common };
     case 'registry': {
       const name = one('name');
       if (name === undefined || name === '') bad('type=registry needs name=REF');
       const push = one('push');
       if (push !== undefined && push !== 'true') bad(`push=${JSON.stringify(push)}: type=registry always pushes`);
-      return { type: 'registry', name: name! };
+      return { type: 'registry', name: name!, ...common };
     }
     default: {
       const never: never = t;

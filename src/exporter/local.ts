@@ -15,23 +15,24 @@ import { DEFAULT_EXPANSION_LIMITS, type ExpansionLimits } from '../oci/layer/exp
  * what lower layers wrote and no whiteout markers remain. `destDir` is created if missing;
  * existing content is overwritten where the image has the same paths. Layers stream from the
  * store (memory does not grow with layer size). Layer blobs were verified when stored. An image
- * index is written as one subdirectory per platform.
+ * index is written as one subdirectory per platform. `mtime` (seconds), when given, is every
+ * file's time instead of the layers' own.
  */
-export async function exportLocal(blobs: ContentStore, manifest: Descriptor, destDir: string, ctx: Ctx, limits: ExpansionLimits = DEFAULT_EXPANSION_LIMITS): Promise<void> {
+export async function exportLocal(blobs: ContentStore, manifest: Descriptor, destDir: string, ctx: Ctx, limits: ExpansionLimits = DEFAULT_EXPANSION_LIMITS, mtime?: number): Promise<void> {
   await mkdir(destDir, { recursive: true });
   for (const { descriptor, dir } of await filesystemImages(blobs, manifest)) {
     // dest may hold an earlier export whose files include a link named like a platform dir.
     await mkdirInRoot(destDir, dir, 0o755);
-    await writeImageFiles(blobs, descriptor, await resolveInRoot(destDir, dir), ctx, limits);
+    await writeImageFiles(blobs, descriptor, await resolveInRoot(destDir, dir), ctx, limits, mtime);
   }
 }
 
-async function writeImageFiles(blobs: ContentStore, manifest: Descriptor, destDir: string, ctx: Ctx, limits: ExpansionLimits): Promise<void> {
+async function writeImageFiles(blobs: ContentStore, manifest: Descriptor, destDir: string, ctx: Ctx, limits: ExpansionLimits, mtime: number | undefined): Promise<void> {
   const img = await readImage(blobs, manifest);
   for (const layer of img.layers) {
     ctx.signal.throwIfAborted();
     const raw = withByteProgress(blobs.openRead(layer.digest), ctx.events, `export ${layer.digest}`, layer.size);
     // A loaded image's layers were never unpacked: this may be the first look at a bomb.
-    await unpackArchive(raw, destDir, { mode: 'flatten', limits, subject: `layer ${layer.digest}`, compressedSize: layer.size }, ctx.signal);
+    await unpackArchive(raw, destDir, { mode: 'flatten', limits, subject: `layer ${layer.digest}`, compressedSize: layer.size, ...(mtime === undefined ? {} : { mtime }) }, ctx.signal);
   }
 }

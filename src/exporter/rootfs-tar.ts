@@ -10,25 +10,26 @@ import { writeArchiveAtomic, type ArchiveWriter } from './archive-file.js';
  * BuildKit's `type=tar`: the image's root filesystem as one tar archive (to a file, atomically,
  * or `-` for standard output). The layers are mounted read-only through overlayfs, so the
  * archive is the merged view (no whiteouts) and nothing is copied to disk first. An image index
- * puts each platform's files under `os_arch[_variant]/`, as BuildKit does.
+ * puts each platform's files under `os_arch[_variant]/`, as BuildKit does. `mtime` (seconds),
+ * when given, is every entry's time.
  */
-export async function exportRootfsTar(worker: Worker, manifest: Descriptor, dest: string, ctx: Ctx): Promise<void> {
+export async function exportRootfsTar(worker: Worker, manifest: Descriptor, dest: string, ctx: Ctx, mtime?: number): Promise<void> {
   const images = await filesystemImages(worker.blobs, manifest);
   await writeArchiveAtomic(dest, ctx, async (w) => {
     for (const { descriptor, dir } of images) {
       if (dir) await w.dir(dir);
-      await addRootfs(worker, descriptor, w, dir ? `${dir}/` : '', ctx);
+      await addRootfs(worker, descriptor, w, dir ? `${dir}/` : '', ctx, mtime);
     }
   });
 }
 
-async function addRootfs(worker: Worker, manifest: Descriptor, w: ArchiveWriter, prefix: string, ctx: Ctx): Promise<void> {
+async function addRootfs(worker: Worker, manifest: Descriptor, w: ArchiveWriter, prefix: string, ctx: Ctx, mtime: number | undefined): Promise<void> {
   const img = await readImage(worker.blobs, manifest);
   const diffIds = img.config.rootfs.diff_ids;
   for (let i = 0; i < img.layers.length; i++) await ensureUnpacked(worker, img.layers[i]!, diffIds[i]!, ctx);
   const mounted = await worker.mount(diffIds, { readonly: true }, ctx);
   try {
-    await w.tree(mounted.merged, prefix);
+    await w.tree(mounted.merged, prefix, mtime);
   } finally {
     await mounted.release();
   }

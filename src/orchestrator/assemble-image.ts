@@ -5,11 +5,14 @@ import type { ContainerConfig, Descriptor, ImageConfig, Platform } from '../oci/
 import { MediaType } from '../oci/media-types.js';
 import type { Result, RootfsResult, Vertex } from '../solver/graph.js';
 import type { Worker } from '../solver/worker.js';
+import type { ContentStore } from '../oci/content-store.js';
 
 export interface AssembledImage {
   readonly manifest: Descriptor;
   readonly config: Descriptor;
   readonly imageConfig: ImageConfig;
+  /** Indexes into the manifest's layers of those this build's steps made (not the base image's). */
+  readonly ownLayers: readonly number[];
 }
 
 /**
@@ -34,12 +37,16 @@ export async function assembleImage(
   const final = plan.target ? rootfs(results.get(plan.target.digest)) : { kind: 'rootfs' as const, layers: [] };
   const history = (plan.config.history ?? []).map((h) => ({ ...h }));
   const layerTimes = new Map<number, string>();
+  const ownLayers = new Set<number>();
   for (const step of plan.layerSteps) {
     const entry = history[step.historyIndex];
     if (!entry) throw new BuildError('INTERNAL', `history index ${step.historyIndex} out of range`);
-    if (addedLayer(step.vertex, results)) {
+    const [before, after] = addedLayers(step.vertex, results);
+    if (after > before) {
       delete entry.empty_layer;
-      const top = rootfs(results.get(step.vertex.digest)).layers.at(-1)!;
+      const stepLayers = rootfs(results.get(step.vertex.digest)).layers;
+      for (let i = before; i < after; i++) if (final.layers[i]?.diffId === stepLayers[i]!.diffId) ownLayers.add(i);
+      const top = stepLayers.at(-1)!;
       layerTimes.set(step.historyIndex, (await worker.layers.createdAt(top.diffId)).toISOString());
     } else entry.empty_layer = true;
   }
@@ -66,11 +73,21 @@ export async function assembleImage(
     if (!blob) throw new BuildError('STORE_CORRUPT', `layer ${l.diffId} has no stored blob`, { hint: 'run `tsbuild prune` and build again' });
     layers.push({ mediaType: MediaType.ociLayerGzip, digest: blob.digest, size: blob.size });
   }
-  const configBlob = await worker.blobs.putBytes(JSON.stringify(config));
-  const configDesc: Descriptor = { mediaType: MediaType.ociConfig, digest: configBlob.digest, size: configBlob.size };
   const sorted = Object.fromEntries(Object.entries(opts.annotations ?? {}).sort(([a], [b]) => (a < b ? -1 : 1)));
-  const manifest = { schemaVersion: 2, mediaType: MediaType.ociManifest, config: configDesc, layers, ...(Object.keys(sorted).length ? { annotations: sorted } : {}) };
-  const manifestBlob = await worker.blobs.putBytes(JSON.stringify(manifest));
+  return { ...(await storeImage(worker.blobs, config, layers, sorted)), ownLayers: [...ownLayers].sort((a, b) => a - b) };
+}
+
+/** Writes `config` and an OCI manifest over it and `layers` (with `annotations`, already in order) into the content store. */
+export async function storeImage(
+  blobs: ContentStore,
+  config: ImageConfig,
+  layers: readonly Descriptor[],
+  annotations: Readonly<Record<string, string>> = {},
+): Promise<Omit<AssembledImage, 'ownLayers'>> {
+  const configBlob = await blobs.putBytes(JSON.stringify(config));
+  const configDesc: Descriptor = { mediaType: MediaType.ociConfig, digest: configBlob.digest, size: configBlob.size };
+  const manifest = { schemaVersion: 2, mediaType: MediaType.ociManifest, config: configDesc, layers, ...(Object.keys(annotations).length ? { annotations } : {}) };
+  const manifestBlob = await blobs.putBytes(JSON.stringify(manifest));
   return { manifest: { mediaType: MediaType.ociManifest, digest: manifestBlob.digest, size: manifestBlob.size }, config: configDesc, imageConfig: config };
 }
 
@@ -95,12 +112,12 @@ function rootfs(r: Result | undefined): RootfsResult {
   return r;
 }
 
-/** Whether an exec/file/merge vertex put a layer on top of the rootfs it wrote to. */
-function addedLayer(v: Vertex, results: ReadonlyMap<Digest, Result>): boolean {
+/** The range of layers an exec/file/merge vertex put on top of the rootfs it wrote to: [before, after). */
+function addedLayers(v: Vertex, results: ReadonlyMap<Digest, Result>): [number, number] {
   const after = rootfs(results.get(v.digest)).layers.length;
   const writesOnInput = v.op.kind === 'exec' || v.op.kind === 'merge' ? v.inputs.length > 0 : v.op.kind === 'file' && v.op.base === 'input';
   const before = writesOnInput ? rootfs(results.get(v.inputs[0]!.digest)).layers.length : 0;
-  return after > before;
+  return [before, after];
 }
 
 /**

@@ -11,8 +11,13 @@ import { exportRegistry } from '../exporter/registry.js';
 import type { RegistryClient } from '../remote/registry-client.js';
 import type { Worker } from '../solver/worker.js';
 
-/** Sends the built image to one `--output` target; names default to the build's `-t` tags. `registry` serves type=registry. */
-export async function exportImage(worker: Worker, manifest: Descriptor, target: ExportTarget, tags: readonly string[], ctx: Ctx, registry?: RegistryClient): Promise<void> {
+/**
+ * Sends the built image to one `--output` target; names default to the build's `-t` tags.
+ * `registry` serves type=registry; `fileTime` (SOURCE_DATE_EPOCH with rewrite-timestamp) is
+ * every file's time in a local or tar output, as BuildKit's local and tar exporters set it.
+ */
+export async function exportImage(worker: Worker, manifest: Descriptor, target: ExportTarget, tags: readonly string[], ctx: Ctx, registry?: RegistryClient, fileTime?: Date): Promise<void> {
+  const mtime = fileTime && Math.floor(fileTime.getTime() / 1000);
   switch (target.type) {
     case 'oci': {
       const names = target.names ?? tags;
@@ -21,9 +26,9 @@ export async function exportImage(worker: Worker, manifest: Descriptor, target: 
     case 'docker':
       return exportDockerArchive(worker.blobs, manifest, target.dest, target.names ?? tags, ctx);
     case 'local':
-      return exportLocal(worker.blobs, manifest, target.dest, ctx, worker.expansionLimits);
+      return exportLocal(worker.blobs, manifest, target.dest, ctx, worker.expansionLimits, mtime);
     case 'tar':
-      return exportRootfsTar(worker, manifest, target.dest, ctx);
+      return exportRootfsTar(worker, manifest, target.dest, ctx, mtime);
     case 'registry': {
       if (!registry) throw new BuildError('INTERNAL', '--output type=registry: no registry client was configured for this build');
       await exportRegistry(registry, worker.images, manifest, target.name, ctx);

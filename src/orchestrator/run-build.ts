@@ -19,6 +19,7 @@ import { execHandler, type ExecOptions } from '../solver/ops/exec.js';
 import { fileHandler } from '../solver/ops/file.js';
 import { imageHandler } from '../solver/ops/image.js';
 import { assembleImage, assembleIndex, type AssembledImage } from './assemble-image.js';
+import { clampImageTimestamps } from './clamp-image-timestamps.js';
 import { writeProvenance, type ProvenanceMode } from './provenance.js';
 import { storeImageResolver } from './image-resolver.js';
 import type { RegistryClient } from '../remote/registry-client.js';
@@ -261,26 +262,42 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
       : {};
     images.push(await assembleImage(worker, plan, results, req.created, { annotations: req.annotations, configExtra: inline }));
   }
-  const entries = images.map((img, i) => ({ ...img.manifest, platform: platforms[i]! }));
-  if (req.provenance) {
-    const finishedOn = new Date();
-    for (const [i, img] of images.entries()) {
-      const dockerfile = { name: basename(input.dockerfilePath), text: input.text };
-      entries.push(await writeProvenance(worker, img.manifest, { mode: req.provenance, plan: plans[i]!, platform: platforms[i]!, names, buildArgs: req.buildArgs, target: req.target, dockerfile, startedOn, finishedOn }));
+  const epoch = req.created;
+  // Provenance and the index are made over whichever images an output takes, once each.
+  const finish = async (imgs: readonly AssembledImage[]): Promise<{ top: Descriptor; config: Descriptor }> => {
+    const entries = imgs.map((img, i) => ({ ...img.manifest, platform: platforms[i]! }));
+    if (req.provenance) {
+      const finishedOn = new Date();
+      for (const [i, img] of imgs.entries()) {
+        const dockerfile = { name: basename(input.dockerfilePath), text: input.text };
+        entries.push(await writeProvenance(worker, img.manifest, { mode: req.provenance, plan: plans[i]!, platform: platforms[i]!, names, buildArgs: req.buildArgs, target: req.target, dockerfile, startedOn, finishedOn }));
+      }
     }
-  }
-  const top = entries.length > 1 ? await assembleIndex(worker, entries) : images[0]!.manifest;
-  for (const name of names) await worker.images.tag(name, top);
+    return { top: entries.length > 1 ? await assembleIndex(worker, entries) : imgs[0]!.manifest, config: imgs[0]!.config };
+  };
+  // With SOURCE_DATE_EPOCH, the tags and every output but those saying rewrite-timestamp=false
+  // get the image whose own layers have their file times clamped to it.
+  const rewrites = (t: ExportTarget): boolean => epoch !== undefined && (t.rewriteTimestamp ?? true);
+  const asBuilt = once(() => finish(images));
+  const result = epoch ? await finish(await Promise.all(images.map((img) => clampImageTimestamps(worker.blobs, worker.dirs, img, epoch, ctx)))) : await asBuilt();
+  for (const name of names) await worker.images.tag(name, result.top);
   for (const target of req.outputs) {
-    await exportImage(worker, top, target, names, ctx, req.registry);
-    ctx.events.emit({ type: 'export.done', target: target.type, digest: top.digest, at: Date.now() });
+    const image = rewrites(target) || !epoch ? result.top : (await asBuilt()).top;
+    await exportImage(worker, image, target, names, ctx, req.registry, rewrites(target) ? epoch : undefined);
+    ctx.events.emit({ type: 'export.done', target: target.type, digest: image.digest, at: Date.now() });
   }
   for (const spec of req.cacheTo ?? []) {
     if (spec.type === 'inline') continue;
     const r = await exportCache(worker, cacheRecords(cache.used(), finals, spec.mode), spec, req.registry, ctx);
     ctx.events.emit({ type: 'export.done', target: `cache (${spec.type}, ${r.records} records, ${r.layers} layers)`, digest: r.manifest.digest, at: Date.now() });
   }
-  return { manifest: top, ...(multi ? {} : { config: images[0]!.config }), names };
+  return { manifest: result.top, ...(multi ? {} : { config: result.config }), names };
+}
+
+/** `f`'s promise, made on the first call only. */
+function once<T>(f: () => Promise<T>): () => Promise<T> {
+  let p: Promise<T> | undefined;
+  return () => (p ??= f());
 }
 
 /** A cache record may use a layer only when it is committed and its compressed blob is in the store. */

@@ -23,6 +23,8 @@ export interface ApplyOptions {
   readonly opaqueXattr?: string;
   /** Called before each member is applied; throwing stops the apply (see ExpansionGuard). */
   readonly onEntry?: (entry: TarEntry) => void;
+  /** Every entry's mtime (seconds) instead of its own: a local export under SOURCE_DATE_EPOCH. */
+  readonly mtime?: number;
 }
 
 /**
@@ -53,7 +55,9 @@ export async function applyLayer(tar: Readable | AsyncIterable<Buffer>, dest: st
   const ensured = new Set<string>();
   const dirTimes: Array<[string, number]> = [];
 
-  for await (const { entry, body } of readTar(tar, signal)) {
+  for await (const member of readTar(tar, signal)) {
+    const { body } = member;
+    const entry = opts.mtime === undefined ? member.entry : { ...member.entry, mtime: opts.mtime };
     opts.onEntry?.(entry);
     const parts = splitPath(entry.path);
     const rel = parts.join('/');

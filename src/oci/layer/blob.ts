@@ -2,6 +2,7 @@ import { readdir } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
+import type { ContentStore } from '../content-store.js';
 import { Digester, type Digest } from '../digest.js';
 import { TarWriter } from '../tar/tar-writer.js';
 import { writeLayerTar, type DiffOptions } from './diff.js';
@@ -17,13 +18,9 @@ export interface LayerBlob {
 }
 
 /**
- * Turns an overlayfs upperdir into a gzip-compressed OCI layer, streaming: tar → diffId
- * digester → gzip (level 6) → `sink`. Nothing is buffered whole; memory is bounded by the
- * stream buffers.
- *
- * `sink` must consume the compressed stream to its end (typically a content-store writer)
- * and return the blob's digest and size. If the walk or the sink fails, both sides are torn
- * down and the first real error is thrown.
+ * Turns an overlayfs upperdir into a gzip-compressed OCI layer, streaming (see
+ * {@link compressLayer}). `sink` must consume the compressed stream to its end (typically a
+ * content-store writer) and return the blob's digest and size.
  */
 export async function createLayerBlob(
   dir: string,
@@ -33,6 +30,21 @@ export async function createLayerBlob(
   const { signal } = opts;
   signal?.throwIfAborted();
   const empty = (await readdir(dir)).length === 0;
+  const blob = await compressLayer((writer) => writeLayerTar(dir, writer, opts, signal), sink, signal);
+  return { ...blob, empty };
+}
+
+/**
+ * The one way a layer blob is made: the entries `fill` adds → tar → diffId digester → gzip
+ * (level 6, the header Node's zlib writes: no name, mtime 0, OS byte 3) → `sink`. Nothing is
+ * buffered whole; memory is bounded by the stream buffers. If `fill` or the sink fails, both
+ * sides are torn down and the first real error is thrown.
+ */
+export async function compressLayer(
+  fill: (writer: TarWriter) => Promise<void>,
+  sink: (compressed: Readable) => Promise<{ digest: Digest; size: number }>,
+  signal?: AbortSignal,
+): Promise<Omit<LayerBlob, 'empty'>> {
   const writer = new TarWriter();
   const diff = new Digester();
   const tap = new Transform({
@@ -46,7 +58,7 @@ export async function createLayerBlob(
   const piped = pipeline(writer.stream, tap, gzip, signal ? { signal } : {});
   const walked = (async () => {
     try {
-      await writeLayerTar(dir, writer, opts, signal);
+      await fill(writer);
       await writer.finish();
     } catch (e) {
       writer.destroy(e as Error);
@@ -63,7 +75,21 @@ export async function createLayerBlob(
   for (const r of [w, s, p]) if (r.status === 'rejected' && !isEcho(r.reason)) throw r.reason;
   for (const r of [w, s, p]) if (r.status === 'rejected') throw r.reason;
   const { digest, size } = (s as PromiseFulfilledResult<{ digest: Digest; size: number }>).value;
-  return { diffId: diff.digest(), digest, size, empty };
+  return { diffId: diff.digest(), digest, size };
+}
+
+/** A `sink` that stores the compressed layer in `blobs`, digested while it streams; a failed write leaves nothing behind. */
+export function intoContentStore(blobs: ContentStore, signal?: AbortSignal): (compressed: Readable) => Promise<{ digest: Digest; size: number }> {
+  return async (compressed) => {
+    const w = blobs.createWriter();
+    try {
+      await pipeline(compressed, w.stream, signal ? { signal } : {});
+      return await w.commit();
+    } catch (e) {
+      await w.abort();
+      throw e;
+    }
+  };
 }
 
 function isEcho(e: unknown): boolean {

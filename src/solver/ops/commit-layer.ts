@@ -1,8 +1,7 @@
 import { rm } from 'node:fs/promises';
 import type { Ctx } from '../../ctx.js';
 import { MediaType } from '../../oci/media-types.js';
-import { createLayerBlob } from '../../oci/layer/blob.js';
-import { pipeline } from 'node:stream/promises';
+import { createLayerBlob, intoContentStore } from '../../oci/layer/blob.js';
 import type { RootfsResult } from '../graph.js';
 import type { Worker } from '../worker.js';
 
@@ -17,16 +16,7 @@ export async function commitUpperAsLayer(worker: Worker, upper: string, base: Ro
   try {
     const blob = await createLayerBlob(
       upper,
-      async (compressed) => {
-        const w = worker.blobs.createWriter();
-        try {
-          await pipeline(compressed, w.stream, { signal: ctx.signal });
-          return await w.commit();
-        } catch (e) {
-          await w.abort();
-          throw e;
-        }
-      },
+      intoContentStore(worker.blobs, ctx.signal),
       { signal: ctx.signal, opaqueXattr: worker.layers.opaqueXattr },
     );
     if (blob.empty && !opts.keepEmpty) {

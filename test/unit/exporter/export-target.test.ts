@@ -22,6 +22,9 @@ const valid: [string, ExportTarget][] = [
   ['-', { type: 'tar', dest: '-' }],
   ['type=oci,dest=-', { type: 'oci', dest: '-', tar: true }],
   ['type=docker,dest=-', { type: 'docker', dest: '-' }],
+  ['type=oci,dest=x,rewrite-timestamp=false', { type: 'oci', dest: 'x', tar: true, rewriteTimestamp: false }],
+  ['type=local,dest=o,rewrite-timestamp=true', { type: 'local', dest: 'o', rewriteTimestamp: true }],
+  ['type=registry,name=r,rewrite-timestamp=false', { type: 'registry', name: 'r', rewriteTimestamp: false }],
 ];
 for (const [spec, want] of valid) {
   test(`valid: ${spec}`, () => {
@@ -43,6 +46,7 @@ const invalid: [string, RegExp][] = [
   ['type=local,dest=a,dest=b', /more than once/],
   ['type=local,"dest=x', /quote/],
   ['type=local,=x', /not key=value/],
+  ['type=tar,dest=x,rewrite-timestamp=yes', /rewrite-timestamp="yes": expected true or false/],
 ];
 for (const [spec, re] of invalid) {
   test(`invalid: ${spec}`, () => {

@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 type Class = 'in-root' | 'walk' | 'store' | 'user' | 'host';
 const AUDITED: Record<string, [calls: number, cls: Class, why: string]> = {
   'src/orchestrator/build-registry.ts': [6, 'store', 'build registration files under <root>/builds'],
+  'src/orchestrator/clamp-image-timestamps.ts': [3, 'store', 'rewrite memo files under <root>/cache/timestamp-rewrites, named by digest'],
   'src/orchestrator/cache-transfer/cache-export.ts': [1, 'user', '--cache-to type=local,dest='],
   'src/orchestrator/gc.ts': [16, 'store', 'prune walks and deletes only store entries by digest'],
   'src/orchestrator/named-contexts.ts': [1, 'user', '--build-context paths'],

@@ -1,0 +1,85 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Ctx } from '../ctx.js';
+import type { ContentStore } from '../oci/content-store.js';
+import { digestHex, isDigest, sha256, type Digest } from '../oci/digest.js';
+import type { Descriptor } from '../oci/image.js';
+import { writeFileAtomic } from '../oci/image-layout.js';
+import { readImage } from '../oci/image-reader.js';
+import { clampLayerTimestamps } from '../oci/layer/clamp-timestamps.js';
+import { MediaType } from '../oci/media-types.js';
+import type { RootDirs } from '../root-dirs.js';
+import { sweepMemoDir } from '../solver/memo-sweep.js';
+import { storeImage, type AssembledImage } from './assemble-image.js';
+
+const VERSION = 1;
+
+interface MemoFile {
+  readonly version: number;
+  /** The layer rewritten (kept so prune can drop entries whose layer is gone). */
+  readonly source: Digest;
+  readonly epoch: number;
+  readonly diffId: Digest;
+  readonly digest: Digest;
+  readonly size: number;
+}
+
+/**
+ * `rewrite-timestamp` for a whole image: each layer this build made (`img.ownLayers`) is
+ * replaced by its copy with mtimes clamped to `epoch`; the base image's layers stay byte for
+ * byte (moby/buildkit#4805 rewrote them too). The config gets the new diff_ids, everything
+ * else as it was, and a new manifest is stored with the same annotations.
+ *
+ * Rewrites are remembered under `<cache>/timestamp-rewrites/` (layer diffId + epoch → blob), so
+ * a cached rebuild reuses them instead of recompressing; an entry whose blob is gone is ignored.
+ */
+export async function clampImageTimestamps(blobs: ContentStore, dirs: RootDirs, img: AssembledImage, epoch: Date, ctx: Ctx): Promise<AssembledImage> {
+  if (img.ownLayers.length === 0) return img;
+  const seconds = Math.floor(epoch.getTime() / 1000);
+  const stored = await readImage(blobs, img.manifest, undefined, { anyPlatform: true });
+  const diffIds = [...img.imageConfig.rootfs.diff_ids];
+  const layers: Descriptor[] = [...stored.layers];
+  for (const i of img.ownLayers) {
+    ctx.signal.throwIfAborted();
+    const source = diffIds[i]!;
+    const memo = join(timestampRewritesDir(dirs), `${digestHex(sha256(`${source}\n${seconds}`))}.json`);
+    const rewritten = (await recall(blobs, memo, source, seconds)) ?? (await remember(memo, source, seconds, await clampLayerTimestamps(blobs, layers[i]!, seconds, ctx.signal)));
+    diffIds[i] = rewritten.diffId;
+    layers[i] = { mediaType: MediaType.ociLayerGzip, digest: rewritten.digest, size: rewritten.size };
+  }
+  const config = { ...img.imageConfig, rootfs: { ...img.imageConfig.rootfs, diff_ids: diffIds } };
+  return { ...(await storeImage(blobs, config, layers, stored.manifest.annotations ?? {})), ownLayers: img.ownLayers };
+}
+
+async function recall(blobs: ContentStore, path: string, source: Digest, epoch: number): Promise<MemoFile | undefined> {
+  let m: Partial<MemoFile>;
+  try {
+    m = JSON.parse(await readFile(path, 'utf8')) as Partial<MemoFile>;
+  } catch {
+    return undefined;
+  }
+  if (m.version !== VERSION || m.source !== source || m.epoch !== epoch || !isDigest(m.diffId ?? '') || !isDigest(m.digest ?? '') || typeof m.size !== 'number') return undefined;
+  // prune may have taken the blob while no image named it.
+  return (await blobs.stat(m.digest!))?.size === m.size ? (m as MemoFile) : undefined;
+}
+
+async function remember(path: string, source: Digest, epoch: number, blob: { diffId: Digest; digest: Digest; size: number }): Promise<MemoFile> {
+  const m: MemoFile = { version: VERSION, source, epoch, diffId: blob.diffId, digest: blob.digest, size: blob.size };
+  await mkdir(join(path, '..'), { recursive: true });
+  await writeFileAtomic(path, JSON.stringify(m));
+  return m;
+}
+
+export function timestampRewritesDir(dirs: RootDirs): string {
+  return join(dirs.cache, 'timestamp-rewrites');
+}
+
+/** Prune's sweep: entries whose source layer is gone. @returns how many went. */
+export function sweepTimestampRewrites(dir: string, present: (diffId: Digest) => boolean): Promise<number> {
+  return sweepMemoDir(dir, async (path) => {
+    const source = await readFile(path, 'utf8')
+      .then((t) => (JSON.parse(t) as Partial<MemoFile>).source)
+      .catch(() => undefined);
+    return typeof source === 'string' && isDigest(source) ? [source] : undefined;
+  }, present);
+}
