@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Ctx } from '../ctx.js';
 import type { ContentStore } from '../oci/content-store.js';
 import { digestHex, isDigest, sha256, type Digest } from '../oci/digest.js';
-import type { Descriptor } from '../oci/image.js';
+import type { Descriptor, ImageConfig } from '../oci/image.js';
 import { writeFileAtomic } from '../oci/image-layout.js';
 import { readImage } from '../oci/image-reader.js';
 import { clampLayerTimestamps } from '../oci/layer/clamp-timestamps.js';
@@ -11,6 +11,7 @@ import { MediaType } from '../oci/media-types.js';
 import type { RootDirs } from '../root-dirs.js';
 import { sweepMemoDir } from '../solver/memo-sweep.js';
 import { storeImage, type AssembledImage } from './assemble-image.js';
+import { cacheConfig, INLINE_CACHE_KEY, type CacheConfig } from './cache-transfer/cache-manifest.js';
 
 const VERSION = 1;
 
@@ -47,8 +48,29 @@ export async function clampImageTimestamps(blobs: ContentStore, dirs: RootDirs, 
     diffIds[i] = rewritten.diffId;
     layers[i] = { mediaType: MediaType.ociLayerGzip, digest: rewritten.digest, size: rewritten.size };
   }
-  const config = { ...img.imageConfig, rootfs: { ...img.imageConfig.rootfs, diff_ids: diffIds } };
+  const config: ImageConfig = { ...img.imageConfig, rootfs: { ...img.imageConfig.rootfs, diff_ids: diffIds } };
+  const inline = (img.imageConfig as Record<string, unknown>)[INLINE_CACHE_KEY] as CacheConfig | undefined;
+  if (inline) (config as Record<string, unknown>)[INLINE_CACHE_KEY] = withLayersReplaced(inline, img.imageConfig.rootfs.diff_ids, diffIds, layers);
   return { ...(await storeImage(blobs, config, layers, stored.manifest.annotations ?? {})), ownLayers: img.ownLayers };
+}
+
+/**
+ * The inline cache (--cache-to type=inline) pointed at the layers as built, which the image no
+ * longer carries: its records now name the clamped ones, so --cache-from this image serves
+ * them (and a build with the same epoch clamps them to themselves: the same image again).
+ */
+function withLayersReplaced(cache: CacheConfig, before: readonly Digest[], after: readonly Digest[], layers: readonly Descriptor[]): CacheConfig {
+  const to = new Map<Digest, Digest>();
+  before.forEach((d, i) => {
+    if (after[i] !== d) to.set(d, after[i]!);
+  });
+  const records = cache.records.map((r) => ({ ...r, layers: r.layers.map((d) => to.get(d) ?? d) }));
+  const blobs = new Map<Digest, Descriptor>();
+  for (const [d, b] of Object.entries(cache.blobs) as [Digest, Descriptor][]) {
+    const n = to.get(d);
+    blobs.set(n ?? d, n ? layers[after.indexOf(n)]! : b);
+  }
+  return cacheConfig(records, blobs);
 }
 
 async function recall(blobs: ContentStore, path: string, source: Digest, epoch: number): Promise<MemoFile | undefined> {
