@@ -6,11 +6,11 @@ import { BuildError } from '../errors.js';
  * `names` (BuildKit's `name=` key) are extra image names recorded in the output.
  */
 export type ExportTarget = (
-  | { type: 'oci'; dest: string; tar: boolean; names?: readonly string[] }
-  | { type: 'docker'; dest: string; names?: readonly string[] }
+  | { type: 'oci'; dest: string; tar: boolean; names?: readonly string[]; ociMediaTypes?: boolean }
+  | { type: 'docker'; dest: string; names?: readonly string[]; ociMediaTypes?: boolean }
   | { type: 'local'; dest: string }
   | { type: 'tar'; dest: string }
-  | { type: 'registry'; name: string }
+  | { type: 'registry'; name: string; ociMediaTypes?: boolean }
 ) & {
   /**
    * `rewrite-timestamp=`: with SOURCE_DATE_EPOCH, clamp the file times of this build's layers to
@@ -20,21 +20,38 @@ export type ExportTarget = (
   rewriteTimestamp?: boolean;
 };
 
+/** The outputs that write an image (manifest, config, layers) and so have media types. */
+export type ImageTarget = Extract<ExportTarget, { type: 'oci' | 'docker' | 'registry' }>;
+
+/**
+ * BuildKit's `oci-mediatypes`: whether an image output keeps the OCI media types tsbuild stores,
+ * or gets Docker's schema2 ones. Defaults as BuildKit (moby/buildkit exporter/oci/export.go
+ * defaultOCITypes, exporter/containerimage/export.go DefaultOCITypes, at 73ed6825, 2026):
+ * type=oci always OCI; type=registry (BuildKit's image exporter) OCI, the default since its
+ * compatibility version 0.31. type=docker keeps Docker's types, BuildKit's docker-exporter
+ * default before 0.31: docker-archive readers such as podman take an OCI-typed config for a
+ * plain OCI image and drop its Healthcheck and Shell.
+ */
+export function usesOciMediaTypes(target: ImageTarget): boolean {
+  return target.ociMediaTypes ?? target.type !== 'docker';
+}
+
 /** `dest=-`: the archive goes to standard output (oci and docker archives, tar). */
 export const STDOUT = '-';
 
 const KEYS: Readonly<Record<ExportTarget['type'], readonly string[]>> = {
-  oci: ['type', 'dest', 'tar', 'name', 'rewrite-timestamp'],
-  docker: ['type', 'dest', 'name', 'rewrite-timestamp'],
+  oci: ['type', 'dest', 'tar', 'name', 'rewrite-timestamp', 'oci-mediatypes'],
+  docker: ['type', 'dest', 'name', 'rewrite-timestamp', 'oci-mediatypes'],
   local: ['type', 'dest', 'rewrite-timestamp'],
   tar: ['type', 'dest', 'rewrite-timestamp'],
-  registry: ['type', 'name', 'push', 'rewrite-timestamp'],
+  registry: ['type', 'name', 'push', 'rewrite-timestamp', 'oci-mediatypes'],
 };
 
 /**
  * Parses BuildKit's `--output` syntax: CSV `key=value` fields (`type=oci,dest=out.tar`,
  * `type=oci,dest=dir,tar=false`, `type=docker,dest=…`, `type=local,dest=…`,
- * `type=tar,dest=…`, `type=registry,name=…`; values may be double-quoted), or a bare path,
+ * `type=tar,dest=…`, `type=registry,name=…`; values may be double-quoted; the image outputs
+ * oci, docker and registry take `oci-mediatypes=true|false`), or a bare path,
  * meaning `type=local,dest=PATH`, or `-`, meaning `type=tar,dest=-`. An archive's dest may be
  * `-` (standard output). Anything else is BuildError('USAGE') naming the bad key or value.
  */
@@ -87,11 +104,15 @@ export function parseOutputSpec(spec: string): ExportTarget {
   };
   const rewrite = bool('rewrite-timestamp');
   const common = rewrite === undefined ? {} : { rewriteTimestamp: rewrite };
+  const mediaTypes = (): { ociMediaTypes?: boolean } => {
+    const v = bool('oci-mediatypes');
+    return v === undefined ? {} : { ociMediaTypes: v };
+  };
   switch (t) {
     case 'oci':
-      return { type: 'oci', dest: dest(), tar: bool('tar') ?? true, ...names(), ...common };
+      return { type: 'oci', dest: dest(), tar: bool('tar') ?? true, ...names(), ...mediaTypes(), ...common };
     case 'docker':
-      return { type: 'docker', dest: dest(), ...names(), ...common };
+      return { type: 'docker', dest: dest(), ...names(), ...mediaTypes(), ...common };
     case 'local':
       return { type: 'local', dest: dest(), ...common };
     case 'tar':
@@ -101,7 +122,7 @@ export function parseOutputSpec(spec: string): ExportTarget {
       if (name === undefined || name === '') bad('type=registry needs name=REF');
       const push = one('push');
       if (push !== undefined && push !== 'true') bad(`push=${JSON.stringify(push)}: type=registry always pushes`);
-      return { type: 'registry', name: name!, ...common };
+      return { type: 'registry', name: name!, ...mediaTypes(), ...common };
     }
     default: {
       const never: never = t;

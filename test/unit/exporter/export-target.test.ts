@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseOutputSpec, type ExportTarget } from '../../../src/exporter/export-target.js';
+import { parseOutputSpec, usesOciMediaTypes, type ExportTarget, type ImageTarget } from '../../../src/exporter/export-target.js';
 import { BuildError } from '../../../src/errors.js';
 
 const test = suite('parseOutputSpec');
@@ -25,6 +25,10 @@ const valid: [string, ExportTarget][] = [
   ['type=oci,dest=x,rewrite-timestamp=false', { type: 'oci', dest: 'x', tar: true, rewriteTimestamp: false }],
   ['type=local,dest=o,rewrite-timestamp=true', { type: 'local', dest: 'o', rewriteTimestamp: true }],
   ['type=registry,name=r,rewrite-timestamp=false', { type: 'registry', name: 'r', rewriteTimestamp: false }],
+  ['type=docker,dest=x.tar,oci-mediatypes=false', { type: 'docker', dest: 'x.tar', ociMediaTypes: false }],
+  ['type=docker,dest=x.tar,OCI-MediaTypes=true', { type: 'docker', dest: 'x.tar', ociMediaTypes: true }],
+  ['type=oci,dest=d,tar=false,oci-mediatypes=false', { type: 'oci', dest: 'd', tar: false, ociMediaTypes: false }],
+  ['type=registry,name=r/x:1,oci-mediatypes=false', { type: 'registry', name: 'r/x:1', ociMediaTypes: false }],
 ];
 for (const [spec, want] of valid) {
   test(`valid: ${spec}`, () => {
@@ -47,6 +51,11 @@ const invalid: [string, RegExp][] = [
   ['type=local,"dest=x', /quote/],
   ['type=local,=x', /not key=value/],
   ['type=tar,dest=x,rewrite-timestamp=yes', /rewrite-timestamp="yes": expected true or false/],
+  ['type=docker,dest=x,oci-mediatypes=yes', /oci-mediatypes="yes": expected true or false/],
+  ['type=registry,name=r/x,oci-mediatypes=', /oci-mediatypes="": expected true or false/],
+  ['type=oci,dest=x,oci-mediatypes=true,oci-mediatypes=false', /key "oci-mediatypes" given more than once/],
+  ['type=local,dest=x,oci-mediatypes=false', /unknown key "oci-mediatypes" for type=local/],
+  ['type=tar,dest=x,oci-mediatypes=true', /unknown key "oci-mediatypes" for type=tar/],
 ];
 for (const [spec, re] of invalid) {
   test(`invalid: ${spec}`, () => {
@@ -58,6 +67,22 @@ for (const [spec, re] of invalid) {
       assert.is((e as BuildError).code, 'USAGE');
       assert.match((e as Error).message, re);
     }
+  });
+}
+
+// BuildKit's defaults (see usesOciMediaTypes): OCI for oci and registry, Docker's for the docker archive.
+const defaults: [string, boolean][] = [
+  ['type=oci,dest=x.tar', true],
+  ['type=oci,dest=d,tar=false', true],
+  ['type=registry,name=r/x:1', true],
+  ['type=docker,dest=x.tar', false],
+  ['type=docker,dest=x.tar,oci-mediatypes=true', true],
+  ['type=oci,dest=x.tar,oci-mediatypes=false', false],
+  ['type=registry,name=r/x:1,oci-mediatypes=false', false],
+];
+for (const [spec, oci] of defaults) {
+  test(`media types: ${spec} → ${oci ? 'OCI' : 'Docker'}`, () => {
+    assert.is(usesOciMediaTypes(parseOutputSpec(spec) as ImageTarget), oci);
   });
 }
 
