@@ -1,8 +1,10 @@
 import type { Ctx } from '../ctx.js';
 import { BuildError } from '../errors.js';
 import type { Descriptor } from '../oci/image.js';
+import { readImage } from '../oci/image-reader.js';
 import { exportDockerArchive } from '../exporter/docker-archive.js';
-import type { ExportTarget } from '../exporter/export-target.js';
+import { toDockerMediaTypes } from '../exporter/docker-media-types.js';
+import { usesOciMediaTypes, type ExportTarget, type ImageTarget } from '../exporter/export-target.js';
 import { exportLocal } from '../exporter/local.js';
 import { exportRootfsTar } from '../exporter/rootfs-tar.js';
 import { exportOciArchive } from '../exporter/oci-archive.js';
@@ -15,23 +17,28 @@ import type { Worker } from '../solver/worker.js';
  * Sends the built image to one `--output` target; names default to the build's `-t` tags.
  * `registry` serves type=registry; `fileTime` (SOURCE_DATE_EPOCH with rewrite-timestamp) is
  * every file's time in a local or tar output, as BuildKit's local and tar exporters set it.
+ * The image outputs get the stored (OCI-typed) image, or its Docker-typed copy (`oci-mediatypes`).
  */
-export async function exportImage(worker: Worker, manifest: Descriptor, target: ExportTarget, tags: readonly string[], ctx: Ctx, registry?: RegistryClient, fileTime?: Date): Promise<void> {
+export async function exportImage(worker: Worker, stored: Descriptor, target: ExportTarget, tags: readonly string[], ctx: Ctx, registry?: RegistryClient, fileTime?: Date): Promise<void> {
   const mtime = fileTime && Math.floor(fileTime.getTime() / 1000);
   switch (target.type) {
     case 'oci': {
       const names = target.names ?? tags;
+      const manifest = await withMediaTypes(worker, stored, target, ctx);
       return target.tar ? exportOciArchive(worker.blobs, manifest, target.dest, names, ctx) : exportOciLayout(worker.blobs, manifest, target.dest, names, ctx);
     }
-    case 'docker':
-      return exportDockerArchive(worker.blobs, manifest, target.dest, target.names ?? tags, ctx);
+    case 'docker': {
+      // A docker archive holds one image (this platform's), never an index or its attestations: convert only that one.
+      const image = usesOciMediaTypes(target) ? stored : (await readImage(worker.blobs, stored)).manifestDescriptor;
+      return exportDockerArchive(worker.blobs, await withMediaTypes(worker, image, target, ctx), target.dest, target.names ?? tags, ctx);
+    }
     case 'local':
-      return exportLocal(worker.blobs, manifest, target.dest, ctx, worker.expansionLimits, mtime);
+      return exportLocal(worker.blobs, stored, target.dest, ctx, worker.expansionLimits, mtime);
     case 'tar':
-      return exportRootfsTar(worker, manifest, target.dest, ctx, mtime);
+      return exportRootfsTar(worker, stored, target.dest, ctx, mtime);
     case 'registry': {
       if (!registry) throw new BuildError('INTERNAL', '--output type=registry: no registry client was configured for this build');
-      await exportRegistry(registry, worker.images, manifest, target.name, ctx);
+      await exportRegistry(registry, worker.images, await withMediaTypes(worker, stored, target, ctx), target.name, ctx);
       return;
     }
     default: {
@@ -39,4 +46,8 @@ export async function exportImage(worker: Worker, manifest: Descriptor, target: 
       throw new BuildError('INTERNAL', `unknown export target ${JSON.stringify(never)}`);
     }
   }
+}
+
+function withMediaTypes(worker: Worker, manifest: Descriptor, target: ImageTarget, ctx: Ctx): Promise<Descriptor> {
+  return usesOciMediaTypes(target) ? Promise.resolve(manifest) : toDockerMediaTypes(worker.blobs, manifest, ctx.signal);
 }
