@@ -10,7 +10,7 @@ import { checkBuild, runBuild, type BuildRequest } from '../orchestrator/run-bui
 import type { ProvenanceMode } from '../orchestrator/provenance.js';
 import { nullSink } from '../events.js';
 import { BuildError } from '../errors.js';
-import { parseOutputSpec, STDOUT, type ExportTarget } from '../exporter/export-target.js';
+import { checkAttestationOutputs, parseOutputSpec, STDOUT, type ExportTarget } from '../exporter/export-target.js';
 import type { BuildMetadata } from '../../schemas/types/metadata-file.js';
 import { expansionLimits, gcPolicy, networkPolicy, registrySettings } from './config-file.js';
 import type { GlobalOptions } from './globals.js';
@@ -124,6 +124,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       const cacheTo = flags.cacheTo.map(parseCacheTo);
       const cacheFrom = flags.cacheFrom.map(parseCacheFrom);
       if (flags.push) outputs.push(...pushTargets(flags.tag));
+      const provenance = provenanceOption(flags.provenance, flags.attest);
+      if (provenance.provenance) checkAttestationOutputs(outputs);
       if (!flags.check) await checkBuildDests(outputs, cacheTo, flags);
       const settings = globals.settings?.config ?? {};
       // Entitlements from the flags and from tsbuild.toml ([build] allow), as buildkitd's insecure-entitlements.
@@ -163,7 +165,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           ulimits: flags.ulimit.map(parseUlimit),
           ...(flags.shmSize !== undefined ? { shmSize: parseShmSize(flags.shmSize) } : {}),
           ...(limits ? { limits } : {}),
-          ...provenanceOption(flags.provenance, flags.attest),
+          ...provenance,
           labels: parseKeyValues('--label', flags.label),
           annotations: parseAnnotations(flags.annotation),
           outputs,

@@ -48,6 +48,20 @@ const KEYS: Readonly<Record<ExportTarget['type'], readonly string[]>> = {
 };
 
 /**
+ * BuildKit refuses attestations with `oci-mediatypes=false` (exporter/containerimage/writer.go:
+ * "cannot export attestations with \"oci-mediatypes=false\""); tsbuild says so before building.
+ * The docker archive holds one image and no attestations, so it is not concerned.
+ */
+export function checkAttestationOutputs(outputs: readonly ExportTarget[]): void {
+  const o = outputs.find((t) => (t.type === 'oci' || t.type === 'registry') && t.ociMediaTypes === false);
+  if (o) {
+    throw new BuildError('USAGE', `--output type=${o.type}${o.type === 'registry' ? `,name=${o.name}` : ''},oci-mediatypes=false: cannot export attestations with "oci-mediatypes=false"`, {
+      hint: 'attestations (--provenance, --attest) need OCI media types: drop oci-mediatypes=false or the attestation',
+    });
+  }
+}
+
+/**
  * Parses BuildKit's `--output` syntax: CSV `key=value` fields (`type=oci,dest=out.tar`,
  * `type=oci,dest=dir,tar=false`, `type=docker,dest=…`, `type=local,dest=…`,
  * `type=tar,dest=…`, `type=registry,name=…`; values may be double-quoted; the image outputs

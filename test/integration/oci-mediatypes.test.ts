@@ -208,6 +208,9 @@ test('attestations with oci-mediatypes=false: refused as BuildKit does, naming t
   const r = await tsbuild(['--root', env.root, 'build', '--provenance', '--output', `type=registry,name=${reg.host}/mt/prov:1,oci-mediatypes=false`, ctx]);
   assert.is(r.code, 2, r.stderr);
   assert.match(r.stderr, 'cannot export attestations with "oci-mediatypes=false"');
+  assert.not.match(r.stderr, 'RUN echo prov', 'refused before building');
+  const inspected = await tool('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/mt/prov:1`]).catch((e: Error) => e);
+  assert.instance(inspected, Error, 'nothing was pushed');
   const file = join(env.work, 'prov-docker.tar');
   await tsbuildOk(['--root', env.root, 'build', '--provenance', '--output', `type=docker,dest=${file},oci-mediatypes=false`, ctx]);
   assert.is((await raw(`oci-archive:${file}`)).json.mediaType, DOCKER.manifest);

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseOutputSpec, usesOciMediaTypes, type ExportTarget, type ImageTarget } from '../../../src/exporter/export-target.js';
+import { checkAttestationOutputs, parseOutputSpec, usesOciMediaTypes, type ExportTarget, type ImageTarget } from '../../../src/exporter/export-target.js';
 import { BuildError } from '../../../src/errors.js';
 
 const test = suite('parseOutputSpec');
@@ -85,5 +85,19 @@ for (const [spec, oci] of defaults) {
     assert.is(usesOciMediaTypes(parseOutputSpec(spec) as ImageTarget), oci);
   });
 }
+
+test('attestations: refused up front for oci and registry outputs with oci-mediatypes=false, naming the output', () => {
+  for (const ok of ['type=oci,dest=x.tar', 'type=registry,name=r/x:1,oci-mediatypes=true', 'type=docker,dest=x.tar,oci-mediatypes=false', 'type=local,dest=d']) {
+    checkAttestationOutputs([parseOutputSpec(ok)]);
+  }
+  try {
+    checkAttestationOutputs([parseOutputSpec('type=oci,dest=x.tar'), parseOutputSpec('type=registry,name=r/x:1,oci-mediatypes=false')]);
+    assert.unreachable('should throw');
+  } catch (e) {
+    assert.instance(e, BuildError);
+    assert.is((e as BuildError).code, 'USAGE');
+    assert.match((e as Error).message, '--output type=registry,name=r/x:1,oci-mediatypes=false: cannot export attestations with "oci-mediatypes=false"');
+  }
+});
 
 test.run();
