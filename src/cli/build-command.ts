@@ -206,7 +206,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           progress.close();
           return registry.close();
         });
-      for (const o of outputs) if (o.type === 'registry') process.stderr.write(`pushed ${parseReference(o.name).toString()}@${result.manifest.digest}\n`);
+      for (const [i, o] of outputs.entries()) if (o.type === 'registry') process.stderr.write(`pushed ${parseReference(o.name).toString()}@${result.exported[i]!.digest}\n`);
       // As buildx: the image ID is the config digest, or the index digest for several platforms.
       const imageId = result.config?.digest ?? result.manifest.digest;
       if (flags.iidfile) await writeFile(flags.iidfile, imageId);

@@ -18,28 +18,32 @@ import type { Worker } from '../solver/worker.js';
  * `registry` serves type=registry; `fileTime` (SOURCE_DATE_EPOCH with rewrite-timestamp) is
  * every file's time in a local or tar output, as BuildKit's local and tar exporters set it.
  * The image outputs get the stored (OCI-typed) image, or its Docker-typed copy (`oci-mediatypes`).
+ * Returns the manifest or index the output holds (the stored one for local and tar).
  */
-export async function exportImage(worker: Worker, stored: Descriptor, target: ExportTarget, tags: readonly string[], ctx: Ctx, registry?: RegistryClient, fileTime?: Date): Promise<void> {
+export async function exportImage(worker: Worker, stored: Descriptor, target: ExportTarget, tags: readonly string[], ctx: Ctx, registry?: RegistryClient, fileTime?: Date): Promise<Descriptor> {
   const mtime = fileTime && Math.floor(fileTime.getTime() / 1000);
   switch (target.type) {
     case 'oci': {
       const names = target.names ?? tags;
       const manifest = await withMediaTypes(worker, stored, target, ctx);
-      return target.tar ? exportOciArchive(worker.blobs, manifest, target.dest, names, ctx) : exportOciLayout(worker.blobs, manifest, target.dest, names, ctx);
+      await (target.tar ? exportOciArchive(worker.blobs, manifest, target.dest, names, ctx) : exportOciLayout(worker.blobs, manifest, target.dest, names, ctx));
+      return manifest;
     }
     case 'docker': {
       // A docker archive holds one image (this platform's), never an index or its attestations: convert only that one.
-      const image = usesOciMediaTypes(target) ? stored : (await readImage(worker.blobs, stored)).manifestDescriptor;
-      return exportDockerArchive(worker.blobs, await withMediaTypes(worker, image, target, ctx), target.dest, target.names ?? tags, ctx);
+      const image = usesOciMediaTypes(target) ? stored : await withMediaTypes(worker, (await readImage(worker.blobs, stored)).manifestDescriptor, target, ctx);
+      await exportDockerArchive(worker.blobs, image, target.dest, target.names ?? tags, ctx);
+      return image;
     }
     case 'local':
-      return exportLocal(worker.blobs, stored, target.dest, ctx, worker.expansionLimits, mtime);
+      await exportLocal(worker.blobs, stored, target.dest, ctx, worker.expansionLimits, mtime);
+      return stored;
     case 'tar':
-      return exportRootfsTar(worker, stored, target.dest, ctx, mtime);
+      await exportRootfsTar(worker, stored, target.dest, ctx, mtime);
+      return stored;
     case 'registry': {
       if (!registry) throw new BuildError('INTERNAL', '--output type=registry: no registry client was configured for this build');
-      await exportRegistry(registry, worker.images, await withMediaTypes(worker, stored, target, ctx), target.name, ctx);
-      return;
+      return (await exportRegistry(registry, worker.images, await withMediaTypes(worker, stored, target, ctx), target.name, ctx)).descriptor;
     }
     default: {
       const never: never = target;

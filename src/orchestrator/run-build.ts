@@ -106,6 +106,8 @@ export interface BuildResult {
   readonly config?: Descriptor;
   /** Normalized names the image was tagged with in the local store. */
   readonly names: readonly string[];
+  /** Per request output, in order: the manifest or index it holds (Docker-typed with oci-mediatypes=false). */
+  readonly exported: readonly Descriptor[];
 }
 
 /** Dockerfile → graph → solved layers → image in the local store (tagged) → requested exports. */
@@ -281,17 +283,18 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
   const asBuilt = once(() => finish(images));
   const result = epoch ? await finish(await Promise.all(images.map((img) => clampImageTimestamps(worker.blobs, worker.dirs, img, epoch, ctx)))) : await asBuilt();
   for (const name of names) await worker.images.tag(name, result.top);
+  const exported: Descriptor[] = [];
   for (const target of req.outputs) {
     const image = rewrites(target) || !epoch ? result.top : (await asBuilt()).top;
-    await exportImage(worker, image, target, names, ctx, req.registry, rewrites(target) ? epoch : undefined);
-    ctx.events.emit({ type: 'export.done', target: target.type, digest: image.digest, at: Date.now() });
+    exported.push(await exportImage(worker, image, target, names, ctx, req.registry, rewrites(target) ? epoch : undefined));
+    ctx.events.emit({ type: 'export.done', target: target.type, digest: exported.at(-1)!.digest, at: Date.now() });
   }
   for (const spec of req.cacheTo ?? []) {
     if (spec.type === 'inline') continue;
     const r = await exportCache(worker, cacheRecords(cache.used(), finals, spec.mode), spec, req.registry, ctx);
     ctx.events.emit({ type: 'export.done', target: `cache (${spec.type}, ${r.records} records, ${r.layers} layers)`, digest: r.manifest.digest, at: Date.now() });
   }
-  return { manifest: result.top, ...(multi ? {} : { config: result.config }), names };
+  return { manifest: result.top, ...(multi ? {} : { config: result.config }), names, exported };
 }
 
 /** `f`'s promise, made on the first call only. */

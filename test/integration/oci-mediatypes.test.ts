@@ -50,15 +50,16 @@ interface Built {
   /** The stored (OCI) manifest and the image's config digest, from --metadata-file. */
   readonly stored: Json;
   readonly config: string;
+  readonly stderr: string;
 }
 
 async function build(outputs: readonly string[], extra: readonly string[] = []): Promise<Built> {
   const ctx = await env.context(DOCKERFILE);
   const meta = join(env.work, 'meta.json');
-  await tsbuildOk(['--root', env.root, 'build', '-t', 'hc:1', '--metadata-file', meta, ...extra, ...outputs.flatMap((o) => ['--output', o]), ctx]);
+  const r = await tsbuildOk(['--root', env.root, 'build', '-t', 'hc:1', '--metadata-file', meta, ...extra, ...outputs.flatMap((o) => ['--output', o]), ctx]);
   const m = JSON.parse(await readFile(meta, 'utf8')) as Record<string, string>;
   const stored = JSON.parse(await readFile(join(env.root, 'store/blobs/sha256', m['containerimage.digest']!.slice(7)), 'utf8')) as Json;
-  return { stored, config: m['containerimage.config.digest']! };
+  return { stored, config: m['containerimage.config.digest']!, stderr: r.stderr };
 }
 
 /** The raw manifest (or index) skopeo reads at `ref`, and its digest. */
@@ -158,6 +159,8 @@ test('type=registry: OCI media types by default; oci-mediatypes=false pushes a D
   assertOciImage((await raw(`docker://${oci}`)).json, built);
   const pushed = await raw(`docker://${docker}`);
   assertDockerImage(pushed.json, built);
+  assert.match(built.stderr, `pushed ${docker}@${pushed.digest}`, 'tsbuild reports the digest it pushed, not the stored one');
+  assert.match(built.stderr, `pushed ${oci}@${(await raw(`docker://${oci}`)).digest}`);
   // The registry serves the manifest with the Content-Type tsbuild pushed it with.
   const res = await fetch(`http://${reg.host}/v2/mt/docker/manifests/1`, {
     headers: { accept: `${DOCKER.manifest}, ${OCI.manifest}` },
