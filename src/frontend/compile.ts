@@ -9,6 +9,7 @@ import { parseInstruction, type Instruction } from './instructions.js';
 import { editDistance, parseDockerfile } from './parse.js';
 import { ShellLexer, ShellLexError } from './shell-lexer.js';
 import { convertStage, type ResolvedImage, type StageSource } from './convert-stage.js';
+import { resolveSourceDateEpoch, withResolvedEpoch } from './source-date-epoch.js';
 import { PLATFORM_ARGS, type ConvertEnv, type ImageResolver, type StageState, type Warning } from './stage-state.js';
 
 export type { ImageResolver } from './stage-state.js';
@@ -44,6 +45,8 @@ export interface CompileOptions {
   labels?: Readonly<Record<string, string>>;
   /** `--build-context NAME=…`: replaces the stage or image NAME in FROM and in --from. */
   namedContexts?: ReadonlyMap<string, NamedContext>;
+  /** SOURCE_DATE_EPOCH=context: the context's source time (its last commit); asked only then. */
+  contextTime?: () => Promise<Date>;
 }
 
 /** A named build context: a directory (read like the main context) or an image reference. */
@@ -60,6 +63,8 @@ export interface BuildPlan {
   readonly warnings: readonly { message: string; location?: SourceLocation }[];
   /** The build-check findings among them (kept by `# check=`), in line order: what `--check` lists. */
   readonly checks: readonly CheckWarning[];
+  /** SOURCE_DATE_EPOCH resolved (build arg, else the global ARG default): the time of this build's steps and image. */
+  readonly sourceDateEpoch?: Date;
 }
 
 /**
@@ -107,6 +112,9 @@ export async function compileDockerfile(source: { path: string; text: string }, 
   // BuildKit's TARGETSTAGE: the target's name, `default` for an unnamed last stage.
   const metaArgs = evalMetaArgs(metaArgInstructions, opts, lexer, stages[targetIndex]!.name ?? 'default');
   checkStageCycles(stages, file);
+  const sourceDateEpoch = await resolveSourceDateEpoch({ buildArgs: opts.buildArgs, metaArgs, metaArgInstructions, stages, ...(opts.contextTime ? { contextTime: opts.contextTime } : {}) });
+  // From here on the build sees the epoch's seconds wherever SOURCE_DATE_EPOCH named a source.
+  const buildArgs = withResolvedEpoch(sourceDateEpoch, opts.buildArgs, metaArgs);
 
   const done = new Map<number, Promise<StageState>>();
   const inProgress = new Set<number>();
@@ -133,7 +141,7 @@ export async function compileDockerfile(source: { path: string; text: string }, 
     ulimits: opts.ulimits ?? [],
     ...(opts.shmSize !== undefined ? { shmSize: opts.shmSize } : {}),
     ...(opts.limits ? { limits: opts.limits } : {}),
-    buildArgs: opts.buildArgs,
+    buildArgs,
     metaArgs,
     warnings,
     lint(rule, message, location) {
@@ -250,6 +258,7 @@ export async function compileDockerfile(source: { path: string; text: string }, 
     stage: { name: stages[targetIndex]!.name, index: targetIndex },
     warnings,
     checks: [...checks.found, ...lateChecks].sort((a, b) => a.location.line - b.location.line),
+    ...(sourceDateEpoch ? { sourceDateEpoch } : {}),
   };
 }
 
