@@ -1,5 +1,5 @@
 import { isolationSetting } from './isolation-setting.js';
-import { sourceDateEpoch } from './source-date-epoch.js';
+import { withSourceDateEpoch } from './source-date-epoch.js';
 import { writeFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import type { CheckWarning } from '../frontend/build-checks.js';
@@ -39,6 +39,7 @@ interface BuildFlags extends RunLimitFlags {
   tag: string[];
   buildArg: string[];
   buildArgFile: string[];
+  sourceDateEpoch?: string;
   target?: string;
   platform?: string;
   cache: boolean;
@@ -78,6 +79,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .option('-t, --tag <name[:tag]>', 'name the image in the local store (repeatable)', collect, [])
     .option('--build-arg <key[=value]>', 'set a build argument; without a value, taken from the environment (repeatable)', collect, [])
     .option('--build-arg-file <file>', 'read build arguments from a file of KEY=VALUE lines (repeatable; --build-arg wins)', collect, [])
+    .option('--source-date-epoch <seconds|context|git>', 'SOURCE_DATE_EPOCH for this build (wins over --build-arg and the environment): the time of its steps and image; context or git: the context\'s last commit')
     .option('--target <stage>', 'build this stage')
     .option('--platform <os/arch[/variant],...>', 'target platforms (default: the host\'s); several make an image index')
     .option('--no-cache', 'do not use the build cache')
@@ -138,6 +140,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       const buildArgs: Record<string, string> = {};
       for (const f of flags.buildArgFile) Object.assign(buildArgs, await readBuildArgFile(f, process.env));
       Object.assign(buildArgs, parseBuildArgs(flags.buildArg, process.env));
+      Object.assign(buildArgs, withSourceDateEpoch(buildArgs, flags.sourceDateEpoch, process.env));
       // `-` (standard input) or a git / http(s) URL: the context is put on disk for the build.
       const stdinInputs = (await readStdinInputs(context, flags.file, process.stdin, signal)) ?? (await readRemoteContext(context, flags.file, signal, network.timeouts));
       const buildContexts = parseBuildContexts(flags.buildContext);
@@ -145,7 +148,6 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       for (const [name, value] of Object.entries(buildContexts)) if (!/^[a-z-]+:\/\//.test(value)) await checkContextDir(value, `--build-context ${name}`);
       const progress = buildProgress({ ...flags, configDefault: settings.progress }, process.stderr, process.env);
       const { mode, events } = progress;
-      const created = sourceDateEpoch(buildArgs, process.env);
       const request: BuildRequest =
         {
           registry,
@@ -169,7 +171,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           labels: parseKeyValues('--label', flags.label),
           annotations: parseAnnotations(flags.annotation),
           outputs,
-          ...(created ? { created } : {}),
+          ...(stdinInputs?.sourceTime ? { contextTime: stdinInputs.sourceTime } : {}),
           noCache: !flags.cache,
           noCacheFilter: flags.cacheFilter.flatMap((f) => f.split(',')).map((f) => f.trim()).filter(Boolean),
           explain: !!flags.explain || mode === 'rawjson',

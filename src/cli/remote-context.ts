@@ -11,6 +11,7 @@ import { BuildError, isAbortError } from '../errors.js';
 import { resolveInRoot } from '../oci/in-root.js';
 import { agentTimeouts, DEFAULT_HTTP_TIMEOUTS, transferFailure, type HttpTimeouts } from '../remote/http-timeouts.js';
 import { contextFromSpool, type StdinInputs } from './stdin-input.js';
+import { contextCommitTime } from '../orchestrator/git-commit-time.js';
 
 const pexec = promisify(execFile);
 
@@ -45,8 +46,8 @@ export async function readRemoteContext(context: string, file: string | undefine
       await download(context, spool, signal, timeouts);
       return { ...(await contextFromSpool(spool, join(dir, 'context'), file, `context ${context}`, signal)), ...cleanup };
     }
-    const contextDir = await gitCheckout(context, join(dir, 'repo'), signal);
-    return { contextDir, ...(file !== undefined ? { dockerfile: join(contextDir, file) } : {}), ...cleanup };
+    const { contextDir, sourceTime } = await gitCheckout(context, join(dir, 'repo'), signal);
+    return { contextDir, sourceTime, ...(file !== undefined ? { dockerfile: join(contextDir, file) } : {}), ...cleanup };
   } catch (e) {
     await cleanup.dispose();
     throw e;
@@ -84,7 +85,7 @@ export function parseGitContext(context: string): { url: string; ref?: string; s
   return { url, ...(ref ? { ref } : {}), ...(subdir ? { subdir } : {}) };
 }
 
-async function gitCheckout(context: string, repo: string, signal: AbortSignal): Promise<string> {
+async function gitCheckout(context: string, repo: string, signal: AbortSignal): Promise<{ contextDir: string; sourceTime: Date }> {
   const { url, ref, subdir } = parseGitContext(context);
   // Never prompt for credentials: a CI step would hang; ssh keys and helpers still work.
   const env = { ...process.env, GIT_TERMINAL_PROMPT: '0' };
@@ -108,13 +109,15 @@ async function gitCheckout(context: string, repo: string, signal: AbortSignal): 
   });
   await git(['checkout', '-q', '--detach', /^[0-9a-f]{7,40}$/.test(wanted) ? wanted : 'FETCH_HEAD']);
   if (await stat(join(repo, '.gitmodules')).catch(() => undefined)) await git(['submodule', 'update', '-q', '--init', '--recursive', '--depth', '1']);
+  // SOURCE_DATE_EPOCH=context: the commit's time, read before .git goes.
+  const sourceTime = await contextCommitTime(repo, signal);
   // BuildKit leaves .git out of the context (unless asked to keep it).
   await rm(join(repo, '.git'), { recursive: true, force: true });
-  if (!subdir) return repo;
+  if (!subdir) return { contextDir: repo, sourceTime };
   // Resolved inside the checkout: a symlink in the repository never leads the context out of it.
   const dir = await resolveInRoot(repo, subdir).catch(() => undefined);
   if (!dir || !(await stat(dir)).isDirectory()) {
     throw new BuildError('USAGE', `context ${context}: ${subdir} is not a directory of the repository`);
   }
-  return dir;
+  return { contextDir: dir, sourceTime };
 }

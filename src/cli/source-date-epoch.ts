@@ -1,19 +1,25 @@
 import { BuildError } from '../errors.js';
-
-/** 9999-12-31T23:59:59Z: the last second an RFC 3339 timestamp can hold. */
-const MAX_EPOCH = 253402300799;
+import { epochExpectation, parseEpochValue } from '../frontend/source-date-epoch.js';
 
 /**
- * SOURCE_DATE_EPOCH as buildx passes it (`--build-arg`, which wins) or as the environment sets
- * it (reproducible-builds.org); undefined when neither does. Anything but a whole number of
- * seconds since 1970 is a usage error naming where it came from.
+ * The build args with SOURCE_DATE_EPOCH from, in this order: `--source-date-epoch` (as buildah
+ * and podman have it; `git` is another name for `context`), `--build-arg`, the environment
+ * (reproducible-builds.org; buildx and buildctl pass it on as the build arg, so RUN after
+ * `ARG SOURCE_DATE_EPOCH` sees it). Without any of them, the Dockerfile's global ARG default
+ * may still give one (resolved when the Dockerfile is compiled). A value that can never be
+ * valid is a usage error naming where it came from; an empty --build-arg stays, meaning none.
  */
-export function sourceDateEpoch(buildArgs: Readonly<Record<string, string>>, env: NodeJS.ProcessEnv): Date | undefined {
-  const fromArg = buildArgs.SOURCE_DATE_EPOCH;
-  const [value, from] = fromArg !== undefined ? [fromArg, '--build-arg SOURCE_DATE_EPOCH'] : [env.SOURCE_DATE_EPOCH, '$SOURCE_DATE_EPOCH'];
-  if (value === undefined || value === '') return undefined;
-  if (!/^\d+$/.test(value) || Number(value) > MAX_EPOCH) {
-    throw new BuildError('USAGE', `${from}: expected a whole number of seconds since 1970-01-01 (at most ${MAX_EPOCH}), got ${JSON.stringify(value)}`);
+export function withSourceDateEpoch(buildArgs: Readonly<Record<string, string>>, flag: string | undefined, env: NodeJS.ProcessEnv): Record<string, string> {
+  const out = { ...buildArgs };
+  let value: string | undefined;
+  let from: string;
+  if (flag !== undefined) [value, from] = [flag === 'git' ? 'context' : flag, '--source-date-epoch'];
+  else if (out.SOURCE_DATE_EPOCH !== undefined) [value, from] = [out.SOURCE_DATE_EPOCH, '--build-arg SOURCE_DATE_EPOCH'];
+  else [value, from] = [env.SOURCE_DATE_EPOCH || undefined, '$SOURCE_DATE_EPOCH'];
+  if (value === undefined || (value === '' && flag === undefined)) return out;
+  if (parseEpochValue(value).kind === 'other') {
+    throw new BuildError('USAGE', `${from}: ${flag !== undefined ? epochExpectation(flag, '"context" or "git"') : epochExpectation(value)}`);
   }
-  return new Date(Number(value) * 1000);
+  out.SOURCE_DATE_EPOCH = value;
+  return out;
 }

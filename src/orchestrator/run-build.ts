@@ -26,6 +26,7 @@ import type { RegistryClient } from '../remote/registry-client.js';
 import type { HttpTimeouts } from '../remote/http-timeouts.js';
 import { cleanupAfterCrashes, openWorker } from './worker.js';
 import { readDockerfile, readIgnoreFile } from './read-dockerfile.js';
+import { contextCommitTime } from './git-commit-time.js';
 import { prepareNamedContexts } from './named-contexts.js';
 import { registerBuild } from './build-registry.js';
 import { BuildCache } from '../solver/build-cache.js';
@@ -72,8 +73,12 @@ export interface BuildRequest {
   /** Manifest annotations (`--annotation`). */
   readonly annotations?: Readonly<Record<string, string>>;
   readonly outputs: readonly ExportTarget[];
-  /** SOURCE_DATE_EPOCH: the time recorded for this build's steps and the image; without it, when their layers were made (see assembleImage). */
-  readonly created?: Date;
+  /**
+   * What SOURCE_DATE_EPOCH=context means for a context the CLI fetched (a git URL's commit time);
+   * for a directory it is asked of git there. The epoch itself comes in `buildArgs` (or the
+   * Dockerfile's global ARG default) and is resolved when the Dockerfile is compiled.
+   */
+  readonly contextTime?: Date;
   readonly maxParallelism?: number;
   /** `[unpack]` in tsbuild.toml: how far ADD archives and base-image layers may expand. */
   readonly expansionLimits?: ExpansionLimits;
@@ -169,6 +174,9 @@ async function compilePlans(worker: Worker, req: BuildRequest, input: BuildInput
   const named = await prepareNamedContexts(req.buildContexts ?? {}, worker, ctx);
   const resolver = named.wrap(storeImageResolver(worker, { registry: req.registry, pull: req.pull }));
   const dockerignore = await readDockerignore(dockerfilePath, contextDir);
+  // Asked once for every platform, and only when SOURCE_DATE_EPOCH is `context`.
+  let contextTime: Promise<Date> | undefined;
+  const timeOfContext = () => (contextTime ??= req.contextTime ? Promise.resolve(req.contextTime) : contextCommitTime(contextDir, ctx.signal));
   const plans: BuildPlan[] = [];
   for (const platform of platforms) {
     plans.push(
@@ -192,6 +200,7 @@ async function compilePlans(worker: Worker, req: BuildRequest, input: BuildInput
           ...(req.limits ? { limits: req.limits } : {}),
           labels: req.labels,
           namedContexts: named.contexts,
+          contextTime: timeOfContext,
         },
         resolver,
         ctx,
@@ -211,6 +220,8 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
     if (docker) throw new BuildError('USAGE', '--output type=docker: a docker archive holds one platform; use type=oci for several, or build one --platform at a time');
   }
   const plans = await compilePlans(worker, req, input, ctx);
+  // SOURCE_DATE_EPOCH as the Dockerfile compile resolved it (the same for every platform).
+  const epoch = plans[0]?.sourceDateEpoch;
   // Each platform's compile finds the same Dockerfile problems: report each once.
   const warned = new Set<string>();
   for (const w of plans.flatMap((p) => p.warnings)) {
@@ -262,9 +273,8 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
     const inline = req.cacheTo?.some((s) => s.type === 'inline')
       ? { [INLINE_CACHE_KEY]: await cacheConfigFor(worker, cacheRecords(cache.used(), final?.kind === 'rootfs' ? [final] : [], 'min')) }
       : {};
-    images.push(await assembleImage(worker, plan, results, req.created, { annotations: req.annotations, configExtra: inline }));
+    images.push(await assembleImage(worker, plan, results, epoch, { annotations: req.annotations, configExtra: inline }));
   }
-  const epoch = req.created;
   // Provenance and the index are made over whichever images an output takes, once each.
   const finish = async (imgs: readonly AssembledImage[]): Promise<{ top: Descriptor; config: Descriptor }> => {
     const entries = imgs.map((img, i) => ({ ...img.manifest, platform: platforms[i]! }));
