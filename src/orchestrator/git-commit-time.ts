@@ -36,7 +36,7 @@ export async function gitCommitTime(dir: string, signal: AbortSignal): Promise<D
   if (!top) return undefined;
   const args = [
     '--no-pager', '--no-optional-locks', '--no-replace-objects',
-    ...['safe.directory=' + top, 'core.fsmonitor=false', 'core.hooksPath=/dev/null', 'core.pager=cat', 'log.showSignature=false', 'gpg.program=false', 'protocol.allow=never', 'core.sshCommand=false'].flatMap((c) => ['-c', c]),
+    ...['safe.directory=' + top, 'core.fsmonitor=false', 'core.hooksPath=/dev/null', 'core.pager=cat', 'log.showSignature=false', 'gpg.program=false', 'gpg.ssh.program=false', 'gpg.x509.program=false', 'protocol.allow=never', 'core.sshCommand=false'].flatMap((c) => ['-c', c]),
     '-C', top, 'log', '-1', '--no-show-signature', '--format=%ct', 'HEAD', '--',
   ];
   const env: NodeJS.ProcessEnv = {
