@@ -1,5 +1,5 @@
 import { isolationSetting } from './isolation-setting.js';
-import { withSourceDateEpoch } from './source-date-epoch.js';
+import { fetchedContextTime, withSourceDateEpoch } from './source-date-epoch.js';
 import { writeFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import type { CheckWarning } from '../frontend/build-checks.js';
@@ -20,7 +20,7 @@ import { RegistryClient } from '../remote/registry-client.js';
 import { registryOptions } from './registry-options.js';
 import { buildProgress } from './build-progress.js';
 import { readBuildArgFile, readStdinInputs } from './stdin-input.js';
-import { readRemoteContext } from './remote-context.js';
+import { readRemoteContext, remoteContextKind } from './remote-context.js';
 import { stateRoot } from './state-root.js';
 import { parseCacheFrom, parseCacheTo } from '../orchestrator/cache-transfer/cache-spec.js';
 import { formatPlatform, parsePlatform } from '../oci/platform.js';
@@ -171,7 +171,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           labels: parseKeyValues('--label', flags.label),
           annotations: parseAnnotations(flags.annotation),
           outputs,
-          ...(stdinInputs?.sourceTime ? { contextTime: stdinInputs.sourceTime } : {}),
+          // A context put on disk by tsbuild has its own source time; a directory's is asked of git.
+          ...(stdinInputs && (context === '-' || remoteContextKind(context)) ? { contextTime: fetchedContextTime(context, stdinInputs.sourceTime) } : {}),
           noCache: !flags.cache,
           noCacheFilter: flags.cacheFilter.flatMap((f) => f.split(',')).map((f) => f.trim()).filter(Boolean),
           explain: !!flags.explain || mode === 'rawjson',

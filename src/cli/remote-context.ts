@@ -12,6 +12,7 @@ import { resolveInRoot } from '../oci/in-root.js';
 import { agentTimeouts, DEFAULT_HTTP_TIMEOUTS, transferFailure, type HttpTimeouts } from '../remote/http-timeouts.js';
 import { contextFromSpool, type StdinInputs } from './stdin-input.js';
 import { contextCommitTime } from '../orchestrator/git-commit-time.js';
+import { MAX_EPOCH } from '../frontend/source-date-epoch.js';
 
 const pexec = promisify(execFile);
 
@@ -43,8 +44,8 @@ export async function readRemoteContext(context: string, file: string | undefine
   try {
     if (kind === 'http') {
       const spool = join(dir, 'Dockerfile');
-      await download(context, spool, signal, timeouts);
-      return { ...(await contextFromSpool(spool, join(dir, 'context'), file, `context ${context}`, signal)), ...cleanup };
+      const lastModified = await download(context, spool, signal, timeouts);
+      return { ...(await contextFromSpool(spool, join(dir, 'context'), file, `context ${context}`, signal)), ...(lastModified ? { sourceTime: lastModified } : {}), ...cleanup };
     }
     const { contextDir, sourceTime } = await gitCheckout(context, join(dir, 'repo'), signal);
     return { contextDir, sourceTime, ...(file !== undefined ? { dockerfile: join(contextDir, file) } : {}), ...cleanup };
@@ -54,7 +55,8 @@ export async function readRemoteContext(context: string, file: string | undefine
   }
 }
 
-async function download(url: string, dest: string, signal: AbortSignal, timeouts: HttpTimeouts): Promise<void> {
+/** Downloads `url` to `dest`; returns its Last-Modified (BuildKit's SOURCE_DATE_EPOCH=context for an http context). */
+async function download(url: string, dest: string, signal: AbortSignal, timeouts: HttpTimeouts): Promise<Date | undefined> {
   // undici's connect, headers and body-idle timers: a server that stalls fails the build, naming it.
   const agent = new Agent(agentTimeouts(timeouts));
   const failed = (e: unknown): never => {
@@ -68,9 +70,16 @@ async function download(url: string, dest: string, signal: AbortSignal, timeouts
       throw new BuildError('USAGE', `context ${url}: the server answered ${res.status} ${res.statusText}`.trimEnd());
     }
     await pipeline(Readable.fromWeb(res.body as never), createWriteStream(dest), { signal }).catch(failed);
+    return httpDate(res.headers.get('last-modified'));
   } finally {
     await agent.destroy().catch(() => undefined);
   }
+}
+
+/** An HTTP date a config can hold (1970 to 9999), else undefined. */
+function httpDate(value: string | null): Date | undefined {
+  const ms = value ? Date.parse(value) : NaN;
+  return ms >= 0 && ms <= MAX_EPOCH * 1000 ? new Date(Math.floor(ms / 1000) * 1000) : undefined;
 }
 
 /** Splits docker's `URL#REF:SUBDIR`. */

@@ -23,3 +23,14 @@ export function withSourceDateEpoch(buildArgs: Readonly<Record<string, string>>,
   out.SOURCE_DATE_EPOCH = value;
   return out;
 }
+
+/**
+ * SOURCE_DATE_EPOCH=context for a context the CLI fetched or read from standard input: its
+ * source time (a git URL's commit, an http URL's Last-Modified), or a usage error saying there
+ * is none, asked only when the build needs it.
+ */
+export function fetchedContextTime(context: string, time: Date | undefined): () => Promise<Date> {
+  if (time) return () => Promise.resolve(time);
+  const what = context === '-' ? 'a context from standard input' : context;
+  return () => Promise.reject(new BuildError('USAGE', `SOURCE_DATE_EPOCH=context: ${what} has no source time (a git commit, or an HTTP Last-Modified)`, { hint: 'give a number of seconds instead (--source-date-epoch N)' }));
+}

@@ -13,7 +13,7 @@ import { unpackArchive } from '../oci/layer/unpack-archive.js';
 export interface StdinInputs {
   readonly contextDir: string;
   readonly dockerfile?: string;
-  /** A git URL context's commit time: what SOURCE_DATE_EPOCH=context means for it. */
+  /** A git URL context's commit time, an http one's Last-Modified: what SOURCE_DATE_EPOCH=context means for it. */
   readonly sourceTime?: Date;
   dispose(): Promise<void>;
   /** For a failed build: the error printed after the action still shows the Dockerfile snippet, so removal waits for exit. */

@@ -74,11 +74,12 @@ export interface BuildRequest {
   readonly annotations?: Readonly<Record<string, string>>;
   readonly outputs: readonly ExportTarget[];
   /**
-   * What SOURCE_DATE_EPOCH=context means for a context the CLI fetched (a git URL's commit time);
-   * for a directory it is asked of git there. The epoch itself comes in `buildArgs` (or the
-   * Dockerfile's global ARG default) and is resolved when the Dockerfile is compiled.
+   * What SOURCE_DATE_EPOCH=context means for a context the CLI fetched (a git URL's commit time,
+   * an http one's Last-Modified); without it, a directory's is asked of git there. The epoch
+   * itself comes in `buildArgs` (or the Dockerfile's global ARG default) and is resolved when
+   * the Dockerfile is compiled.
    */
-  readonly contextTime?: Date;
+  readonly contextTime?: () => Promise<Date>;
   readonly maxParallelism?: number;
   /** `[unpack]` in tsbuild.toml: how far ADD archives and base-image layers may expand. */
   readonly expansionLimits?: ExpansionLimits;
@@ -176,7 +177,7 @@ async function compilePlans(worker: Worker, req: BuildRequest, input: BuildInput
   const dockerignore = await readDockerignore(dockerfilePath, contextDir);
   // Asked once for every platform, and only when SOURCE_DATE_EPOCH is `context`.
   let contextTime: Promise<Date> | undefined;
-  const timeOfContext = () => (contextTime ??= req.contextTime ? Promise.resolve(req.contextTime) : contextCommitTime(contextDir, ctx.signal));
+  const timeOfContext = () => (contextTime ??= req.contextTime ? req.contextTime() : contextCommitTime(contextDir, ctx.signal));
   const plans: BuildPlan[] = [];
   for (const platform of platforms) {
     plans.push(

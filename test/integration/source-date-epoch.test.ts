@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { useBuildRoot } from '../helpers/build-root.js';
 import { collect, tsbuild, tsbuildOk } from '../helpers/cli.js';
 import { freePort } from '../helpers/registry.js';
+import { startHttpFileServer } from '../helpers/http-file-server.js';
 
 /**
  * Issue 08, scope 2: where SOURCE_DATE_EPOCH comes from, as the newest BuildKit resolves it —
@@ -182,6 +183,32 @@ test('a git URL context: context is the fetched commit\'s time, from the flag or
   } finally {
     daemon?.kill('SIGTERM');
   }
+});
+
+test('an http context: context is its Last-Modified; without one, or from standard input, a usage error', async () => {
+  const http = await startHttpFileServer();
+  try {
+    const df = 'FROM busybox\nARG SOURCE_DATE_EPOCH\nRUN echo $SOURCE_DATE_EPOCH > /f\n';
+    http.set('/dated/Dockerfile', { body: df, lastModified: new Date(1660000000 * 1000) });
+    http.set('/undated/Dockerfile', { body: df });
+    const dated = await build(`${http.base}/dated/Dockerfile`, ['--source-date-epoch', 'context'], { file: 'f' });
+    assert.is(dated.config.created, iso(1660000000));
+    assert.is(dated.file, '1660000000\n');
+    const undated = await tsbuild(['--root', env.root, 'build', '--source-date-epoch', 'context', `${http.base}/undated/Dockerfile`]);
+    assert.is(undated.code, 2, undated.stderr);
+    assert.match(undated.stderr, `SOURCE_DATE_EPOCH=context: ${http.base}/undated/Dockerfile has no source time`);
+  } finally {
+    await http.close();
+  }
+  const stdin = await tsbuild(['--root', env.root, 'build', '--source-date-epoch', 'context', '-'], { input: 'FROM busybox\n' });
+  assert.is(stdin.code, 2, stdin.stderr);
+  assert.match(stdin.stderr, 'SOURCE_DATE_EPOCH=context: a context from standard input has no source time');
+  // `-f -` reads only the Dockerfile from standard input: the context is still the work tree.
+  const dir = await repo({ 'a.txt': 'a\n' }, 1690000000);
+  const r = await tsbuildOk(['--root', env.root, 'build', '--source-date-epoch', 'git', '-f', '-', '--iidfile', join(env.work, 'iid'), dir], { input: 'FROM busybox\nCOPY a.txt /\n' });
+  const id = (await readFile(join(env.work, 'iid'), 'utf8')).trim();
+  const config = JSON.parse(await readFile(join(env.root, 'store/blobs/sha256', id.slice('sha256:'.length)), 'utf8')) as Config;
+  assert.is(config.created, iso(1690000000), r.stderr);
 });
 
 test.run();
