@@ -12,7 +12,7 @@ import { resolveInRoot } from '../oci/in-root.js';
 import { agentTimeouts, DEFAULT_HTTP_TIMEOUTS, transferFailure, type HttpTimeouts } from '../remote/http-timeouts.js';
 import { contextFromSpool, type StdinInputs } from './stdin-input.js';
 import { contextCommitTime } from '../orchestrator/git-commit-time.js';
-import { MAX_EPOCH } from '../frontend/source-date-epoch.js';
+import { httpDate } from '../orchestrator/url-last-modified.js';
 
 const pexec = promisify(execFile);
 
@@ -74,12 +74,6 @@ async function download(url: string, dest: string, signal: AbortSignal, timeouts
   } finally {
     await agent.destroy().catch(() => undefined);
   }
-}
-
-/** An HTTP date a config can hold (1970 to 9999), else undefined. */
-function httpDate(value: string | null): Date | undefined {
-  const ms = value ? Date.parse(value) : NaN;
-  return ms >= 0 && ms <= MAX_EPOCH * 1000 ? new Date(Math.floor(ms / 1000) * 1000) : undefined;
 }
 
 /** Splits docker's `URL#REF:SUBDIR`. */

@@ -1,6 +1,9 @@
 import { BuildError } from '../errors.js';
 import { epochExpectation, parseEpochValue } from '../frontend/source-date-epoch.js';
 
+/** What BuildKit accepts as a stage name. */
+const STAGE_NAME = /^[a-z][a-z0-9-_.]*$/i;
+
 /**
  * The build args with SOURCE_DATE_EPOCH from, in this order: `--source-date-epoch` (as buildah
  * and podman have it; `git` is another name for `context`), `--build-arg`, the environment
@@ -8,6 +11,7 @@ import { epochExpectation, parseEpochValue } from '../frontend/source-date-epoch
  * `ARG SOURCE_DATE_EPOCH` sees it). Without any of them, the Dockerfile's global ARG default
  * may still give one (resolved when the Dockerfile is compiled). A value that can never be
  * valid is a usage error naming where it came from; an empty --build-arg stays, meaning none.
+ * Only --build-arg may name a source stage: the flag and the environment mean a time.
  */
 export function withSourceDateEpoch(buildArgs: Readonly<Record<string, string>>, flag: string | undefined, env: NodeJS.ProcessEnv): Record<string, string> {
   const out = { ...buildArgs };
@@ -17,7 +21,9 @@ export function withSourceDateEpoch(buildArgs: Readonly<Record<string, string>>,
   else if (out.SOURCE_DATE_EPOCH !== undefined) [value, from] = [out.SOURCE_DATE_EPOCH, '--build-arg SOURCE_DATE_EPOCH'];
   else [value, from] = [env.SOURCE_DATE_EPOCH || undefined, '$SOURCE_DATE_EPOCH'];
   if (value === undefined || (value === '' && flag === undefined)) return out;
-  if (parseEpochValue(value).kind === 'other') {
+  // A build arg may also name a source stage (as in BuildKit); the compile checks that one.
+  const stageName = from === '--build-arg SOURCE_DATE_EPOCH' && STAGE_NAME.test(value);
+  if (parseEpochValue(value).kind === 'other' && !stageName) {
     throw new BuildError('USAGE', `${from}: ${flag !== undefined ? epochExpectation(flag, '"context" or "git"') : epochExpectation(value)}`);
   }
   out.SOURCE_DATE_EPOCH = value;

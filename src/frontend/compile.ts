@@ -47,6 +47,8 @@ export interface CompileOptions {
   namedContexts?: ReadonlyMap<string, NamedContext>;
   /** SOURCE_DATE_EPOCH=context: the context's source time (its last commit); asked only then. */
   contextTime?: () => Promise<Date>;
+  /** SOURCE_DATE_EPOCH=<stage> (FROM scratch + one ADD <URL>): that URL's Last-Modified; asked only then. */
+  urlTime?: (url: string) => Promise<Date>;
 }
 
 /** A named build context: a directory (read like the main context) or an image reference. */
@@ -112,7 +114,11 @@ export async function compileDockerfile(source: { path: string; text: string }, 
   // BuildKit's TARGETSTAGE: the target's name, `default` for an unnamed last stage.
   const metaArgs = evalMetaArgs(metaArgInstructions, opts, lexer, stages[targetIndex]!.name ?? 'default');
   checkStageCycles(stages, file);
-  const sourceDateEpoch = await resolveSourceDateEpoch({ buildArgs: opts.buildArgs, metaArgs, metaArgInstructions, stages, ...(opts.contextTime ? { contextTime: opts.contextTime } : {}) });
+  const sourceDateEpoch = await resolveSourceDateEpoch({
+    buildArgs: opts.buildArgs, metaArgs, metaArgInstructions, stages, lexer,
+    ...(opts.contextTime ? { contextTime: opts.contextTime } : {}),
+    ...(opts.urlTime ? { urlTime: opts.urlTime } : {}),
+  });
   // From here on the build sees the epoch's seconds wherever SOURCE_DATE_EPOCH named a source.
   const buildArgs = withResolvedEpoch(sourceDateEpoch, opts.buildArgs, metaArgs);
 

@@ -1,5 +1,6 @@
 import { BuildError, type SourceLocation } from '../errors.js';
 import type { Instruction } from './instructions.js';
+import type { ShellLexer } from './shell-lexer.js';
 
 /** 9999-12-31T23:59:59Z: the last second an RFC 3339 timestamp can hold. */
 export const MAX_EPOCH = 253402300799;
@@ -29,9 +30,18 @@ export interface EpochInputs {
   /** The global ARGs as evaluated (build args already applied). */
   readonly metaArgs: ReadonlyMap<string, string | undefined>;
   readonly metaArgInstructions: readonly Extract<Instruction, { kind: 'ARG' }>[];
-  readonly stages: readonly { readonly name?: string; readonly from: { readonly location: SourceLocation } }[];
+  readonly stages: readonly EpochStage[];
+  readonly lexer: ShellLexer;
   /** The main context's source time, asked only for `context`. */
   readonly contextTime?: () => Promise<Date>;
+  /** An http(s) URL's Last-Modified, asked only for a source stage. */
+  readonly urlTime?: (url: string) => Promise<Date>;
+}
+
+interface EpochStage {
+  readonly name?: string;
+  readonly from: { readonly image: string; readonly location: SourceLocation };
+  readonly commands: readonly Instruction[];
 }
 
 const KEY = 'SOURCE_DATE_EPOCH';
@@ -61,12 +71,15 @@ export async function resolveSourceDateEpoch(inp: EpochInputs): Promise<Date | u
   }
   const stage = inp.stages.find((s) => s.name !== undefined && s.name === value.toLowerCase());
   if (stage) {
-    throw new BuildError('USAGE', `${source}=${value}: taking the time from a stage's remote source is not supported by tsbuild`, {
-      location: location ?? stage.from.location,
-      hint: 'give a number of seconds since 1970, or context (the time of the last git commit of the build context)',
-    });
+    const url = sourceStageUrl(stage, inp);
+    if (!inp.urlTime) throw new BuildError('USAGE', `${source}=${value}: this build can't ask ${url} for its time`, { location: stage.from.location });
+    try {
+      return await inp.urlTime(url);
+    } catch (e) {
+      throw e instanceof BuildError ? e.withLocation(location ?? stage.from.location) : e;
+    }
   }
-  throw new BuildError(fromArg ? 'USAGE' : 'INVALID_INSTRUCTION', `invalid ${KEY}: ${source}: ${epochExpectation(value)}`, { location });
+  throw new BuildError(fromArg ? 'USAGE' : 'INVALID_INSTRUCTION', `invalid ${KEY}: ${source}: ${epochExpectation(value, '"context" or the name of a source stage')}`, { location });
 }
 
 /**
@@ -82,4 +95,40 @@ export function withResolvedEpoch(
   const seconds = String(Math.floor(epoch.getTime() / 1000));
   if (metaArgs.has(KEY)) metaArgs.set(KEY, seconds);
   return Object.prototype.hasOwnProperty.call(buildArgs, KEY) ? { ...buildArgs, [KEY]: seconds } : buildArgs;
+}
+
+/**
+ * The URL of a SOURCE_DATE_EPOCH source stage, checked as BuildKit checks it: `FROM scratch`,
+ * then only ARGs and exactly one ADD of one remote source. BuildKit also takes a git source;
+ * tsbuild's ADD has none, so only http(s) is accepted (its Last-Modified is the time).
+ */
+function sourceStageUrl(stage: EpochStage, inp: EpochInputs): string {
+  const fail = (msg: string, loc = stage.from.location) => new BuildError('INVALID_INSTRUCTION', `SOURCE_DATE_EPOCH stage ${stage.name}: ${msg}`, { location: loc });
+  const env = new Map(inp.metaArgs);
+  env.delete(KEY);
+  const get = { get: (k: string) => env.get(k) };
+  const expand = (word: string, loc: SourceLocation) => {
+    try {
+      return inp.lexer.processWord(word, get);
+    } catch (e) {
+      throw fail(e instanceof Error ? e.message : String(e), loc);
+    }
+  };
+  if (expand(stage.from.image, stage.from.location) !== 'scratch') throw fail('must use FROM scratch');
+  let url: string | undefined;
+  for (const ins of stage.commands) {
+    if (ins.kind === 'ARG') {
+      for (const a of ins.args) {
+        if (Object.prototype.hasOwnProperty.call(inp.buildArgs, a.key)) env.set(a.key, inp.buildArgs[a.key]);
+        else if (a.value !== undefined) env.set(a.key, expand(a.value, ins.location));
+      }
+    } else if (ins.kind === 'ADD') {
+      if (url !== undefined) throw fail('must contain exactly one remote ADD', ins.location);
+      if (ins.sourceContents.length !== 0 || ins.sources.length !== 1) throw fail('must contain exactly one remote ADD source', ins.location);
+      url = expand(ins.sources[0]!, ins.location);
+      if (!/^https?:\/\//i.test(url)) throw fail(`the ADD source must be an http(s) URL (tsbuild's ADD has no git sources), not ${JSON.stringify(url)}`, ins.location);
+    } else throw fail(`does not meet source-only requirements: unsupported ${ins.kind} instruction`, ins.location);
+  }
+  if (url === undefined) throw fail('must contain exactly one remote ADD');
+  return url;
 }

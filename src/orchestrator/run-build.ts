@@ -27,6 +27,7 @@ import type { HttpTimeouts } from '../remote/http-timeouts.js';
 import { cleanupAfterCrashes, openWorker } from './worker.js';
 import { readDockerfile, readIgnoreFile } from './read-dockerfile.js';
 import { contextCommitTime } from './git-commit-time.js';
+import { urlLastModified } from './url-last-modified.js';
 import { prepareNamedContexts } from './named-contexts.js';
 import { registerBuild } from './build-registry.js';
 import { BuildCache } from '../solver/build-cache.js';
@@ -175,9 +176,11 @@ async function compilePlans(worker: Worker, req: BuildRequest, input: BuildInput
   const named = await prepareNamedContexts(req.buildContexts ?? {}, worker, ctx);
   const resolver = named.wrap(storeImageResolver(worker, { registry: req.registry, pull: req.pull }));
   const dockerignore = await readDockerignore(dockerfilePath, contextDir);
-  // Asked once for every platform, and only when SOURCE_DATE_EPOCH is `context`.
+  // Asked once for every platform, and only when SOURCE_DATE_EPOCH is `context` or a source stage.
   let contextTime: Promise<Date> | undefined;
   const timeOfContext = () => (contextTime ??= req.contextTime ? req.contextTime() : contextCommitTime(contextDir, ctx.signal));
+  const urlTimes = new Map<string, Promise<Date>>();
+  const timeOfUrl = (url: string) => urlTimes.get(url) ?? urlTimes.set(url, urlLastModified(url, ctx.signal, req.httpTimeouts)).get(url)!;
   const plans: BuildPlan[] = [];
   for (const platform of platforms) {
     plans.push(
@@ -202,6 +205,7 @@ async function compilePlans(worker: Worker, req: BuildRequest, input: BuildInput
           labels: req.labels,
           namedContexts: named.contexts,
           contextTime: timeOfContext,
+          urlTime: timeOfUrl,
         },
         resolver,
         ctx,

@@ -185,7 +185,7 @@ test('a git URL context: context is the fetched commit\'s time, from the flag or
   }
 });
 
-test('an http context: context is its Last-Modified; without one, or from standard input, a usage error', async () => {
+test('an http context: context is its Last-Modified; a source stage its ADD URL\'s; without one, or from standard input, an error', async () => {
   const http = await startHttpFileServer();
   try {
     const df = 'FROM busybox\nARG SOURCE_DATE_EPOCH\nRUN echo $SOURCE_DATE_EPOCH > /f\n';
@@ -197,6 +197,16 @@ test('an http context: context is its Last-Modified; without one, or from standa
     const undated = await tsbuild(['--root', env.root, 'build', '--source-date-epoch', 'context', `${http.base}/undated/Dockerfile`]);
     assert.is(undated.code, 2, undated.stderr);
     assert.match(undated.stderr, `SOURCE_DATE_EPOCH=context: ${http.base}/undated/Dockerfile has no source time`);
+    // A source stage (BuildKit's FROM scratch + one remote ADD): its URL's Last-Modified; the stage is never built.
+    http.set('/src/v2.tar.gz', { body: 'not even a tarball', lastModified: new Date(1670000000 * 1000) });
+    const staged = await env.context(`ARG BASE=${http.base}\nARG SOURCE_DATE_EPOCH=src\nFROM scratch AS src\nARG V=1\nADD \${BASE}/src/v\${V}.tar.gz /\nFROM busybox\nARG SOURCE_DATE_EPOCH\nRUN echo $SOURCE_DATE_EPOCH > /f\n`);
+    const fromStage = await build(staged, ['--build-arg', 'V=2'], { file: 'f' });
+    assert.is(fromStage.config.created, iso(1670000000));
+    assert.is(fromStage.file, '1670000000\n');
+    assert.is(http.requestsFor('/src/v2.tar.gz').length, 1, 'asked once (HEAD), the stage not built');
+    const undatedStage = await tsbuild(['--root', env.root, 'build', '--build-arg', 'V=3', staged], { env: { SOURCE_DATE_EPOCH: '' } });
+    assert.is(undatedStage.code, 1, undatedStage.stderr);
+    assert.match(undatedStage.stderr, /Dockerfile:2: .*SOURCE_DATE_EPOCH: http:\/\/127\.0\.0\.1:\d+\/src\/v3\.tar\.gz: the server answered 404/);
   } finally {
     await http.close();
   }

@@ -15,7 +15,9 @@ test('precedence: --source-date-epoch > --build-arg > $SOURCE_DATE_EPOCH; the en
   assert.equal(withSourceDateEpoch({ SOURCE_DATE_EPOCH: '' }, undefined, env), { SOURCE_DATE_EPOCH: '' }, 'an empty build arg stays: no epoch, as BuildKit');
 });
 
-test('git is context for the flag only; context is allowed from every source', () => {
+test('git is context for the flag only; context is allowed from every source; a stage name only from --build-arg', () => {
+  assert.equal(withSourceDateEpoch({ SOURCE_DATE_EPOCH: 'git' }, undefined, {}), { SOURCE_DATE_EPOCH: 'git' }, 'a stage named git, for the compile to find');
+  assert.equal(withSourceDateEpoch({ SOURCE_DATE_EPOCH: 'Src.v1-x_y' }, undefined, {}), { SOURCE_DATE_EPOCH: 'Src.v1-x_y' });
   assert.equal(withSourceDateEpoch({}, 'git', {}), { SOURCE_DATE_EPOCH: 'context' });
   assert.equal(withSourceDateEpoch({}, 'context', {}), { SOURCE_DATE_EPOCH: 'context' });
   assert.equal(withSourceDateEpoch({ SOURCE_DATE_EPOCH: 'context' }, undefined, {}), { SOURCE_DATE_EPOCH: 'context' });
@@ -26,7 +28,9 @@ test('a bad value is a usage error naming its source', () => {
   for (const [args, flag, env, source] of [
     [{}, 'yesterday', {}, '--source-date-epoch'],
     [{}, '', {}, '--source-date-epoch'],
-    [{ SOURCE_DATE_EPOCH: 'git' }, undefined, {}, '--build-arg SOURCE_DATE_EPOCH'],
+    [{ SOURCE_DATE_EPOCH: '-5' }, undefined, {}, '--build-arg SOURCE_DATE_EPOCH'],
+    [{}, 'src', {}, '--source-date-epoch'],
+    [{}, undefined, { SOURCE_DATE_EPOCH: 'src' }, '$SOURCE_DATE_EPOCH'],
     [{ SOURCE_DATE_EPOCH: '1.5' }, undefined, {}, '--build-arg SOURCE_DATE_EPOCH'],
     [{}, undefined, { SOURCE_DATE_EPOCH: '-5' }, '$SOURCE_DATE_EPOCH'],
     [{}, undefined, { SOURCE_DATE_EPOCH: '253402300800' }, '$SOURCE_DATE_EPOCH'],

@@ -100,7 +100,7 @@ test('a bad Dockerfile default is an error at its ARG line; a bad build arg a us
   assert.match(u.message, '--build-arg SOURCE_DATE_EPOCH: expected a whole number');
 });
 
-test('context without a source time, or failing, fails at the ARG line; a stage name is refused as unsupported', async () => {
+test('context without a source time, or failing, fails at the ARG line', async () => {
   const noTime = await error('ARG SOURCE_DATE_EPOCH=context\nFROM busybox\n');
   assert.is(noTime.location?.line, 1);
   assert.match(noTime.message, 'has no source time');
@@ -111,11 +111,44 @@ test('context without a source time, or failing, fails at the ARG line; a stage 
   });
   assert.is(failing.location?.line, 2);
   assert.match(failing.message, 'not in a git work tree');
-  const stage = await error('ARG SOURCE_DATE_EPOCH=src\nFROM scratch AS src\nADD https://example.com/a.tar.gz /\nFROM busybox\n');
-  assert.is(stage.location?.line, 1);
-  assert.match(stage.message, 'not supported');
-  const stageByArg = await error('FROM scratch AS Src\nADD https://example.com/a.tar.gz /\nFROM busybox\n', { buildArgs: { SOURCE_DATE_EPOCH: 'SRC' } });
-  assert.is(stageByArg.location?.line, 1, 'at the stage, as BuildKit');
+});
+
+test('a source stage (FROM scratch, ARGs, one ADD <URL>): the expanded URL\'s time, asked once; the stage is not built', async () => {
+  const asked: string[] = [];
+  const urlTime = async (url: string) => (asked.push(url), at(1650000000));
+  const df = 'ARG BASE=https://example.com\nARG SOURCE_DATE_EPOCH=Src\nFROM scratch AS src\nARG V=1\nADD ${BASE}/v${V}.tar.gz /\nFROM busybox\nARG SOURCE_DATE_EPOCH\nRUN true\n';
+  const p = await compile(df, { urlTime });
+  assert.equal(p.sourceDateEpoch, at(1650000000));
+  assert.ok(runEnv(p).includes('SOURCE_DATE_EPOCH=1650000000'));
+  assert.equal(asked, ['https://example.com/v1.tar.gz']);
+  // A build arg reaches the stage's ARG, and may name the stage itself.
+  await compile(df.replace('ARG SOURCE_DATE_EPOCH=Src\n', ''), { urlTime, buildArgs: { SOURCE_DATE_EPOCH: 'src', V: '2' } });
+  assert.equal(asked.at(-1), 'https://example.com/v2.tar.gz');
+});
+
+test('a source stage that is not FROM scratch + one remote ADD is an error at the offending line', async () => {
+  const urlTime = async () => at(1);
+  const cases: [string, RegExp, number][] = [
+    ['ARG SOURCE_DATE_EPOCH=src\nFROM busybox AS src\nADD https://e.com/a /\nFROM busybox\n', /stage src: must use FROM scratch/, 2],
+    ['ARG SOURCE_DATE_EPOCH=src\nFROM scratch AS src\nADD https://e.com/a /\nRUN true\nFROM busybox\n', /unsupported RUN instruction/, 4],
+    ['ARG SOURCE_DATE_EPOCH=src\nFROM scratch AS src\nADD https://e.com/a /\nADD https://e.com/b /\nFROM busybox\n', /exactly one remote ADD/, 4],
+    ['ARG SOURCE_DATE_EPOCH=src\nFROM scratch AS src\nADD https://e.com/a https://e.com/b /\nFROM busybox\n', /exactly one remote ADD source/, 3],
+    ['ARG SOURCE_DATE_EPOCH=src\nFROM scratch AS src\nADD a.tar.gz /\nFROM busybox\n', /must be an http\(s\) URL .*"a.tar.gz"/, 3],
+    ['ARG SOURCE_DATE_EPOCH=src\nFROM scratch AS src\nFROM busybox\n', /must contain exactly one remote ADD/, 2],
+  ];
+  for (const [df, re, line] of cases) {
+    const e = await error(df, { urlTime });
+    assert.match(e.message, re, df);
+    assert.is(e.location?.line, line, df);
+  }
+  const noUrlTime = await error('ARG SOURCE_DATE_EPOCH=src\nFROM scratch AS src\nADD https://e.com/a /\nFROM busybox\n');
+  assert.match(noUrlTime.message, "can't ask https://e.com/a");
+  const failing = await error('ARG SOURCE_DATE_EPOCH=src\nFROM scratch AS src\nADD https://e.com/a /\nFROM busybox\n', {
+    urlTime: async () => {
+      throw new BuildError('HTTP_SOURCE', 'SOURCE_DATE_EPOCH: https://e.com/a sent no usable Last-Modified');
+    },
+  });
+  assert.is(failing.location?.line, 1);
 });
 
 test.run();

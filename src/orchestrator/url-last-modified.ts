@@ -1,0 +1,37 @@
+import { Agent, fetch } from 'undici';
+import { BuildError, isAbortError } from '../errors.js';
+import { MAX_EPOCH } from '../frontend/source-date-epoch.js';
+import { agentTimeouts, DEFAULT_HTTP_TIMEOUTS, transferFailure, type HttpTimeouts } from '../remote/http-timeouts.js';
+
+/** An HTTP date a config can hold (1970 to 9999), else undefined. */
+export function httpDate(value: string | null | undefined): Date | undefined {
+  const ms = value ? Date.parse(value) : NaN;
+  return ms >= 0 && ms <= MAX_EPOCH * 1000 ? new Date(Math.floor(ms / 1000) * 1000) : undefined;
+}
+
+/**
+ * SOURCE_DATE_EPOCH=<stage> whose one ADD is `url`: the URL's Last-Modified, asked with HEAD
+ * (GET, body discarded, when the server refuses HEAD). BuildKit, without a Last-Modified, takes
+ * the newest file time in the archive; tsbuild refuses instead of downloading it here.
+ */
+export async function urlLastModified(url: string, signal: AbortSignal, timeouts: HttpTimeouts = DEFAULT_HTTP_TIMEOUTS): Promise<Date> {
+  const agent = new Agent(agentTimeouts(timeouts));
+  const ask = async (method: 'HEAD' | 'GET') => {
+    const res = await fetch(url, { method, signal, redirect: 'follow', dispatcher: agent });
+    await res.body?.cancel().catch(() => undefined);
+    return res;
+  };
+  try {
+    let res = await ask('HEAD');
+    if (res.status === 405 || res.status === 501) res = await ask('GET');
+    if (!res.ok) throw new BuildError('HTTP_SOURCE', `SOURCE_DATE_EPOCH: ${url}: the server answered ${res.status} ${res.statusText}`.trimEnd());
+    const t = httpDate(res.headers.get('last-modified'));
+    if (!t) throw new BuildError('HTTP_SOURCE', `SOURCE_DATE_EPOCH: ${url} sent no usable Last-Modified`, { hint: 'give a number of seconds instead (--source-date-epoch N)' });
+    return t;
+  } catch (e) {
+    if (isAbortError(e) || signal.aborted || e instanceof BuildError) throw e;
+    throw new BuildError('HTTP_SOURCE', `SOURCE_DATE_EPOCH: ${url}: ${transferFailure(e, timeouts)}`, { cause: e });
+  } finally {
+    await agent.destroy().catch(() => undefined);
+  }
+}
