@@ -50,7 +50,8 @@ const KEY = 'SOURCE_DATE_EPOCH';
  * The build's SOURCE_DATE_EPOCH as BuildKit's dockerfile2llb resolves it: the build arg if given
  * (an empty one means none, even over a default), else the global `ARG SOURCE_DATE_EPOCH=…`
  * before the first FROM. A build-arg mistake is a usage error; a Dockerfile default's is located
- * at its ARG line. The stage-name form (`FROM scratch` + one remote ADD) is not supported.
+ * at its ARG line. A stage name is a source stage (see sourceStageUrl); BuildKit's named
+ * contexts (`--build-context NAME`) are not looked up as sources.
  */
 export async function resolveSourceDateEpoch(inp: EpochInputs): Promise<Date | undefined> {
   const fromArg = Object.prototype.hasOwnProperty.call(inp.buildArgs, KEY);
