@@ -1,11 +1,11 @@
 import { readdir } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
 import type { ContentStore } from '../content-store.js';
 import { Digester, type Digest } from '../digest.js';
 import { TarWriter } from '../tar/tar-writer.js';
 import { writeLayerTar, type DiffOptions } from './diff.js';
+import { ParallelGzip } from './parallel-gzip.js';
 
 export interface LayerBlob {
   /** sha256 of the uncompressed tar: the image config's `rootfs.diff_ids` entry. */
@@ -36,7 +36,7 @@ export async function createLayerBlob(
 
 /**
  * The one way a layer blob is made: the entries `fill` adds → tar → diffId digester → gzip
- * (level 6, the header Node's zlib writes: no name, mtime 0, OS byte 3) → `sink`. Nothing is
+ * (level 6 on every core, in fixed-size blocks: see ParallelGzip) → `sink`. Nothing is
  * buffered whole; memory is bounded by the stream buffers. If `fill` or the sink fails, both
  * sides are torn down and the first real error is thrown.
  */
@@ -53,7 +53,7 @@ export async function compressLayer(
       cb(null, chunk);
     },
   });
-  const gzip = createGzip({ level: 6 });
+  const gzip = new ParallelGzip({ level: 6 });
 
   const piped = pipeline(writer.stream, tap, gzip, signal ? { signal } : {});
   const walked = (async () => {
