@@ -3,7 +3,8 @@
  * against `buildah bud --layers --isolation chroot` when buildah is installed (runs of the two
  * alternate, in this same process, so both see the same machine state). Not a test: it prints
  * numbers. `BENCH_RUNS=N` sets the runs per case (default 3); `BENCH_ONLY=name,...` picks cases
- * (`isolation-modes`: issue 07's modes against rootless buildah, see isolation-modes.ts).
+ * (`isolation-modes`: issue 07's modes against rootless buildah, see isolation-modes.ts;
+ * `layer-gzip`: the layer compressor alone, see layer-gzip.ts; `big-run-layer`: a 256 MB RUN layer).
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -14,6 +15,7 @@ import { promisify } from 'node:util';
 import { buildBusyboxBase } from '../test/helpers/base-image.js';
 import { mountsUnder } from '../test/helpers/mounts.js';
 import { benchIsolationModes } from './isolation-modes.js';
+import { benchLayerGzip } from './layer-gzip.js';
 
 const pexec = promisify(execFile);
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -166,6 +168,15 @@ const CASES: Case[] = [
     setup: largeContext,
   },
   {
+    name: 'big-run-layer',
+    cold: true,
+    target: 'cold RUN writing a 256 MB layer: compression on every core',
+    async setup(ctx) {
+      await files(ctx, { Dockerfile: `${FROM}\nRUN i=0; while [ $i -lt 128 ]; do cat /bin/busybox; i=$((i+1)); done > /big\n` });
+      return ctx;
+    },
+  },
+  {
     name: 'forty-layers',
     cold: true,
     target: 'cold build of 40 RUN layers',
@@ -229,6 +240,7 @@ async function main(): Promise<void> {
         );
       }
     }
+    if (!only || only.includes('layer-gzip')) await benchLayerGzip(RUNS, (s) => process.stdout.write(s));
     if ((!only || only.includes('isolation-modes')) && (await hasBuildah())) await benchIsolationModes(archive, RUNS, (s) => process.stdout.write(s));
   } finally {
     if (await hasBuildah()) {
