@@ -19,6 +19,7 @@ interface Fsx {
   lsetxattr(path: string, name: string, value: Buffer): void;
   mknod(path: string, mode: number, major: number, minor: number): void;
   openInRoot(root: string, path: string, nofollow: boolean, noSymlinks: boolean, mode: number): number;
+  mountOverlay(root: string, target: string, lowers: readonly string[], upper: string | null, work: string | null, options: readonly string[]): void;
 }
 
 /** native/build/Release/fsx.node, found from dist/src/oci/ or from src/oci/ (3 or 2 levels up). */
@@ -78,4 +79,15 @@ export type ResolveMode = 'auto' | 'kernel' | 'walk';
  */
 export function openInRootFd(root: string, path: string, nofollow: boolean, noSymlinks: boolean, mode: ResolveMode): number {
   return fsx().openInRoot(root, path, nofollow, noSymlinks, mode === 'auto' ? 0 : mode === 'kernel' ? 1 : 2);
+}
+
+/**
+ * Mounts overlayfs on `target` with the new mount API, each lower layer given on its own
+ * (`lowerdir+`, top first), so an image may have as many layers as overlay stacks (500).
+ * `lowers`, `upper` and `work` are relative to `root`; `options` are `key` or `key=value`.
+ * Throws with code ENOSYS on kernels without `lowerdir+` (before 6.8); the message carries the
+ * kernel's own reason otherwise.
+ */
+export function mountOverlay(root: string, target: string, lowers: readonly string[], dirs: { upper?: string; work?: string }, options: readonly string[]): void {
+  fsx().mountOverlay(root, target, lowers, dirs.upper ?? null, dirs.work ?? null, options);
 }

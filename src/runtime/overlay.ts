@@ -11,6 +11,7 @@ import type { LayerStore } from './layer-store.js';
 import type { OverlayXattrPrefix } from '../oci/layer/overlay-xattrs.js';
 import type { Snapshot, Snapshotter } from './snapshotter.js';
 import { currentOwner, isStaleOwnedDir } from './owner.js';
+import { mountOverlay } from '../oci/native-fs.js';
 
 /**
  * Pinned so that an upperdir's format (and so a layer diff) never depends on module defaults:
@@ -49,13 +50,10 @@ export class OverlaySnapshotter implements Snapshotter {
  * Mounts the committed layers `lower` (bottom → top) as an overlay rootfs. `release()`
  * unmounts (retrying on EBUSY, lazily as a last resort) and removes the mount's directories.
  *
- * Lower dirs are given by their short links with the mount's cwd at the root, so the option
- * string stays under the page size (4096 bytes) even with 130 layers. Zero layers (scratch)
+ * Lower dirs are given by their short links relative to the root (see mountOverlayAt for how
+ * many fit). Zero layers (scratch)
  * mount an empty lower dir. `readonly` mounts have no upperdir: overlay then needs at least
  * two lowers, so empty dirs pad the list.
- *
- * Mounting goes through mount(8): Node has no mount(2) binding, and a native addon for one call
- * per RUN (~2 ms of process spawn against ~30 ms of runc) isn't worth its build step.
  */
 export async function mountRootfs(
   store: LayerStore,
@@ -93,22 +91,12 @@ export async function mountRootfs(
     await mkdir(empty);
     lowers.push(rel(empty));
   }
-  const options = [`lowerdir=${lowers.join(':')}`];
   if (upper) {
     await mkdir(upper);
     await mkdir(work);
-    options.push(`upperdir=${rel(upper)}`, `workdir=${rel(work)}`);
   }
-  options.push(OVERLAY_FIXED_OPTIONS[store.overlayXattrPrefix]);
-  const optString = options.join(',');
-
   try {
-    if (optString.length >= 4096) {
-      throw new BuildError('RUNTIME', `too many layers (${lower.length}) for one overlay mount: options are ${optString.length} bytes`);
-    }
-    await run('mount', ['-t', 'overlay', 'overlay', '-o', optString, rel(merged)], dirs.root).catch((e: unknown) => {
-      throw new BuildError('RUNTIME', `overlay mount failed: ${errText(e)}`, { cause: e });
-    });
+    await mountOverlayAt(dirs.root, merged, lowers, upper ? { upper: rel(upper), work: rel(work) } : undefined, OVERLAY_FIXED_OPTIONS[store.overlayXattrPrefix], lower.length);
   } catch (e) {
     await removeMountDir(dirs, base, owner, id);
     throw e;
@@ -139,6 +127,33 @@ export async function mountRootfs(
     },
   };
 }
+
+/**
+ * Overlay stacks up to 500 layers; the new mount API passes them one by one (`lowerdir+`,
+ * Linux 6.8). Older kernels get mount(8), whose single option page (4096 bytes, paths relative
+ * to `root` as mount's cwd) holds about 137 short links.
+ */
+async function mountOverlayAt(root: string, target: string, lowers: readonly string[], rw: { upper: string; work: string } | undefined, fixed: string, layerCount: number): Promise<void> {
+  if (lowers.length > OVERLAY_MAX_STACK) {
+    throw new BuildError('RUNTIME', `too many layers (${layerCount}): overlayfs stacks at most ${OVERLAY_MAX_STACK}`, { hint: 'squash some steps (fewer RUN/COPY instructions) or build FROM a flattened base' });
+  }
+  try {
+    mountOverlay(root, target, lowers, rw ?? {}, fixed.split(','));
+    return;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOSYS') throw new BuildError('RUNTIME', `overlay mount failed: ${errText(e)}`, { cause: e });
+  }
+  const options = [`lowerdir=${lowers.join(':')}`, ...(rw ? [`upperdir=${rw.upper}`, `workdir=${rw.work}`] : []), fixed].join(',');
+  if (options.length >= 4096) {
+    throw new BuildError('RUNTIME', `too many layers (${layerCount}) for one overlay mount on this kernel: options are ${options.length} bytes`, { hint: 'Linux 6.8 or later mounts up to 500 layers' });
+  }
+  await run('mount', ['-t', 'overlay', 'overlay', '-o', options, relative(root, target)], root).catch((e: unknown) => {
+    throw new BuildError('RUNTIME', `overlay mount failed: ${errText(e)}`, { cause: e });
+  });
+}
+
+/** The kernel's OVL_MAX_STACK. */
+const OVERLAY_MAX_STACK = 500;
 
 /**
  * Unmounts and removes what crashed tsbuild processes left under `dirs.mounts`: entries whose
