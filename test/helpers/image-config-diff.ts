@@ -21,13 +21,19 @@ function unset(v: unknown): unknown {
 
 type Json = Record<string, unknown>;
 
+/** Strings as they are (history lines quote and escape a lot), `-` for unset, JSON otherwise. */
+function show(v: unknown): string {
+  const u = unset(v);
+  return u === undefined ? '-' : typeof u === 'string' ? u : JSON.stringify(u);
+}
+
 export function diffImageConfigs(a: Json, b: Json): string[] {
   const ca = (a.config ?? {}) as Json;
   const cb = (b.config ?? {}) as Json;
   const out: string[] = [];
   for (const k of ORACLE_CONFIG_FIELDS) {
-    const x = JSON.stringify(unset(ca[k]));
-    const y = JSON.stringify(unset(cb[k]));
+    const x = show(ca[k]);
+    const y = show(cb[k]);
     if (x !== y) out.push(`config ${k}: ${x} != ${y}`);
   }
   return out;
@@ -46,8 +52,8 @@ export function diffHistories(a: Json, b: Json): string[] {
   if (ha.length !== hb.length) out.push(`history count: ${ha.length} != ${hb.length}`);
   for (let i = 0; i < Math.max(ha.length, hb.length); i++) {
     for (const k of ['created_by', 'empty_layer', 'comment'] as const) {
-      const x = JSON.stringify(unset(ha[i]?.[k]));
-      const y = JSON.stringify(unset(hb[i]?.[k]));
+      const x = show(ha[i]?.[k]);
+      const y = show(hb[i]?.[k]);
       if (x !== y) out.push(`history[${i}] ${k}: ${x} != ${y}`);
     }
   }

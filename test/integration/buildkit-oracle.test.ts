@@ -48,8 +48,8 @@ interface Case {
 
 interface Listed {
   readonly case: string;
-  /** The exact diff line (a = tsbuild, b = BuildKit). */
-  readonly line: string;
+  /** The exact diff lines of one cause (a = tsbuild, b = BuildKit). */
+  readonly lines: readonly string[];
 }
 
 interface KnownDifference extends Listed {
@@ -126,7 +126,6 @@ VOLUME /data ["/logs"]
 STOPSIGNAL SIGQUIT
 SHELL ["/bin/sh", "-ec"]
 HEALTHCHECK --interval=5s --timeout=3s --start-period=1s --retries=2 CMD wget -q -O- http://localhost/ || exit 1
-ONBUILD RUN echo triggered > /triggered
 ENTRYPOINT ["/bin/echo"]
 CMD ["hi"]
 `,
@@ -140,6 +139,13 @@ RUN echo "$0 $-" > /shell-seen
 ENTRYPOINT echo entry
 CMD echo cmd
 HEALTHCHECK NONE
+`,
+  },
+  {
+    name: 'onbuild',
+    dockerfile: `FROM busybox
+ONBUILD RUN echo triggered > /triggered
+ONBUILD ENV FROM_TRIGGER=1
 `,
   },
   {
@@ -306,10 +312,172 @@ COPY file.txt /dstdir/
  * Where BuildKit v0.8 behaves as BuildKit did then and tsbuild follows today's BuildKit. Each line is
  * expected in its case's diffs (a = tsbuild, b = BuildKit v0.8).
  */
-const KNOWN_DIFFERENCES: readonly KnownDifference[] = [];
+const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
+  {
+    case: 'run-mounts',
+    lines: ['only in b: cache', 'only in b: ctx', 'only in b: mnt', 'only in b: run', 'only in b: run/secrets', 'only in b: scratch'],
+    v08: 'RUN --mount targets missing from the image stay as empty directories in the layer: its MountStubsCleaner removes only stubs of size 0, and a directory is 4096 bytes',
+    newer: 'empty directory stubs are removed, with the parents the mount created (client/llb/exec.go sets RemoveMountStubsRecursive)',
+    source: 'moby/buildkit 677897377 "executor: stubs cleaner should remove empty directory mounts", 2cae26f61 (recursive), 6b265b1ba (RemoveMountStubsRecursive), 2022-11',
+  },
+  {
+    case: 'metadata',
+    lines: ['history[2] created_by: ARG VERSION=2.0 != ARG VERSION=0.1', 'history[3] created_by: ARG FLAVOR=blue != ARG FLAVOR'],
+    v08: 'the ARG history line shows the Dockerfile default, not the --build-arg value',
+    newer: 'it shows the value the ARG resolved to (the --build-arg value when given)',
+    source: 'moby/buildkit 47a52a17b "dockerfile: avoid evaluating ARG default if unused" (2024-04), dispatchArg builds commitStr after resolving the value',
+  },
+  {
+    case: 'env-then-arg',
+    lines: ['history[3] created_by: ARG X=cli != ARG X=default'],
+    v08: 'ARG history shows the default',
+    newer: 'ARG history shows the resolved --build-arg value',
+    source: 'moby/buildkit 47a52a17b (2024-04)',
+  },
+  {
+    case: 'metadata',
+    lines: ['history[10] created_by: EXPOSE [53/udp 8080/tcp] != EXPOSE map[53/udp:{} 8080/tcp:{}]'],
+    v08: 'EXPOSE history prints the port map: "EXPOSE map[53/udp:{} 8080/tcp:{}]"',
+    newer: 'it prints the port list: "EXPOSE [53/udp 8080/tcp]"',
+    source: 'moby/buildkit 98eab3257 "dockerfile: fix history config for EXPOSE instruction" (2025-09, convert_expose.go)',
+  },
+  {
+    case: 'metadata',
+    lines: [String.raw`history[14] created_by: HEALTHCHECK &{["CMD-SHELL" "wget -q -O- http://localhost/ || exit 1"] "5s" "3s" "1s" "0s" '\x02'} != HEALTHCHECK &{["CMD-SHELL" "wget -q -O- http://localhost/ || exit 1"] "5s" "3s" "1s" '\x02'}`],
+    v08: 'HealthConfig has no StartInterval, so its %+v in the history line has three durations',
+    newer: 'HealthConfig has StartInterval: four durations',
+    source: 'moby/buildkit 836e71bc7 "Add support for health start interval" (2023-07)',
+  },
+  {
+    case: 'shell-forms',
+    lines: [String.raw`history[6] created_by: HEALTHCHECK &{["NONE"] "0s" "0s" "0s" "0s" '\x00'} != HEALTHCHECK &{["NONE"] "0s" "0s" "0s" '\x00'}`],
+    v08: 'no StartInterval in the HEALTHCHECK history line',
+    newer: 'StartInterval printed',
+    source: 'moby/buildkit 836e71bc7 (2023-07)',
+  },
+  {
+    case: 'heredoc',
+    lines: ['build: tsbuild succeeded, BuildKit failed', 'BuildKit: failed to solve with frontend dockerfile.v0: failed to create LLB definition: dockerfile parse error line 3: unknown instruction: ECHO'],
+    v08: 'no heredocs in the built-in frontend (the body is read as instructions)',
+    newer: 'heredocs in RUN, COPY and ADD (dockerfile 1.3-labs, stable in 1.4 / BuildKit v0.10)',
+    source: 'moby/buildkit de7fcce61 "Integrate heredoc support into ADD/COPY and RUN" (2021-06)',
+  },
+  {
+    case: 'onbuild-heredoc',
+    lines: ['BuildKit: failed to solve with frontend dockerfile.v0: failed to create LLB definition: dockerfile parse error line 3: unknown instruction: ECHO'],
+    v08: 'no heredocs, so neither in ONBUILD',
+    newer: 'ONBUILD RUN <<EOF keeps the heredoc and the child runs it',
+    source: 'moby/buildkit 5ad1ff3e2 "Add support for heredocs with ONBUILD" (PR #2209, 2021-06)',
+  },
+  {
+    case: 'copy-link',
+    lines: ['build: tsbuild succeeded, BuildKit failed', 'BuildKit: failed to solve with frontend dockerfile.v0: failed to create LLB definition: dockerfile parse error line 2: Unknown flag: link'],
+    v08: 'COPY --link is an unknown flag',
+    newer: 'COPY --link (dockerfile 1.4)',
+    source: 'moby/buildkit 6f6454324 "dockerfile: add support for COPY/ADD --link" (2021-10)',
+  },
+  {
+    case: 'copy-parents',
+    lines: ['build: tsbuild succeeded, BuildKit failed', 'BuildKit: failed to solve with frontend dockerfile.v0: failed to create LLB definition: dockerfile parse error line 2: Unknown flag: parents'],
+    v08: 'COPY --parents is an unknown flag',
+    newer: 'COPY --parents (labs since dockerfile 1.7, then stable)',
+    source: 'moby/buildkit dce051940 "dockerfile: add --parents flag for COPY" (2023-10), 98d0a0a21 "dockerfile: promote --parents flag from labs" (2025-11)',
+  },
+];
 
 /** tsbuild differs from BuildKit and BuildKit's age does not explain it (reported for fixing). */
-const DEVIATIONS: readonly Deviation[] = [];
+const DEVIATIONS: readonly Deviation[] = [
+  {
+    case: 'run-forms',
+    lines: ['only in b: dev', 'only in b: proc', 'only in b: sys'],
+    what: 'a RUN on a base without /dev, /proc, /sys: runc creates them as mount points and BuildKit keeps the empty directories in the layer (v0.8, and HEAD: executor/stubs.go cleans only /etc/resolv.conf, /etc/hosts and the RUN --mount targets); tsbuild removes them (src/solver/ops/exec.ts RUNTIME_MOUNT_POINTS)',
+  },
+  ...['metadata', 'shell-forms', 'multistage-target'].map((c) => ({
+    case: c,
+    lines: ['config ArgsEscaped: - != true'],
+    what: 'CMD sets config.ArgsEscaped=true in BuildKit (v0.8 and HEAD dispatchCmd, for Docker image compatibility); tsbuild never sets it',
+  })),
+  {
+    case: 'onbuild',
+    lines: [
+      'history count: 4 != 2',
+      'history[2] created_by: ONBUILD RUN echo triggered > /triggered != -',
+      'history[2] empty_layer: true != -',
+      'history[2] comment: buildkit.dockerfile.v0 != -',
+      'history[3] created_by: ONBUILD ENV FROM_TRIGGER=1 != -',
+      'history[3] empty_layer: true != -',
+      'history[3] comment: buildkit.dockerfile.v0 != -',
+    ],
+    what: 'ONBUILD writes a history entry in tsbuild; BuildKit (v0.8 and HEAD dispatchOnbuild) only appends to config.OnBuild and commits no history',
+  },
+  {
+    case: 'onbuild-from-stage',
+    lines: [
+      'history count: 7 != 5',
+      'history[2] created_by: ONBUILD RUN echo triggered > /triggered != RUN /bin/sh -c echo triggered > /triggered # buildkit',
+      'history[2] empty_layer: true != -',
+      'history[3] created_by: ONBUILD ENV FROM_TRIGGER=1 != ENV FROM_TRIGGER=1',
+      'history[4] created_by: RUN /bin/sh -c echo triggered > /triggered # buildkit != RUN /bin/sh -c test -f /triggered # buildkit',
+      'history[5] created_by: ENV FROM_TRIGGER=1 != -',
+      'history[5] empty_layer: true != -',
+      'history[5] comment: buildkit.dockerfile.v0 != -',
+      'history[6] created_by: RUN /bin/sh -c test -f /triggered # buildkit != -',
+      'history[6] comment: buildkit.dockerfile.v0 != -',
+    ],
+    what: 'the same ONBUILD history entries, inherited from the parent stage, shift the rest (the triggers\' own entries agree)',
+  },
+  {
+    case: 'mount-without-target',
+    lines: ['build: tsbuild failed, BuildKit succeeded', 'tsbuild: error: <ctx>/Dockerfile:3: invalid --mount=type=bind,source=.: mount type bind requires a target'],
+    what: 'RUN --mount without target: BuildKit mounts at the WORKDIR (a relative or empty target is joined to it; HEAD convert_runmount.go), tsbuild refuses',
+  },
+  {
+    case: 'unknown-user-workdir',
+    lines: ['build: tsbuild failed, BuildKit succeeded', 'tsbuild: #2 ERROR: unable to find user docker: no matching entries in passwd file'],
+    what: 'USER docker (not in /etc/passwd) then WORKDIR /test: BuildKit creates /test as root (readUser leaves uid/gid 0 for an unknown name, v0.8 and HEAD solver/llbsolver/ops/user_linux.go), tsbuild fails',
+  },
+  {
+    case: 'chown-unknown-names',
+    lines: ['build: tsbuild failed, BuildKit succeeded', 'tsbuild: #3 ERROR: unable to find user nosuchuser: no matching entries in passwd file'],
+    what: 'COPY --chown=nosuchuser:nosuchgroup: BuildKit copies as 0:0 (unknown names resolve to 0), tsbuild fails',
+  },
+  {
+    case: 'env-then-arg',
+    lines: [
+      'x: sha256 367c9b4686a777259cfcbff592b674e7c523655a2eb413cf37e8125a72bb5cad != d88986f75ee86951e59b49cff68244f90ae0b3e7eafdf19681b6b61f57fc7e91',
+      'history[4] created_by: RUN |1 X=env /bin/sh -c echo $X > /x # buildkit != RUN |1 X=cli /bin/sh -c echo $X > /x # buildkit',
+    ],
+    what: 'ENV X=env, then ARG X=default with --build-arg X=cli: BuildKit\'s ARG sets X=cli in the state\'s env (dispatchArg AddEnv, v0.8 and HEAD), so RUN sees cli; tsbuild keeps the ENV value (env)',
+  },
+  {
+    case: 'onbuild-heredoc',
+    lines: ['build: both failed', 'tsbuild: error: <ctx>/Dockerfile:5: invalid ONBUILD trigger from base image: "RUN <<EOF"'],
+    what: 'ONBUILD RUN <<EOF: tsbuild keeps only the first line as the trigger and the child fails; newer BuildKit runs the heredoc (5ad1ff3e2); v0.8 fails earlier (no heredocs, see KNOWN_DIFFERENCES)',
+  },
+  {
+    case: 'duplicate-stage-names',
+    lines: ['build: tsbuild failed, BuildKit succeeded', 'tsbuild: error: <ctx>/Dockerfile:3: duplicate stage name "dup"'],
+    what: 'two stages named dup: BuildKit builds (HEAD only warns, lint rule DuplicateStageName), tsbuild refuses',
+  },
+  {
+    case: 'workdir-existing',
+    lines: ['history[3] empty_layer: true != -', 'history[5] empty_layer: true != -'],
+    what: 'WORKDIR of an existing directory: BuildKit always commits it with a layer (HEAD dispatchWorkdir: withLayer = true for any path but /), tsbuild marks it empty_layer',
+  },
+  {
+    case: 'copy-into-dangling-symlink',
+    lines: [
+      'dst: type file != symlink',
+      'dst: mode 644 != 777',
+      'dst: size 2 != 0',
+      'dst: sha256 73cb3858a687a8494ca3323053016282f3dad39d42cf62ca4e79dda2aac7d9ac != undefined',
+      'dst: link undefined != /nowhere/file',
+      'only in b: nowhere',
+      'only in b: nowhere/file',
+    ],
+    what: 'COPY file.txt /dst with /dst -> /nowhere/file dangling: BuildKit follows the link and creates /nowhere/file (and /nowhere), keeping the link; tsbuild replaces the link with the file',
+  },
+];
 
 /**
  * Directories runc creates in the rootfs for its own mounts when the image lacks them. BuildKit
@@ -319,6 +487,15 @@ const DEVIATIONS: readonly Deviation[] = [];
  * each case shows what it is about.
  */
 const RUNC_STUBS = ['dev', 'proc', 'sys'];
+
+/**
+ * Empty /etc/hosts and /etc/resolv.conf that BuildKit v0.8 sometimes leaves in a RUN's layer
+ * although its MountStubsCleaner (executor/stubs.go since 17b4ca1ed, in v0.8.0) removes them:
+ * seen in 2 of 23 cases of one run and in none when the same Dockerfiles were built alone, so
+ * no exact line can be pinned. tsbuild never leaves them, as newer BuildKit; only such empty
+ * files absent from tsbuild's image are ignored.
+ */
+const RESOLV_STUBS = ['etc/hosts', 'etc/resolv.conf'];
 
 let work = '';
 let root = '';
@@ -411,11 +588,13 @@ async function differential(c: Case): Promise<string[]> {
     () => undefined,
     (e: Error) => e.message,
   );
+  // The whole output of a failed BuildKit build, for whoever reads the test log.
+  if (bk !== undefined) console.log(`  ${c.name}: BuildKit output:\n${bk.split('\n').slice(-25).join('\n')}`);
   if (ts.code !== 0 || bk !== undefined) {
-    // Built by one only: the outcome is the difference; built by neither: nothing to compare.
-    if (ts.code !== 0 && bk !== undefined) return [];
-    if (ts.code !== 0) return [`build: tsbuild failed, BuildKit succeeded`, `tsbuild: ${lastErrorLine(ts.stderr)}`];
-    return [`build: tsbuild succeeded, BuildKit failed`, `BuildKit: ${lastErrorLine(bk!)}`];
+    // A failed build is a difference of its own: its outcome and its error (temp paths elided).
+    const err = (who: string, out: string) => `${who}: ${lastErrorLine(out).split(ctx).join('<ctx>')}`;
+    const outcome = ts.code !== 0 && bk !== undefined ? 'both failed' : ts.code !== 0 ? 'tsbuild failed, BuildKit succeeded' : 'tsbuild succeeded, BuildKit failed';
+    return [`build: ${outcome}`, ...(ts.code !== 0 ? [err('tsbuild', ts.stderr)] : []), ...(bk !== undefined ? [err('BuildKit', bk)] : [])];
   }
   const archive = join(base, 'docker.tar');
   await d.docker(['save', '-o', archive, tag]);
@@ -425,7 +604,13 @@ async function differential(c: Case): Promise<string[]> {
   await tool('umoci', ['unpack', '--image', `${bkLayout}:v1`, join(base, 'bk-bundle')]);
   const tsTree = await snapshotTree(join(base, 'ts-bundle', 'rootfs'));
   const bkTree = await snapshotTree(join(base, 'bk-bundle', 'rootfs'));
-  const stub = (p: string) => p === '.' || (c.name !== 'run-forms' && RUNC_STUBS.includes(p) && !tsTree.has(p) && bkTree.get(p)?.type === 'dir');
+  const stub = (p: string) => {
+    if (p === '.') return true;
+    const n = bkTree.get(p);
+    if (tsTree.has(p) || !n) return false;
+    if (RUNC_STUBS.includes(p)) return c.name !== 'run-forms' && n.type === 'dir' && ![...bkTree.keys()].some((q) => q.startsWith(`${p}/`));
+    return RESOLV_STUBS.includes(p) && n.type === 'file' && n.size === 0;
+  };
   const tsConfig = await layoutConfig(tsLayout);
   const bkConfig = await savedConfig(archive);
   return [...diffTrees(tsTree, bkTree, stub), ...diffImageConfigs(tsConfig, bkConfig), ...diffHistories(tsConfig, bkConfig)];
@@ -442,7 +627,7 @@ for (const c of CASES) {
     const diffs = await differential(c);
     const known = KNOWN_DIFFERENCES.filter((k) => k.case === c.name);
     const deviations = DEVIATIONS.filter((k) => k.case === c.name);
-    const listed = new Set([...known, ...deviations].map((k) => k.line));
+    const listed = new Set([...known, ...deviations].flatMap((k) => k.lines));
     const unexplained = diffs.filter((l) => !listed.has(l));
     const stale = [...listed].filter((l) => !diffs.includes(l));
     assert.ok(
