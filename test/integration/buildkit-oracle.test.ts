@@ -20,7 +20,8 @@ import { diffTrees, snapshotTree } from '../helpers/tree-compare.js';
  *
  * Both builds start from the same busybox base made by tsbuild: `tsbuild save --format docker`,
  * `docker load`, so `FROM busybox` resolves to the local image in both (dockerd 20.10's BuildKit
- * reads docker's image store and does not pull an image it has).
+ * reads docker's image store and does not pull an image it has; these machines cannot reach
+ * Docker Hub, so a pull would fail the build rather than pass unnoticed).
  *
  * What may differ is listed, never silently ignored:
  * - KNOWN_DIFFERENCES: v0.8 is old; where newer BuildKit behaves otherwise, tsbuild follows the
@@ -42,7 +43,7 @@ interface Case {
   readonly prepare?: (dir: string) => Promise<void>;
   readonly buildArgs?: readonly string[];
   readonly target?: string;
-  /** `id=ID,src=FILE` with FILE relative to a directory beside the context (not in it). */
+  /** Secrets given to both builds as `--secret id=ID,src=FILE`, FILE written beside the context (not in it). */
   readonly secrets?: readonly { id: string; content: string }[];
 }
 
