@@ -109,10 +109,10 @@ export class Dockerd {
 
   /**
    * `docker build` with BuildKit and the host network (no bridge exists: `bridge` is none).
-   * Retried once, without cache, when runc finds no /bin/sh in a RUN's rootfs: dockerd 20.10's
-   * BuildKit now and then starts a RUN on a rootfs that is not (or no longer) mounted, about one
-   * RUN in a few dozen here (the class of moby/moby#44943, docker/buildx#2400); the same build
-   * passes again, and a real missing shell fails both times.
+   * Retried (twice at most, without cache) when runc finds no /bin/sh in a RUN's rootfs:
+   * dockerd 20.10's BuildKit now and then starts a RUN on a rootfs that is not (or no longer)
+   * mounted, about one RUN in a few dozen here (the class of moby/moby#44943,
+   * docker/buildx#2400); the same build passes again, and a real missing shell fails every time.
    */
   async build(context: string, tag: string, opts: { dockerfile?: string; buildArgs?: readonly string[]; target?: string; secrets?: readonly string[] } = {}): Promise<string> {
     const args = ['build', '--network', 'host', '--progress', 'plain', '-t', tag];
@@ -120,12 +120,14 @@ export class Dockerd {
     for (const a of opts.buildArgs ?? []) args.push('--build-arg', a);
     for (const s of opts.secrets ?? []) args.push('--secret', s);
     if (opts.target) args.push('--target', opts.target);
-    try {
-      return await this.docker([...args, context], { DOCKER_BUILDKIT: '1' });
-    } catch (e) {
-      if (!/runc run failed: unable to start container process: exec: "\/bin\/sh": stat \/bin\/sh: no such file or directory/.test((e as Error).message)) throw e;
-      console.log(`  note: dockerd's BuildKit ran a RUN without its rootfs (${tag}); building once more without cache`);
-      return this.docker([...args, '--no-cache', context], { DOCKER_BUILDKIT: '1' });
+    const lostRootfs = /runc run failed: unable to start container process: exec: "\/bin\/sh": stat \/bin\/sh: no such file or directory/;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.docker([...args, ...(attempt > 0 ? ['--no-cache'] : []), context], { DOCKER_BUILDKIT: '1' });
+      } catch (e) {
+        if (attempt === 2 || !lostRootfs.test((e as Error).message)) throw e;
+        console.log(`  note: dockerd's BuildKit ran a RUN without its rootfs (${tag}); building again without cache`);
+      }
     }
   }
 
