@@ -447,17 +447,17 @@ const DEVIATIONS: readonly Deviation[] = [
   {
     case: 'mount-without-target',
     lines: ['build: tsbuild failed, BuildKit succeeded', 'tsbuild: error: <ctx>/Dockerfile:3: invalid --mount=type=bind,source=.: mount type bind requires a target'],
-    what: 'RUN --mount without target: BuildKit mounts at the WORKDIR (a relative or empty target is joined to it; HEAD convert_runmount.go), tsbuild refuses',
+    what: 'RUN --mount=type=bind,source=. without target: BuildKit mounts the context at the WORKDIR (/work lists Dockerfile and file.txt; an empty or relative target is joined to the WORKDIR, HEAD convert_runmount.go), tsbuild refuses',
   },
   {
     case: 'unknown-user-workdir',
     lines: ['build: tsbuild failed, BuildKit succeeded', 'tsbuild: #2 ERROR: unable to find user docker: no matching entries in passwd file'],
-    what: 'USER docker (not in /etc/passwd) then WORKDIR /test: BuildKit creates /test as root (readUser leaves uid/gid 0 for an unknown name, v0.8 and HEAD solver/llbsolver/ops/user_linux.go), tsbuild fails',
+    what: 'USER docker (not in /etc/passwd) then WORKDIR /test: BuildKit creates /test as 0:0, mode 755 (readUser leaves uid/gid 0 for an unknown name, v0.8 and HEAD solver/llbsolver/ops/user_linux.go), tsbuild fails',
   },
   {
     case: 'chown-unknown-names',
     lines: ['build: tsbuild failed, BuildKit succeeded', 'tsbuild: #3 ERROR: unable to find user nosuchuser: no matching entries in passwd file'],
-    what: 'COPY --chown=nosuchuser:nosuchgroup: BuildKit copies as 0:0 (unknown names resolve to 0), tsbuild fails',
+    what: 'COPY --chown=nosuchuser:nosuchgroup: BuildKit copies the file as 0:0 (unknown names resolve to 0, same code), tsbuild fails',
   },
   {
     case: 'env-then-arg',
@@ -475,7 +475,7 @@ const DEVIATIONS: readonly Deviation[] = [
   {
     case: 'duplicate-stage-names',
     lines: ['build: tsbuild failed, BuildKit succeeded', 'tsbuild: error: <ctx>/Dockerfile:3: duplicate stage name "dup"'],
-    what: 'two stages named dup: BuildKit builds (HEAD only warns, lint rule DuplicateStageName), tsbuild refuses',
+    what: 'two stages named dup: BuildKit builds and COPY --from=dup takes the last one (/which is "second"; HEAD addState overwrites statesByName and only warns, lint rule DuplicateStageName), tsbuild refuses',
   },
   {
     case: 'workdir-existing',
