@@ -109,10 +109,13 @@ export class Dockerd {
 
   /**
    * `docker build` with BuildKit and the host network (no bridge exists: `bridge` is none).
-   * Retried (twice at most, without cache) when runc finds no /bin/sh in a RUN's rootfs:
-   * dockerd 20.10's BuildKit now and then starts a RUN on a rootfs that is not (or no longer)
-   * mounted, about one RUN in a few dozen here (the class of moby/moby#44943,
-   * docker/buildx#2400); the same build passes again, and a real missing shell fails every time.
+   * Retried (twice at most, without cache) when runc cannot start a RUN because a path dockerd
+   * itself prepared is missing: dockerd 20.10's BuildKit now and then starts a RUN on a rootfs
+   * that is not (or no longer) mounted ("stat /bin/sh: no such file or directory"), or on a
+   * secret whose tmpfs is gone ("error mounting .../buildkit-secrets...: no such file or
+   * directory"), about one RUN in a few dozen here (the class of moby/moby#44943,
+   * docker/buildx#2400). The same build passes again; no case's own outcome is a runc start
+   * failure, and a real missing shell fails every time.
    */
   async build(context: string, tag: string, opts: { dockerfile?: string; buildArgs?: readonly string[]; target?: string; secrets?: readonly string[] } = {}): Promise<string> {
     const args = ['build', '--network', 'host', '--progress', 'plain', '-t', tag];
@@ -120,13 +123,13 @@ export class Dockerd {
     for (const a of opts.buildArgs ?? []) args.push('--build-arg', a);
     for (const s of opts.secrets ?? []) args.push('--secret', s);
     if (opts.target) args.push('--target', opts.target);
-    const lostRootfs = /runc run failed: unable to start container process: exec: "\/bin\/sh": stat \/bin\/sh: no such file or directory/;
+    const lostMount = /runc run failed: unable to start container process: (exec: "\/bin\/sh": stat \/bin\/sh|error during container init: error mounting "[^"]*buildkit-secrets[^"]*" to rootfs)[^\n]*no such file or directory/;
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.docker([...args, ...(attempt > 0 ? ['--no-cache'] : []), context], { DOCKER_BUILDKIT: '1' });
       } catch (e) {
-        if (attempt === 2 || !lostRootfs.test((e as Error).message)) throw e;
-        console.log(`  note: dockerd's BuildKit ran a RUN without its rootfs (${tag}); building again without cache`);
+        if (attempt === 2 || !lostMount.test((e as Error).message)) throw e;
+        console.log(`  note: dockerd's BuildKit lost a mount of its own before a RUN (${tag}); building again without cache`);
       }
     }
   }

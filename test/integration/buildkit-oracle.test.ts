@@ -228,6 +228,50 @@ COPY . /all/
     },
     present: ['all/a.txt', 'all/keep.log', 'all/docs/keep.md', 'all/docs/sub/keep.txt'],
   },
+  {
+    name: 'inherit-and-override',
+    dockerfile: `FROM busybox AS parent
+LABEL keep=parent over=parent
+ENV FROM_PARENT=1
+EXPOSE 80
+VOLUME /data
+FROM parent
+LABEL over=child
+ENV PATH=/opt/bin:$PATH EMPTY= SPACED="a  b"
+EXPOSE 8000-8002/tcp 443
+VOLUME /data /more
+ENTRYPOINT []
+`,
+  },
+  {
+    name: 'global-arg',
+    dockerfile: `ARG BASE=busybox
+ARG GLOBAL=from-global
+FROM $BASE
+ARG GLOBAL
+ARG LOCAL=local-default
+RUN echo "$GLOBAL $LOCAL" > /args
+ENV SEEN=$GLOBAL
+`,
+    buildArgs: ['LOCAL=from-cli'],
+    present: ['args'],
+  },
+  {
+    name: 'user-owners',
+    dockerfile: `FROM busybox AS src
+RUN mkdir /out && echo o > /out/o
+FROM busybox
+USER 1000:10
+WORKDIR /home/app/new/nested
+RUN touch made-by-user && id > /tmp/id
+USER root
+ADD --chown=app:app plain.txt /opt/owned/
+COPY --from=src --chown=app:wheel /out /opt/from-src
+USER app
+`,
+    files: { 'plain.txt': 'p\n' },
+    present: ['home/app/new/nested/made-by-user', 'opt/owned/plain.txt', 'opt/from-src/o'],
+  },
   // The deviations issue 09 listed (other helpers fix them in parallel).
   {
     name: 'mount-without-target',
@@ -360,6 +404,23 @@ const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
     source: 'moby/buildkit 98eab3257 "dockerfile: fix history config for EXPOSE instruction" (2025-09, convert_expose.go)',
   },
   {
+    case: 'inherit-and-override',
+    lines: [
+      'history[4] created_by: EXPOSE [80/tcp] != EXPOSE map[80/tcp:{}]',
+      'history[8] created_by: EXPOSE [443/tcp 8000/tcp 8001/tcp 8002/tcp] != EXPOSE map[443/tcp:{} 8000/tcp:{} 8001/tcp:{} 8002/tcp:{}]',
+    ],
+    v08: 'EXPOSE history prints the port map',
+    newer: 'it prints the sorted port list (a range expanded)',
+    source: 'moby/buildkit 98eab3257 (2025-09)',
+  },
+  {
+    case: 'global-arg',
+    lines: ['history[2] created_by: ARG GLOBAL=from-global != ARG GLOBAL', 'history[3] created_by: ARG LOCAL=from-cli != ARG LOCAL=local-default'],
+    v08: 'ARG history shows the line as written: no value for an ARG that takes the global default, the default where --build-arg overrides it',
+    newer: 'it shows the resolved value (global default, or the --build-arg value)',
+    source: 'moby/buildkit 47a52a17b (2024-04), dispatchArg',
+  },
+  {
     case: 'metadata',
     lines: [String.raw`history[14] created_by: HEALTHCHECK &{["CMD-SHELL" "wget -q -O- http://localhost/ || exit 1"] "5s" "3s" "1s" "0s" '\x02'} != HEALTHCHECK &{["CMD-SHELL" "wget -q -O- http://localhost/ || exit 1"] "5s" "3s" "1s" '\x02'}`],
     v08: 'HealthConfig has no StartInterval, so its %+v in the history line has three durations',
@@ -481,6 +542,14 @@ const DEVIATIONS: readonly Deviation[] = [
     case: 'workdir-existing',
     lines: ['history[3] empty_layer: true != -', 'history[5] empty_layer: true != -'],
     what: 'WORKDIR of an existing directory: BuildKit always commits it with a layer (HEAD dispatchWorkdir: withLayer = true for any path but /), tsbuild marks it empty_layer',
+  },
+  {
+    case: 'user-owners',
+    lines: [
+      'tmp/id: size 45 != 28',
+      'tmp/id: sha256 29c5995c1db49cf33876692dc43282918f131fd590d49d711f6255c4a14417d2 != fa3687f2253d065a16ef9287844bb559dca3f2821b6a5b219091ae99fb94692f',
+    ],
+    what: 'RUN under USER 1000:10: BuildKit gives the process no supplementary groups (`id`: "uid=1000(app) gid=10(wheel)"; executor/oci/user.go GetUser returns nil sgids for a numeric uid:gid, v0.8 and HEAD); tsbuild adds group 10 ("... groups=10(wheel)")',
   },
   {
     case: 'copy-into-dangling-symlink',
