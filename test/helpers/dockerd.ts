@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, constants, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -47,6 +47,11 @@ export class Dockerd {
 
   /** Starts dockerd and waits until `docker version` answers; throws with its log when it cannot. */
   static async start(timeoutMs = 60_000): Promise<Dockerd> {
+    for (const bin of [DOCKERD, DOCKER]) {
+      await access(bin, constants.X_OK).catch(() => {
+        throw new Error(`${bin} is required by the BuildKit oracle test and is missing: apt-get install --no-install-recommends docker.io (with a policy-rc.d that exits 101, so it does not start)`);
+      });
+    }
     const dir = await mkdtemp(join(tmpdir(), 'tsbuild-dockerd-'));
     const config = {
       iptables: false,

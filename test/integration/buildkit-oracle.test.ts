@@ -679,7 +679,7 @@ async function differential(c: Case): Promise<string[]> {
   if (bk !== undefined) console.log(`  ${c.name}: BuildKit output:\n${bk.split('\n').slice(-25).join('\n')}`);
   if (ts.code !== 0 || bk !== undefined) {
     // A failed build is a difference of its own: its outcome and its error (temp paths elided).
-    const err = (who: string, out: string) => `${who}: ${lastErrorLine(out).split(ctx).join('<ctx>')}`;
+    const err = (who: string, out: string) => `${who}: ${errorLine(out).split(ctx).join('<ctx>')}`;
     const outcome = ts.code !== 0 && bk !== undefined ? 'both failed' : ts.code !== 0 ? 'tsbuild failed, BuildKit succeeded' : 'tsbuild succeeded, BuildKit failed';
     return [`build: ${outcome}`, ...(ts.code !== 0 ? [err('tsbuild', ts.stderr)] : []), ...(bk !== undefined ? [err('BuildKit', bk)] : [])];
   }
@@ -704,11 +704,16 @@ async function differential(c: Case): Promise<string[]> {
   return [...diffTrees(tsTree, bkTree, stub), ...diffImageConfigs(tsConfig, bkConfig), ...diffHistories(tsConfig, bkConfig)];
 }
 
-/** The line of a failed build's output that says why (BuildKit's `failed to solve`, tsbuild's error). */
-function lastErrorLine(out: string): string {
+/** The first line of a failed build's output that says why (BuildKit's `failed to solve` or step ERROR, tsbuild's error). */
+function errorLine(out: string): string {
   const lines = out.split('\n').map((l) => l.trim()).filter(Boolean);
   return (lines.find((l) => /failed to solve|error:|Error response/i.test(l)) ?? lines.at(-1) ?? '').slice(0, 300);
 }
+
+test('every KNOWN_DIFFERENCES and DEVIATIONS entry names a case', () => {
+  const names = new Set(CASES.map((c) => c.name));
+  assert.equal([...KNOWN_DIFFERENCES, ...DEVIATIONS].map((k) => k.case).filter((n) => !names.has(n)), []);
+});
 
 for (const c of CASES) {
   test(c.name, async () => {
