@@ -66,6 +66,8 @@ export function convertCmd(ins: Of<'CMD' | 'ENTRYPOINT'>, st: StageState): void 
   else delete st.config.config[key];
   if (ins.kind === 'CMD') {
     st.cmdSet = true;
+    // BuildKit's dispatchCmd sets it on every CMD (deprecated in OCI, kept for Docker's image spec).
+    st.config.config.ArgsEscaped = true;
   } else {
     // BuildKit: a new ENTRYPOINT drops the CMD inherited from the base unless this stage set one.
     if (!st.cmdSet) delete st.config.config.Cmd;
@@ -123,9 +125,10 @@ export function convertSimple(ins: Of<'USER' | 'STOPSIGNAL' | 'MAINTAINER' | 'SH
       msg = `SHELL [${ins.shell.join(' ')}]`;
       break;
     case 'ONBUILD':
+      // BuildKit's dispatchOnbuild only records the trigger: no history entry.
       c.OnBuild = [...(c.OnBuild ?? []), ins.expression];
-      msg = `ONBUILD ${ins.expression}`;
-      break;
+      stepName(st, ins.original);
+      return;
     default: {
       const never: never = ins;
       throw new Error(`unhandled ${(never as Instruction).kind}`);

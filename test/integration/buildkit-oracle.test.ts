@@ -462,6 +462,16 @@ const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
     newer: 'COPY --parents (labs since dockerfile 1.7, then stable)',
     source: 'moby/buildkit dce051940 "dockerfile: add --parents flag for COPY" (2023-10), 98d0a0a21 "dockerfile: promote --parents flag from labs" (2025-11)',
   },
+  {
+    case: 'user-owners',
+    lines: [
+      'tmp/id: size 45 != 28',
+      'tmp/id: sha256 29c5995c1db49cf33876692dc43282918f131fd590d49d711f6255c4a14417d2 != fa3687f2253d065a16ef9287844bb559dca3f2821b6a5b219091ae99fb94692f',
+    ],
+    v08: 'RUN under USER 1000:10 gets no supplementary groups (`id`: "uid=1000(app) gid=10(wheel)")',
+    newer: 'the primary gid is always among the supplementary groups ("... groups=10(wheel)"), the fix for CVE-2023-25173',
+    source: 'moby/buildkit executor/oci/user.go ensureAdditionalGids (WithUIDGID), from containerd v1.7.0-beta.4 oci/spec_opts.go; BuildKit v0.11.5',
+  },
 ];
 
 /** tsbuild differs from BuildKit and BuildKit's age does not explain it (reported for fixing). */
@@ -470,40 +480,6 @@ const DEVIATIONS: readonly Deviation[] = [
     case: 'run-forms',
     lines: ['only in b: dev', 'only in b: proc', 'only in b: sys'],
     what: 'a RUN on a base without /dev, /proc, /sys: runc creates them as mount points and BuildKit keeps the empty directories in the layer (v0.8, and HEAD: executor/stubs.go cleans only /etc/resolv.conf, /etc/hosts and the RUN --mount targets); tsbuild removes them (src/solver/ops/exec.ts RUNTIME_MOUNT_POINTS)',
-  },
-  ...['metadata', 'shell-forms', 'multistage-target'].map((c) => ({
-    case: c,
-    lines: ['config ArgsEscaped: - != true'],
-    what: 'CMD sets config.ArgsEscaped=true in BuildKit (v0.8 and HEAD dispatchCmd, for Docker image compatibility); tsbuild never sets it',
-  })),
-  {
-    case: 'onbuild',
-    lines: [
-      'history count: 4 != 2',
-      'history[2] created_by: ONBUILD RUN echo triggered > /triggered != -',
-      'history[2] empty_layer: true != -',
-      'history[2] comment: buildkit.dockerfile.v0 != -',
-      'history[3] created_by: ONBUILD ENV FROM_TRIGGER=1 != -',
-      'history[3] empty_layer: true != -',
-      'history[3] comment: buildkit.dockerfile.v0 != -',
-    ],
-    what: 'ONBUILD writes a history entry in tsbuild; BuildKit (v0.8 and HEAD dispatchOnbuild) only appends to config.OnBuild and commits no history',
-  },
-  {
-    case: 'onbuild-from-stage',
-    lines: [
-      'history count: 7 != 5',
-      'history[2] created_by: ONBUILD RUN echo triggered > /triggered != RUN /bin/sh -c echo triggered > /triggered # buildkit',
-      'history[2] empty_layer: true != -',
-      'history[3] created_by: ONBUILD ENV FROM_TRIGGER=1 != ENV FROM_TRIGGER=1',
-      'history[4] created_by: RUN /bin/sh -c echo triggered > /triggered # buildkit != RUN /bin/sh -c test -f /triggered # buildkit',
-      'history[5] created_by: ENV FROM_TRIGGER=1 != -',
-      'history[5] empty_layer: true != -',
-      'history[5] comment: buildkit.dockerfile.v0 != -',
-      'history[6] created_by: RUN /bin/sh -c test -f /triggered # buildkit != -',
-      'history[6] comment: buildkit.dockerfile.v0 != -',
-    ],
-    what: 'the same ONBUILD history entries, inherited from the parent stage, shift the rest (the triggers\' own entries agree)',
   },
   {
     case: 'mount-without-target',
@@ -542,14 +518,6 @@ const DEVIATIONS: readonly Deviation[] = [
     case: 'workdir-existing',
     lines: ['history[3] empty_layer: true != -', 'history[5] empty_layer: true != -'],
     what: 'WORKDIR of an existing directory: BuildKit always commits it with a layer (HEAD dispatchWorkdir: withLayer = true for any path but /), tsbuild marks it empty_layer',
-  },
-  {
-    case: 'user-owners',
-    lines: [
-      'tmp/id: size 45 != 28',
-      'tmp/id: sha256 29c5995c1db49cf33876692dc43282918f131fd590d49d711f6255c4a14417d2 != fa3687f2253d065a16ef9287844bb559dca3f2821b6a5b219091ae99fb94692f',
-    ],
-    what: 'RUN under USER 1000:10: BuildKit gives the process no supplementary groups (`id`: "uid=1000(app) gid=10(wheel)"; executor/oci/user.go GetUser returns nil sgids for a numeric uid:gid, v0.8 and HEAD); tsbuild adds group 10 ("... groups=10(wheel)")',
   },
   {
     case: 'copy-into-dangling-symlink',
