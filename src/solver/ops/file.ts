@@ -125,7 +125,7 @@ async function copyAction(rootfs: string, action: CopyAction, src: CopySource, n
     if (action.unpackArchives && st.isFile() && (await isArchiveFile(m.abs, ctx.signal))) {
       const dir = await ensureDir(rootfs, dest, 0o755, parentOwner);
       const what = `ADD ${m.rel || basename(m.abs)}`;
-      await unpackArchive(createReadStream(m.abs), dir, { mode: 'flatten', limits, subject: what, compressedSize: st.size }, ctx.signal).catch((e: unknown) => {
+      await unpackArchive(createReadStream(m.abs), dir, { mode: 'flatten', limits, subject: what, compressedSize: st.size, ...(owner ? { owner } : {}) }, ctx.signal).catch((e: unknown) => {
         throw isCorruptArchiveError(e) ? new BuildError('INVALID_INSTRUCTION', `${what}: ${e.message}`, { cause: e }) : e;
       });
       continue;
