@@ -5,7 +5,7 @@ import type { Ctx } from '../../ctx.js';
 import { BuildError } from '../../errors.js';
 import { isArchiveFile } from '../../oci/decompress.js';
 import { unpackArchive } from '../../oci/layer/unpack-archive.js';
-import { atInRoot, mkdirInRoot, resolveInRoot, resolvedInRoot } from '../../oci/in-root.js';
+import { atInRoot, followInRoot, mkdirInRoot, resolveInRoot, resolvedInRoot } from '../../oci/in-root.js';
 import { isCorruptArchiveError } from '../../oci/archive-errors.js';
 import { DEFAULT_EXPANSION_LIMITS, type ExpansionLimits } from '../../oci/layer/expansion-guard.js';
 import { resolveChown } from '../../runtime/user.js';
@@ -130,7 +130,9 @@ async function copyAction(rootfs: string, action: CopyAction, src: CopySource, n
       });
       continue;
     }
-    const target = destIsDir || dest !== action.dest ? posix.join(dest, basename(m.rel || m.abs)) : dest;
+    // A destination that is a symlink, dangling too, is written where it points inside the rootfs
+    // (BuildKit resolves it with RootPath), so the link stays and its target is made.
+    const target = destIsDir || dest !== action.dest ? posix.join(dest, basename(m.rel || m.abs)) : await followInRoot(rootfs, dest);
     const parent = await ensureDir(rootfs, dirname(target), parentMode, parentOwner);
     await copier.copy(m.abs, m.rel, join(parent, basename(target)));
   }
