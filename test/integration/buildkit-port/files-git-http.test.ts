@@ -41,7 +41,7 @@ function git(dir: string, ...args: string[]): void {
 // testDockerfileFromGitSHA1 and testDockerfileFromGitSHA256 run this with each object format.
 for (const format of ['sha1', 'sha256']) {
   const goName = format === 'sha1' ? 'testDockerfileFromGitSHA1' : 'testDockerfileFromGitSHA256';
-  test(`${goName}: a git repository over (dumb) http as the context, #branch and the default branch`, async () => {
+  test(`${goName} (testDockerfileFromGit, ${format}): a git repository over (dumb) http as the context, #branch and the default branch`, async () => {
     const repo = join(env.work, `repo-${format}`);
     await mkdir(repo);
     let dockerfile = 'FROM busybox AS build\nRUN echo -n fromgit > foo\nFROM scratch\nCOPY --from=build foo bar\n';
