@@ -102,11 +102,19 @@ async function gitCheckout(context: string, repo: string, signal: AbortSignal): 
       throw new BuildError('USAGE', `context ${context}: git ${args[0]} failed: ${(err.stderr ?? err.message).trim().split('\n').at(-1)}`, { cause: e });
     }
   };
-  await git(['init', '-q', repo], tmpdir());
+  // A SHA-256 repository needs a SHA-256 clone: BuildKit asks ls-remote and goes by the length
+  // of the ids (source/git/source.go). If ls-remote fails, the fetch reports why.
+  const refs = await git(['ls-remote', '--', url], tmpdir()).catch(() => '');
+  const sha256 = /^[0-9a-f]{64}\s/.test(refs);
+  await git(['init', '-q', ...(sha256 ? ['--object-format=sha256'] : []), repo], tmpdir());
   await git(['remote', 'add', 'origin', url]);
   const wanted = ref ?? 'HEAD';
-  // Shallow first; a server that refuses a commit id by itself gets a full fetch instead.
+  // Shallow first; a server that refuses a commit id by itself gets a full fetch instead, and one
+  // that cannot do shallow fetches (git's dumb http) a fetch without --depth, as BuildKit's
+  // gitutil retries (util/gitutil/git_cli.go, argsNoDepth).
   await git(['fetch', '-q', '--depth', '1', '--no-tags', 'origin', wanted]).catch(async (e: unknown) => {
+    const stderr = ((e as Error).cause as { stderr?: string } | undefined)?.stderr ?? '';
+    if (/--depth|shallow/.test(stderr)) return git(['fetch', '-q', '--no-tags', 'origin', wanted]);
     if (!/^[0-9a-f]{7,40}$/.test(wanted)) throw e;
     await git(['fetch', '-q', '--no-tags', 'origin']);
   });

@@ -144,6 +144,34 @@ export async function mkdirInRoot(
   }
 }
 
+/**
+ * The container path `path` names once every symlink on it, the last component too, is
+ * followed inside `root` (continuity's RootPath, which BuildKit's copy resolves its destination
+ * with): a dangling link gives the path of its missing target, for the caller to create there
+ * with atInRoot or mkdirInRoot. Only lstat and readlink are done here, each through atInRoot.
+ */
+export async function followInRoot(root: string, path: string): Promise<string> {
+  let parts = containerPathParts(path);
+  let links = 0;
+  for (let i = 0; i < parts.length; i++) {
+    const sub = parts.slice(0, i + 1).join('/');
+    const st = await atInRoot(root, sub, async (host) => {
+      const st = await lstat(host).catch(() => undefined);
+      return st?.isSymbolicLink() ? { link: await readlink(host) } : st ? 'present' : 'missing';
+    }).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return 'missing' as const;
+      throw e;
+    });
+    if (st === 'missing') break; // nothing below exists either
+    if (st === 'present') continue;
+    if (++links > MAX_LINKS) throw new BuildError('INVALID_INSTRUCTION', `cannot resolve /${parts.join('/')}: too many levels of symbolic links`);
+    const from = posix.isAbsolute(st.link) ? '/' : `/${parts.slice(0, i).join('/')}`;
+    parts = [...containerPathParts(posix.join(from, st.link)), ...parts.slice(i + 1)];
+    i = -1; // the link's target may hold links itself: walk again from the top
+  }
+  return `/${parts.join('/')}`;
+}
+
 /** As the kernel's limit on links followed in one lookup. */
 const MAX_LINKS = 40;
 

@@ -73,11 +73,13 @@ export async function resolveUser(rootfs: string, user: string): Promise<ExecUse
 }
 
 /**
- * Resolves `COPY --chown` / `ADD --chown` (and mkdir ownership) with BuildKit's file-op
- * semantics, which differ from `USER`: a numeric user with no group means `uid:uid` (so
+ * Resolves `COPY --chown` / `ADD --chown` (and WORKDIR's mkdir under USER) with BuildKit's
+ * file-op semantics, which differ from `USER`: a numeric user with no group means `uid:uid` (so
  * `--chown=1000` gives 1000:1000, found in passwd or not); a named user takes its passwd gid;
- * `group` by name (from /etc/group) or number overrides the gid. Unknown names are a
- * `BuildError`. Files are read inside `rootfs` (symlinks clamped, see in-root.ts).
+ * `group` by name (from /etc/group) or number overrides the gid. A name missing from the image's
+ * files is not an error: an unknown user leaves 0:0 and an unknown group leaves the gid as it
+ * was, as BuildKit's readUser (solver/llbsolver/ops/user_linux.go) does. Files are read inside
+ * `rootfs` (symlinks clamped, see in-root.ts).
  */
 export async function resolveChown(rootfs: string, chown: { readonly user: string; readonly group?: string }): Promise<{ uid: number; gid: number }> {
   let uid: number;
@@ -88,9 +90,8 @@ export async function resolveChown(rootfs: string, chown: { readonly user: strin
     gid = userNum;
   } else {
     const entry = parsePasswd(await readInRootfs(rootfs, '/etc/passwd')).find((p) => p.name === chown.user);
-    if (!entry) throw new BuildError('INVALID_INSTRUCTION', `unable to find user ${chown.user}: no matching entries in passwd file`);
-    uid = entry.uid;
-    gid = entry.gid;
+    uid = entry?.uid ?? 0;
+    gid = entry?.gid ?? 0;
   }
   if (chown.group !== undefined && chown.group !== '') {
     const groupNum = parseId(chown.group);
@@ -98,8 +99,7 @@ export async function resolveChown(rootfs: string, chown: { readonly user: strin
       gid = groupNum;
     } else {
       const g = parseGroup(await readInRootfs(rootfs, '/etc/group')).find((x) => x.name === chown.group);
-      if (!g) throw new BuildError('INVALID_INSTRUCTION', `unable to find group ${chown.group}: no matching entries in group file`);
-      gid = g.gid;
+      if (g) gid = g.gid;
     }
   }
   return { uid, gid };

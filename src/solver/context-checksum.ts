@@ -5,6 +5,7 @@ import { canonicalJson } from '../oci/canonical-json.js';
 import { digestFromHex, sha256, type Digest } from '../oci/digest.js';
 import { lgetxattr, llistxattr } from '../oci/native-fs.js';
 import { expandSources, type CopySource } from './ops/copy-sources.js';
+import { expandParentsSource } from './ops/parents-sources.js';
 import type { StatCache } from './stat-cache.js';
 
 /** Files up to this size are hashed from one read; larger ones are streamed (memory stays flat). */
@@ -18,7 +19,7 @@ export interface SelectionChecksum {
 }
 
 /**
- * Checksums exactly the files a COPY/ADD of `srcPaths` from `src` would copy, as BuildKit's
+ * Checksums exactly the files a COPY/ADD of `sel.srcPaths` from `src` would copy, as BuildKit's
  * contenthash does: per entry its relative path, type, permission bits, uid/gid, xattrs, and
  * the content (files) or target (symlinks) — never mtime or atime, so touching a file or a fresh
  * checkout does not invalidate the cache. Paths the dockerignore excludes are invisible.
@@ -30,13 +31,14 @@ export interface SelectionChecksum {
  */
 export async function checksumSelection(
   src: CopySource,
-  srcPaths: readonly string[],
-  allowWildcard: boolean,
+  sel: { readonly srcPaths: readonly string[]; readonly allowWildcard: boolean; readonly parents?: boolean },
   stats: StatCache,
   signal: AbortSignal,
 ): Promise<SelectionChecksum> {
   const files = new Map<string, Digest>();
-  const matches = await expandSources(src, srcPaths, allowWildcard);
+  const matches = sel.parents
+    ? (await Promise.all(sel.srcPaths.map((p) => expandParentsSource(src, p)))).flatMap((f) => f.matches)
+    : await expandSources(src, sel.srcPaths, sel.allowWildcard);
   for (const m of matches) await walk(src, m.abs, m.rel, files, stats, signal);
   const h = createHash('sha256');
   for (const [rel, d] of files) h.update(`${rel}\0${d}\n`);

@@ -14,6 +14,7 @@ export interface RootfsSelection {
   readonly layers: readonly Digest[];
   readonly srcPaths: readonly string[];
   readonly allowWildcard: boolean;
+  readonly parents?: boolean;
 }
 
 interface MemoFile {
@@ -62,7 +63,7 @@ export class SelectionMemo {
   }
 
   #path(sel: RootfsSelection): string {
-    const id = sha256(canonicalJson({ v: VERSION, layers: sel.layers, srcPaths: sel.srcPaths, allowWildcard: sel.allowWildcard }));
+    const id = sha256(canonicalJson({ v: VERSION, layers: sel.layers, srcPaths: sel.srcPaths, allowWildcard: sel.allowWildcard, ...(sel.parents ? { parents: true } : {}) }));
     return join(this.#dir, `${digestHex(id)}.json`);
   }
 }

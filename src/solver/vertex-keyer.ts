@@ -35,6 +35,8 @@ interface Selection {
   readonly input: number;
   readonly srcPaths: readonly string[];
   readonly allowWildcard: boolean;
+  /** COPY --parents: sources are pivot + include pattern (see ops/parents-sources.ts). */
+  readonly parents?: boolean;
 }
 
 /**
@@ -105,11 +107,11 @@ export class VertexKeyer {
   }
 
   #selectContext(ctxOp: ContextOp, s: Selection, signal: AbortSignal): Promise<SelectionChecksum> {
-    const id = JSON.stringify(['context', ctxOp.dir, ctxOp.excludes, s.srcPaths, s.allowWildcard]);
+    const id = JSON.stringify(['context', ctxOp.dir, ctxOp.excludes, s.srcPaths, s.allowWildcard, !!s.parents]);
     let p = this.#selections.get(id);
     if (!p) {
       const ignore = ctxOp.excludes.length ? PatternMatcher.compile(ctxOp.excludes) : undefined;
-      p = checksumSelection({ root: ctxOp.dir, kind: 'context', ignore }, s.srcPaths, s.allowWildcard, this.#stats, signal);
+      p = checksumSelection({ root: ctxOp.dir, kind: 'context', ignore }, s, this.#stats, signal);
       this.#selections.set(id, p);
     }
     return p;
@@ -117,7 +119,7 @@ export class VertexKeyer {
 
   #selectRootfs(result: Result | undefined, s: Selection, ctx: Ctx): Promise<SelectionChecksum> {
     if (result?.kind !== 'rootfs') throw new BuildError('INTERNAL', 'a COPY --from source must be solved to a root filesystem before it is keyed');
-    const sel: RootfsSelection = { layers: result.layers.map((l) => l.diffId), srcPaths: s.srcPaths, allowWildcard: s.allowWildcard };
+    const sel: RootfsSelection = { layers: result.layers.map((l) => l.diffId), srcPaths: s.srcPaths, allowWildcard: s.allowWildcard, ...(s.parents ? { parents: true } : {}) };
     const id = JSON.stringify(['rootfs', sel]);
     let p = this.#selections.get(id);
     if (!p) {
@@ -136,7 +138,7 @@ export class VertexKeyer {
     let sum: SelectionChecksum;
     try {
       // The mount point differs every time: remembering stats by path would only grow the cache.
-      sum = await checksumSelection({ root: mounted.root, kind: 'rootfs' }, sel.srcPaths, sel.allowWildcard, StatCache.memory(), ctx.signal);
+      sum = await checksumSelection({ root: mounted.root, kind: 'rootfs' }, sel, StatCache.memory(), ctx.signal);
     } finally {
       await mounted.release();
     }
@@ -152,7 +154,7 @@ const NAME_FILES = ['etc/passw[d]', 'etc/grou[p]'];
 function selectionsOf(v: Vertex): (Selection | undefined)[] {
   const op = v.op;
   if (op.kind === 'file') {
-    const copies = op.actions.map((a) => (a.type === 'copy' ? { input: a.source, srcPaths: a.srcPaths, allowWildcard: a.allowWildcard } : undefined));
+    const copies = op.actions.map((a) => (a.type === 'copy' ? { input: a.source, srcPaths: a.srcPaths, allowWildcard: a.allowWildcard, ...(a.parents ? { parents: true } : {}) } : undefined));
     // COPY --link --chown=name reads only the user and group files of the stage it goes onto.
     const names = op.actions.flatMap((a) => (a.type === 'copy' && a.chownFrom !== undefined ? [{ input: a.chownFrom, srcPaths: NAME_FILES, allowWildcard: true }] : []));
     return [...copies, ...names];

@@ -25,6 +25,8 @@ export interface ApplyOptions {
   readonly onEntry?: (entry: TarEntry) => void;
   /** Every entry's mtime (seconds) instead of its own: a local export under SOURCE_DATE_EPOCH. */
   readonly mtime?: number;
+  /** Every entry's owner instead of its own: `ADD --chown` of a local archive (BuildKit chowns what it extracts). */
+  readonly owner?: { readonly uid: number; readonly gid: number };
 }
 
 /**
@@ -36,8 +38,8 @@ export interface ApplyOptions {
  * mtimes are set last, after their contents. Overlay's own xattrs in the archive
  * (`trusted.overlay.*`, `user.overlay.*`) are ignored: a layer must not steer overlayfs.
  *
- * Refuses, with a `TarFormatError` naming the path, any entry that is absolute, contains
- * `..`, or would be reached through a symlink; hardlink targets are checked the same way.
+ * Refuses, with a `TarFormatError` naming the path, any entry that contains `..`, or (overlay
+ * mode) would be reached through a symlink; hardlink targets are resolved the same way.
  * Missing parent directories are created (0755, root).
  */
 export async function applyLayer(tar: Readable | AsyncIterable<Buffer>, dest: string, opts: ApplyOptions, signal?: AbortSignal): Promise<void> {
@@ -57,7 +59,7 @@ export async function applyLayer(tar: Readable | AsyncIterable<Buffer>, dest: st
 
   for await (const member of readTar(tar, signal)) {
     const { body } = member;
-    const entry = opts.mtime === undefined ? member.entry : { ...member.entry, mtime: opts.mtime };
+    const entry = { ...member.entry, ...(opts.mtime === undefined ? {} : { mtime: opts.mtime }), ...(opts.owner ?? {}) };
     opts.onEntry?.(entry);
     const parts = splitPath(entry.path);
     const rel = parts.join('/');
@@ -129,13 +131,15 @@ export async function applyLayer(tar: Readable | AsyncIterable<Buffer>, dest: st
           case 'hardlink': {
             const target = splitPath(entry.linkname ?? '');
             if (target.length === 0) throw new TarFormatError(`layer: hardlink ${entry.path} has no target`);
-            // A hardlink names an entry of the layer tree itself: no symlink on the way, ever.
+            // Its target's parents resolve as the entry's own do: in flatten mode as in a chroot
+            // of dest (docker's chrooted untar links through an image's `var/run -> /run`; BuildKit
+            // testDockerfileAddArchiveThroughAbsoluteSymlink); in overlay mode no symlink at all.
             await atInRoot(dest, target.join('/'), async (targetAbs) => {
               const tst = await lstat(targetAbs).catch(() => undefined);
               if (!tst) throw new TarFormatError(`layer: hardlink ${entry.path} points to ${entry.linkname}, which is not in the layer or below it`);
               if (tst.isDirectory()) throw new TarFormatError(`layer: hardlink ${entry.path} points to directory ${entry.linkname}`);
               await link(targetAbs, abs); // linkat without AT_SYMLINK_FOLLOW: a symlink target is linked itself
-            }, { symlinks: 'none' }).catch((e: NodeJS.ErrnoException) => {
+            }, inDest).catch((e: NodeJS.ErrnoException) => {
               if (e.code === 'ELOOP') throw new TarFormatError(`layer: hardlink target ${entry.linkname} goes through a symlink`);
               if (e.code === 'ENOENT' || e.code === 'ENOTDIR') throw new TarFormatError(`layer: hardlink ${entry.path} points to ${entry.linkname}, which is not in the layer or below it`);
               throw e;

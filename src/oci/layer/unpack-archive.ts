@@ -4,7 +4,7 @@ import { applyLayer, type ApplyOptions } from './apply.js';
 import { ExpansionGuard, type ExpansionLimits } from './expansion-guard.js';
 
 /** What one archive is unpacked under: the limits, how errors name it, and its compressed size. */
-export interface UnpackOptions extends Pick<ApplyOptions, 'mode' | 'mtime'> {
+export interface UnpackOptions extends Pick<ApplyOptions, 'mode' | 'mtime' | 'owner'> {
   readonly limits: ExpansionLimits;
   /** Names the archive in errors: `ADD x.tar.gz`, `layer sha256:…`. */
   readonly subject: string;
@@ -26,7 +26,7 @@ export async function unpackArchive(compressed: Readable, dest: string, opts: Un
     throw e;
   }
   try {
-    await applyLayer(tar, dest, { mode: opts.mode, onEntry: guard.countEntry, ...(opts.mtime === undefined ? {} : { mtime: opts.mtime }) }, signal);
+    await applyLayer(tar, dest, { mode: opts.mode, onEntry: guard.countEntry, ...(opts.mtime === undefined ? {} : { mtime: opts.mtime }), ...(opts.owner ? { owner: opts.owner } : {}) }, signal);
   } finally {
     tar.destroy();
     compressed.destroy();

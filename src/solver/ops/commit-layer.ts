@@ -9,8 +9,8 @@ import type { Worker } from '../worker.js';
  * Turns a finished upperdir into the next layer of `base`: the gzip blob goes to the content
  * store (digested while streaming), the directory itself becomes the layer's overlay dir (it is
  * already in overlay format, so nothing is unpacked again). An upperdir with no changes adds no
- * layer unless `keepEmpty`: BuildKit keeps the (empty) layer of a RUN that changed nothing
- * (its TestExportedHistory counts it in diff_ids, and history shows it as a layer).
+ * layer unless `keepEmpty`: BuildKit keeps the (empty) layer of a RUN or file op that changed
+ * nothing (its TestExportedHistory counts it in diff_ids, and history shows it as a layer).
  */
 export async function commitUpperAsLayer(worker: Worker, upper: string, base: RootfsResult, ctx: Ctx, opts: { keepEmpty?: boolean } = {}): Promise<RootfsResult> {
   try {

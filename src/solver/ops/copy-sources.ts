@@ -17,7 +17,7 @@ export interface SourceMatch {
   readonly abs: string;
 }
 
-const GLOB_META = /[*?[\\]/;
+export const GLOB_META = /[*?[\\]/;
 
 /**
  * Expands COPY/ADD source arguments to existing paths, in order. A path that leaves the context
@@ -49,7 +49,7 @@ export async function expandSources(src: CopySource, srcPaths: readonly string[]
   return out;
 }
 
-function notFound(raw: string): BuildError {
+export function notFound(raw: string): BuildError {
   return new BuildError('COPY_SOURCE_MISSING', `failed to compute cache key: "/${raw.replace(/^\/+/, '')}": not found`, {
     hint: 'check the path, and that .dockerignore does not exclude it',
   });
@@ -61,7 +61,7 @@ function notFound(raw: string): BuildError {
  * nothing outside is ever read. A context symlink whose target is not in the context is the
  * user's mistake and says so.
  */
-async function resolveSource(src: CopySource, rel: string, raw: string): Promise<string> {
+export async function resolveSource(src: CopySource, rel: string, raw: string): Promise<string> {
   try {
     return await resolveInRoot(src.root, rel);
   } catch (e) {
@@ -82,7 +82,7 @@ async function resolveSource(src: CopySource, rel: string, raw: string): Promise
  * invisible. Directories on the way resolve as inside a chroot of the source root: a symlinked
  * `/etc -> /usr/etc` is read in the rootfs or context, never on the host.
  */
-async function glob(src: CopySource, pattern: string): Promise<string[]> {
+export async function glob(src: CopySource, pattern: string): Promise<string[]> {
   let current = [''];
   for (const part of pattern.split('/')) {
     const next: string[] = [];
@@ -106,7 +106,7 @@ async function glob(src: CopySource, pattern: string): Promise<string[]> {
  * Whether `rel` is in the context BuildKit would transfer: not excluded, or an excluded
  * directory that a `!` pattern re-includes something below (it is sent as that path's parent).
  */
-async function visible(src: CopySource, rel: string): Promise<boolean> {
+export async function visible(src: CopySource, rel: string): Promise<boolean> {
   const ignore = src.ignore;
   if (!ignore?.matches(rel)) return true;
   if (ignore.canSkipDir(rel)) return false;

@@ -1,4 +1,4 @@
-import { copyFile, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, chmod } from 'node:fs/promises';
+import { copyFile, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, chmod, writeFile } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
@@ -184,6 +184,9 @@ export class TreeCopier {
     try {
       if (st.isFile()) await copyFile(src, dst);
       else if (st.isSymbolicLink()) await symlink(await readlink(src), dst);
+      // A socket becomes an empty regular file with its permissions, as fsutil copies it
+      // (copy_nowindows.go: "socket copied as stub"); a layer tar could not hold it anyway.
+      else if (st.isSocket()) await writeFile(dst, '', { flag: 'wx', mode: 0o600 });
       else mknod(dst, st.mode, major(st.rdev), minor(st.rdev)); // fifo, char or block device
       await this.#finish(src, dst, st);
       copied?.resolve(dst);

@@ -5,7 +5,7 @@ import type { Ctx } from '../../ctx.js';
 import { BuildError } from '../../errors.js';
 import { isArchiveFile } from '../../oci/decompress.js';
 import { unpackArchive } from '../../oci/layer/unpack-archive.js';
-import { atInRoot, mkdirInRoot, resolveInRoot, resolvedInRoot } from '../../oci/in-root.js';
+import { atInRoot, followInRoot, mkdirInRoot, resolveInRoot, resolvedInRoot } from '../../oci/in-root.js';
 import { isCorruptArchiveError } from '../../oci/archive-errors.js';
 import { DEFAULT_EXPANSION_LIMITS, type ExpansionLimits } from '../../oci/layer/expansion-guard.js';
 import { resolveChown } from '../../runtime/user.js';
@@ -15,6 +15,7 @@ import { PatternMatcher } from '../pattern-matcher.js';
 import type { OpHandler } from '../scheduler.js';
 import type { Worker } from '../worker.js';
 import { commitUpperAsLayer } from './commit-layer.js';
+import { expandParentsSource } from './parents-sources.js';
 import { expandSources, type CopySource } from './copy-sources.js';
 import { parseChmod } from '../chmod-spec.js';
 import { TreeCopier, type Owner } from './copy-tree.js';
@@ -42,7 +43,10 @@ export function fileHandler(worker: Worker): OpHandler<FileOp> {
         for (const m of sourceMounts) await m.release();
         await dest.release();
       }
-      return commitUpperAsLayer(worker, upper, base, ctx);
+      // Every file op is a layer, changed or not: BuildKit's FileOp always commits a new ref and
+      // its exporter (exporter/containerimage/writer.go) keeps empty diffs, e.g. WORKDIR on an
+      // existing directory.
+      return commitUpperAsLayer(worker, upper, base, ctx, { keepEmpty: true });
     },
   };
 }
@@ -90,14 +94,17 @@ async function copyAction(rootfs: string, action: CopyAction, src: CopySource, n
   const owner = action.chown ? await resolveChown(namesRoot, action.chown) : undefined;
   const mode = action.chmod === undefined ? undefined : parseChmod(action.chmod);
   const exclude = action.excludes?.length ? PatternMatcher.compile(action.excludes) : undefined;
-  // --parents: a `/./` in a source marks where the kept path starts (`a/./b/c` → `b/c`).
-  const matches: (Awaited<ReturnType<typeof expandSources>>[number] & { strip: string })[] = [];
-  const groups = action.parents ? action.srcPaths.map((p) => [p]) : [action.srcPaths];
-  for (const paths of groups) {
-    const pivot = action.parents ? paths[0]!.indexOf('/./') : -1;
-    const strip = pivot > 0 ? posix.normalize(paths[0]!.slice(0, pivot)).replace(/^\/+/, '') : '';
-    for (const m of await expandSources(src, paths, action.allowWildcard)) matches.push({ ...m, strip });
+  // --parents: each source keeps its path below the destination, from its `/./` pivot on.
+  const matches: { rel: string; abs: string; kept?: string }[] = [];
+  let createDest = false;
+  if (action.parents) {
+    for (const p of action.srcPaths) {
+      const found = await expandParentsSource(src, p);
+      matches.push(...found.matches);
+      createDest ||= found.copiesDir;
+    }
   }
+  else matches.push(...(await expandSources(src, action.srcPaths, action.allowWildcard)));
   const existing = await resolvedInRoot(rootfs, action.dest, (h) => stat(h)).catch(() => undefined);
   const destIsDir = action.dest.endsWith('/') || matches.length > 1 || !!existing?.isDirectory();
   const copier = new TreeCopier({ owner, mode, fromContext: src.kind === 'context', ignore: src.ignore, exclude }, ctx.signal);
@@ -105,11 +112,11 @@ async function copyAction(rootfs: string, action: CopyAction, src: CopySource, n
   // BuildKit gives directories it creates for the destination an octal --chmod too (copy/chmod case).
   const parentMode = action.chmod !== undefined && /^[0-7]+$/.test(action.chmod) ? Number.parseInt(action.chmod, 8) : 0o755;
 
+  if (createDest && matches.length === 0) await ensureDir(rootfs, action.dest, 0o755, parentOwner);
   for (const m of matches) {
     const st = await lstat(m.abs);
-    // --parents: the source's own path is kept below the destination (BuildKit's FollowPaths copy).
-    const kept = m.strip && (m.rel === m.strip || m.rel.startsWith(`${m.strip}/`)) ? posix.relative(m.strip, m.rel) : m.rel;
-    const dest = action.parents && m.rel ? posix.join(action.dest, st.isDirectory() ? kept : posix.dirname(kept)) + '/' : action.dest;
+    const kept = m.kept;
+    const dest = kept ? posix.join(action.dest, st.isDirectory() ? kept : posix.dirname(kept)) + '/' : action.dest;
     if (st.isDirectory()) {
       await copier.copyContents(m.abs, m.rel, await ensureDir(rootfs, dest, 0o755, parentOwner));
       continue;
@@ -118,12 +125,14 @@ async function copyAction(rootfs: string, action: CopyAction, src: CopySource, n
     if (action.unpackArchives && st.isFile() && (await isArchiveFile(m.abs, ctx.signal))) {
       const dir = await ensureDir(rootfs, dest, 0o755, parentOwner);
       const what = `ADD ${m.rel || basename(m.abs)}`;
-      await unpackArchive(createReadStream(m.abs), dir, { mode: 'flatten', limits, subject: what, compressedSize: st.size }, ctx.signal).catch((e: unknown) => {
+      await unpackArchive(createReadStream(m.abs), dir, { mode: 'flatten', limits, subject: what, compressedSize: st.size, ...(owner ? { owner } : {}) }, ctx.signal).catch((e: unknown) => {
         throw isCorruptArchiveError(e) ? new BuildError('INVALID_INSTRUCTION', `${what}: ${e.message}`, { cause: e }) : e;
       });
       continue;
     }
-    const target = destIsDir || dest !== action.dest ? posix.join(dest, basename(m.rel || m.abs)) : dest;
+    // A destination that is a symlink, dangling too, is written where it points inside the rootfs
+    // (BuildKit resolves it with RootPath), so the link stays and its target is made.
+    const target = destIsDir || dest !== action.dest ? posix.join(dest, basename(m.rel || m.abs)) : await followInRoot(rootfs, dest);
     const parent = await ensureDir(rootfs, dirname(target), parentMode, parentOwner);
     await copier.copy(m.abs, m.rel, join(parent, basename(target)));
   }

@@ -203,16 +203,16 @@ test('stat cache: an unchanged file is not read again (its remembered checksum i
   const p = join(c, 'a.txt');
   await utimes(p, new Date(1_000_000), new Date(1_000_000));
   const stats = StatCache.memory();
-  const real = await checksumSelection({ root: c, kind: 'context' }, ['a.txt'], false, stats, signal);
+  const real = await checksumSelection({ root: c, kind: 'context' }, { srcPaths: ['a.txt'], allowWildcard: false }, stats, signal);
   // Plant a fake checksum for the same stat: if the file were read, the real one would show.
   const fake = sha256('planted');
   stats.set(p, statSync(p), fake, Date.now() + 10_000);
-  const again = await checksumSelection({ root: c, kind: 'context' }, ['a.txt'], false, stats, signal);
+  const again = await checksumSelection({ root: c, kind: 'context' }, { srcPaths: ['a.txt'], allowWildcard: false }, stats, signal);
   assert.is(again.files.get('a.txt'), fake);
   assert.is.not(again.digest, real.digest);
   // Any change to the inode's metadata moves ctime and invalidates the entry.
   await chmod(p, 0o600);
-  const after = await checksumSelection({ root: c, kind: 'context' }, ['a.txt'], false, stats, signal);
+  const after = await checksumSelection({ root: c, kind: 'context' }, { srcPaths: ['a.txt'], allowWildcard: false }, stats, signal);
   assert.is.not(after.files.get('a.txt'), fake);
 });
 
@@ -223,7 +223,7 @@ test('stat cache: persisted, reloaded, and fresh files (racy mtime) are not reme
   await writeFile(join(c, 'fresh.txt'), 'f2');
   const file = join(dir, 'stat', 'cache.json');
   const s1 = await StatCache.load(file);
-  await checksumSelection({ root: c, kind: 'context' }, ['.'], false, s1, signal);
+  await checksumSelection({ root: c, kind: 'context' }, { srcPaths: ['.'], allowWildcard: false }, s1, signal);
   await s1.save();
   const s2 = await StatCache.load(file);
   assert.ok(s2.get(join(c, 'old.txt'), statSync(join(c, 'old.txt'))), 'old file remembered across processes');
