@@ -121,11 +121,15 @@ class Directives {
     return { line: line.slice(0, m.index) + (m[1] ?? ''), end: false };
   }
 
+  /** The line processLine saw last was a parser directive. */
+  lastWasDirective = false;
+
   /** processLine: newline (and, for a first line, leading blanks) trimmed; comments become ''. */
   processLine(raw: string, stripLeft: boolean): string {
     let token = trimNewline(raw);
     if (stripLeft) token = trimLeadingSpace(token);
     const d = this.parser.parseLine(token);
+    this.lastWasDirective = d !== undefined;
     if (d && d.name === 'escape') this.setEscapeToken(d.value);
     return isComment(token) ? '' : token;
   }
@@ -179,6 +183,8 @@ export function parseAst(text: string): AstResult {
       else comments.push(comment);
     }
     const first = guard(current, 0, () => d.processLine(raw!, true));
+    // A directive is not a comment of the instruction below it (BuildKit strips it).
+    if (d.lastWasDirective) comments.pop();
     current++;
     const startLine = current;
     let { line, end } = d.trimContinuation(first);
