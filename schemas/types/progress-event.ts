@@ -71,6 +71,18 @@ export interface BytesProgressEvent {
 export interface WarningEvent {
   type: "warning";
   message: string;
+  /**
+   * A build-check finding: the rule's name (BuildKit's linter rule).
+   */
+  rule?: string;
+  /**
+   * A build-check finding: the rule's description.
+   */
+  description?: string;
+  /**
+   * A build-check finding: the rule's documentation.
+   */
+  url?: string;
   location?: SourceLocation;
   at: number;
 }

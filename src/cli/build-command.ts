@@ -311,8 +311,10 @@ function parseAnnotations(list: readonly string[]): Record<string, string> {
  * `--check`: the findings, one line each as `FILE:LINE: RULE: message`, then a summary, on
  * standard output. Exit 1 when there is any, as buildx.
  */
-function printChecks(found: readonly CheckWarning[]): number {
+function printChecks({ checks: found, error }: { readonly checks: readonly CheckWarning[]; readonly error?: BuildError }): number {
   for (const w of found) process.stdout.write(`${relative(process.cwd(), w.location.file) || w.location.file}:${w.location.line}: ${w.rule}: ${w.message}\n`);
+  // A Dockerfile that does not convert (or `# check=error=true` with findings): the findings so far, then the error.
+  if (error) throw error;
   process.stdout.write(found.length ? `Check complete, ${found.length} warning${found.length > 1 ? 's have' : ' has'} been found!\n` : 'Check complete, no warnings found.\n');
   return found.length ? 1 : 0;
 }

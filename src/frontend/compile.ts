@@ -3,6 +3,9 @@ import type { Ctx } from '../ctx.js';
 import type { ImageConfig, Platform } from '../oci/image.js';
 import { formatPlatform } from '../oci/platform.js';
 import { CHECK_BUILD_ARG, checksAsError, dockerfileChecks, type CheckWarning } from './build-checks.js';
+import { parseCheckOptions, ruleEnabled, withComments } from './check-rules.js';
+import { CompileFailure } from './compile-failure.js';
+import { CopyIgnoredCheck } from './copy-ignored.js';
 import { makeVertex, type RunLimits, type Ulimit, type Vertex } from '../solver/graph.js';
 import { parseDockerignore } from './dockerignore.js';
 import { parseInstruction, type Instruction } from './instructions.js';
@@ -49,6 +52,8 @@ export interface CompileOptions {
   contextTime?: () => Promise<Date>;
   /** SOURCE_DATE_EPOCH=<stage> (FROM scratch + one ADD <URL>): that URL's Last-Modified; asked only then. */
   urlTime?: (url: string) => Promise<Date>;
+  /** Convert (and check) every stage, not only those the target needs: `--check` without a target. */
+  allStages?: boolean;
 }
 
 /** A named build context: a directory (read like the main context) or an image reference. */
@@ -77,9 +82,33 @@ export interface BuildPlan {
  */
 export async function compileDockerfile(source: { path: string; text: string }, opts: CompileOptions, resolver: ImageResolver, ctx: Ctx): Promise<BuildPlan> {
   const file = opts.dockerfilePath || source.path;
+  const warnings: Warning[] = [];
+  const checks: CheckWarning[] = [];
+  try {
+    return await compile(source, file, opts, resolver, ctx, warnings, checks);
+  } catch (e) {
+    // BuildKit reports the warnings found before an error, then the error.
+    if (e instanceof BuildError && !(e instanceof CompileFailure) && checks.length + warnings.length > 0) throw new CompileFailure(e, warnings, sortByLine(checks));
+    throw e;
+  }
+}
+
+const sortByLine = <T extends { readonly location: SourceLocation }>(l: readonly T[]): T[] => [...l].sort((a, b) => a.location.line - b.location.line);
+
+/** Rules BuildKit checks while it parses instructions: found before a parse error stops it. */
+const PARSE_TIME_RULES = new Set(['NoEmptyContinuation', 'MaintainerDeprecated', 'StageNameCasing', 'FromAsCasing', 'InvalidDefinitionDescription']);
+
+async function compile(
+  source: { path: string; text: string },
+  file: string,
+  opts: CompileOptions,
+  resolver: ImageResolver,
+  ctx: Ctx,
+  warnings: Warning[],
+  checks: CheckWarning[],
+): Promise<BuildPlan> {
   const parsed = parseDockerfile(source.text, file);
   const errors: BuildError[] = [...parsed.errors];
-  const warnings: Warning[] = [];
   checkDirectives(source.text, file, errors, warnings);
   const instructions: Instruction[] = [];
   if (parsed.instructions.length > MAX_INSTRUCTIONS) {
@@ -94,19 +123,31 @@ export async function compileDockerfile(source: { path: string; text: string }, 
       else throw e;
     }
   }
+  /** A build-check finding, reported as a warning too. */
+  const report = (w: CheckWarning) => {
+    checks.push(w);
+    warnings.push({ message: `${w.rule}: ${w.message}`, location: w.location, rule: w.rule });
+  };
   if (errors.length > 0) {
     errors.sort((a, b) => (a.location?.line ?? 0) - (b.location?.line ?? 0));
     const first = errors[0]!;
+    // The findings BuildKit's parser made on the instructions before the one that failed.
+    const errorLine = first.location?.line ?? 0;
+    try {
+      const before = dockerfileChecks(source.text, file, instructions.filter((i) => i.location.line < errorLine), parsed.warnings, opts.buildArgs);
+      for (const w of before.found) if (PARSE_TIME_RULES.has(w.rule) && w.location.line < errorLine) report(w);
+    } catch {
+      // A bad check configuration: the parse error is the one to report.
+    }
     if (errors.length === 1) throw first;
     const more = errors.slice(1).map((e) => `line ${e.location?.line ?? '?'}: ${e.message}`).join('; ');
     throw new BuildError(first.code, first.message, { location: first.location, hint: [first.hint, `${errors.length - 1} more error(s): ${more}`].filter(Boolean).join('\n') });
   }
 
-  const checks = dockerfileChecks(source.text, file, instructions, parsed.warnings, opts.buildArgs);
-  if (checks.error) throw checks.error;
-  for (const w of checks.found) warnings.push({ message: `${w.rule}: ${w.message}`, location: w.location });
-  /** Checks that need the converted stages (UndefinedVar), found while converting. */
-  const lateChecks: CheckWarning[] = [];
+  const staticChecks = dockerfileChecks(source.text, file, instructions, parsed.warnings, opts.buildArgs);
+  const checkConfig = staticChecks.config;
+  // Findings of whole-file rules now; those BuildKit makes dispatching a stage once the stages are known.
+  for (const w of staticChecks.found) if (w.stage === undefined) report(w);
 
   const lexer = new ShellLexer(parsed.escapeToken);
   const { metaArgInstructions, stages } = splitStages(instructions, file);
@@ -135,6 +176,7 @@ export async function compileDockerfile(source: { path: string; text: string }, 
     }
   };
 
+  const copyIgnored = CopyIgnoredCheck.of(parseDockerignore(opts.dockerignore));
   const env: ConvertEnv = {
     file,
     lexer,
@@ -150,12 +192,11 @@ export async function compileDockerfile(source: { path: string; text: string }, 
     buildArgs,
     metaArgs,
     warnings,
-    lint(rule, message, location) {
-      if (checks.config.skip.has('all') || checks.config.skip.has(rule)) return;
-      lateChecks.push({ rule, message, location });
-      warnings.push({ message: `${rule}: ${message}`, location });
+    lint(rule, message, location, comments = []) {
+      if (ruleEnabled(withComments(checkConfig, comments), rule)) report({ rule, message, location });
     },
     ctx,
+    ...(copyIgnored ? { copyIgnored } : {}),
     contextVertex() {
       context ??= makeVertex(
         { kind: 'context', name: 'context', dir: opts.contextDir, excludes: parseDockerignore(opts.dockerignore) },
@@ -168,7 +209,7 @@ export async function compileDockerfile(source: { path: string; text: string }, 
       const named = namedContext(ref, loc);
       if (named) return { vertex: (await named).vertex };
       const byIndex = /^\d+$/.test(ref) ? Number(ref) : undefined;
-      const j = byIndex ?? stages.findIndex((s) => s.name === ref.toLowerCase());
+      const j = byIndex ?? lastStageNamed(stages, ref, stages.length);
       if (byIndex !== undefined && byIndex >= stages.length) {
         throw new BuildError('UNKNOWN_STAGE', `invalid from flag value ${ref}: stage index out of range`, { location: loc });
       }
@@ -232,7 +273,7 @@ export async function compileDockerfile(source: { path: string; text: string }, 
   const sourceFor: StageSource = {
     async stage(name, currentIndex, loc) {
       if (opts.namedContexts?.has(name)) return undefined;
-      const j = stages.findIndex((s, k) => k < currentIndex && s.name === name.toLowerCase());
+      const j = lastStageNamed(stages, name, currentIndex);
       if (j < 0) return undefined;
       if (inProgress.has(j) && !done.has(j)) throw new BuildError('UNKNOWN_STAGE', `circular dependency detected on stage: ${name}`, { location: loc });
       return stage(j);
@@ -252,7 +293,10 @@ export async function compileDockerfile(source: { path: string; text: string }, 
 
   ctx.signal.throwIfAborted();
   const st = await stage(targetIndex);
-  if (checks.config.error && lateChecks.length > 0) throw checksAsError(lateChecks);
+  // Without a target, `--check` lints every stage, as BuildKit's lint request does.
+  if (opts.allStages) for (let i = 0; i < stages.length; i++) await stage(i);
+  for (const w of staticChecks.found) if (w.stage !== undefined && done.has(w.stage)) report(w);
+  if (checkConfig.error && checks.length > 0) throw checksAsError(checks);
   const unused = unconsumedBuildArgs(opts.buildArgs, metaArgInstructions, [...done.keys()].map((i) => stages[i]!));
   if (unused.length > 0) warnings.push({ message: `One or more build-args [${unused.join(' ')}] were not consumed` });
   const config = structuredClone(st.config) as ImageConfig & { config: NonNullable<ImageConfig['config']> };
@@ -263,7 +307,7 @@ export async function compileDockerfile(source: { path: string; text: string }, 
     layerSteps: st.layerSteps.map((s) => ({ historyIndex: s.historyIndex, vertex: s.vertex })),
     stage: { name: stages[targetIndex]!.name, index: targetIndex },
     warnings,
-    checks: [...checks.found, ...lateChecks].sort((a, b) => a.location.line - b.location.line),
+    checks: sortByLine(checks),
     ...(sourceDateEpoch ? { sourceDateEpoch } : {}),
   };
 }
@@ -292,16 +336,11 @@ export interface StageDef {
 function splitStages(instructions: readonly Instruction[], file: string): { metaArgInstructions: Extract<Instruction, { kind: 'ARG' }>[]; stages: StageDef[] } {
   const metaArgInstructions: Extract<Instruction, { kind: 'ARG' }>[] = [];
   const stages: { from: Extract<Instruction, { kind: 'FROM' }>; name?: string; commands: Instruction[] }[] = [];
-  const names = new Set<string>();
   for (const ins of instructions) {
     if (ins.kind === 'FROM') {
-      if (ins.stageName && names.has(ins.stageName)) {
-        throw new BuildError('DOCKERFILE_SYNTAX', `duplicate stage name ${JSON.stringify(ins.stageName)}`, { location: ins.location });
-      }
       if (stages.length === MAX_STAGES) {
         throw new BuildError('DOCKERFILE_SYNTAX', `more than ${MAX_STAGES} build stages`, { location: ins.location, hint: 'split the build into several Dockerfiles' });
       }
-      if (ins.stageName) names.add(ins.stageName);
       stages.push({ from: ins, name: ins.stageName, commands: [] });
     } else if (stages.length === 0) {
       if (ins.kind !== 'ARG') throw new BuildError('DOCKERFILE_SYNTAX', 'no build stage in current context', { location: ins.location });
@@ -402,10 +441,21 @@ function checkStageCycles(stages: readonly StageDef[], file: string): void {
   for (let i = 0; i < stages.length; i++) if (state[i] === 0) visit(i);
 }
 
+/**
+ * The index of the last stage before `before` named `name` (-1: none). A repeated name is only
+ * a DuplicateStageName warning in BuildKit: FROM sees the latest stage of that name defined
+ * above it, `--from` and `--target` the last one.
+ */
+function lastStageNamed(stages: readonly StageDef[], name: string, before: number): number {
+  const n = name.toLowerCase();
+  for (let i = Math.min(before, stages.length) - 1; i >= 0; i--) if (stages[i]!.name === n) return i;
+  return -1;
+}
+
 function selectTarget(stages: readonly StageDef[], target: string | undefined, file: string): number {
   if (target === undefined || target === '') return stages.length - 1;
   const t = target.toLowerCase();
-  const i = stages.findIndex((s) => s.name === t);
+  const i = lastStageNamed(stages, t, stages.length);
   if (i >= 0) return i;
   const names = stages.map((s) => s.name).filter((n): n is string => n !== undefined);
   const best = names.map((n) => ({ n, d: editDistance(t, n) })).sort((a, b) => a.d - b.d)[0];
@@ -439,23 +489,18 @@ function checkDirectives(text: string, file: string, errors: BuildError[], warni
       }
     } else if (name === 'check') {
       const bad = checkDirectiveProblem(value);
-      if (bad) errors.push(new BuildError('DOCKERFILE_SYNTAX', `invalid check directive ${JSON.stringify(value)}: ${bad}`, { location, hint: 'use e.g. # check=skip=JSONArgsRecommended;error=true' }));
+      if (bad) errors.push(new BuildError('DOCKERFILE_SYNTAX', `invalid check directive ${JSON.stringify(value)}: ${bad}`, { location, hint: 'use e.g. # check=skip=JSONArgsRecommended;experimental=all;error=true' }));
     }
   }
 }
 
 function checkDirectiveProblem(value: string): string | undefined {
-  for (const part of value.split(';').map((p) => p.trim()).filter(Boolean)) {
-    const eq = part.indexOf('=');
-    const key = eq < 0 ? part : part.slice(0, eq).trim().toLowerCase();
-    const v = eq < 0 ? '' : part.slice(eq + 1).trim();
-    if (key === 'skip') {
-      if (v === '') return 'skip needs a rule list or all';
-    } else if (key === 'error') {
-      if (!/^(true|false)$/i.test(v)) return `error must be true or false, not ${JSON.stringify(v)}`;
-    } else return `unknown key ${JSON.stringify(key)} (expected skip or error)`;
+  try {
+    parseCheckOptions(value);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
   }
-  return undefined;
 }
 
 /** Pins an error to an instruction: BuildErrors keep their code, lexer errors become INVALID_INSTRUCTION. */

@@ -48,6 +48,10 @@ export async function convertCopy(ins: Extract<Instruction, { kind: 'COPY' | 'AD
     source = src.vertex ?? makeVertex({ kind: 'file', base: 'scratch', actions: [] }, [], { name: `[internal] empty stage ${ins.from}`, location: loc });
   } else {
     source = env.contextVertex();
+    for (const src of locals) {
+      const excluded = env.copyIgnored?.excluded(src);
+      if (excluded !== undefined) env.lint('CopyIgnoredFile', `Attempting to ${ins.kind === 'ADD' ? 'Add' : 'Copy'} file ${JSON.stringify(excluded)} that is excluded by .dockerignore`, loc, ins.comments);
+    }
   }
 
   const wd = st.config.config.WorkingDir || '/';

@@ -80,10 +80,22 @@ export async function convertStage(def: StageDef, index: number, stageCount: num
 
   for (const ins of [...triggerInstructions, ...def.commands]) {
     env.ctx.signal.throwIfAborted();
-    checkUndefinedVars(ins, st, env, (rule, message, loc) => env.lint(rule, message, loc));
+    checkUndefinedVars(ins, st, env, (rule, message, loc) => env.lint(rule, message, loc, ins.comments));
+    checkShellForm(ins, st, env);
     await located(ins.location, () => dispatch(ins, st, env));
   }
   return st;
+}
+
+/**
+ * JSONArgsRecommended: a shell-form CMD or ENTRYPOINT, unless the stage's config has a SHELL
+ * (its own, or its base's): whoever changed the shell chose how commands run (BuildKit's
+ * dispatchCmd checks `len(d.image.Config.Shell) == 0`).
+ */
+function checkShellForm(ins: Instruction, st: StageState, env: ConvertEnv): void {
+  if ((ins.kind !== 'CMD' && ins.kind !== 'ENTRYPOINT') || !ins.cmd.prependShell) return;
+  if (st.config.config.Shell?.length) return;
+  env.lint('JSONArgsRecommended', `JSON arguments recommended for ${ins.kind} to prevent unintended behavior related to OS signals`, ins.location, ins.comments);
 }
 
 async function dispatch(ins: Instruction, st: StageState, env: ConvertEnv): Promise<void> {

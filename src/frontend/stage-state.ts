@@ -3,6 +3,7 @@ import type { ContainerConfig, ImageConfig, Platform } from '../oci/image.js';
 import type { RunLimits, Ulimit, Vertex } from '../solver/graph.js';
 import type { Ctx } from '../ctx.js';
 import type { EnvGetter, ShellLexer } from './shell-lexer.js';
+import type { CopyIgnoredCheck } from './copy-ignored.js';
 import type { Digest } from '../oci/digest.js';
 
 /**
@@ -59,6 +60,8 @@ export interface ImageResolver {
 export interface Warning {
   message: string;
   location?: SourceLocation;
+  /** The build-check rule of a check finding (its description and URL are in CHECK_RULES). */
+  rule?: string;
 }
 
 /** What converters need besides the stage: expansion, the shared context vertex, other stages. */
@@ -87,8 +90,11 @@ export interface ConvertEnv {
   readonly metaArgs: ReadonlyMap<string, string | undefined>;
   readonly warnings: Warning[];
   /** Reports a build-check finding found while converting (kept or dropped by `# check=`). */
-  lint(rule: string, message: string, location: SourceLocation): void;
+  /** `comments`: those right above the instruction, whose `# check=` applies to it alone. */
+  lint(rule: string, message: string, location: SourceLocation, comments?: readonly string[]): void;
   readonly ctx: Ctx;
+  /** Judges COPY/ADD sources from the context against .dockerignore (undefined: nothing to judge). */
+  readonly copyIgnored?: CopyIgnoredCheck;
   /** The one shared build-context vertex. */
   contextVertex(): Vertex;
   /** `--from=<name|index|image>` → a vertex (stage result or image); undefined = empty stage. */

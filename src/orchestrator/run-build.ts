@@ -4,7 +4,9 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { Ctx } from '../ctx.js';
 import { BuildError } from '../errors.js';
 import { compileDockerfile, type BuildPlan } from '../frontend/compile.js';
-import type { CheckWarning } from '../frontend/build-checks.js';
+import { CHECK_RULES, type CheckWarning } from '../frontend/build-checks.js';
+import { CompileFailure } from '../frontend/compile-failure.js';
+import type { Warning } from '../frontend/stage-state.js';
 import { hostPlatform, type Descriptor, type Platform } from '../oci/image.js';
 import { cannotRunReason } from '../runtime/platform-support.js';
 import type { Isolation } from '../runtime/isolation.js';
@@ -127,8 +129,17 @@ export async function runBuild(request: BuildRequest, ctx: Ctx): Promise<BuildRe
  * images resolved, so checks that need their environment run), nothing built. Returns the
  * build-check findings; `# check=error=true` makes findings an error, as in a build.
  */
-export async function checkBuild(request: BuildRequest, ctx: Ctx): Promise<readonly CheckWarning[]> {
-  return withBuildInputs(request, ctx, async (worker, req, input) => (await compilePlans(worker, { ...req, platforms: req.platforms?.slice(0, 1) }, input, ctx))[0]!.checks);
+export async function checkBuild(request: BuildRequest, ctx: Ctx): Promise<{ readonly checks: readonly CheckWarning[]; readonly error?: BuildError }> {
+  return withBuildInputs(request, ctx, async (worker, req, input) => {
+    // As BuildKit's lint request: without a target, every stage is checked.
+    const all = { ...req, platforms: req.platforms?.slice(0, 1), allStages: !req.target };
+    try {
+      return { checks: (await compilePlans(worker, all, input, ctx, { report: false }))[0]!.checks };
+    } catch (e) {
+      if (e instanceof CompileFailure) return { checks: e.checks, error: e };
+      throw e;
+    }
+  });
 }
 
 /** The context and Dockerfile of a build, read and checked. */
@@ -169,7 +180,7 @@ function platformsOf(req: BuildRequest): readonly Platform[] {
 }
 
 /** One plan per platform of the request, in order. */
-async function compilePlans(worker: Worker, req: BuildRequest, input: BuildInput, ctx: Ctx): Promise<BuildPlan[]> {
+async function compilePlans(worker: Worker, req: BuildRequest & { allStages?: boolean }, input: BuildInput, ctx: Ctx, how = { report: true }): Promise<BuildPlan[]> {
   const { contextDir, dockerfilePath, text } = input;
   const host = hostPlatform();
   const platforms = platformsOf(req);
@@ -182,9 +193,28 @@ async function compilePlans(worker: Worker, req: BuildRequest, input: BuildInput
   const urlTimes = new Map<string, Promise<Date>>();
   const timeOfUrl = (url: string) => urlTimes.get(url) ?? urlTimes.set(url, urlLastModified(url, ctx.signal, req.httpTimeouts)).get(url)!;
   const plans: BuildPlan[] = [];
+  // Each platform's compile finds the same Dockerfile problems: report each once.
+  const warned = new Set<string>();
+  const report = (warnings: readonly Warning[]) => {
+    if (!how.report) return;
+    for (const w of warnings) {
+      const id = `${w.location?.line}|${w.message}`;
+      if (warned.has(id)) continue;
+      warned.add(id);
+      const rule = w.rule !== undefined ? CHECK_RULES[w.rule] : undefined;
+      ctx.events.emit({
+        type: 'warning',
+        message: w.message,
+        ...(w.rule !== undefined ? { rule: w.rule } : {}),
+        ...(rule ? { description: rule.description } : {}),
+        ...(rule?.url ? { url: rule.url } : {}),
+        location: w.location,
+        at: Date.now(),
+      });
+    }
+  };
   for (const platform of platforms) {
-    plans.push(
-      await compileDockerfile(
+    const plan = await compileDockerfile(
         { path: dockerfilePath, text },
         {
           dockerfilePath,
@@ -206,11 +236,17 @@ async function compilePlans(worker: Worker, req: BuildRequest, input: BuildInput
           namedContexts: named.contexts,
           contextTime: timeOfContext,
           urlTime: timeOfUrl,
+          ...(req.allStages ? { allStages: true } : {}),
         },
         resolver,
         ctx,
-      ),
-    );
+      ).catch((e: unknown) => {
+        // The warnings found before the error come first, as BuildKit prints them.
+        if (e instanceof CompileFailure) report(e.warnings);
+        throw e;
+      });
+    report(plan.warnings);
+    plans.push(plan);
   }
   return plans;
 }
@@ -227,14 +263,6 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
   const plans = await compilePlans(worker, req, input, ctx);
   // SOURCE_DATE_EPOCH as the Dockerfile compile resolved it (the same for every platform).
   const epoch = plans[0]?.sourceDateEpoch;
-  // Each platform's compile finds the same Dockerfile problems: report each once.
-  const warned = new Set<string>();
-  for (const w of plans.flatMap((p) => p.warnings)) {
-    const id = `${w.location?.line}|${w.message}`;
-    if (warned.has(id)) continue;
-    warned.add(id);
-    ctx.events.emit({ type: 'warning', message: w.message, location: w.location, at: Date.now() });
-  }
 
   const cpus = req.maxParallelism ?? availableParallelism();
   const stats = await StatCache.load(join(worker.dirs.cache, 'stat', `${digestHex(sha256(contextDir))}.json`));
