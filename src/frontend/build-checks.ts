@@ -128,7 +128,8 @@ export function runBuildChecks(instructions: readonly Instruction[], emptyContin
         if (ins.stageName) stageNames.add(ins.stageName);
         for (const name of referencedVars(`${ins.image} ${ins.platform ?? ''}`)) {
           if (metaArgs.has(name) || PREDEFINED_FROM_ARGS.has(name)) continue;
-          const near = [...metaArgs].map((a) => [a, editDistance(a, name)] as const).filter(([, d]) => d <= 2).sort((a, b) => a[1] - b[1])[0]?.[0];
+          // Suggestions come from the declared and the predefined ARGs (BuildKit's unusedFromArgsCheckKeys).
+          const near = [...metaArgs, ...PREDEFINED_FROM_ARGS].map((a) => [a, editDistance(a, name)] as const).filter(([, d]) => d <= 2).sort((a, b) => a[1] - b[1])[0]?.[0];
           warn('UndefinedArgInFrom', `FROM argument '${name}' is not declared${near ? ` (did you mean ${near}?)` : ''}`, ins, ins.location);
         }
         const platform = ins.platform?.trim();

@@ -3,7 +3,7 @@ import { parsePlatform } from '../oci/platform.js';
 import type { ContainerConfig, ImageConfig, Platform } from '../oci/image.js';
 import type { Vertex } from '../solver/graph.js';
 import { parseInstruction, type Instruction } from './instructions.js';
-import { parseDockerfile } from './parse.js';
+import { editDistance, parseDockerfile } from './parse.js';
 import { convertArg, convertCmd, convertEnv, convertExpose, convertHealthcheck, convertLabel, convertSimple, convertVolume, convertWorkdir } from './convert-meta.js';
 import { convertRun } from './convert-run.js';
 import { checkUndefinedVars } from './undefined-vars.js';
@@ -35,7 +35,7 @@ export async function convertStage(def: StageDef, index: number, stageCount: num
   const { imageName, platform } = await located(from.location, async () => {
     const imageName = env.lexer.processWord(from.image, metaGet);
     if (imageName === '') throw new BuildError('INVALID_INSTRUCTION', `base name (${from.image}) should not be blank`);
-    const platform = from.platform !== undefined ? parsePlatform(env.lexer.processWord(from.platform, metaGet), 'INVALID_INSTRUCTION') : undefined;
+    const platform = from.platform !== undefined ? fromPlatform(from.platform, env) : undefined;
     return { imageName, platform };
   });
 
@@ -122,6 +122,29 @@ async function dispatch(ins: Instruction, st: StageState, env: ConvertEnv): Prom
       const never: never = ins;
       throw new Error(`unhandled instruction ${(never as Instruction).kind}`);
     }
+  }
+}
+
+/**
+ * `FROM --platform=<expr>` evaluated with the global ARGs; its errors are BuildKit's, with a
+ * did-you-mean for an undeclared ARG in the expression.
+ */
+function fromPlatform(expr: string, env: ConvertEnv): Platform {
+  const value = env.lexer.processWord(expr, { get: (k: string) => env.metaArgs.get(k) });
+  const names = [...env.metaArgs.keys()];
+  const undeclared = [...expr.matchAll(/(?<!\\)\$(?:\{([A-Za-z_][A-Za-z0-9_]*)|([A-Za-z_][A-Za-z0-9_]*))/g)].map((m) => m[1] ?? m[2]!).filter((k) => !env.metaArgs.has(k));
+  const near = undeclared.map((k) => names.map((n) => [n, editDistance(n, k)] as const).filter(([, d]) => d <= 2).sort((a, b) => a[1] - b[1])[0]?.[0]).find((n) => n !== undefined);
+  const suggest = near ? ` (did you mean ${near}?)` : '';
+  if (value === '') throw new BuildError('INVALID_INSTRUCTION', `empty platform value from expression ${expr}${suggest}`);
+  const bad = value.split('/').find((c) => !/^[A-Za-z0-9_.-]+$/.test(c));
+  if (bad !== undefined) {
+    // containerd's platforms.Parse message.
+    throw new BuildError('INVALID_INSTRUCTION', `failed to parse platform ${expr}: ${JSON.stringify(bad)} is an invalid component of ${JSON.stringify(value)}: platform specifier component must match "^[A-Za-z0-9_.-]+$": invalid argument${suggest}`);
+  }
+  try {
+    return parsePlatform(value, 'INVALID_INSTRUCTION');
+  } catch (e) {
+    throw e instanceof BuildError ? new BuildError(e.code, `failed to parse platform ${expr}: ${e.message}${suggest}`) : e;
   }
 }
 
