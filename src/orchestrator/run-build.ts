@@ -193,14 +193,18 @@ async function compilePlans(worker: Worker, req: BuildRequest & { allStages?: bo
   const urlTimes = new Map<string, Promise<Date>>();
   const timeOfUrl = (url: string) => urlTimes.get(url) ?? urlTimes.set(url, urlLastModified(url, ctx.signal, req.httpTimeouts)).get(url)!;
   const plans: BuildPlan[] = [];
-  // Each platform's compile finds the same Dockerfile problems: report each once.
-  const warned = new Set<string>();
+  // Each platform's compile finds the same Dockerfile problems: report each once (a warning
+  // repeated within one compile, e.g. two equal EXPOSE words, is reported as often).
+  const warned = new Map<string, number>();
   const report = (warnings: readonly Warning[]) => {
     if (!how.report) return;
+    const seen = new Map<string, number>();
     for (const w of warnings) {
       const id = `${w.location?.line}|${w.message}`;
-      if (warned.has(id)) continue;
-      warned.add(id);
+      const n = (seen.get(id) ?? 0) + 1;
+      seen.set(id, n);
+      if (n <= (warned.get(id) ?? 0)) continue;
+      warned.set(id, n);
       const rule = w.rule !== undefined ? CHECK_RULES[w.rule] : undefined;
       ctx.events.emit({
         type: 'warning',
@@ -215,36 +219,36 @@ async function compilePlans(worker: Worker, req: BuildRequest & { allStages?: bo
   };
   for (const platform of platforms) {
     const plan = await compileDockerfile(
-        { path: dockerfilePath, text },
-        {
-          dockerfilePath,
-          contextDir,
-          dockerignore,
-          buildArgs: req.buildArgs,
-          target: req.target,
-          platform,
-          buildPlatform: host,
-          labelPlatform: platforms.length > 1,
-          cannotRun: cannotRunReason,
-          ...(req.network ? { network: req.network } : {}),
-          allowNetworkHost: req.allowNetworkHost ?? false,
-          ...(req.extraHosts?.length ? { extraHosts: req.extraHosts } : {}),
-          ...(req.ulimits?.length ? { ulimits: req.ulimits } : {}),
-          ...(req.shmSize !== undefined ? { shmSize: req.shmSize } : {}),
-          ...(req.limits ? { limits: req.limits } : {}),
-          labels: req.labels,
-          namedContexts: named.contexts,
-          contextTime: timeOfContext,
-          urlTime: timeOfUrl,
-          ...(req.allStages ? { allStages: true } : {}),
-        },
-        resolver,
-        ctx,
-      ).catch((e: unknown) => {
-        // The warnings found before the error come first, as BuildKit prints them.
-        if (e instanceof CompileFailure) report(e.warnings);
-        throw e;
-      });
+      { path: dockerfilePath, text },
+      {
+        dockerfilePath,
+        contextDir,
+        dockerignore,
+        buildArgs: req.buildArgs,
+        target: req.target,
+        platform,
+        buildPlatform: host,
+        labelPlatform: platforms.length > 1,
+        cannotRun: cannotRunReason,
+        ...(req.network ? { network: req.network } : {}),
+        allowNetworkHost: req.allowNetworkHost ?? false,
+        ...(req.extraHosts?.length ? { extraHosts: req.extraHosts } : {}),
+        ...(req.ulimits?.length ? { ulimits: req.ulimits } : {}),
+        ...(req.shmSize !== undefined ? { shmSize: req.shmSize } : {}),
+        ...(req.limits ? { limits: req.limits } : {}),
+        labels: req.labels,
+        namedContexts: named.contexts,
+        contextTime: timeOfContext,
+        urlTime: timeOfUrl,
+        ...(req.allStages ? { allStages: true } : {}),
+      },
+      resolver,
+      ctx,
+    ).catch((e: unknown) => {
+      // The warnings found before the error come first, as BuildKit prints them.
+      if (e instanceof CompileFailure) report(e.warnings);
+      throw e;
+    });
     report(plan.warnings);
     plans.push(plan);
   }
