@@ -93,7 +93,8 @@ export function runBuildChecks(instructions: readonly Instruction[], emptyContin
   const stagesByName = new Map<string, { workdirSet: boolean }>();
   const closeStage = () => {
     for (const [kind, list] of stage?.seen ?? []) {
-      for (const ins of list.slice(0, -1)) warn('MultipleInstructionsDisallowed', `Multiple ${kind} instructions should not be used in the same stage because only the last one will be used`, ins, ins.location, true);
+      // BuildKit reports an instruction when the next one of its kind is dispatched, under that one's `# check=` comments.
+      list.slice(0, -1).forEach((ins, i) => warn('MultipleInstructionsDisallowed', `Multiple ${kind} instructions should not be used in the same stage because only the last one will be used`, list[i + 1], ins.location, true));
     }
   };
   for (const [n, ins] of instructions.entries()) {

@@ -40,7 +40,7 @@ const byLineThenDetail = (a: { line: number; detail: string }, b: { line: number
  * Collects a test's cases and checks them a few at a time (each has a context of its own);
  * `settle` throws the first failure.
  */
-export function lintCases(env: BuildRoot, parallel = 3): { check(c: LintCase, what?: string): void; settle(): Promise<void> } {
+export function lintCases(env: BuildRoot, parallel = 4): { check(c: LintCase, what?: string): void; settle(): Promise<void> } {
   let queue: (() => Promise<void>)[] = [];
   return {
     check(c, what) {

@@ -30,6 +30,7 @@ const cases: [string, string, string[]][] = [
   ['SecretsUsedInArgOrEnv: whole words of the name only', 'FROM busybox\nARG GITHUB_TOKEN\nENV DB_PASSWORD=x\nARG TOKENIZER_MODE\nENV KEYBOARD=us\n', ['SecretsUsedInArgOrEnv@2', 'SecretsUsedInArgOrEnv@3']],
   ['SecretsUsedInArgOrEnv: public, file and version are allowed words; global ARGs are not checked', 'ARG API_TOKEN\nFROM busybox\nARG PUBLIC_KEY\nENV password_file=x\nARG AUTH_MODULE_VERSION\nARG public_token\n', []],
   ['ExposeInvalidFormat', 'FROM busybox\nEXPOSE 127.0.0.1:80:80 [::1]:8080:8080 5000:5000 8000 [::1]:90\n', ['ExposeInvalidFormat@2', 'ExposeInvalidFormat@2', 'ExposeInvalidFormat@2', 'ExposeInvalidFormat@2']],
+  ['MultipleInstructionsDisallowed: a # check= comment above the later instruction skips it', 'FROM busybox\nCMD ["a"]\n# check=skip=MultipleInstructionsDisallowed\nCMD ["b"]\n', []],
   ['DuplicateStageName', 'FROM busybox AS b\nFROM busybox AS b\n', ['DuplicateStageName@2']],
   ['a # check= comment skips a rule for the instruction below it only', 'FROM busybox\n# check=skip=MaintainerDeprecated // why\nMAINTAINER me\nMAINTAINER you\n', ['MaintainerDeprecated@4']],
   ['ExposeProtoCasing', 'FROM busybox\nEXPOSE 80/TCP 443/tcp\n', ['ExposeProtoCasing@2']],
