@@ -6,7 +6,8 @@ import type { CheckWarning } from '../frontend/build-checks.js';
 import { isIP } from 'node:net';
 import { Command, Option } from 'commander';
 import { applyGcPolicy } from '../orchestrator/gc.js';
-import { checkBuild, runBuild, type BuildRequest } from '../orchestrator/run-build.js';
+import { buildTargets, checkBuild, runBuild, type BuildRequest } from '../orchestrator/run-build.js';
+import { formatTargets } from '../frontend/targets.js';
 import type { ProvenanceMode } from '../orchestrator/provenance.js';
 import { nullSink } from '../events.js';
 import { BuildError } from '../errors.js';
@@ -62,6 +63,7 @@ interface BuildFlags extends RunLimitFlags {
   provenance?: string | boolean;
   attest: string[];
   check?: boolean;
+  call?: string;
   secret: string[];
   buildContext: string[];
   ssh: string[];
@@ -117,7 +119,10 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .option('--metadata-file <file>', 'write build result metadata (BuildKit keys) as JSON')
     .option('-q, --quiet', 'print only the image ID')
     .option('--check', 'run the build checks (BuildKit\'s lint rules) on the Dockerfile and exit without building')
+    .option('--call <request>', 'what to do, as buildx: build (default), check (as --check), targets[,format=json] (list the stages)')
     .action(async (context: string, flags: BuildFlags) => {
+      const call = parseCall(flags.call);
+      if (call.request === 'check') flags.check = true;
       const outputs = flags.output.map(parseOutputSpec);
       const toStdout = outputs.filter((o) => 'dest' in o && o.dest === STDOUT);
       if (toStdout.length > 1) throw new BuildError('USAGE', '--output: only one output can go to standard output (dest=-)');
@@ -183,6 +188,17 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           buildContexts,
           exec: { secrets: parseSecrets(flags.secret, process.env), ssh: parseSsh(flags.ssh, process.env), allowInsecure },
         };
+      if (call.request === 'targets') {
+        try {
+          const list = await buildTargets(request);
+          process.stdout.write(call.json ? `${JSON.stringify(list, null, 2)}\n` : formatTargets(list));
+        } finally {
+          await stdinInputs?.dispose();
+          progress.close();
+          await registry.close();
+        }
+        return setExit(0);
+      }
       if (flags.check) {
         // Nothing is built: the Dockerfile is converted (base images resolved) and checked.
         try {
@@ -305,6 +321,19 @@ function parseAnnotations(list: readonly string[]): Record<string, string> {
     return a.slice(m[0].length);
   });
   return parseKeyValues('--annotation', plain);
+}
+
+/** buildx's `--call REQUEST[,format=json]`: build, check or targets. */
+function parseCall(value: string | undefined): { request: 'build' | 'check' | 'targets'; json: boolean } {
+  if (value === undefined) return { request: 'build', json: false };
+  const [request, ...opts] = value.split(',').map((p) => p.trim());
+  let json = false;
+  for (const o of opts) {
+    if (o === 'format=json') json = true;
+    else if (o !== 'format=table') throw new BuildError('USAGE', `--call ${value}: unknown option ${JSON.stringify(o)}`, { hint: 'e.g. --call targets,format=json' });
+  }
+  if (request === 'build' || request === 'check' || request === 'targets') return { request, json };
+  throw new BuildError('USAGE', `--call ${value}: unknown request ${JSON.stringify(request)}`, { hint: 'tsbuild answers build, check and targets (no outline)' });
 }
 
 /**

@@ -6,6 +6,7 @@ import { BuildError } from '../errors.js';
 import { compileDockerfile, type BuildPlan } from '../frontend/compile.js';
 import { CHECK_RULES, type CheckWarning } from '../frontend/build-checks.js';
 import { CompileFailure } from '../frontend/compile-failure.js';
+import { listTargets, type TargetList } from '../frontend/targets.js';
 import type { Warning } from '../frontend/stage-state.js';
 import { hostPlatform, type Descriptor, type Platform } from '../oci/image.js';
 import { cannotRunReason } from '../runtime/platform-support.js';
@@ -140,6 +141,13 @@ export async function checkBuild(request: BuildRequest, ctx: Ctx): Promise<{ rea
       throw e;
     }
   });
+}
+
+/** `build --call targets`: the Dockerfile's stages as BuildKit's targets request lists them; nothing else is opened. */
+export async function buildTargets(request: BuildRequest): Promise<TargetList> {
+  const contextDir = resolve(request.contextDir);
+  const dockerfilePath = resolve(request.dockerfile ?? join(contextDir, 'Dockerfile'));
+  return listTargets(await readDockerfile(dockerfilePath), dockerfilePath);
 }
 
 /** The context and Dockerfile of a build, read and checked. */
