@@ -2,7 +2,7 @@ import { parseByteSize } from '../byte-size.js';
 import { splitCsvRecord } from '../csv-record.js';
 import { posix } from 'node:path';
 import type { RunMount } from '../solver/graph.js';
-import { editDistance } from './parse.js';
+import { withSuggestion } from './did-you-mean.js';
 
 /**
  * A parsed `RUN --mount=…` value before its `from` is resolved to a vertex: the graph's
@@ -192,18 +192,6 @@ export function parseMount(value: string, workdir: string, expand: (v: string) =
       // llb.AddSSHSocket: 0600 root:root unless given.
       return { type, id: id || 'default', target: target ? abs(target) : '/run/buildkit/ssh_agent.0', required, mode: mode ?? 0o600, uid: uid ?? 0, gid: gid ?? 0 };
   }
-}
-
-/** BuildKit's suggest.WrapError: the closest option within 2 edits, unless `val` is one. */
-function withSuggestion(message: string, val: string, options: readonly string[]): string {
-  let match = '';
-  let min = 3;
-  for (const o of options) {
-    if (o === val) return message;
-    const d = editDistance(val, o);
-    if (d < min) [match, min] = [o, d];
-  }
-  return match ? `${message} (did you mean ${match}?)` : message;
 }
 
 /** Go's strconv.ParseBool. */
