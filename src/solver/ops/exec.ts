@@ -37,7 +37,7 @@ export function execHandler(worker: Worker, opts: ExecOptions = NO_OPTIONS): OpH
   return {
     async run(op, inputs, vertex, ctx) {
       if (op.security === 'insecure' && !opts.allowInsecure) {
-        throw new BuildError('RUN_FAILED', 'RUN --security=insecure is not allowed', { location: vertex.meta.location, hint: 'pass --allow security.insecure to permit it' });
+        throw new BuildError('RUN_FAILED', 'RUN --security=insecure: entitlement security.insecure is not allowed', { location: vertex.meta.location, hint: 'pass --allow security.insecure to permit it' });
       }
       const base = rootfsInput(inputs[0]);
       const mounted = await worker.mount(base.layers.map((l) => l.diffId), {}, ctx);

@@ -136,7 +136,16 @@ export async function prepareRunMounts(
           break;
         }
         case 'cache': {
-          const dir = await cacheDir(worker, m, inputs, inputRoot, locks, cleanups, tmpDir, fresh, ctx);
+          let dir = await cacheDir(worker, m, inputs, inputRoot, locks, cleanups, tmpDir, fresh, ctx);
+          // Without `from`, source= is a path inside the cache itself (BuildKit's SourcePath on the
+          // cache ref), resolved within it: a link a RUN left there can't lead out of the cache.
+          if (m.input === undefined && m.source !== '/') {
+            const sub = await resolveInRoot(dir, m.source).catch(() => undefined);
+            if (!sub || !(await lstat(sub).catch(() => undefined))?.isDirectory()) {
+              throw new BuildError('RUN_FAILED', `cache mount source ${m.source} is not a directory inside cache ${m.id}`, { location });
+            }
+            dir = sub;
+          }
           out.push({ type: 'bind', destination: m.target, source: dir, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
           targets.push(m.target);
           break;
@@ -148,7 +157,7 @@ export async function prepareRunMounts(
         case 'secret': {
           const src = sources.secrets.get(m.id);
           if (!src) {
-            if (m.required) throw new BuildError('RUN_FAILED', `secret ${m.id} is required but was not given`, { location, hint: `pass it with --secret id=${m.id},src=FILE` });
+            if (m.required) throw new BuildError('RUN_FAILED', `secret ${m.id}: not found (it is required)`, { location, hint: `pass it with --secret id=${m.id},src=FILE` });
             break;
           }
           const data = 'value' in src ? src.value : await readFile(src.file);

@@ -90,7 +90,7 @@ const AUDITED: Record<string, [calls: number, cls: Class, why: string]> = {
   'src/solver/ops/http.ts': [7, 'store', 'a fresh temp dir; the file name is one checked segment, opened O_EXCL'],
   'src/solver/ops/image.ts': [2, 'store', 'layer dirs; unpack through applyLayer'],
   'src/solver/ops/mount-stubs.ts': [10, 'in-root', 'stubs and copied-up parents re-resolved after the RUN'],
-  'src/solver/ops/run-mounts.ts': [21, 'in-root', 'bind/cache sources via resolveInRoot; cache, secret dirs and cache generation pointers tsbuild made; ssh socket is a flag'],
+  'src/solver/ops/run-mounts.ts': [22, 'in-root', 'bind/cache sources via resolveInRoot; cache, secret dirs and cache generation pointers tsbuild made; ssh socket is a flag'],
   'src/solver/ops/ssh-proxy.ts': [1, 'store', 'chmod of the proxy socket it made in its own temp dir'],
   'src/solver/selection-memo.ts': [3, 'store', 'memo files by digest'],
   'src/solver/stat-cache.ts': [2, 'store', 'stat cache files'],
