@@ -172,7 +172,7 @@ test('a default RUN reaches the outside through slirp4netns but not the host\'s 
   const ctx = await env.context(lines.join('\n'));
   const before = loop.connections;
   const { out } = await build(ctx, 'default', ['--allow', 'network.host']);
-  assert.equal(read(join(out, 'nets')).split('\n'), ['lo', 'eth0'], 'a namespace of its own, with slirp\'s tap0');
+  assert.equal(read(join(out, 'nets')).split('\n'), ['lo', 'eth0'], 'a namespace of its own, with slirp\'s eth0');
   assert.not.match(read(join(out, 'loop')), 'loopback-secret');
   if (state.addr) assert.is(read(join(out, 'outside')), 'outside-hello', 'the host\'s non-loopback address answers through slirp');
   assert.is(read(join(out, 'loop-host')), 'loopback-secret', 'with the host network the same server answers');
