@@ -51,16 +51,18 @@ test('testSecretAsEnvironWithFileMount: env= and target= together', async () => 
   await tsbuildOk(['--root', env.root, 'build', '--secret', `id=mysecret,src=${await secretFile('pw')}`, dir]);
 });
 
-test('a secret env= variable is **** in the step name even when a build arg of that name holds the value', async () => {
+test('a secret env= variable is **** in the step name, and so is the secret\'s value wherever a build arg puts it', async () => {
   const value = 'sup3r-s3cret-value';
   const dir = await env.context(
-    'FROM busybox\nARG TOKEN\nRUN --mount=type=secret,id=tok,env=TOKEN echo "token is $TOKEN" > /dev/null && [ -n "$TOKEN" ]\nRUN --mount=type=secret,id=tok cat /run/secrets/tok > /dev/null\n',
+    'FROM busybox\nARG TOKEN\nARG OTHER\nRUN --mount=type=secret,id=tok,env=TOKEN echo "token is $TOKEN" > /dev/null && [ -n "$TOKEN" ]\nRUN --mount=type=secret,id=tok echo "other is $OTHER" > /dev/null\n',
   );
-  const r = await tsbuildOk(['--root', env.root, 'build', '--progress', 'rawjson', '--build-arg', `TOKEN=${value}`, '--secret', `id=tok,src=${await secretFile(value)}`, dir]);
+  const r = await tsbuildOk(['--root', env.root, 'build', '--progress', 'rawjson', '--build-arg', `TOKEN=${value}`, '--build-arg', `OTHER=${value}`, '--secret', `id=tok,src=${await secretFile(`${value}\n`)}`, dir]);
   const names = rawjsonEvents(r.stderr).flatMap((e) => (e.type === 'vertex.start' ? [e.name] : []));
   const run = names.find((n) => n.includes('token is'));
   assert.ok(run, 'the RUN step was seen');
   assert.match(run, '"token is ****"');
+  // Another build arg holding the secret's value (BuildKit would print it): tsbuild masks the value.
+  assert.ok(names.some((n) => n.includes('"other is ****"')), 'the other build arg is masked too');
   for (const n of names) assert.not.match(n, value);
 });
 
