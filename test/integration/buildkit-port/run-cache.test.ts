@@ -98,6 +98,16 @@ test('registry cache (mode=max) survives a prune: the RUN is not run again', asy
   assert.is(await read(d2, 'unique'), await read(d1, 'unique'));
 });
 
+test('testImportExportReproducibleIDs: an image rebuilt from an imported cache is the same image', async () => {
+  const dir = await env.context('FROM busybox\nENV foo=bar\nCOPY foo /\nRUN echo bar > bar\n', { foo: 'foobar' });
+  const cache = `${registry.host}/buildkit/testexportdf:ids`;
+  const a = await manifestOf(dir, ['--no-cache', '-t', 'example.com/moby/dockerfileexpids:test', '--cache-to', `type=registry,ref=${cache}`]);
+  await tsbuildOk(['--root', env.root, 'rmi', 'example.com/moby/dockerfileexpids:test']);
+  await pruneAll();
+  const b = await manifestOf(dir, ['-t', 'example.com/moby/dockerfileexpids2:test', '--cache-from', `type=registry,ref=${cache}`]);
+  assert.is(b, a);
+});
+
 test('testExportCacheLoop: exporting a local cache over the one it was imported from', async () => {
   const dir = await env.context(
     'FROM busybox as base\nRUN echo aa > /foo\nWORKDIR /bar\nFROM base as base1\nCOPY hello.txt .\nFROM base as base2\nCOPY --from=base1 /bar/hello.txt .\nRUN true\nFROM scratch\nCOPY --from=base2 /foo /f\n',
