@@ -1,5 +1,6 @@
 import { chmod } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
+import { BuildError } from '../../errors.js';
 import { lchownMapped } from '../../oci/lchown-mapped.js';
 
 /** A socket that forwards every connection to an ssh agent, until closed. */
@@ -15,6 +16,10 @@ export interface SshProxy {
  */
 export async function openSshProxy(agent: string, path: string, owner: { uid: number; gid: number; mode: number }, signal: AbortSignal): Promise<SshProxy> {
   signal.throwIfAborted();
+  // sun_path holds 108 bytes with its terminating NUL.
+  if (Buffer.byteLength(path) > 107) {
+    throw new BuildError('RUNTIME', `the ssh socket path ${path} is longer than a unix socket allows`, { hint: 'use a shorter --root (its tmp directory holds the socket the RUN sees)' });
+  }
   const open = new Set<Socket>();
   const server = createServer((client) => {
     const upstream = connect(agent);
