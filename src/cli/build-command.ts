@@ -20,6 +20,7 @@ import { parseReference } from '../oci/reference.js';
 import { RegistryClient } from '../remote/registry-client.js';
 import { registryOptions } from './registry-options.js';
 import { buildProgress } from './build-progress.js';
+import { maskSecrets } from './secret-mask.js';
 import { readBuildArgFile, readStdinInputs } from './stdin-input.js';
 import { readRemoteContext, remoteContextKind } from './remote-context.js';
 import { stateRoot } from './state-root.js';
@@ -27,7 +28,7 @@ import { parseCacheFrom, parseCacheTo } from '../orchestrator/cache-transfer/cac
 import { formatPlatform, parsePlatform } from '../oci/platform.js';
 import type { Platform } from '../oci/image.js';
 import type { Ulimit } from '../solver/graph.js';
-import { parseAllow, parseSecrets, parseSsh } from './run-secrets.js';
+import { parseAllow, parseSecrets, parseSsh, secretValues } from './run-secrets.js';
 import { parseRunLimits, type RunLimitFlags } from './run-limit-flags.js';
 import { checkOutputDest } from './output-dest.js';
 import { checkContextDir } from './context-dir.js';
@@ -152,7 +153,9 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       if (!stdinInputs) await checkContextDir(context, 'build context');
       for (const [name, value] of Object.entries(buildContexts)) if (!/^[a-z-]+:\/\//.test(value)) await checkContextDir(value, `--build-context ${name}`);
       const progress = buildProgress({ ...flags, configDefault: settings.progress }, process.stderr, process.env);
-      const { mode, events } = progress;
+      const secrets = parseSecrets(flags.secret, process.env);
+      const { mode } = progress;
+      const events = maskSecrets(progress.events, await secretValues(secrets));
       const request: BuildRequest =
         {
           registry,
@@ -186,7 +189,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           cacheTo,
           cacheFrom,
           buildContexts,
-          exec: { secrets: parseSecrets(flags.secret, process.env), ssh: parseSsh(flags.ssh, process.env), allowInsecure },
+          exec: { secrets, ssh: parseSsh(flags.ssh, process.env), allowInsecure },
         };
       if (call.request === 'targets') {
         try {

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import { BuildError } from '../errors.js';
 import type { SecretSource } from '../solver/ops/run-mounts.js';
 
@@ -63,4 +64,35 @@ export function parseAllow(list: readonly string[]): { allowInsecure: boolean; a
     else throw new BuildError('USAGE', `--allow ${JSON.stringify(a)}: unknown entitlement`, { hint: `known: ${ENTITLEMENTS.join(', ')}` });
   }
   return { allowInsecure, allowNetworkHost };
+}
+
+/** Files larger than this are keys or bundles, not values a step name could hold. */
+const MASK_READ_LIMIT = 64 * 1024;
+
+/**
+ * The secrets' values, to mask in progress (see secret-mask.ts): env values, and the content of
+ * each small secret file (also without its trailing newline), read once now.
+ */
+export async function secretValues(secrets: ReadonlyMap<string, SecretSource>): Promise<string[]> {
+  const out: string[] = [];
+  for (const src of secrets.values()) {
+    let text: string;
+    if ('value' in src) text = src.value.toString('utf8');
+    else {
+      // A pipe or device is read by the RUN, once; only regular files are read here.
+      const st = await stat(src.file).catch(() => undefined);
+      if (!st?.isFile() || st.size > MASK_READ_LIMIT) continue;
+      const fh = await open(src.file, 'r');
+      try {
+        const buf = Buffer.alloc(MASK_READ_LIMIT + 1);
+        const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+        if (bytesRead > MASK_READ_LIMIT) continue;
+        text = buf.subarray(0, bytesRead).toString('utf8');
+      } finally {
+        await fh.close();
+      }
+    }
+    out.push(text, text.replace(/\r?\n$/, ''));
+  }
+  return out;
 }

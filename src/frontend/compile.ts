@@ -14,6 +14,7 @@ import { ShellLexer, ShellLexError } from './shell-lexer.js';
 import { convertStage, type ResolvedImage, type StageSource } from './convert-stage.js';
 import { resolveSourceDateEpoch, withResolvedEpoch } from './source-date-epoch.js';
 import { PLATFORM_ARGS, type ConvertEnv, type ImageResolver, type StageState, type Warning } from './stage-state.js';
+import { SANDBOX_HOSTNAME_ARG } from './convert-run.js';
 
 export type { ImageResolver } from './stage-state.js';
 
@@ -390,6 +391,7 @@ const BUILTIN_ARGS = new Set([
   ...PLATFORM_ARGS,
   'TARGETSTAGE',
   CHECK_BUILD_ARG,
+  SANDBOX_HOSTNAME_ARG,
 ]);
 
 /**

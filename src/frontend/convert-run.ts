@@ -1,9 +1,10 @@
 import { BuildError } from '../errors.js';
 import { formatPlatform } from '../oci/platform.js';
 import { makeVertex, type RunMount, type Vertex } from '../solver/graph.js';
-import { MountSyntaxError, parseMount } from './run-mount.js';
+import { checkMountFrom, MountSyntaxError, parseMount } from './run-mount.js';
 import type { Instruction } from './instructions.js';
 import { chompHeredocContent, parseHeredocToken } from './heredoc.js';
+import { ShellLexer, ShellLexError } from './shell-lexer.js';
 import { commandArgs, runArgEnv } from './convert-meta.js';
 import { commitHistory, defaultPath, expansionEnv, stepName, type ConvertEnv, type StageState } from './stage-state.js';
 
@@ -51,7 +52,8 @@ export async function convertRun(ins: Extract<Instruction, { kind: 'RUN' }>, st:
       hint: 'pass --allow network.host (or set allow = ["network.host"] under [build] in tsbuild.toml) to let RUN use the host\'s network',
     });
   }
-  const name = stepName(st, ins.original);
+  const name = stepName(st, displayCommand(ins, st, env, mounts));
+  const hostname = env.buildArgs[SANDBOX_HOSTNAME_ARG];
   const vertex = makeVertex(
     {
       kind: 'exec',
@@ -66,12 +68,34 @@ export async function convertRun(ins: Extract<Instruction, { kind: 'RUN' }>, st:
       ...(env.limits ? { limits: env.limits } : {}),
       ...(mounts.length > 0 ? { mounts } : {}),
       ...(ins.security === 'insecure' ? { security: 'insecure' as const } : {}),
+      ...(hostname ? { hostname } : {}),
     },
     inputs,
     { name, location: ins.location, ...(proxyEnv.length > 0 ? { proxyEnv } : {}) },
   );
   st.vertex = vertex;
   commitHistory(st, `RUN ${runCommandString(args, st)}`, true, vertex, true);
+}
+
+/** BuildKit's built-in build arg for the RUN containers' hostname (frontend/dockerui/config.go). */
+export const SANDBOX_HOSTNAME_ARG = 'BUILDKIT_SANDBOX_HOSTNAME';
+
+/**
+ * The step's name as BuildKit shows it (dispatchRun's processCmdEnv): the instruction with ENV and
+ * ARG values expanded, quotes kept, unset variables left as written, and the variable of every
+ * `--mount=type=secret,env=NAME` shown as `****` (withSecretEnvMask), so the progress never shows
+ * a value that stands in for a secret. A text the lexer refuses is shown as written.
+ */
+function displayCommand(ins: Extract<Instruction, { kind: 'RUN' }>, st: StageState, env: ConvertEnv, mounts: readonly RunMount[]): string {
+  const masked = new Set(mounts.flatMap((m) => (m.type === 'secret' && m.env !== undefined ? [m.env] : [])));
+  const vars = expansionEnv(st);
+  const lexer = new ShellLexer(env.lexer.escapeToken, { rawQuotes: true, skipUnsetEnv: true }, env.lexer.budget);
+  try {
+    return lexer.processWord(ins.original, { get: (k) => (masked.has(k) ? '****' : vars.get(k)) });
+  } catch (e) {
+    if (e instanceof ShellLexError) return ins.original;
+    throw e;
+  }
 }
 
 /**
@@ -92,7 +116,8 @@ async function runMounts(
   for (const raw of ins.mounts) {
     let spec;
     try {
-      spec = parseMount(env.lexer.processWord(raw, vars), st.config.config.WorkingDir || '/');
+      checkMountFrom(raw);
+      spec = parseMount(raw, st.config.config.WorkingDir || '/', (v) => env.lexer.processWord(v, vars));
     } catch (e) {
       if (e instanceof MountSyntaxError) throw new BuildError('INVALID_INSTRUCTION', `invalid --mount=${raw}: ${e.message}`, { location: ins.location, hint: 'see https://docs.docker.com/reference/dockerfile/#run---mount' });
       throw e;

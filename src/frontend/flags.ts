@@ -4,6 +4,8 @@
  * strings flag may repeat, and an unknown or repeated flag is an error naming it.
  */
 
+import { withSuggestion } from './did-you-mean.js';
+
 export type FlagType = 'string' | 'bool' | 'strings';
 
 export interface FlagSpec {
@@ -48,8 +50,8 @@ export function parseFlags(args: readonly string[], specs: readonly FlagSpec[]):
     }
     const spec = byName.get(name);
     if (!spec) {
-      const near = [...byName.keys()].find((k) => k.startsWith(name) || name.startsWith(k));
-      throw new FlagError(`unknown flag: --${name}${near ? ` (did you mean ${near}?)` : ''}`);
+      // BuildKit's BFlags.Parse: suggest.WrapError over the instruction's flags.
+      throw new FlagError(withSuggestion(`unknown flag: --${name}`, name, byName.keys()));
     }
     if (used.includes(name) && spec.type !== 'strings') throw new FlagError(`duplicate flag specified: ${name}`);
     if (!used.includes(name)) used.push(name);

@@ -300,7 +300,7 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
     results = targets.length
       ? await solve(
           targets,
-          { image: imageHandler(worker), context: contextHandler, exec: execHandler(worker, req.exec), file: fileHandler(worker), merge: mergeHandler, http: httpHandler(worker, { revalidate: (v) => !cache.ignores(v), ...(req.httpTimeouts ? { timeouts: req.httpTimeouts } : {}) }) },
+          { image: imageHandler(worker), context: contextHandler, exec: execHandler(worker, { ...(req.exec ?? { secrets: new Map(), ssh: new Map(), allowInsecure: false }), ignoresCache: (v) => cache.ignores(v) }), file: fileHandler(worker), merge: mergeHandler, http: httpHandler(worker, { revalidate: (v) => !cache.ignores(v), ...(req.httpTimeouts ? { timeouts: req.httpTimeouts } : {}) }) },
           { execParallelism: cpus, ioParallelism: Math.max(4, cpus * 2), cache },
           ctx,
         )

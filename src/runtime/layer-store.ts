@@ -1,5 +1,5 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import { access, mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rename, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BuildError } from '../errors.js';
 import { digestHex, type Digest } from '../oci/digest.js';
@@ -91,6 +91,11 @@ export class LayerStore {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new BuildError('STORE_CORRUPT', `layer ${diffId} is not in the layer store`);
       throw e;
     }
+  }
+
+  /** Records when a layer imported from a cache was first made, in place of its import time. */
+  async setCreatedAt(diffId: Digest, at: Date): Promise<void> {
+    await utimes(join(this.#layerDir(diffId), 'committed'), at, at);
   }
 
   /** The short link of a committed layer, relative to the root: `l/<26 chars>`. */

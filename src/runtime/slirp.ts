@@ -19,7 +19,7 @@ const READY_TIMEOUT_MS = 10_000;
 const EXIT_TIMEOUT_MS = 2_000;
 
 /**
- * Starts slirp4netns (user-mode networking) on the namespace at `nsPath`: tap0 10.0.2.100/24,
+ * Starts slirp4netns (user-mode networking) on the namespace at `nsPath`: eth0 10.0.2.100/24,
  * gateway 10.0.2.2, DNS forwarder 10.0.2.3 (to the host's first nameserver, port 53 only), `lo` up. The namespace
  * reaches the outside through ordinary sockets of this process's network namespace, as an
  * unprivileged program would; `--disable-host-loopback` refuses connections to the host's
@@ -42,7 +42,8 @@ export async function startSlirp(nsPath: string, opts: { signal: AbortSignal }):
     '--exit-fd=4',
     '--netns-type=path',
     nsPath,
-    'tap0',
+    // BuildKit's default network gives RUN an eth0 (testRunDefaultNetwork: `ip link show eth0`).
+    'eth0',
   ];
   const child = spawn('slirp4netns', args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
   const ready = child.stdio[3] as Readable;

@@ -67,6 +67,8 @@ export interface ExecOp {
   readonly mounts?: readonly RunMount[];
   /** RUN --security=insecure: full capabilities, no masked paths (needs `--allow security.insecure`). */
   readonly security?: 'insecure';
+  /** The container's hostname, from the BUILDKIT_SANDBOX_HOSTNAME build arg; absent = tsbuild's default. */
+  readonly hostname?: string;
 }
 
 /**
@@ -115,6 +117,11 @@ export interface CacheRunMount {
   readonly mode: number;
   readonly uid: number;
   readonly gid: number;
+  /**
+   * mode, uid or gid was given: BuildKit then makes the cache on a base it builds (a mkdir), as it
+   * does for `from`, and keys the cache directory by that base, which --no-cache makes anew.
+   */
+  readonly owned?: true;
 }
 
 /** `source` of an input bound at `target`; read-only unless `readwrite`, whose writes are discarded. */
@@ -146,12 +153,15 @@ export interface SecretRunMount {
   readonly gid: number;
 }
 
-/** The `--ssh` agent socket `id`, bound at `target`, with SSH_AUTH_SOCK pointing at it. */
+/** The `--ssh` agent socket `id`, at `target` with this owner and mode, with SSH_AUTH_SOCK pointing at it. */
 export interface SshRunMount {
   readonly type: 'ssh';
   readonly id: string;
   readonly target: string;
   readonly required: boolean;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
 }
 
 /**

@@ -172,7 +172,7 @@ test('a default RUN reaches the outside through slirp4netns but not the host\'s 
   const ctx = await env.context(lines.join('\n'));
   const before = loop.connections;
   const { out } = await build(ctx, 'default', ['--allow', 'network.host']);
-  assert.equal(read(join(out, 'nets')).split('\n'), ['lo', 'tap0'], 'a namespace of its own, with slirp\'s tap0');
+  assert.equal(read(join(out, 'nets')).split('\n'), ['eth0', 'lo'], 'a namespace of its own, with slirp\'s eth0');
   assert.not.match(read(join(out, 'loop')), 'loopback-secret');
   if (state.addr) assert.is(read(join(out, 'outside')), 'outside-hello', 'the host\'s non-loopback address answers through slirp');
   assert.is(read(join(out, 'loop-host')), 'loopback-secret', 'with the host network the same server answers');
@@ -317,7 +317,7 @@ test('root of its own user namespace (rootless tsbuild) gets the same private ne
   const seen = JSON.parse(r.stdout) as { uid: number; warnings: string[]; links?: string[]; host?: string; gateway?: string };
   assert.is(seen.uid, 0);
   assert.equal(seen.warnings, []);
-  assert.equal(seen.links?.sort(), ['lo', 'tap0']);
+  assert.equal(seen.links?.sort(), ['eth0', 'lo']);
   assert.is(seen.host?.trim(), 'outside-hello');
   assert.match(seen.gateway ?? '', 'failed', 'the gateway does not lead to the host\'s loopback');
 
@@ -355,7 +355,7 @@ test('rootless tsbuild (root without CAP_SYS_ADMIN runs itself in a user namespa
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stderr, 'isolation: rootless');
   assert.not.match(r.stderr, 'WARNING');
-  assert.equal(read(join(out, 'nets')).split('\n'), ['lo', 'tap0']);
+  assert.equal(read(join(out, 'nets')).split('\n'), ['eth0', 'lo']);
   assert.not.match(read(join(out, 'loop')), 'loopback-secret');
   assert.is(loop.connections, before);
   if (state.addr) assert.is(read(join(out, 'outside')), 'outside-hello');

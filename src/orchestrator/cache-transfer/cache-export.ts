@@ -33,7 +33,12 @@ export interface CacheExportResult {
  * no compressed blob are left out: they could not be imported anyway.
  */
 export async function exportCache(worker: Worker, records: readonly ExportedRecord[], spec: Exclude<CacheExportSpec, { type: 'inline' }>, registry: RegistryClient | undefined, ctx: Ctx): Promise<CacheExportResult> {
-  const config = await cacheConfigFor(worker, records);
+  const base = await cacheConfigFor(worker, records);
+  // When each layer was made, so a step served from this cache elsewhere records the time of the
+  // build that made it, as BuildKit's cache config carries createdAt: the rebuilt image is the same.
+  const created: Record<string, string> = {};
+  for (const d of Object.keys(base.blobs)) created[d] = (await worker.layers.createdAt(d as Digest)).toISOString();
+  const config: CacheConfig = { ...base, created };
   const usable = config.records;
   const blobs = new Map(Object.entries(config.blobs));
   const configBlob = await worker.blobs.putBytes(JSON.stringify(config));

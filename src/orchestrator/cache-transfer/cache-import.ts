@@ -92,6 +92,8 @@ export class ImportedCache {
         p = (async () => {
           await rec.source.fetch(blob, this.#worker.blobs, ctx);
           await ensureUnpacked(this.#worker, blob, diffId, ctx);
+          const created = rec.config.created?.[diffId];
+          if (created !== undefined) await this.#worker.layers.setCreatedAt(diffId, new Date(created));
         })();
         this.#pending.set(diffId, p);
         p.catch(() => this.#pending.delete(diffId));

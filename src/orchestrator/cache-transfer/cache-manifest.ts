@@ -31,6 +31,8 @@ export interface CacheConfig {
   readonly records: readonly ExportedRecord[];
   /** diffID → the compressed blob (a layer of the manifest) it unpacks from. */
   readonly blobs: Readonly<Record<string, Descriptor>>;
+  /** diffID → when its layer was made (ISO 8601); registry and local caches only, absent inline. */
+  readonly created?: Readonly<Record<string, string>>;
 }
 
 /** The manifest over a stored config blob: every layer blob the records use, once, in first-use order. */
@@ -66,5 +68,6 @@ export function parseCacheConfig(bytes: Buffer, from: string): CacheConfig {
       if (!isDigest(d) || !b || !isDigest(b.digest) || typeof b.size !== 'number') bad(`layer ${String(d)} has no blob`);
     }
   }
+  if (c.created !== undefined && (typeof c.created !== 'object' || c.created === null || Object.values(c.created).some((t) => typeof t !== 'string' || Number.isNaN(Date.parse(t))))) bad('layer times are not dates');
   return c;
 }

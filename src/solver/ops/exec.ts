@@ -19,6 +19,8 @@ import { CacheMountLocks, prepareRunMounts, type PreparedMounts, type RunMountSo
 export interface ExecOptions extends RunMountSources {
   /** `--allow security.insecure` was given. */
   readonly allowInsecure: boolean;
+  /** True when the step runs with the cache off (--no-cache, --no-cache-filter). */
+  readonly ignoresCache?: (v: Vertex) => boolean;
 }
 
 const NO_OPTIONS: ExecOptions = { secrets: new Map(), ssh: new Map(), allowInsecure: false };
@@ -35,14 +37,14 @@ export function execHandler(worker: Worker, opts: ExecOptions = NO_OPTIONS): OpH
   return {
     async run(op, inputs, vertex, ctx) {
       if (op.security === 'insecure' && !opts.allowInsecure) {
-        throw new BuildError('RUN_FAILED', 'RUN --security=insecure is not allowed', { location: vertex.meta.location, hint: 'pass --allow security.insecure to permit it' });
+        throw new BuildError('RUN_FAILED', 'RUN --security=insecure: entitlement security.insecure is not allowed', { location: vertex.meta.location, hint: 'pass --allow security.insecure to permit it' });
       }
       const base = rootfsInput(inputs[0]);
       const mounted = await worker.mount(base.layers.map((l) => l.diffId), {}, ctx);
       let upper: string;
       let stubs: MountStubs;
       try {
-        const runMounts = await prepareRunMounts(worker, op.mounts ?? [], inputs, opts, locks, vertex.meta.location, ctx);
+        const runMounts = await prepareRunMounts(worker, op.mounts ?? [], inputs, opts, locks, vertex.meta.location, opts.ignoresCache?.(vertex) ?? false, ctx);
         try {
           stubs = await runIn(worker, mounted.merged, op, vertex, runMounts, cgroups, ctx);
         } finally {
@@ -66,7 +68,8 @@ async function runIn(worker: Worker, rootfs: string, op: ExecOp, vertex: Vertex,
   // The working directory is created when missing, as docker and BuildKit do; it belongs to the layer.
   await mkdirInRoot(rootfs, op.cwd, 0o755);
   const etcDir = await mkdtemp(join(worker.dirs.tmp, 'etc-'));
-  const etcMounts = await writeEtcFiles(etcDir, { hostname: HOSTNAME, network: op.network, ...(op.extraHosts ? { extraHosts: op.extraHosts } : {}) });
+  const hostname = op.hostname ?? HOSTNAME;
+  const etcMounts = await writeEtcFiles(etcDir, { hostname, network: op.network, ...(op.extraHosts ? { extraHosts: op.extraHosts } : {}) });
   const tail = new OutputTail(20);
   let status: { exitCode: number; signal?: string; oomKilled?: boolean };
   try {
@@ -79,7 +82,7 @@ async function runIn(worker: Worker, rootfs: string, op: ExecOp, vertex: Vertex,
         uid: user.uid,
         gid: user.gid,
         additionalGids: user.additionalGids,
-        hostname: HOSTNAME,
+        hostname,
         network: op.network,
         mounts: [...etcMounts, ...runMounts.mounts],
         ...(op.ulimits ? { rlimits: op.ulimits } : {}),

@@ -1,5 +1,6 @@
 import { acquireFileLock } from '../../oci/index-lock.js';
 import { chmod, lstat, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Ctx } from '../../ctx.js';
 import { BuildError, type SourceLocation } from '../../errors.js';
@@ -12,6 +13,7 @@ import type { CacheRunMount, Result, RunMount } from '../graph.js';
 import type { Worker } from '../worker.js';
 import { PatternMatcher } from '../pattern-matcher.js';
 import { TreeCopier } from './copy-tree.js';
+import { openSshProxy } from './ssh-proxy.js';
 
 /** Where a `--secret id=…` comes from: a file read at run time, or a value (an env var read by the CLI). */
 export type SecretSource = { readonly file: string } | { readonly value: Buffer };
@@ -75,6 +77,8 @@ export async function prepareRunMounts(
   sources: RunMountSources,
   locks: CacheMountLocks,
   location: SourceLocation | undefined,
+  /** The step runs with the cache off (--no-cache): cache mounts with a base start anew. */
+  fresh: boolean,
   ctx: Ctx,
 ): Promise<PreparedMounts> {
   const out: BindMount[] = [];
@@ -132,7 +136,16 @@ export async function prepareRunMounts(
           break;
         }
         case 'cache': {
-          const dir = await cacheDir(worker, m, inputs, inputRoot, locks, cleanups, tmpDir, ctx);
+          let dir = await cacheDir(worker, m, inputs, inputRoot, locks, cleanups, tmpDir, fresh, ctx);
+          // Without `from`, source= is a path inside the cache itself (BuildKit's SourcePath on the
+          // cache ref), resolved within it: a link a RUN left there can't lead out of the cache.
+          if (m.input === undefined && m.source !== '/') {
+            const sub = await resolveInRoot(dir, m.source).catch(() => undefined);
+            if (!sub || !(await lstat(sub).catch(() => undefined))?.isDirectory()) {
+              throw new BuildError('RUN_FAILED', `cache mount source ${m.source} is not a directory inside cache ${m.id}`, { location });
+            }
+            dir = sub;
+          }
           out.push({ type: 'bind', destination: m.target, source: dir, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
           targets.push(m.target);
           break;
@@ -144,7 +157,7 @@ export async function prepareRunMounts(
         case 'secret': {
           const src = sources.secrets.get(m.id);
           if (!src) {
-            if (m.required) throw new BuildError('RUN_FAILED', `secret ${m.id} is required but was not given`, { location, hint: `pass it with --secret id=${m.id},src=FILE` });
+            if (m.required) throw new BuildError('RUN_FAILED', `secret ${m.id}: not found (it is required)`, { location, hint: `pass it with --secret id=${m.id},src=FILE` });
             break;
           }
           const data = 'value' in src ? src.value : await readFile(src.file);
@@ -168,7 +181,10 @@ export async function prepareRunMounts(
             if (m.required) throw new BuildError('RUN_FAILED', `ssh agent ${m.id} is required but was not given`, { location, hint: `pass it with --ssh ${m.id}` });
             break;
           }
-          out.push({ type: 'bind', destination: m.target, source: sock, options: ['rbind'] });
+          const path = join(await tmpDir(), 'ssh.sock');
+          const proxy = await openSshProxy(sock, path, m, ctx.signal);
+          cleanups.push(() => proxy.close());
+          out.push({ type: 'bind', destination: m.target, source: path, options: ['rbind'] });
           targets.push(m.target);
           env.push(`SSH_AUTH_SOCK=${m.target}`);
           break;
@@ -196,6 +212,7 @@ async function cacheDir(
   locks: CacheMountLocks,
   cleanups: (() => Promise<void> | void)[],
   tmpDir: () => Promise<string>,
+  fresh: boolean,
   ctx: Ctx,
 ): Promise<string> {
   const seed = async (dir: string): Promise<void> => {
@@ -207,7 +224,7 @@ async function cacheDir(
     await chmod(dir, m.mode);
   };
   const base = join(worker.dirs.cache, 'mounts');
-  const dir = join(base, digestHex(sha256(m.id)));
+  const dir = join(base, await cacheDirName(base, m, inputs, fresh));
   if (m.sharing === 'locked') {
     cleanups.push(await locks.lock(m.id));
     await mkdir(base, { recursive: true });
@@ -235,4 +252,31 @@ async function cacheDir(
     if (!(await lstat(dir).catch(() => undefined))) throw e;
   }
   return dir;
+}
+
+/**
+ * The directory name of a cache mount. Without a base it is the id's alone, so --no-cache keeps
+ * its contents, as BuildKit does. With a base (`from`, or mode/uid/gid, which BuildKit makes with
+ * a mkdir step) BuildKit keys the directory by id and base snapshot (solver/llbsolver/mounts,
+ * "cache-dir:ID:REF"), and --no-cache makes that base again, a new snapshot: the mount starts
+ * empty (testCacheMountModeNoCache), and later builds reuse the newest one. Here the base is its
+ * description (owner, mode, source and the `from` content) and a pointer file names the newest
+ * generation; a fresh step starts a new one.
+ */
+async function cacheDirName(base: string, m: CacheRunMount, inputs: readonly Result[], fresh: boolean): Promise<string> {
+  if (!m.owned && m.input === undefined) return digestHex(sha256(m.id));
+  const from = m.input === undefined ? undefined : inputs[m.input];
+  const content = from === undefined ? null : from.kind === 'rootfs' ? from.layers.map((l) => l.diffId) : from.kind === 'dir' ? from.path : null;
+  const key = digestHex(sha256(JSON.stringify({ id: m.id, mode: m.mode, uid: m.uid, gid: m.gid, source: m.source, content })));
+  const pointer = join(base, `${key}.current`);
+  if (!fresh) {
+    const current = (await readFile(pointer, 'utf8').catch(() => '')).trim();
+    if (/^[0-9a-f]{64}$/.test(current)) return current;
+  }
+  const name = digestHex(sha256(`${key}:${randomUUID()}`));
+  await mkdir(base, { recursive: true });
+  const tmp = `${pointer}.${randomUUID()}`;
+  await writeFile(tmp, name);
+  await rename(tmp, pointer);
+  return name;
 }
