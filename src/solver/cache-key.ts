@@ -48,9 +48,16 @@ export interface KeyParts {
   readonly content?: readonly (Digest | undefined)[];
 }
 
+/**
+ * Bumped when an op's result changes for the same key, so results cached under the old meaning
+ * are not reused: 2 — the BuildKit conformance pass (ADD --chown owns extracted entries, sockets,
+ * COPY onto a symlink, unknown user names, COPY --parents, RUN --mount defaults).
+ */
+const KEY_VERSION = 2;
+
 /** The cache key: sha256 of the canonical JSON of its parts. */
 export function cacheKey(parts: KeyParts): Digest {
-  return sha256(canonicalJson({ v: 1, op: parts.op, inputs: parts.inputs, content: parts.content }));
+  return sha256(canonicalJson({ v: KEY_VERSION, op: parts.op, inputs: parts.inputs, content: parts.content }));
 }
 
 /** `NAME=value` → `NAME`; an entry without '=' is all name. */
