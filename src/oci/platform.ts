@@ -2,7 +2,22 @@ import { BuildError, type ErrorCode } from '../errors.js';
 import type { Platform } from './image.js';
 
 /** Architecture spellings other tools use for the OCI names (containerd's platforms.Normalize). */
-const ARCH_ALIASES: Readonly<Record<string, Platform['architecture']>> = { x86_64: 'amd64', 'x86-64': 'amd64', aarch64: 'arm64', i386: '386', i686: '386' };
+const ARCH_ALIASES: Readonly<Record<string, Platform['architecture']>> = { x86_64: 'amd64', 'x86-64': 'amd64', aarch64: 'arm64', i386: '386', i686: '386', armhf: 'arm', armel: 'arm' };
+
+/**
+ * containerd's normalizeArch (vendor/github.com/containerd/platforms/database.go in BuildKit):
+ * `arm` without a variant is v7 (armhf v7, armel v6), bare variant numbers get their `v`, and
+ * the default variants of amd64 (v1) and arm64 (v8) are dropped; 386 has none.
+ */
+function normalizeVariant(rawArch: string, arch: string, variant: string | undefined): string | undefined {
+  if (rawArch === 'armhf') return 'v7';
+  if (rawArch === 'armel') return 'v6';
+  if (arch === '386') return undefined;
+  if (arch === 'amd64') return variant === 'v1' ? undefined : variant;
+  if (arch === 'arm64') return variant === '8' || variant === 'v8' || variant === 'v8.0' ? undefined : variant === '9' || variant === '9.0' || variant === 'v9.0' ? 'v9' : variant;
+  if (arch === 'arm') return variant === undefined || variant === '7' ? 'v7' : variant === '5' || variant === '6' || variant === '8' ? `v${variant}` : variant;
+  return variant;
+}
 
 export function formatPlatform(p: Platform): string {
   return `${p.os}/${p.architecture}${p.variant ? '/' + p.variant : ''}`;
@@ -10,7 +25,7 @@ export function formatPlatform(p: Platform): string {
 
 /**
  * `linux/arm64`, `linux/arm/v7`, `linux/x86_64` → Platform, normalized as containerd does (os
- * lower case, architecture aliases, arm64's default variant v8 dropped). `code` is the error's
+ * lower case, architecture aliases, variants as normalizeVariant: `linux/arm` is `linux/arm/v7`). `code` is the error's
  * code: USAGE for a flag, INVALID_INSTRUCTION for `FROM --platform`.
  */
 export function parsePlatform(s: string, code: ErrorCode = 'USAGE'): Platform {
@@ -19,9 +34,9 @@ export function parsePlatform(s: string, code: ErrorCode = 'USAGE'): Platform {
     throw new BuildError(code, `invalid platform ${JSON.stringify(s)}: expected os/arch[/variant]`);
   }
   const os = parts[0]!.toLowerCase();
-  const architecture = ARCH_ALIASES[parts[1]!.toLowerCase()] ?? parts[1]!.toLowerCase();
-  let variant: string | undefined = parts[2]?.toLowerCase();
-  if (architecture === 'arm64' && (variant === 'v8' || variant === '8')) variant = undefined;
+  const rawArch = parts[1]!.toLowerCase();
+  const architecture = ARCH_ALIASES[rawArch] ?? rawArch;
+  const variant = normalizeVariant(rawArch, architecture, parts[2]?.toLowerCase());
   return { os, architecture, ...(variant ? { variant } : {}) };
 }
 
