@@ -180,7 +180,9 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           annotations: parseAnnotations(flags.annotation),
           outputs,
           // A context put on disk by tsbuild has its own source time; a directory's is asked of git.
-          ...(stdinInputs && (context === '-' || remoteContextKind(context)) ? { contextTime: fetchedContextTime(context, stdinInputs.sourceTime) } : {}),
+          ...(stdinInputs && (context === '-' || remoteContextKind(context)) ? { contextTime: fetchedContextTime(context, stdinInputs.sourceTime, flags.sourceDateEpoch !== undefined) } : {}),
+          // BuildKit has no time for a local directory; tsbuild asks git, and only the flag insists.
+          ...(flags.sourceDateEpoch !== undefined ? { contextTimeRequired: true } : {}),
           noCache: !flags.cache,
           noCacheFilter: flags.cacheFilter.flatMap((f) => f.split(',')).map((f) => f.trim()).filter(Boolean),
           explain: !!flags.explain || mode === 'rawjson',

@@ -45,10 +45,12 @@ export async function readRemoteContext(context: string, file: string | undefine
     if (kind === 'http') {
       const spool = join(dir, 'Dockerfile');
       const lastModified = await download(context, spool, signal, timeouts);
-      return { ...(await contextFromSpool(spool, join(dir, 'context'), file, `context ${context}`, signal)), ...(lastModified ? { sourceTime: lastModified } : {}), ...cleanup };
+      const fromSpool = await contextFromSpool(spool, join(dir, 'context'), file, `context ${context}`, signal);
+      // BuildKit: the Last-Modified, else the archive's newest file time.
+      return { ...fromSpool, ...(lastModified ? { sourceTime: () => Promise.resolve(lastModified) } : {}), ...cleanup };
     }
     const { contextDir, sourceTime } = await gitCheckout(context, join(dir, 'repo'), signal);
-    return { contextDir, sourceTime, ...(file !== undefined ? { dockerfile: join(contextDir, file) } : {}), ...cleanup };
+    return { contextDir, sourceTime: () => Promise.resolve(sourceTime), ...(file !== undefined ? { dockerfile: join(contextDir, file) } : {}), ...cleanup };
   } catch (e) {
     await cleanup.dispose();
     throw e;

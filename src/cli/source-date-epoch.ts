@@ -32,11 +32,18 @@ export function withSourceDateEpoch(buildArgs: Readonly<Record<string, string>>,
 
 /**
  * SOURCE_DATE_EPOCH=context for a context the CLI fetched or read from standard input: its
- * source time (a git URL's commit, an http URL's Last-Modified), or a usage error saying there
- * is none, asked only when the build needs it.
+ * source time (a git URL's commit, an http URL's Last-Modified, an archive's newest file), asked
+ * only when the build needs it. Without one there is no epoch, as in BuildKit (a Dockerfile
+ * alone has no time), unless `strict` (`--source-date-epoch`, tsbuild's own flag, which asks
+ * for a time): then a usage error says there is none.
  */
-export function fetchedContextTime(context: string, time: Date | undefined): () => Promise<Date> {
-  if (time) return () => Promise.resolve(time);
+export function fetchedContextTime(context: string, time: (() => Promise<Date | undefined>) | undefined, strict: boolean): () => Promise<Date | undefined> {
   const what = context === '-' ? 'a context from standard input' : context;
-  return () => Promise.reject(new BuildError('USAGE', `SOURCE_DATE_EPOCH=context: ${what} has no source time (a git commit, or an HTTP Last-Modified)`, { hint: 'give a number of seconds instead (--source-date-epoch N)' }));
+  return async () => {
+    const t = await time?.();
+    if (t || !strict) return t;
+    throw new BuildError('USAGE', `SOURCE_DATE_EPOCH=context: ${what} has no source time (a git commit, an HTTP Last-Modified, an archive's file times)`, {
+      hint: 'give a number of seconds instead (--source-date-epoch N)',
+    });
+  };
 }

@@ -8,13 +8,17 @@ import { BuildError } from '../errors.js';
 import { isArchiveFile } from '../oci/decompress.js';
 import { DEFAULT_EXPANSION_LIMITS } from '../oci/layer/expansion-guard.js';
 import { unpackArchive } from '../oci/layer/unpack-archive.js';
+import { archiveMaxTime } from '../orchestrator/archive-max-time.js';
 
 /** Where `-` (or remote) inputs were put on disk; `dispose()` removes them. */
 export interface StdinInputs {
   readonly contextDir: string;
   readonly dockerfile?: string;
-  /** A git URL context's commit time, an http one's Last-Modified: what SOURCE_DATE_EPOCH=context means for it. */
-  readonly sourceTime?: Date;
+  /**
+   * What SOURCE_DATE_EPOCH=context means for it: a git URL's commit time, an http one's
+   * Last-Modified, else (as BuildKit) an archive's newest file time; undefined when none.
+   */
+  readonly sourceTime?: () => Promise<Date | undefined>;
   dispose(): Promise<void>;
   /** For a failed build: the error printed after the action still shows the Dockerfile snippet, so removal waits for exit. */
   disposeAtExit(): void;
@@ -52,15 +56,23 @@ export async function readStdinInputs(context: string, file: string | undefined,
  * `contextDir`, anything else is the Dockerfile of an empty context, as docker takes them.
  * `-f` names a file inside the tar. `what` names the source in errors.
  */
-export async function contextFromSpool(spool: string, contextDir: string, file: string | undefined, what: string, signal: AbortSignal): Promise<{ contextDir: string; dockerfile?: string }> {
+export async function contextFromSpool(
+  spool: string,
+  contextDir: string,
+  file: string | undefined,
+  what: string,
+  signal: AbortSignal,
+): Promise<{ contextDir: string; dockerfile?: string; sourceTime: () => Promise<Date | undefined> }> {
   await mkdir(contextDir);
   if (await isArchiveFile(spool, signal)) {
     const compressedSize = (await stat(spool)).size;
     await unpackArchive(createReadStream(spool), contextDir, { mode: 'flatten', limits: DEFAULT_EXPANSION_LIMITS, subject: what, compressedSize }, signal);
-    return { contextDir, ...(file !== undefined ? { dockerfile: join(contextDir, file) } : {}) };
+    // Read again only when SOURCE_DATE_EPOCH=context asks (the spool lives until dispose).
+    const sourceTime = () => archiveMaxTime(createReadStream(spool), signal);
+    return { contextDir, sourceTime, ...(file !== undefined ? { dockerfile: join(contextDir, file) } : {}) };
   }
   if ((await stat(spool)).size === 0) throw new BuildError('USAGE', `${what} is empty; give a tar of the context or a Dockerfile`);
-  return { contextDir, dockerfile: spool };
+  return { contextDir, dockerfile: spool, sourceTime: () => Promise.resolve(undefined) };
 }
 
 /**

@@ -50,9 +50,9 @@ export interface CompileOptions {
   /** `--build-context NAME=…`: replaces the stage or image NAME in FROM and in --from. */
   namedContexts?: ReadonlyMap<string, NamedContext>;
   /** SOURCE_DATE_EPOCH=context: the context's source time (its last commit); asked only then. */
-  contextTime?: () => Promise<Date>;
+  contextTime?: () => Promise<Date | undefined>;
   /** SOURCE_DATE_EPOCH=<stage> (FROM scratch + one ADD <URL>): that URL's Last-Modified; asked only then. */
-  urlTime?: (url: string) => Promise<Date>;
+  urlTime?: (url: string) => Promise<Date | undefined>;
   /** Convert (and check) every stage, not only those the target needs: `--check` without a target. */
   allStages?: boolean;
 }

@@ -32,10 +32,10 @@ export interface EpochInputs {
   readonly metaArgInstructions: readonly Extract<Instruction, { kind: 'ARG' }>[];
   readonly stages: readonly EpochStage[];
   readonly lexer: ShellLexer;
-  /** The main context's source time, asked only for `context`. */
-  readonly contextTime?: () => Promise<Date>;
-  /** An http(s) URL's Last-Modified, asked only for a source stage. */
-  readonly urlTime?: (url: string) => Promise<Date>;
+  /** The main context's source time, asked only for `context`; undefined: none (no epoch). */
+  readonly contextTime?: () => Promise<Date | undefined>;
+  /** An http(s) URL's Last-Modified (else its archive's newest file), asked only for a source stage. */
+  readonly urlTime?: (url: string) => Promise<Date | undefined>;
 }
 
 interface EpochStage {
@@ -65,6 +65,7 @@ export async function resolveSourceDateEpoch(inp: EpochInputs): Promise<Date | u
   if (parsed.kind === 'context') {
     if (!inp.contextTime) throw new BuildError('USAGE', `${source}=context: this build's context has no source time`, { location });
     try {
+      // No source time (a directory outside git, an undated non-archive URL): no epoch, as BuildKit.
       return await inp.contextTime();
     } catch (e) {
       throw e instanceof BuildError ? e.withLocation(location) : e;
@@ -80,7 +81,10 @@ export async function resolveSourceDateEpoch(inp: EpochInputs): Promise<Date | u
       throw e instanceof BuildError ? e.withLocation(location ?? stage.from.location) : e;
     }
   }
-  throw new BuildError(fromArg ? 'USAGE' : 'INVALID_INSTRUCTION', `invalid ${KEY}: ${source}: ${epochExpectation(value, '"context" or the name of a source stage')}`, { location });
+  // BuildKit's words first ("invalid SOURCE_DATE_EPOCH: <value>"), then where it came from and what fits.
+  throw new BuildError(fromArg ? 'USAGE' : 'INVALID_INSTRUCTION', `invalid ${KEY}: ${value} (${source}: ${epochExpectation(value, '"context" or the name of a source stage')})`, {
+    location,
+  });
 }
 
 /**
@@ -104,7 +108,8 @@ export function withResolvedEpoch(
  * tsbuild's ADD has none, so only http(s) is accepted (its Last-Modified is the time).
  */
 function sourceStageUrl(stage: EpochStage, inp: EpochInputs): string {
-  const fail = (msg: string, loc = stage.from.location) => new BuildError('INVALID_INSTRUCTION', `SOURCE_DATE_EPOCH stage ${stage.name}: ${msg}`, { location: loc });
+  // BuildKit's messages ("SOURCE_DATE_EPOCH stage must use FROM scratch", …), naming the stage after.
+  const fail = (msg: string, loc = stage.from.location) => new BuildError('INVALID_INSTRUCTION', `SOURCE_DATE_EPOCH stage ${msg} (stage ${stage.name})`, { location: loc });
   const env = new Map(inp.metaArgs);
   env.delete(KEY);
   const get = { get: (k: string) => env.get(k) };

@@ -15,6 +15,12 @@ import { cacheConfig, INLINE_CACHE_KEY, type CacheConfig } from './cache-transfe
 
 const VERSION = 1;
 
+/**
+ * BuildKit marks each layer its exporter rewrote with the epoch (util/converter/converter.go,
+ * labelRewrittenTimestamp), so a reader can tell rewritten layers from a base image's.
+ */
+export const REWRITTEN_TIMESTAMP = 'buildkit/rewritten-timestamp';
+
 interface MemoFile {
   readonly version: number;
   /** The layer rewritten (kept so prune can drop entries whose layer is gone). */
@@ -46,7 +52,7 @@ export async function clampImageTimestamps(blobs: ContentStore, dirs: RootDirs, 
     const memo = join(timestampRewritesDir(dirs), `${digestHex(sha256(`${source}\n${seconds}`))}.json`);
     const rewritten = (await recall(blobs, memo, source, seconds)) ?? (await remember(memo, source, seconds, await clampLayerTimestamps(blobs, layers[i]!, seconds, ctx.signal)));
     diffIds[i] = rewritten.diffId;
-    layers[i] = { mediaType: MediaType.ociLayerGzip, digest: rewritten.digest, size: rewritten.size };
+    layers[i] = { mediaType: MediaType.ociLayerGzip, digest: rewritten.digest, size: rewritten.size, annotations: { [REWRITTEN_TIMESTAMP]: String(seconds) } };
   }
   const config: ImageConfig = { ...img.imageConfig, rootfs: { ...img.imageConfig.rootfs, diff_ids: diffIds } };
   const inline = (img.imageConfig as Record<string, unknown>)[INLINE_CACHE_KEY] as CacheConfig | undefined;

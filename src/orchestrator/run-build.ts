@@ -29,7 +29,7 @@ import type { RegistryClient } from '../remote/registry-client.js';
 import type { HttpTimeouts } from '../remote/http-timeouts.js';
 import { cleanupAfterCrashes, openWorker } from './worker.js';
 import { readDockerfile, readIgnoreFile } from './read-dockerfile.js';
-import { contextCommitTime } from './git-commit-time.js';
+import { contextCommitTime, gitCommitTime } from './git-commit-time.js';
 import { urlLastModified } from './url-last-modified.js';
 import { prepareNamedContexts } from './named-contexts.js';
 import { registerBuild } from './build-registry.js';
@@ -83,7 +83,12 @@ export interface BuildRequest {
    * itself comes in `buildArgs` (or the Dockerfile's global ARG default) and is resolved when
    * the Dockerfile is compiled.
    */
-  readonly contextTime?: () => Promise<Date>;
+  readonly contextTime?: () => Promise<Date | undefined>;
+  /**
+   * SOURCE_DATE_EPOCH=context on a directory outside any git work tree is an error (tsbuild's
+   * `--source-date-epoch`), not BuildKit's silence (no epoch: `--build-arg`, `ARG`).
+   */
+  readonly contextTimeRequired?: boolean;
   readonly maxParallelism?: number;
   /** `[unpack]` in tsbuild.toml: how far ADD archives and base-image layers may expand. */
   readonly expansionLimits?: ExpansionLimits;
@@ -196,9 +201,10 @@ async function compilePlans(worker: Worker, req: BuildRequest & { allStages?: bo
   const resolver = named.wrap(storeImageResolver(worker, { registry: req.registry, pull: req.pull }));
   const dockerignore = await readDockerignore(dockerfilePath, contextDir);
   // Asked once for every platform, and only when SOURCE_DATE_EPOCH is `context` or a source stage.
-  let contextTime: Promise<Date> | undefined;
-  const timeOfContext = () => (contextTime ??= req.contextTime ? req.contextTime() : contextCommitTime(contextDir, ctx.signal));
-  const urlTimes = new Map<string, Promise<Date>>();
+  let contextTime: Promise<Date | undefined> | undefined;
+  const commitTime = req.contextTimeRequired ? contextCommitTime : gitCommitTime;
+  const timeOfContext = () => (contextTime ??= req.contextTime ? req.contextTime() : commitTime(contextDir, ctx.signal));
+  const urlTimes = new Map<string, Promise<Date | undefined>>();
   const timeOfUrl = (url: string) => urlTimes.get(url) ?? urlTimes.set(url, urlLastModified(url, ctx.signal, req.httpTimeouts)).get(url)!;
   const plans: BuildPlan[] = [];
   // Each platform's compile finds the same Dockerfile problems: report each once (a warning

@@ -91,7 +91,7 @@ test('a bad Dockerfile default is an error at its ARG line; a bad build arg a us
     const e = await error(`# comment\nARG SOURCE_DATE_EPOCH=${bad}\nFROM busybox AS a\n`);
     assert.is(e.code, 'INVALID_INSTRUCTION', bad);
     assert.is(e.location?.line, 2, bad);
-    assert.match(e.message, `invalid SOURCE_DATE_EPOCH: ARG SOURCE_DATE_EPOCH: expected a whole number of seconds since 1970-01-01`);
+    assert.match(e.message, `invalid SOURCE_DATE_EPOCH: ${bad} (ARG SOURCE_DATE_EPOCH: expected a whole number of seconds since 1970-01-01`);
     assert.match(e.message, JSON.stringify(bad));
   }
   const u = await error('FROM busybox\n', { buildArgs: { SOURCE_DATE_EPOCH: 'yesterday' } });
@@ -129,7 +129,7 @@ test('a source stage (FROM scratch, ARGs, one ADD <URL>): the expanded URL\'s ti
 test('a source stage that is not FROM scratch + one remote ADD is an error at the offending line', async () => {
   const urlTime = async () => at(1);
   const cases: [string, RegExp, number][] = [
-    ['ARG SOURCE_DATE_EPOCH=src\nFROM busybox AS src\nADD https://e.com/a /\nFROM busybox\n', /stage src: must use FROM scratch/, 2],
+    ['ARG SOURCE_DATE_EPOCH=src\nFROM busybox AS src\nADD https://e.com/a /\nFROM busybox\n', /SOURCE_DATE_EPOCH stage must use FROM scratch \(stage src\)/, 2],
     ['ARG SOURCE_DATE_EPOCH=src\nFROM scratch AS src\nADD https://e.com/a /\nRUN true\nFROM busybox\n', /unsupported RUN instruction/, 4],
     ['ARG SOURCE_DATE_EPOCH=src\nFROM scratch AS src\nADD https://e.com/a /\nADD https://e.com/b /\nFROM busybox\n', /exactly one remote ADD/, 4],
     ['ARG SOURCE_DATE_EPOCH=src\nFROM scratch AS src\nADD https://e.com/a https://e.com/b /\nFROM busybox\n', /exactly one remote ADD source/, 3],

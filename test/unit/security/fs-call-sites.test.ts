@@ -38,7 +38,7 @@ const AUDITED: Record<string, [calls: number, cls: Class, why: string]> = {
   'src/cli/registry-commands.ts': [1, 'user', 'login --password-stdin'],
   'src/cli/remote-context.ts': [7, 'in-root', 'its own temp dir; the git subdir resolved with resolveInRoot'],
   'src/cli/run-secrets.ts': [3, 'user', '--secret src= files (checked; small regular ones read once for masking)'],
-  'src/cli/stdin-input.ts': [9, 'in-root', 'its own temp dir; the archive is applied with applyLayer'],
+  'src/cli/stdin-input.ts': [10, 'in-root', 'its own temp dir; the archive is applied with applyLayer (and read again for its newest file time)'],
   'src/exporter/archive-file.ts': [6, 'user', 'output archive file named by dest= (streamed into an existing link, pipe or device, else a temp file renamed)'],
   'src/exporter/local.ts': [1, 'in-root', 'creates dest (a flag); every entry through applyLayer'],
   'src/exporter/oci-layout.ts': [1, 'user', 'type=oci,tar=false dest directory'],
