@@ -8,7 +8,7 @@ import { Command, Option } from 'commander';
 import { applyGcPolicy } from '../orchestrator/gc.js';
 import { buildTargets, checkBuild, runBuild, type BuildRequest } from '../orchestrator/run-build.js';
 import { formatTargets } from '../frontend/targets.js';
-import type { ProvenanceMode } from '../orchestrator/provenance.js';
+import { provenanceOption } from './provenance-option.js';
 import { nullSink } from '../events.js';
 import { BuildError } from '../errors.js';
 import { checkAttestationOutputs, parseOutputSpec, STDOUT, type ExportTarget } from '../exporter/export-target.js';
@@ -110,8 +110,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .option('--cpuset-cpus <list>', 'CPUs RUN steps may run on, e.g. 0-3 or 0,2')
     .option('--cpuset-mems <list>', 'memory nodes RUN steps may use, e.g. 0')
     .option('--pids-limit <n>', 'maximum processes in a RUN step (default 2048; -1 or 0 for no limit)')
-    .option('--provenance [mode]', 'attach a SLSA provenance attestation: true (= mode=min), mode=max, false')
-    .option('--attest <spec>', 'attestation to attach: type=provenance[,mode=min|max] (repeatable)', collect, [])
+    .option('--provenance [spec]', 'attach a SLSA provenance attestation: true (= mode=min), false, or mode=min|max,version=v1|v0.2')
+    .option('--attest <spec>', 'attestation to attach: type=provenance[,mode=min|max][,version=v1|v0.2] (repeatable)', collect, [])
     .option('--build-context <name=DIR|oci-layout://DIR[:TAG]|docker-image://REF>', 'a named context for FROM and --from (repeatable)', collect, [])
     .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect, [])
     .option('--ssh <id[=socket]>', 'forward an ssh agent socket for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK) (repeatable)', collect, [])
@@ -375,26 +375,6 @@ function parseShmSize(v: string): number {
   const n = parseByteSize(v);
   if (n === undefined || n <= 0) throw new BuildError('USAGE', `--shm-size ${JSON.stringify(v)}: expected a size such as 64m or 1g`);
   return n;
-}
-
-/**
- * `--provenance[=true|false|min|max|mode=…]` and `--attest type=provenance[,mode=…]`, as buildx
- * takes them; attestations are opt-in here (an image then becomes an index).
- */
-function provenanceOption(flag: string | boolean | undefined, attest: readonly string[]): { provenance?: ProvenanceMode } {
-  const modeOf = (v: string, what: string): ProvenanceMode | undefined => {
-    const m = /^(?:mode=)?(min|max|true|false|1|0)$/.exec(v.trim());
-    if (!m) throw new BuildError('USAGE', `${what} ${JSON.stringify(v)}: expected true, false, mode=min or mode=max`);
-    return m[1] === 'false' || m[1] === '0' ? undefined : m[1] === 'max' ? 'max' : 'min';
-  };
-  let mode = flag === undefined ? undefined : flag === true ? 'min' : modeOf(String(flag), '--provenance');
-  for (const a of attest) {
-    const fields = new Map(a.split(',').map((f) => [f.split('=')[0]!.trim(), f.slice(f.indexOf('=') + 1).trim()] as const));
-    if (fields.get('type') !== 'provenance') throw new BuildError('USAGE', `--attest ${JSON.stringify(a)}: only type=provenance is supported (no SBOM generator here)`);
-    const disabled = fields.get('disabled') === 'true';
-    mode = disabled ? undefined : modeOf(fields.get('mode') ?? 'min', '--attest mode');
-  }
-  return mode ? { provenance: mode } : {};
 }
 
 /** `--add-host name:ip` (or `name=ip`, as newer docker); the IP may be IPv6, so the name ends at the first separator. */

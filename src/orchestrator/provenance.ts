@@ -11,17 +11,34 @@ import { ATTESTATION_MANIFEST, ATTESTATION_REF_DIGEST, ATTESTATION_REF_TYPE } fr
 
 /** `--provenance` (BuildKit's `--attest type=provenance`): min records the inputs, max the build steps too. */
 export type ProvenanceMode = 'min' | 'max';
+/** The SLSA provenance predicate version; BuildKit's default is v1 (frontend/attestations/parse.go). */
+export type SlsaVersion = 'v1' | 'v0.2';
+
+export interface ProvenanceOptions {
+  readonly mode: ProvenanceMode;
+  readonly version: SlsaVersion;
+}
 
 const IN_TOTO = 'application/vnd.in-toto+json';
-const SLSA_V02 = 'https://slsa.dev/provenance/v0.2';
+/** ITE-6 v1 statements, for either predicate (BuildKit's exporter/attestation/make.go). */
+const STATEMENT_V1 = 'https://in-toto.io/Statement/v1';
+const PREDICATE_TYPE: Readonly<Record<SlsaVersion, string>> = { v1: 'https://slsa.dev/provenance/v1', 'v0.2': 'https://slsa.dev/provenance/v0.2' };
+const BUILD_TYPE: Readonly<Record<SlsaVersion, string>> = {
+  v1: 'https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md',
+  'v0.2': 'https://mobyproject.org/buildkit@v1',
+};
 
 /** What the provenance statement says about one build, besides the image it is about. */
-export interface ProvenanceInput {
-  readonly mode: ProvenanceMode;
+export interface ProvenanceInput extends ProvenanceOptions {
   readonly plan: BuildPlan;
   readonly platform: Platform;
+  /** The platform of the machine that built it (`builderPlatform`). */
+  readonly builderPlatform: Platform;
   readonly names: readonly string[];
   readonly buildArgs: Readonly<Record<string, string>>;
+  readonly labels: Readonly<Record<string, string>>;
+  /** `--build-context NAME=VALUE`, recorded as BuildKit's `context:NAME` args (credentials redacted). */
+  readonly buildContexts: Readonly<Record<string, string>>;
   readonly target?: string;
   readonly dockerfile: { readonly name: string; readonly text: string };
   readonly startedOn: Date;
@@ -29,41 +46,98 @@ export interface ProvenanceInput {
 }
 
 /**
- * Writes a SLSA v0.2 provenance attestation for `image` as BuildKit attaches it: an in-toto
- * statement (subject: the image manifest) as the one layer of an attestation manifest, whose
- * index entry has platform unknown/unknown and points back at the image. Base images are the
- * materials; build args, target and the Dockerfile name the invocation; `max` adds the build
- * steps and the Dockerfile itself. Returns the index entry.
+ * The frontend request's args as BuildKit records them (llbsolver/provenance/predicate.go
+ * FilterArgs, then scrubMinRequest): build args, labels, target and named contexts (URL
+ * credentials as xxxxx); mode=min drops build args and labels, which makes the request
+ * incomplete. Returns the args and whether they are the whole request.
+ */
+function requestArgs(input: ProvenanceInput): { args: Record<string, string>; complete: boolean } {
+  const args: Record<string, string> = {};
+  let complete = true;
+  const scrub = input.mode === 'min';
+  for (const [k, v] of Object.entries(input.buildArgs)) scrub ? (complete = false) : (args[`build-arg:${k}`] = v);
+  for (const [k, v] of Object.entries(input.labels)) scrub ? (complete = false) : (args[`label:${k}`] = v);
+  if (input.target) args.target = input.target;
+  for (const [k, v] of Object.entries(input.buildContexts)) args[`context:${k}`] = redactCredentials(v);
+  return { args, complete };
+}
+
+/** BuildKit's urlutil.RedactCredentials: a URL's user and password become xxxxx. */
+function redactCredentials(v: string): string {
+  try {
+    const u = new URL(v);
+    if (!u.username && !u.password) return v;
+    u.username = 'xxxxx';
+    if (u.password) u.password = 'xxxxx';
+    return u.toString();
+  } catch {
+    return v;
+  }
+}
+
+/** The statement's predicate in the SLSA version asked for, as BuildKit writes each. */
+function predicate(input: ProvenanceInput): Record<string, unknown> {
+  const platform = formatPlatform(input.platform);
+  const { args, complete } = requestArgs(input);
+  const request = { frontend: 'dockerfile.v0', ...(Object.keys(args).length ? { args } : {}), locals: [{ name: 'context' }, { name: 'dockerfile' }] };
+  const max = input.mode === 'max';
+  const source = { infos: [{ filename: input.dockerfile.name, language: 'Dockerfile', data: Buffer.from(input.dockerfile.text).toString('base64') }] };
+  const buildConfig = { llbDefinition: steps(input.plan.target) };
+  const deps = materials(input.plan.target);
+  const invocationID = randomBytes(16).toString('hex');
+  if (input.version === 'v1') {
+    return {
+      buildDefinition: {
+        buildType: BUILD_TYPE.v1,
+        externalParameters: { configSource: { path: input.dockerfile.name }, request },
+        internalParameters: { ...(max ? { buildConfig } : {}), builderPlatform: formatPlatform(input.builderPlatform) },
+        ...(deps.length ? { resolvedDependencies: deps } : {}),
+      },
+      runDetails: {
+        builder: { id: '' },
+        metadata: {
+          invocationID,
+          startedOn: input.startedOn.toISOString(),
+          finishedOn: input.finishedOn.toISOString(),
+          buildkit_metadata: max ? { source } : {},
+          buildkit_completeness: { request: complete, resolvedDependencies: false },
+        },
+      },
+    };
+  }
+  return {
+    builder: { id: '' },
+    buildType: BUILD_TYPE['v0.2'],
+    materials: deps,
+    invocation: { configSource: { entryPoint: input.dockerfile.name }, parameters: request, environment: { platform } },
+    ...(max ? { buildConfig } : {}),
+    metadata: {
+      buildInvocationID: invocationID,
+      buildStartedOn: input.startedOn.toISOString(),
+      buildFinishedOn: input.finishedOn.toISOString(),
+      completeness: { parameters: complete, environment: true, materials: false },
+      reproducible: false,
+      'https://mobyproject.org/buildkit@v1#metadata': max ? { source } : {},
+    },
+  };
+}
+
+/**
+ * Writes a SLSA provenance attestation (v1 unless v0.2 is asked for) for `image` as BuildKit
+ * attaches it: an in-toto statement (subject: the image manifest) as the one layer of an
+ * attestation manifest, whose index entry has platform unknown/unknown and points back at the
+ * image. Base images are the resolved dependencies (materials); build args, labels, target and
+ * the Dockerfile name the request; `max` adds the build steps and the Dockerfile itself.
+ * Returns the index entry.
  */
 export async function writeProvenance(worker: Worker, image: Descriptor, input: ProvenanceInput): Promise<Descriptor & { platform: Platform }> {
   const platform = formatPlatform(input.platform);
   const subjectName = input.names[0] ? purl(input.names[0], platform) : `pkg:docker/unnamed?platform=${encodeURIComponent(platform)}`;
-  const args: Record<string, string> = {};
-  for (const [k, v] of Object.entries(input.buildArgs)) args[`build-arg:${k}`] = v;
-  if (input.target) args.target = input.target;
   const statement = {
-    _type: 'https://in-toto.io/Statement/v0.1',
-    predicateType: SLSA_V02,
+    _type: STATEMENT_V1,
+    predicateType: PREDICATE_TYPE[input.version],
     subject: [{ name: subjectName, digest: { sha256: digestHex(image.digest) } }],
-    predicate: {
-      builder: { id: '' },
-      buildType: 'https://mobyproject.org/buildkit@v1',
-      materials: materials(input.plan.target),
-      invocation: {
-        configSource: { entryPoint: input.dockerfile.name },
-        parameters: { frontend: 'dockerfile.v0', args, locals: [{ name: 'context' }, { name: 'dockerfile' }] },
-        environment: { platform },
-      },
-      ...(input.mode === 'max' ? { buildConfig: { steps: steps(input.plan.target) } } : {}),
-      metadata: {
-        buildInvocationID: randomBytes(16).toString('hex'),
-        buildStartedOn: input.startedOn.toISOString(),
-        buildFinishedOn: input.finishedOn.toISOString(),
-        completeness: { parameters: input.mode === 'max', environment: true, materials: false },
-        reproducible: false,
-        ...(input.mode === 'max' ? { 'https://mobyproject.org/buildkit@v1#metadata': { source: { infos: [{ filename: input.dockerfile.name, data: Buffer.from(input.dockerfile.text).toString('base64') }] } } } : {}),
-      },
-    },
+    predicate: predicate(input),
   };
   const layer = await worker.blobs.putBytes(JSON.stringify(statement));
   const config = await worker.blobs.putBytes(
@@ -73,7 +147,7 @@ export async function writeProvenance(worker: Worker, image: Descriptor, input: 
     schemaVersion: 2,
     mediaType: MediaType.ociManifest,
     config: { mediaType: MediaType.ociConfig, digest: config.digest, size: config.size },
-    layers: [{ mediaType: IN_TOTO, digest: layer.digest, size: layer.size, annotations: { 'in-toto.io/predicate-type': SLSA_V02 } }],
+    layers: [{ mediaType: IN_TOTO, digest: layer.digest, size: layer.size, annotations: { 'in-toto.io/predicate-type': PREDICATE_TYPE[input.version] } }],
   };
   const m = await worker.blobs.putBytes(JSON.stringify(manifest));
   return {

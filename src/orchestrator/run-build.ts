@@ -23,7 +23,7 @@ import { fileHandler } from '../solver/ops/file.js';
 import { imageHandler } from '../solver/ops/image.js';
 import { assembleImage, assembleIndex, type AssembledImage } from './assemble-image.js';
 import { clampImageTimestamps } from './clamp-image-timestamps.js';
-import { writeProvenance, type ProvenanceMode } from './provenance.js';
+import { writeProvenance, type ProvenanceOptions } from './provenance.js';
 import { storeImageResolver } from './image-resolver.js';
 import type { RegistryClient } from '../remote/registry-client.js';
 import type { HttpTimeouts } from '../remote/http-timeouts.js';
@@ -70,7 +70,7 @@ export interface BuildRequest {
   /** `--add-host NAME:IP`: /etc/hosts entries for every RUN. */
   readonly extraHosts?: readonly { readonly host: string; readonly ip: string }[];
   /** `--provenance`: attach a SLSA provenance attestation to each image (the result is then an index). */
-  readonly provenance?: ProvenanceMode;
+  readonly provenance?: ProvenanceOptions;
   /** `--platform`: what to build for, in this order; default: the host's. Several make an image index. */
   readonly platforms?: readonly Platform[];
   readonly labels: Readonly<Record<string, string>>;
@@ -333,7 +333,22 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
       const finishedOn = new Date();
       for (const [i, img] of imgs.entries()) {
         const dockerfile = { name: basename(input.dockerfilePath), text: input.text };
-        entries.push(await writeProvenance(worker, img.manifest, { mode: req.provenance, plan: plans[i]!, platform: platforms[i]!, names, buildArgs: req.buildArgs, target: req.target, dockerfile, startedOn, finishedOn }));
+        entries.push(
+          await writeProvenance(worker, img.manifest, {
+            ...req.provenance,
+            plan: plans[i]!,
+            platform: platforms[i]!,
+            builderPlatform: hostPlatform(),
+            names,
+            buildArgs: req.buildArgs,
+            labels: req.labels,
+            buildContexts: req.buildContexts ?? {},
+            ...(req.target !== undefined ? { target: req.target } : {}),
+            dockerfile,
+            startedOn,
+            finishedOn,
+          }),
+        );
       }
     }
     return { top: entries.length > 1 ? await assembleIndex(worker, entries) : imgs[0]!.manifest, config: imgs[0]!.config };

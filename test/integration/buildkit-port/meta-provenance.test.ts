@@ -1,0 +1,162 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { useBuildRoot } from '../../helpers/build-root.js';
+import { tsbuildOk } from '../../helpers/cli.js';
+
+/**
+ * Ports of BuildKit's frontend/dockerfile/dockerfile_provenance_test.go (the Dockerfile-frontend
+ * cases; the gateway and client-frontend ones have no tsbuild form). BuildKit pushes and reads
+ * the index back; here the same index is read from an OCI layout directory.
+ */
+const test = suite('buildkit-port/meta-provenance');
+const env = useBuildRoot(test, 'bkp-meta-prov');
+
+type Json = Record<string, any>;
+let n = 0;
+
+async function blob(dir: string, digest: string): Promise<Json> {
+  return JSON.parse(await readFile(join(dir, 'blobs/sha256', digest.slice('sha256:'.length)), 'utf8')) as Json;
+}
+
+/** The image index of an OCI layout: each image (by platform) and its attestation statement. */
+async function readImages(dir: string): Promise<{ index: Json; images: Json[]; attestation(platform: Json): Promise<{ desc: Json; statement: Json }> }> {
+  const top = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as Json;
+  const index = await blob(dir, top.manifests[0].digest);
+  return {
+    index,
+    images: index.manifests.filter((m: Json) => m.platform.os !== 'unknown'),
+    async attestation(img: Json) {
+      const desc = index.manifests.find((m: Json) => m.annotations?.['vnd.docker.reference.digest'] === img.digest);
+      const manifest = await blob(dir, desc.digest);
+      return { desc, statement: await blob(dir, manifest.layers[0].digest) };
+    },
+  };
+}
+
+async function buildOci(context: string, args: readonly string[]): Promise<string> {
+  const dest = join(env.work, `oci-${++n}`);
+  await tsbuildOk(['--root', env.root, 'build', '--output', `type=oci,dest=${dest},tar=false`, ...args, context], { env: { SOURCE_DATE_EPOCH: '' } });
+  return dest;
+}
+
+test('testProvenanceAttestation: SLSA v1 by default (and v0.2 when asked), mode=max by default, min without build args and labels', async () => {
+  // BuildKit's test also passes an https named context (context:foo, credentials redacted) and
+  // vcs:source/vcs:revision attributes: tsbuild has no http(s) named contexts nor vcs flags, so
+  // the args here are one fewer than BuildKit's (2 with max, 0 with min).
+  const dockerfile = 'FROM busybox:latest\nRUN echo "ok" > /foo\n';
+  const ctx = await env.context(dockerfile);
+  for (const version of ['', 'v1', 'v0.2']) {
+    for (const mode of ['', 'min', 'max']) {
+      const what = `version=${version || '(default)'} mode=${mode || '(default)'}`;
+      const attest = ['type=provenance', ...(version ? [`version=${version}`] : []), ...(mode ? [`mode=${mode}`] : [])].join(',');
+      const dir = await buildOci(ctx, ['--attest', attest, '--build-arg', 'FOO=bar', '--label', 'lbl=abc']);
+      const imgs = await readImages(dir);
+      assert.is(imgs.index.manifests.length, 2, what);
+      const img = imgs.images.find((m) => m.platform.os === 'linux' && m.platform.architecture === 'amd64');
+      assert.ok(img, what);
+      const { desc, statement } = await imgs.attestation(img);
+      assert.is(desc.annotations['vnd.docker.reference.type'], 'attestation-manifest', what);
+      assert.is(statement._type, 'https://in-toto.io/Statement/v1', what);
+      const max = mode === '' || mode === 'max';
+      const pred = statement.predicate;
+      const expectedBase = `pkg:docker/busybox@latest?platform=${encodeURIComponent('linux/amd64')}`;
+      if (version === '' || version === 'v1') {
+        assert.is(statement.predicateType, 'https://slsa.dev/provenance/v1', what);
+        assert.is(pred.buildDefinition.buildType, 'https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md');
+        assert.is(pred.runDetails.builder.id, '');
+        assert.is(pred.buildDefinition.externalParameters.configSource.uri, undefined);
+        assert.is(pred.buildDefinition.externalParameters.configSource.path, 'Dockerfile');
+        const request = pred.buildDefinition.externalParameters.request;
+        assert.is(request.frontend, 'dockerfile.v0');
+        const args = request.args ?? {};
+        if (max) {
+          assert.is(Object.keys(args).length, 2, JSON.stringify(args));
+          assert.is(pred.runDetails.metadata.buildkit_completeness.request, true);
+          assert.is(args['build-arg:FOO'], 'bar');
+          assert.is(args['label:lbl'], 'abc');
+        } else {
+          assert.is(pred.runDetails.metadata.buildkit_completeness.request, false);
+          assert.is(Object.keys(args).length, 0, JSON.stringify(args));
+        }
+        const deps = pred.buildDefinition.resolvedDependencies;
+        assert.is(deps.length, 1, JSON.stringify(deps));
+        assert.is(deps[0].uri, expectedBase);
+        assert.ok(deps[0].digest.sha256);
+        assert.ok(pred.runDetails.metadata.invocationID);
+        assert.equal(request.locals.map((l: Json) => l.name), ['context', 'dockerfile']);
+        const started = Date.parse(pred.runDetails.metadata.startedOn);
+        const finished = Date.parse(pred.runDetails.metadata.finishedOn);
+        assert.ok(Date.now() - finished < 5 * 60_000 && started < finished, what);
+        assert.is(pred.buildDefinition.internalParameters.builderPlatform, 'linux/amd64');
+        assert.is(pred.runDetails.metadata.buildkit_completeness.resolvedDependencies, false);
+        assert.not.ok(pred.runDetails.metadata.buildkit_reproducible);
+        assert.not.ok(pred.runDetails.metadata.buildkit_hermetic);
+        if (max) {
+          const source = pred.runDetails.metadata.buildkit_metadata.source;
+          assert.is(source.infos[0].filename, 'Dockerfile');
+          assert.is(Buffer.from(source.infos[0].data, 'base64').toString(), dockerfile);
+          assert.ok(pred.buildDefinition.internalParameters.buildConfig.llbDefinition.length > 0);
+        } else {
+          assert.is(pred.runDetails.metadata.buildkit_metadata.source, undefined);
+          assert.is(pred.buildDefinition.internalParameters.buildConfig, undefined);
+        }
+      } else {
+        assert.is(statement.predicateType, 'https://slsa.dev/provenance/v0.2', what);
+        assert.is(pred.buildType, 'https://mobyproject.org/buildkit@v1');
+        assert.is(pred.builder.id, '');
+        assert.is(pred.invocation.configSource.uri, undefined);
+        assert.is(pred.invocation.configSource.entryPoint, 'Dockerfile');
+        const args = pred.invocation.parameters.args ?? {};
+        assert.is(pred.invocation.parameters.frontend, 'dockerfile.v0');
+        if (max) {
+          assert.is(Object.keys(args).length, 2, JSON.stringify(args));
+          assert.is(pred.metadata.completeness.parameters, true);
+          assert.is(args['build-arg:FOO'], 'bar');
+          assert.is(args['label:lbl'], 'abc');
+        } else {
+          assert.is(pred.metadata.completeness.parameters, false);
+          assert.is(Object.keys(args).length, 0, JSON.stringify(args));
+        }
+        assert.is(pred.materials.length, 1, JSON.stringify(pred.materials));
+        assert.is(pred.materials[0].uri, expectedBase);
+        assert.ok(pred.materials[0].digest.sha256);
+        assert.ok(pred.metadata.buildInvocationID);
+        assert.equal(pred.invocation.parameters.locals.map((l: Json) => l.name), ['context', 'dockerfile']);
+        assert.ok(Date.parse(pred.metadata.buildStartedOn) < Date.parse(pred.metadata.buildFinishedOn));
+        assert.is(pred.metadata.completeness.environment, true);
+        assert.is(pred.invocation.environment.platform, 'linux/amd64');
+        assert.is(pred.metadata.completeness.materials, false);
+        assert.is(pred.metadata.reproducible, false);
+        const meta = pred.metadata['https://mobyproject.org/buildkit@v1#metadata'];
+        if (max) {
+          assert.is(meta.source.infos[0].filename, 'Dockerfile');
+          assert.is(Buffer.from(meta.source.infos[0].data, 'base64').toString(), dockerfile);
+          assert.ok(pred.buildConfig.llbDefinition.length > 0);
+        } else {
+          assert.is(meta.source, undefined);
+          assert.is(pred.buildConfig, undefined);
+        }
+      }
+    }
+  }
+});
+
+test('testNilProvenance: a build without layers attests, to an image, type=local and type=tar, one platform or two', async () => {
+  const ctx = await env.context('FROM scratch\nENV FOO=bar\n');
+  for (const platforms of [[], ['--platform', 'linux/amd64,linux/arm64']]) {
+    await buildOci(ctx, ['--attest', 'type=provenance,mode=max', ...platforms]);
+    await tsbuildOk(['--root', env.root, 'build', '--attest', 'type=provenance,mode=max', ...platforms, '--output', `type=local,dest=${join(env.work, `nil-local-${++n}`)}`, ctx]);
+    await tsbuildOk(['--root', env.root, 'build', '--attest', 'type=provenance,mode=max', ...platforms, '--output', `type=tar,dest=${join(env.work, `nil-${++n}.tar`)}`, ctx]);
+  }
+});
+
+test('testDuplicatePlatformProvenance: the same platform twice builds once, with provenance', async () => {
+  const ctx = await env.context('FROM busybox AS base-linux\nFROM scratch AS base-windows\nFROM base-$TARGETOS\n');
+  const dir = await buildOci(ctx, ['--attest', 'type=provenance,mode=max', '--platform', 'linux/amd64,linux/amd64']);
+  const imgs = await readImages(dir);
+  assert.is(imgs.images.length, 1);
+});
+
+test.run();
