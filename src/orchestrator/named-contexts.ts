@@ -13,6 +13,20 @@ import type { Worker } from '../solver/worker.js';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
 
+/**
+ * `oci-layout://DIR[:TAG]` of a --build-context: the directory (resolved), the tag, and the
+ * image ref the build's image op carries for it (what provenance maps back to the context name).
+ */
+export function ociLayoutSpec(value: string): { dir: string; tag?: string; ref: string } {
+  const rest = value.slice('oci-layout://'.length);
+  // The tag follows the last ':' after the last '/' (a digest `@sha256:` is not supported).
+  const slash = rest.lastIndexOf('/');
+  const colon = rest.indexOf(':', slash + 1);
+  const dir = resolve(colon < 0 ? rest : rest.slice(0, colon));
+  const tag = colon < 0 ? undefined : rest.slice(colon + 1);
+  return { dir, ...(tag !== undefined ? { tag } : {}), ref: `oci-layout://${dir}${tag !== undefined ? `:${tag}` : ''}` };
+}
+
 /** Named contexts ready for the frontend, plus the resolver that knows the oci-layout images. */
 export interface PreparedContexts {
   readonly contexts: ReadonlyMap<string, NamedContext>;
@@ -35,12 +49,7 @@ export async function prepareNamedContexts(specs: Readonly<Record<string, string
     if (value.startsWith('docker-image://')) {
       contexts.set(name, { kind: 'image', ref: value.slice('docker-image://'.length) });
     } else if (value.startsWith('oci-layout://')) {
-      const rest = value.slice('oci-layout://'.length);
-      // The tag follows the last ':' after the last '/' (a digest `@sha256:` is not supported).
-      const slash = rest.lastIndexOf('/');
-      const colon = rest.indexOf(':', slash + 1);
-      const dir = resolve(colon < 0 ? rest : rest.slice(0, colon));
-      const tag = colon < 0 ? undefined : rest.slice(colon + 1);
+      const { dir, tag, ref } = ociLayoutSpec(value);
       const layout = await ImageLayout.open(dir, { create: false }).catch((e: unknown) => {
         throw new BuildError('USAGE', `${flag}: ${dir} is not an OCI image layout: ${(e as Error).message}`, { cause: e });
       });
@@ -52,7 +61,6 @@ export async function prepareNamedContexts(specs: Readonly<Record<string, string
         });
       }
       await copyClosure(layout.blobs, worker.blobs, desc.digest, ctx);
-      const ref = `oci-layout://${dir}${tag !== undefined ? `:${tag}` : ''}`;
       layouts.set(ref, desc);
       contexts.set(name, { kind: 'image', ref });
     } else {

@@ -7,6 +7,7 @@ import { formatPlatform } from '../oci/platform.js';
 import { parseReference } from '../oci/reference.js';
 import type { Vertex } from '../solver/graph.js';
 import type { Worker } from '../solver/worker.js';
+import { ociLayoutSpec } from './named-contexts.js';
 import { ATTESTATION_MANIFEST, ATTESTATION_REF_DIGEST, ATTESTATION_REF_TYPE } from '../oci/attestation.js';
 
 /** `--provenance` (BuildKit's `--attest type=provenance`): min records the inputs, max the build steps too. */
@@ -79,11 +80,21 @@ function redactCredentials(v: string): string {
 function predicate(input: ProvenanceInput): Record<string, unknown> {
   const platform = formatPlatform(input.platform);
   const { args, complete } = requestArgs(input);
-  const request = { frontend: 'dockerfile.v0', ...(Object.keys(args).length ? { args } : {}), locals: [{ name: 'context' }, { name: 'dockerfile' }] };
   const max = input.mode === 'max';
-  const source = { infos: [{ filename: input.dockerfile.name, language: 'Dockerfile', data: Buffer.from(input.dockerfile.text).toString('base64') }] };
+  const { secrets, ssh } = max ? runMountIds(input.plan.target) : { secrets: [], ssh: [] };
+  const request = {
+    frontend: 'dockerfile.v0',
+    ...(Object.keys(args).length ? { args } : {}),
+    ...(secrets.length ? { secrets } : {}),
+    ...(ssh.length ? { ssh } : {}),
+    locals: [{ name: 'context' }, { name: 'dockerfile' }],
+  };
+  const source = {
+    locations: locations(input.plan.target),
+    infos: [{ filename: input.dockerfile.name, language: 'Dockerfile', data: Buffer.from(input.dockerfile.text).toString('base64') }],
+  };
   const buildConfig = { llbDefinition: steps(input.plan.target) };
-  const deps = materials(input.plan.target);
+  const deps = materials(input.plan.target, ociLayoutNames(input.buildContexts));
   const invocationID = randomBytes(16).toString('hex');
   if (input.version === 'v1') {
     return {
@@ -178,9 +189,23 @@ function walk(target: Vertex | undefined): Vertex[] {
   return [...seen.values()];
 }
 
-/** Base images (by manifest digest) and downloaded files (by --checksum when given), each once. */
-function materials(target: Vertex | undefined): { uri: string; digest?: { sha256: string } }[] {
+/** The image ref an `oci-layout://` named context's image op carries → the context's name. */
+function ociLayoutNames(contexts: Readonly<Record<string, string>>): ReadonlyMap<string, string> {
+  return new Map(Object.entries(contexts).filter(([, v]) => v.startsWith('oci-layout://')).map(([name, v]) => [ociLayoutSpec(v).ref, name]));
+}
+
+/**
+ * Base images (by manifest digest) and downloaded files (by --checksum when given), each once.
+ * An image from an OCI layout is BuildKit's local image source: `pkg:oci/<context name>` with its
+ * digest and platform as qualifiers (util/purl RefToPURL of the name with the digest).
+ */
+function materials(target: Vertex | undefined, layouts: ReadonlyMap<string, string>): { uri: string; digest?: { sha256: string } }[] {
   const out = walk(target).flatMap((v) => {
+    if (v.op.kind === 'image' && v.op.digest && v.op.ref.startsWith('oci-layout://')) {
+      const name = layouts.get(v.op.ref) ?? 'unnamed';
+      const qualifiers = `digest=${encodeURIComponent(v.op.digest)}&platform=${encodeURIComponent(formatPlatform(v.op.platform))}`;
+      return [{ uri: `pkg:oci/${name}?${qualifiers}`, digest: { sha256: digestHex(v.op.digest) } }];
+    }
     if (v.op.kind === 'image' && v.op.digest) return [{ uri: purl(v.op.ref, formatPlatform(v.op.platform)), digest: { sha256: digestHex(v.op.digest) } }];
     if (v.op.kind === 'http') return [{ uri: v.op.url, ...(v.op.checksum ? { digest: { sha256: v.op.checksum.replace(/^sha256:/, '') } } : {}) }];
     return [];
@@ -190,4 +215,35 @@ function materials(target: Vertex | undefined): { uri: string; digest?: { sha256
 
 function steps(target: Vertex | undefined): { id: string; name: string; op: string; inputs: string[] }[] {
   return walk(target).map((v) => ({ id: v.digest, name: v.meta.name, op: v.op.kind, inputs: v.inputs.map((i) => i.digest) }));
+}
+
+/**
+ * The secrets and ssh agents RUN mounts use, each id once in order of use, as BuildKit's request
+ * records them (mode=max only): optional unless a mount says required=true.
+ */
+function runMountIds(target: Vertex | undefined): { secrets: { id: string; optional: boolean }[]; ssh: { id: string; optional: boolean }[] } {
+  const secrets = new Map<string, boolean>();
+  const ssh = new Map<string, boolean>();
+  for (const v of walk(target)) {
+    if (v.op.kind !== 'exec') continue;
+    for (const m of v.op.mounts ?? []) {
+      const seen = m.type === 'secret' ? secrets : m.type === 'ssh' ? ssh : undefined;
+      if (seen && (m.type === 'secret' || m.type === 'ssh')) seen.set(m.id, (seen.get(m.id) ?? true) && !m.required);
+    }
+  }
+  const list = (m: Map<string, boolean>) => [...m].map(([id, optional]) => ({ id, optional }));
+  return { secrets: list(secrets), ssh: list(ssh) };
+}
+
+/**
+ * BuildKit's source map (pb.Locations per step): the Dockerfile lines each step came from, so a
+ * reader can tell which instruction made which step. Steps without a line (the context) are left out.
+ */
+function locations(target: Vertex | undefined): Record<string, { locations: { ranges: { start: { line: number }; end: { line: number } }[] }[] }> {
+  const out: Record<string, { locations: { ranges: { start: { line: number }; end: { line: number } }[] }[] }> = {};
+  for (const v of walk(target)) {
+    const loc = v.meta.location;
+    if (loc) out[v.digest] = { locations: [{ ranges: [{ start: { line: loc.line }, end: { line: loc.endLine ?? loc.line } }] }] };
+  }
+  return out;
 }

@@ -159,4 +159,62 @@ test('testDuplicatePlatformProvenance: the same platform twice builds once, with
   assert.is(imgs.images.length, 1);
 });
 
+test('testSecretSSHProvenance: the secrets and ssh agents RUN mounts use are recorded, optional', async () => {
+  const ctx = await env.context('FROM busybox:latest\nRUN --mount=type=secret,id=mysecret --mount=type=secret,id=othersecret --mount=type=ssh echo "ok" > /foo\n');
+  const dir = await buildOci(ctx, ['--attest', 'type=provenance,mode=max']);
+  const imgs = await readImages(dir);
+  assert.is(imgs.index.manifests.length, 2);
+  const { statement } = await imgs.attestation(imgs.images[0]);
+  const request = statement.predicate.buildDefinition.externalParameters.request;
+  assert.equal(request.secrets, [
+    { id: 'mysecret', optional: true },
+    { id: 'othersecret', optional: true },
+  ]);
+  assert.equal(request.ssh, [{ id: 'default', optional: true }]);
+});
+
+test('testOCILayoutProvenance: a base image from an OCI layout (named context) is a pkg:oci dependency with its digest', async () => {
+  const layout = join(env.work, `layout-${++n}`);
+  await tsbuildOk(['--root', env.root, 'build', '--output', `type=oci,dest=${layout},tar=false`, await env.context('FROM scratch\nCOPY <<EOF /foo\nfoo\nEOF\n')]);
+  const top = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as Json;
+  assert.is(top.manifests.length, 1);
+  const digest = top.manifests[0].digest.slice('sha256:'.length);
+  const ctx = await env.context('FROM foo\nCOPY <<EOF /bar\nbar\nEOF\n');
+  const dir = await buildOci(ctx, ['--build-context', `foo=oci-layout://${layout}`, '--attest', 'type=provenance,mode=max']);
+  const imgs = await readImages(dir);
+  assert.is(imgs.index.manifests.length, 2);
+  const { statement } = await imgs.attestation(imgs.images[0]);
+  const deps = statement.predicate.buildDefinition.resolvedDependencies;
+  assert.is(deps.length, 1, JSON.stringify(deps));
+  const material = deps.find((m: Json) => m.uri.includes('/foo'));
+  assert.ok(material, JSON.stringify(deps));
+  assert.is(material.uri.split('/')[0], 'pkg:oci');
+  assert.is(material.digest.sha256, digest);
+});
+
+test('testCommandSourceMapping: every step maps to one Dockerfile line, and every line is mapped', async () => {
+  const dockerfile = 'FROM busybox\nRUN echo "hello" > foo\nWORKDIR /tmp\nCOPY foo foo2\nCOPY --link foo foo3\nADD bar bar';
+  const ctx = await env.context(dockerfile, { foo: 'data', bar: 'data2' });
+  const dir = await buildOci(ctx, ['--attest', 'type=provenance,mode=max']);
+  const imgs = await readImages(dir);
+  assert.is(imgs.index.manifests.length, 2);
+  const pred = (await imgs.attestation(imgs.images[0])).statement.predicate;
+  const def = pred.buildDefinition.internalParameters.buildConfig.llbDefinition as Json[];
+  const steps = new Map(def.map((st) => [st.id, st]));
+  assert.is(steps.size, def.length, 'step ids are unique');
+  const lines = new Array<boolean>(dockerfile.split('\n').length).fill(false);
+  for (const [id, loc] of Object.entries(pred.runDetails.metadata.buildkit_metadata.source.locations as Record<string, Json>)) {
+    assert.ok(steps.has(id), `definition for step ${id}`);
+    assert.is(loc.locations.length, 1, `step ${id} has one location`);
+    for (const l of loc.locations) {
+      for (const r of l.ranges) {
+        assert.is(r.start.line, r.end.line, `step ${id} is on one line`);
+        assert.ok(r.start.line >= 1 && r.start.line <= lines.length, `step ${id}: line ${r.start.line}`);
+        lines[r.start.line - 1] = true;
+      }
+    }
+  }
+  lines.forEach((covered, i) => assert.ok(covered, `line ${i + 1} is covered`));
+});
+
 test.run();
