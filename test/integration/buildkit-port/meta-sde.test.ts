@@ -66,7 +66,7 @@ test('testSourceDateEpochWithoutExporter: --build-arg SOURCE_DATE_EPOCH sets cre
   for (const h of config.history) assert.is(Math.floor(Date.parse(h.created) / 1000), 1700000001);
 });
 
-test('testSourceDateEpochDockerfileDefault / DefaultOverride: the global ARG default, or the build arg over it, marks the rewritten layer', async () => {
+test('testSourceDateEpochDockerfileDefault / testSourceDateEpochDockerfileDefaultOverride: the global ARG default, or the build arg over it, marks the rewritten layer', async () => {
   const tm = Date.UTC(2015, 9, 21, 7, 28) / 1000;
   const ctx = await env.context(`ARG SOURCE_DATE_EPOCH=${tm}\nFROM scratch\nCOPY Dockerfile .\n`);
   const def = await readOci(await buildOci(ctx, [], ',rewrite-timestamp=true'));
