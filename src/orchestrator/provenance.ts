@@ -133,6 +133,11 @@ function predicate(input: ProvenanceInput): Record<string, unknown> {
   };
 }
 
+/** An in-toto statement about `subject` carrying the provenance predicate `input` asks for. */
+export function provenanceStatement(subject: readonly { name: string; digest: { sha256: string } }[], input: ProvenanceInput): Record<string, unknown> {
+  return { _type: STATEMENT_V1, predicateType: PREDICATE_TYPE[input.version], subject, predicate: predicate(input) };
+}
+
 /**
  * Writes a SLSA provenance attestation (v1 unless v0.2 is asked for) for `image` as BuildKit
  * attaches it: an in-toto statement (subject: the image manifest) as the one layer of an
@@ -144,12 +149,7 @@ function predicate(input: ProvenanceInput): Record<string, unknown> {
 export async function writeProvenance(worker: Worker, image: Descriptor, input: ProvenanceInput): Promise<Descriptor & { platform: Platform }> {
   const platform = formatPlatform(input.platform);
   const subjectName = input.names[0] ? purl(input.names[0], platform) : `pkg:docker/unnamed?platform=${encodeURIComponent(platform)}`;
-  const statement = {
-    _type: STATEMENT_V1,
-    predicateType: PREDICATE_TYPE[input.version],
-    subject: [{ name: subjectName, digest: { sha256: digestHex(image.digest) } }],
-    predicate: predicate(input),
-  };
+  const statement = provenanceStatement([{ name: subjectName, digest: { sha256: digestHex(image.digest) } }], input);
   const layer = await worker.blobs.putBytes(JSON.stringify(statement));
   const config = await worker.blobs.putBytes(
     JSON.stringify({ architecture: 'unknown', os: 'unknown', config: {}, rootfs: { type: 'layers', diff_ids: [layer.digest] } }),

@@ -23,7 +23,8 @@ import { fileHandler } from '../solver/ops/file.js';
 import { imageHandler } from '../solver/ops/image.js';
 import { assembleImage, assembleIndex, type AssembledImage } from './assemble-image.js';
 import { clampImageTimestamps } from './clamp-image-timestamps.js';
-import { writeProvenance, type ProvenanceOptions } from './provenance.js';
+import { provenanceStatement, writeProvenance, type ProvenanceInput, type ProvenanceOptions } from './provenance.js';
+import { writeLocalProvenance } from '../exporter/local-provenance.js';
 import { storeImageResolver } from './image-resolver.js';
 import type { RegistryClient } from '../remote/registry-client.js';
 import type { HttpTimeouts } from '../remote/http-timeouts.js';
@@ -327,29 +328,25 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
     images.push(await assembleImage(worker, plan, results, epoch, { annotations: req.annotations, configExtra: inline }));
   }
   // Provenance and the index are made over whichever images an output takes, once each.
+  const provenanceInput = (opts: ProvenanceOptions, i: number, finishedOn: Date): ProvenanceInput => ({
+    ...opts,
+    plan: plans[i]!,
+    platform: platforms[i]!,
+    builderPlatform: hostPlatform(),
+    names,
+    buildArgs: req.buildArgs,
+    labels: req.labels,
+    buildContexts: req.buildContexts ?? {},
+    ...(req.target !== undefined ? { target: req.target } : {}),
+    dockerfile: { name: basename(input.dockerfilePath), text: input.text },
+    startedOn,
+    finishedOn,
+  });
   const finish = async (imgs: readonly AssembledImage[]): Promise<{ top: Descriptor; config: Descriptor }> => {
     const entries = imgs.map((img, i) => ({ ...img.manifest, platform: platforms[i]! }));
     if (req.provenance) {
       const finishedOn = new Date();
-      for (const [i, img] of imgs.entries()) {
-        const dockerfile = { name: basename(input.dockerfilePath), text: input.text };
-        entries.push(
-          await writeProvenance(worker, img.manifest, {
-            ...req.provenance,
-            plan: plans[i]!,
-            platform: platforms[i]!,
-            builderPlatform: hostPlatform(),
-            names,
-            buildArgs: req.buildArgs,
-            labels: req.labels,
-            buildContexts: req.buildContexts ?? {},
-            ...(req.target !== undefined ? { target: req.target } : {}),
-            dockerfile,
-            startedOn,
-            finishedOn,
-          }),
-        );
-      }
+      for (const [i, img] of imgs.entries()) entries.push(await writeProvenance(worker, img.manifest, provenanceInput(req.provenance, i, finishedOn)));
     }
     return { top: entries.length > 1 ? await assembleIndex(worker, entries) : imgs[0]!.manifest, config: imgs[0]!.config };
   };
@@ -363,6 +360,12 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
   for (const target of req.outputs) {
     const image = rewrites(target) || !epoch ? result.top : (await asBuilt()).top;
     exported.push(await exportImage(worker, image, target, names, ctx, req.registry, rewrites(target) ? epoch : undefined));
+    if (req.provenance && target.type === 'local') {
+      const opts = req.provenance;
+      const finishedOn = new Date();
+      const mtime = rewrites(target) && epoch ? Math.floor(epoch.getTime() / 1000) : 0;
+      await writeLocalProvenance(worker.blobs, image, target.dest, (i, subjects) => provenanceStatement(subjects, provenanceInput(opts, i, finishedOn)), ctx, mtime);
+    }
     ctx.events.emit({ type: 'export.done', target: target.type, digest: exported.at(-1)!.digest, at: Date.now() });
   }
   for (const spec of req.cacheTo ?? []) {

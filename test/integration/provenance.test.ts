@@ -47,7 +47,7 @@ test('--provenance=mode=min,version=v0.2: an attestation manifest beside the ima
   assert.is(JSON.parse(await tool('skopeo', ['inspect', `oci:${out}:1`])).Architecture, 'amd64');
 });
 
-test('mode=max records the build steps and the Dockerfile; type=local ignores attestations', async () => {
+test('mode=max records the build steps and the Dockerfile; type=local gets the files and provenance.json', async () => {
   const ctx = await env.context(DOCKERFILE);
   const out = join(env.work, 'prov-max');
   const local = join(env.work, 'prov-local');
@@ -58,7 +58,10 @@ test('mode=max records the build steps and the Dockerfile; type=local ignores at
   assert.ok(steps.some((s: Json) => s.name.endsWith('] RUN echo 1 > /v') && s.op === 'exec'), JSON.stringify(steps));
   const source = statement.predicate.runDetails.metadata.buildkit_metadata.source.infos[0];
   assert.is(Buffer.from(source.data, 'base64').toString(), DOCKERFILE);
-  assert.is(await readFile(join(local, 'v'), 'utf8'), '1\n', 'the files only, at the top of dest');
+  assert.is(await readFile(join(local, 'v'), 'utf8'), '1\n', 'the files at the top of dest');
+  // As BuildKit's local exporter: the statement beside them, about each file.
+  const beside = JSON.parse(await readFile(join(local, 'provenance.json'), 'utf8')) as Json;
+  assert.ok(beside.subject.some((s: Json) => s.name === 'v'));
 });
 
 test('pushed with --provenance, the registry holds the index; --attest type=sbom is refused', async () => {

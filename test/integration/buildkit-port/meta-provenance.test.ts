@@ -1,5 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { useBuildRoot } from '../../helpers/build-root.js';
@@ -215,6 +216,17 @@ test('testCommandSourceMapping: every step maps to one Dockerfile line, and ever
     }
   }
   lines.forEach((covered, i) => assert.ok(covered, `line ${i + 1} is covered`));
+});
+
+test('testProvenanceExportLocal: type=local writes provenance.json beside the files, about every file', async () => {
+  const ctx = await env.context('FROM busybox:latest AS base\nCOPY <<EOF /out/foo\nok\nEOF\nFROM scratch\nCOPY --from=base /out /\n');
+  const dest = join(env.work, `local-${++n}`);
+  await tsbuildOk(['--root', env.root, 'build', '--attest', 'type=provenance,mode=max', '--output', `type=local,dest=${dest}`, ctx], { env: { SOURCE_DATE_EPOCH: '' } });
+  assert.is(await readFile(join(dest, 'foo'), 'utf8'), 'ok\n');
+  const statement = JSON.parse(await readFile(join(dest, 'provenance.json'), 'utf8')) as Json;
+  assert.is(statement.predicateType, 'https://slsa.dev/provenance/v1');
+  assert.ok(statement.predicate.buildDefinition.buildType);
+  assert.equal(statement.subject, [{ name: 'foo', digest: { sha256: createHash('sha256').update('ok\n').digest('hex') } }]);
 });
 
 test.run();

@@ -41,6 +41,7 @@ const AUDITED: Record<string, [calls: number, cls: Class, why: string]> = {
   'src/cli/stdin-input.ts': [10, 'in-root', 'its own temp dir; the archive is applied with applyLayer (and read again for its newest file time)'],
   'src/exporter/archive-file.ts': [6, 'user', 'output archive file named by dest= (streamed into an existing link, pipe or device, else a temp file renamed)'],
   'src/exporter/local.ts': [1, 'in-root', 'creates dest (a flag); every entry through applyLayer'],
+  'src/exporter/local-provenance.ts': [2, 'in-root', 'provenance.json placed with atInRoot: the leaf removed (not followed) and created with O_EXCL'],
   'src/exporter/oci-layout.ts': [1, 'user', 'type=oci,tar=false dest directory'],
   'src/images/load-archive.ts': [1, 'user', 'load -i FILE'],
   'src/images/run-image.ts': [2, 'in-root', 'its own etc temp dir; WORKDIR via mkdirInRoot'],
