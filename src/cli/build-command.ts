@@ -181,6 +181,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           outputs,
           // A context put on disk by tsbuild has its own source time; a directory's is asked of git.
           ...(stdinInputs && (context === '-' || remoteContextKind(context)) ? { contextTime: fetchedContextTime(context, stdinInputs.sourceTime, flags.sourceDateEpoch !== undefined) } : {}),
+          // Provenance names a remote context (and a git one's commit) instead of local sources.
+          ...(stdinInputs && remoteContextKind(context) ? { remoteContext: { uri: context, ...(stdinInputs.gitSource ? { git: stdinInputs.gitSource } : {}) } } : {}),
           // BuildKit has no time for a local directory; tsbuild asks git, and only the flag insists.
           ...(flags.sourceDateEpoch !== undefined ? { contextTimeRequired: true } : {}),
           noCache: !flags.cache,

@@ -49,8 +49,15 @@ export async function readRemoteContext(context: string, file: string | undefine
       // BuildKit: the Last-Modified, else the archive's newest file time.
       return { ...fromSpool, ...(lastModified ? { sourceTime: () => Promise.resolve(lastModified) } : {}), ...cleanup };
     }
-    const { contextDir, sourceTime } = await gitCheckout(context, join(dir, 'repo'), signal);
-    return { contextDir, sourceTime: () => Promise.resolve(sourceTime), ...(file !== undefined ? { dockerfile: join(contextDir, file) } : {}), ...cleanup };
+    const { contextDir, sourceTime, commit } = await gitCheckout(context, join(dir, 'repo'), signal);
+    const { url, ref } = parseGitContext(context);
+    return {
+      contextDir,
+      sourceTime: () => Promise.resolve(sourceTime),
+      gitSource: { uri: ref ? `${url}#${ref}` : url, commit },
+      ...(file !== undefined ? { dockerfile: join(contextDir, file) } : {}),
+      ...cleanup,
+    };
   } catch (e) {
     await cleanup.dispose();
     throw e;
@@ -90,7 +97,7 @@ export function parseGitContext(context: string): { url: string; ref?: string; s
   return { url, ...(ref ? { ref } : {}), ...(subdir ? { subdir } : {}) };
 }
 
-async function gitCheckout(context: string, repo: string, signal: AbortSignal): Promise<{ contextDir: string; sourceTime: Date }> {
+async function gitCheckout(context: string, repo: string, signal: AbortSignal): Promise<{ contextDir: string; sourceTime: Date; commit: string }> {
   const { url, ref, subdir } = parseGitContext(context);
   // Never prompt for credentials: a CI step would hang; ssh keys and helpers still work.
   const env = { ...process.env, GIT_TERMINAL_PROMPT: '0' };
@@ -124,13 +131,15 @@ async function gitCheckout(context: string, repo: string, signal: AbortSignal): 
   if (await stat(join(repo, '.gitmodules')).catch(() => undefined)) await git(['submodule', 'update', '-q', '--init', '--recursive', '--depth', '1']);
   // SOURCE_DATE_EPOCH=context: the commit's time, read before .git goes.
   const sourceTime = await contextCommitTime(repo, signal);
+  // The commit checked out (sha1 or sha256 object names): provenance's digest of this source.
+  const commit = (await git(['rev-parse', 'HEAD'])).trim();
   // BuildKit leaves .git out of the context (unless asked to keep it).
   await rm(join(repo, '.git'), { recursive: true, force: true });
-  if (!subdir) return { contextDir: repo, sourceTime };
+  if (!subdir) return { contextDir: repo, sourceTime, commit };
   // Resolved inside the checkout: a symlink in the repository never leads the context out of it.
   const dir = await resolveInRoot(repo, subdir).catch(() => undefined);
   if (!dir || !(await stat(dir)).isDirectory()) {
     throw new BuildError('USAGE', `context ${context}: ${subdir} is not a directory of the repository`);
   }
-  return { contextDir: dir, sourceTime };
+  return { contextDir: dir, sourceTime, commit };
 }

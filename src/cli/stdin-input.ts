@@ -19,6 +19,8 @@ export interface StdinInputs {
    * Last-Modified, else (as BuildKit) an archive's newest file time; undefined when none.
    */
   readonly sourceTime?: () => Promise<Date | undefined>;
+  /** A git URL context: the repository (`URL#REF`) and the commit fetched, for provenance. */
+  readonly gitSource?: { readonly uri: string; readonly commit: string };
   dispose(): Promise<void>;
   /** For a failed build: the error printed after the action still shows the Dockerfile snippet, so removal waits for exit. */
   disposeAtExit(): void;

@@ -29,6 +29,12 @@ const BUILD_TYPE: Readonly<Record<SlsaVersion, string>> = {
   'v0.2': 'https://mobyproject.org/buildkit@v1',
 };
 
+/** A context given as a URL: its spec as written, and for git the repository (`URL#REF`) and commit. */
+export interface RemoteContext {
+  readonly uri: string;
+  readonly git?: { readonly uri: string; readonly commit: string };
+}
+
 /** What the provenance statement says about one build, besides the image it is about. */
 export interface ProvenanceInput extends ProvenanceOptions {
   readonly plan: BuildPlan;
@@ -40,6 +46,8 @@ export interface ProvenanceInput extends ProvenanceOptions {
   readonly labels: Readonly<Record<string, string>>;
   /** `--build-context NAME=VALUE`, recorded as BuildKit's `context:NAME` args (credentials redacted). */
   readonly buildContexts: Readonly<Record<string, string>>;
+  /** Absent: the context and the Dockerfile are local directories (BuildKit's locals). */
+  readonly remoteContext?: RemoteContext;
   readonly target?: string;
   readonly dockerfile: { readonly name: string; readonly text: string };
   readonly startedOn: Date;
@@ -81,26 +89,39 @@ function predicate(input: ProvenanceInput): Record<string, unknown> {
   const platform = formatPlatform(input.platform);
   const { args, complete } = requestArgs(input);
   const max = input.mode === 'max';
+  // BuildKit's local sources: the context and Dockerfile directories unless the context is a URL,
+  // and every directory named context. Any of them makes the dependencies incomplete (and the
+  // build not hermetic, as does a RUN with network access).
+  const dirContexts = Object.entries(input.buildContexts).filter(([, v]) => !/^(docker-image|oci-layout):\/\//.test(v));
+  const locals = [...(input.remoteContext ? [] : [{ name: 'context' }, { name: 'dockerfile' }]), ...dirContexts.map(([name]) => ({ name }))];
+  const completeDeps = locals.length === 0;
+  const hermetic = completeDeps && !networkAccess(input.plan.target);
+  const configUri = input.remoteContext ? { uri: redactCredentials(input.remoteContext.uri) } : {};
   const { secrets, ssh } = max ? runMountIds(input.plan.target) : { secrets: [], ssh: [] };
   const request = {
     frontend: 'dockerfile.v0',
     ...(Object.keys(args).length ? { args } : {}),
     ...(secrets.length ? { secrets } : {}),
     ...(ssh.length ? { ssh } : {}),
-    locals: [{ name: 'context' }, { name: 'dockerfile' }],
+    ...(locals.length ? { locals } : {}),
   };
   const source = {
     locations: locations(input.plan.target),
     infos: [{ filename: input.dockerfile.name, language: 'Dockerfile', data: Buffer.from(input.dockerfile.text).toString('base64') }],
   };
   const buildConfig = { llbDefinition: steps(input.plan.target) };
-  const deps = materials(input.plan.target, ociLayoutNames(input.buildContexts));
+  const git = input.remoteContext?.git;
+  const deps = [
+    ...materials(input.plan.target, ociLayoutNames(input.buildContexts)),
+    // The object format shows in the commit's length: sha1 (40 hex) or sha256 (64).
+    ...(git ? [{ uri: redactCredentials(git.uri), digest: { [git.commit.length === 64 ? 'sha256' : 'sha1']: git.commit } }] : []),
+  ];
   const invocationID = randomBytes(16).toString('hex');
   if (input.version === 'v1') {
     return {
       buildDefinition: {
         buildType: BUILD_TYPE.v1,
-        externalParameters: { configSource: { path: input.dockerfile.name }, request },
+        externalParameters: { configSource: { ...configUri, path: input.dockerfile.name }, request },
         internalParameters: { ...(max ? { buildConfig } : {}), builderPlatform: formatPlatform(input.builderPlatform) },
         ...(deps.length ? { resolvedDependencies: deps } : {}),
       },
@@ -111,7 +132,8 @@ function predicate(input: ProvenanceInput): Record<string, unknown> {
           startedOn: input.startedOn.toISOString(),
           finishedOn: input.finishedOn.toISOString(),
           buildkit_metadata: max ? { source } : {},
-          buildkit_completeness: { request: complete, resolvedDependencies: false },
+          buildkit_completeness: { request: complete, resolvedDependencies: completeDeps },
+          ...(hermetic ? { buildkit_hermetic: true } : {}),
         },
       },
     };
@@ -120,15 +142,16 @@ function predicate(input: ProvenanceInput): Record<string, unknown> {
     builder: { id: '' },
     buildType: BUILD_TYPE['v0.2'],
     materials: deps,
-    invocation: { configSource: { entryPoint: input.dockerfile.name }, parameters: request, environment: { platform } },
+    invocation: { configSource: { ...configUri, entryPoint: input.dockerfile.name }, parameters: request, environment: { platform } },
     ...(max ? { buildConfig } : {}),
     metadata: {
       buildInvocationID: invocationID,
       buildStartedOn: input.startedOn.toISOString(),
       buildFinishedOn: input.finishedOn.toISOString(),
-      completeness: { parameters: complete, environment: true, materials: false },
+      completeness: { parameters: complete, environment: true, materials: completeDeps },
       reproducible: false,
       'https://mobyproject.org/buildkit@v1#metadata': max ? { source } : {},
+      ...(hermetic ? { 'https://mobyproject.org/buildkit@v1#hermetic': true } : {}),
     },
   };
 }
@@ -199,7 +222,7 @@ function ociLayoutNames(contexts: Readonly<Record<string, string>>): ReadonlyMap
  * An image from an OCI layout is BuildKit's local image source: `pkg:oci/<context name>` with its
  * digest and platform as qualifiers (util/purl RefToPURL of the name with the digest).
  */
-function materials(target: Vertex | undefined, layouts: ReadonlyMap<string, string>): { uri: string; digest?: { sha256: string } }[] {
+function materials(target: Vertex | undefined, layouts: ReadonlyMap<string, string>): { uri: string; digest?: Record<string, string> }[] {
   const out = walk(target).flatMap((v) => {
     if (v.op.kind === 'image' && v.op.digest && v.op.ref.startsWith('oci-layout://')) {
       const name = layouts.get(v.op.ref) ?? 'unnamed';
@@ -246,4 +269,9 @@ function locations(target: Vertex | undefined): Record<string, { locations: { ra
     if (loc) out[v.digest] = { locations: [{ ranges: [{ start: { line: loc.line }, end: { line: loc.endLine ?? loc.line } }] }] };
   }
   return out;
+}
+
+/** Whether any RUN of the build had a network (BuildKit's NetworkAccess: anything but none). */
+function networkAccess(target: Vertex | undefined): boolean {
+  return walk(target).some((v) => v.op.kind === 'exec' && v.op.network !== 'none');
 }

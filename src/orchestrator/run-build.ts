@@ -23,7 +23,7 @@ import { fileHandler } from '../solver/ops/file.js';
 import { imageHandler } from '../solver/ops/image.js';
 import { assembleImage, assembleIndex, type AssembledImage } from './assemble-image.js';
 import { clampImageTimestamps } from './clamp-image-timestamps.js';
-import { provenanceStatement, writeProvenance, type ProvenanceInput, type ProvenanceOptions } from './provenance.js';
+import { provenanceStatement, writeProvenance, type ProvenanceInput, type ProvenanceOptions, type RemoteContext } from './provenance.js';
 import { writeLocalProvenance } from '../exporter/local-provenance.js';
 import { storeImageResolver } from './image-resolver.js';
 import type { RegistryClient } from '../remote/registry-client.js';
@@ -90,6 +90,8 @@ export interface BuildRequest {
    * `--source-date-epoch`), not BuildKit's silence (no epoch: `--build-arg`, `ARG`).
    */
   readonly contextTimeRequired?: boolean;
+  /** The context was a URL (a git one with the commit fetched): what provenance records as its config source. */
+  readonly remoteContext?: RemoteContext;
   readonly maxParallelism?: number;
   /** `[unpack]` in tsbuild.toml: how far ADD archives and base-image layers may expand. */
   readonly expansionLimits?: ExpansionLimits;
@@ -337,6 +339,7 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
     buildArgs: req.buildArgs,
     labels: req.labels,
     buildContexts: req.buildContexts ?? {},
+    ...(req.remoteContext ? { remoteContext: req.remoteContext } : {}),
     ...(req.target !== undefined ? { target: req.target } : {}),
     dockerfile: { name: basename(input.dockerfilePath), text: input.text },
     startedOn,

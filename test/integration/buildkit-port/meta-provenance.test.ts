@@ -1,10 +1,11 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdir, readFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 import { useBuildRoot } from '../../helpers/build-root.js';
-import { tsbuildOk } from '../../helpers/cli.js';
+import { collect, tsbuildOk } from '../../helpers/cli.js';
+import { startHttpFileServer, type HttpFileServer } from '../../helpers/http-file-server.js';
 
 /**
  * Ports of BuildKit's frontend/dockerfile/dockerfile_provenance_test.go (the Dockerfile-frontend
@@ -227,6 +228,89 @@ test('testProvenanceExportLocal: type=local writes provenance.json beside the fi
   assert.is(statement.predicateType, 'https://slsa.dev/provenance/v1');
   assert.ok(statement.predicate.buildDefinition.buildType);
   assert.equal(statement.subject, [{ name: 'foo', digest: { sha256: createHash('sha256').update('ok\n').digest('hex') } }]);
+});
+
+/** A git repository served over dumb http (Go's http.FileServer in BuildKit's test) with branch v1. */
+async function servedRepo(http: HttpFileServer, prefix: string, format: 'sha1' | 'sha256', files: Record<string, string>): Promise<string> {
+  const repo = await env.context(undefined, files);
+  const git = async (...args: string[]) => {
+    const r = await collect('git', ['-c', 'user.email=test', '-c', 'user.name=test', '-c', 'init.defaultBranch=main', ...args], {
+      cwd: repo,
+      env: { GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1' },
+    });
+    if (r.code !== 0) throw new Error(`git ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  await git('init', '-q', ...(format === 'sha256' ? ['--object-format=sha256'] : []));
+  await git('add', '.');
+  await git('commit', '-q', '-m', 'initial');
+  await git('branch', 'v1');
+  await git('update-server-info');
+  const walk = async (dir: string): Promise<string[]> =>
+    (await Promise.all((await readdir(dir, { withFileTypes: true })).map((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)])))).flat();
+  for (const file of await walk(join(repo, '.git'))) http.set(`/${prefix}/${relative(repo, file)}`, { body: await readFile(file) });
+  http.set(`/${prefix}/.git/info/refs?service=git-upload-pack`, { body: await readFile(join(repo, '.git/info/refs')) });
+  return git('rev-parse', 'v1');
+}
+
+test('testGitProvenanceAttestationSHA1 / testGitProvenanceAttestationSHA256 / testGitProvenanceAttestation: a git context is the config source and a dependency with its commit; no locals, hermetic', async () => {
+  const http = await startHttpFileServer();
+  try {
+    for (const format of ['sha1', 'sha256'] as const) {
+      const sha = await servedRepo(http, `git-${format}`, format, { 'src/myapp.Dockerfile': 'FROM busybox:latest\nRUN --network=none echo "git" > /foo\nCOPY myapp.Dockerfile /\n' });
+      // Credentials in the URL must come out masked.
+      const withCreds = http.base.replace('http://', 'http://user:pass@');
+      const expectedURL = http.base.replace('http://', 'http://xxxxx:xxxxx@');
+      for (const version of ['', 'v1', 'v0.2']) {
+        const what = `${format} version=${version || '(default)'}`;
+        const attest = ['type=provenance', ...(version ? [`version=${version}`] : [])].join(',');
+        const dir = await buildOci(`${withCreds}/git-${format}/.git#v1:src`, ['-f', 'myapp.Dockerfile', '--attest', attest]);
+        const imgs = await readImages(dir);
+        assert.is(imgs.index.manifests.length, 2, what);
+        const { statement } = await imgs.attestation(imgs.images[0]);
+        assert.is(statement._type, 'https://in-toto.io/Statement/v1');
+        const pred = statement.predicate;
+        const expBase = `pkg:docker/busybox@latest?platform=${encodeURIComponent('linux/amd64')}`;
+        if (version === '' || version === 'v1') {
+          assert.is(statement.predicateType, 'https://slsa.dev/provenance/v1', what);
+          assert.ok(pred.buildDefinition.externalParameters.request.frontend);
+          assert.is(pred.buildDefinition.externalParameters.configSource.uri, `${expectedURL}/git-${format}/.git#v1:src`, what);
+          assert.is(pred.buildDefinition.externalParameters.configSource.path, 'myapp.Dockerfile');
+          const deps = pred.buildDefinition.resolvedDependencies;
+          assert.is(deps.length, 2, JSON.stringify(deps));
+          assert.is(deps[0].uri, expBase);
+          assert.ok(deps[0].digest.sha256);
+          assert.is(deps[1].uri, `${expectedURL}/git-${format}/.git#v1`);
+          assert.is(deps[1].digest[format], sha, what);
+          assert.is((pred.buildDefinition.externalParameters.request.locals ?? []).length, 0);
+          assert.is(pred.runDetails.metadata.buildkit_completeness.resolvedDependencies, true);
+          assert.is(pred.runDetails.metadata.buildkit_hermetic, true);
+          assert.is(pred.runDetails.metadata.buildkit_completeness.request, true);
+          assert.not.ok(pred.runDetails.metadata.buildkit_reproducible);
+          assert.is(Object.keys(pred.runDetails.metadata.buildkit_metadata.vcs ?? {}).length, 0);
+        } else {
+          assert.is(statement.predicateType, 'https://slsa.dev/provenance/v0.2', what);
+          assert.ok(pred.invocation.parameters.frontend);
+          assert.is(pred.invocation.configSource.uri, `${expectedURL}/git-${format}/.git#v1:src`, what);
+          assert.is(pred.invocation.configSource.entryPoint, 'myapp.Dockerfile');
+          assert.is(pred.materials.length, 2, JSON.stringify(pred.materials));
+          assert.is(pred.materials[0].uri, expBase);
+          assert.ok(pred.materials[0].digest.sha256);
+          assert.is(pred.materials[1].uri, `${expectedURL}/git-${format}/.git#v1`);
+          assert.is(pred.materials[1].digest[format], sha, what);
+          assert.is((pred.invocation.parameters.locals ?? []).length, 0);
+          assert.is(pred.metadata.completeness.materials, true);
+          assert.is(pred.metadata.completeness.environment, true);
+          assert.is(pred.metadata['https://mobyproject.org/buildkit@v1#hermetic'], true);
+          assert.is(pred.metadata.completeness.parameters, true);
+          assert.is(pred.metadata.reproducible, false);
+          assert.is(Object.keys(pred.metadata['https://mobyproject.org/buildkit@v1#metadata'].vcs ?? {}).length, 0);
+        }
+      }
+    }
+  } finally {
+    await http.close();
+  }
 });
 
 test.run();
