@@ -8,8 +8,8 @@ import { BuildError } from '../errors.js';
 export type ExportTarget = (
   | { type: 'oci'; dest: string; tar: boolean; names?: readonly string[]; ociMediaTypes?: boolean }
   | { type: 'docker'; dest: string; names?: readonly string[]; ociMediaTypes?: boolean }
-  | { type: 'local'; dest: string }
-  | { type: 'tar'; dest: string }
+  | { type: 'local'; dest: string; platformSplit?: boolean }
+  | { type: 'tar'; dest: string; platformSplit?: boolean }
   | { type: 'registry'; name: string; ociMediaTypes?: boolean }
 ) & {
   /**
@@ -42,8 +42,8 @@ export const STDOUT = '-';
 const KEYS: Readonly<Record<ExportTarget['type'], readonly string[]>> = {
   oci: ['type', 'dest', 'tar', 'name', 'rewrite-timestamp', 'oci-mediatypes'],
   docker: ['type', 'dest', 'name', 'rewrite-timestamp', 'oci-mediatypes'],
-  local: ['type', 'dest', 'rewrite-timestamp'],
-  tar: ['type', 'dest', 'rewrite-timestamp'],
+  local: ['type', 'dest', 'rewrite-timestamp', 'platform-split'],
+  tar: ['type', 'dest', 'rewrite-timestamp', 'platform-split'],
   registry: ['type', 'name', 'push', 'rewrite-timestamp', 'oci-mediatypes'],
 };
 
@@ -118,6 +118,11 @@ export function parseOutputSpec(spec: string): ExportTarget {
   };
   const rewrite = bool('rewrite-timestamp');
   const common = rewrite === undefined ? {} : { rewriteTimestamp: rewrite };
+  // BuildKit's platform-split: a directory per platform even for one (true), or none for several (false).
+  const split = (): { platformSplit?: boolean } => {
+    const v = bool('platform-split');
+    return v === undefined ? {} : { platformSplit: v };
+  };
   const mediaTypes = (): { ociMediaTypes?: boolean } => {
     const v = bool('oci-mediatypes');
     return v === undefined ? {} : { ociMediaTypes: v };
@@ -128,9 +133,9 @@ export function parseOutputSpec(spec: string): ExportTarget {
     case 'docker':
       return { type: 'docker', dest: dest(), ...names(), ...mediaTypes(), ...common };
     case 'local':
-      return { type: 'local', dest: dest(), ...common };
+      return { type: 'local', dest: dest(), ...split(), ...common };
     case 'tar':
-      return { type: 'tar', dest: dest(), ...common };
+      return { type: 'tar', dest: dest(), ...split(), ...common };
     case 'registry': {
       const name = one('name');
       if (name === undefined || name === '') bad('type=registry needs name=REF');

@@ -13,8 +13,8 @@ import { writeArchiveAtomic, type ArchiveWriter } from './archive-file.js';
  * puts each platform's files under `os_arch[_variant]/`, as BuildKit does. `mtime` (seconds),
  * when given, is every entry's time.
  */
-export async function exportRootfsTar(worker: Worker, manifest: Descriptor, dest: string, ctx: Ctx, mtime?: number): Promise<void> {
-  const images = await filesystemImages(worker.blobs, manifest);
+export async function exportRootfsTar(worker: Worker, manifest: Descriptor, dest: string, ctx: Ctx, mtime?: number, split?: boolean): Promise<void> {
+  const images = await filesystemImages(worker.blobs, manifest, split);
   await writeArchiveAtomic(dest, ctx, async (w) => {
     for (const { descriptor, dir } of images) {
       if (dir) await w.dir(dir);

@@ -39,11 +39,16 @@ export async function imageTreeBlobs(blobs: ContentStore, desc: Descriptor): Pro
  * The images whose files an exporter writes (`type=local`, `type=tar`): the image itself, or
  * each image of an index with the directory BuildKit names for its platform (`linux_arm_v7`).
  * Attestations describe images and have no files; an index left with one image is that image
- * at the top (`dir` '').
+ * at the top (`dir` ''). BuildKit's `platform-split` overrides that: true puts even one image in
+ * its platform's directory (read from its config), false puts every image at the top.
  */
-export async function filesystemImages(blobs: ContentStore, desc: Descriptor): Promise<{ readonly descriptor: Descriptor; readonly dir: string }[]> {
-  const entries = (await indexEntries(blobs, desc))?.filter((e) => !isAttestation(e));
-  if (!entries) return [{ descriptor: desc, dir: '' }];
-  if (entries.length === 1) return [{ descriptor: entries[0]!, dir: '' }];
-  return entries.map((e, i) => ({ descriptor: e, dir: e.platform ? formatPlatform(e.platform).replaceAll('/', '_') : `image-${i}` }));
+export async function filesystemImages(blobs: ContentStore, desc: Descriptor, split?: boolean): Promise<{ readonly descriptor: Descriptor; readonly dir: string; readonly platform: string }[]> {
+  const entries: IndexDescriptor[] = (await indexEntries(blobs, desc))?.filter((e) => !isAttestation(e)) ?? [desc];
+  const out = [];
+  for (const [i, e] of entries.entries()) {
+    const p = e.platform ?? (await readImage(blobs, e, undefined, { anyPlatform: true })).config;
+    const platform = p.os && p.architecture ? formatPlatform({ os: p.os, architecture: p.architecture, ...(p.variant ? { variant: p.variant } : {}) }).replaceAll('/', '_') : `image-${i}`;
+    out.push({ descriptor: e, platform, dir: (split ?? entries.length > 1) ? platform : '' });
+  }
+  return out;
 }

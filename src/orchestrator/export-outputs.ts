@@ -36,10 +36,10 @@ export async function exportImage(worker: Worker, stored: Descriptor, target: Ex
       return image;
     }
     case 'local':
-      await exportLocal(worker.blobs, stored, target.dest, ctx, worker.expansionLimits, mtime);
+      await exportLocal(worker.blobs, stored, target.dest, ctx, worker.expansionLimits, mtime, target.platformSplit);
       return stored;
     case 'tar':
-      await exportRootfsTar(worker, stored, target.dest, ctx, mtime);
+      await exportRootfsTar(worker, stored, target.dest, ctx, mtime, target.platformSplit);
       return stored;
     case 'registry': {
       if (!registry) throw new BuildError('INTERNAL', '--output type=registry: no registry client was configured for this build');

@@ -367,7 +367,8 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
       const opts = req.provenance;
       const finishedOn = new Date();
       const mtime = rewrites(target) && epoch ? Math.floor(epoch.getTime() / 1000) : 0;
-      await writeLocalProvenance(worker.blobs, image, target.dest, (i, subjects) => provenanceStatement(subjects, provenanceInput(opts, i, finishedOn)), ctx, mtime);
+      const statementFor = (i: number, subjects: { name: string; digest: { sha256: string } }[]) => provenanceStatement(subjects, provenanceInput(opts, i, finishedOn));
+      await writeLocalProvenance(worker.blobs, image, target.dest, statementFor, ctx, mtime, target.platformSplit);
     }
     ctx.events.emit({ type: 'export.done', target: target.type, digest: exported.at(-1)!.digest, at: Date.now() });
   }

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { useBuildRoot } from '../../helpers/build-root.js';
-import { tsbuildOk } from '../../helpers/cli.js';
+import { tsbuild, tsbuildOk } from '../../helpers/cli.js';
 import { tool } from '../../helpers/run-tool.js';
 
 /**
@@ -77,6 +77,12 @@ test('testExportMultiPlatform: type=local per platform (linux/arm is arm/v7), an
   assert.is(await readFile(join(dest, 'windows_amd64/whoami'), 'utf8'), 'i am amd64');
   assert.is(await readFile(join(dest, 'linux_arm_v7/whoami'), 'utf8'), 'i am arm');
   assert.is(await readFile(join(dest, 'linux_s390x/whoami'), 'utf8'), 'i am s390x');
+
+  // platform-split=false (BuildKit's local exporter option): one directory; a file two platforms share is refused.
+  const merged = out('multi-merged');
+  const r = await tsbuild(['--root', env.root, 'build', '--platform', 'linux/arm,linux/s390x', '--output', `type=local,dest=${merged},platform-split=false`, ctx]);
+  assert.is(r.code, 2, r.stderr);
+  assert.match(r.stderr, 'cannot overwrite whoami from linux/arm/v7 with linux/s390x when split option is disabled');
 
   const tar = out('multi-oci') + '.tar';
   await build(['--platform', 'windows/amd64,linux/arm/v6,linux/ppc64le', '--output', `type=oci,dest=${tar}`, ctx]);

@@ -313,4 +313,14 @@ test('testGitProvenanceAttestationSHA1 / testGitProvenanceAttestationSHA256 / te
   }
 });
 
+test('testProvenanceExportLocalForceSplit: platform-split=true puts one platform\'s files and provenance.json in linux_amd64/', async () => {
+  const ctx = await env.context('FROM busybox:latest AS base\nCOPY <<EOF /out/foo\nok\nEOF\nFROM scratch\nCOPY --from=base /out /\n');
+  const dest = join(env.work, `split-${++n}`);
+  await tsbuildOk(['--root', env.root, 'build', '--attest', 'type=provenance,mode=max', '--output', `type=local,dest=${dest},platform-split=true`, ctx], { env: { SOURCE_DATE_EPOCH: '' } });
+  assert.is(await readFile(join(dest, 'linux_amd64', 'foo'), 'utf8'), 'ok\n');
+  const statement = JSON.parse(await readFile(join(dest, 'linux_amd64', 'provenance.json'), 'utf8')) as Json;
+  assert.is(statement.predicateType, 'https://slsa.dev/provenance/v1');
+  assert.ok(statement.predicate.buildDefinition);
+});
+
 test.run();
