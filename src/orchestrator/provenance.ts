@@ -46,6 +46,8 @@ export interface ProvenanceInput extends ProvenanceOptions {
   readonly labels: Readonly<Record<string, string>>;
   /** `--build-context NAME=VALUE`, recorded as BuildKit's `context:NAME` args (credentials redacted). */
   readonly buildContexts: Readonly<Record<string, string>>;
+  /** mode=max: the layer blobs of each step's result, by vertex digest (bottom to top). */
+  readonly layerChains?: ReadonlyMap<string, readonly Descriptor[]>;
   /** Absent: the context and the Dockerfile are local directories (BuildKit's locals). */
   readonly remoteContext?: RemoteContext;
   readonly target?: string;
@@ -110,6 +112,14 @@ function predicate(input: ProvenanceInput): Record<string, unknown> {
     infos: [{ filename: input.dockerfile.name, language: 'Dockerfile', data: Buffer.from(input.dockerfile.text).toString('base64') }],
   };
   const buildConfig = { llbDefinition: steps(input.plan.target) };
+  // BuildKit keys them step<index in llbDefinition>:<output>, each a list of layer chains.
+  const layers = Object.fromEntries(
+    walk(input.plan.target).flatMap((v, i) => {
+      const chain = input.layerChains?.get(v.digest);
+      return chain ? [[`step${i}:0`, [chain]]] : [];
+    }),
+  );
+  const buildkitMetadata = max ? { source, ...(Object.keys(layers).length ? { layers } : {}) } : {};
   const git = input.remoteContext?.git;
   const deps = [
     ...materials(input.plan.target, ociLayoutNames(input.buildContexts)),
@@ -131,7 +141,7 @@ function predicate(input: ProvenanceInput): Record<string, unknown> {
           invocationID,
           startedOn: input.startedOn.toISOString(),
           finishedOn: input.finishedOn.toISOString(),
-          buildkit_metadata: max ? { source } : {},
+          buildkit_metadata: buildkitMetadata,
           buildkit_completeness: { request: complete, resolvedDependencies: completeDeps },
           ...(hermetic ? { buildkit_hermetic: true } : {}),
         },
@@ -150,7 +160,7 @@ function predicate(input: ProvenanceInput): Record<string, unknown> {
       buildFinishedOn: input.finishedOn.toISOString(),
       completeness: { parameters: complete, environment: true, materials: completeDeps },
       reproducible: false,
-      'https://mobyproject.org/buildkit@v1#metadata': max ? { source } : {},
+      'https://mobyproject.org/buildkit@v1#metadata': buildkitMetadata,
       ...(hermetic ? { 'https://mobyproject.org/buildkit@v1#hermetic': true } : {}),
     },
   };

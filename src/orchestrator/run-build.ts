@@ -330,7 +330,18 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
     images.push(await assembleImage(worker, plan, results, epoch, { annotations: req.annotations, configExtra: inline }));
   }
   // Provenance and the index are made over whichever images an output takes, once each.
+  // mode=max lists each step's layers (BuildKit's buildkit_metadata.layers): the compressed blobs
+  // of every rootfs result whose layers all have one.
+  const layerChains = new Map<string, Descriptor[]>();
+  if (req.provenance?.mode === 'max') {
+    for (const [digest, r] of results) {
+      if (r.kind !== 'rootfs' || r.layers.length === 0) continue;
+      const chain = await Promise.all(r.layers.map((l) => worker.layers.blob(l.diffId)));
+      if (chain.every((b) => b)) layerChains.set(digest, chain.map((b) => ({ mediaType: b!.mediaType, digest: b!.digest, size: b!.size })));
+    }
+  }
   const provenanceInput = (opts: ProvenanceOptions, i: number, finishedOn: Date): ProvenanceInput => ({
+    layerChains,
     ...opts,
     plan: plans[i]!,
     platform: platforms[i]!,

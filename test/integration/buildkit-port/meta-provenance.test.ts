@@ -323,4 +323,15 @@ test('testProvenanceExportLocalForceSplit: platform-split=true puts one platform
   assert.ok(statement.predicate.buildDefinition);
 });
 
+test('testDuplicateLayersProvenance: a base two stages share is listed once among the step layers', async () => {
+  const ctx = await env.context('FROM busybox:latest AS base\nFROM base AS a\nRUN date +%s > /a.txt\nFROM base AS b\nCOPY --from=a /a.txt /\nRUN date +%s > /b.txt\n');
+  const dir = await buildOci(ctx, ['--attest', 'type=provenance,mode=max']);
+  const imgs = await readImages(dir);
+  assert.is(imgs.index.manifests.length, 2);
+  const meta = (await imgs.attestation(imgs.images[0])).statement.predicate.runDetails.metadata;
+  const layers = meta.buildkit_metadata.layers['step0:0'];
+  assert.ok(layers, JSON.stringify(Object.keys(meta.buildkit_metadata.layers ?? {})));
+  assert.is(layers.length, 1);
+});
+
 test.run();
