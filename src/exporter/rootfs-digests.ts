@@ -21,40 +21,42 @@ export async function rootfsFileDigests(blobs: ContentStore, manifest: Descripto
     for (const k of [...files.keys()]) if (dir === '' || k.startsWith(`${dir}/`)) files.delete(k);
   };
   for (const layer of (await readImage(blobs, manifest, undefined, { anyPlatform: true })).layers) {
+    // Whiteouts and opaque markers hide what the layers below have, never this layer's own
+    // entries (whatever their order in the tar): gather the layer, remove, then add.
+    const removed: string[] = [];
+    const opaque: string[] = [];
+    const added: { path: string; sha256?: string; link?: string; dir: boolean }[] = [];
     const stream = await decompressStream(blobs.openRead(layer.digest), signal);
     try {
       for await (const { entry, body } of readTar(stream, signal)) {
         const path = posix.normalize(`/${entry.path}`).slice(1);
         const base = posix.basename(path);
         const dir = posix.dirname(path) === '.' ? '' : posix.dirname(path);
-        if (base === OPAQUE) {
-          dropUnder(dir);
-          continue;
-        }
-        if (base.startsWith(WHITEOUT)) {
-          const gone = posix.join(dir, base.slice(WHITEOUT.length));
-          files.delete(gone);
-          dropUnder(gone);
-          continue;
-        }
-        if (path === '') continue;
-        if (entry.type === 'file') {
+        if (base === OPAQUE) opaque.push(dir);
+        else if (base.startsWith(WHITEOUT)) removed.push(posix.join(dir, base.slice(WHITEOUT.length)));
+        else if (path === '') continue;
+        else if (entry.type === 'file') {
           const h = createHash('sha256');
           for await (const chunk of body) h.update(chunk);
-          dropUnder(path);
-          files.set(path, h.digest('hex'));
+          added.push({ path, sha256: h.digest('hex'), dir: false });
         } else if (entry.type === 'hardlink' && entry.linkname !== undefined) {
-          const target = files.get(posix.normalize(`/${entry.linkname}`).slice(1));
-          if (target) files.set(path, target);
-          else files.delete(path);
-        } else {
-          // A directory, link or device replaces a file of that name (a directory keeps what is below it).
-          files.delete(path);
-          if (entry.type !== 'dir') dropUnder(path);
-        }
+          added.push({ path, link: posix.normalize(`/${entry.linkname}`).slice(1), dir: false });
+        } else added.push({ path, dir: entry.type === 'dir' });
       }
     } finally {
       stream.destroy();
+    }
+    for (const dir of opaque) dropUnder(dir);
+    for (const gone of removed) {
+      files.delete(gone);
+      dropUnder(gone);
+    }
+    for (const a of added) {
+      // A directory keeps what is below it; anything else replaces a directory of that name.
+      if (!a.dir) dropUnder(a.path);
+      const digest = a.sha256 ?? (a.link !== undefined ? files.get(a.link) : undefined);
+      if (digest) files.set(a.path, digest);
+      else files.delete(a.path);
     }
   }
   return [...files].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
