@@ -5,6 +5,7 @@ import { filesystemImages } from '../oci/image-tree.js';
 import { ensureUnpacked } from '../solver/ops/image.js';
 import type { Worker } from '../solver/worker.js';
 import { writeArchiveAtomic, type ArchiveWriter } from './archive-file.js';
+import type { AttestationFile } from './local-provenance.js';
 
 /**
  * BuildKit's `type=tar`: the image's root filesystem as one tar archive (to a file, atomically,
@@ -13,13 +14,15 @@ import { writeArchiveAtomic, type ArchiveWriter } from './archive-file.js';
  * puts each platform's files under `os_arch[_variant]/`, as BuildKit does. `mtime` (seconds),
  * when given, is every entry's time.
  */
-export async function exportRootfsTar(worker: Worker, manifest: Descriptor, dest: string, ctx: Ctx, mtime?: number, split?: boolean): Promise<void> {
+export async function exportRootfsTar(worker: Worker, manifest: Descriptor, dest: string, ctx: Ctx, mtime?: number, split?: boolean, extra: readonly AttestationFile[] = []): Promise<void> {
   const images = await filesystemImages(worker.blobs, manifest, split);
   await writeArchiveAtomic(dest, ctx, async (w) => {
     for (const { descriptor, dir } of images) {
       if (dir) await w.dir(dir);
       await addRootfs(worker, descriptor, w, dir ? `${dir}/` : '', ctx, mtime);
     }
+    // Attestations last: an extractor lets them replace an image file of the same name.
+    for (const f of extra) await w.file(f.path, f.data);
   });
 }
 

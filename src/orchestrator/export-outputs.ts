@@ -6,6 +6,7 @@ import { exportDockerArchive } from '../exporter/docker-archive.js';
 import { toDockerMediaTypes } from '../exporter/docker-media-types.js';
 import { usesOciMediaTypes, type ExportTarget, type ImageTarget } from '../exporter/export-target.js';
 import { exportLocal } from '../exporter/local.js';
+import { writeAttestationFiles, type AttestationFile } from '../exporter/local-provenance.js';
 import { exportRootfsTar } from '../exporter/rootfs-tar.js';
 import { exportOciArchive } from '../exporter/oci-archive.js';
 import { exportOciLayout } from '../exporter/oci-layout.js';
@@ -17,10 +18,20 @@ import type { Worker } from '../solver/worker.js';
  * Sends the built image to one `--output` target; names default to the build's `-t` tags.
  * `registry` serves type=registry; `fileTime` (SOURCE_DATE_EPOCH with rewrite-timestamp) is
  * every file's time in a local or tar output, as BuildKit's local and tar exporters set it.
+ * `attestationFiles` (provenance.json…) go beside the files of a local or tar output.
  * The image outputs get the stored (OCI-typed) image, or its Docker-typed copy (`oci-mediatypes`).
  * Returns the manifest or index the output holds (the stored one for local and tar).
  */
-export async function exportImage(worker: Worker, stored: Descriptor, target: ExportTarget, tags: readonly string[], ctx: Ctx, registry?: RegistryClient, fileTime?: Date): Promise<Descriptor> {
+export async function exportImage(
+  worker: Worker,
+  stored: Descriptor,
+  target: ExportTarget,
+  tags: readonly string[],
+  ctx: Ctx,
+  registry?: RegistryClient,
+  fileTime?: Date,
+  attestationFiles: readonly AttestationFile[] = [],
+): Promise<Descriptor> {
   const mtime = fileTime && Math.floor(fileTime.getTime() / 1000);
   switch (target.type) {
     case 'oci': {
@@ -37,9 +48,10 @@ export async function exportImage(worker: Worker, stored: Descriptor, target: Ex
     }
     case 'local':
       await exportLocal(worker.blobs, stored, target.dest, ctx, worker.expansionLimits, mtime, target.platformSplit);
+      await writeAttestationFiles(target.dest, attestationFiles, mtime);
       return stored;
     case 'tar':
-      await exportRootfsTar(worker, stored, target.dest, ctx, mtime, target.platformSplit);
+      await exportRootfsTar(worker, stored, target.dest, ctx, mtime, target.platformSplit, attestationFiles);
       return stored;
     case 'registry': {
       if (!registry) throw new BuildError('INTERNAL', '--output type=registry: no registry client was configured for this build');

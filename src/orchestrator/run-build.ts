@@ -24,7 +24,7 @@ import { imageHandler } from '../solver/ops/image.js';
 import { assembleImage, assembleIndex, type AssembledImage } from './assemble-image.js';
 import { clampImageTimestamps } from './clamp-image-timestamps.js';
 import { provenanceStatement, writeProvenance, type ProvenanceInput, type ProvenanceOptions, type RemoteContext } from './provenance.js';
-import { writeLocalProvenance } from '../exporter/local-provenance.js';
+import { provenanceFiles, type AttestationFile } from '../exporter/local-provenance.js';
 import { storeImageResolver } from './image-resolver.js';
 import type { RegistryClient } from '../remote/registry-client.js';
 import type { HttpTimeouts } from '../remote/http-timeouts.js';
@@ -373,14 +373,15 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
   const exported: Descriptor[] = [];
   for (const target of req.outputs) {
     const image = rewrites(target) || !epoch ? result.top : (await asBuilt()).top;
-    exported.push(await exportImage(worker, image, target, names, ctx, req.registry, rewrites(target) ? epoch : undefined));
-    if (req.provenance && target.type === 'local') {
+    // type=local and type=tar carry the attestations as files (BuildKit: provenance.json).
+    let files: AttestationFile[] | undefined;
+    if (req.provenance && (target.type === 'local' || target.type === 'tar')) {
       const opts = req.provenance;
       const finishedOn = new Date();
-      const mtime = rewrites(target) && epoch ? Math.floor(epoch.getTime() / 1000) : 0;
       const statementFor = (i: number, subjects: { name: string; digest: { sha256: string } }[]) => provenanceStatement(subjects, provenanceInput(opts, i, finishedOn));
-      await writeLocalProvenance(worker.blobs, image, target.dest, statementFor, ctx, mtime, target.platformSplit);
+      files = await provenanceFiles(worker.blobs, image, statementFor, ctx, target.platformSplit);
     }
+    exported.push(await exportImage(worker, image, target, names, ctx, req.registry, rewrites(target) ? epoch : undefined, files));
     ctx.events.emit({ type: 'export.done', target: target.type, digest: exported.at(-1)!.digest, at: Date.now() });
   }
   for (const spec of req.cacheTo ?? []) {
