@@ -28,6 +28,7 @@ export function convertArg(ins: Of<'ARG'>, st: StageState, env: ConvertEnv): voi
     else if (a.value !== undefined) value = word(env, st, a.value);
     else if (env.metaArgs.has(a.key)) value = env.metaArgs.get(a.key);
     st.args.push({ key: a.key, value });
+    if (value !== undefined) st.argOverEnv.set(a.key, value);
     parts.push(value === undefined ? a.key : `${a.key}=${value}`);
   }
   stepName(st, ins.original);
@@ -38,7 +39,10 @@ export function convertEnv(ins: Of<'ENV'>, st: StageState, env: ConvertEnv): voi
   const before = expansionEnv(st);
   const pairs = ins.pairs.map((p) => ({ key: env.lexer.processWord(p.key, before), value: env.lexer.processWord(p.value, before) }));
   let list = st.config.config.Env ?? [];
-  for (const p of pairs) list = addEnv(list, p.key, p.value);
+  for (const p of pairs) {
+    list = addEnv(list, p.key, p.value);
+    st.argOverEnv.delete(p.key);
+  }
   st.config.config.Env = list;
   stepName(st, ins.original);
   commitHistory(st, `ENV ${pairs.map((p) => `${p.key}=${p.value}`).join(' ')}`, false);
@@ -200,11 +204,16 @@ export function splitChown(s: string): { user: string; group?: string } {
   return i < 0 ? { user: s } : { user: s.slice(0, i), group: s.slice(i + 1) };
 }
 
-/** ARG values exported to RUN: those with a value, unless ENV already sets the key. */
-export function runArgEnv(st: StageState): string[] {
-  const env = st.config.config.Env ?? [];
+/**
+ * RUN's environment before PATH and proxies: the config's Env, where an ARG assigned after a
+ * key's ENV replaces its value (see StageState.argOverEnv), then the other valued ARGs.
+ */
+export function runEnvOf(st: StageState): string[] {
+  const env = (st.config.config.Env ?? []).map((e) => {
+    const k = e.includes('=') ? e.slice(0, e.indexOf('=')) : e;
+    return st.argOverEnv.has(k) ? `${k}=${st.argOverEnv.get(k)}` : e;
+  });
   const keys = new Set(env.map((e) => (e.includes('=') ? e.slice(0, e.indexOf('=')) : e)));
-  const out: string[] = [];
-  for (const [k, v] of argValues(st)) if (v !== undefined && !keys.has(k)) out.push(`${k}=${v}`);
-  return out;
+  for (const [k, v] of argValues(st)) if (v !== undefined && !keys.has(k)) env.push(`${k}=${v}`);
+  return env;
 }

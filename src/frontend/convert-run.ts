@@ -5,7 +5,7 @@ import { checkMountFrom, MountSyntaxError, parseMount } from './run-mount.js';
 import type { Instruction } from './instructions.js';
 import { chompHeredocContent, parseHeredocToken } from './heredoc.js';
 import { ShellLexer, ShellLexError } from './shell-lexer.js';
-import { commandArgs, runArgEnv } from './convert-meta.js';
+import { commandArgs, runEnvOf } from './convert-meta.js';
 import { commitHistory, defaultPath, expansionEnv, stepName, type ConvertEnv, type StageState } from './stage-state.js';
 
 /**
@@ -31,8 +31,7 @@ export async function convertRun(ins: Extract<Instruction, { kind: 'RUN' }>, st:
   const rootfs = st.vertex ? [st.vertex] : [];
   const { mounts, inputs } = await runMounts(ins, st, env, rootfs);
   const args = commandArgs(ins.files.length > 0 ? heredocCommand(ins) : ins.cmd, st);
-  const configEnv = st.config.config.Env ?? [];
-  const runEnv = [...configEnv, ...runArgEnv(st)];
+  const runEnv = runEnvOf(st);
   const path = defaultPath(st.config.os);
   if (path && !runEnv.some((e) => e.startsWith('PATH='))) runEnv.unshift(path);
   const declared = new Set(st.args.map((a) => a.key));

@@ -70,6 +70,7 @@ export async function convertStage(def: StageDef, index: number, stageCount: num
     vertex,
     config,
     args: inherited ? [...inherited.args] : [],
+    argOverEnv: new Map(inherited?.argOverEnv),
     cmdSet: false,
     vars: newStageVars(),
     cmdIndex: 0,

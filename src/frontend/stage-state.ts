@@ -44,6 +44,13 @@ export interface StageState {
   readonly config: ImageConfig & { config: ContainerConfig };
   /** ARGs declared in this stage, in declaration order (repeats kept, as BuildKit's history shows). */
   readonly args: ArgEntry[];
+  /**
+   * ARG values assigned after the last ENV of their key. BuildKit (dispatchArg, convert.go since
+   * 47a52a17b) adds a valued ARG to the build state's env, so from its line on it wins over an
+   * earlier ENV of the same key in RUN's environment and in expansion; a later ENV wins back.
+   * The image config's Env is untouched.
+   */
+  readonly argOverEnv: Map<string, string>;
   cmdSet: boolean;
   cmdIndex: number;
   readonly cmdTotal: number;
@@ -149,10 +156,11 @@ export function argValues(st: StageState): ReadonlyMap<string, string | undefine
   return varsOf(st).args;
 }
 
-/** The environment used to expand words: ARG values overlaid by ENV (ENV wins). */
+/** The environment used to expand words: the last assignment of a key wins, ENV or valued ARG. */
 export function expansionEnv(st: StageState): EnvGetter {
   const v = varsOf(st);
-  return { get: (k) => (v.envMap.has(k) ? v.envMap.get(k) : (v.args.get(k) ?? undefined)) };
+  const over = st.argOverEnv;
+  return { get: (k) => (over.has(k) ? over.get(k) : v.envMap.has(k) ? v.envMap.get(k) : (v.args.get(k) ?? undefined)) };
 }
 
 /** Sets `key=value` in an Env list: replaces the first entry for the key, else appends. */
