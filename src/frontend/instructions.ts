@@ -198,7 +198,11 @@ export function parseInstruction(raw: RawInstruction, escapeToken: string): Inst
       const trigger = expr.split(/\s/u, 1)[0]!.toUpperCase();
       if (trigger === 'ONBUILD') throw err(loc, 'Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed');
       if (trigger === 'FROM' || trigger === 'MAINTAINER') throw err(loc, `${trigger} isn't allowed as an ONBUILD trigger`);
-      return { ...base, kind: 'ONBUILD', expression: expr };
+      // The trigger keeps its heredoc bodies, each followed by its terminator, so the child's
+      // parser reads it back whole (BuildKit parseOnBuild, instructions/parse.go).
+      let stored = expr;
+      for (const h of raw.heredocs) stored += `\n${h.content}${h.name}`;
+      return { ...base, kind: 'ONBUILD', expression: stored };
     }
     case 'HEALTHCHECK':
       return parseHealthcheck(base, flagWords, rest, loc, flags);
