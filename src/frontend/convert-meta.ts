@@ -31,7 +31,6 @@ export function convertArg(ins: Of<'ARG'>, st: StageState, env: ConvertEnv): voi
     if (value !== undefined) st.argOverEnv.set(a.key, value);
     parts.push(value === undefined ? a.key : `${a.key}=${value}`);
   }
-  stepName(st, ins.original);
   commitHistory(st, `ARG ${parts.join(' ')}`, false);
 }
 
@@ -44,7 +43,6 @@ export function convertEnv(ins: Of<'ENV'>, st: StageState, env: ConvertEnv): voi
     st.argOverEnv.delete(p.key);
   }
   st.config.config.Env = list;
-  stepName(st, ins.original);
   commitHistory(st, `ENV ${pairs.map((p) => `${p.key}=${p.value}`).join(' ')}`, false);
 }
 
@@ -52,7 +50,6 @@ export function convertLabel(ins: Of<'LABEL'>, st: StageState, env: ConvertEnv):
   const pairs = ins.pairs.map((p) => ({ key: word(env, st, p.key), value: word(env, st, p.value) }));
   const labels = (st.config.config.Labels ??= {});
   for (const p of pairs) labels[p.key] = p.value;
-  stepName(st, ins.original);
   commitHistory(st, `LABEL ${pairs.map((p) => `${p.key}=${p.value}`).join(' ')}`, false);
 }
 
@@ -76,7 +73,6 @@ export function convertCmd(ins: Of<'CMD' | 'ENTRYPOINT'>, st: StageState): void 
     // BuildKit: a new ENTRYPOINT drops the CMD inherited from the base unless this stage set one.
     if (!st.cmdSet) delete st.config.config.Cmd;
   }
-  stepName(st, ins.original);
   commitHistory(st, `${ins.kind} ${goQuoteList(args)}`, false);
 }
 
@@ -92,7 +88,6 @@ export function convertExpose(ins: Of<'EXPOSE'>, st: StageState, env: ConvertEnv
   }
   const exposed = (st.config.config.ExposedPorts ??= {});
   for (const p of ports) exposed[p] = {};
-  stepName(st, ins.original);
   commitHistory(st, `EXPOSE [${[...ports].sort().join(' ')}]`, false);
 }
 
@@ -101,7 +96,6 @@ export function convertVolume(ins: Of<'VOLUME'>, st: StageState, env: ConvertEnv
   for (const v of vols) if (v === '') throw new BuildError('INVALID_INSTRUCTION', 'VOLUME specified can not be an empty string', { location: ins.location });
   const volumes = (st.config.config.Volumes ??= {});
   for (const v of vols) volumes[v] = {};
-  stepName(st, ins.original);
   commitHistory(st, `VOLUME [${vols.join(' ')}]`, false);
 }
 
@@ -138,7 +132,6 @@ export function convertSimple(ins: Of<'USER' | 'STOPSIGNAL' | 'MAINTAINER' | 'SH
       throw new Error(`unhandled ${(never as Instruction).kind}`);
     }
   }
-  stepName(st, ins.original);
   commitHistory(st, msg, false);
 }
 
@@ -171,7 +164,6 @@ export function convertHealthcheck(ins: Of<'HEALTHCHECK'>, st: StageState): void
     if (retries !== 0) hc.Retries = retries;
   }
   st.config.config.Healthcheck = hc;
-  stepName(st, ins.original);
   const q = (ns: number): string => JSON.stringify(formatGoDuration(ns));
   const retriesQ = `'\\x${retries.toString(16).padStart(2, '0')}'`;
   commitHistory(st, `HEALTHCHECK &{${goQuoteList(hc.Test ?? [])} ${q(fields.Interval)} ${q(fields.Timeout)} ${q(fields.StartPeriod)} ${q(fields.StartInterval)} ${retriesQ}}`, false);
@@ -182,11 +174,11 @@ export function convertWorkdir(ins: Of<'WORKDIR'>, st: StageState, env: ConvertE
   const p = word(env, st, ins.path);
   const wd = posix.resolve(st.config.config.WorkingDir || '/', p);
   st.config.config.WorkingDir = wd;
-  const name = stepName(st, ins.original);
   if (wd === '/') {
     commitHistory(st, `WORKDIR ${wd}`, false);
     return;
   }
+  const name = stepName(st, ins.original);
   const user = st.config.config.User;
   const chown = user ? splitChown(user) : undefined;
   const vertex = makeVertex(

@@ -8,7 +8,7 @@ import { convertArg, convertCmd, convertEnv, convertExpose, convertHealthcheck, 
 import { convertRun } from './convert-run.js';
 import { checkUndefinedVars } from './undefined-vars.js';
 import { convertCopy } from './convert-copy.js';
-import { defaultPath, newStageVars, stepName, type ConvertEnv, type StageState } from './stage-state.js';
+import { countSteps, defaultPath, newStageVars, stepName, type ConvertEnv, type StageState } from './stage-state.js';
 import type { StageDef } from './compile.js';
 
 export interface ResolvedImage {
@@ -61,6 +61,8 @@ export async function convertStage(def: StageDef, index: number, stageCount: num
   delete config.config.OnBuild;
   const triggerInstructions = triggers.map((t) => parseTrigger(t, from.location, env));
 
+  // BuildKit counts FROM as a step for an image, not for scratch or another stage.
+  const fromImage = imageName.toLowerCase() !== 'scratch' && !inherited;
   const label = env.platformLabel + (stageCount === 1 && !def.name ? '' : `${def.name ?? `stage-${index}`} `);
   const st: StageState = {
     index,
@@ -74,13 +76,15 @@ export async function convertStage(def: StageDef, index: number, stageCount: num
     cmdSet: false,
     vars: newStageVars(),
     cmdIndex: 0,
-    cmdTotal: def.commands.length + triggerInstructions.length + 1,
+    cmdTotal: countSteps(fromImage, def.commands, triggerInstructions.length),
+    inTrigger: false,
     layerSteps: inherited ? [...inherited.layerSteps] : [],
   };
-  stepName(st, `FROM ${fromText}`);
+  if (fromImage) stepName(st, `FROM ${fromText}`);
 
-  for (const ins of [...triggerInstructions, ...def.commands]) {
+  for (const [i, ins] of [...triggerInstructions, ...def.commands].entries()) {
     env.ctx.signal.throwIfAborted();
+    st.inTrigger = i < triggerInstructions.length;
     checkUndefinedVars(ins, st, env, (rule, message, loc) => env.lint(rule, message, loc, ins.comments));
     checkShellForm(ins, st, env);
     await located(ins.location, () => dispatch(ins, st, env));

@@ -54,6 +54,8 @@ export interface StageState {
   cmdSet: boolean;
   cmdIndex: number;
   readonly cmdTotal: number;
+  /** True while the base's ONBUILD triggers run: their step names say `ONBUILD`. */
+  inTrigger: boolean;
   readonly layerSteps: { historyIndex: number; vertex: Vertex }[];
   /** `args` and `config.Env` as lookups, updated as they change (see StageVars). */
   readonly vars: StageVars;
@@ -189,11 +191,25 @@ export function commitHistory(st: StageState, createdBy: string, withLayer: bool
   if (withLayer && vertex) st.layerSteps.push({ historyIndex: history.length - 1, vertex });
 }
 
-/** BuildKit's progress name: `[name 2/5] RUN make`. */
+/**
+ * BuildKit's progress name of a step that makes a vertex (RUN, COPY, ADD, a WORKDIR other than
+ * `/`, FROM an image): `[name 2/5] RUN make`, `[name 1/3] ONBUILD RUN …` for a trigger. Other
+ * instructions take no number (BuildKit prefixCommand, dockerfile2llb/convert.go).
+ */
 export function stepName(st: StageState, text: string): string {
+  if (st.cmdTotal === 0) return text;
   st.cmdIndex++;
   const width = String(st.cmdTotal).length;
-  return `[${st.label}${String(st.cmdIndex).padStart(width, ' ')}/${st.cmdTotal}] ${text}`;
+  return `[${st.label}${String(st.cmdIndex).padStart(width, ' ')}/${st.cmdTotal}] ${st.inTrigger ? 'ONBUILD ' : ''}${text}`;
+}
+
+/**
+ * A stage's step count as BuildKit makes it: 1 for FROM an image (not scratch, not another
+ * stage), one per RUN/COPY/ADD/WORKDIR, one per ONBUILD trigger of the base, whatever its kind.
+ */
+export function countSteps(fromImage: boolean, commands: readonly { kind: string }[], triggers: number): number {
+  const steps = commands.filter((c) => c.kind === 'RUN' || c.kind === 'COPY' || c.kind === 'ADD' || c.kind === 'WORKDIR').length;
+  return (fromImage ? 1 : 0) + steps + triggers;
 }
 
 /** Go's `%q` of a []string: `["a" "b"]`. */
