@@ -419,8 +419,8 @@ function checkStageCycles(stages: readonly StageDef[], file: string): void {
   };
   const deps = stages.map((s, i) => {
     const out: { to: number; location: SourceLocation }[] = [];
-    const f = byName.get(s.from.image.toLowerCase());
-    if (f !== undefined && f < i) out.push({ to: f, location: s.from.location });
+    const f = lastStageNamed(stages, s.from.image, i);
+    if (f >= 0) out.push({ to: f, location: s.from.location });
     for (const c of s.commands) {
       if ((c.kind === 'COPY' || c.kind === 'ADD') && c.from !== undefined) {
         const to = ref(c.from);
