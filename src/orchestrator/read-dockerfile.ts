@@ -1,6 +1,25 @@
 import { BuildError } from '../errors.js';
 import { MAX_DOCKERFILE_BYTES } from '../frontend/ast.js';
 import { readFileInOwnDir } from '../oci/in-root.js';
+import { basename, dirname, join } from 'node:path';
+
+/**
+ * Reads the Dockerfile at `path`; a missing file named `Dockerfile` falls back to `dockerfile`
+ * beside it, as BuildKit's dockerui (config.go) does. Returns the path actually read.
+ */
+export async function readDockerfileWithFallback(path: string): Promise<{ path: string; text: string }> {
+  try {
+    return { path, text: await readDockerfile(path) };
+  } catch (e) {
+    if (!(e instanceof BuildError) || e.code !== 'DOCKERFILE_NOT_FOUND' || basename(path) !== 'Dockerfile') throw e;
+    const lower = join(dirname(path), 'dockerfile');
+    try {
+      return { path: lower, text: await readDockerfile(lower) };
+    } catch {
+      throw e;
+    }
+  }
+}
 
 /**
  * Reads the Dockerfile at `path` as UTF-8: resolved inside its own directory (a symlink in a

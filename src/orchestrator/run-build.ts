@@ -29,7 +29,7 @@ import { storeImageResolver } from './image-resolver.js';
 import type { RegistryClient } from '../remote/registry-client.js';
 import type { HttpTimeouts } from '../remote/http-timeouts.js';
 import { cleanupAfterCrashes, openWorker } from './worker.js';
-import { readDockerfile, readIgnoreFile } from './read-dockerfile.js';
+import { readDockerfile, readDockerfileWithFallback, readIgnoreFile } from './read-dockerfile.js';
 import { contextCommitTime, gitCommitTime } from './git-commit-time.js';
 import { urlLastModified } from './url-last-modified.js';
 import { prepareNamedContexts } from './named-contexts.js';
@@ -173,8 +173,7 @@ async function withBuildInputs<T>(request: BuildRequest, ctx: Ctx, fn: (worker: 
   if (!(await stat(contextDir).catch(() => undefined))?.isDirectory()) {
     throw new BuildError('USAGE', `build context ${req.contextDir} is not a directory`);
   }
-  const dockerfilePath = resolve(req.dockerfile ?? join(contextDir, 'Dockerfile'));
-  const text = await readDockerfile(dockerfilePath);
+  const { path: dockerfilePath, text } = await readDockerfileWithFallback(resolve(req.dockerfile ?? join(contextDir, 'Dockerfile')));
   await cleanupAfterCrashes(req.root);
   const worker = await openWorker(req.root, { privateTmp: true, expansionLimits: req.expansionLimits, ...(req.isolation ? { isolation: req.isolation } : {}) });
   try {
