@@ -58,7 +58,14 @@ export interface CompileOptions {
 }
 
 /** A named build context: a directory (read like the main context) or an image reference. */
-export type NamedContext = { readonly kind: 'dir'; readonly dir: string } | { readonly kind: 'image'; readonly ref: string };
+/**
+ * A `--build-context`: a directory (with its own `.dockerignore` text, '' for none), an image ref,
+ * or `docker-image://scratch`, which BuildKit (dockerui namedcontext.go) takes as an empty state.
+ */
+export type NamedContext =
+  | { readonly kind: 'dir'; readonly dir: string; readonly dockerignore: string }
+  | { readonly kind: 'image'; readonly ref: string }
+  | { readonly kind: 'scratch' };
 
 export interface BuildPlan {
   /** Root filesystem of the target stage; undefined = empty scratch. */
@@ -239,7 +246,7 @@ async function compile(
     }
     return p;
   };
-  const image = async (ref: string, platform: Platform, loc: SourceLocation): Promise<Vertex> => (await resolveImage(ref, platform, loc)).vertex;
+  const image = async (ref: string, platform: Platform, loc: SourceLocation): Promise<Vertex | undefined> => (await resolveImage(ref, platform, loc)).vertex;
 
   /**
    * A named context as FROM and --from see it (BuildKit's `context:NAME`): an image resolves as
@@ -251,18 +258,19 @@ async function compile(
     const nc = opts.namedContexts?.get(name);
     if (!nc) return undefined;
     if (nc.kind === 'image') return resolveImage(nc.ref, opts.platform, loc);
+    if (nc.kind === 'scratch') return Promise.resolve({ config: emptyConfig(opts.platform), ref: 'scratch' });
     let r = namedDirs.get(name);
     if (!r) {
-      const ctxVertex = makeVertex({ kind: 'context', name: `context:${name}`, dir: nc.dir, excludes: [] }, [], { name: `[context ${name}] load ${nc.dir}`, location: loc });
+      const ctxVertex = makeVertex({ kind: 'context', name: `context:${name}`, dir: nc.dir, excludes: parseDockerignore(nc.dockerignore) }, [], { name: `[context ${name}] load ${nc.dir}`, location: loc });
       // As --from the directory itself is the source; as FROM it becomes a rootfs.
-      r = { vertex: ctxVertex, config: { architecture: opts.platform.architecture, os: opts.platform.os, rootfs: { type: 'layers', diff_ids: [] } } as ImageConfig, ref: `context:${name}` };
+      r = { vertex: ctxVertex, config: emptyConfig(opts.platform), ref: `context:${name}` };
       namedDirs.set(name, r);
     }
     return Promise.resolve(r);
   };
   const namedAsBase = async (name: string, loc: SourceLocation): Promise<ResolvedImage | undefined> => {
     const r = await namedContext(name, loc);
-    if (!r || r.vertex.op.kind !== 'context') return r;
+    if (!r?.vertex || r.vertex.op.kind !== 'context') return r;
     const rootfs = makeVertex(
       { kind: 'file', base: 'scratch', actions: [{ type: 'copy', source: 0, srcPaths: ['.'], dest: '/', allowWildcard: false, unpackArchives: false }] },
       [r.vertex],
@@ -441,6 +449,11 @@ function checkStageCycles(stages: readonly StageDef[], file: string): void {
     state[i] = 2;
   };
   for (let i = 0; i < stages.length; i++) if (state[i] === 0) visit(i);
+}
+
+/** The config of a base without an image: the platform, no layers. */
+function emptyConfig(platform: Platform): ImageConfig {
+  return { architecture: platform.architecture, os: platform.os, rootfs: { type: 'layers', diff_ids: [] } } as ImageConfig;
 }
 
 /**

@@ -12,7 +12,8 @@ import { countSteps, defaultPath, newStageVars, stepName, type ConvertEnv, type 
 import type { StageDef } from './compile.js';
 
 export interface ResolvedImage {
-  readonly vertex: Vertex;
+  /** Undefined: an empty root filesystem (a `docker-image://scratch` named context). */
+  readonly vertex?: Vertex;
   readonly config: ImageConfig;
   readonly ref: string;
 }

@@ -1,10 +1,12 @@
 import { stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { readIgnoreFile } from './read-dockerfile.js';
 import type { Ctx } from '../ctx.js';
 import { BuildError } from '../errors.js';
 import type { ImageResolver, NamedContext } from '../frontend/compile.js';
-import type { Digest } from '../oci/digest.js';
+import { isDigest, type Digest } from '../oci/digest.js';
+import { MediaType } from '../oci/media-types.js';
 import { readImage } from '../oci/image-reader.js';
 import { ImageLayout, type IndexDescriptor } from '../oci/image-layout.js';
 import type { ContentStore } from '../oci/content-store.js';
@@ -14,17 +16,22 @@ import type { Worker } from '../solver/worker.js';
 const REF_NAME = 'org.opencontainers.image.ref.name';
 
 /**
- * `oci-layout://DIR[:TAG]` of a --build-context: the directory (resolved), the tag, and the
- * image ref the build's image op carries for it (what provenance maps back to the context name).
+ * `oci-layout://DIR[:TAG][@DIGEST]` of a --build-context: the directory (resolved), the tag, the
+ * digest (what buildx passes BuildKit; it wins over the tag) and the image ref the build's image
+ * op carries for it (what provenance maps back to the context name).
  */
-export function ociLayoutSpec(value: string): { dir: string; tag?: string; ref: string } {
-  const rest = value.slice('oci-layout://'.length);
-  // The tag follows the last ':' after the last '/' (a digest `@sha256:` is not supported).
+export function ociLayoutSpec(value: string): { dir: string; tag?: string; digest?: string; ref: string } {
+  const full = value.slice('oci-layout://'.length);
+  const at = full.lastIndexOf('@');
+  const digest = at < 0 ? undefined : full.slice(at + 1);
+  const rest = at < 0 ? full : full.slice(0, at);
+  // The tag follows the last ':' after the last '/'.
   const slash = rest.lastIndexOf('/');
   const colon = rest.indexOf(':', slash + 1);
   const dir = resolve(colon < 0 ? rest : rest.slice(0, colon));
   const tag = colon < 0 ? undefined : rest.slice(colon + 1);
-  return { dir, ...(tag !== undefined ? { tag } : {}), ref: `oci-layout://${dir}${tag !== undefined ? `:${tag}` : ''}` };
+  const ref = `oci-layout://${dir}${tag !== undefined ? `:${tag}` : ''}${digest !== undefined ? `@${digest}` : ''}`;
+  return { dir, ...(tag !== undefined ? { tag } : {}), ...(digest !== undefined ? { digest } : {}), ref };
 }
 
 /** Named contexts ready for the frontend, plus the resolver that knows the oci-layout images. */
@@ -47,16 +54,22 @@ export async function prepareNamedContexts(specs: Readonly<Record<string, string
     ctx.signal.throwIfAborted();
     const flag = `--build-context ${name}=${value}`;
     if (value.startsWith('docker-image://')) {
-      contexts.set(name, { kind: 'image', ref: value.slice('docker-image://'.length) });
+      const ref = value.slice('docker-image://'.length);
+      // An empty state, never a pull (BuildKit dockerui namedcontext.go: EmptyImageName).
+      contexts.set(name, ref === 'scratch' ? { kind: 'scratch' } : { kind: 'image', ref });
     } else if (value.startsWith('oci-layout://')) {
-      const { dir, tag, ref } = ociLayoutSpec(value);
+      const { dir, tag, digest, ref } = ociLayoutSpec(value);
+      if (digest !== undefined && !isDigest(digest)) throw new BuildError('USAGE', `${flag}: ${JSON.stringify(digest)} is not a digest (sha256:<64 hex digits>)`);
       const layout = await ImageLayout.open(dir, { create: false }).catch((e: unknown) => {
         throw new BuildError('USAGE', `${flag}: ${dir} is not an OCI image layout: ${(e as Error).message}`, { cause: e });
       });
       const all = (await layout.readIndex()).manifests;
-      const desc = tag !== undefined ? all.find((m) => m.annotations?.[REF_NAME] === tag) : all.length === 1 ? all[0] : all.find((m) => m.annotations?.[REF_NAME] === 'latest');
+      const desc = digest !== undefined
+        ? await byDigest(layout, all, digest)
+        : tag !== undefined ? all.find((m) => m.annotations?.[REF_NAME] === tag) : all.length === 1 ? all[0] : all.find((m) => m.annotations?.[REF_NAME] === 'latest');
       if (!desc) {
-        throw new BuildError('USAGE', `${flag}: no image ${tag !== undefined ? `tagged ${JSON.stringify(tag)}` : 'to pick (several in the index; add :TAG)'} in ${dir}`, {
+        const what = digest !== undefined ? digest : tag !== undefined ? `tagged ${JSON.stringify(tag)}` : 'to pick (several in the index; add :TAG)';
+        throw new BuildError('USAGE', `${flag}: no image ${what} in ${dir}`, {
           hint: `tags there: ${all.map((m) => m.annotations?.[REF_NAME]).filter(Boolean).join(', ') || 'none'}`,
         });
       }
@@ -66,7 +79,8 @@ export async function prepareNamedContexts(specs: Readonly<Record<string, string
     } else {
       const dir = resolve(value);
       if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new BuildError('USAGE', `${flag}: ${dir} is not a directory`);
-      contexts.set(name, { kind: 'dir', dir });
+      // The directory's own .dockerignore applies, as BuildKit's dockerui namedcontext.go reads it.
+      contexts.set(name, { kind: 'dir', dir, dockerignore: readIgnoreFile(join(dir, '.dockerignore')) ?? '' });
     }
   }
   return {
@@ -80,6 +94,17 @@ export async function prepareNamedContexts(specs: Readonly<Record<string, string
       },
     }),
   };
+}
+
+/** The index entry with `digest`, else any manifest or index blob of the layout with it. */
+async function byDigest(layout: ImageLayout, all: readonly IndexDescriptor[], digest: Digest): Promise<IndexDescriptor | undefined> {
+  const listed = all.find((m) => m.digest === digest);
+  if (listed) return listed;
+  const st = await layout.blobs.stat(digest);
+  if (!st) return undefined;
+  const raw = await layout.blobs.readJson<{ mediaType?: string; manifests?: unknown }>(digest);
+  const mediaType = raw.mediaType ?? (Array.isArray(raw.manifests) ? MediaType.ociIndex : MediaType.ociManifest);
+  return { mediaType, digest, size: st.size };
 }
 
 /** Copies a manifest or index and everything it references from `src` to `dst`, skipping blobs already there. */
