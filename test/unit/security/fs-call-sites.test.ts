@@ -27,7 +27,7 @@ const AUDITED: Record<string, [calls: number, cls: Class, why: string]> = {
   'src/orchestrator/cache-transfer/cache-export.ts': [1, 'user', '--cache-to type=local,dest='],
   'src/orchestrator/gc.ts': [16, 'store', 'prune walks and deletes only store entries by digest'],
   'src/orchestrator/git-commit-time.ts': [2, 'user', 'realpath of the context dir, then stat of .git in it and its parents (git reads the repository, its config overridden)'],
-  'src/orchestrator/named-contexts.ts': [1, 'user', '--build-context paths'],
+  'src/orchestrator/named-contexts.ts': [2, 'user', '--build-context paths; the other match is the layout ContentStore\'s stat of a digest (no host path)'],
   'src/orchestrator/run-build.ts': [2, 'user', 'the context dir named by the flag; the Dockerfile and .dockerignore are read with readFileInOwnDir'],
   'src/orchestrator/worker.ts': [9, 'store', 'the root layout and its tmp dirs'],
   'src/cli/build-command.ts': [2, 'user', '--iidfile, --metadata-file'],
