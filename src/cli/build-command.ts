@@ -112,7 +112,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .option('--pids-limit <n>', 'maximum processes in a RUN step (default 2048; -1 or 0 for no limit)')
     .option('--provenance [spec]', 'attach a SLSA provenance attestation: true (= mode=min), false, or mode=min|max,version=v1|v0.2')
     .option('--attest <spec>', 'attestation to attach: type=provenance[,mode=min|max][,version=v1|v0.2] (repeatable)', collect, [])
-    .option('--build-context <name=DIR|oci-layout://DIR[:TAG]|docker-image://REF>', 'a named context for FROM and --from (repeatable)', collect, [])
+    .option('--build-context <name=DIR|oci-layout://DIR[:TAG][@DIGEST]|docker-image://REF>', 'a named context for FROM and --from (repeatable)', collect, [])
     .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect, [])
     .option('--ssh <id[=socket]>', 'forward an ssh agent socket for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK) (repeatable)', collect, [])
     .option('--allow <entitlement>', 'grant security.insecure (RUN --security=insecure) or network.host (RUN --network=host) (repeatable)', collect, [])
@@ -287,7 +287,7 @@ function parseBuildContexts(list: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const c of list) {
     const eq = c.indexOf('=');
-    if (eq <= 0 || eq === c.length - 1) throw new BuildError('USAGE', `--build-context ${JSON.stringify(c)}: expected NAME=DIR, NAME=oci-layout://DIR[:TAG] or NAME=docker-image://REF`);
+    if (eq <= 0 || eq === c.length - 1) throw new BuildError('USAGE', `--build-context ${JSON.stringify(c)}: expected NAME=DIR, NAME=oci-layout://DIR[:TAG][@DIGEST] or NAME=docker-image://REF`);
     out[c.slice(0, eq)] = c.slice(eq + 1);
   }
   return out;
