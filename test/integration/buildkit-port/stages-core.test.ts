@@ -127,6 +127,15 @@ RUN [ "$(id)" = "uid=1(daemon) gid=1(daemon) groups=1(daemon)" ]
 `));
 });
 
+test('testDockerfileCheckHostname: BUILDKIT_SANDBOX_HOSTNAME names RUN\'s host (/etc/hosts, $HOSTNAME, hostname)', async () => {
+  // BuildKit's "meta" subtests set the same value through its `hostname` frontend option, which
+  // has no command-line flag; the build arg is how a CLI user sets it.
+  const dir = await env.context('FROM busybox\nRUN cat /etc/hosts | grep foo\nRUN echo $HOSTNAME | grep foo\n\tRUN echo $(hostname) | grep foo\n\t');
+  await b.ok(dir, ['--build-arg', 'BUILDKIT_SANDBOX_HOSTNAME=foo']);
+  const r = await b.fails(dir);
+  assert.match(r.stderr, 'Dockerfile:2');
+});
+
 test('testStepNames: step numbers count RUN/COPY/ADD/WORKDIR and FROM an image, not FROM scratch', async () => {
   const dir = await env.context('FROM busybox AS base\nWORKDIR /out\nRUN echo "base" > base\nFROM scratch\nCOPY --from=base --chmod=0644 /out /out\n');
   const r = await tsbuildOk(['--root', env.root, 'build', '--progress', 'rawjson', '--no-cache', dir]);
