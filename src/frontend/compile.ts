@@ -254,10 +254,12 @@ async function compile(
    * copied onto scratch, with an empty config (undefined: no named context of that name).
    */
   const namedDirs = new Map<string, ResolvedImage>();
-  const namedContext = (name: string, loc: SourceLocation): Promise<ResolvedImage> | undefined => {
+  // An image context resolves for the platform of the FROM that names it (FROM --platform), else
+  // the target's, as BuildKit's NamedContext gets the stage's platform (convert.go).
+  const namedContext = (name: string, loc: SourceLocation, platform: Platform = opts.platform): Promise<ResolvedImage> | undefined => {
     const nc = opts.namedContexts?.get(name);
     if (!nc) return undefined;
-    if (nc.kind === 'image') return resolveImage(nc.ref, opts.platform, loc);
+    if (nc.kind === 'image') return resolveImage(nc.ref, platform, loc);
     if (nc.kind === 'scratch') return Promise.resolve({ config: emptyConfig(opts.platform), ref: 'scratch' });
     let r = namedDirs.get(name);
     if (!r) {
@@ -268,8 +270,8 @@ async function compile(
     }
     return Promise.resolve(r);
   };
-  const namedAsBase = async (name: string, loc: SourceLocation): Promise<ResolvedImage | undefined> => {
-    const r = await namedContext(name, loc);
+  const namedAsBase = async (name: string, loc: SourceLocation, platform: Platform): Promise<ResolvedImage | undefined> => {
+    const r = await namedContext(name, loc, platform);
     if (!r?.vertex || r.vertex.op.kind !== 'context') return r;
     const rootfs = makeVertex(
       { kind: 'file', base: 'scratch', actions: [{ type: 'copy', source: 0, srcPaths: ['.'], dest: '/', allowWildcard: false, unpackArchives: false }] },
@@ -287,7 +289,7 @@ async function compile(
       if (inProgress.has(j) && !done.has(j)) throw new BuildError('UNKNOWN_STAGE', `circular dependency detected on stage: ${name}`, { location: loc });
       return stage(j);
     },
-    image: async (ref, platform, loc) => (await namedAsBase(ref, loc)) ?? resolveImage(ref, platform, loc),
+    image: async (ref, platform, loc) => (await namedAsBase(ref, loc, platform)) ?? resolveImage(ref, platform, loc),
   };
 
   function stage(i: number): Promise<StageState> {

@@ -127,6 +127,13 @@ test('testNamedImageContext: docker-image:// replaces an image, brings its ENV, 
   await b.ok(await env.context('FROM busybox AS parent\nFROM parent AS base\nRUN echo base > /out\nFROM base\nRUN [ -f /etc/alpine-release ]\nRUN [ ! -f /out ]\n'), ['--build-context', 'base=docker-image://testnamedimagecontext']);
 });
 
+test('testNamedImageContextPlatform: an image context named by FROM --platform=$BUILDPLATFORM resolves for that platform, not the target', async () => {
+  // BuildKit pushes a BUILDKIT_MULTI_PLATFORM index; a two-platform image in the local store is one.
+  await b.ok(await env.context('FROM --platform=$BUILDPLATFORM busybox:latest\n'), ['--platform', 'linux/amd64,linux/arm64', '-t', 'namedplatform']);
+  // A platform that never exists, so only the FROM's own platform can match.
+  await b.ok(await env.context('FROM --platform=$BUILDPLATFORM busybox AS target\nRUN echo hello\n'), ['--build-context', 'busybox=docker-image://namedplatform', '--platform', 'darwin/ppc64le']);
+});
+
 test('testNamedImageContextTimestamps: an image built on a named image context has its own, later time', async () => {
   await b.ok(await env.context('FROM alpine-stand-in\nRUN echo foo >> /test\n'), ['-t', 'ts-base']);
   const created = async (name: string) => new Date((await b.config(name) as unknown as { created: string }).created).getTime();
