@@ -125,7 +125,6 @@ export function convertSimple(ins: Of<'USER' | 'STOPSIGNAL' | 'MAINTAINER' | 'SH
     case 'ONBUILD':
       // BuildKit's dispatchOnbuild only records the trigger: no history entry.
       c.OnBuild = [...(c.OnBuild ?? []), ins.expression];
-      stepName(st, ins.original);
       return;
     default: {
       const never: never = ins;
