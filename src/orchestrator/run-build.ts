@@ -29,7 +29,7 @@ import { storeImageResolver } from './image-resolver.js';
 import type { RegistryClient } from '../remote/registry-client.js';
 import type { HttpTimeouts } from '../remote/http-timeouts.js';
 import { cleanupAfterCrashes, openWorker } from './worker.js';
-import { readDockerfile, readDockerfileWithFallback, readIgnoreFile } from './read-dockerfile.js';
+import { readDockerfileWithFallback, readIgnoreFile } from './read-dockerfile.js';
 import { contextCommitTime, gitCommitTime } from './git-commit-time.js';
 import { urlLastModified } from './url-last-modified.js';
 import { prepareNamedContexts } from './named-contexts.js';
@@ -154,8 +154,8 @@ export async function checkBuild(request: BuildRequest, ctx: Ctx): Promise<{ rea
 /** `build --call targets`: the Dockerfile's stages as BuildKit's targets request lists them; nothing else is opened. */
 export async function buildTargets(request: BuildRequest): Promise<TargetList> {
   const contextDir = resolve(request.contextDir);
-  const dockerfilePath = resolve(request.dockerfile ?? join(contextDir, 'Dockerfile'));
-  return listTargets(await readDockerfile(dockerfilePath), dockerfilePath);
+  const { path, text } = await readDockerfileWithFallback(resolve(request.dockerfile ?? join(contextDir, 'Dockerfile')));
+  return listTargets(text, path);
 }
 
 /** The context and Dockerfile of a build, read and checked. */
