@@ -1,12 +1,10 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmod, chown, lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { tsbuild, tsbuildWithoutSysAdmin, type CliResult } from '../helpers/cli.js';
-import { withBuildUser } from '../helpers/build-user.js';
+import type { CliResult } from '../helpers/cli.js';
+import { assertSameLayouts, inEveryMode, layoutFiles } from '../helpers/every-mode.js';
 import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js';
-import { mountsUnder } from '../helpers/mounts.js';
 import { tool } from '../helpers/run-tool.js';
 
 /**
@@ -41,77 +39,62 @@ const DOCKERFILE = [
   '',
 ].join('\n');
 
-async function layoutFiles(dir: string): Promise<Map<string, Buffer>> {
-  const out = new Map<string, Buffer>();
-  const walk = async (rel: string): Promise<void> => {
-    for (const e of await readdir(join(dir, rel), { withFileTypes: true })) {
-      const p = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isDirectory()) await walk(p);
-      else out.set(p, await readFile(join(dir, p)));
-    }
-  };
-  await walk('');
-  return out;
-}
-
 test('root, root without CAP_SYS_ADMIN and a rootless user build the same image, and it is what BuildKit builds', async () => {
-  const shared = await mkdtemp(join(tmpdir(), 'tsbuild-conf-modes-'));
-  try {
-    await chmod(shared, 0o755);
-    const ctx = join(shared, 'ctx');
-    await mkdir(join(ctx, 'a1/c/d'), { recursive: true });
-    await makeBusyboxRootfs(join(ctx, 'rootfs'));
-    await writeFile(join(ctx, 'Base.Dockerfile'), 'FROM scratch\nCOPY rootfs/ /\nCMD ["sh"]\n');
-    await writeFile(join(ctx, 'Dockerfile'), DOCKERFILE);
-    await writeFile(join(ctx, 'f.txt'), 'f\n');
-    await writeFile(join(ctx, 'a1/c/d/e'), 'e\n');
-    const pkg = join(shared, 'pkg');
-    await mkdir(join(pkg, 'pkg/bin'), { recursive: true });
-    await writeFile(join(pkg, 'pkg/bin/tool'), 'tool\n');
-    await tool('tar', ['-cf', join(ctx, 'bundle.tar'), '--owner=1234', '--group=5678', '--numeric-owner', '-C', pkg, 'pkg']);
-    await tool('chmod', ['-R', 'a+rX', ctx]);
-    const env = { SOURCE_DATE_EPOCH: '1700000000' };
-    const ok = (r: CliResult, what: string): void => assert.is(r.code, 0, `${what}: ${r.stderr}`);
-    const build = async (name: string, run: (args: string[]) => Promise<CliResult>, out: string, rootArgs: string[]): Promise<Map<string, Buffer>> => {
-      ok(await run([...rootArgs, 'build', '-f', join(ctx, 'Base.Dockerfile'), '-t', 'busybox', ctx]), `${name}: base`);
-      const outputs = ['--output', `type=oci,dest=${join(out, 'img')},tar=false`, '--output', `type=local,dest=${join(out, 'fs')}`];
-      ok(await run([...rootArgs, 'build', '--build-arg', 'X=cli', ...outputs, ctx]), `${name}: image`);
-      return layoutFiles(join(out, 'img'));
-    };
-    const outs: string[] = [];
-    const fresh = async (uid = 0, gid = 0): Promise<string> => {
-      const d = await mkdtemp(join(shared, 'out-'));
-      await chown(d, uid, gid);
-      outs.push(d);
-      return d;
-    };
-    const rootOut = await fresh();
-    const asRoot = await build('root', (a) => tsbuild(a, { env }), rootOut, ['--root', join(rootOut, 'root')]);
-    const noCapOut = await fresh();
-    const noCap = await build('no CAP_SYS_ADMIN', (a) => tsbuildWithoutSysAdmin(a, { env }), noCapOut, ['--root', join(noCapOut, 'root')]);
-    const rootless = await withBuildUser({ subordinateIds: true }, async (user) => build('rootless', (a) => user.tsbuild(a, { env }), await fresh(user.uid, user.gid), []));
-    for (const [name, other] of [['no CAP_SYS_ADMIN', noCap], ['rootless', rootless]] as const) {
-      assert.equal([...other.keys()].sort(), [...asRoot.keys()].sort(), `${name}: same blobs`);
-      for (const [p, bytes] of asRoot) assert.ok(bytes.equals(other.get(p)!), `${name}: ${p} differs from root's`);
-    }
-
-    // What BuildKit builds (the oracle test checks these against docker's BuildKit).
-    const fs = join(rootOut, 'fs');
-    const text = (p: string) => readFile(join(fs, p), 'utf8');
-    const st = (p: string) => lstat(join(fs, p));
-    assert.is(await text('x'), 'cli\n', 'an ARG after an ENV of its name wins');
-    assert.match(await text('listing'), /Dockerfile/, 'a bind mount without a target is at the WORKDIR');
-    assert.equal([(await st('test')).uid, (await st('owned')).uid, (await st('owned')).gid], [0, 0, 0], 'unknown user names are 0:0');
-    assert.ok((await st('dst')).isSymbolicLink(), 'COPY onto a link keeps it');
-    assert.is(await text('nowhere/file'), 'f\n', 'and writes where it points');
-    assert.is(await text('parents/c/d/e'), 'e\n', 'the ./ pivot after a wildcard');
-    assert.equal([(await st('opt/pkg/bin/tool')).uid, (await st('opt/pkg/bin/tool')).gid], [1000, 10], 'ADD --chown owns extracted entries');
-    assert.is(await text('onbuild'), 'from-onbuild\n', 'an ONBUILD heredoc runs in the child');
-    assert.is(await text('from-cache'), 'cached\n');
-    for (const d of outs) assert.equal(mountsUnder(d), []);
-  } finally {
-    await rm(shared, { recursive: true, force: true });
-  }
+  let ctx = '';
+  const built = await inEveryMode(
+    { SOURCE_DATE_EPOCH: '1700000000' },
+    async (shared) => {
+      ctx = join(shared, 'ctx');
+      await mkdir(join(ctx, 'a1/c/d'), { recursive: true });
+      await makeBusyboxRootfs(join(ctx, 'rootfs'));
+      await writeFile(join(ctx, 'Base.Dockerfile'), 'FROM scratch\nCOPY rootfs/ /\nCMD ["sh"]\n');
+      await writeFile(join(ctx, 'Dockerfile'), DOCKERFILE);
+      await writeFile(join(ctx, 'f.txt'), 'f\n');
+      await writeFile(join(ctx, 'a1/c/d/e'), 'e\n');
+      const pkg = join(shared, 'pkg');
+      await mkdir(join(pkg, 'pkg/bin'), { recursive: true });
+      await writeFile(join(pkg, 'pkg/bin/tool'), 'tool\n');
+      await tool('tar', ['-cf', join(ctx, 'bundle.tar'), '--owner=1234', '--group=5678', '--numeric-owner', '-C', pkg, 'pkg']);
+      await tool('chmod', ['-R', 'a+rX', ctx]);
+    },
+    async (mode) => {
+      const ok = (r: CliResult, what: string): void => assert.is(r.code, 0, `${mode.name}: ${what}: ${r.stderr}`);
+      ok(await mode.run([...mode.rootArgs, 'build', '-f', join(ctx, 'Base.Dockerfile'), '-t', 'busybox', ctx]), 'base');
+      const outputs = ['--output', `type=oci,dest=${join(mode.out, 'img')},tar=false`, '--output', `type=local,dest=${join(mode.out, 'fs')}`];
+      ok(await mode.run([...mode.rootArgs, 'build', '--build-arg', 'X=cli', ...outputs, ctx]), 'image');
+      return { layout: await layoutFiles(join(mode.out, 'img')), fs: join(mode.out, 'fs'), facts: await facts(join(mode.out, 'fs')) };
+    },
+  );
+  assertSameLayouts({ root: built.root.layout, 'no CAP_SYS_ADMIN': built['no CAP_SYS_ADMIN'].layout, rootless: built.rootless.layout });
+  // What BuildKit builds (the oracle test checks these against docker's BuildKit).
+  assert.equal(built.root.facts, {
+    x: 'cli\n', // an ARG after an ENV of its name wins
+    listsContext: true, // a bind mount without a target is at the WORKDIR
+    unknownOwners: [0, 0, 0], // unknown user names are 0:0
+    dstIsLink: true, // COPY onto a link keeps it...
+    linkTarget: 'f\n', // ...and writes where it points
+    pivot: 'e\n', // the ./ pivot after a wildcard
+    archiveOwner: [1000, 10], // ADD --chown owns extracted entries
+    onbuild: 'from-onbuild\n', // an ONBUILD heredoc runs in the child
+    cache: 'cached\n',
+  });
 });
+
+/** The exported root filesystem's answers to what the Dockerfile exercises. */
+async function facts(fs: string): Promise<Record<string, unknown>> {
+  const text = (p: string) => readFile(join(fs, p), 'utf8');
+  const st = (p: string) => lstat(join(fs, p));
+  return {
+    x: await text('x'),
+    listsContext: (await text('listing')).includes('Dockerfile'),
+    unknownOwners: [(await st('test')).uid, (await st('owned')).uid, (await st('owned')).gid],
+    dstIsLink: (await st('dst')).isSymbolicLink(),
+    linkTarget: await text('nowhere/file'),
+    pivot: await text('parents/c/d/e'),
+    archiveOwner: [(await st('opt/pkg/bin/tool')).uid, (await st('opt/pkg/bin/tool')).gid],
+    onbuild: await text('onbuild'),
+    cache: await text('from-cache'),
+  };
+}
 
 test.run();

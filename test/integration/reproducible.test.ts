@@ -1,16 +1,14 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmod, chown, lstat, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { createGunzip } from 'node:zlib';
 import { join } from 'node:path';
 import { useBuildRoot } from '../helpers/build-root.js';
-import { tsbuild, tsbuildOk, tsbuildWithoutSysAdmin, type CliResult } from '../helpers/cli.js';
-import { withBuildUser } from '../helpers/build-user.js';
+import { tsbuildOk, type CliResult } from '../helpers/cli.js';
+import { assertSameLayouts, inEveryMode, layoutFiles } from '../helpers/every-mode.js';
 import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js';
-import { mountsUnder } from '../helpers/mounts.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { tool } from '../helpers/run-tool.js';
 import { readTar } from '../../src/oci/tar/tar-reader.js';
@@ -57,20 +55,6 @@ async function freshRootWithSameBase(): Promise<string> {
   await tsbuildOk(['--root', env.root, 'save', '-o', archive, 'busybox']);
   await tsbuildOk(['--root', root, 'load', '-i', archive]);
   return root;
-}
-
-/** Every file of an OCI layout, path → bytes. */
-async function layoutFiles(dir: string): Promise<Map<string, Buffer>> {
-  const out = new Map<string, Buffer>();
-  const walk = async (rel: string): Promise<void> => {
-    for (const name of await readdir(join(dir, rel))) {
-      const p = rel ? `${rel}/${name}` : name;
-      if ((await lstat(join(dir, p))).isDirectory()) await walk(p);
-      else out.set(p, await readFile(join(dir, p)));
-    }
-  };
-  await walk('');
-  return out;
 }
 
 async function build(root: string, ctx: string, out: string, extra: string[], processEnv: NodeJS.ProcessEnv): Promise<Record<string, string>> {
@@ -197,50 +181,27 @@ test('rewrite-timestamp=false keeps the layers as built; local and tar outputs c
 });
 
 test('root, root without CAP_SYS_ADMIN and a user with subordinate ids build the same bytes, base image included', async () => {
-  // World-readable: the user must read the context; each mode writes its own out dir and root.
-  const shared = await mkdtemp(join(tmpdir(), 'tsbuild-repro-modes-'));
-  try {
-    await chmod(shared, 0o755);
-    const ctx = join(shared, 'ctx');
-    await mkdir(ctx);
-    await makeBusyboxRootfs(join(ctx, 'rootfs'));
-    await writeFile(join(ctx, 'Base.Dockerfile'), 'FROM scratch\nCOPY rootfs/ /\nCMD ["sh"]\n');
-    await writeFile(join(ctx, 'Dockerfile'), DOCKERFILE);
-    for (const f of ['a', 'b', 'old']) await writeFile(join(ctx, f), `${f}\n`);
-    await mkdir(join(ctx, 'deep'));
-    await writeFile(join(ctx, 'deep/c'), 'c\n');
-    await tool('chmod', ['-R', 'a+rX', ctx]);
-    const epoch = { SOURCE_DATE_EPOCH: String(EPOCH) };
-    const ok = (r: CliResult, what: string): void => assert.is(r.code, 0, `${what}: ${r.stderr}`);
-    const buildAll = async (name: string, run: (args: string[]) => Promise<CliResult>, out: string, rootArgs: string[]): Promise<Map<string, Buffer>> => {
-      ok(await run([...rootArgs, 'build', '-f', join(ctx, 'Base.Dockerfile'), '-t', 'busybox', ctx]), `${name}: base`);
-      ok(await run([...rootArgs, 'build', '--output', `type=oci,dest=${join(out, 'img')},tar=false`, ctx]), `${name}: image`);
-      return layoutFiles(join(out, 'img'));
-    };
-    const dirs: string[] = [];
-    const fresh = async (uid = 0, gid = 0): Promise<string> => {
-      const d = await mkdtemp(join(shared, 'out-'));
-      await chown(d, uid, gid);
-      dirs.push(d);
-      return d;
-    };
-    const asRootOut = await fresh();
-    const asRoot = await buildAll('root', (a) => tsbuild(a, { env: epoch }), asRootOut, ['--root', join(asRootOut, 'root')]);
-    const noCapOut = await fresh();
-    const noCap = await buildAll('no CAP_SYS_ADMIN', (a) => tsbuildWithoutSysAdmin(a, { env: epoch }), noCapOut, ['--root', join(noCapOut, 'root')]);
-    const rootless = await withBuildUser({ subordinateIds: true }, async (user) => {
-      const out = await fresh(user.uid, user.gid);
-      return buildAll('rootless', (a) => user.tsbuild(a, { env: epoch }), out, []);
-    });
-    assert.ok(asRoot.size > 5, 'the layout has its blobs');
-    for (const [name, other] of [['no CAP_SYS_ADMIN', noCap], ['rootless', rootless]] as const) {
-      assert.equal([...other.keys()].sort(), [...asRoot.keys()].sort(), `${name}: same files`);
-      for (const [p, bytes] of asRoot) assert.ok(bytes.equals(other.get(p)!), `${name}: ${p} differs from root's`);
-    }
-    for (const d of dirs) assert.equal(mountsUnder(d), []);
-  } finally {
-    await rm(shared, { recursive: true, force: true });
-  }
+  const epoch = { SOURCE_DATE_EPOCH: String(EPOCH) };
+  let ctx = '';
+  const layouts = await inEveryMode(
+    epoch,
+    async (shared) => {
+      ctx = join(shared, 'ctx');
+      await mkdir(join(ctx, 'deep'), { recursive: true });
+      await makeBusyboxRootfs(join(ctx, 'rootfs'));
+      await writeFile(join(ctx, 'Base.Dockerfile'), 'FROM scratch\nCOPY rootfs/ /\nCMD ["sh"]\n');
+      await writeFile(join(ctx, 'Dockerfile'), DOCKERFILE);
+      for (const f of ['a', 'b', 'old', 'deep/c']) await writeFile(join(ctx, f), `${f}\n`);
+      await tool('chmod', ['-R', 'a+rX', ctx]);
+    },
+    async (mode) => {
+      const ok = (r: CliResult, what: string): void => assert.is(r.code, 0, `${mode.name}: ${what}: ${r.stderr}`);
+      ok(await mode.run([...mode.rootArgs, 'build', '-f', join(ctx, 'Base.Dockerfile'), '-t', 'busybox', ctx]), 'base');
+      ok(await mode.run([...mode.rootArgs, 'build', '--output', `type=oci,dest=${join(mode.out, 'img')},tar=false`, ctx]), 'image');
+      return layoutFiles(join(mode.out, 'img'));
+    },
+  );
+  assertSameLayouts(layouts);
 });
 
 test.run();
