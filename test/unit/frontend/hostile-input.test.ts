@@ -4,23 +4,15 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { compileDockerfile, MAX_INSTRUCTIONS, MAX_STAGES, type CompileOptions, type ImageResolver } from '../../../src/frontend/compile.js';
+import { compileDockerfile, MAX_INSTRUCTIONS, MAX_STAGES, type CompileOptions } from '../../../src/frontend/compile.js';
 import { MAX_DOCKERFILE_BYTES } from '../../../src/frontend/ast.js';
 import { BuildError } from '../../../src/errors.js';
 import { nullSink } from '../../../src/events.js';
-import type { Digest } from '../../../src/oci/digest.js';
+import { fixedImageResolver } from '../../helpers/fixed-image-resolver.js';
 
 const test = suite('frontend: hostile input');
 const ctx = { signal: new AbortController().signal, events: nullSink };
-const resolver: ImageResolver = {
-  async resolve(ref) {
-    return {
-      ref: `docker.io/library/${ref}:latest`,
-      digest: `sha256:${'a'.repeat(64)}` as Digest,
-      config: { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, config: { Env: ['PATH=/bin'] } },
-    };
-  },
-};
+const resolver = fixedImageResolver;
 const opts: CompileOptions = { dockerfilePath: 'Dockerfile', contextDir: '/ctx', dockerignore: '', buildArgs: {}, platform: { os: 'linux', architecture: 'amd64' } };
 
 /** Compiles `text` within `ms`; returns the BuildError, or undefined when it compiled. */

@@ -5,25 +5,16 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { compileDockerfile, type CompileOptions, type ImageResolver } from '../../../src/frontend/compile.js';
+import { compileDockerfile, type CompileOptions } from '../../../src/frontend/compile.js';
 import { MAX_EPOCH, parseEpochValue } from '../../../src/frontend/source-date-epoch.js';
 import { BuildError } from '../../../src/errors.js';
 import { nullSink } from '../../../src/events.js';
-import type { Digest } from '../../../src/oci/digest.js';
+import { fixedImageResolver } from '../../helpers/fixed-image-resolver.js';
 
 const test = suite('frontend: SOURCE_DATE_EPOCH');
 const ctx = { signal: new AbortController().signal, events: nullSink };
 
-/** The compile's injected seam for base images: a fixed config, no store. */
-const resolver: ImageResolver = {
-  async resolve(ref) {
-    return {
-      ref: `docker.io/library/${ref}:latest`,
-      digest: `sha256:${'a'.repeat(64)}` as Digest,
-      config: { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, config: { Env: ['PATH=/bin'] } },
-    };
-  },
-};
+const resolver = fixedImageResolver;
 const compile = (text: string, o: Partial<CompileOptions> = {}) =>
   compileDockerfile({ path: 'Dockerfile', text }, { dockerfilePath: 'Dockerfile', contextDir: '/ctx', dockerignore: '', buildArgs: {}, platform: { os: 'linux', architecture: 'amd64' }, ...o }, resolver, ctx);
 
