@@ -50,7 +50,9 @@ misc('selectPlatform prefers the exact variant and lists what exists', () => {
     { mediaType: 'm', digest: d(2), size: 1, platform: { os: 'linux', architecture: 'arm', variant: 'v7' } },
   ];
   assert.is(selectPlatform(entries, parsePlatform('linux/arm/v7'), 'x').digest, d(2));
-  assert.is(selectPlatform(entries, parsePlatform('linux/arm'), 'x').digest, d(1));
+  // A bare linux/arm means arm/v7, as containerd's platforms.Normalize (and BuildKit) read it.
+  assert.is(selectPlatform(entries, parsePlatform('linux/arm'), 'x').digest, d(2));
+  assert.is(selectPlatform(entries, parsePlatform('linux/arm/v6'), 'x').digest, d(1));
   assert.throws(() => selectPlatform(entries, parsePlatform('linux/amd64'), 'idx'), /idx has no image for platform linux\/amd64 \(it has: linux\/arm\/v6, linux\/arm\/v7\)/);
   assert.throws(() => parsePlatform('linux'), /os\/arch/);
 });
