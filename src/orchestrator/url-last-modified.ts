@@ -1,5 +1,4 @@
 import { Readable } from 'node:stream';
-import { Agent, fetch } from 'undici';
 import { BuildError, isAbortError } from '../errors.js';
 import { MAX_EPOCH } from '../frontend/source-date-epoch.js';
 import { archiveMaxTime } from './archive-max-time.js';
@@ -18,6 +17,7 @@ export function httpDate(value: string | null | undefined): Date | undefined {
  * undefined (no epoch) when it is not an archive.
  */
 export async function urlLastModified(url: string, signal: AbortSignal, timeouts: HttpTimeouts = DEFAULT_HTTP_TIMEOUTS): Promise<Date | undefined> {
+  const { Agent, fetch } = await import('undici'); // on first use: loading it costs ~50 ms at startup
   const agent = new Agent(agentTimeouts(timeouts));
   const ask = async (method: 'HEAD' | 'GET') => {
     const res = await fetch(url, { method, signal, redirect: 'follow', dispatcher: agent });

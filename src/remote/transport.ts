@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import { abortable } from '../abortable.js';
 import { isAbortError } from '../errors.js';
 import { agentTimeouts, DEFAULT_HTTP_TIMEOUTS, timeoutDescription, type HttpTimeouts } from './http-timeouts.js';
@@ -67,15 +67,24 @@ export function isNetworkError(e: unknown): boolean {
 export class Transport {
   readonly retry: RetryPolicy;
   readonly timeouts: HttpTimeouts;
-  readonly #secure: Agent;
-  readonly #insecure: Agent;
+  /** Made at the first request: loading undici costs ~50 ms, and most builds never ask a registry. */
+  #pools: Promise<{ secure: Agent; insecure: Agent; request: typeof import('undici').request }> | undefined;
 
   constructor(opts: { retry?: RetryPolicy; timeouts?: HttpTimeouts } = {}) {
     this.retry = opts.retry ?? DEFAULT_RETRY;
     this.timeouts = opts.timeouts ?? DEFAULT_HTTP_TIMEOUTS;
-    const t = agentTimeouts(this.timeouts);
-    this.#secure = new Agent({ keepAliveTimeout: 10_000, ...t });
-    this.#insecure = new Agent({ keepAliveTimeout: 10_000, ...t, connect: { ...t.connect, rejectUnauthorized: false } });
+  }
+
+  #connect(): Promise<{ secure: Agent; insecure: Agent; request: typeof import('undici').request }> {
+    this.#pools ??= import('undici').then(({ Agent, request }) => {
+      const t = agentTimeouts(this.timeouts);
+      return {
+        secure: new Agent({ keepAliveTimeout: 10_000, ...t }),
+        insecure: new Agent({ keepAliveTimeout: 10_000, ...t, connect: { ...t.connect, rejectUnauthorized: false } }),
+        request,
+      };
+    });
+    return this.#pools;
   }
 
   /**
@@ -84,6 +93,7 @@ export class Transport {
    * failure on the last attempt throws RegistryError('REGISTRY', temporary).
    */
   async send(req: HttpRequest, signal: AbortSignal, opts: { retry?: boolean; insecureTls?: boolean; registry: string }): Promise<HttpResponse> {
+    const pools = await this.#connect();
     const attempts = opts.retry === false ? 1 : Math.max(1, this.retry.attempts);
     const deadline = Date.now() + (this.retry.budgetMs ?? DEFAULT_RETRY.budgetMs);
     for (let attempt = 1; ; attempt++) {
@@ -93,12 +103,12 @@ export class Transport {
         // undici does not abort a TLS handshake in progress (it waits for its connect timeout,
         // 10 s): the race lets Ctrl-C through at once, and close() destroys what is left.
         const r = await abortable(
-          request(req.url, {
+          pools.request(req.url, {
             method: req.method,
             headers: req.headers,
             body: req.body?.(),
             signal,
-            dispatcher: opts.insecureTls ? this.#insecure : this.#secure,
+            dispatcher: opts.insecureTls ? pools.insecure : pools.secure,
             // Registries redirect blob GETs to storage (S3, CDN); Repository follows those itself.
           }),
           signal,
@@ -142,9 +152,11 @@ export class Transport {
    * within CLOSE_GRACE_MS is destroyed.
    */
   async close(): Promise<void> {
-    const closed = Promise.all([this.#secure.close(), this.#insecure.close()]).then(() => true);
+    if (!this.#pools) return;
+    const { secure, insecure } = await this.#pools;
+    const closed = Promise.all([secure.close(), insecure.close()]).then(() => true);
     const late = sleep(CLOSE_GRACE_MS, false, { ref: false });
-    if (!(await Promise.race([closed, late]))) await Promise.all([this.#secure.destroy(), this.#insecure.destroy()]);
+    if (!(await Promise.race([closed, late]))) await Promise.all([secure.destroy(), insecure.destroy()]);
   }
 
   #backoff(attempt: number, retryAfter: string | undefined): number {

@@ -4,7 +4,7 @@ import { chmod, mkdir, mkdtemp, rm, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Agent, fetch, type Response } from 'undici';
+import type { Agent, Response } from 'undici';
 import type { Ctx } from '../../ctx.js';
 import { BuildError, isAbortError } from '../../errors.js';
 import type { Digest } from '../../oci/digest.js';
@@ -45,8 +45,10 @@ export function httpHandler(worker: Worker, opts: HttpSourceOptions): OpHandler<
   return {
     async run(op, _inputs, vertex, ctx) {
       // undici's own connect, headers and body-idle timers: a server that stalls fails the step.
+      // Loaded here, not at startup: most builds have no ADD <url>.
+      const { Agent, fetch } = await import('undici');
       const agent = new Agent(agentTimeouts(timeouts));
-      const http: HttpGet = { agent, timeouts, signal: ctx.signal };
+      const http: HttpGet = { agent, fetch, timeouts, signal: ctx.signal };
       try {
         const known = opts.revalidate(vertex) ? matching(await memo.get(op.url), op) : undefined;
         let res = await request(op.url, known, http);
@@ -99,6 +101,7 @@ function matching(e: HttpMemoEntry | undefined, op: HttpOp): HttpMemoEntry | und
 /** What a download goes through: the step's agent (with its timeouts) and signal. */
 interface HttpGet {
   readonly agent: Agent;
+  readonly fetch: typeof import('undici').fetch;
   readonly timeouts: HttpTimeouts;
   readonly signal: AbortSignal;
 }
@@ -109,7 +112,7 @@ async function request(url: string, known: HttpMemoEntry | undefined, http: Http
   if (known?.etag !== undefined) headers['if-none-match'] = known.etag;
   if (known?.lastModified !== undefined) headers['if-modified-since'] = known.lastModified;
   try {
-    return await fetch(url, { signal: http.signal, redirect: 'follow', headers, dispatcher: http.agent });
+    return await http.fetch(url, { signal: http.signal, redirect: 'follow', headers, dispatcher: http.agent });
   } catch (e) {
     if (isAbortError(e)) throw e;
     const cert = certificateError(e);
