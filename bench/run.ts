@@ -1,10 +1,13 @@
 /**
- * `npm run bench`: wall time and peak RSS of tsbuild on the cases of issue 03, and the ratio
- * against `buildah bud --layers --isolation chroot` when buildah is installed (runs of the two
- * alternate, in this same process, so both see the same machine state). Not a test: it prints
- * numbers. `BENCH_RUNS=N` sets the runs per case (default 3); `BENCH_ONLY=name,...` picks cases
- * (`isolation-modes`: issue 07's modes against rootless buildah, see isolation-modes.ts;
- * `layer-gzip`: the layer compressor alone, see layer-gzip.ts; `big-run-layer`: a 256 MB RUN layer).
+ * `npm run bench`: wall time and peak RSS of tsbuild on the cases of issues 03 and 10, against
+ * Docker's BuildKit (a dockerd started the safe way, see test/helpers/dockerd.ts; `docker build`
+ * with the host network) and `buildah bud --layers --isolation chroot`, when they are installed.
+ * Runs of the builders alternate, in this same process, so all see the same machine state; each
+ * case prints per builder its median and the ratios tsbuild/BuildKit and tsbuild/buildah. Not a
+ * test: it prints numbers. `BENCH_RUNS=N` sets the runs per case (default 3); `BENCH_ONLY=a,b`
+ * picks cases (also `startup`, `layer-gzip`: the compressor alone, see layer-gzip.ts,
+ * `isolation-modes`: issue 07's modes, see isolation-modes.ts); `BENCH_PEERS=buildkit,buildah`
+ * picks peers (`BENCH_PEERS=` for tsbuild alone).
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -13,6 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { buildBusyboxBase } from '../test/helpers/base-image.js';
+import { Dockerd, DOCKER } from '../test/helpers/dockerd.js';
 import { mountsUnder } from '../test/helpers/mounts.js';
 import { benchIsolationModes } from './isolation-modes.js';
 import { benchLayerGzip } from './layer-gzip.js';
@@ -23,14 +27,15 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 
 interface Measure {
   readonly seconds: number;
+  /** Peak RSS of the measured process; for BuildKit that is only the docker client, so not shown. */
   readonly rssMiB: number;
 }
 
 /** Runs a command under GNU time for elapsed seconds and max RSS; throws on failure. */
-async function timed(cmd: string, args: readonly string[]): Promise<Measure> {
+async function timed(cmd: string, args: readonly string[], env?: NodeJS.ProcessEnv): Promise<Measure> {
   const out = join(tmpdir(), `bench-time-${process.pid}`);
   await new Promise<void>((resolve, reject) => {
-    const child = spawn('/usr/bin/time', ['-f', '%e %M', '-o', out, cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('/usr/bin/time', ['-f', '%e %M', '-o', out, cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: env ? { ...process.env, ...env } : process.env });
     let err = '';
     child.stderr.on('data', (b) => (err += b));
     child.on('error', reject);
@@ -41,25 +46,51 @@ async function timed(cmd: string, args: readonly string[]): Promise<Measure> {
   return { seconds: Number(e), rssMiB: Number(m) / 1024 };
 }
 
+interface BuildOpts {
+  /** Disable the cache for this run. */
+  readonly cold: boolean;
+  /** Export the result as an OCI tarball at this path instead of (only) tagging it. */
+  readonly ociTar?: string;
+}
+
 interface Builder {
   readonly name: string;
-  /** Builds `ctx`; `cold` disables the cache for this run. */
-  build(ctx: string, opts: { cold: boolean }): Promise<Measure>;
+  build(ctx: string, opts: BuildOpts): Promise<Measure>;
 }
 
 function tsbuild(root: string): Builder {
   return {
     name: 'tsbuild',
-    build: (ctx, { cold }) => timed(process.execPath, [CLI, '--root', root, 'build', '--progress', 'quiet', ...(cold ? ['--no-cache'] : []), '-t', 'bench', ctx]),
+    build: (ctx, { cold, ociTar }) =>
+      timed(process.execPath, [CLI, '--root', root, 'build', '--progress', 'quiet', ...(cold ? ['--no-cache'] : []), ...(ociTar ? ['--output', `type=oci,dest=${ociTar}`] : []), '-t', 'bench', ctx]),
+  };
+}
+
+function buildkit(dockerd: Dockerd): Builder {
+  return {
+    name: 'buildkit',
+    build: (ctx, { cold, ociTar }) =>
+      timed(
+        DOCKER,
+        ['-H', dockerd.socket, 'build', '--network', 'host', '--quiet', ...(cold ? ['--no-cache'] : []), ...(ociTar ? ['--output', `type=oci,dest=${ociTar}`] : []), '-t', 'bench', ctx],
+        { DOCKER_BUILDKIT: '1' },
+      ),
   };
 }
 
 function buildah(dir: string, baseArchive: string): Builder {
   const g = ['--root', join(dir, 'storage'), '--runroot', join(dir, 'run'), '--storage-driver', 'overlay'];
+  const bud = (ctx: string, cold: boolean) =>
+    timed('buildah', [...g, 'bud', '--layers', '--isolation', 'chroot', '--network', 'host', '--quiet', ...(cold ? ['--no-cache'] : []), '--build-arg', `BASE=oci-archive:${baseArchive}`, '-t', 'bench', ctx]);
   return {
     name: 'buildah',
-    build: (ctx, { cold }) =>
-      timed('buildah', [...g, 'bud', '--layers', '--isolation', 'chroot', '--network', 'host', '--quiet', ...(cold ? ['--no-cache'] : []), '--build-arg', `BASE=oci-archive:${baseArchive}`, '-t', 'bench', ctx]),
+    async build(ctx, { cold, ociTar }) {
+      const b = await bud(ctx, cold);
+      if (!ociTar) return b;
+      // buildah builds and exports in two commands: the case's time is their sum.
+      const p = await timed('buildah', [...g, 'push', '--quiet', 'bench', `oci-archive:${ociTar}`]);
+      return { seconds: b.seconds + p.seconds, rssMiB: Math.max(b.rssMiB, p.rssMiB) };
+    },
   };
 }
 
@@ -72,6 +103,8 @@ interface Case {
   before?(ctx: string, run: number): Promise<void>;
   /** Measure a cold build (no cache) rather than a rebuild after a warm-up build. */
   readonly cold: boolean;
+  /** Measure a (warm) build that exports the image as an OCI tarball. */
+  readonly ociTar?: boolean;
 }
 
 const FROM = 'ARG BASE=busybox\nFROM $BASE';
@@ -96,6 +129,12 @@ async function largeContext(ctx: string): Promise<string> {
     chunk.fill(i + 1);
     await writeFile(join(ctx, `big${i}.bin`), chunk);
   }
+  return ctx;
+}
+
+/** A RUN that writes 518 MB: 262 copies of the ~2 MB static busybox, binary data as a package install writes. */
+async function bigRunLayer(ctx: string): Promise<string> {
+  await files(ctx, { Dockerfile: `${FROM}\nRUN i=0; while [ $i -lt 262 ]; do cat /bin/busybox; i=$((i+1)); done > /big\n` });
   return ctx;
 }
 
@@ -168,11 +207,65 @@ const CASES: Case[] = [
     setup: largeContext,
   },
   {
-    name: 'big-run-layer',
-    cold: true,
-    target: 'cold RUN writing a 256 MB layer: compression on every core',
+    name: 'noop-200-steps',
+    cold: false,
+    // 120 layers: Docker's graph driver refuses more than 125 (BuildKit's own snapshotter 128).
+    target: '200 cached steps (120 RUN layers, ENV and LABEL between): < 1 ms a step',
     async setup(ctx) {
-      await files(ctx, { Dockerfile: `${FROM}\nRUN i=0; while [ $i -lt 128 ]; do cat /bin/busybox; i=$((i+1)); done > /big\n` });
+      const steps = Array.from({ length: 200 }, (_, i) => (i % 5 < 3 ? `RUN echo ${i} > /s${i}` : i % 5 === 3 ? `ENV S${i}=${i}` : `LABEL s${i}=${i}`));
+      await files(ctx, { Dockerfile: `${FROM}\n${steps.join('\n')}\n` });
+      return ctx;
+    },
+  },
+  {
+    name: 'eight-stages',
+    cold: true,
+    target: 'eight independent 1 s stages, then one copying from all: ≈ the critical path',
+    async setup(ctx) {
+      const names = Array.from({ length: 8 }, (_, i) => `s${i}`);
+      const stages = names.map((n) => `FROM $BASE AS ${n}\nRUN sleep 1 && echo ${n} > /${n}\n`).join('');
+      await files(ctx, { Dockerfile: `ARG BASE=busybox\n${stages}FROM $BASE\n${names.map((n) => `COPY --from=${n} /${n} /${n}`).join('\n')}\n` });
+      return ctx;
+    },
+  },
+  {
+    name: 'run-518mb-layer',
+    cold: true,
+    target: 'cold RUN writing a 518 MB layer (busybox binaries): no compression on the build path',
+    setup: bigRunLayer,
+  },
+  {
+    name: 'export-518mb-oci',
+    cold: false,
+    ociTar: true,
+    target: 'warm build of the 518 MB-layer image exported as an OCI tarball',
+    setup: bigRunLayer,
+  },
+  {
+    name: 'copy-1gib-random',
+    cold: true,
+    target: 'cold COPY of one 1 GiB random (incompressible) file',
+    async setup(ctx) {
+      await files(ctx, { Dockerfile: `${FROM}\nCOPY big.bin /big.bin\n` });
+      await pexec('sh', ['-c', `head -c 1073741824 /dev/urandom > '${join(ctx, 'big.bin')}'`]);
+      return ctx;
+    },
+  },
+  {
+    name: 'copy-100k-files',
+    cold: true,
+    target: 'cold COPY of 100k files of 4 KiB (410 MB) in 1000 directories; peak RSS < 200 MB',
+    async setup(ctx) {
+      await files(ctx, { Dockerfile: `${FROM}\nCOPY tree /tree\n` });
+      const body = Buffer.alloc(4096);
+      for (let d = 0; d < 1000; d++) {
+        const dir = join(ctx, 'tree', `d${d}`);
+        await mkdir(dir, { recursive: true });
+        for (let f = 0; f < 100; f++) {
+          body.writeUInt32LE(d * 100 + f, 0);
+          await writeFile(join(dir, `f${f}`), body);
+        }
+      }
       return ctx;
     },
   },
@@ -202,23 +295,47 @@ function median(xs: readonly number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
+/** `tsbuild --version` against `node -e 0`: the start-up cost every command pays (issue 10 aims at ≤ 1.3×). */
+async function benchStartup(out: (s: string) => void): Promise<void> {
+  const runs = Math.max(RUNS, 10);
+  const node: number[] = [];
+  const version: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    node.push((await timed(process.execPath, ['-e', '0'])).seconds);
+    version.push((await timed(process.execPath, [CLI, '--version'])).seconds);
+  }
+  out(`\nstartup (${runs} runs): node -e 0 ${median(node).toFixed(3)} s, tsbuild --version ${median(version).toFixed(3)} s = ${(median(version) / median(node)).toFixed(2)}x\n`);
+}
+
 async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'tsbuild-bench-'));
   const only = process.env.BENCH_ONLY?.split(',');
+  const peers = process.env.BENCH_PEERS?.split(',') ?? ['buildkit', 'buildah'];
+  const out = (s: string) => process.stdout.write(s);
+  let dockerd: Dockerd | undefined;
+  const buildahDir = join(work, 'buildah');
+  const withBuildah = peers.includes('buildah') && (await hasBuildah());
   try {
     const root = join(work, 'root');
     await buildBusyboxBase(root);
     const builders: Builder[] = [tsbuild(root)];
     const archive = join(work, 'busybox.tar');
-    const baseCtx = await mkdtemp(join(work, 'base-'));
-    await writeFile(join(baseCtx, 'Dockerfile'), 'FROM busybox\n');
-    await pexec(process.execPath, [CLI, '--root', root, 'build', '--progress', 'quiet', '--output', `type=oci,dest=${archive}`, '-t', 'busybox', baseCtx]);
-    if (await hasBuildah()) {
-      builders.push(buildah(join(work, 'buildah'), archive));
-    } else {
-      process.stdout.write('buildah not installed: tsbuild numbers only\n');
+    await pexec(process.execPath, [CLI, '--root', root, 'save', 'busybox', '-o', archive, '--format', 'oci']);
+    if (peers.includes('buildkit')) {
+      try {
+        dockerd = await Dockerd.start();
+        const dockerTar = join(work, 'busybox-docker.tar');
+        await pexec(process.execPath, [CLI, '--root', root, 'save', 'busybox', '-o', dockerTar, '--format', 'docker']);
+        await dockerd.docker(['load', '-i', dockerTar]);
+        builders.push(buildkit(dockerd));
+      } catch (e) {
+        out(`no BuildKit peer: ${(e as Error).message.split('\n')[0]}\n`);
+      }
     }
-    process.stdout.write(`case                 builder   median s   runs (s)                  peak RSS MiB   target\n`);
+    if (withBuildah) builders.push(buildah(buildahDir, archive));
+    else out('buildah not used\n');
+    const peerNames = builders.slice(1).map((b) => b.name);
+    out(`case                 builder   median s   runs (s)                  peak RSS MiB   ${peerNames.map((p) => `vs ${p}`).join('  ')}   target\n`);
     for (const c of CASES) {
       if (only && !only.includes(c.name)) continue;
       const ctx = await c.setup(await mkdtemp(join(work, `${c.name}-`)));
@@ -227,24 +344,28 @@ async function main(): Promise<void> {
       for (let run = 0; run < RUNS; run++) {
         for (const b of run % 2 === 0 ? builders : [...builders].reverse()) {
           await c.before?.(ctx, run);
-          results.get(b.name)!.push(await b.build(ctx, { cold: c.cold }));
+          const ociTar = c.ociTar ? join(work, `${b.name}-${run}.tar`) : undefined;
+          results.get(b.name)!.push(await b.build(ctx, { cold: c.cold, ...(ociTar ? { ociTar } : {}) }));
+          if (ociTar) await rm(ociTar, { force: true });
         }
       }
       const ts = median(results.get('tsbuild')!.map((m) => m.seconds));
       for (const b of builders) {
         const ms = results.get(b.name)!;
         const med = median(ms.map((m) => m.seconds));
-        const ratio = b.name === 'tsbuild' ? '' : `  tsbuild/buildah = ${(ts / med).toFixed(2)}`;
-        process.stdout.write(
-          `${c.name.padEnd(20)} ${b.name.padEnd(9)} ${med.toFixed(2).padStart(8)}   ${ms.map((m) => m.seconds.toFixed(2)).join(' ').padEnd(25)} ${Math.max(...ms.map((m) => m.rssMiB)).toFixed(0).padStart(12)}   ${b.name === 'tsbuild' ? c.target ?? '' : ratio}\n`,
-        );
+        const rss = b.name === 'buildkit' ? '-' : Math.max(...ms.map((m) => m.rssMiB)).toFixed(0);
+        const ratios = b.name === 'tsbuild' ? peerNames.map((p) => `${(ts / median(results.get(p)!.map((m) => m.seconds))).toFixed(2)}x`.padStart(6 + p.length)).join('  ') : '';
+        out(`${c.name.padEnd(20)} ${b.name.padEnd(9)} ${med.toFixed(2).padStart(8)}   ${ms.map((m) => m.seconds.toFixed(2)).join(' ').padEnd(25)} ${rss.padStart(12)}   ${ratios}   ${b.name === 'tsbuild' ? c.target ?? '' : ''}\n`);
       }
+      await rm(ctx, { recursive: true, force: true });
     }
-    if (!only || only.includes('layer-gzip')) await benchLayerGzip(RUNS, (s) => process.stdout.write(s));
-    if ((!only || only.includes('isolation-modes')) && (await hasBuildah())) await benchIsolationModes(archive, RUNS, (s) => process.stdout.write(s));
+    if (!only || only.includes('startup')) await benchStartup(out);
+    if (!only || only.includes('layer-gzip')) await benchLayerGzip(RUNS, out);
+    if ((!only || only.includes('isolation-modes')) && withBuildah) await benchIsolationModes(archive, RUNS, out);
   } finally {
-    if (await hasBuildah()) {
-      const g = ['--root', join(work, 'buildah', 'storage'), '--runroot', join(work, 'buildah', 'run'), '--storage-driver', 'overlay'];
+    if (dockerd) await dockerd.stop();
+    if (withBuildah) {
+      const g = ['--root', join(buildahDir, 'storage'), '--runroot', join(buildahDir, 'run'), '--storage-driver', 'overlay'];
       await pexec('buildah', [...g, 'rm', '-a']).catch(() => undefined);
       await pexec('buildah', [...g, 'rmi', '-a', '-f']).catch(() => undefined);
       for (const m of mountsUnder(work).sort((a, b) => b.length - a.length)) await pexec('umount', ['-l', m]).catch(() => undefined);
