@@ -90,7 +90,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .option('--explain', 'print why each first cache miss of a chain missed')
     .option('--cache-to <spec>', 'export the build cache: type=registry,ref=REPO:TAG[,mode=min|max] or type=local,dest=DIR[,mode=…] (repeatable)', collect, [])
     .option('--cache-from <spec>', 'import a build cache: type=registry,ref=REPO:TAG or type=local,src=DIR (repeatable)', collect, [])
-    .option('--max-parallelism <n>', 'steps run at once (default: number of CPUs)', parsePositiveInt)
+    .option('--max-parallelism <n>', 'RUN steps run at once (default: no limit, as BuildKit)', parsePositiveInt)
     .option('-o, --output <spec>', 'export: type=oci|docker|local|tar|registry,dest=…[,tar=false][,oci-mediatypes=true|false]; dest=- (or -o -) is standard output (repeatable)', collect, [])
     .option('--push', 'push every -t name to its registry (same as --output type=registry,name=NAME)')
     .option('--pull', 'check the registry for newer base images even when they are in the local store')

@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import { Command, Option } from 'commander';
 import type { LoadedConfig } from './config-file.js';
 import { DEFAULT_CONFIG_PATH, expansionLimits, networkPolicy } from './config-file.js';
@@ -32,7 +31,7 @@ export function effectiveSettings(rootFlag: string | undefined, configFlag: stri
     value: stateRoot(rootFlag, env, c.root),
     source: rootFlag ? '--root' : env.TSBUILD_ROOT ? '$TSBUILD_ROOT' : c.root ? fromFile('root') : 'default',
   });
-  out.push(c['max-parallelism'] !== undefined ? { key: 'max-parallelism', value: c['max-parallelism'], source: fromFile('max-parallelism') } : { key: 'max-parallelism', value: availableParallelism(), source: 'default (CPUs)' });
+  out.push(c['max-parallelism'] !== undefined ? { key: 'max-parallelism', value: c['max-parallelism'], source: fromFile('max-parallelism') } : { key: 'max-parallelism', value: 'unlimited', source: 'default (as BuildKit)' });
   out.push(c.progress !== undefined ? { key: 'progress', value: c.progress, source: fromFile('progress') } : { key: 'progress', value: 'auto', source: 'default' });
   for (const k of ['keep-storage', 'keep-duration'] as const) {
     const v = c.gc?.[k];

@@ -284,7 +284,11 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
   // SOURCE_DATE_EPOCH as the Dockerfile compile resolved it (the same for every platform).
   const epoch = plans[0]?.sourceDateEpoch;
 
-  const cpus = req.maxParallelism ?? availableParallelism();
+  // RUN steps mostly wait (on sleeps, networks, disks), so their count is not capped at the CPU
+  // count by default: BuildKit has no cap unless max-parallelism is configured, and eight
+  // independent stages on two cores would otherwise take four rounds.
+  const execParallelism = req.maxParallelism ?? Infinity;
+  const ioParallelism = Math.max(4, (req.maxParallelism ?? availableParallelism()) * 2);
   const stats = await StatCache.load(join(worker.dirs.cache, 'stat', `${digestHex(sha256(contextDir))}.json`));
   const usable = layerUsable(worker);
   const imported = req.cacheFrom?.length ? await ImportedCache.load(worker, req.cacheFrom, req.registry, ctx) : undefined;
@@ -309,7 +313,7 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
       ? await solve(
           targets,
           { image: imageHandler(worker), context: contextHandler, exec: execHandler(worker, { ...(req.exec ?? { secrets: new Map(), ssh: new Map(), allowInsecure: false }), ignoresCache: (v) => cache.ignores(v) }), file: fileHandler(worker), merge: mergeHandler, http: httpHandler(worker, { revalidate: (v) => !cache.ignores(v), ...(req.httpTimeouts ? { timeouts: req.httpTimeouts } : {}) }) },
-          { execParallelism: cpus, ioParallelism: Math.max(4, cpus * 2), cache },
+          { execParallelism, ioParallelism, cache },
           ctx,
         )
       : new Map();

@@ -16,7 +16,7 @@ export interface OpHandler<O extends Op = Op> {
 export type OpHandlers = { readonly [K in Op['kind']]: OpHandler<Extract<Op, { kind: K }>> };
 
 export interface SolveOptions {
-  /** Concurrent RUN steps (CPU bound). Default: number of CPUs. */
+  /** Concurrent RUN steps (Infinity: no limit). */
   readonly execParallelism: number;
   /** Concurrent other steps (I/O bound: copies, unpacking). */
   readonly ioParallelism: number;
