@@ -318,7 +318,7 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
         )
       : new Map();
   } finally {
-    await stats.save();
+    await Promise.all([stats.save(), cache.settle()]);
   }
   const finals = targets.flatMap((t) => {
     const r = results.get(t.digest);

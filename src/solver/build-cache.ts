@@ -37,6 +37,8 @@ export class BuildCache implements SolveCache {
   readonly #keys = new Map<Digest, VertexKey>();
   /** Every key this build hit or recorded, with its result: what `--cache-to` exports. */
   readonly #used = new Map<Digest, RootfsResult>();
+  /** Step-history writes still running: they only serve explanations, so no step waits for them. */
+  readonly #remembering = new Set<Promise<void>>();
 
   constructor(keyer: VertexKeyer, store: CacheStore, history: StepHistory, policy: CachePolicy, fallback?: CacheFallback) {
     this.#keyer = keyer;
@@ -93,7 +95,7 @@ export class BuildCache implements SolveCache {
     }
     if (hit) {
       this.#used.set(key, hit);
-      await this.#remember(v, key, false);
+      this.#rememberLater(v, key, false);
     }
     return hit;
   }
@@ -102,7 +104,12 @@ export class BuildCache implements SolveCache {
     if (result.kind !== 'rootfs') return;
     await this.#store.record(key, result);
     this.#used.set(key, result);
-    await this.#remember(v, key, true);
+    this.#rememberLater(v, key, true);
+  }
+
+  /** Waits for the step-history writes this build started (call once the solve is over). */
+  async settle(): Promise<void> {
+    while (this.#remembering.size) await Promise.all(this.#remembering);
   }
 
   async explain(v: Vertex, key: Digest | undefined, rebuiltParent: Vertex | undefined): Promise<CacheMissExplanation | undefined> {
@@ -119,7 +126,16 @@ export class BuildCache implements SolveCache {
     return stage !== undefined && this.#policy.noCacheStages.includes(stage);
   }
 
-  /** Keeps the step history pointing at what this step last was; on a hit only when it moved. */
+  /**
+   * Keeps the step history pointing at what this step last was (on a hit only when it moved),
+   * off the step's path: a cached step costs its record read, not two more file round trips.
+   * A failed write only makes a later explanation less precise, so it is not an error.
+   */
+  #rememberLater(v: Vertex, key: Digest, force: boolean): void {
+    const p = this.#remember(v, key, force).catch(() => undefined).finally(() => this.#remembering.delete(p));
+    this.#remembering.add(p);
+  }
+
   async #remember(v: Vertex, key: Digest, force: boolean): Promise<void> {
     const k = this.#keys.get(v.digest);
     if (!k) return;
