@@ -10,6 +10,7 @@ import { buildTargets, checkBuild, runBuild, type BuildRequest } from '../orches
 import { formatTargets } from '../frontend/targets.js';
 import { provenanceOption } from './provenance-option.js';
 import { nullSink } from '../events.js';
+import type { SquashMode } from '../orchestrator/squash-layers.js';
 import { BuildError } from '../errors.js';
 import { checkAttestationOutputs, parseOutputSpec, STDOUT, type ExportTarget } from '../exporter/export-target.js';
 import type { BuildMetadata } from '../../schemas/types/metadata-file.js';
@@ -48,6 +49,8 @@ interface BuildFlags extends RunLimitFlags {
   /** commander names `--no-cache-filter` after its negated form. */
   cacheFilter: string[];
   explain?: boolean;
+  squash?: boolean;
+  squashAll?: boolean;
   cacheTo: string[];
   cacheFrom: string[];
   maxParallelism?: number;
@@ -88,6 +91,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .option('--no-cache', 'do not use the build cache')
     .option('--no-cache-filter <stage>', 'do not use the build cache for these stages (repeatable, comma-separated)', collect, [])
     .option('--explain', 'print why each first cache miss of a chain missed')
+    .option('--squash', 'the layers this build adds become one layer on the base image\'s (the cache still works per step)')
+    .option('--squash-all', 'the whole image becomes one layer (the cache still works per step)')
     .option('--cache-to <spec>', 'export the build cache: type=registry,ref=REPO:TAG[,mode=min|max] or type=local,dest=DIR[,mode=…] (repeatable)', collect, [])
     .option('--cache-from <spec>', 'import a build cache: type=registry,ref=REPO:TAG or type=local,src=DIR (repeatable)', collect, [])
     .option('--max-parallelism <n>', 'RUN steps run at once (default: no limit, as BuildKit)', parsePositiveInt)
@@ -186,6 +191,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           // BuildKit has no time for a local directory; tsbuild asks git, and only the flag insists.
           ...(flags.sourceDateEpoch !== undefined ? { contextTimeRequired: true } : {}),
           noCache: !flags.cache,
+          ...squashOption(flags),
           noCacheFilter: flags.cacheFilter.flatMap((f) => f.split(',')).map((f) => f.trim()).filter(Boolean),
           explain: !!flags.explain || mode === 'rawjson',
           maxParallelism: flags.maxParallelism ?? settings['max-parallelism'],
@@ -404,4 +410,10 @@ function parsePlatforms(value: string): Platform[] {
   }
   if (out.size === 0) throw new BuildError('USAGE', '--platform: expected os/arch[/variant], e.g. linux/amd64');
   return [...out.values()];
+}
+
+/** `--squash` and `--squash-all` (podman's pair; Buildah's bud has only the first): one at most. */
+function squashOption(flags: Pick<BuildFlags, 'squash' | 'squashAll'>): { squash?: SquashMode } {
+  if (flags.squash && flags.squashAll) throw new BuildError('USAGE', '--squash and --squash-all: use one (--squash keeps the base image\'s layers, --squash-all makes one layer in all)');
+  return flags.squashAll ? { squash: 'all' } : flags.squash ? { squash: 'new' } : {};
 }

@@ -74,6 +74,8 @@ export interface BuildPlan {
   readonly config: ImageConfig;
   /** History entries of steps that may add a layer; the builder sets empty_layer when the vertex added none. */
   readonly layerSteps: readonly { readonly historyIndex: number; readonly vertex: Vertex }[];
+  /** `layerSteps` from this index on are the target stage's own; those before, of the stages it is built FROM. */
+  readonly stageStepsFrom?: number;
   readonly stage: { readonly name?: string; readonly index: number };
   readonly warnings: readonly { message: string; location?: SourceLocation }[];
   /** The build-check findings among them (kept by `# check=`), in line order: what `--check` lists. */
@@ -316,6 +318,7 @@ async function compile(
     target: st.vertex,
     config,
     layerSteps: st.layerSteps.map((s) => ({ historyIndex: s.historyIndex, vertex: s.vertex })),
+    stageStepsFrom: st.inheritedSteps,
     stage: { name: stages[targetIndex]!.name, index: targetIndex },
     warnings,
     checks: sortByLine(checks),

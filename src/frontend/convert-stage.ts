@@ -80,6 +80,7 @@ export async function convertStage(def: StageDef, index: number, stageCount: num
     cmdTotal: countSteps(fromImage, def.commands, triggerInstructions.length),
     inTrigger: false,
     layerSteps: inherited ? [...inherited.layerSteps] : [],
+    inheritedSteps: inherited?.layerSteps.length ?? 0,
   };
   if (fromImage) stepName(st, `FROM ${fromText}`);
 

@@ -57,6 +57,8 @@ export interface StageState {
   /** True while the base's ONBUILD triggers run: their step names say `ONBUILD`. */
   inTrigger: boolean;
   readonly layerSteps: { historyIndex: number; vertex: Vertex }[];
+  /** How many of `layerSteps` came from the stage this one is built FROM (`--squash` keeps their layers). */
+  readonly inheritedSteps: number;
   /** `args` and `config.Env` as lookups, updated as they change (see StageVars). */
   readonly vars: StageVars;
 }

@@ -6,6 +6,8 @@ import { MediaType } from '../oci/media-types.js';
 import type { Result, RootfsResult, Vertex } from '../solver/graph.js';
 import type { Worker } from '../solver/worker.js';
 import type { ContentStore } from '../oci/content-store.js';
+import type { Ctx } from '../ctx.js';
+import { squashLayers, type SquashMode } from './squash-layers.js';
 
 export interface AssembledImage {
   readonly manifest: Descriptor;
@@ -32,17 +34,25 @@ export async function assembleImage(
   plan: BuildPlan,
   results: ReadonlyMap<Digest, Result>,
   created: Date | undefined,
-  opts: { readonly annotations?: Readonly<Record<string, string>>; readonly configExtra?: Readonly<Record<string, unknown>> } = {},
+  opts: {
+    readonly annotations?: Readonly<Record<string, string>>;
+    readonly configExtra?: Readonly<Record<string, unknown>>;
+    /** `--squash` / `--squash-all`, with the build's context for the work it does. */
+    readonly squash?: { readonly mode: SquashMode; readonly ctx: Ctx };
+  } = {},
 ): Promise<AssembledImage> {
-  const final = plan.target ? rootfs(results.get(plan.target.digest)) : { kind: 'rootfs' as const, layers: [] };
+  let final = plan.target ? rootfs(results.get(plan.target.digest)) : { kind: 'rootfs' as const, layers: [] };
   const history = (plan.config.history ?? []).map((h) => ({ ...h }));
   const layerTimes = new Map<number, string>();
-  const ownLayers = new Set<number>();
-  for (const step of plan.layerSteps) {
+  let ownLayers = new Set<number>();
+  /** Where the layers the target stage's own steps added begin (above its base's). */
+  let firstAdded: number | undefined;
+  for (const [n, step] of plan.layerSteps.entries()) {
     const entry = history[step.historyIndex];
     if (!entry) throw new BuildError('INTERNAL', `history index ${step.historyIndex} out of range`);
     const [before, after] = addedLayers(step.vertex, results);
     if (after > before) {
+      if (n >= (plan.stageStepsFrom ?? 0)) firstAdded = Math.min(firstAdded ?? before, before);
       delete entry.empty_layer;
       const stepLayers = rootfs(results.get(step.vertex.digest)).layers;
       for (let i = before; i < after; i++) if (final.layers[i]?.diffId === stepLayers[i]!.diffId) ownLayers.add(i);
@@ -57,6 +67,20 @@ export async function assembleImage(
     last = h.created;
   });
   const stamp = created?.toISOString() ?? last ?? NO_TIME;
+
+  if (opts.squash && (opts.squash.mode === 'all' || firstAdded !== undefined)) {
+    const from = opts.squash.mode === 'all' ? 0 : firstAdded!;
+    if (final.layers.length - from > 1) {
+      const squashed = await squashLayers(worker, final.layers.slice(from).map((l) => l.diffId), opts.squash.mode, opts.squash.ctx);
+      final = { kind: 'rootfs', layers: [...final.layers.slice(0, from), { diffId: squashed }] };
+      // As Buildah: every entry of a squashed layer stays, marked empty_layer, and the image's
+      // last entry carries the one squashed layer.
+      let layer = 0;
+      for (const h of history) if (!h.empty_layer && layer++ >= from) h.empty_layer = true;
+      if (history.length) delete history[history.length - 1]!.empty_layer;
+      ownLayers = new Set([from]);
+    }
+  }
 
   const config: ImageConfig = {
     ...plan.config,

@@ -8,6 +8,7 @@ import { rootDirs, type RootDirs } from '../root-dirs.js';
 import { LayerStore } from '../runtime/layer-store.js';
 import { CacheStore, type CacheEntryInfo } from '../solver/cache-store.js';
 import { sweepHttpMemo, httpMemoDir } from '../solver/http-memo.js';
+import { squashMemoDir, sweepSquashMemo } from './squash-layers.js';
 import { sweepTimestampRewrites, timestampRewritesDir } from './clamp-image-timestamps.js';
 import { sweepSelectionMemo } from '../solver/selection-memo.js';
 import { gcLockPath, otherLiveBuilds } from './build-registry.js';
@@ -133,6 +134,7 @@ export async function prune(root: string, opts: PruneOptions = {}, signal?: Abor
     await sweepSelectionMemo(join(dirs.cache, 'selections'), (d) => h.layers.has(d) && inv.layers.has(d));
     await sweepHttpMemo(httpMemoDir(dirs), (d) => h.layers.has(d) && inv.layers.has(d));
     await sweepTimestampRewrites(timestampRewritesDir(dirs), (d) => h.layers.has(d) && inv.layers.has(d));
+    await sweepSquashMemo(squashMemoDir(dirs), (d) => h.layers.has(d) && inv.layers.has(d));
     // RUN --mount=type=cache directories are build cache too (BuildKit's prune --all drops
     // them); no build runs now (checked above), so none is in use.
     if (opts.all) await rm(join(dirs.cache, 'mounts'), { recursive: true, force: true });

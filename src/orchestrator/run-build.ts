@@ -21,6 +21,7 @@ import { httpHandler } from '../solver/ops/http.js';
 import { execHandler, type ExecOptions } from '../solver/ops/exec.js';
 import { fileHandler } from '../solver/ops/file.js';
 import { imageHandler } from '../solver/ops/image.js';
+import type { SquashMode } from './squash-layers.js';
 import { assembleImage, assembleIndex, type AssembledImage } from './assemble-image.js';
 import { clampImageTimestamps } from './clamp-image-timestamps.js';
 import { provenanceStatement, writeProvenance, type ProvenanceInput, type ProvenanceOptions, type RemoteContext } from './provenance.js';
@@ -93,6 +94,8 @@ export interface BuildRequest {
   /** The context was a URL (a git one with the commit fetched): what provenance records as its config source. */
   readonly remoteContext?: RemoteContext;
   readonly maxParallelism?: number;
+  /** `--squash` (this build's layers become one) or `--squash-all` (the image becomes one layer). */
+  readonly squash?: SquashMode;
   /** `[unpack]` in tsbuild.toml: how far ADD archives and base-image layers may expand. */
   readonly expansionLimits?: ExpansionLimits;
   /** Pulls missing base images (FROM) and serves `type=registry` outputs; the caller closes it. */
@@ -330,7 +333,7 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
     const inline = req.cacheTo?.some((s) => s.type === 'inline')
       ? { [INLINE_CACHE_KEY]: await cacheConfigFor(worker, cacheRecords(cache.used(), final?.kind === 'rootfs' ? [final] : [], 'min')) }
       : {};
-    images.push(await assembleImage(worker, plan, results, epoch, { annotations: req.annotations, configExtra: inline }));
+    images.push(await assembleImage(worker, plan, results, epoch, { annotations: req.annotations, configExtra: inline, ...(req.squash ? { squash: { mode: req.squash, ctx } } : {}) }));
   }
   // Provenance and the index are made over whichever images an output takes, once each.
   // mode=max lists each step's layers (BuildKit's buildkit_metadata.layers): the compressed blobs

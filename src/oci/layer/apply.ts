@@ -21,6 +21,13 @@ export interface ApplyOptions {
   readonly mode: 'overlay' | 'flatten';
   /** With `overlay`: the layer store's opaque xattr (see overlay-xattrs.ts). */
   readonly opaqueXattr?: string;
+  /**
+   * With `overlay`: `dest` already holds the layers below this one, merged in overlay format
+   * (squashing several layers into one upperdir). An opaque marker then also removes what
+   * those layers put in the directory, and a directory that replaces a whiteout is made opaque,
+   * so what the whiteout hid in the layers under the squash stays hidden.
+   */
+  readonly stacked?: boolean;
   /** Called before each member is applied; throwing stops the apply (see ExpansionGuard). */
   readonly onEntry?: (entry: TarEntry) => void;
   /** Every entry's mtime (seconds) instead of its own: a local export under SOURCE_DATE_EPOCH. */
@@ -70,7 +77,16 @@ export async function applyLayer(tar: Readable | AsyncIterable<Buffer>, dest: st
     if (name.startsWith(WHITEOUT_PREFIX)) {
       await ensureParents(dest, parentParts, written, ensured, inDest);
       if (name === OPAQUE_MARKER) {
-        await resolvedInRoot(dest, parentRel, (dir) => (flatten ? clearUnwritten(dir, parentRel, written) : lsetxattr(dir, opaqueXattr!, Buffer.from('y'))), inDest);
+        await resolvedInRoot(
+          dest,
+          parentRel,
+          async (dir) => {
+            if (flatten || opts.stacked) await clearUnwritten(dir, parentRel, written);
+            if (!flatten) lsetxattr(dir, opaqueXattr!, Buffer.from('y'));
+          },
+          inDest,
+        );
+        ensured.clear();
       } else if (name.startsWith(`${WHITEOUT_PREFIX}${WHITEOUT_PREFIX}`)) {
         // Other aufs meta files (.wh..wh.plnk, .wh..wh.aufs): not content.
       } else {
@@ -118,6 +134,7 @@ export async function applyLayer(tar: Readable | AsyncIterable<Buffer>, dest: st
           case 'dir':
             if (!existing?.isDirectory()) await mkdir(abs, { mode: 0o700 });
             await setMetadata(abs, entry);
+            if (opts.stacked && existing?.isCharacterDevice() && existing.rdev === 0) lsetxattr(abs, opaqueXattr!, Buffer.from('y'));
             dirTimes.push([rel, entry.mtime]);
             return;
           case 'file':

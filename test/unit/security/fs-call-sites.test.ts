@@ -24,6 +24,7 @@ type Class = 'in-root' | 'walk' | 'store' | 'user' | 'host';
 const AUDITED: Record<string, [calls: number, cls: Class, why: string]> = {
   'src/orchestrator/build-registry.ts': [6, 'store', 'build registration files under <root>/builds'],
   'src/orchestrator/clamp-image-timestamps.ts': [3, 'store', 'rewrite memo files under <root>/cache/timestamp-rewrites, named by digest'],
+  'src/orchestrator/squash-layers.ts': [7, 'store', 'a temp dir under <root>/tmp filled by applyLayer (in-root), and memo files under <root>/cache/squash named by digest'],
   'src/orchestrator/cache-transfer/cache-export.ts': [1, 'user', '--cache-to type=local,dest='],
   'src/orchestrator/gc.ts': [16, 'store', 'prune walks and deletes only store entries by digest'],
   'src/orchestrator/git-commit-time.ts': [2, 'user', 'realpath of the context dir, then stat of .git in it and its parents (git reads the repository, its config overridden)'],
