@@ -38,6 +38,8 @@ import { registerBuild } from './build-registry.js';
 import { BuildCache } from '../solver/build-cache.js';
 import { cacheConfigFor, cacheRecords, exportCache } from './cache-transfer/cache-export.js';
 import { ImportedCache } from './cache-transfer/cache-import.js';
+import { packCacheMounts } from './cache-transfer/cache-mounts.js';
+import type { CacheMountTransfer } from '../solver/cache-mount-transfer.js';
 import { INLINE_CACHE_KEY } from './cache-transfer/cache-manifest.js';
 import type { CacheExportSpec, CacheImportSpec } from './cache-transfer/cache-spec.js';
 import { CacheStore, type LayerCheck } from '../solver/cache-store.js';
@@ -295,6 +297,8 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
   const stats = await StatCache.load(join(worker.dirs.cache, 'stat', `${digestHex(sha256(contextDir))}.json`));
   const usable = layerUsable(worker);
   const imported = req.cacheFrom?.length ? await ImportedCache.load(worker, req.cacheFrom, req.registry, ctx) : undefined;
+  // Portable cache mounts: those an imported cache carries fill a cache directory as it is made.
+  const cacheMounts: CacheMountTransfer | undefined = imported && { restore: (m, dir, c) => imported.restoreMount(m, dir, c) };
   const cache = new BuildCache(
     new VertexKeyer(stats, {
       open: async (layers, c) => {
@@ -315,7 +319,7 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
     results = targets.length
       ? await solve(
           targets,
-          { image: imageHandler(worker), context: contextHandler, exec: execHandler(worker, { ...(req.exec ?? { secrets: new Map(), ssh: new Map(), allowInsecure: false }), ignoresCache: (v) => cache.ignores(v) }), file: fileHandler(worker), merge: mergeHandler, http: httpHandler(worker, { revalidate: (v) => !cache.ignores(v), ...(req.httpTimeouts ? { timeouts: req.httpTimeouts } : {}) }) },
+          { image: imageHandler(worker), context: contextHandler, exec: execHandler(worker, { ...(req.exec ?? { secrets: new Map(), ssh: new Map(), allowInsecure: false }), ...(cacheMounts ? { cacheMounts } : {}), ignoresCache: (v) => cache.ignores(v) }), file: fileHandler(worker), merge: mergeHandler, http: httpHandler(worker, { revalidate: (v) => !cache.ignores(v), ...(req.httpTimeouts ? { timeouts: req.httpTimeouts } : {}) }) },
           { execParallelism, ioParallelism, cache },
           ctx,
         )
@@ -392,8 +396,9 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
   }
   for (const spec of req.cacheTo ?? []) {
     if (spec.type === 'inline') continue;
-    const r = await exportCache(worker, cacheRecords(cache.used(), finals, spec.mode), spec, req.registry, ctx);
-    ctx.events.emit({ type: 'export.done', target: `cache (${spec.type}, ${r.records} records, ${r.layers} layers)`, digest: r.manifest.digest, at: Date.now() });
+    const mounts = spec.mounts ? await packCacheMounts(worker, targets, spec.mounts.select, spec.mounts.maxSize, '--cache-to', ctx) : [];
+    const r = await exportCache(worker, cacheRecords(cache.used(), finals, spec.mode), spec, req.registry, ctx, mounts);
+    ctx.events.emit({ type: 'export.done', target: `cache (${spec.type}, ${r.records} records, ${r.layers} layers${mounts.length ? `, ${mounts.length} cache mounts` : ''})`, digest: r.manifest.digest, at: Date.now() });
   }
   return { manifest: result.top, ...(multi ? {} : { config: result.config }), names, exported };
 }

@@ -12,7 +12,7 @@ import { pushImage } from '../../remote/push.js';
 import type { RegistryClient } from '../../remote/registry-client.js';
 import type { RootfsResult } from '../../solver/graph.js';
 import type { Worker } from '../../solver/worker.js';
-import { cacheConfig, cacheManifest, type CacheConfig, type ExportedRecord } from './cache-manifest.js';
+import { cacheConfig, cacheManifest, type CacheConfig, type ExportedMount, type ExportedRecord } from './cache-manifest.js';
 import type { CacheExportSpec, CacheMode } from './cache-spec.js';
 
 /** The tag an exported cache carries in a local (OCI layout) cache directory. */
@@ -32,19 +32,27 @@ export interface CacheExportResult {
  * an ordinary image push (existing blobs skipped, uploads resumable). Records whose layers have
  * no compressed blob are left out: they could not be imported anyway.
  */
-export async function exportCache(worker: Worker, records: readonly ExportedRecord[], spec: Exclude<CacheExportSpec, { type: 'inline' }>, registry: RegistryClient | undefined, ctx: Ctx): Promise<CacheExportResult> {
+export async function exportCache(
+  worker: Worker,
+  records: readonly ExportedRecord[],
+  spec: Exclude<CacheExportSpec, { type: 'inline' }>,
+  registry: RegistryClient | undefined,
+  ctx: Ctx,
+  /** Cache mounts packed for this export (`mounts=`), already in the content store. */
+  mounts: readonly ExportedMount[] = [],
+): Promise<CacheExportResult> {
   const base = await cacheConfigFor(worker, records);
   // When each layer was made, so a step served from this cache elsewhere records the time of the
   // build that made it, as BuildKit's cache config carries createdAt: the rebuilt image is the same.
   const created: Record<string, string> = {};
   for (const d of Object.keys(base.blobs)) created[d] = (await worker.layers.createdAt(d as Digest)).toISOString();
-  const config: CacheConfig = { ...base, created };
+  const config: CacheConfig = { ...base, created, ...(mounts.length ? { mounts } : {}) };
   const usable = config.records;
   const blobs = new Map(Object.entries(config.blobs));
   const configBlob = await worker.blobs.putBytes(JSON.stringify(config));
   const manifestBlob = await worker.blobs.putBytes(JSON.stringify(cacheManifest(config, configBlob)));
   const manifest: Descriptor = { mediaType: MediaType.ociManifest, digest: manifestBlob.digest, size: manifestBlob.size };
-  const layerBlobs = [...new Map([...blobs.values()].map((b) => [b.digest, b])).values()];
+  const layerBlobs = [...new Map([...blobs.values(), ...mounts.map((m) => m.blob)].map((b) => [b.digest, b])).values()];
   switch (spec.type) {
     case 'registry': {
       if (!registry) throw new Error('exportCache: a registry cache needs a RegistryClient');

@@ -14,7 +14,13 @@ import type { RootfsResult } from '../../solver/graph.js';
 import { ensureUnpacked } from '../../solver/ops/image.js';
 import type { Worker } from '../../solver/worker.js';
 import { LOCAL_CACHE_TAG, copyBlob } from './cache-export.js';
-import { CACHE_CONFIG_MEDIA_TYPE, INLINE_CACHE_KEY, parseCacheConfig, type CacheConfig } from './cache-manifest.js';
+import { CACHE_CONFIG_MEDIA_TYPE, INLINE_CACHE_KEY, parseCacheConfig, type CacheConfig, type ExportedMount } from './cache-manifest.js';
+import { portableMountKey, type PortableCacheMount } from '../../solver/cache-mount-transfer.js';
+import { decompressStream } from '../../oci/decompress.js';
+import { applyLayer } from '../../oci/layer/apply.js';
+import { DEFAULT_EXPANSION_LIMITS, ExpansionGuard } from '../../oci/layer/expansion-guard.js';
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { MediaType } from '../../oci/media-types.js';
 import type { CacheImportSpec } from './cache-spec.js';
 
@@ -35,6 +41,8 @@ export class ImportedCache {
   readonly #records = new Map<Digest, { layers: readonly Digest[]; config: CacheConfig; source: CacheSource }>();
   /** One download + unpack per layer even when several hits need it at once. */
   readonly #pending = new Map<Digest, Promise<void>>();
+  /** Cache mounts the imported caches carry, by portableMountKey (the first cache naming one wins). */
+  readonly #mounts = new Map<string, { mount: ExportedMount; source: CacheSource }>();
 
   private constructor(worker: Worker) {
     this.#worker = worker;
@@ -49,7 +57,10 @@ export class ImportedCache {
     for (const spec of specs) {
       try {
         const { source, configs } = await openSource(worker, spec, registry, ctx);
-        for (const config of configs) for (const r of config.records) if (!cache.#records.has(r.key)) cache.#records.set(r.key, { layers: r.layers, config, source });
+        for (const config of configs) {
+          for (const r of config.records) if (!cache.#records.has(r.key)) cache.#records.set(r.key, { layers: r.layers, config, source });
+          for (const m of config.mounts ?? []) if (!cache.#mounts.has(portableMountKey(m))) cache.#mounts.set(portableMountKey(m), { mount: m, source });
+        }
       } catch (e) {
         if (isAbortError(e) || ctx.signal.aborted) throw e;
         const name = spec.type === 'registry' ? spec.ref : spec.src;
@@ -61,6 +72,34 @@ export class ImportedCache {
 
   get size(): number {
     return this.#records.size;
+  }
+
+  /**
+   * Fills `dir`, a cache mount directory being created, with the contents an imported cache
+   * carries for `mount` (downloaded, verified against its digest, unpacked inside `dir` within
+   * the unpack limits). False when none carries it, or when it can't be delivered — then `dir`
+   * is emptied again and a warning says why: the RUN just starts with an empty cache.
+   */
+  async restoreMount(mount: PortableCacheMount, dir: string, ctx: Ctx): Promise<boolean> {
+    const found = this.#mounts.get(portableMountKey(mount));
+    if (!found) return false;
+    const { blob } = found.mount;
+    try {
+      await found.source.fetch(blob, this.#worker.blobs, ctx);
+      const guard = new ExpansionGuard(this.#worker.expansionLimits ?? DEFAULT_EXPANSION_LIMITS, `cache mount ${mount.id}`, blob.size);
+      const tar = guard.wrap(await decompressStream(this.#worker.blobs.openRead(blob.digest as Digest), ctx.signal));
+      try {
+        await applyLayer(tar, dir, { mode: 'flatten', onEntry: guard.countEntry }, ctx.signal);
+      } finally {
+        tar.destroy();
+      }
+      return true;
+    } catch (e) {
+      if (isAbortError(e) || ctx.signal.aborted) throw e;
+      for (const name of await readdir(dir)) await rm(join(dir, name), { recursive: true, force: true });
+      ctx.events.emit({ type: 'warning', message: `--cache-from ${found.source.name}: cache mount ${JSON.stringify(mount.id)} not restored: ${(e as Error).message}`, at: Date.now() });
+      return false;
+    }
   }
 
   /**

@@ -2,6 +2,7 @@ import { BuildError } from '../../errors.js';
 import { isDigest, type Digest } from '../../oci/digest.js';
 import type { Descriptor } from '../../oci/image.js';
 import { MediaType } from '../../oci/media-types.js';
+import type { PortableCacheMount } from '../../solver/cache-mount-transfer.js';
 
 /**
  * The exported cache's format (tsbuild's own, documented in src/solver/README.md): one OCI
@@ -26,6 +27,15 @@ export interface ExportedRecord {
   readonly layers: readonly Digest[];
 }
 
+/**
+ * A `RUN --mount=type=cache` directory carried by the cache (`--cache-to …,mounts=`): its
+ * identity, and its contents as one compressed tar blob (a layer of the manifest), so content
+ * that did not change is a blob the destination already has.
+ */
+export interface ExportedMount extends PortableCacheMount {
+  readonly blob: Descriptor;
+}
+
 export interface CacheConfig {
   readonly version: 1;
   readonly records: readonly ExportedRecord[];
@@ -33,11 +43,14 @@ export interface CacheConfig {
   readonly blobs: Readonly<Record<string, Descriptor>>;
   /** diffID → when its layer was made (ISO 8601); registry and local caches only, absent inline. */
   readonly created?: Readonly<Record<string, string>>;
+  /** Cache mounts, sorted by key (registry and local caches with `mounts=` only). */
+  readonly mounts?: readonly ExportedMount[];
 }
 
 /** The manifest over a stored config blob: every layer blob the records use, once, in first-use order. */
 export function cacheManifest(config: CacheConfig, configBlob: { readonly digest: Digest; readonly size: number }): object {
-  const layers = [...new Map(Object.values(config.blobs).map((b) => [b.digest, { mediaType: b.mediaType, digest: b.digest, size: b.size }])).values()];
+  const all = [...Object.values(config.blobs), ...(config.mounts ?? []).map((m) => m.blob)];
+  const layers = [...new Map(all.map((b) => [b.digest, { mediaType: b.mediaType, digest: b.digest, size: b.size }])).values()];
   return { schemaVersion: 2, mediaType: MediaType.ociManifest, config: { mediaType: CACHE_CONFIG_MEDIA_TYPE, digest: configBlob.digest, size: configBlob.size }, layers };
 }
 
@@ -66,6 +79,14 @@ export function parseCacheConfig(bytes: Buffer, from: string): CacheConfig {
     for (const d of r.layers) {
       const b = c.blobs[d];
       if (!isDigest(d) || !b || !isDigest(b.digest) || typeof b.size !== 'number') bad(`layer ${String(d)} has no blob`);
+    }
+  }
+  if (c.mounts !== undefined) {
+    if (!Array.isArray(c.mounts)) bad('mounts is not a list');
+    for (const m of c.mounts) {
+      const owner = m?.owner;
+      const ownerOk = owner === undefined || (typeof owner === 'object' && owner !== null && [owner.mode, owner.uid, owner.gid].every((n) => Number.isSafeInteger(n) && n >= 0));
+      if (typeof m?.id !== 'string' || !['shared', 'private', 'locked'].includes(m.sharing) || !ownerOk || !isDigest(m.blob?.digest) || !Number.isSafeInteger(m.blob.size) || m.blob.size < 0) bad('a cache mount without id, sharing or blob');
     }
   }
   if (c.created !== undefined && (typeof c.created !== 'object' || c.created === null || Object.values(c.created).some((t) => typeof t !== 'string' || Number.isNaN(Date.parse(t))))) bad('layer times are not dates');

@@ -1,6 +1,7 @@
 import { BuildError } from '../../errors.js';
 import { splitCsv } from '../../exporter/export-target.js';
 import { parseReference } from '../../oci/reference.js';
+import { parseByteSize } from '../../byte-size.js';
 
 /**
  * Which cache records go out: `min` only those of the steps whose results make up the final
@@ -10,9 +11,17 @@ import { parseReference } from '../../oci/reference.js';
 export type CacheMode = 'min' | 'max';
 
 /** `--cache-to`, parsed once at the CLI edge. */
+/** Default `mounts-max-size`: a package cache bigger than this is cheaper to rebuild than to ship. */
+export const DEFAULT_MOUNTS_MAX_SIZE = 2 * 1024 ** 3;
+
+/** `mounts=`: also carry RUN cache mounts (all the build used, or the ids listed), each within `maxSize`. */
+export interface MountsExport {
+  readonly mounts?: { readonly select: true | readonly string[]; readonly maxSize: number };
+}
+
 export type CacheExportSpec =
-  | { readonly type: 'registry'; readonly ref: string; readonly mode: CacheMode }
-  | { readonly type: 'local'; readonly dest: string; readonly mode: CacheMode }
+  | ({ readonly type: 'registry'; readonly ref: string; readonly mode: CacheMode } & MountsExport)
+  | ({ readonly type: 'local'; readonly dest: string; readonly mode: CacheMode } & MountsExport)
   /** The records of the final image's steps inside its own config (see INLINE_CACHE_KEY); always mode=min. */
   | { readonly type: 'inline' };
 
@@ -30,18 +39,40 @@ export function parseCacheTo(spec: string): CacheExportSpec {
   if (mode !== 'min' && mode !== 'max') f.bad(`mode=${JSON.stringify(mode)}: expected min or max`);
   const type = f.one('type');
   if (type === 'registry') {
-    f.only(['type', 'ref', 'mode']);
-    return { type, ref: f.ref(), mode: mode as CacheMode };
+    f.only(['type', 'ref', 'mode', 'mounts', 'mounts-max-size']);
+    return { type, ref: f.ref(), mode: mode as CacheMode, ...mountsOption(f) };
   }
   if (type === 'local') {
-    f.only(['type', 'dest', 'mode']);
-    return { type, dest: f.required('dest'), mode: mode as CacheMode };
+    f.only(['type', 'dest', 'mode', 'mounts', 'mounts-max-size']);
+    return { type, dest: f.required('dest'), mode: mode as CacheMode, ...mountsOption(f) };
   }
   if (type === 'inline') {
     f.only(['type']);
     return { type };
   }
   return f.bad(type === undefined ? 'missing type= (registry, local or inline)' : `unsupported type ${JSON.stringify(type)}: expected registry, local or inline`);
+}
+
+/**
+ * `mounts=true|false|ID[,ID…]` (a list needs CSV quotes: `"mounts=npm,apt"`) and
+ * `mounts-max-size=SIZE` (default 2GiB a mount).
+ */
+function mountsOption(f: ReturnType<typeof fields>): MountsExport {
+  const v = f.one('mounts');
+  const max = f.one('mounts-max-size');
+  if (v === undefined || v === 'false') {
+    if (max !== undefined) f.bad('mounts-max-size needs mounts=true or mounts=ID,…');
+    return {};
+  }
+  const ids = v === 'true' ? true : v.split(',').map((s) => s.trim());
+  if (ids !== true && ids.some((id) => id === '')) f.bad(`mounts=${JSON.stringify(v)}: expected true, false or cache mount ids (a list in CSV quotes: "mounts=a,b")`);
+  let maxSize = DEFAULT_MOUNTS_MAX_SIZE;
+  if (max !== undefined) {
+    const n = parseByteSize(max);
+    if (n === undefined || n <= 0) f.bad(`mounts-max-size=${JSON.stringify(max)}: expected a size such as 500MiB or 2GiB`);
+    maxSize = n!;
+  }
+  return { mounts: { select: ids, maxSize } };
 }
 
 /** Parses `--cache-from`; a bare reference (no `=`) means `type=registry,ref=…`, as with docker buildx. */

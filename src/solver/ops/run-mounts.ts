@@ -1,3 +1,4 @@
+import { portableMount, type CacheMountTransfer } from '../cache-mount-transfer.js';
 import { acquireFileLock } from '../../oci/index-lock.js';
 import { chmod, lstat, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
@@ -23,6 +24,8 @@ export interface RunMountSources {
   readonly secrets: ReadonlyMap<string, SecretSource>;
   /** `--ssh id[=socket]`: agent socket paths by id. */
   readonly ssh: ReadonlyMap<string, string>;
+  /** Portable cache mounts: report the cache dirs used, fill new ones from `--cache-from`. */
+  readonly cacheMounts?: CacheMountTransfer;
 }
 
 /** The sandbox side of a RUN's mounts: what to mount, extra env, and how to let go of it all. */
@@ -136,7 +139,7 @@ export async function prepareRunMounts(
           break;
         }
         case 'cache': {
-          let dir = await cacheDir(worker, m, inputs, inputRoot, locks, cleanups, tmpDir, fresh, ctx);
+          let dir = await cacheDir(worker, m, inputs, inputRoot, locks, cleanups, tmpDir, fresh, sources.cacheMounts, ctx);
           // Without `from`, source= is a path inside the cache itself (BuildKit's SourcePath on the
           // cache ref), resolved within it: a link a RUN left there can't lead out of the cache.
           if (m.input === undefined && m.source !== '/') {
@@ -213,13 +216,17 @@ async function cacheDir(
   cleanups: (() => Promise<void> | void)[],
   tmpDir: () => Promise<string>,
   fresh: boolean,
+  transfer: CacheMountTransfer | undefined,
   ctx: Ctx,
 ): Promise<string> {
+  const portable = portableMount(m);
   const seed = async (dir: string): Promise<void> => {
     if (m.input !== undefined && inputs[m.input]) {
       const src = await resolveInRoot(await inputRoot(m.input), m.source).catch(() => undefined);
       if (src) await new TreeCopier({ fromContext: false }, ctx.signal).copy(src, '', dir);
     }
+    // A cache another machine exported (--cache-from): restored before the first RUN mounts it.
+    if (portable && transfer) await transfer.restore(portable, dir, ctx);
     await lchownMapped(dir, m.uid, m.gid);
     await chmod(dir, m.mode);
   };
@@ -255,6 +262,29 @@ async function cacheDir(
 }
 
 /**
+ * Where the cache directory of `m` (a mount without `from`) is in this root, if a RUN made it:
+ * what `--cache-to …,mounts=` packs, whether or not this build's RUN ran or came from the cache.
+ */
+export async function persistentCacheDir(worker: Worker, m: CacheRunMount): Promise<string | undefined> {
+  if (m.input !== undefined) return undefined;
+  const base = join(worker.dirs.cache, 'mounts');
+  let name: string;
+  if (!m.owned) name = digestHex(sha256(m.id));
+  else {
+    const current = (await readFile(join(base, `${ownedCacheKey(m, null)}.current`), 'utf8').catch(() => '')).trim();
+    if (!/^[0-9a-f]{64}$/.test(current)) return undefined;
+    name = current;
+  }
+  const dir = join(base, name);
+  return (await lstat(dir).catch(() => undefined))?.isDirectory() ? dir : undefined;
+}
+
+/** The key of a cache mount with a base (owner, mode, source, `from` content), as BuildKit keys it by its base snapshot. */
+function ownedCacheKey(m: CacheRunMount, content: unknown): string {
+  return digestHex(sha256(JSON.stringify({ id: m.id, mode: m.mode, uid: m.uid, gid: m.gid, source: m.source, content })));
+}
+
+/**
  * The directory name of a cache mount. Without a base it is the id's alone, so --no-cache keeps
  * its contents, as BuildKit does. With a base (`from`, or mode/uid/gid, which BuildKit makes with
  * a mkdir step) BuildKit keys the directory by id and base snapshot (solver/llbsolver/mounts,
@@ -267,7 +297,7 @@ async function cacheDirName(base: string, m: CacheRunMount, inputs: readonly Res
   if (!m.owned && m.input === undefined) return digestHex(sha256(m.id));
   const from = m.input === undefined ? undefined : inputs[m.input];
   const content = from === undefined ? null : from.kind === 'rootfs' ? from.layers.map((l) => l.diffId) : from.kind === 'dir' ? from.path : null;
-  const key = digestHex(sha256(JSON.stringify({ id: m.id, mode: m.mode, uid: m.uid, gid: m.gid, source: m.source, content })));
+  const key = ownedCacheKey(m, content);
   const pointer = join(base, `${key}.current`);
   if (!fresh) {
     const current = (await readFile(pointer, 'utf8').catch(() => '')).trim();
