@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { useBuildRoot } from '../helpers/build-root.js';
@@ -120,6 +120,35 @@ test('parallel failures: only the first opens a shell, the others are cancelled'
     assert.match(screen, /did not complete successfully: exit code: 3/);
     assert.not.match(screen, /b-42-failed/, `b was cancelled before it could fail\n${screen}`);
     assert.match(screen, /CANCELED|cancel/i);
+    assert.match(screen, /^EXIT=1\s*$/m);
+  });
+});
+
+/** Pids of the tsbuild processes (node running the CLI) whose command line holds `marker`. */
+async function tsbuildPids(marker: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const d of await readdir('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const argv = (await readFile(`/proc/${d}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (argv[0] === process.execPath && argv[1] === CLI && argv.includes(marker)) out.push(Number(d));
+  }
+  return out;
+}
+
+test('a hangup (the terminal window closed) ends the shell; its container and mounts go, and the build fails with the RUN\'s error', async () => {
+  if (!HAVE_TMUX) return console.log('skipped: tmux is not installed');
+  const ctx = await env.context('FROM busybox\nRUN --mount=type=cache,target=/c echo x > /x && exit 5\n');
+  const cmd = `${process.execPath} ${CLI} --root ${env.root} build --progress=plain --on-error=shell ${ctx}; echo EXIT=$?; sleep 60`;
+  await withTmux(cmd, { width: 200, height: 50 }, async (tty) => {
+    await tty.waitFor(/--on-error=shell: running/);
+    await tty.send('echo SHELL-UP', 'Enter');
+    await tty.waitFor(/^SHELL-UP\s*$/m);
+    const pids = await tsbuildPids(ctx);
+    assert.is(pids.length, 1, 'one tsbuild process');
+    process.kill(pids[0]!, 'SIGHUP');
+    const screen = await tty.waitFor(/^EXIT=\d+/m);
+    assert.match(screen, /--on-error=shell: the terminal hung up/, screen);
+    assert.match(screen, /did not complete successfully: exit code: 5/);
     assert.match(screen, /^EXIT=1\s*$/m);
   });
 });

@@ -85,12 +85,20 @@ export async function runFailureShell(runner: Pick<CommandRunner, 'run'>, run: E
     on.terminal.say(`\n${failure.message}`);
     const left = secrets.mounts.size > 0 || secrets.env.length > 0 ? (on.withSecrets ? ' (with its secrets: --allow debug.secrets)' : ' (without its secrets and ssh sockets; --allow debug.secrets adds them)') : '';
     on.terminal.say(`--on-error=shell: running ${JSON.stringify(args.join(' '))} in the failed step's container${left}; exit it to end the build`);
-    const status = await runner.run(req, { onOutput: () => undefined }, ctx).catch((e: unknown) => {
-      // The build fails with the RUN's error either way; only Ctrl-C wins over it.
-      if (ctx.signal.aborted) throw e;
-      on.terminal.say(`--on-error=shell: the shell could not run: ${(e as Error).message}`);
-      return undefined;
-    });
+    // A closed terminal window hangs up: the shell goes (and with it the container and mounts,
+    // in the callers' finally blocks) instead of outliving a tsbuild that SIGHUP would kill.
+    const hangup = new AbortController();
+    const onHangup = () => hangup.abort(Object.assign(new Error('the terminal hung up'), { name: 'AbortError' }));
+    process.on('SIGHUP', onHangup);
+    const status = await runner
+      .run(req, { onOutput: () => undefined }, { signal: AbortSignal.any([ctx.signal, hangup.signal]), events: ctx.events })
+      .catch((e: unknown) => {
+        // The build fails with the RUN's error either way; only Ctrl-C wins over it.
+        if (ctx.signal.aborted) throw e;
+        on.terminal.say(`--on-error=shell: ${hangup.signal.aborted ? 'the terminal hung up' : `the shell could not run: ${(e as Error).message}`}`);
+        return undefined;
+      })
+      .finally(() => process.off('SIGHUP', onHangup));
     if (status) on.terminal.say(`--on-error=shell: ${JSON.stringify(args.join(' '))} exited with ${status.exitCode}; the build fails with the RUN's error`);
     return status?.exitCode;
   } finally {
