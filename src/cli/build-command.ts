@@ -20,7 +20,10 @@ import { formatBytes, parseByteSize } from '../byte-size.js';
 import { parseReference } from '../oci/reference.js';
 import { RegistryClient } from '../remote/registry-client.js';
 import { registryOptions } from './registry-options.js';
-import { buildProgress } from './build-progress.js';
+import { buildProgress, type BuildProgress } from './build-progress.js';
+import { parseOnError } from './on-error-flag.js';
+import { onRunErrorShell, type TerminalHandoff } from '../solver/ops/failure-shell.js';
+import { isatty } from 'node:tty';
 import { maskSecrets } from './secret-mask.js';
 import { readBuildArgFile, readStdinInputs } from './stdin-input.js';
 import { readRemoteContext, remoteContextKind } from './remote-context.js';
@@ -72,6 +75,7 @@ interface BuildFlags extends RunLimitFlags {
   buildContext: string[];
   ssh: string[];
   allow: string[];
+  onError?: string;
   iidfile?: string;
   metadataFile?: string;
   quiet?: boolean;
@@ -120,7 +124,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .option('--build-context <name=DIR|oci-layout://DIR[:TAG][@DIGEST]|docker-image://REF>', 'a named context for FROM and --from (repeatable)', collect, [])
     .option('--secret <id=ID,src=PATH|env=VAR>', 'a secret for RUN --mount=type=secret (repeatable)', collect, [])
     .option('--ssh <id[=socket]>', 'forward an ssh agent socket for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK) (repeatable)', collect, [])
-    .option('--allow <entitlement>', 'grant security.insecure (RUN --security=insecure) or network.host (RUN --network=host) (repeatable)', collect, [])
+    .option('--allow <entitlement>', 'grant security.insecure (RUN --security=insecure), network.host (RUN --network=host) or debug.secrets (secrets in the --on-error shell) (repeatable)', collect, [])
+    .option('--on-error <fail|shell|shell:CMD>', 'when a RUN fails: fail (default), or first open its shell (shell:CMD runs CMD) in the failed step\'s container on this terminal')
     .option('--iidfile <file>', 'write the image ID (config digest) to this file')
     .option('--metadata-file <file>', 'write build result metadata (BuildKit keys) as JSON')
     .option('-q, --quiet', 'print only the image ID')
@@ -129,6 +134,8 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
     .action(async (context: string, flags: BuildFlags) => {
       const call = parseCall(flags.call);
       if (call.request === 'check') flags.check = true;
+      // isatty, not process.stdin: that would open a tty stream on the fd runc is about to share.
+      const onError = parseOnError(flags.onError, { stdin: isatty(0), stdout: isatty(1) });
       const outputs = flags.output.map(parseOutputSpec);
       const toStdout = outputs.filter((o) => 'dest' in o && o.dest === STDOUT);
       if (toStdout.length > 1) throw new BuildError('USAGE', '--output: only one output can go to standard output (dest=-)');
@@ -142,7 +149,7 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       if (!flags.check) await checkBuildDests(outputs, cacheTo, flags);
       const settings = globals.settings?.config ?? {};
       // Entitlements from the flags and from tsbuild.toml ([build] allow), as buildkitd's insecure-entitlements.
-      const { allowInsecure, allowNetworkHost } = parseAllow([...flags.allow, ...(settings.build?.allow ?? [])]);
+      const { allowInsecure, allowNetworkHost, allowDebugSecrets } = parseAllow([...flags.allow, ...(settings.build?.allow ?? [])]);
       if (flags.network === 'host' && !allowNetworkHost) {
         throw new BuildError('USAGE', '--network host: entitlement network.host is not allowed', { hint: 'add --allow network.host (or allow = ["network.host"] under [build] in tsbuild.toml)' });
       }
@@ -199,7 +206,12 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
           cacheTo,
           cacheFrom,
           buildContexts,
-          exec: { secrets, ssh: parseSsh(flags.ssh, process.env), allowInsecure },
+          exec: {
+            secrets,
+            ssh: parseSsh(flags.ssh, process.env),
+            allowInsecure,
+            ...(onError.action === 'shell' && !flags.check && call.request === 'build' ? { onError: onRunErrorShell({ ...(onError.command !== undefined ? { command: onError.command } : {}), withSecrets: allowDebugSecrets, terminal: terminalHandoff(progress) }) } : {}),
+          },
         };
       if (call.request === 'targets') {
         try {
@@ -257,6 +269,15 @@ export function buildCommand(globals: GlobalOptions, signal: AbortSignal, setExi
       else process.stderr.write(`image ${imageId}${result.names.length ? ` tagged ${result.names.join(', ')}` : ''}\n`);
       setExit(0);
     });
+}
+
+/** The terminal as the --on-error shell takes it from the progress view; messages go to stderr with it. */
+function terminalHandoff(progress: BuildProgress): TerminalHandoff {
+  return {
+    take: () => progress.suspend(),
+    size: () => (process.stdout.rows && process.stdout.columns ? { height: process.stdout.rows, width: process.stdout.columns } : undefined),
+    say: (line) => void process.stderr.write(line + '\n'),
+  };
 }
 
 /** Every host path the build will write, checked before it starts: nothing lands in a system directory. */

@@ -13,6 +13,11 @@ export type RendererMode = 'tty' | ProgressMode;
 export interface ProgressRenderer {
   readonly sink: EventSink;
   close(): void;
+  /**
+   * Live views only: draws the current state once more, then nothing until the returned function
+   * is called (another program owns the terminal meanwhile); then draws anew below what it left.
+   */
+  pause?(): () => void;
 }
 
 /**

@@ -33,7 +33,7 @@ function displayPath(file: string, cwd: string): string {
 
 function defaultHint(err: BuildError): string | undefined {
   if (err.code === 'RUN_FAILED' && err.exitCode !== undefined) {
-    return `the command exited with code ${err.exitCode}; its last output lines are above. Debug it with \`tsbuild run IMAGE -- sh\` on the image of the step before`;
+    return `the command exited with code ${err.exitCode}; its last output lines are above. Debug it in a shell where it failed: build again with --on-error=shell (from a terminal)`;
   }
   return undefined;
 }

@@ -53,17 +53,24 @@ export function parseSsh(list: readonly string[], env: NodeJS.ProcessEnv): Map<s
 
 /** BuildKit's entitlements: what `--allow` (and `allow` under [build] in tsbuild.toml) may grant. */
 export const ENTITLEMENTS = ['security.insecure', 'network.host'] as const;
+/**
+ * tsbuild's own, for `--allow` only (never a config default): the --on-error shell gets the failed
+ * RUN's secrets, a choice made for one build at the terminal.
+ */
+export const DEBUG_SECRETS = 'debug.secrets';
 
-/** `--allow` entitlements: RUN --security=insecure, and the host's network for RUN. */
-export function parseAllow(list: readonly string[]): { allowInsecure: boolean; allowNetworkHost: boolean } {
+/** `--allow` entitlements: RUN --security=insecure, the host's network for RUN, secrets in the --on-error shell. */
+export function parseAllow(list: readonly string[]): { allowInsecure: boolean; allowNetworkHost: boolean; allowDebugSecrets: boolean } {
   let allowInsecure = false;
   let allowNetworkHost = false;
+  let allowDebugSecrets = false;
   for (const a of list.flatMap((x) => x.split(','))) {
     if (a === 'security.insecure') allowInsecure = true;
     else if (a === 'network.host') allowNetworkHost = true;
-    else throw new BuildError('USAGE', `--allow ${JSON.stringify(a)}: unknown entitlement`, { hint: `known: ${ENTITLEMENTS.join(', ')}` });
+    else if (a === DEBUG_SECRETS) allowDebugSecrets = true;
+    else throw new BuildError('USAGE', `--allow ${JSON.stringify(a)}: unknown entitlement`, { hint: `known: ${[...ENTITLEMENTS, DEBUG_SECRETS].join(', ')}` });
   }
-  return { allowInsecure, allowNetworkHost };
+  return { allowInsecure, allowNetworkHost, allowDebugSecrets };
 }
 
 /** Files larger than this are keys or bundles, not values a step name could hold. */

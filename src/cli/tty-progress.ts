@@ -49,6 +49,7 @@ export function ttyProgress(write: (s: string) => void, opts: TerminalOptions): 
   const started = now();
   let drawn = 0;
   let closed = false;
+  let paused = false;
 
   const paint = (code: string, s: string) => (color ? `${ESC}${code}m${s}${ESC}0m` : s);
 
@@ -80,6 +81,7 @@ export function ttyProgress(write: (s: string) => void, opts: TerminalOptions): 
   }
 
   function draw(final: boolean): void {
+    if (paused) return;
     const lines = frame(final);
     let out = drawn > 0 ? `${ESC}${drawn}F` : '';
     for (const l of lines) out += `${l}${ESC}K\n`;
@@ -160,10 +162,23 @@ export function ttyProgress(write: (s: string) => void, opts: TerminalOptions): 
         if (tickMs === 0) draw(false);
       },
     },
+    pause() {
+      if (closed || paused) return () => undefined;
+      draw(false);
+      paused = true;
+      return () => {
+        if (!paused) return;
+        paused = false;
+        // The cursor is wherever the other program left it: the next frame starts there, a new one.
+        drawn = 0;
+        dirty = true;
+      };
+    },
     close() {
       if (closed) return;
       closed = true;
       if (timer) clearInterval(timer);
+      paused = false;
       draw(true);
       for (const l of after) write(l + '\n');
     },

@@ -70,7 +70,7 @@ export async function convertRun(ins: Extract<Instruction, { kind: 'RUN' }>, st:
       ...(hostname ? { hostname } : {}),
     },
     inputs,
-    { name, location: ins.location, ...(proxyEnv.length > 0 ? { proxyEnv } : {}) },
+    { name, location: ins.location, ...(proxyEnv.length > 0 ? { proxyEnv } : {}), ...(st.config.config.Shell ? { shell: [...st.config.config.Shell] } : {}) },
   );
   st.vertex = vertex;
   commitHistory(st, `RUN ${runCommandString(args, st)}`, true, vertex, true);

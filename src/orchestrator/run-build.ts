@@ -19,6 +19,7 @@ import { contextHandler } from '../solver/ops/context.js';
 import { mergeHandler } from '../solver/ops/merge.js';
 import { httpHandler } from '../solver/ops/http.js';
 import { execHandler, type ExecOptions } from '../solver/ops/exec.js';
+import { refuseFailureShellIn } from '../solver/ops/failure-shell.js';
 import { fileHandler } from '../solver/ops/file.js';
 import { imageHandler } from '../solver/ops/image.js';
 import type { SquashMode } from './squash-layers.js';
@@ -183,6 +184,7 @@ async function withBuildInputs<T>(request: BuildRequest, ctx: Ctx, fn: (worker: 
   const worker = await openWorker(req.root, { privateTmp: true, expansionLimits: req.expansionLimits, ...(req.isolation ? { isolation: req.isolation } : {}) });
   try {
     ctx.events.emit({ type: 'isolation', mode: worker.isolation.mode, reason: worker.isolation.reason, at: Date.now() });
+    if (req.exec?.onError && worker.isolation.mode === 'chroot') throw refuseFailureShellIn(worker.isolation.mode);
     const registration = await registerBuild(worker.dirs, ctx.signal);
     try {
       return await fn(worker, req, { contextDir, dockerfilePath, text });

@@ -242,6 +242,8 @@ export interface VertexMeta {
    * op, so that as in BuildKit a changed proxy neither changes the digest nor misses the cache.
    */
   readonly proxyEnv?: readonly string[];
+  /** RUN only: the stage's SHELL when one was set (default `/bin/sh -c`), for the --on-error shell. */
+  readonly shell?: readonly string[];
 }
 
 export interface Vertex {

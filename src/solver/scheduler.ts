@@ -10,7 +10,19 @@ import type { SolveCache } from './solve-cache.js';
  * honour `ctx.signal`. They never see other vertices.
  */
 export interface OpHandler<O extends Op = Op> {
-  run(op: O, inputs: readonly Result[], vertex: Vertex, ctx: Ctx): Promise<Result>;
+  run(op: O, inputs: readonly Result[], vertex: Vertex, ctx: Ctx, step?: StepControl): Promise<Result>;
+}
+
+/** What a handler may ask of the solve about its own vertex. */
+export interface StepControl {
+  /**
+   * Reports this vertex as failed with `err` before the handler returns (the handler must still
+   * throw it): every other vertex is cancelled now, as by any first failure. Returns a ctx that
+   * this failure does not cancel (only the solve's caller, e.g. Ctrl-C, does), for work the
+   * handler still does with the failed state (the --on-error shell); `undefined` when another
+   * vertex failed first or the solve was cancelled.
+   */
+  failFast(err: unknown): Ctx | undefined;
 }
 
 export type OpHandlers = { readonly [K in Op['kind']]: OpHandler<Extract<Op, { kind: K }>> };
@@ -48,6 +60,14 @@ export async function solve(target: Vertex | readonly Vertex[], handlers: OpHand
   const running = new Map<Digest, Promise<Solved>>();
   const results = new Map<Digest, Result>();
   let firstError: unknown;
+  /** Vertices that reported their failure through StepControl.failFast before throwing it. */
+  const failedEarly = new Set<Digest>();
+
+  const fail = (v: Vertex, err: unknown): void => {
+    firstError = err instanceof BuildError ? err.withLocation(v.meta.location) : err;
+    ctx.events.emit({ type: 'vertex.error', vertex: v.digest, name: v.meta.name, at: Date.now(), message: (err as Error).message });
+    local.abort(firstError);
+  };
 
   const visit = (v: Vertex): Promise<Solved> => {
     let p = running.get(v.digest);
@@ -95,10 +115,10 @@ export async function solve(target: Vertex | readonly Vertex[], handlers: OpHand
       }
       return { result, key, rebuilt: useCache && !cache!.reproducible(v), vertex: v };
     } catch (err) {
-      if (firstError === undefined && !(isAbortError(err) && signal.aborted)) {
-        firstError = err instanceof BuildError ? err.withLocation(v.meta.location) : err;
-        ctx.events.emit({ type: 'vertex.error', vertex: v.digest, name, at: Date.now(), message: (err as Error).message });
-        local.abort(firstError);
+      if (failedEarly.has(v.digest)) {
+        // Reported already (failFast).
+      } else if (firstError === undefined && !(isAbortError(err) && signal.aborted)) {
+        fail(v, err);
       } else {
         ctx.events.emit({ type: 'vertex.cancelled', vertex: v.digest, name, at: Date.now() });
       }
@@ -111,11 +131,20 @@ export async function solve(target: Vertex | readonly Vertex[], handlers: OpHand
     const name = v.meta.name;
     ctx.events.emit({ type: 'vertex.start', vertex: v.digest, name, at: Date.now(), ...(explain ? { explain } : {}) });
     const handler = handlers[v.op.kind] as OpHandler;
+    const step: StepControl = {
+      failFast(err) {
+        if (firstError !== undefined || signal.aborted) return undefined;
+        failedEarly.add(v.digest);
+        fail(v, err);
+        return ctx;
+      },
+    };
     const result = await handler.run(
       v.op,
       inputs.map((i) => i.result),
       v,
       inner,
+      step,
     );
     results.set(v.digest, result);
     ctx.events.emit({ type: 'vertex.done', vertex: v.digest, name, at: Date.now() });

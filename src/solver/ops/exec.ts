@@ -3,13 +3,16 @@ import { join } from 'node:path';
 import type { Ctx } from '../../ctx.js';
 import { BuildError } from '../../errors.js';
 import { resolveUser } from '../../runtime/user.js';
+import type { ExecResult } from '../../runtime/command-runner.js';
+import type { ExecRequest } from '../../runtime/spec.js';
 import { mkdirInRoot } from '../../oci/in-root.js';
 import { currentCapabilities } from '../../runtime/current-caps.js';
 import { writeEtcFiles } from '../../runtime/etc-files.js';
 import type { ExecOp, Result, RootfsResult, Vertex } from '../graph.js';
-import type { OpHandler } from '../scheduler.js';
+import type { OpHandler, StepControl } from '../scheduler.js';
 import type { Worker } from '../worker.js';
 import { commitUpperAsLayer } from './commit-layer.js';
+import { runFailureShell, type OnRunError } from './failure-shell.js';
 import { recordMountStubs, type MountStubs } from './mount-stubs.js';
 import { OutputTail } from './output-tail.js';
 import { reportOutOfMemory, RunCgroups } from './run-cgroups.js';
@@ -21,6 +24,8 @@ export interface ExecOptions extends RunMountSources {
   readonly allowInsecure: boolean;
   /** True when the step runs with the cache off (--no-cache, --no-cache-filter). */
   readonly ignoresCache?: (v: Vertex) => boolean;
+  /** `--on-error=shell`: a failed RUN opens a shell in its state before the build fails. */
+  readonly onError?: OnRunError;
 }
 
 const NO_OPTIONS: ExecOptions = { secrets: new Map(), ssh: new Map(), allowInsecure: false };
@@ -35,7 +40,7 @@ export function execHandler(worker: Worker, opts: ExecOptions = NO_OPTIONS): OpH
   const locks = new CacheMountLocks();
   const cgroups = new RunCgroups(undefined, { cgroups: worker.sandbox.cgroups });
   return {
-    async run(op, inputs, vertex, ctx) {
+    async run(op, inputs, vertex, ctx, step) {
       if (op.security === 'insecure' && !opts.allowInsecure) {
         throw new BuildError('RUN_FAILED', 'RUN --security=insecure: entitlement security.insecure is not allowed', { location: vertex.meta.location, hint: 'pass --allow security.insecure to permit it' });
       }
@@ -46,7 +51,7 @@ export function execHandler(worker: Worker, opts: ExecOptions = NO_OPTIONS): OpH
       try {
         const runMounts = await prepareRunMounts(worker, op.mounts ?? [], inputs, opts, locks, vertex.meta.location, opts.ignoresCache?.(vertex) ?? false, ctx);
         try {
-          stubs = await runIn(worker, mounted.merged, op, vertex, runMounts, cgroups, ctx);
+          stubs = await runIn(worker, mounted.merged, op, vertex, runMounts, cgroups, ctx, opts.onError && step ? { on: opts.onError, step } : undefined);
         } finally {
           await runMounts.release();
         }
@@ -60,7 +65,16 @@ export function execHandler(worker: Worker, opts: ExecOptions = NO_OPTIONS): OpH
   };
 }
 
-async function runIn(worker: Worker, rootfs: string, op: ExecOp, vertex: Vertex, runMounts: PreparedMounts, cgroups: RunCgroups, ctx: Ctx): Promise<MountStubs> {
+async function runIn(
+  worker: Worker,
+  rootfs: string,
+  op: ExecOp,
+  vertex: Vertex,
+  runMounts: PreparedMounts,
+  cgroups: RunCgroups,
+  ctx: Ctx,
+  onError: { on: OnRunError; step: StepControl } | undefined,
+): Promise<MountStubs> {
   const cgroupLimits = await cgroups.limitsFor(op.limits, vertex.meta.location, ctx);
   const user = await resolveUser(rootfs, op.user);
   // RUN --mount targets are mount points made for this RUN only: like runc's, they stay out of the layer.
@@ -71,25 +85,26 @@ async function runIn(worker: Worker, rootfs: string, op: ExecOp, vertex: Vertex,
   const hostname = op.hostname ?? HOSTNAME;
   const etcMounts = await writeEtcFiles(etcDir, { hostname, network: op.network, ...(op.extraHosts ? { extraHosts: op.extraHosts } : {}) });
   const tail = new OutputTail(20);
-  let status: { exitCode: number; signal?: string; oomKilled?: boolean };
+  const request: ExecRequest = {
+    rootfs,
+    args: [...op.args],
+    env: [...(op.env.some((e) => e.startsWith('PATH=')) ? op.env : [DEFAULT_PATH, ...op.env]), ...(vertex.meta.proxyEnv ?? []), ...runMounts.env],
+    cwd: op.cwd,
+    uid: user.uid,
+    gid: user.gid,
+    additionalGids: user.additionalGids,
+    hostname,
+    network: op.network,
+    mounts: [...etcMounts, ...runMounts.mounts],
+    ...(op.ulimits ? { rlimits: op.ulimits } : {}),
+    ...(op.shmSize !== undefined ? { shmSize: op.shmSize } : {}),
+    cgroupLimits,
+    ...(op.security === 'insecure' ? { privileged: { capabilities: await currentCapabilities() } } : {}),
+  };
+  let failure: BuildError | undefined;
   try {
-    status = await worker.sandbox.run(
-      {
-        rootfs,
-        args: [...op.args],
-        env: [...(op.env.some((e) => e.startsWith('PATH=')) ? op.env : [DEFAULT_PATH, ...op.env]), ...(vertex.meta.proxyEnv ?? []), ...runMounts.env],
-        cwd: op.cwd,
-        uid: user.uid,
-        gid: user.gid,
-        additionalGids: user.additionalGids,
-        hostname,
-        network: op.network,
-        mounts: [...etcMounts, ...runMounts.mounts],
-        ...(op.ulimits ? { rlimits: op.ulimits } : {}),
-        ...(op.shmSize !== undefined ? { shmSize: op.shmSize } : {}),
-        cgroupLimits,
-        ...(op.security === 'insecure' ? { privileged: { capabilities: await currentCapabilities() } } : {}),
-      },
+    const status = await worker.sandbox.run(
+      request,
       {
         onOutput(stream, chunk) {
           tail.push(chunk);
@@ -98,20 +113,36 @@ async function runIn(worker: Worker, rootfs: string, op: ExecOp, vertex: Vertex,
       },
       ctx,
     );
+    failure = runFailure(status, op, vertex, tail, ctx);
+    // The shell opens while everything the RUN had is still in place: rootfs (with its writes), mounts, /etc files.
+    if (failure && onError) {
+      const outer = onError.step.failFast(failure);
+      if (outer && onError.on.claim()) {
+        await runFailureShell(worker.sandbox, request, { mounts: runMounts.secretMounts, env: runMounts.env }, onError.on, vertex.meta.shell, failure, outer);
+      }
+    }
   } finally {
     await rm(etcDir, { recursive: true, force: true });
     await stubs.removeCreated();
   }
-  if (status.oomKilled) reportOutOfMemory(status.exitCode, op.limits, { location: vertex.meta.location, outputTail: tail.lines() }, ctx);
-  if (status.exitCode !== 0) {
-    const how = status.signal ? `signal: ${status.signal}` : `exit code: ${status.exitCode}`;
-    throw new BuildError('RUN_FAILED', `process ${JSON.stringify(op.args.join(' '))} did not complete successfully: ${how}`, {
-      location: vertex.meta.location,
-      outputTail: tail.lines(),
-      exitCode: status.exitCode,
-    });
-  }
+  if (failure) throw failure;
   return stubs;
+}
+
+/** The error of a RUN that ended with `status` (undefined when it succeeded). */
+function runFailure(status: ExecResult, op: ExecOp, vertex: Vertex, tail: OutputTail, ctx: Ctx): BuildError | undefined {
+  try {
+    if (status.oomKilled) reportOutOfMemory(status.exitCode, op.limits, { location: vertex.meta.location, outputTail: tail.lines() }, ctx);
+  } catch (e) {
+    return e as BuildError;
+  }
+  if (status.exitCode === 0) return undefined;
+  const how = status.signal ? `signal: ${status.signal}` : `exit code: ${status.exitCode}`;
+  return new BuildError('RUN_FAILED', `process ${JSON.stringify(op.args.join(' '))} did not complete successfully: ${how}`, {
+    location: vertex.meta.location,
+    outputTail: tail.lines(),
+    exitCode: status.exitCode,
+  });
 }
 
 /** The rootfs an exec or file op writes on; no input means scratch. */

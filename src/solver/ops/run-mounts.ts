@@ -35,6 +35,8 @@ export interface PreparedMounts {
   readonly env: string[];
   /** Mount targets, so that mount points runc creates for them can be taken out of the layer. */
   readonly targets: string[];
+  /** The secret and ssh-socket entries of `mounts`, which an --on-error shell leaves out by default. */
+  readonly secretMounts: ReadonlySet<BindMount>;
   release(): Promise<void>;
 }
 
@@ -87,6 +89,7 @@ export async function prepareRunMounts(
   const out: BindMount[] = [];
   const env: string[] = [];
   const targets: string[] = [];
+  const secretMounts = new Set<BindMount>();
   const cleanups: (() => Promise<void> | void)[] = [];
   const release = async (): Promise<void> => {
     for (const c of cleanups.reverse()) await c();
@@ -173,7 +176,9 @@ export async function prepareRunMounts(
             await writeFile(file, data, { mode: 0o600 });
             await lchownMapped(file, m.uid, m.gid);
             await chmod(file, m.mode);
-            out.push({ type: 'bind', destination: m.target, source: file, options: ['rbind', 'ro'] });
+            const mount: BindMount = { type: 'bind', destination: m.target, source: file, options: ['rbind', 'ro'] };
+            out.push(mount);
+            secretMounts.add(mount);
             targets.push(m.target);
           }
           break;
@@ -187,7 +192,9 @@ export async function prepareRunMounts(
           const path = join(await tmpDir(), 'ssh.sock');
           const proxy = await openSshProxy(sock, path, m, ctx.signal);
           cleanups.push(() => proxy.close());
-          out.push({ type: 'bind', destination: m.target, source: path, options: ['rbind'] });
+          const mount: BindMount = { type: 'bind', destination: m.target, source: path, options: ['rbind'] };
+          out.push(mount);
+          secretMounts.add(mount);
           targets.push(m.target);
           env.push(`SSH_AUTH_SOCK=${m.target}`);
           break;
@@ -198,7 +205,7 @@ export async function prepareRunMounts(
     await release();
     throw e;
   }
-  return { mounts: out, env, targets, release };
+  return { mounts: out, env, targets, secretMounts, release };
 }
 
 /**

@@ -57,7 +57,7 @@ test('RUN failure: exit code, output tail, every line of a continued instruction
       '       6 | COPY a /b',
       '       7 | ENV X=1',
       '--------------------',
-      'hint: the command exited with code 1; its last output lines are above. Debug it with `tsbuild run IMAGE -- sh` on the image of the step before',
+      'hint: the command exited with code 1; its last output lines are above. Debug it in a shell where it failed: build again with --on-error=shell (from a terminal)',
       '',
     ].join('\n'),
   );

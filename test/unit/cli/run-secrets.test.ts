@@ -34,10 +34,11 @@ test('secret errors name the flag', () => {
 test('--ssh default takes $SSH_AUTH_SOCK; --allow knows security.insecure and network.host', () => {
   assert.equal([...parseSsh(['default', 'other=/run/o.sock'], { SSH_AUTH_SOCK: '/tmp/agent' })], [['default', '/tmp/agent'], ['other', '/run/o.sock']]);
   assert.throws(() => parseSsh(['default'], {}), /SSH_AUTH_SOCK is not set/);
-  assert.equal(parseAllow(['security.insecure']), { allowInsecure: true, allowNetworkHost: false });
-  assert.equal(parseAllow(['network.host']), { allowInsecure: false, allowNetworkHost: true });
-  assert.equal(parseAllow(['network.host,security.insecure']), { allowInsecure: true, allowNetworkHost: true });
-  assert.equal(parseAllow([]), { allowInsecure: false, allowNetworkHost: false });
+  assert.equal(parseAllow(['security.insecure']), { allowInsecure: true, allowNetworkHost: false, allowDebugSecrets: false });
+  assert.equal(parseAllow(['network.host']), { allowInsecure: false, allowNetworkHost: true, allowDebugSecrets: false });
+  assert.equal(parseAllow(['network.host,security.insecure']), { allowInsecure: true, allowNetworkHost: true, allowDebugSecrets: false });
+  assert.equal(parseAllow(['debug.secrets']), { allowInsecure: false, allowNetworkHost: false, allowDebugSecrets: true });
+  assert.equal(parseAllow([]), { allowInsecure: false, allowNetworkHost: false, allowDebugSecrets: false });
   assert.throws(() => parseAllow(['device']), /unknown entitlement/);
 });
 
