@@ -5,7 +5,8 @@
  * Runs of the builders alternate, in this same process, so all see the same machine state; each
  * case prints per builder its median and the ratios tsbuild/BuildKit and tsbuild/buildah. Not a
  * test: it prints numbers. `BENCH_RUNS=N` sets the runs per case (default 3); `BENCH_ONLY=a,b`
- * picks cases (also `startup`, `layer-gzip`: the compressor alone, see layer-gzip.ts,
+ * picks cases (also `startup`, `layer-gzip`: the compressor alone, see layer-gzip.ts, `cache-mounts`:
+ * issue 11's CI runner with and without imported cache mounts, see cache-mounts.ts,
  * `isolation-modes`: issue 07's modes, see isolation-modes.ts); `BENCH_PEERS=buildkit,buildah`
  * picks peers (`BENCH_PEERS=` for tsbuild alone).
  */
@@ -20,6 +21,7 @@ import { Dockerd, DOCKER } from '../test/helpers/dockerd.js';
 import { mountsUnder } from '../test/helpers/mounts.js';
 import { benchIsolationModes } from './isolation-modes.js';
 import { benchLayerGzip } from './layer-gzip.js';
+import { benchCacheMounts } from './cache-mounts.js';
 
 const pexec = promisify(execFile);
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -370,6 +372,7 @@ async function main(): Promise<void> {
     }
     if (!only || only.includes('startup')) await benchStartup(out);
     if (!only || only.includes('layer-gzip')) await benchLayerGzip(RUNS, out);
+    if (!only || only.includes('cache-mounts')) await benchCacheMounts(CLI, archive, work, RUNS, out);
     if ((!only || only.includes('isolation-modes')) && withBuildah) await benchIsolationModes(archive, RUNS, out);
   } finally {
     if (dockerd) await dockerd.stop();
