@@ -1,10 +1,11 @@
 import * as assert from 'uvu/assert';
-import { chmod, chown, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { withBuildUser } from './build-user.js';
 import { tsbuild, tsbuildWithoutSysAdmin, type CliResult } from './cli.js';
 import { mountsUnder } from './mounts.js';
+import { makeBusyboxRootfs } from './busybox-rootfs.js';
 
 /** One isolation mode's way to run tsbuild, with an out dir it may write and the root flag it uses. */
 export interface ModeRun {
@@ -72,4 +73,23 @@ export function assertSameLayouts(byMode: Record<ModeRun['name'], Map<string, Bu
     assert.equal([...other.keys()].sort(), [...root.keys()].sort(), `${name}: same files`);
     for (const [p, bytes] of root) assert.ok(bytes.equals(other.get(p)!), `${name}: ${p} differs from root's`);
   }
+}
+
+/**
+ * An `inEveryMode` prepare step: a context dir `ctx` in the shared dir with a busybox rootfs
+ * under `rootfs/` (for a `FROM scratch` + `COPY rootfs/ /` base stage, so no mode needs a
+ * registry) and `files`; a mode finds it with {@link modeContext}.
+ */
+export function busyboxContext(files: Readonly<Record<string, string>>): (shared: string) => Promise<void> {
+  return async (shared) => {
+    const ctx = join(shared, 'ctx');
+    await mkdir(ctx);
+    await makeBusyboxRootfs(join(ctx, 'rootfs'));
+    for (const [name, content] of Object.entries(files)) await writeFile(join(ctx, name), content);
+  };
+}
+
+/** The context `busyboxContext` made, seen from a mode's out dir. */
+export function modeContext(mode: ModeRun): string {
+  return join(mode.out, '..', 'ctx');
 }

@@ -4,7 +4,7 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js';
 import { tsbuild } from '../helpers/cli.js';
-import { inEveryMode, type ModeRun } from '../helpers/every-mode.js';
+import { busyboxContext, inEveryMode, modeContext, type ModeRun } from '../helpers/every-mode.js';
 import { startHttpFileServer, type HttpFileServer } from '../helpers/http-file-server.js';
 
 /**
@@ -54,15 +54,9 @@ test('an empty root restores the cache mounts of an imported cache: the RUN down
     for (const p of PACKAGES) server.set(`/pkg/${p}`, { body: `package ${p}\n`.repeat(100) });
     await inEveryMode(
       {},
-      async (shared) => {
-        const ctx = join(shared, 'ctx');
-        await mkdir(ctx);
-        await makeBusyboxRootfs(join(ctx, 'rootfs'));
-        await writeFile(join(ctx, 'Dockerfile'), DOCKERFILE);
-        await writeFile(join(ctx, 'manifest.txt'), PACKAGES.join(' '));
-      },
+      busyboxContext({ Dockerfile: DOCKERFILE, 'manifest.txt': PACKAGES.join(' ') }),
       async (mode) => {
-        const ctx = join(mode.out, '..', 'ctx');
+        const ctx = modeContext(mode);
         const cacheDir = join(mode.out, 'cache');
         const [rootA, rootB, rootC] = ['a', 'b', 'c'].map((n) => join(mode.out, `root-${n}`)) as [string, string, string];
 

@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js';
-import { inEveryMode, type ModeRun } from '../helpers/every-mode.js';
+import { busyboxContext, inEveryMode, modeContext, type ModeRun } from '../helpers/every-mode.js';
 import { tool } from '../helpers/run-tool.js';
 import { diffTrees, snapshotTree } from '../helpers/tree-compare.js';
 import { tsbuild } from '../helpers/cli.js';
@@ -56,15 +56,9 @@ test('--squash and --squash-all keep the filesystem, history and per-step cache,
   try {
     await inEveryMode(
       {},
-      async (shared) => {
-        const ctx = join(shared, 'ctx');
-        await mkdir(ctx);
-        await makeBusyboxRootfs(join(ctx, 'rootfs'));
-        await writeFile(join(ctx, 'Dockerfile'), DOCKERFILE);
-        await writeFile(join(ctx, 'f'), 'f\n');
-      },
+      busyboxContext({ Dockerfile: DOCKERFILE, f: 'f\n' }),
       async (mode) => {
-        const ctx = join(mode.out, '..', 'ctx');
+        const ctx = modeContext(mode);
         const plainBuild = await build(mode, ctx, 'plain', []);
         const squashBuild = await build(mode, ctx, 'squash', ['--squash']);
         const allBuild = await build(mode, ctx, 'squash-all', ['--squash-all']);
