@@ -22,8 +22,8 @@ export interface AnalyzeSource {
 
 /**
  * Resolves `spec`: `oci-layout://DIR[:TAG|@DIGEST]`, `oci-archive:FILE`, `docker-archive:FILE`,
- * an existing directory with an `oci-layout` file, an existing file (an OCI or docker archive,
- * told apart by its contents), else a name or ID in the local `store`. An archive is loaded
+ * a name or ID in the local `store`, else an existing directory with an `oci-layout` file or an
+ * existing file (an OCI or docker archive, told apart by its contents). An archive is loaded
  * into a layout under `tmpDir` (which the caller removes): archives keep blobs in any order,
  * and this reuses load's checks (digests verified, complete images only).
  */
@@ -31,6 +31,12 @@ export async function resolveAnalyzeSource(spec: string, store: ImageLayout, pla
   const archive = /^(oci-archive|docker-archive):(.+)$/.exec(spec);
   if (archive) return fromArchive(resolve(archive[2]!), spec, platform, tmpDir, ctx);
   if (spec.startsWith('oci-layout://')) return fromLayout(spec.slice('oci-layout://'.length), spec, platform);
+  // A store name wins over a file of that name in the working directory (`analyze app` where ./app exists).
+  const found = await findImage(store, spec).catch((e: unknown) => {
+    if (e instanceof BuildError && e.code === 'IMAGE_NOT_FOUND') return undefined;
+    throw e;
+  });
+  if (found) return { blobs: store.blobs, image: await readImage(store.blobs, found.descriptor, platform), name: spec };
   const st = await stat(spec).catch(() => undefined);
   if (st?.isDirectory()) {
     if (!(await stat(join(spec, OCI_LAYOUT_FILE)).catch(() => undefined))) {
@@ -39,8 +45,7 @@ export async function resolveAnalyzeSource(spec: string, store: ImageLayout, pla
     return fromLayout(spec, spec, platform);
   }
   if (st?.isFile()) return fromArchive(resolve(spec), spec, platform, tmpDir, ctx);
-  const found = await findImage(store, spec);
-  return { blobs: store.blobs, image: await readImage(store.blobs, found.descriptor, platform), name: spec };
+  throw new BuildError('IMAGE_NOT_FOUND', `image ${spec} is not in the local store, and no layout directory or archive file has that path`, { hint: 'list images with `tsbuild images`' });
 }
 
 /** `DIR`, `DIR:TAG` (the tag after the last ':' past the last '/') or `DIR@DIGEST`, as --build-context takes them. */

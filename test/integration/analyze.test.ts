@@ -134,7 +134,7 @@ test('gates: --max-wasted and --min-efficiency exit 1 with the reason; bad value
   assert.match(bad.stderr, /--min-efficiency "95%": expected a ratio from 0 to 1/);
   const missing = await tsbuild([...at(env.root), 'analyze', 'nosuch']);
   assert.is(missing.code, 1);
-  assert.match(missing.stderr, /image nosuch is not in the local store/);
+  assert.match(missing.stderr, /image nosuch is not in the local store, and no layout directory or archive file has that path/);
 });
 
 test('table and tree views', async () => {
