@@ -1,9 +1,13 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js';
+import { inEveryMode } from '../helpers/every-mode.js';
+import { tool } from '../helpers/run-tool.js';
 import { useBuildRoot } from '../helpers/build-root.js';
-import { tsbuild, tsbuildOk } from '../helpers/cli.js';
+import { tsbuild, tsbuildOk, type CliResult } from '../helpers/cli.js';
 
 /** `tsbuild analyze` on a real build that adds, overwrites and deletes files across layers. */
 const test = suite('integration: analyze');
@@ -155,6 +159,37 @@ test('table and tree views', async () => {
 test('the build warned about the file it added and removed later', () => {
   assert.match(buildStderr, /FileRemovedInLaterStep/);
   assert.match(buildStderr, /\/data\/b\.bin is added by COPY on line 2 and removed by this RUN/);
+});
+
+test('root, root without CAP_SYS_ADMIN and a user with subordinate ids analyze their builds alike', async () => {
+  let ctx = '';
+  const byMode = await inEveryMode(
+    {},
+    async (shared) => {
+      ctx = join(shared, 'ctx');
+      await mkdir(ctx, { recursive: true });
+      await makeBusyboxRootfs(join(ctx, 'rootfs'));
+      await writeFile(join(ctx, 'Base.Dockerfile'), 'FROM scratch\nCOPY rootfs/ /\nCMD ["sh"]\n');
+      await writeFile(join(ctx, 'Dockerfile'), DOCKERFILE);
+      await writeFile(join(ctx, 'a.bin'), 'a'.repeat(3000));
+      await writeFile(join(ctx, 'b.bin'), 'b'.repeat(5000));
+      await writeFile(join(ctx, 'small.txt'), 'hello\n');
+      await tool('chmod', ['-R', 'a+rX', ctx]);
+    },
+    async (mode) => {
+      const ok = (r: CliResult, what: string): CliResult => {
+        assert.is(r.code, 0, `${mode.name}: ${what}: ${r.stderr}`);
+        return r;
+      };
+      ok(await mode.run([...mode.rootArgs, 'build', '-f', join(ctx, 'Base.Dockerfile'), '-t', 'busybox', ctx]), 'base');
+      ok(await mode.run([...mode.rootArgs, 'build', '-t', 'waste', ctx]), 'image');
+      const r = JSON.parse(ok(await mode.run([...mode.rootArgs, 'analyze', '--format', 'json', 'waste']), 'analyze').stdout) as Report;
+      return { wasted: r.wastedBytes, layers: r.layers.slice(1).map((l) => [l.files, l.sizeBytes, l.addedFiles, l.changedFiles, l.removedFiles, l.removedBytes, l.wastedBytes]) };
+    },
+  );
+  assert.is(byMode.root.wasted, 11000);
+  assert.equal(byMode['no CAP_SYS_ADMIN'], byMode.root);
+  assert.equal(byMode.rootless, byMode.root);
 });
 
 test.run();
