@@ -1,11 +1,12 @@
 import { availableParallelism } from 'node:os';
 import pLimit from 'p-limit';
 import type { Ctx } from '../ctx.js';
+import { BuildError } from '../errors.js';
 import type { ContentStore } from '../oci/content-store.js';
 import type { Digest } from '../oci/digest.js';
 import type { StoredImage } from '../oci/image-reader.js';
 import { LayerAnalysis, type AnalysisResult, type LayerReport } from './layer-analysis.js';
-import { layerChanges, type LayerChange } from './layer-changes.js';
+import { layerChanges } from './layer-changes.js';
 
 /** A layer's report with where it comes from: the JSON `layers[]` entries. */
 export interface AnalyzedLayer extends LayerReport {
@@ -31,22 +32,34 @@ export async function analyzeImage(blobs: ContentStore, img: StoredImage, opts: 
   const ac = new AbortController();
   const signal = AbortSignal.any([ctx.signal, ac.signal]);
   const limit = pLimit(Math.max(1, Math.min(4, availableParallelism())));
-  const scans = img.layers.map((l) => limit(() => layerChanges(blobs.openRead(l.digest as Digest), signal)));
-  // The fold consumes them in order; a failure stops the rest, and no rejection goes unhandled.
-  for (const s of scans) s.catch(() => ac.abort());
+  const scans = img.layers.map((l) =>
+    limit(() =>
+      layerChanges(blobs.openRead(l.digest as Digest), signal).catch((e: unknown) => {
+        if (signal.aborted) throw e;
+        throw new BuildError('STORE_CORRUPT', `layer ${l.digest}: ${(e as Error).message}`, { cause: e });
+      }),
+    ),
+  );
+  // The fold consumes them in order; the first failure stops the rest (which then fail as
+  // aborted, so it is the one reported), and no rejection goes unhandled.
+  let firstError: unknown;
+  for (const s of scans) {
+    s.catch((e: unknown) => {
+      firstError ??= e;
+      ac.abort();
+    });
+  }
   const fold = new LayerAnalysis(opts.markLayer === undefined ? {} : { markLayer: opts.markLayer });
   try {
     for (let i = 0; i < scans.length; i++) {
-      let changes: LayerChange[] | undefined = await scans[i]!;
-      fold.add(changes);
-      changes = undefined;
+      fold.add(await scans[i]!);
       // Let go of the list now: the fold keeps what it needs.
       scans[i] = Promise.resolve([]);
     }
   } catch (e) {
     ac.abort();
     await Promise.allSettled(scans);
-    throw e;
+    throw ctx.signal.aborted ? e : firstError ?? e;
   }
   const result = fold.finish(opts.top);
   const steps = layerSteps(img);

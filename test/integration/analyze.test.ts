@@ -141,6 +141,17 @@ test('gates: --max-wasted and --min-efficiency exit 1 with the reason; bad value
   assert.match(missing.stderr, /image nosuch is not in the local store, and no layout directory or archive file has that path/);
 });
 
+test('a corrupt layer is an error naming it, not an interrupt', async () => {
+  const r = await analyze(join(env.work, 'layout'));
+  const broken = join(env.work, 'broken');
+  await tool('cp', ['-r', join(env.work, 'layout'), broken]);
+  const digest = r.layers[2]!.digest;
+  await tool('truncate', ['-s', '100', join(broken, 'blobs', 'sha256', digest.slice(7))]);
+  const res = await tsbuild([...at(env.root), 'analyze', broken]);
+  assert.is(res.code, 1, res.stderr);
+  assert.ok(res.stderr.includes(`layer ${digest}: `), res.stderr);
+});
+
 test('table and tree views', async () => {
   const table = (await tsbuildOk([...at(env.root), 'analyze', 'waste'])).stdout;
   assert.match(table, /^#\s+SIZE\s+ADDED\s+CHANGED\s+REMOVED\s+WASTED\s+STEP$/m);
