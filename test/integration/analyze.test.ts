@@ -30,6 +30,7 @@ interface Layer {
 }
 interface Report {
   image: string;
+  platform: string;
   efficiency: number;
   wastedBytes: number;
   totalBytes: number;
@@ -139,6 +140,20 @@ test('gates: --max-wasted and --min-efficiency exit 1 with the reason; bad value
   const missing = await tsbuild([...at(env.root), 'analyze', 'nosuch']);
   assert.is(missing.code, 1);
   assert.match(missing.stderr, /image nosuch is not in the local store, and no layout directory or archive file has that path/);
+});
+
+test('--platform picks one image of a multi-platform index; the host platform by default', async () => {
+  const ctx = await env.context('FROM scratch\nARG TARGETARCH\nCOPY $TARGETARCH.txt /which\n', { 'arm64.txt': 'arm64 arm64\n', 'amd64.txt': 'amd64\n' });
+  const tar = join(env.work, 'multi.tar');
+  await tsbuildOk([...at(env.root), 'build', '-q', '--platform', 'linux/arm64,linux/amd64', '--output', `type=oci,dest=${tar}`, ctx]);
+  const arm = await analyze(tar, '--platform', 'linux/arm64');
+  assert.equal([arm.platform, arm.totalBytes, arm.biggestFiles[0]?.path], ['linux/arm64', 12, '/which']);
+  const amd = await analyze(tar, '--platform', 'linux/amd64');
+  assert.equal([amd.platform, amd.totalBytes], ['linux/amd64', 6]);
+  if (process.arch === 'x64') assert.equal(await analyze(tar), amd);
+  const none = await tsbuild([...at(env.root), 'analyze', '--platform', 'linux/s390x', tar]);
+  assert.is(none.code, 1);
+  assert.match(none.stderr, /no manifest for linux\/s390x/);
 });
 
 test('a corrupt layer is an error naming it, not an interrupt', async () => {
