@@ -10,6 +10,7 @@ import { formatPlatform, parsePlatform } from '../oci/platform.js';
 import { openWorker } from '../orchestrator/worker.js';
 import { finalFiles, renderTree } from './analyze-tree.js';
 import { expansionLimits } from './config-file.js';
+import { openInputFile } from './input-file.js';
 import type { GlobalOptions } from './globals.js';
 import { isolationSetting } from './isolation-setting.js';
 import { bytes } from './progress-format.js';
@@ -64,7 +65,7 @@ export function analyzeCommand(globals: GlobalOptions, signal: AbortSignal, setE
       let meta: { manifest: string; config: string; platform: string };
       try {
         signal.throwIfAborted();
-        const src = await resolveAnalyzeSource(spec, w.images, platform, w.dirs.tmp, ctx);
+        const src = await resolveAnalyzeSource(spec, w.images, platform, w.dirs.tmp, openInputFile, ctx);
         if (markLayer !== undefined && markLayer >= src.image.layers.length) {
           throw new BuildError('USAGE', `--layer ${markLayer}: the image has ${src.image.layers.length} layers (0 to ${src.image.layers.length - 1})`);
         }

@@ -1,5 +1,6 @@
 import { mkdtemp, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
 import type { Ctx } from '../ctx.js';
 import { BuildError } from '../errors.js';
 import type { ContentStore } from '../oci/content-store.js';
@@ -8,7 +9,6 @@ import type { Platform } from '../oci/image.js';
 import { ImageLayout, OCI_LAYOUT_FILE, type IndexDescriptor } from '../oci/image-layout.js';
 import { readImage, type StoredImage } from '../oci/image-reader.js';
 import { REF_NAME_ANNOTATION } from '../oci/media-types.js';
-import { openInputFile } from '../cli/input-file.js';
 import { findImage } from './list-images.js';
 import { loadArchive } from './load-archive.js';
 
@@ -25,11 +25,12 @@ export interface AnalyzeSource {
  * a name or ID in the local `store`, else an existing directory with an `oci-layout` file or an
  * existing file (an OCI or docker archive, told apart by its contents). An archive is loaded
  * into a layout under `tmpDir` (which the caller removes): archives keep blobs in any order,
- * and this reuses load's checks (digests verified, complete images only).
+ * and this reuses load's checks (digests verified, complete images only). `openFile` opens an
+ * archive the user named (the CLI's, which reads a FIFO through the event loop).
  */
-export async function resolveAnalyzeSource(spec: string, store: ImageLayout, platform: Platform, tmpDir: string, ctx: Ctx): Promise<AnalyzeSource> {
+export async function resolveAnalyzeSource(spec: string, store: ImageLayout, platform: Platform, tmpDir: string, openFile: (path: string) => Readable, ctx: Ctx): Promise<AnalyzeSource> {
   const archive = /^(oci-archive|docker-archive):(.+)$/.exec(spec);
-  if (archive) return fromArchive(resolve(archive[2]!), spec, platform, tmpDir, ctx);
+  if (archive) return fromArchive(openFile(resolve(archive[2]!)), spec, platform, tmpDir, ctx);
   if (spec.startsWith('oci-layout://')) return fromLayout(spec.slice('oci-layout://'.length), spec, platform);
   // A store name wins over a file of that name in the working directory (`analyze app` where ./app exists).
   const found = await findImage(store, spec).catch((e: unknown) => {
@@ -44,7 +45,7 @@ export async function resolveAnalyzeSource(spec: string, store: ImageLayout, pla
     }
     return fromLayout(spec, spec, platform);
   }
-  if (st?.isFile()) return fromArchive(resolve(spec), spec, platform, tmpDir, ctx);
+  if (st?.isFile() || st?.isFIFO()) return fromArchive(openFile(resolve(spec)), spec, platform, tmpDir, ctx);
   throw new BuildError('IMAGE_NOT_FOUND', `image ${spec} is not in the local store, and no layout directory or archive file has that path`, { hint: 'list images with `tsbuild images`' });
 }
 
@@ -75,9 +76,8 @@ async function fromLayout(value: string, name: string, platform: Platform): Prom
   return { blobs: layout.blobs, image: await readImage(layout.blobs, desc, platform), name };
 }
 
-async function fromArchive(file: string, name: string, platform: Platform, tmpDir: string, ctx: Ctx): Promise<AnalyzeSource> {
+async function fromArchive(input: Readable, name: string, platform: Platform, tmpDir: string, ctx: Ctx): Promise<AnalyzeSource> {
   const layout = await ImageLayout.open(await mkdtemp(join(tmpDir, 'analyze-')), { create: true });
-  const input = openInputFile(file);
   const loaded = await new Promise<Awaited<ReturnType<typeof loadArchive>>>((res, rej) => {
     input.once('error', (e) => rej(new BuildError('USAGE', `${name}: ${e.message}`, { cause: e })));
     loadArchive(layout, input, ctx).then(res, rej);
