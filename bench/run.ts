@@ -22,6 +22,7 @@ import { mountsUnder } from '../test/helpers/mounts.js';
 import { benchIsolationModes } from './isolation-modes.js';
 import { benchLayerGzip } from './layer-gzip.js';
 import { benchCacheMounts } from './cache-mounts.js';
+import { benchAnalyze } from './analyze.js';
 
 const pexec = promisify(execFile);
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -373,6 +374,7 @@ async function main(): Promise<void> {
     if (!only || only.includes('startup')) await benchStartup(out);
     if (!only || only.includes('layer-gzip')) await benchLayerGzip(RUNS, out);
     if (!only || only.includes('cache-mounts')) await benchCacheMounts(CLI, archive, work, RUNS, out);
+    if (!only || only.includes('analyze')) await benchAnalyze(root, work, RUNS, out);
     if ((!only || only.includes('isolation-modes')) && withBuildah) await benchIsolationModes(archive, RUNS, out);
   } finally {
     if (dockerd) await dockerd.stop();

@@ -12,6 +12,7 @@ import { GC_VERBS, gcCommands } from './gc-commands.js';
 import { IMAGE_VERBS, imageCommands } from './image-commands.js';
 import { configCommand } from './config-command.js';
 import { infoCommand } from './info-command.js';
+import { ANALYZE_VERBS, analyzeCommand } from './analyze-command.js';
 import { loadConfig } from './config-file.js';
 import { stateRoot } from './state-root.js';
 import { checkOutputDest } from './output-dest.js';
@@ -19,7 +20,7 @@ import { effectiveSettings } from './config-command.js';
 import { createStateRoot, enteredUserNamespace, runInUserNamespaceIfNeeded } from '../runtime/userns-reexec.js';
 import { isolationSetting } from './isolation-setting.js';
 
-const VERBS = new Set(['build', 'help', ...REGISTRY_VERBS, ...GC_VERBS, ...IMAGE_VERBS, 'config', 'info']);
+const VERBS = new Set(['build', 'help', ...REGISTRY_VERBS, ...GC_VERBS, ...IMAGE_VERBS, ...ANALYZE_VERBS, 'config', 'info']);
 /** How long cleanup may take after an interrupt (unmounting, killing a sandbox take well under a second). */
 const CLEANUP_GRACE_MS = 15_000;
 
@@ -98,6 +99,7 @@ async function main(argv: string[]): Promise<number> {
   for (const c of imageCommands(globals, ac.signal, (c) => (code = c))) program.addCommand(configure(c));
   program.addCommand(configure(configCommand(globals, rawRoot, (c) => (code = c))));
   program.addCommand(configure(infoCommand(globals, (c) => (code = c))));
+  program.addCommand(configure(analyzeCommand(globals, ac.signal, (c) => (code = c))));
   try {
     await program.parseAsync(args, { from: 'user' });
     return code;

@@ -6,6 +6,7 @@ import { ShellLexer } from './shell-lexer.js';
 import { PLATFORM_ARGS } from './stage-state.js';
 import { parseReference } from '../oci/reference.js';
 import { splitFields } from './words.js';
+import { LayerHygiene } from './layer-hygiene-checks.js';
 import { DEFAULT_CHECK_CONFIG, parseCheckOptions, ruleEnabled, withComments, type CheckConfig } from './check-rules.js';
 
 /** One finding of a build check (BuildKit's linter rules; names and messages are theirs). */
@@ -97,8 +98,11 @@ export function runBuildChecks(instructions: readonly Instruction[], emptyContin
       list.slice(0, -1).forEach((ins, i) => warn('MultipleInstructionsDisallowed', `Multiple ${kind} instructions should not be used in the same stage because only the last one will be used`, list[i + 1], ins.location, true));
     }
   };
+  const hygiene = new LayerHygiene();
   for (const [n, ins] of instructions.entries()) {
     const kw = keywords[n]!;
+    if (ins.kind === 'FROM') hygiene.reset();
+    else if (stage) hygiene.see(ins, (rule, message) => warn(rule, message, ins, ins.location, true));
     switch (ins.kind) {
       case 'FROM': {
         closeStage();

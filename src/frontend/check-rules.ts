@@ -1,4 +1,5 @@
 import { DirectiveParser } from './directives.js';
+import { LAYER_HYGIENE_RULES } from './layer-hygiene-checks.js';
 
 /**
  * BuildKit's build-check rules (frontend/dockerfile/linter/ruleset.go) and what `# check=`
@@ -43,6 +44,8 @@ export const CHECK_RULES: Readonly<Record<string, CheckRule>> = {
   },
   ExposeProtoCasing: { description: 'Protocol in EXPOSE instruction should be lowercase', url: doc('expose-proto-casing') },
   ExposeInvalidFormat: { description: 'IP address and host-port mapping should not be used in EXPOSE instruction. This will become an error in a future release', url: doc('expose-invalid-format') },
+  // tsbuild's own, not BuildKit's (docs/analyze.md).
+  ...LAYER_HYGIENE_RULES,
 };
 
 /** What `# check=` (or the BUILDKIT_DOCKERFILE_CHECK build-arg) asks for. */
