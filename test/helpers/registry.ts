@@ -248,23 +248,29 @@ export async function startDroppingProxy(target: string, dropAfter: number): Pro
 }
 
 
-/** An HTTP proxy to `target` that answers every PATCH with 405, as registries without chunked uploads do. */
-export interface NoChunksProxy {
+/** An HTTP proxy to `target` that counts blob uploads and, with `refusePatch`, answers every PATCH with 405, as registries without chunked uploads do. */
+export interface UploadProxy {
   readonly host: string;
-  /** PATCH requests refused, PUT requests that carried a body (monolithic uploads). */
-  readonly stats: { refusedPatches: number; monolithicPuts: number };
+  /** PATCH requests refused, PUT requests that carried a body (monolithic uploads), uploads started (POST …/blobs/uploads/). */
+  readonly stats: { refusedPatches: number; monolithicPuts: number; uploadStarts: number };
   stop(): Promise<void>;
 }
+export type NoChunksProxy = UploadProxy;
 
-export async function startNoChunksProxy(target: string): Promise<NoChunksProxy> {
-  const stats = { refusedPatches: 0, monolithicPuts: 0 };
+export function startNoChunksProxy(target: string): Promise<UploadProxy> {
+  return startUploadProxy(target, { refusePatch: true });
+}
+
+export async function startUploadProxy(target: string, opts: { refusePatch?: boolean } = {}): Promise<UploadProxy> {
+  const stats = { refusedPatches: 0, monolithicPuts: 0, uploadStarts: 0 };
   const server: Server = createHttpServer((req, res) => {
-    if (req.method === 'PATCH') {
+    if (req.method === 'PATCH' && opts.refusePatch) {
       stats.refusedPatches++;
       req.resume();
       res.writeHead(405, { 'content-type': 'application/json' }).end('{"errors":[{"code":"UNSUPPORTED","message":"chunked uploads are not supported"}]}');
       return;
     }
+    if (req.method === 'POST' && /\/blobs\/uploads\/?(\?|$)/.test(req.url ?? '')) stats.uploadStarts++;
     if (req.method === 'PUT' && Number(req.headers['content-length'] ?? 0) > 0 && (req.url ?? '').includes('/blobs/uploads/')) stats.monolithicPuts++;
     // The Host header passes through unchanged, so the registry's absolute Locations point back here.
     const up = httpRequest(`http://${target}${req.url}`, { method: req.method, headers: req.headers }, (ur) => {

@@ -1,11 +1,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js';
 import { tsbuild } from '../helpers/cli.js';
 import { busyboxContext, inEveryMode, modeContext, type ModeRun } from '../helpers/every-mode.js';
 import { startHttpFileServer, type HttpFileServer } from '../helpers/http-file-server.js';
+import { startRegistry, startUploadProxy } from '../helpers/registry.js';
 
 /**
  * Issue 11, part 1: portable cache mounts. A CI runner starts with an empty root; the cache it
@@ -98,6 +100,36 @@ test('an empty root restores the cache mounts of an imported cache: the RUN down
     );
   } finally {
     await server.close();
+  }
+});
+
+test('through a registry: the mount goes up once; an unchanged export starts no upload; an empty root downloads nothing', async () => {
+  const server = await startHttpFileServer();
+  const reg = await startRegistry();
+  const proxy = await startUploadProxy(reg.host);
+  const work = await mkdtemp(join(tmpdir(), 'tsbuild-cache-mounts-'));
+  try {
+    for (const p of PACKAGES) server.set(`/pkg/${p}`, { body: `package ${p}\n`.repeat(100) });
+    await busyboxContext({ Dockerfile: DOCKERFILE, 'manifest.txt': PACKAGES.join(' ') })(work);
+    const ctx = join(work, 'ctx');
+    const root: ModeRun = { name: 'root', run: (a) => tsbuild(a), out: work, rootArgs: [] };
+    const ref = `${proxy.host}/ci/app:buildcache`;
+    const cacheTo = ['--cache-to', `type=registry,ref=${ref},mode=max,mounts=true`];
+    await build(root, join(work, 'root-a'), ctx, server, cacheTo);
+    assert.ok(proxy.stats.uploadStarts > 0, 'the first export uploads');
+    const started = proxy.stats.uploadStarts;
+    await build(root, join(work, 'root-a'), ctx, server, cacheTo);
+    assert.is(proxy.stats.uploadStarts, started, 'an unchanged export starts no upload (the mount blob included)');
+
+    await writeFile(join(ctx, 'manifest.txt'), [...PACKAGES].reverse().join(' '));
+    const before = downloads(server);
+    await build(root, join(work, 'root-b'), ctx, server, ['--cache-from', `type=registry,ref=${ref}`]);
+    assert.is(downloads(server) - before, 0, 'the empty root restored the mount from the registry');
+  } finally {
+    await proxy.stop();
+    await reg.stop();
+    await server.close();
+    await rm(work, { recursive: true, force: true });
   }
 });
 
