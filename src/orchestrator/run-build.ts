@@ -334,6 +334,13 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
     return r?.kind === 'rootfs' ? [r] : [];
   });
   const images: AssembledImage[] = [];
+  if (req.squash && req.cacheTo?.some((s) => s.type === 'inline')) {
+    ctx.events.emit({
+      type: 'warning',
+      message: `--cache-to type=inline with --squash${req.squash === 'all' ? '-all' : ''}: the image carries the squashed layer, not the step layers its inline cache names, so --cache-from this image reuses nothing; use --cache-to type=registry or type=local`,
+      at: Date.now(),
+    });
+  }
   for (const plan of plans) {
     const final = plan.target && results.get(plan.target.digest);
     const inline = req.cacheTo?.some((s) => s.type === 'inline')
