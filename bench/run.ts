@@ -25,7 +25,7 @@ import { benchCacheMounts } from './cache-mounts.js';
 import { benchAnalyze } from './analyze.js';
 
 const pexec = promisify(execFile);
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../bin/tsbuild.mjs', import.meta.url));
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 
 interface Measure {

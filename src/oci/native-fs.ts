@@ -1,7 +1,5 @@
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
-import { existsSync } from 'node:fs';
+import { packageFile } from '../package-file.js';
 
 /**
  * Typed access to native/fsx.c: mknod and xattr syscalls, which Node's fs lacks.
@@ -22,12 +20,6 @@ interface Fsx {
   mountOverlay(root: string, target: string, lowers: readonly string[], upper: string | null, work: string | null, options: readonly string[]): void;
 }
 
-/** native/build/Release/fsx.node, found from dist/src/oci/ or from src/oci/ (3 or 2 levels up). */
-function addonPath(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [join(here, '../../../native/build/Release/fsx.node'), join(here, '../../native/build/Release/fsx.node')];
-  return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
-}
 
 let loaded: Fsx | undefined;
 
@@ -35,7 +27,7 @@ let loaded: Fsx | undefined;
 // never touch xattrs) keep working when the addon hasn't been built yet.
 function fsx(): Fsx {
   if (!loaded) {
-    const path = addonPath();
+    const path = packageFile('native/build/Release/fsx.node');
     try {
       loaded = createRequire(import.meta.url)(path) as Fsx;
     } catch (e) {

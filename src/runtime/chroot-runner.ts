@@ -1,14 +1,14 @@
 import { spawn } from 'node:child_process';
-import { constants, existsSync, type BigIntStats } from 'node:fs';
+import { constants, type BigIntStats } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { chmod, link, lstat, lutimes, mkdir, mkdtemp, rename, rm, rmdir, symlink } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Ctx } from '../ctx.js';
 import { BuildError } from '../errors.js';
 import { atInRoot, containerPathParts, mkdirInRoot, resolveInRoot } from '../oci/in-root.js';
 import { mknod } from '../oci/native-fs.js';
+import { packageFile } from '../package-file.js';
 import type { RootDirs } from '../root-dirs.js';
 import { cloneEntry, cloneTree } from './clone-entry.js';
 import type { CommandRunner, ExecIO, ExecResult } from './command-runner.js';
@@ -40,12 +40,6 @@ const DEV_LINKS: readonly [name: string, target: string][] = [
   ['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2'], ['ptmx', 'pts/ptmx'],
 ];
 
-/** The helper, native/build/Release/chroot-exec, from dist/src/runtime/ or src/runtime/. */
-function helperPath(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [join(here, '../../../native/build/Release/chroot-exec'), join(here, '../../native/build/Release/chroot-exec')];
-  return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
-}
 
 /** The snapshotter side the runner reports its own moves to (CopySnapshotter.acceptCtime). */
 export interface CtimeSink {
@@ -93,7 +87,7 @@ export class ChrootRunner implements CommandRunner {
   constructor(opts: { dirs: RootDirs; snapshots?: CtimeSink; helperPath?: string }) {
     this.#dirs = opts.dirs;
     this.#snapshots = opts.snapshots;
-    this.#helper = opts.helperPath ?? helperPath();
+    this.#helper = opts.helperPath ?? packageFile('native/build/Release/chroot-exec');
   }
 
   async run(req: ExecRequest, io: ExecIO, ctx: Ctx): Promise<ExecResult> {
