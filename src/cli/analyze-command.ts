@@ -16,8 +16,6 @@ import { isolationSetting } from './isolation-setting.js';
 import { bytes } from './progress-format.js';
 import { stateRoot } from './state-root.js';
 
-export const ANALYZE_VERBS: readonly string[] = ['analyze'];
-
 interface AnalyzeFlags {
   format: 'table' | 'json';
   tree?: boolean;

@@ -7,7 +7,7 @@ import { BuildError } from '../errors.js';
 import { DEFAULT_HTTP_TIMEOUTS, type HttpTimeouts } from '../remote/http-timeouts.js';
 import { DEFAULT_RETRY } from '../remote/transport.js';
 import { nearest } from './suggest.js';
-import { ISOLATIONS } from '../runtime/isolation.js';
+import { ISOLATIONS } from '../runtime/isolation-modes.js';
 import { DEFAULT_EXPANSION_LIMITS, type ExpansionLimits } from '../oci/layer/expansion-guard.js';
 import { ENTITLEMENTS } from './run-secrets.js';
 

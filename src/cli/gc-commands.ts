@@ -7,8 +7,6 @@ import { formatBytes, parseByteSize } from '../byte-size.js';
 import { parseDurationMs } from './units.js';
 import { stateRoot } from './state-root.js';
 
-export const GC_VERBS = ['du', 'prune'];
-
 /** `tsbuild du` (what the root holds, what a prune frees) and `tsbuild prune` (garbage collection). */
 export function gcCommands(globals: GlobalOptions, signal: AbortSignal, setExit: (code: number) => void): Command[] {
   const du = new Command('du').description('show disk usage of the image store and the build cache').action(async () => {

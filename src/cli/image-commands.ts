@@ -22,9 +22,6 @@ import { checkOutputDest } from './output-dest.js';
 import { openInputFile } from './input-file.js';
 import { expansionLimits } from './config-file.js';
 
-/** Verbs this file adds; main.ts must not treat them as a build context. */
-export const IMAGE_VERBS: readonly string[] = ['images', 'tag', 'rmi', 'inspect', 'history', 'save', 'load', 'export', 'run'];
-
 /**
  * Local store management: `images`, `tag`, `rmi`, `inspect`, `history`, `save`, `load`, `export`, `run`.
  * Results go to stdout (tables or JSON), messages to stderr; failures throw to main().

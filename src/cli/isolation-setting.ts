@@ -1,5 +1,5 @@
 import { BuildError } from '../errors.js';
-import { ISOLATIONS, type Isolation } from '../runtime/isolation.js';
+import { ISOLATIONS, type Isolation } from '../runtime/isolation-modes.js';
 import type { GlobalOptions } from './globals.js';
 
 /** `--isolation`, else $TSBUILD_ISOLATION, else tsbuild.toml's `[build] isolation`, else auto. */

@@ -1,31 +1,12 @@
 #!/usr/bin/env node
-import { existsSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import { Command, CommanderError, Option } from 'commander';
-import { BuildError, isAbortError } from '../errors.js';
-import { renderError } from './render-error.js';
+// The entry: finds the verb and answers `--version` with nothing else loaded; the rest of the
+// CLI (commander, the config file, the user namespace, the verb's own module) comes with
+// run-cli.ts. Start-up time is what a no-op rebuild and every short command pay first.
+import { existsSync, readFileSync } from 'node:fs';
 import { nearest } from './suggest.js';
-import { buildCommand } from './build-command.js';
-import { extractGlobals, type GlobalOptions } from './globals.js';
-import { REGISTRY_VERBS, registryCommands } from './registry-commands.js';
-import { GC_VERBS, gcCommands } from './gc-commands.js';
-import { IMAGE_VERBS, imageCommands } from './image-commands.js';
-import { configCommand } from './config-command.js';
-import { infoCommand } from './info-command.js';
-import { ANALYZE_VERBS, analyzeCommand } from './analyze-command.js';
-import { loadConfig } from './config-file.js';
-import { stateRoot } from './state-root.js';
-import { checkOutputDest } from './output-dest.js';
-import { effectiveSettings } from './config-command.js';
-import { createStateRoot, enteredUserNamespace, runInUserNamespaceIfNeeded } from '../runtime/userns-reexec.js';
-import { isolationSetting } from './isolation-setting.js';
-
-const VERBS = new Set(['build', 'help', ...REGISTRY_VERBS, ...GC_VERBS, ...IMAGE_VERBS, ...ANALYZE_VERBS, 'config', 'info']);
-/** How long cleanup may take after an interrupt (unmounting, killing a sandbox take well under a second). */
-const CLEANUP_GRACE_MS = 15_000;
-
-/** Verbs that never open the state root (`config` only prints where it is). */
-const ROOTLESS_VERBS = new Set(['help', 'config', 'login', 'logout']);
+import { extractGlobals } from './globals.js';
+import { VERBS } from './command-table.js';
+import { packageFile } from '../package-file.js';
 
 /** Exit codes (DESIGN.md): 0 ok, 1 build failed, 2 bad usage, 130 interrupted. */
 async function main(argv: string[]): Promise<number> {
@@ -38,85 +19,13 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`error: unknown command '${first}' (Did you mean ${typo}?)\n`);
     return 2;
   }
-  // The config file is read once, before any verb: a broken one is a usage error naming file:line.
-  const rawRoot = globals.root;
-  try {
-    globals.settings = await loadConfig(globals.config, process.env);
-  } catch (err) {
-    return report(err, globals);
+  // As commander would answer it, but before the config is read or any command is loaded.
+  if (args[0] === '--version' || args[0] === '-V') {
+    process.stdout.write(`${version()}\n`);
+    return 0;
   }
-  // Not root with CAP_SYS_ADMIN: run again as uid 0 of a user namespace of our own (userns-reexec.ts).
-  // `info` describes the caller's own environment (and says the namespace would be entered).
-  const touchesStore = args[0] !== undefined && !args[0].startsWith('-') && !ROOTLESS_VERBS.has(args[0]) && args[0] !== 'info';
-  const exitCode = await Promise.resolve()
-    .then(() => runInUserNamespaceIfNeeded({ touchesStore, isolation: isolationSetting(globals, process.env) }, process.env))
-    .catch((err: unknown) => report(err, globals));
-  if (exitCode !== undefined) return exitCode;
-  globals.root = stateRoot(globals.root, process.env, globals.settings.config.root);
-  if (args[0] !== undefined && !args[0].startsWith('-') && !ROOTLESS_VERBS.has(args[0])) {
-    // The root is created and written into by every verb that opens it (even `images`): `/`,
-    // `/proc` or `/etc` would be filled with store/, layers/…, so it is refused as a tree output.
-    const source = effectiveSettings(rawRoot, globals.config, process.env, globals.settings).find((s) => s.key === 'root')!.source;
-    const flag = source === '--root' ? '--root' : `state root (from ${source})`;
-    try {
-      await checkOutputDest(globals.root, 'tree', flag);
-      const st = await stat(globals.root).catch(() => undefined);
-      if (st && !st.isDirectory()) throw new BuildError('USAGE', `${flag} ${globals.root}: not a directory`);
-      await createStateRoot(globals.root, process.env);
-    } catch (err) {
-      return report(err, globals);
-    }
-  }
-
-  // The first signal aborts: work stops, sandboxes are killed, mounts and temp files cleaned.
-  // A second one, or cleanup outlasting CLEANUP_GRACE_MS, ends the process at once.
-  const ac = new AbortController();
-  // In tsbuild's own user namespace one signal may arrive twice at once: sent to the process group
-  // (timeout, systemd) and passed on by the tsbuild outside (userns-reexec.ts). That is not a second one.
-  const sameSignalMs = enteredUserNamespace(process.env) ? 1000 : 0;
-  let abortedAt = 0;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (ac.signal.aborted && Date.now() - abortedAt < sameSignalMs) return;
-    if (ac.signal.aborted) return forceExit('interrupted again');
-    abortedAt = Date.now();
-    ac.abort(Object.assign(new Error(`interrupted by ${sig}`), { name: 'AbortError' }));
-    setTimeout(() => forceExit(`interrupted; cleanup did not finish within ${CLEANUP_GRACE_MS / 1000}s`), CLEANUP_GRACE_MS).unref();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-
-  const program = configure(new Command('tsbuild'))
-    .description('Build OCI container images from Dockerfiles, without a daemon.')
-    .version(await version(), '-V, --version')
-    .addOption(new Option('--root <dir>', 'state directory (images, layers, cache)'))
-    .addOption(new Option('--config <file>', 'tsbuild.toml to read'))
-    .addOption(new Option('--isolation <mode>', 'how RUN steps are isolated: auto, overlay, rootless or chroot (default auto)'))
-    .addOption(new Option('--debug', 'print stack traces'));
-  let code = 0;
-  program.addCommand(configure(buildCommand(globals, ac.signal, (c) => (code = c))));
-  for (const c of registryCommands(globals, ac.signal, (c) => (code = c))) program.addCommand(configure(c));
-  for (const c of gcCommands(globals, ac.signal, (c) => (code = c))) program.addCommand(configure(c));
-  for (const c of imageCommands(globals, ac.signal, (c) => (code = c))) program.addCommand(configure(c));
-  program.addCommand(configure(configCommand(globals, rawRoot, (c) => (code = c))));
-  program.addCommand(configure(infoCommand(globals, (c) => (code = c))));
-  program.addCommand(configure(analyzeCommand(globals, ac.signal, (c) => (code = c))));
-  try {
-    await program.parseAsync(args, { from: 'user' });
-    return code;
-  } catch (err) {
-    return report(err, globals);
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
-}
-
-/** addCommand() does not pass settings down, so every command gets them here: errors come back to main(), which picks the exit code. */
-function configure(cmd: Command): Command {
-  return cmd
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(s) })
-    .showSuggestionAfterError(true);
+  const { runCli } = await import('./run-cli.js');
+  return runCli(globals, args, version());
 }
 
 /** `tsbuild imagez`: a word that is no directory but nearly a verb is a typo, not a build context. */
@@ -125,37 +34,13 @@ function mistypedVerb(word: string): string | undefined {
   return nearest(word, [...VERBS].filter((v) => v !== 'help'));
 }
 
-function report(err: unknown, globals: GlobalOptions): number {
-  if (err instanceof CommanderError) {
-    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
-    return 2;
-  }
-  if (isAbortError(err)) {
-    process.stderr.write('interrupted\n');
-    return 130;
-  }
-  process.stderr.write(renderError(err, { debug: globals.debug, cwd: process.cwd() }));
-  return err instanceof BuildError && err.code === 'USAGE' ? 2 : 1;
-}
-
-async function version(): Promise<string> {
-  const { readFile } = await import('node:fs/promises');
-  const { packageFile } = await import('../package-file.js');
-  const pkg = JSON.parse(await readFile(packageFile('package.json'), 'utf8')) as { version: string };
-  return pkg.version;
-}
-
-/**
- * Ends the process now. Not process.exit(): it joins libuv's thread pool, so a thread blocked
- * in a wait nothing can cancel (open() of a FIFO no one writes to) would hang it too.
- */
-function forceExit(why: string): void {
-  process.stderr.write(`${why}: killing tsbuild\n`);
-  process.kill(process.pid, 'SIGKILL');
+function version(): string {
+  return (JSON.parse(readFileSync(packageFile('package.json'), 'utf8')) as { version: string }).version;
 }
 
 process.exitCode = await main(process.argv.slice(2));
 if (process.exitCode === 130) {
+  const { forceExit } = await import('./run-cli.js');
   // Cleanup is done. What may still hold the event loop is a wait the abort gave up on (a TLS
   // handshake undici cannot abort): exit now, once file system calls in the thread pool are
   // done, or process.exit() would wait for them (see forceExit); one that lasts is stuck.

@@ -20,9 +20,6 @@ import { networkPolicy, registrySettings } from './config-file.js';
 import { readImage } from '../oci/image-reader.js';
 import { MediaType } from '../oci/media-types.js';
 
-/** Verbs this file adds; main.ts must not treat them as a build context. */
-export const REGISTRY_VERBS: readonly string[] = ['pull', 'push', 'login', 'logout'];
-
 /** `tsbuild pull | push | login | logout`. Each sets exit code 0 on success; failures throw to main(). */
 export function registryCommands(globals: GlobalOptions, signal: AbortSignal, setExit: (code: number) => void): Command[] {
   const ctx = (quiet: boolean): Ctx => ({ signal, events: progressSink(quiet ? 'quiet' : 'plain', (s) => process.stderr.write(s)) });

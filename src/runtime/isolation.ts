@@ -9,16 +9,8 @@ import { OverlaySnapshotter } from './overlay.js';
 import { RuncSandbox } from './runc.js';
 import type { Snapshotter } from './snapshotter.js';
 
-/**
- * How RUN steps are isolated and snapshots made:
- * - `overlay`: real root with CAP_SYS_ADMIN: overlayfs mounts, runc with every namespace;
- * - `rootless`: root of a user namespace tsbuild entered itself (a normal user with subordinate
- *   ids, or root without CAP_SYS_ADMIN): overlayfs with `userxattr`, runc inside that namespace;
- * - `chroot`: neither mounts nor user namespaces (a default Docker or Kubernetes container):
- *   working directories diffed by a stat manifest, the command chrooted.
- */
-export type Isolation = 'overlay' | 'rootless' | 'chroot';
-export const ISOLATIONS: readonly (Isolation | 'auto')[] = ['auto', 'overlay', 'rootless', 'chroot'];
+export { ISOLATIONS, type Isolation } from './isolation-modes.js';
+import type { Isolation } from './isolation-modes.js';
 
 export interface IsolationChoice {
   readonly mode: Isolation;
