@@ -1,6 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
@@ -260,5 +261,23 @@ if (skip) {
     }
   });
 }
+
+test('cleanupStaleContainers asks runc only when its state dir holds a container of ours', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'runc-state-'));
+  try {
+    const missingRunc = join(dir, 'no-such-runc');
+    assert.equal(await cleanupStaleContainers(join(dir, 'absent'), missingRunc), []);
+    await mkdir(join(dir, 'other-container'));
+    assert.equal(await cleanupStaleContainers(dir, missingRunc), []);
+    await mkdir(join(dir, 'tsbuild-0123'));
+    // Now runc is run (and, missing, fails): the check only skips it when nothing can be stale.
+    await cleanupStaleContainers(dir, missingRunc).then(
+      () => assert.unreachable('runc was not run'),
+      (e: unknown) => assert.instance(e, Error),
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
 
 test.run();
