@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { access, link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BuildError } from '../errors.js';
 import { ContentStore } from './content-store.js';
@@ -139,8 +139,11 @@ export class ImageLayout {
    */
   async update(fn: (idx: LayoutIndex) => LayoutIndex): Promise<void> {
     await withFileLock(`${this.indexPath}.lock`, async () => {
-      const next = fn(await this.readIndex());
-      await writeFileAtomic(this.indexPath, JSON.stringify(next));
+      const current = await this.readIndex();
+      const before = JSON.stringify(current);
+      const next = JSON.stringify(fn(current));
+      // Re-tagging what a name already points at (every no-op rebuild) changes nothing: no write, no fsync.
+      if (next !== before) await writeFileAtomic(this.indexPath, next);
     });
   }
 }
@@ -172,6 +175,8 @@ export async function writeFileAtomic(path: string, content: string | Uint8Array
 
 /** Creates `path` with `content` unless it exists; safe against a concurrent creator. */
 async function writeIfMissing(path: string, content: string): Promise<void> {
+  // The usual case, a store that exists: no temp file, fsync and link to find that out.
+  if (await access(path).then(() => true, () => false)) return;
   const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   await writeFileAtomic(tmp, content);
   try {

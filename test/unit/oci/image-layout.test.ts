@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
@@ -33,6 +33,22 @@ test('open(create) writes oci-layout, empty index.json and blobs/sha256', async 
   await l.tag('a', { mediaType: MediaType.ociManifest, digest, size });
   const again = await ImageLayout.open(store, { create: true });
   assert.is((await again.list()).length, 1);
+});
+
+test('re-opening and re-tagging to the same image leave index.json as it is (no rewrite); a change rewrites it', async () => {
+  const store = join(dir, 'store');
+  const l = await ImageLayout.open(store, { create: true, tmpDir: join(dir, 'tmp') });
+  const { digest, size } = await l.blobs.putBytes('{}');
+  await l.tag('a', { mediaType: MediaType.ociManifest, digest, size });
+  // Every write is a temp file renamed over index.json: a new inode.
+  const ino = async () => (await stat(join(store, 'index.json'))).ino;
+  const first = await ino();
+  await ImageLayout.open(store, { create: true, tmpDir: join(dir, 'tmp') });
+  await l.tag('a', { mediaType: MediaType.ociManifest, digest, size });
+  assert.is(await ino(), first);
+  await l.tag('b', { mediaType: MediaType.ociManifest, digest, size });
+  assert.is.not(await ino(), first);
+  assert.equal((await l.list()).map((e) => e.name), ['a', 'b']);
 });
 
 test('open without create on a missing layout is STORE_CORRUPT', async () => {
