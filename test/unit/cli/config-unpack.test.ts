@@ -3,7 +3,8 @@ import * as assert from 'uvu/assert';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { BuildError } from '../../../src/errors.js';
-import { expansionLimits, parseConfig } from '../../../src/cli/config-file.js';
+import { expansionLimits } from '../../../src/cli/config-file.js';
+import { parseConfig } from '../../../src/cli/config-parse.js';
 import { DEFAULT_EXPANSION_LIMITS } from '../../../src/oci/layer/expansion-guard.js';
 
 const test = suite('config: [unpack]');

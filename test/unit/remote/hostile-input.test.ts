@@ -10,7 +10,8 @@ import { capBytes } from '../../../src/byte-cap.js';
 import { timeoutDescription, transferFailure, type HttpTimeouts } from '../../../src/remote/http-timeouts.js';
 import { Transport } from '../../../src/remote/transport.js';
 import { RegistryError } from '../../../src/remote/registry-error.js';
-import { networkPolicy, parseConfig } from '../../../src/cli/config-file.js';
+import { networkPolicy } from '../../../src/cli/config-file.js';
+import { parseConfig } from '../../../src/cli/config-parse.js';
 import { effectiveSettings } from '../../../src/cli/config-command.js';
 import { BuildError } from '../../../src/errors.js';
 

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { BuildError } from '../../../src/errors.js';
 import { chooseIsolation, type Isolation } from '../../../src/runtime/isolation.js';
 import type { IsolationProbe } from '../../../src/runtime/isolation-probe.js';
-import { parseConfig } from '../../../src/cli/config-file.js';
+import { parseConfig } from '../../../src/cli/config-parse.js';
 
 const test = suite('isolation: choosing a mode');
 
