@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const outdir = `${repo}dist/bin`;
 await rm(outdir, { recursive: true, force: true });
-await build({
+const { metafile } = await build({
   absWorkingDir: repo,
   entryPoints: { tsbuild: 'src/cli/main.ts' },
   outdir,
@@ -26,4 +26,14 @@ await build({
   // module has not: give every chunk one.
   banner: { js: "import { createRequire as __tsbuildCreateRequire } from 'node:module'; const require = __tsbuildCreateRequire(import.meta.url);" },
   logLevel: 'warning',
+  metafile: true,
 });
+// A package imported with import() becomes a chunk of its own; a CommonJS one then exports only
+// `default`, so `const { Agent } = await import('undici')` would get undefined in the bundle
+// (and not under tsc). Such imports go through an ES module that re-exports the names.
+for (const out of Object.values(metafile.outputs)) {
+  if (out.entryPoint?.startsWith('node_modules/')) {
+    console.error(`bundle: ${out.entryPoint} is loaded with import(): import an ES module of ours that re-exports what is used (as src/remote/undici.ts does)`);
+    process.exit(1);
+  }
+}

@@ -66,7 +66,7 @@ export async function readRemoteContext(context: string, file: string | undefine
 /** Downloads `url` to `dest`; returns its Last-Modified (BuildKit's SOURCE_DATE_EPOCH=context for an http context). */
 async function download(url: string, dest: string, signal: AbortSignal, timeouts: HttpTimeouts): Promise<Date | undefined> {
   // undici's connect, headers and body-idle timers: a server that stalls fails the build, naming it.
-  const { Agent, fetch } = await import('undici'); // on first use: most builds have a local context
+  const { Agent, fetch } = await import('../remote/undici.js'); // on first use: most builds have a local context
   const agent = new Agent(agentTimeouts(timeouts));
   const failed = (e: unknown): never => {
     if (isAbortError(e) || signal.aborted || e instanceof BuildError) throw e;

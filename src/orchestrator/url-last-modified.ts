@@ -17,7 +17,7 @@ export function httpDate(value: string | null | undefined): Date | undefined {
  * undefined (no epoch) when it is not an archive.
  */
 export async function urlLastModified(url: string, signal: AbortSignal, timeouts: HttpTimeouts = DEFAULT_HTTP_TIMEOUTS): Promise<Date | undefined> {
-  const { Agent, fetch } = await import('undici'); // on first use: loading it costs ~50 ms at startup
+  const { Agent, fetch } = await import('../remote/undici.js'); // on first use: loading it costs ~50 ms at startup
   const agent = new Agent(agentTimeouts(timeouts));
   const ask = async (method: 'HEAD' | 'GET') => {
     const res = await fetch(url, { method, signal, redirect: 'follow', dispatcher: agent });

@@ -76,7 +76,7 @@ export class Transport {
   }
 
   #connect(): Promise<{ secure: Agent; insecure: Agent; request: typeof import('undici').request }> {
-    this.#pools ??= import('undici').then(({ Agent, request }) => {
+    this.#pools ??= import('./undici.js').then(({ Agent, request }) => {
       const t = agentTimeouts(this.timeouts);
       return {
         secure: new Agent({ keepAliveTimeout: 10_000, ...t }),

@@ -46,7 +46,7 @@ export function httpHandler(worker: Worker, opts: HttpSourceOptions): OpHandler<
     async run(op, _inputs, vertex, ctx) {
       // undici's own connect, headers and body-idle timers: a server that stalls fails the step.
       // Loaded here, not at startup: most builds have no ADD <url>.
-      const { Agent, fetch } = await import('undici');
+      const { Agent, fetch } = await import('../../remote/undici.js');
       const agent = new Agent(agentTimeouts(timeouts));
       const http: HttpGet = { agent, fetch, timeouts, signal: ctx.signal };
       try {
