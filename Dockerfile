@@ -3,7 +3,7 @@
 #
 #   npm ci && npm run build && tsbuild build -t tsbuild .
 #
-# The context is the checkout itself: dist/ and native/build/Release come from `npm run build`
+# The context is the checkout itself: dist/bin and native/build/Release come from `npm run build`
 # on the machine that builds the image (the same Node 20 ABI as the base), so nothing here needs
 # a compiler or the npm registry. .dockerignore keeps everything else out.
 ARG BASE=node:20-bookworm-slim
@@ -20,27 +20,15 @@ RUN if command -v runc && command -v newuidmap && command -v newgidmap && comman
       && rm -rf /var/lib/apt/lists/*; \
     fi
 
-# Production node_modules: the checkout's (npm ci'd) tree minus devDependencies (typescript,
-# node-gyp, uvu, ...). npm prune only deletes; --offline and --no-update-notifier keep it from
-# asking the registry anything. It prunes a copy made in the same RUN: npm first renames each
-# package dir it removes, which overlayfs answers with EXDEV for a dir of a lower layer (npm then
-# copies it), so pruning the COPYed tree in place takes 20 s instead of 1.
-FROM ${BASE} AS modules
-COPY package.json package-lock.json /src/
-COPY node_modules/ /src/node_modules/
-RUN mkdir -p /opt && cp -a /src /opt/tsbuild \
-    && cd /opt/tsbuild \
-    && npm prune --omit=dev --offline --no-audit --no-fund --no-update-notifier
-
+# tsbuild itself: the bundle (dist/bin, its npm dependencies inside, so no node_modules), the
+# package.json it reads its version from, the native addon and the chroot helper.
 FROM runtime
-COPY --from=modules /opt/tsbuild/node_modules/ /opt/tsbuild/node_modules/
 COPY package.json /opt/tsbuild/
-COPY dist/schemas/ /opt/tsbuild/dist/schemas/
 COPY native/build/Release/ /opt/tsbuild/native/build/Release/
-COPY dist/src/ /opt/tsbuild/dist/src/
-RUN chmod 755 /opt/tsbuild/dist/src/cli/main.js \
+COPY dist/bin/ /opt/tsbuild/dist/bin/
+RUN chmod 755 /opt/tsbuild/dist/bin/tsbuild.mjs \
     && mkdir -p /usr/local/bin \
-    && ln -sf /opt/tsbuild/dist/src/cli/main.js /usr/local/bin/tsbuild
+    && ln -sf /opt/tsbuild/dist/bin/tsbuild.mjs /usr/local/bin/tsbuild
 
 # The store (layers, images, build cache): mount a volume or a CI cache here to keep it between
 # jobs. Registry credentials: $DOCKER_CONFIG/config.json (tsbuild login writes it too).

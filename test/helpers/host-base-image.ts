@@ -57,7 +57,7 @@ async function buildArchive(): Promise<string> {
 /** Writes the rootfs described at loadHostBase into `dir`. */
 export async function makeHostRootfs(dir: string): Promise<void> {
   await makeBusyboxRootfs(dir);
-  // Scripts' `#!/usr/bin/env node` (npm, tsbuild's main.js), as Debian has it.
+  // Scripts' `#!/usr/bin/env node` (npm, tsbuild's bundle), as Debian has it.
   await symlink('/bin/busybox', join(dir, 'usr/bin/env'));
   const libs = new Set<string>();
   for (const [prog, pkg] of Object.entries(PROGRAMS)) {
