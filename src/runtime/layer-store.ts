@@ -26,6 +26,8 @@ const FORMAT_FILE = 'overlay-xattrs';
  */
 export class LayerStore {
   readonly #dirs: RootDirs;
+  /** blob.json contents read so far: written once, before the layer dir is published, never changed. */
+  readonly #blobs = new Map<Digest, Descriptor>();
   /** Where this store's layer dirs keep overlay's opaque markers; see {@link LayerStore.open}. */
   readonly overlayXattrPrefix: OverlayXattrPrefix;
 
@@ -107,8 +109,13 @@ export class LayerStore {
 
   /** The compressed blob's descriptor recorded at commit, so export need not recompress. */
   async blob(diffId: Digest): Promise<Descriptor | undefined> {
+    // A build asks for each of its layers twice (its cache hit, then the image it assembles).
+    const known = this.#blobs.get(diffId);
+    if (known) return known;
     try {
-      return JSON.parse(await readFile(join(this.#layerDir(diffId), 'blob.json'), 'utf8')) as Descriptor;
+      const desc = JSON.parse(await readFile(join(this.#layerDir(diffId), 'blob.json'), 'utf8')) as Descriptor;
+      this.#blobs.set(diffId, desc);
+      return desc;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
