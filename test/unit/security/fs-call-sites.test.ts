@@ -33,7 +33,7 @@ const AUDITED: Record<string, [calls: number, cls: Class, why: string]> = {
   'src/orchestrator/named-contexts.ts': [2, 'user', '--build-context paths; the other match is the layout ContentStore\'s stat of a digest (no host path)'],
   'src/orchestrator/run-build.ts': [2, 'user', 'the context dir named by the flag; the Dockerfile and .dockerignore are read with readFileInOwnDir'],
   'src/orchestrator/worker.ts': [9, 'store', 'the root layout and its tmp dirs'],
-  'src/cli/build-command.ts': [2, 'user', '--iidfile, --metadata-file'],
+  'src/cli/build-action.ts': [2, 'user', '--iidfile, --metadata-file'],
   'src/cli/config-file.ts': [1, 'user', 'tsbuild.toml'],
   'src/cli/input-file.ts': [3, 'user', 'load -i FILE (a FIFO read through the event loop)'],
   'src/cli/main.ts': [2, 'user', "whether the first word is a path; tsbuild's own package.json (packageFile)"],
