@@ -1,5 +1,4 @@
 import { Command } from 'commander';
-import { diskUsage, prune } from '../orchestrator/gc.js';
 import { BuildError } from '../errors.js';
 import { gcPolicy } from './config-file.js';
 import type { GlobalOptions } from './globals.js';
@@ -9,7 +8,9 @@ import { stateRoot } from './state-root.js';
 
 /** `tsbuild du` (what the root holds, what a prune frees) and `tsbuild prune` (garbage collection). */
 export function gcCommands(globals: GlobalOptions, signal: AbortSignal, setExit: (code: number) => void): Command[] {
+  // The garbage collector is imported when a verb runs, not to define them (--help).
   const du = new Command('du').description('show disk usage of the image store and the build cache').action(async () => {
+    const { diskUsage } = await import('../orchestrator/gc.js');
     const u = await diskUsage(stateRoot(globals.root, process.env), signal);
     process.stdout.write(
       [
@@ -41,6 +42,7 @@ export function gcCommands(globals: GlobalOptions, signal: AbortSignal, setExit:
         keepStorage = parseByteSize(flags.keepStorage);
         if (keepStorage === undefined) throw new BuildError('USAGE', `--keep-storage ${JSON.stringify(flags.keepStorage)}: expected a size like 500MB or 2GB`);
       }
+      const { prune } = await import('../orchestrator/gc.js');
       const r = await prune(stateRoot(globals.root, process.env), { all: flags.all, keepStorage, olderThanMs }, signal);
       process.stdout.write(`removed ${r.records} cache records, ${r.layers} layers, ${r.blobs} blobs; reclaimed ${formatBytes(r.bytes)}\n`);
       setExit(0);

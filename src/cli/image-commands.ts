@@ -1,19 +1,12 @@
 import { isolationSetting } from './isolation-setting.js';
 import { Command, Option } from 'commander';
-import { openWorker, type OwnedWorker } from '../orchestrator/worker.js';
+import type { OwnedWorker } from '../orchestrator/worker.js';
 import type { Ctx } from '../ctx.js';
 import { isatty } from 'node:tty';
 import { posix } from 'node:path';
 import { BuildError } from '../errors.js';
 import { nullSink } from '../events.js';
-import { dependentsBlockingRemoval } from '../images/dependents.js';
-import { imageHistory } from '../images/history.js';
-import { exportLocal } from '../exporter/local.js';
-import { findImage, listImages } from '../images/list-images.js';
-import { loadArchive } from '../images/load-archive.js';
-import { runImage } from '../images/run-image.js';
-import { saveImages, type SaveItem } from '../images/save-images.js';
-import { readImage } from '../oci/image-reader.js';
+import type { SaveItem } from '../images/save-images.js';
 import { parseReference } from '../oci/reference.js';
 import type { GlobalOptions } from './globals.js';
 import { bytes } from './progress-format.js';
@@ -28,7 +21,10 @@ import { expansionLimits } from './config-file.js';
  */
 export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setExit: (code: number) => void): Command[] {
   const ctx: Ctx = { signal, events: nullSink };
+  // The store, images and exporters are imported when a verb runs, not to define them (--help).
+  const deps = () => import('./image-deps.js');
   const withWorker = async <T>(fn: (w: OwnedWorker) => Promise<T>): Promise<T> => {
+    const { openWorker } = await deps();
     const w = await openWorker(stateRoot(globals.root, process.env), { privateTmp: true, expansionLimits: expansionLimits(globals.settings?.config ?? {}), isolation: isolationSetting(globals, process.env) });
     try {
       // The quick verbs (images, tag, rmi…) stop at this point when interrupted, before any change.
@@ -45,6 +41,7 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
     .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
     .option('-q, --quiet', 'print only image IDs')
     .action(async (flags: { format: string; quiet?: boolean }) => {
+      const { listImages } = await deps();
       const list = await withWorker((w) => listImages(w.images));
       if (flags.quiet) out(list.map((i) => shortId(i.id) + '\n').join(''));
       else if (flags.format === 'json') out(JSON.stringify(list, null, 2) + '\n');
@@ -60,6 +57,7 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
     .argument('<source>', 'image name or ID')
     .argument('<target>', 'new name[:tag]')
     .action(async (source: string, target: string) => {
+      const { findImage } = await deps();
       const name = parseReference(target).toString();
       await withWorker(async (w) => {
         const found = await findImage(w.images, source);
@@ -73,6 +71,7 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
     .argument('<names...>', 'image names')
     .option('-f, --force', 'remove even when another tagged image is built on it')
     .action(async (names: string[], flags: { force?: boolean }) => {
+      const { dependentsBlockingRemoval, findImage } = await deps();
       await withWorker(async (w) => {
         for (const n of names) {
           const found = await findImage(w.images, n);
@@ -94,6 +93,7 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
     .description('print the manifest and config of a stored image as JSON')
     .argument('<name>', 'image name or ID')
     .action(async (name: string) => {
+      const { findImage, readImage } = await deps();
       const doc = await withWorker(async (w) => {
         const found = await findImage(w.images, name);
         const img = await readImage(w.blobs, found.descriptor);
@@ -109,6 +109,7 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
     .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
     .option('--no-trunc', 'do not cut CREATED BY')
     .action(async (name: string, flags: { format: string; trunc: boolean }) => {
+      const { imageHistory, findImage, readImage } = await deps();
       const rows = await withWorker(async (w) => imageHistory(await readImage(w.blobs, (await findImage(w.images, name)).descriptor)));
       if (flags.format === 'json') out(JSON.stringify(rows, null, 2) + '\n');
       else {
@@ -125,6 +126,7 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
     .requiredOption('-o, --output <file>', 'archive to write')
     .addOption(new Option('--format <format>', 'archive format').choices(['oci', 'docker']).default('docker'))
     .action(async (names: string[], flags: { output: string; format: 'oci' | 'docker' }) => {
+      const { findImage, saveImages } = await deps();
       await checkOutputDest(flags.output, 'file', '-o, --output');
       await withWorker(async (w) => {
         const items = new Map<string, { names: string[]; descriptor: SaveItem['descriptor'] }>();
@@ -144,6 +146,7 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
     .option('-i, --input <file>', 'archive to read (default: standard input)')
     .option('-q, --quiet', 'print only the manifest digests')
     .action(async (flags: { input?: string; quiet?: boolean }) => {
+      const { loadArchive } = await deps();
       const input = flags.input && flags.input !== '-' ? openInputFile(flags.input) : process.stdin;
       const loaded = await withWorker((w) => loadArchive(w.images, input, ctx));
       for (const l of loaded) {
@@ -159,6 +162,7 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
     .argument('<name>', 'image name or ID')
     .requiredOption('-o, --output <dir>', 'destination directory')
     .action(async (name: string, flags: { output: string }) => {
+      const { exportLocal, findImage } = await deps();
       await checkOutputDest(flags.output, 'tree', '-o, --output');
       await withWorker(async (w) => exportLocal(w.blobs, (await findImage(w.images, name)).descriptor, flags.output, ctx, w.expansionLimits));
       setExit(0);
@@ -173,6 +177,7 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
     .option('-t, --tty', 'give the command a pseudo-terminal on this terminal (as docker run -t)')
     .option('--tmpfs <path>', 'mount an empty tmpfs at this absolute path (repeatable), e.g. for a tsbuild store inside', (v: string, acc: string[]) => [...acc, tmpfsPath(v)], [])
     .action(async (name: string, command: string[], flags: { network: 'host' | 'none'; interactive?: boolean; tty?: boolean; tmpfs: string[] }) => {
+      const { findImage, runImage } = await deps();
       // isatty, not process.stdin: that would open a tty stream on the fd runc is about to share.
       if (flags.tty && !(isatty(0) && isatty(1))) {
         throw new BuildError('USAGE', '-t, --tty: the input device is not a TTY', { hint: 'run it from a terminal, or leave out -t (use -i to pipe stdin)' });

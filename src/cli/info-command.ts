@@ -3,8 +3,6 @@ import { mkdir } from 'node:fs/promises';
 import { rootDirs } from '../root-dirs.js';
 import { Command, Option } from 'commander';
 import { BuildError } from '../errors.js';
-import { chooseIsolation } from '../runtime/isolation.js';
-import { probeIsolation } from '../runtime/isolation-probe.js';
 import type { GlobalOptions } from './globals.js';
 import { isolationSetting } from './isolation-setting.js';
 import { stateRoot } from './state-root.js';
@@ -18,6 +16,8 @@ export function infoCommand(globals: GlobalOptions, setExit: (code: number) => v
     .description('show the isolation mode builds use here and why, the store root and runtime versions')
     .addOption(new Option('--format <format>', 'text or json').choices(['text', 'json']).default('text'))
     .action(async (flags: { format: 'text' | 'json' }) => {
+      // The runtimes are imported when info runs, not to define it (--help).
+      const [{ chooseIsolation }, { probeIsolation }] = await Promise.all([import('../runtime/isolation.js'), import('../runtime/isolation-probe.js')]);
       const root = stateRoot(globals.root, process.env);
       await mkdir(root, { recursive: true, mode: 0o700 });
       const probe = await probeIsolation(root, rootDirs(root).tmp);

@@ -1,23 +1,18 @@
 import { isolationSetting } from './isolation-setting.js';
 import { writeFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import { openWorker } from '../orchestrator/worker.js';
 import type { Ctx } from '../ctx.js';
 import { BuildError } from '../errors.js';
-import { exportRegistry } from '../exporter/registry.js';
 import { hostPlatform } from '../oci/image.js';
 import { parseReference } from '../oci/reference.js';
 import { DockerConfigCredentials, normalizeRegistryKey } from '../remote/credentials.js';
 import { parsePlatform } from '../oci/platform.js';
-import { pullImage } from '../remote/pull.js';
-import { RegistryClient } from '../remote/registry-client.js';
 import type { GlobalOptions } from './globals.js';
 import { progressSink } from './progress.js';
 import { dockerConfigPath, registryOptions } from './registry-options.js';
 import { stateRoot } from './state-root.js';
 import { checkOutputDest } from './output-dest.js';
 import { networkPolicy, registrySettings } from './config-file.js';
-import { readImage } from '../oci/image-reader.js';
 import { MediaType } from '../oci/media-types.js';
 
 /** `tsbuild pull | push | login | logout`. Each sets exit code 0 on success; failures throw to main(). */
@@ -26,12 +21,15 @@ export function registryCommands(globals: GlobalOptions, signal: AbortSignal, se
   // tsbuild.toml's insecure registries and mirrors apply to every verb, as they do to build.
   const options = () => registryOptions(process.env, { ...registrySettings(globals.settings?.config ?? {}), ...networkPolicy(globals.settings?.config ?? {}) });
 
+  const deps = () => import('./registry-deps.js');
+
   const pull = new Command('pull')
     .description('pull an image from a registry into the local store')
     .argument('<ref>', 'image reference: name[:tag], host[:port]/repo[:tag], repo@sha256:…')
     .option('--platform <os/arch[/variant]>', 'platform to pull from a multi-platform image (default: this host)')
     .option('-q, --quiet', 'print only the manifest digest')
     .action(async (refText: string, flags: { platform?: string; quiet?: boolean }) => {
+      const { openWorker, pullImage, RegistryClient } = await deps();
       const ref = parseReference(refText);
       const platform = flags.platform ? parsePlatform(flags.platform) : hostPlatform();
       const worker = await openWorker(stateRoot(globals.root, process.env), { privateTmp: true, isolation: isolationSetting(globals, process.env) });
@@ -55,6 +53,7 @@ export function registryCommands(globals: GlobalOptions, signal: AbortSignal, se
     .option('--metadata-file <file>', 'write the pushed digest as JSON (BuildKit keys)')
     .option('-q, --quiet', 'print only the manifest digest')
     .action(async (name: string, dest: string | undefined, flags: { metadataFile?: string; quiet?: boolean }) => {
+      const { openWorker, exportRegistry, readImage, RegistryClient } = await deps();
       const local = parseReference(name).toString();
       if (flags.metadataFile) await checkOutputDest(flags.metadataFile, 'file', '--metadata-file');
       const worker = await openWorker(stateRoot(globals.root, process.env), { privateTmp: true, isolation: isolationSetting(globals, process.env) });
@@ -91,6 +90,7 @@ export function registryCommands(globals: GlobalOptions, signal: AbortSignal, se
     .addOption(new Option('-p, --password <password>', 'password (prefer --password-stdin)').conflicts('passwordStdin'))
     .option('--password-stdin', 'read the password from stdin')
     .action(async (server: string, flags: { username: string; password?: string; passwordStdin?: boolean }) => {
+      const { RegistryClient } = await deps();
       const host = normalizeRegistryKey(server);
       let password = flags.password;
       if (flags.passwordStdin) password = (await readStdin()).replace(/\r?\n$/, '');
