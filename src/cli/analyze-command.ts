@@ -3,11 +3,9 @@ import { parseByteSize } from '../byte-size.js';
 import type { Ctx } from '../ctx.js';
 import { BuildError } from '../errors.js';
 import { nullSink } from '../events.js';
-import { analyzeImage, type ImageAnalysis } from '../images/analyze-image.js';
-import { resolveAnalyzeSource } from '../images/analyze-source.js';
+import type { ImageAnalysis } from '../images/analyze-image.js';
 import { hostPlatform } from '../oci/image.js';
 import { formatPlatform, parsePlatform } from '../oci/platform.js';
-import { openWorker } from '../orchestrator/worker.js';
 import { finalFiles, renderTree } from './analyze-tree.js';
 import { expansionLimits } from './config-file.js';
 import { openInputFile } from './input-file.js';
@@ -57,6 +55,12 @@ export function analyzeCommand(globals: GlobalOptions, signal: AbortSignal, setE
       }
       const platform = flags.platform ? parsePlatform(flags.platform) : hostPlatform();
       const ctx: Ctx = { signal, events: nullSink };
+      // The store and the analysis are imported when analyze runs, not to define it (--help).
+      const [{ openWorker }, { resolveAnalyzeSource }, { analyzeImage }] = await Promise.all([
+        import('../orchestrator/worker.js'),
+        import('../images/analyze-source.js'),
+        import('../images/analyze-image.js'),
+      ]);
       const w = await openWorker(stateRoot(globals.root, process.env), { privateTmp: true, expansionLimits: expansionLimits(globals.settings?.config ?? {}), isolation: isolationSetting(globals, process.env) });
       let report: ImageAnalysis;
       let name: string;
