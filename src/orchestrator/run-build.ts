@@ -12,19 +12,14 @@ import { hostPlatform, type Descriptor, type Platform } from '../oci/image.js';
 import { cannotRunReason } from '../runtime/platform-support.js';
 import type { Isolation } from '../runtime/isolation.js';
 import { parseReference } from '../oci/reference.js';
-import { exportImage } from './export-outputs.js';
 import type { ExportTarget } from '../exporter/export-target.js';
 import { solve } from '../solver/scheduler.js';
 import { contextHandler } from '../solver/ops/context.js';
-import { mergeHandler } from '../solver/ops/merge.js';
-import { httpHandler } from '../solver/ops/http.js';
-import { execHandler, type ExecOptions } from '../solver/ops/exec.js';
-import { refuseFailureShellIn } from '../solver/ops/failure-shell.js';
-import { fileHandler } from '../solver/ops/file.js';
+import type { ExecOptions } from '../solver/ops/exec.js';
+import { lazyHandler } from '../solver/ops/lazy-handler.js';
 import { imageHandler } from '../solver/ops/image.js';
 import type { SquashMode } from './squash-layers.js';
 import { assembleImage, assembleIndex, type AssembledImage } from './assemble-image.js';
-import { clampImageTimestamps } from './clamp-image-timestamps.js';
 import { provenanceStatement, writeProvenance, type ProvenanceInput, type ProvenanceOptions, type RemoteContext } from './provenance.js';
 import { provenanceFiles, type AttestationFile } from '../exporter/local-provenance.js';
 import { storeImageResolver } from './image-resolver.js';
@@ -37,9 +32,6 @@ import { urlLastModified } from './url-last-modified.js';
 import { prepareNamedContexts } from './named-contexts.js';
 import { registerBuild } from './build-registry.js';
 import { BuildCache } from '../solver/build-cache.js';
-import { cacheConfigFor, cacheRecords, exportCache } from './cache-transfer/cache-export.js';
-import { ImportedCache } from './cache-transfer/cache-import.js';
-import { packCacheMounts } from './cache-transfer/cache-mounts.js';
 import type { CacheMountTransfer } from '../solver/cache-mount-transfer.js';
 import { INLINE_CACHE_KEY } from './cache-transfer/cache-manifest.js';
 import type { CacheExportSpec, CacheImportSpec } from './cache-transfer/cache-spec.js';
@@ -184,7 +176,7 @@ async function withBuildInputs<T>(request: BuildRequest, ctx: Ctx, fn: (worker: 
   const worker = await openWorker(req.root, { privateTmp: true, expansionLimits: req.expansionLimits, ...(req.isolation ? { isolation: req.isolation } : {}) });
   try {
     ctx.events.emit({ type: 'isolation', mode: worker.isolation.mode, reason: worker.isolation.reason, at: Date.now() });
-    if (req.exec?.onError && worker.isolation.mode === 'chroot') throw refuseFailureShellIn(worker.isolation.mode);
+    if (req.exec?.onError && worker.isolation.mode === 'chroot') throw (await import('../solver/ops/failure-shell.js')).refuseFailureShellIn(worker.isolation.mode);
     const registration = await registerBuild(worker.dirs, ctx.signal);
     try {
       return await fn(worker, req, { contextDir, dockerfilePath, text });
@@ -298,7 +290,7 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
   const ioParallelism = Math.max(4, (req.maxParallelism ?? availableParallelism()) * 2);
   const stats = await StatCache.load(join(worker.dirs.cache, 'stat', `${digestHex(sha256(contextDir))}.json`));
   const usable = layerUsable(worker);
-  const imported = req.cacheFrom?.length ? await ImportedCache.load(worker, req.cacheFrom, req.registry, ctx) : undefined;
+  const imported = req.cacheFrom?.length ? await (await import('./cache-transfer/cache-import.js')).ImportedCache.load(worker, req.cacheFrom, req.registry, ctx) : undefined;
   // Portable cache mounts: those an imported cache carries fill a cache directory as it is made.
   const cacheMounts: CacheMountTransfer | undefined = imported && { restore: (m, dir, c) => imported.restoreMount(m, dir, c) };
   const cache = new BuildCache(
@@ -321,7 +313,11 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
     results = targets.length
       ? await solve(
           targets,
-          { image: imageHandler(worker), context: contextHandler, exec: execHandler(worker, { ...(req.exec ?? { secrets: new Map(), ssh: new Map(), allowInsecure: false }), ...(cacheMounts ? { cacheMounts } : {}), ignoresCache: (v) => cache.ignores(v) }), file: fileHandler(worker), merge: mergeHandler, http: httpHandler(worker, { revalidate: (v) => !cache.ignores(v), ...(req.httpTimeouts ? { timeouts: req.httpTimeouts } : {}) }) },
+          { image: imageHandler(worker), context: contextHandler, exec: lazyHandler(async () => (await import('../solver/ops/exec.js')).execHandler(worker, { ...(req.exec ?? { secrets: new Map(), ssh: new Map(), allowInsecure: false }), ...(cacheMounts ? { cacheMounts } : {}), ignoresCache: (v) => cache.ignores(v) })),
+            file: lazyHandler(async () => (await import('../solver/ops/file.js')).fileHandler(worker)),
+            merge: lazyHandler(async () => (await import('../solver/ops/merge.js')).mergeHandler),
+            http: lazyHandler(async () => (await import('../solver/ops/http.js')).httpHandler(worker, { revalidate: (v) => !cache.ignores(v), ...(req.httpTimeouts ? { timeouts: req.httpTimeouts } : {}) })),
+          },
           { execParallelism, ioParallelism, cache },
           ctx,
         )
@@ -344,7 +340,7 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
   for (const plan of plans) {
     const final = plan.target && results.get(plan.target.digest);
     const inline = req.cacheTo?.some((s) => s.type === 'inline')
-      ? { [INLINE_CACHE_KEY]: await cacheConfigFor(worker, cacheRecords(cache.used(), final?.kind === 'rootfs' ? [final] : [], 'min')) }
+      ? { [INLINE_CACHE_KEY]: await (await import('./cache-transfer/cache-export.js')).inlineCacheConfig(worker, cache.used(), final?.kind === 'rootfs' ? [final] : []) }
       : {};
     images.push(await assembleImage(worker, plan, results, epoch, { annotations: req.annotations, configExtra: inline, ...(req.squash ? { squash: { mode: req.squash, ctx } } : {}) }));
   }
@@ -387,7 +383,8 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
   // get the image whose own layers have their file times clamped to it.
   const rewrites = (t: ExportTarget): boolean => epoch !== undefined && (t.rewriteTimestamp ?? true);
   const asBuilt = once(() => finish(images));
-  const result = epoch ? await finish(await Promise.all(images.map((img) => clampImageTimestamps(worker.blobs, worker.dirs, img, epoch, ctx)))) : await asBuilt();
+  const clamp = epoch && (await import('./clamp-image-timestamps.js')).clampImageTimestamps;
+  const result = epoch && clamp ? await finish(await Promise.all(images.map((img) => clamp(worker.blobs, worker.dirs, img, epoch, ctx)))) : await asBuilt();
   for (const name of names) await worker.images.tag(name, result.top);
   const exported: Descriptor[] = [];
   for (const target of req.outputs) {
@@ -400,11 +397,14 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
       const statementFor = (i: number, subjects: { name: string; digest: { sha256: string } }[]) => provenanceStatement(subjects, provenanceInput(opts, i, finishedOn));
       files = await provenanceFiles(worker.blobs, image, statementFor, ctx, target.platformSplit);
     }
+    const { exportImage } = await import('./export-outputs.js');
     exported.push(await exportImage(worker, image, target, names, ctx, req.registry, rewrites(target) ? epoch : undefined, files));
     ctx.events.emit({ type: 'export.done', target: target.type, digest: exported.at(-1)!.digest, at: Date.now() });
   }
   for (const spec of req.cacheTo ?? []) {
     if (spec.type === 'inline') continue;
+    const { packCacheMounts } = await import('./cache-transfer/cache-mounts.js');
+    const { cacheRecords, exportCache } = await import('./cache-transfer/cache-export.js');
     const mounts = spec.mounts ? await packCacheMounts(worker, targets, spec.mounts.select, spec.mounts.maxSize, '--cache-to', ctx) : [];
     const r = await exportCache(worker, cacheRecords(cache.used(), finals, spec.mode), spec, req.registry, ctx, mounts);
     ctx.events.emit({ type: 'export.done', target: `cache (${spec.type}, ${r.records} records, ${r.layers} layers${mounts.length ? `, ${mounts.length} cache mounts` : ''})`, digest: r.manifest.digest, at: Date.now() });

@@ -78,6 +78,11 @@ export async function exportCache(
   return { manifest, records: usable.length, layers: layerBlobs.length };
 }
 
+/** `--cache-to type=inline`: the config of the final image's records (mode=min), for its image config. */
+export function inlineCacheConfig(worker: Worker, used: ReadonlyMap<Digest, RootfsResult>, finals: readonly RootfsResult[]): Promise<CacheConfig> {
+  return cacheConfigFor(worker, cacheRecords(used, finals, 'min'));
+}
+
 /** The cache config for `records`, leaving out records whose layers have no compressed blob in the store. */
 export async function cacheConfigFor(worker: Worker, records: readonly ExportedRecord[]): Promise<CacheConfig> {
   const blobs = new Map<Digest, Descriptor>();
