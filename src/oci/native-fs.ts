@@ -18,6 +18,7 @@ interface Fsx {
   mknod(path: string, mode: number, major: number, minor: number): void;
   openInRoot(root: string, path: string, nofollow: boolean, noSymlinks: boolean, mode: number): number;
   mountOverlay(root: string, target: string, lowers: readonly string[], upper: string | null, work: string | null, options: readonly string[]): void;
+  copyFiles(srcDir: string, dstDir: string, names: readonly string[], uid: number, gid: number): Promise<Uint8Array>;
 }
 
 
@@ -82,4 +83,21 @@ export function openInRootFd(root: string, path: string, nofollow: boolean, noSy
  */
 export function mountOverlay(root: string, target: string, lowers: readonly string[], dirs: { upper?: string; work?: string }, options: readonly string[]): void {
   fsx().mountOverlay(root, target, lowers, dirs.upper ?? null, dirs.work ?? null, options);
+}
+
+/** A name {@link copyFiles} copied, or left for the caller's general copy. */
+export const COPY_DONE = 0;
+export const COPY_DEFER = 1;
+
+/**
+ * Copies the regular files `names` (single path components) of directory `srcDir` into
+ * directory `dstDir` in one thread-pool job: data (reflink, copy_file_range or sendfile), owner
+ * (`uid`/`gid`, or -1 to keep the source's), mode, xattrs but overlay's, atime and mtime.
+ * Neither directory may be a symlink, nor is any name followed. Resolves to one status per
+ * name: {@link COPY_DONE}, or {@link COPY_DEFER} when the caller must copy it its general way
+ * (not a regular file, several links, an existing destination, an owner the user namespace
+ * does not map). Rejects on the first other error, naming the path.
+ */
+export function copyFiles(srcDir: string, dstDir: string, names: readonly string[], owner: { uid: number; gid: number } | undefined): Promise<Uint8Array> {
+  return fsx().copyFiles(srcDir, dstDir, names, owner?.uid ?? -1, owner?.gid ?? -1);
 }

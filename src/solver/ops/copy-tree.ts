@@ -2,7 +2,7 @@ import { copyFile, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, 
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
-import { llistxattr, lgetxattr, lsetxattr, mknod } from '../../oci/native-fs.js';
+import { COPY_DONE, copyFiles, llistxattr, lgetxattr, lsetxattr, mknod } from '../../oci/native-fs.js';
 import { lchownMapped } from '../../oci/lchown-mapped.js';
 import { isOverlayXattr } from '../../oci/layer/overlay-xattrs.js';
 import type { PatternMatcher } from '../pattern-matcher.js';
@@ -35,6 +35,11 @@ const IO_JOBS = 16;
  * still fills it, and no more, since pending walks multiply with depth (memory, not speed).
  */
 const DIR_WIDTH = IO_JOBS;
+/**
+ * Regular files per native copy job: large enough that the pool round trip is noise next to
+ * the file work, small enough that a flat directory still spreads over the pool's threads.
+ */
+const FILE_BATCH = 32;
 
 /**
  * Copies `src` (any file type) to `dst`, recursing into directories. Keeps modes, mtimes,
@@ -49,8 +54,12 @@ const DIR_WIDTH = IO_JOBS;
  * of small files is bound by per-file syscall latency, not bandwidth. The result is a
  * sequential copy's: a directory exists before anything is created in it and gets its owner,
  * mode, xattrs and mtime only after all its children are in place (adding a child changes a
- * directory's mtime, and a 0500 directory must still take them). File data moves in the kernel
- * (fs.copyFile: copy_file_range), so memory does not grow with file sizes. After a failure or
+ * directory's mtime, and a 0500 directory must still take them). Plain regular files of a
+ * directory are copied by the native batch (copyFiles, up to {@link FILE_BATCH} per pool job:
+ * open once, set owner/mode/xattrs/times on the descriptor) — a 100k-file tree copies about 10×
+ * faster than with six fs calls per file. File data moves in the kernel (reflink,
+ * copy_file_range or sendfile), so memory does not grow with file sizes. Nothing is kept per
+ * file but the first path of multi-link inodes (for hardlinks). After a failure or
  * an abort no new job starts, and a copy settles only once every started job has, so the caller
  * may unmount at once. One copier runs one copy at a time (its callers await each).
  */
@@ -83,12 +92,7 @@ export class TreeCopier {
    * entries' paths relative to `src`. The same as `copy()` on each entry, but concurrent.
    */
   copyContents(src: string, rel: string, dst: string): Promise<void> {
-    return this.#run(async (run) => {
-      const names = (await this.#job(run, () => readdir(src))).sort();
-      await forEachSettled(names, DIR_WIDTH, run.signal, async (name) => {
-        await this.#copy(join(src, name), rel ? `${rel}/${name}` : name, join(dst, name), undefined, name, run);
-      });
-    });
+    return this.#run((run) => this.#copyChildren(src, rel, dst, '', undefined, run));
   }
 
   /**
@@ -146,14 +150,48 @@ export class TreeCopier {
         });
       })());
     if (!excluded) await ensureSelf();
-    const names = (await this.#job(run, () => readdir(src))).sort();
-    await forEachSettled(names, DIR_WIDTH, run.signal, async (name) => {
-      await this.#copy(join(src, name), rel ? `${rel}/${name}` : name, join(dst, name), ensureSelf, xrel ? `${xrel}/${name}` : name, run);
-    });
+    await this.#copyChildren(src, rel, dst, xrel, ensureSelf, run);
     if (!made) return false;
     await made;
     await this.#job(run, () => this.#finish(src, dst, st));
     return true;
+  }
+
+  /**
+   * Copies the entries of directory `src` into `dst` (made by `ensureDst` on first use when
+   * given). Plain regular files go to the native batch copy, {@link FILE_BATCH} names per
+   * thread-pool job, instead of six fs round trips each; what it leaves (hardlinks, existing
+   * destinations, unmapped owners) and every other type take the general path. With --chmod
+   * (a JS mode function) every entry takes the general path.
+   */
+  async #copyChildren(src: string, rel: string, dst: string, xrel: string, ensureDst: (() => Promise<void>) | undefined, run: Run): Promise<void> {
+    const { ignore, exclude, mode } = this.#attrs;
+    const entries = await this.#job(run, () => readdir(src, { withFileTypes: true }));
+    const files: string[] = [];
+    const others: string[] = [];
+    for (const e of entries) {
+      if (mode || !e.isFile()) others.push(e.name);
+      else if (!ignore?.matches(rel ? `${rel}/${e.name}` : e.name) && !exclude?.matches(xrel ? `${xrel}/${e.name}` : e.name)) files.push(e.name);
+    }
+    files.sort();
+    others.sort();
+    const batches: string[][] = [];
+    for (let i = 0; i < files.length; i += FILE_BATCH) batches.push(files.slice(i, i + FILE_BATCH));
+    const child = (name: string) => this.#copy(join(src, name), rel ? `${rel}/${name}` : name, join(dst, name), ensureDst, xrel ? `${xrel}/${name}` : name, run);
+    await forEachSettled<string | string[]>([...batches, ...others], DIR_WIDTH, run.signal, async (item) => {
+      if (typeof item === 'string') {
+        await child(item);
+        return;
+      }
+      await ensureDst?.();
+      const status = await this.#job(run, () => copyFiles(src, dst, item, this.#owner()));
+      for (let i = 0; i < item.length; i++) if (status[i] !== COPY_DONE) await child(item[i]!);
+    });
+  }
+
+  /** The owner of copied entries for the native batch: undefined keeps the source's. */
+  #owner(): Owner | undefined {
+    return this.#attrs.owner ?? (this.#attrs.fromContext ? { uid: 0, gid: 0 } : undefined);
   }
 
   /** Runs `fn` in the fs pool, unless the copy stopped while it waited; a failure stops the copy. */

@@ -2,10 +2,10 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { constants } from 'node:fs';
-import { lstat, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, link, lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { lgetxattr, llistxattr, lsetxattr, mknod } from '../../../src/oci/native-fs.js';
+import { COPY_DEFER, COPY_DONE, copyFiles, lgetxattr, llistxattr, lsetxattr, mknod } from '../../../src/oci/native-fs.js';
 
 const CAP = Buffer.from('0100000200200000000000000000000000000000', 'hex');
 
@@ -82,6 +82,66 @@ test('errors carry the errno name and the path', () => {
   assert.is(e2.code, 'EEXIST');
   assert.is(thrown(() => lgetxattr(missing, 'user.x')).code, 'ENOENT');
   assert.is(thrown(() => lsetxattr(tmp, 'bogus.x', Buffer.from('1'))).code, 'ENOTSUP');
+});
+
+test('copyFiles copies plain files with owner, mode, xattrs and nanosecond times, and leaves the rest to the caller', async () => {
+  const src = join(tmp, 'src');
+  const dst = join(tmp, 'dst');
+  await mkdir(src);
+  await mkdir(dst);
+  const big = Buffer.alloc(3 << 20, 7);
+  await writeFile(join(src, 'big'), big);
+  await writeFile(join(src, 'suid'), '#!/bin/sh\n');
+  await chmod(join(src, 'suid'), 0o4751);
+  lsetxattr(join(src, 'suid'), 'security.capability', CAP);
+  lsetxattr(join(src, 'suid'), 'user.keep', Buffer.from('v'));
+  lsetxattr(join(src, 'suid'), 'trusted.overlay.opaque', Buffer.from('y'));
+  execFileSync('touch', ['-h', '-d', '@1500000000.987654321', join(src, 'suid')]);
+  await writeFile(join(src, 'empty'), '');
+  await symlink('big', join(src, 'link'));
+  await writeFile(join(src, 'hard'), 'h');
+  await link(join(src, 'hard'), join(src, 'hard2'));
+  mknod(join(src, 'fifo'), constants.S_IFIFO | 0o644, 0, 0);
+  await writeFile(join(src, 'exists'), 'new');
+  await writeFile(join(dst, 'exists'), 'old');
+  await mkdir(join(src, 'dir'));
+  const names = ['big', 'suid', 'empty', 'link', 'hard', 'fifo', 'exists', 'dir'];
+  const status = await copyFiles(src, dst, names, { uid: 1234, gid: 5678 });
+  assert.equal([...status], [COPY_DONE, COPY_DONE, COPY_DONE, COPY_DEFER, COPY_DEFER, COPY_DEFER, COPY_DEFER, COPY_DEFER]);
+  assert.ok((await readFile(join(dst, 'big'))).equals(big));
+  assert.is(await readFile(join(dst, 'exists'), 'utf8'), 'old', 'an existing destination is left alone');
+  for (const n of ['link', 'hard', 'fifo', 'dir']) assert.is(await lstat(join(dst, n)).catch(() => null), null, `${n} deferred, not made`);
+  const s = await stat(join(dst, 'suid'), { bigint: true });
+  assert.is(s.mode & 0o7777n, 0o4751n, 'setuid survives the chown');
+  assert.is([s.uid, s.gid].join(':'), '1234:5678');
+  assert.is(s.mtimeNs, 1_500_000_000_987_654_321n);
+  assert.equal(llistxattr(join(dst, 'suid')).sort(), ['security.capability', 'user.keep']);
+  assert.ok(lgetxattr(join(dst, 'suid'), 'security.capability')!.equals(CAP));
+  assert.is((await stat(join(dst, 'empty'))).size, 0);
+  // -1: the source's owner is kept.
+  await mkdir(join(tmp, 'dst2'));
+  await copyFiles(src, join(tmp, 'dst2'), ['big'], undefined);
+  const [a, b] = [await stat(join(src, 'big')), await stat(join(tmp, 'dst2/big'))];
+  assert.is(`${b.uid}:${b.gid}`, `${a.uid}:${a.gid}`);
+});
+
+test('copyFiles refuses names that are not one path component and directories that are symlinks', async () => {
+  const src = join(tmp, 'src');
+  const dst = join(tmp, 'dst');
+  await mkdir(join(src, 'sub'), { recursive: true });
+  await mkdir(dst);
+  await writeFile(join(src, 'sub/f'), 'x');
+  for (const bad of ['sub/f', '..', '.', '']) {
+    const e = (await copyFiles(src, dst, [bad], undefined).catch((err: unknown) => err)) as NodeJS.ErrnoException;
+    assert.is(e.code, 'EINVAL', JSON.stringify(bad));
+  }
+  await symlink('sub', join(tmp, 'via-link'));
+  const e = (await copyFiles(join(tmp, 'via-link'), dst, ['f'], undefined).catch((err: unknown) => err)) as NodeJS.ErrnoException;
+  assert.ok(e.code === 'ELOOP' || e.code === 'ENOTDIR', `a symlinked source directory is not followed: ${e.code}`);
+  await symlink(dst, join(tmp, 'dst-link'));
+  const e2 = (await copyFiles(join(src, 'sub'), join(tmp, 'dst-link'), ['f'], undefined).catch((err: unknown) => err)) as NodeJS.ErrnoException;
+  assert.ok(e2.code === 'ELOOP' || e2.code === 'ENOTDIR', `nor a symlinked destination: ${e2.code}`);
+  assert.match(e2.message, /dst-link/);
 });
 
 test.run();

@@ -90,7 +90,7 @@ const AUDITED: Record<string, [calls: number, cls: Class, why: string]> = {
   'src/solver/ops/commit-layer.ts': [2, 'store', 'the upperdir tsbuild made, renamed into the layer store'],
   'src/solver/ops/copy-sources.ts': [4, 'in-root', 'sources and globs through atInRoot/resolvedInRoot/resolveInRoot'],
   'src/solver/ops/parents-sources.ts': [3, 'in-root', 'COPY --parents: stat and walk below each source directory through resolvedInRoot'],
-  'src/solver/ops/copy-tree.ts': [15, 'walk', 'copies from a resolved source to a resolved destination; lstat first, replaces (never follows) what it finds (a socket as an empty file, O_EXCL)'],
+  'src/solver/ops/copy-tree.ts': [14, 'walk', 'copies from a resolved source to a resolved destination; lstat first, replaces (never follows) what it finds (a socket as an empty file, O_EXCL); plain files through native copyFiles, which opens single names under O_NOFOLLOW directory fds, O_EXCL, and leaves anything else to this path'],
   'src/solver/ops/exec.ts': [2, 'in-root', 'its own etc temp dir; WORKDIR via mkdirInRoot'],
   'src/solver/ops/file.ts': [6, 'in-root', 'destinations via mkdirInRoot/atInRoot; archives via applyLayer'],
   'src/solver/ops/http.ts': [7, 'store', 'a fresh temp dir; the file name is one checked segment, opened O_EXCL'],
