@@ -19,6 +19,7 @@ interface Fsx {
   openInRoot(root: string, path: string, nofollow: boolean, noSymlinks: boolean, mode: number): number;
   mountOverlay(root: string, target: string, lowers: readonly string[], upper: string | null, work: string | null, options: readonly string[]): void;
   copyFiles(srcDir: string, dstDir: string, names: readonly string[], uid: number, gid: number): Promise<Uint8Array>;
+  inspectFiles(dir: string, names: readonly string[], readMax: number, budget: number): Promise<Buffer>;
 }
 
 
@@ -100,4 +101,55 @@ export const COPY_DEFER = 1;
  */
 export function copyFiles(srcDir: string, dstDir: string, names: readonly string[], owner: { uid: number; gid: number } | undefined): Promise<Uint8Array> {
   return fsx().copyFiles(srcDir, dstDir, names, owner?.uid ?? -1, owner?.gid ?? -1);
+}
+
+/** lstat of one name as {@link inspectFiles} reports it; `data` is a view into the batch's buffer. */
+export interface Inspected {
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly size: number;
+  /** Whole seconds (as a layer tar keeps them). */
+  readonly mtime: number;
+  readonly nlink: number;
+  readonly dev: bigint;
+  readonly ino: bigint;
+  readonly rdev: bigint;
+  /** Whether the entry has any extended attribute (then read them with llistxattr). */
+  readonly hasXattrs: boolean;
+  /** A symlink's target, or a regular file's content when it was read whole; else undefined. */
+  readonly data?: Buffer;
+}
+
+const RECORD = 80;
+
+/**
+ * lstat, the presence of xattrs, a symlink's target and the content of regular files up to
+ * `readMax` bytes (until `budget` bytes in all; later or larger files are left to stream) for
+ * each of `names` (single path components) in directory `dir`, in one thread-pool job. Neither
+ * `dir` nor a name is followed if it is a symlink; only regular files are opened.
+ */
+export async function inspectFiles(dir: string, names: readonly string[], readMax: number, budget: number): Promise<Inspected[]> {
+  const buf = await fsx().inspectFiles(dir, names, readMax, budget);
+  const out: Inspected[] = [];
+  for (let i = 0; i < names.length; i++) {
+    const r = i * RECORD;
+    const flags = buf.readUInt32LE(r + 12);
+    const off = Number(buf.readBigUInt64LE(r + 64));
+    const len = Number(buf.readBigUInt64LE(r + 72));
+    out.push({
+      mode: buf.readUInt32LE(r),
+      uid: buf.readUInt32LE(r + 4),
+      gid: buf.readUInt32LE(r + 8),
+      size: Number(buf.readBigUInt64LE(r + 16)),
+      mtime: Number(buf.readBigInt64LE(r + 24)),
+      nlink: Number(buf.readBigUInt64LE(r + 32)),
+      dev: buf.readBigUInt64LE(r + 40),
+      ino: buf.readBigUInt64LE(r + 48),
+      rdev: buf.readBigUInt64LE(r + 56),
+      hasXattrs: (flags & 1) !== 0,
+      ...((flags & 2) !== 0 ? { data: buf.subarray(off, off + len) } : {}),
+    });
+  }
+  return out;
 }

@@ -5,7 +5,7 @@ import { constants } from 'node:fs';
 import { chmod, link, lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { COPY_DEFER, COPY_DONE, copyFiles, lgetxattr, llistxattr, lsetxattr, mknod } from '../../../src/oci/native-fs.js';
+import { COPY_DEFER, COPY_DONE, copyFiles, inspectFiles, lgetxattr, llistxattr, lsetxattr, mknod } from '../../../src/oci/native-fs.js';
 
 const CAP = Buffer.from('0100000200200000000000000000000000000000', 'hex');
 
@@ -142,6 +142,49 @@ test('copyFiles refuses names that are not one path component and directories th
   const e2 = (await copyFiles(join(src, 'sub'), join(tmp, 'dst-link'), ['f'], undefined).catch((err: unknown) => err)) as NodeJS.ErrnoException;
   assert.ok(e2.code === 'ELOOP' || e2.code === 'ENOTDIR', `nor a symlinked destination: ${e2.code}`);
   assert.match(e2.message, /dst-link/);
+});
+
+test('inspectFiles reports lstat fields, xattr presence, link targets and small contents within the budget', async () => {
+  const d = join(tmp, 'd');
+  await mkdir(join(d, 'sub'), { recursive: true });
+  await writeFile(join(d, 'a'), 'aaaa');
+  await writeFile(join(d, 'b'), 'bbbbbb');
+  await writeFile(join(d, 'big'), Buffer.alloc(100, 1));
+  await writeFile(join(d, 'empty'), '');
+  await symlink('../somewhere/else', join(d, 'ln'));
+  mknod(join(d, 'wh'), constants.S_IFCHR, 0, 0);
+  mknod(join(d, 'fifo'), constants.S_IFIFO | 0o640, 0, 0);
+  lsetxattr(join(d, 'sub'), 'user.x', Buffer.from('1'));
+  await link(join(d, 'a'), join(d, 'a2'));
+  execFileSync('touch', ['-h', '-d', '@1234567890.75', join(d, 'a')]);
+  // readMax 50 leaves `big` out; budget 8 takes `a` (4) but not `b` (6 more).
+  const names = ['a', 'b', 'big', 'empty', 'ln', 'wh', 'fifo', 'sub', 'a2'];
+  const r = await inspectFiles(d, names, 50, 8);
+  const byName = new Map(names.map((n, i) => [n, r[i]!]));
+  const a = byName.get('a')!;
+  const st = await lstat(join(d, 'a'), { bigint: true });
+  assert.is(a.mode, Number(st.mode));
+  assert.is(a.size, 4);
+  assert.is(a.mtime, 1234567890);
+  assert.is(a.nlink, 2);
+  assert.is(a.ino, st.ino);
+  assert.is(a.dev, st.dev);
+  assert.is(a.data?.toString(), 'aaaa');
+  assert.is(byName.get('a2')!.ino, st.ino);
+  assert.is(byName.get('b')!.data, undefined, 'over the budget: left to stream');
+  assert.is(byName.get('big')!.data, undefined, 'over readMax: left to stream');
+  assert.is(byName.get('empty')!.data, undefined);
+  assert.is(byName.get('ln')!.data?.toString(), '../somewhere/else');
+  assert.is(byName.get('wh')!.mode & constants.S_IFMT, constants.S_IFCHR);
+  assert.is(byName.get('wh')!.rdev, 0n);
+  assert.is(byName.get('fifo')!.mode & 0o7777, 0o640 & ~process.umask());
+  assert.ok(byName.get('sub')!.hasXattrs);
+  assert.not.ok(byName.get('a')!.hasXattrs);
+  const e = (await inspectFiles(d, ['missing'], 50, 8).catch((err: unknown) => err)) as NodeJS.ErrnoException;
+  assert.is(e.code, 'ENOENT');
+  assert.match(e.message, /missing/);
+  const e2 = (await inspectFiles(d, ['sub/x'], 50, 8).catch((err: unknown) => err)) as NodeJS.ErrnoException;
+  assert.is(e2.code, 'EINVAL');
 });
 
 test.run();

@@ -58,7 +58,7 @@ const AUDITED: Record<string, [calls: number, cls: Class, why: string]> = {
   'src/oci/lchown-mapped.ts': [2, 'in-root', 'lchown of a path its caller resolved inside its root (never follows a link)'],
   'src/oci/layer/apply.ts': [14, 'in-root', 'every entry, parent, whiteout and hardlink target through atInRoot/resolvedInRoot'],
   'src/oci/layer/blob.ts': [1, 'store', 'layer blob temp files'],
-  'src/oci/layer/diff.ts': [5, 'walk', 'upperdir walk: lstat, readdir, reads of regular files only'],
+  'src/oci/layer/diff.ts': [2, 'walk', 'upperdir walk: readdir, streamed reads of large regular files; lstat, small reads and readlink in native inspectFiles (single names under an O_NOFOLLOW directory fd, only regular files opened)'],
   'src/package-file.ts': [1, 'host', 'finds files of tsbuild\'s own package (package.json, the native addon and helper)'],
   'src/remote/credentials.ts': [2, 'user', "docker's config.json"],
   'src/remote/push.ts': [1, 'store', 'blob reads by digest'],
