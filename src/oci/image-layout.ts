@@ -153,11 +153,13 @@ function emptyIndex(): LayoutIndex {
 }
 
 /** Writes `content` to `path` through a temp file in the same directory: fsync, then rename. */
-export async function writeFileAtomic(path: string, content: string | Uint8Array): Promise<void> {
+export async function writeFileAtomic(path: string, content: string | Uint8Array | Iterable<string>): Promise<void> {
   const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   const fh = await open(tmp, 'wx', 0o644);
   try {
-    await fh.writeFile(content);
+    // An iterable is written piece by piece: a large document never exists as one string.
+    if (typeof content === 'string' || content instanceof Uint8Array) await fh.writeFile(content);
+    else for (const piece of content) await fh.writeFile(piece); // from the current position, whole
     await fh.sync();
   } catch (e) {
     await fh.close().catch(() => undefined);

@@ -20,6 +20,8 @@ interface Entry {
  */
 const RACY_MS = 250;
 const VERSION = 1;
+/** Entries per piece of the saved file. */
+const SAVE_PIECE = 2000;
 
 /**
  * Remembers the content checksum of files by (path, size, mtime, ctime, inode), so that a
@@ -82,10 +84,27 @@ export class StatCache {
   /** Writes the cache back if anything changed. */
   async save(): Promise<void> {
     if (!this.#file || !this.#dirty) return;
-    const entries: Record<string, [number, number, number, number, string]> = {};
-    for (const [p, e] of this.#entries) entries[p] = [e.size, e.mtimeMs, e.ctimeMs, e.ino, e.digest];
     await mkdir(dirname(this.#file), { recursive: true });
-    await writeFileAtomic(this.#file, JSON.stringify({ version: VERSION, entries }));
+    await writeFileAtomic(this.#file, this.#json());
     this.#dirty = false;
+  }
+
+  /**
+   * The file's JSON in pieces of {@link SAVE_PIECE} entries: a context of 100k files made one
+   * object and one string of ~15 MB each at once, the build's peak memory.
+   */
+  *#json(): Generator<string> {
+    yield `{"version":${VERSION},"entries":{`;
+    let piece: string[] = [];
+    let sep = '';
+    for (const [p, e] of this.#entries) {
+      piece.push(`${sep}${JSON.stringify(p)}:${JSON.stringify([e.size, e.mtimeMs, e.ctimeMs, e.ino, e.digest])}`);
+      sep = ',';
+      if (piece.length === SAVE_PIECE) {
+        yield piece.join('');
+        piece = [];
+      }
+    }
+    yield `${piece.join('')}}}`;
   }
 }

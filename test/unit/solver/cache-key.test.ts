@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { chmod, chown, mkdtemp, readdir, rm, symlink, utimes, writeFile, mkdir, rename } from 'node:fs/promises';
-import { statSync } from 'node:fs';
+import { statSync, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -230,6 +230,19 @@ test('stat cache: persisted, reloaded, and fresh files (racy mtime) are not reme
   assert.is(s2.get(join(c, 'fresh.txt'), statSync(join(c, 'fresh.txt'))), undefined, 'just-written file not trusted');
   await writeFile(file, '{"version":1,"entries":{"x":[1,2]}}');
   assert.is((await StatCache.load(file)).size, 0, 'malformed entries ignored');
+});
+
+test('stat cache: a cache saved in several pieces reloads whole', async () => {
+  const file = join(dir, 'stat', 'many.json');
+  const s1 = await StatCache.load(file);
+  const digest = sha256('x');
+  const st = (i: number) => ({ size: i, mtimeMs: 1000 + i, ctimeMs: 2000 + i, ino: 3000 + i }) as Stats;
+  for (let i = 0; i < 4501; i++) s1.set(`/ctx/d/"quoted" ${i}\u00e9`, st(i), digest, 1e12);
+  await s1.save();
+  const s2 = await StatCache.load(file);
+  assert.is(s2.size, 4501);
+  for (const i of [0, 1999, 2000, 4500]) assert.is(s2.get(`/ctx/d/"quoted" ${i}\u00e9`, st(i)), digest);
+  assert.is(s2.get('/ctx/d/"quoted" 7\u00e9', st(8)), undefined);
 });
 
 test.run();
