@@ -219,23 +219,6 @@ const CASES: Case[] = [
     setup: largeContext,
   },
   {
-    name: 'copy-100k',
-    cold: true,
-    target: 'issue 10: cold COPY of 100k files of 4 KB (410 MB) ≤ BuildKit (25.6 s), peak RSS < 200 MB',
-    async setup(ctx) {
-      await files(ctx, { Dockerfile: `${FROM}\nCOPY . /data\n` });
-      const body = Buffer.alloc(4096);
-      for (let d = 0; d < 1000; d++) {
-        await mkdir(join(ctx, `d${d}`));
-        for (let f = 0; f < 100; f++) {
-          body.fill((d * 100 + f) % 251);
-          await writeFile(join(ctx, `d${d}`, `f${f}.txt`), body);
-        }
-      }
-      return ctx;
-    },
-  },
-  {
     name: 'noop-200-steps',
     cold: false,
     // 120 layers: Docker's graph driver refuses more than 125 (BuildKit's own snapshotter 128).
