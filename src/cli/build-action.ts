@@ -86,6 +86,7 @@ export async function buildAction(context: string, flags: BuildFlags, globals: G
       contextDir: stdinInputs?.contextDir ?? context,
       dockerfile: stdinInputs ? stdinInputs.dockerfile : flags.file,
       tags: flags.tag,
+      describeDistributed: flags.metadataFile !== undefined,
       buildArgs,
       target: flags.target,
       platforms: flags.platform === undefined ? undefined : parsePlatforms(flags.platform),
@@ -164,9 +165,10 @@ export async function buildAction(context: string, flags: BuildFlags, globals: G
   if (flags.iidfile) await writeFile(flags.iidfile, imageId);
   if (flags.metadataFile) {
     const meta: BuildMetadata = {
-      'containerimage.digest': result.manifest.digest,
+      // The image as outputs and pushes carry it (compressed layers), as BuildKit reports its exporter's.
+      'containerimage.digest': (result.distributed ?? result.manifest).digest,
       ...(result.config ? { 'containerimage.config.digest': result.config.digest } : {}),
-      'containerimage.descriptor': result.manifest,
+      'containerimage.descriptor': result.distributed ?? result.manifest,
       ...(result.names.length ? { 'image.name': result.names.join(',') } : {}),
     };
     await writeFile(flags.metadataFile, JSON.stringify(meta, null, 2) + '\n');

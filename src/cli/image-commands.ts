@@ -126,15 +126,17 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
     .requiredOption('-o, --output <file>', 'archive to write')
     .addOption(new Option('--format <format>', 'archive format').choices(['oci', 'docker']).default('docker'))
     .action(async (names: string[], flags: { output: string; format: 'oci' | 'docker' }) => {
-      const { findImage, saveImages } = await deps();
+      const { findImage, saveImages, compressImage, compressedLayersDir, DEFAULT_COMPRESSION } = await deps();
       await checkOutputDest(flags.output, 'file', '-o, --output');
       await withWorker(async (w) => {
         const items = new Map<string, { names: string[]; descriptor: SaveItem['descriptor'] }>();
         for (const n of names) {
           const found = await findImage(w.images, n);
-          const item = items.get(found.descriptor.digest) ?? { names: [], descriptor: found.descriptor };
+          // Layers a build stored uncompressed go into the archive as gzip (as `docker save` of a pulled image would carry them).
+          const descriptor = { ...found.descriptor, ...(await compressImage(w.blobs, compressedLayersDir(w.dirs), found.descriptor, DEFAULT_COMPRESSION, ctx.signal)) };
+          const item = items.get(descriptor.digest) ?? { names: [], descriptor };
           if (found.name && !item.names.includes(found.name)) item.names.push(found.name);
-          items.set(found.descriptor.digest, item);
+          items.set(descriptor.digest, item);
         }
         await saveImages(w.images, [...items.values()], flags.output, flags.format, ctx);
       });

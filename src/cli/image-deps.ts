@@ -8,4 +8,6 @@ export { findImage, listImages } from '../images/list-images.js';
 export { loadArchive } from '../images/load-archive.js';
 export { runImage } from '../images/run-image.js';
 export { saveImages } from '../images/save-images.js';
+export { compressImage, compressedLayersDir } from '../exporter/compress-image.js';
+export { DEFAULT_COMPRESSION } from '../oci/layer/layer-compression.js';
 export { readImage } from '../oci/image-reader.js';

@@ -53,7 +53,7 @@ export function registryCommands(globals: GlobalOptions, signal: AbortSignal, se
     .option('--metadata-file <file>', 'write the pushed digest as JSON (BuildKit keys)')
     .option('-q, --quiet', 'print only the manifest digest')
     .action(async (name: string, dest: string | undefined, flags: { metadataFile?: string; quiet?: boolean }) => {
-      const { openWorker, exportRegistry, readImage, RegistryClient } = await deps();
+      const { openWorker, exportRegistry, readImage, RegistryClient, compressImage, compressedLayersDir, DEFAULT_COMPRESSION } = await deps();
       const local = parseReference(name).toString();
       if (flags.metadataFile) await checkOutputDest(flags.metadataFile, 'file', '--metadata-file');
       const worker = await openWorker(stateRoot(globals.root, process.env), { privateTmp: true, isolation: isolationSetting(globals, process.env) });
@@ -61,7 +61,9 @@ export function registryCommands(globals: GlobalOptions, signal: AbortSignal, se
       try {
         const desc = await worker.images.resolve(local);
         if (!desc) throw new BuildError('IMAGE_NOT_FOUND', `image ${name} (${local}) is not in the local store`, { hint: 'list images with `tsbuild images`' });
-        const r = await exportRegistry(client, worker.images, desc, dest ?? name, ctx(true));
+        const c = ctx(true);
+        // Stored layers a build made are uncompressed: the registry gets them as gzip, as BuildKit pushes.
+        const r = await exportRegistry(client, worker.images, await compressImage(worker.blobs, compressedLayersDir(worker.dirs), desc, DEFAULT_COMPRESSION, c.signal), dest ?? name, c);
         if (flags.metadataFile) {
           // An index has no single config: the key is left out then, as BuildKit does for multi-platform pushes.
           const single = r.descriptor.mediaType === MediaType.ociManifest || r.descriptor.mediaType === MediaType.dockerManifest;

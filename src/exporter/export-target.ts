@@ -1,16 +1,17 @@
 import { splitCsvRecord } from '../csv-record.js';
 import { BuildError } from '../errors.js';
+import type { CompressionOptions } from '../oci/layer/layer-compression.js';
 
 /**
  * Where a build result goes; parsed once, at the CLI edge, from `--output`.
  * `names` (BuildKit's `name=` key) are extra image names recorded in the output.
  */
 export type ExportTarget = (
-  | { type: 'oci'; dest: string; tar: boolean; names?: readonly string[]; ociMediaTypes?: boolean }
-  | { type: 'docker'; dest: string; names?: readonly string[]; ociMediaTypes?: boolean }
+  | ({ type: 'oci'; dest: string; tar: boolean; names?: readonly string[]; ociMediaTypes?: boolean } & WithCompression)
+  | ({ type: 'docker'; dest: string; names?: readonly string[]; ociMediaTypes?: boolean } & WithCompression)
   | { type: 'local'; dest: string; platformSplit?: boolean }
   | { type: 'tar'; dest: string; platformSplit?: boolean }
-  | { type: 'registry'; name: string; ociMediaTypes?: boolean }
+  | ({ type: 'registry'; name: string; ociMediaTypes?: boolean } & WithCompression)
 ) & {
   /**
    * `rewrite-timestamp=`: with SOURCE_DATE_EPOCH, clamp the file times of this build's layers to
@@ -20,8 +21,11 @@ export type ExportTarget = (
   rewriteTimestamp?: boolean;
 };
 
+/** Image outputs' `compression`, `compression-level`, `force-compression` (absent: gzip at its default level). */
+type WithCompression = { compression?: CompressionOptions };
+
 /** The outputs that write an image (manifest, config, layers) and so have media types. */
-export type ImageTarget = Extract<ExportTarget, { type: 'oci' | 'docker' | 'registry' }>;
+export type ImageTarget = Extract<ExportTarget, { type: 'oci' | 'docker' | 'registry' }> & WithCompression;
 
 /**
  * BuildKit's `oci-mediatypes`: whether an image output keeps the OCI media types tsbuild stores,

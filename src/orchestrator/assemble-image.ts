@@ -3,6 +3,7 @@ import { BuildError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import type { ContainerConfig, Descriptor, ImageConfig, Platform } from '../oci/image.js';
 import { MediaType } from '../oci/media-types.js';
+import { compressionOfMediaType, layerMediaType } from '../oci/layer/layer-compression.js';
 import type { Result, RootfsResult, Vertex } from '../solver/graph.js';
 import type { Worker } from '../solver/worker.js';
 import type { ContentStore } from '../oci/content-store.js';
@@ -20,7 +21,8 @@ export interface AssembledImage {
 /**
  * Writes the solved target as an image into the content store: the config (plan's config plus
  * diff_ids, `created`, and `empty_layer` for steps whose vertex added no layer, as BuildKit's
- * exporter records them) and an OCI manifest over the layers' stored blobs.
+ * exporter records them) and an OCI manifest over the layers' stored blobs: this build's as
+ * uncompressed tars (outputs compress them), a base image's as pulled.
  *
  * Times: with `created` (SOURCE_DATE_EPOCH) every step of this build and the image get it.
  * Without, as BuildKit: a step that added a layer gets the time that layer was made (so a
@@ -95,7 +97,7 @@ export async function assembleImage(
   for (const l of final.layers) {
     const blob = await worker.layers.blob(l.diffId);
     if (!blob) throw new BuildError('STORE_CORRUPT', `layer ${l.diffId} has no stored blob`, { hint: 'run `tsbuild prune` and build again' });
-    layers.push({ mediaType: MediaType.ociLayerGzip, digest: blob.digest, size: blob.size });
+    layers.push({ mediaType: layerMediaType(compressionOfMediaType(blob.mediaType) ?? 'gzip'), digest: blob.digest, size: blob.size });
   }
   const sorted = Object.fromEntries(Object.entries(opts.annotations ?? {}).sort(([a], [b]) => (a < b ? -1 : 1)));
   return { ...(await storeImage(worker.blobs, config, layers, sorted)), ownLayers: [...ownLayers].sort((a, b) => a - b) };

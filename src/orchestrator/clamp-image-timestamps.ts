@@ -11,9 +11,12 @@ import { MediaType } from '../oci/media-types.js';
 import type { RootDirs } from '../root-dirs.js';
 import { sweepMemoDir } from '../solver/memo-sweep.js';
 import { storeImage, type AssembledImage } from './assemble-image.js';
+import { compressedLayer, compressedLayersDir } from '../exporter/compress-image.js';
+import { DEFAULT_COMPRESSION, type CompressionOptions } from '../oci/layer/layer-compression.js';
 import { cacheConfig, INLINE_CACHE_KEY, type CacheConfig } from './cache-transfer/cache-manifest.js';
 
-const VERSION = 1;
+// 2: rewritten layers are stored uncompressed (version 1 entries name gzip blobs).
+const VERSION = 2;
 
 /**
  * BuildKit marks each layer its exporter rewrote with the epoch (util/converter/converter.go,
@@ -38,9 +41,9 @@ interface MemoFile {
  * else as it was, and a new manifest is stored with the same annotations.
  *
  * Rewrites are remembered under `<cache>/timestamp-rewrites/` (layer diffId + epoch → blob), so
- * a cached rebuild reuses them instead of recompressing; an entry whose blob is gone is ignored.
+ * a cached rebuild reuses them instead of rewriting again; an entry whose blob is gone is ignored.
  */
-export async function clampImageTimestamps(blobs: ContentStore, dirs: RootDirs, img: AssembledImage, epoch: Date, ctx: Ctx): Promise<AssembledImage> {
+export async function clampImageTimestamps(blobs: ContentStore, dirs: RootDirs, img: AssembledImage, epoch: Date, ctx: Ctx, inlineCompression: CompressionOptions = DEFAULT_COMPRESSION): Promise<AssembledImage> {
   if (img.ownLayers.length === 0) return img;
   const seconds = Math.floor(epoch.getTime() / 1000);
   const stored = await readImage(blobs, img.manifest, undefined, { anyPlatform: true });
@@ -52,11 +55,15 @@ export async function clampImageTimestamps(blobs: ContentStore, dirs: RootDirs, 
     const memo = join(timestampRewritesDir(dirs), `${digestHex(sha256(`${source}\n${seconds}`))}.json`);
     const rewritten = (await recall(blobs, memo, source, seconds)) ?? (await remember(memo, source, seconds, await clampLayerTimestamps(blobs, layers[i]!, seconds, ctx.signal)));
     diffIds[i] = rewritten.diffId;
-    layers[i] = { mediaType: MediaType.ociLayerGzip, digest: rewritten.digest, size: rewritten.size, annotations: { [REWRITTEN_TIMESTAMP]: String(seconds) } };
+    layers[i] = { mediaType: MediaType.ociLayer, digest: rewritten.digest, size: rewritten.size, annotations: { [REWRITTEN_TIMESTAMP]: String(seconds) } };
   }
   const config: ImageConfig = { ...img.imageConfig, rootfs: { ...img.imageConfig.rootfs, diff_ids: diffIds } };
   const inline = (img.imageConfig as Record<string, unknown>)[INLINE_CACHE_KEY] as CacheConfig | undefined;
-  if (inline) (config as Record<string, unknown>)[INLINE_CACHE_KEY] = withLayersReplaced(inline, img.imageConfig.rootfs.diff_ids, diffIds, layers);
+  if (inline) {
+    // The inline cache names blobs as outputs carry them (compressed), not as stored.
+    const carried = await Promise.all(layers.map((l, i) => (img.ownLayers.includes(i) ? compressedLayer(blobs, compressedLayersDir(dirs), l, diffIds[i]!, inlineCompression, ctx.signal) : l)));
+    (config as Record<string, unknown>)[INLINE_CACHE_KEY] = withLayersReplaced(inline, img.imageConfig.rootfs.diff_ids, diffIds, carried);
+  }
   return { ...(await storeImage(blobs, config, layers, stored.manifest.annotations ?? {})), ownLayers: img.ownLayers };
 }
 

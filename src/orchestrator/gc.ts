@@ -10,6 +10,7 @@ import { CacheStore, type CacheEntryInfo } from '../solver/cache-store.js';
 import { sweepHttpMemo, httpMemoDir } from '../solver/http-memo.js';
 import { squashMemoDir, sweepSquashMemo } from './squash-layers.js';
 import { sweepTimestampRewrites, timestampRewritesDir } from './clamp-image-timestamps.js';
+import { compressedLayers, compressedLayersDir, sweepCompressedLayers } from '../exporter/compress-image.js';
 import { sweepSelectionMemo } from '../solver/selection-memo.js';
 import { gcLockPath, otherLiveBuilds } from './build-registry.js';
 import { cleanupAfterCrashes } from './worker.js';
@@ -52,6 +53,8 @@ interface Inventory {
   readonly blobs: Map<Digest, number>;
   /** diffId → compressed blob digest, from the layer store. */
   readonly layerBlob: Map<Digest, Digest>;
+  /** diffId → the blobs outputs compressed it into (compress-image.ts's memo). */
+  readonly compressed: Map<Digest, Digest[]>;
   readonly imageLayers: Set<Digest>;
   readonly imageBlobs: Set<Digest>;
 }
@@ -100,7 +103,8 @@ export async function prune(root: string, opts: PruneOptions = {}, signal?: Abor
       keep = inv.records.filter((r) => !old(r));
       for (const r of candidates) {
         const h = held(inv, [...keep, r]);
-        const bytes = [...h.layers].reduce((n, d) => n + (images.layers.has(d) ? 0 : inv.layers.get(d) ?? 0), 0);
+        // A layer's blobs count too: its tar (a build stores it uncompressed) and outputs' compressed copies.
+        const bytes = [...h.layers].reduce((n, d) => n + (images.layers.has(d) ? 0 : inv.layers.get(d) ?? 0), 0) + [...h.blobs].reduce((n, d) => n + (images.blobs.has(d) ? 0 : inv.blobs.get(d) ?? 0), 0);
         if (bytes <= opts.keepStorage) keep.push(r);
       }
     }
@@ -135,6 +139,7 @@ export async function prune(root: string, opts: PruneOptions = {}, signal?: Abor
     await sweepHttpMemo(httpMemoDir(dirs), (d) => h.layers.has(d) && inv.layers.has(d));
     await sweepTimestampRewrites(timestampRewritesDir(dirs), (d) => h.layers.has(d) && inv.layers.has(d));
     await sweepSquashMemo(squashMemoDir(dirs), (d) => h.layers.has(d) && inv.layers.has(d));
+    await sweepCompressedLayers(compressedLayersDir(dirs), (d) => h.layers.has(d));
     // RUN --mount=type=cache directories are build cache too (BuildKit's prune --all drops
     // them); no build runs now (checked above), so none is in use.
     if (opts.all) await rm(join(dirs.cache, 'mounts'), { recursive: true, force: true });
@@ -153,6 +158,8 @@ function held(inv: Inventory, records: readonly CacheEntryInfo[]): { layers: Set
   for (const l of layers) {
     const b = inv.layerBlob.get(l);
     if (b) blobs.add(b);
+    // An output's compressed copy lives as long as its layer, so the next export or push reuses it.
+    for (const c of inv.compressed.get(l) ?? []) blobs.add(c);
   }
   return { layers, blobs };
 }
@@ -200,7 +207,8 @@ async function inventory(root: string, signal: AbortSignal | undefined): Promise
     for (const l of doc?.layers ?? []) if (isDigest(l.digest)) imageBlobs.add(l.digest);
   };
   for (const m of index.manifests) if (isDigest(m.digest)) await visit(m.digest);
-  return { dirs, cache, records, layers, blobs, layerBlob, imageLayers, imageBlobs };
+  const compressed = await compressedLayers(compressedLayersDir(dirs));
+  return { dirs, cache, records, layers, blobs, layerBlob, compressed, imageLayers, imageBlobs };
 }
 
 /** Unpublishes the layer by one rename (no reader ever sees it half-deleted), then deletes it. */

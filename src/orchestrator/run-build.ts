@@ -12,7 +12,8 @@ import { hostPlatform, type Descriptor, type Platform } from '../oci/image.js';
 import { cannotRunReason } from '../runtime/platform-support.js';
 import type { Isolation } from '../runtime/isolation.js';
 import { parseReference } from '../oci/reference.js';
-import type { ExportTarget } from '../exporter/export-target.js';
+import type { ExportTarget, ImageTarget } from '../exporter/export-target.js';
+import { DEFAULT_COMPRESSION, type CompressionOptions } from '../oci/layer/layer-compression.js';
 import { solve } from '../solver/scheduler.js';
 import { contextHandler } from '../solver/ops/context.js';
 import type { ExecOptions } from '../solver/ops/exec.js';
@@ -47,6 +48,11 @@ import { digestHex, sha256, type Digest } from '../oci/digest.js';
 
 export interface BuildRequest {
   readonly root: string;
+  /**
+   * Also name the image as outputs carry it (layers gzip-compressed, see compress-image.ts):
+   * BuildResult.distributed, which --metadata-file reports as BuildKit reports its exporter's.
+   */
+  readonly describeDistributed?: boolean;
   /** `--isolation` / `[build] isolation`: how RUN steps are isolated (default auto). */
   readonly isolation?: Isolation | 'auto';
   readonly contextDir: string;
@@ -124,6 +130,13 @@ export interface BuildResult {
   readonly names: readonly string[];
   /** Per request output, in order: the manifest or index it holds (Docker-typed with oci-mediatypes=false). */
   readonly exported: readonly Descriptor[];
+  /**
+   * With `describeDistributed`: the manifest or index with the layers in the default output
+   * compression. The store keeps this build's layers uncompressed, so its own manifest's digest
+   * depends on where each layer came from (built here, or a compressed blob from a cache); this
+   * one does not, and is what a push or an OCI export of the image is named by.
+   */
+  readonly distributed?: Descriptor;
 }
 
 /** Dockerfile → graph → solved layers → image in the local store (tagged) → requested exports. */
@@ -340,7 +353,7 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
   for (const plan of plans) {
     const final = plan.target && results.get(plan.target.digest);
     const inline = req.cacheTo?.some((s) => s.type === 'inline')
-      ? { [INLINE_CACHE_KEY]: await (await import('./cache-transfer/cache-export.js')).inlineCacheConfig(worker, cache.used(), final?.kind === 'rootfs' ? [final] : []) }
+      ? { [INLINE_CACHE_KEY]: await (await import('./cache-transfer/cache-export.js')).inlineCacheConfig(worker, cache.used(), final?.kind === 'rootfs' ? [final] : [], inlineCompression(req.outputs), ctx.signal) }
       : {};
     images.push(await assembleImage(worker, plan, results, epoch, { annotations: req.annotations, configExtra: inline, ...(req.squash ? { squash: { mode: req.squash, ctx } } : {}) }));
   }
@@ -384,7 +397,7 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
   const rewrites = (t: ExportTarget): boolean => epoch !== undefined && (t.rewriteTimestamp ?? true);
   const asBuilt = once(() => finish(images));
   const clamp = epoch && (await import('./clamp-image-timestamps.js')).clampImageTimestamps;
-  const result = epoch && clamp ? await finish(await Promise.all(images.map((img) => clamp(worker.blobs, worker.dirs, img, epoch, ctx)))) : await asBuilt();
+  const result = epoch && clamp ? await finish(await Promise.all(images.map((img) => clamp(worker.blobs, worker.dirs, img, epoch, ctx, inlineCompression(req.outputs))))) : await asBuilt();
   for (const name of names) await worker.images.tag(name, result.top);
   const exported: Descriptor[] = [];
   for (const target of req.outputs) {
@@ -409,7 +422,23 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
     const r = await exportCache(worker, cacheRecords(cache.used(), finals, spec.mode), spec, req.registry, ctx, mounts);
     ctx.events.emit({ type: 'export.done', target: `cache (${spec.type}, ${r.records} records, ${r.layers} layers${mounts.length ? `, ${mounts.length} cache mounts` : ''})`, digest: r.manifest.digest, at: Date.now() });
   }
-  return { manifest: result.top, ...(multi ? {} : { config: result.config }), names, exported };
+  const distributed = req.describeDistributed ? await compressed(worker, result.top, DEFAULT_COMPRESSION, ctx) : undefined;
+  return { manifest: result.top, ...(multi ? {} : { config: result.config }), names, exported, ...(distributed ? { distributed } : {}) };
+}
+
+/**
+ * The inline cache names layer blobs as the pushed image carries them: in the compression of the
+ * first image output (BuildKit writes it per exporter; one config serves every output here).
+ */
+function inlineCompression(outputs: readonly ExportTarget[]): CompressionOptions {
+  const image = outputs.find((o): o is ImageTarget => o.type === 'oci' || o.type === 'docker' || o.type === 'registry');
+  return image?.compression ?? DEFAULT_COMPRESSION;
+}
+
+/** `image` with its layers in `compression` (compress-image.ts, imported when first needed: a cached build without outputs never is). */
+async function compressed(worker: Worker, image: Descriptor, compression: CompressionOptions, ctx: Ctx): Promise<Descriptor> {
+  const { compressImage, compressedLayersDir } = await import('../exporter/compress-image.js');
+  return compressImage(worker.blobs, compressedLayersDir(worker.dirs), image, compression, ctx.signal);
 }
 
 /** `f`'s promise, made on the first call only. */

@@ -59,7 +59,8 @@ test('--keep-storage keeps the most recently used cache within the budget; --fil
 test('the [gc] policy of tsbuild.toml is applied after every build, and is prune\'s default', async () => {
   const config = join(env.work, 'gc.toml');
   await writeFile(config, '[gc]\nkeep-storage = "0"\n');
-  const ctx = await env.context('FROM busybox AS scratchpad\nRUN echo only-in-cache > /x\nFROM busybox\nCOPY --from=scratchpad /x /x\n');
+  // The stage writes /y too: its layer differs from the COPY's (which may otherwise be the same tar, diffID and all).
+  const ctx = await env.context('FROM busybox AS scratchpad\nRUN echo only-in-cache > /x && echo stage > /y\nFROM busybox\nCOPY --from=scratchpad /x /x\n');
   await tsbuildOk(['--root', env.root, 'build', '-t', 'gc-policy', ctx]);
   const kept = await diskUsage(env.root);
   assert.ok(kept.cacheOnlyBytes > 0 || kept.danglingBytes > 0, 'without a policy the stage layer stays cached');

@@ -12,6 +12,8 @@ import { pushImage } from '../../remote/push.js';
 import type { RegistryClient } from '../../remote/registry-client.js';
 import type { RootfsResult } from '../../solver/graph.js';
 import type { Worker } from '../../solver/worker.js';
+import { compressedLayer, compressedLayersDir } from '../../exporter/compress-image.js';
+import { DEFAULT_COMPRESSION, type CompressionOptions } from '../../oci/layer/layer-compression.js';
 import { cacheConfig, cacheManifest, type CacheConfig, type ExportedMount, type ExportedRecord } from './cache-manifest.js';
 import type { CacheExportSpec, CacheMode } from './cache-spec.js';
 
@@ -41,7 +43,7 @@ export async function exportCache(
   /** Cache mounts packed for this export (`mounts=`), already in the content store. */
   mounts: readonly ExportedMount[] = [],
 ): Promise<CacheExportResult> {
-  const base = await cacheConfigFor(worker, records);
+  const base = await cacheConfigFor(worker, records, spec.compression ?? DEFAULT_COMPRESSION, ctx.signal);
   // When each layer was made, so a step served from this cache elsewhere records the time of the
   // build that made it, as BuildKit's cache config carries createdAt: the rebuilt image is the same.
   const created: Record<string, string> = {};
@@ -79,20 +81,25 @@ export async function exportCache(
 }
 
 /** `--cache-to type=inline`: the config of the final image's records (mode=min), for its image config. */
-export function inlineCacheConfig(worker: Worker, used: ReadonlyMap<Digest, RootfsResult>, finals: readonly RootfsResult[]): Promise<CacheConfig> {
-  return cacheConfigFor(worker, cacheRecords(used, finals, 'min'));
+export function inlineCacheConfig(worker: Worker, used: ReadonlyMap<Digest, RootfsResult>, finals: readonly RootfsResult[], compression: CompressionOptions, signal: AbortSignal): Promise<CacheConfig> {
+  return cacheConfigFor(worker, cacheRecords(used, finals, 'min'), compression, signal);
 }
 
-/** The cache config for `records`, leaving out records whose layers have no compressed blob in the store. */
-export async function cacheConfigFor(worker: Worker, records: readonly ExportedRecord[]): Promise<CacheConfig> {
+/**
+ * The cache config for `records`, leaving out records whose layers have no blob in the store.
+ * Layers a build stored uncompressed are listed (and exported) in `compression`, as an image
+ * output would carry them; the conversion is remembered, so an image export shares the blobs.
+ */
+export async function cacheConfigFor(worker: Worker, records: readonly ExportedRecord[], compression: CompressionOptions, signal: AbortSignal): Promise<CacheConfig> {
   const blobs = new Map<Digest, Descriptor>();
   const usable: ExportedRecord[] = [];
   for (const r of records) {
     let ok = true;
     for (const d of r.layers) {
-      const b = blobs.get(d) ?? (await worker.layers.blob(d));
+      if (blobs.has(d)) continue;
+      const b = await worker.layers.blob(d);
       if (!b || !(await worker.blobs.has(b.digest))) ok = false;
-      else blobs.set(d, b);
+      else blobs.set(d, await compressedLayer(worker.blobs, compressedLayersDir(worker.dirs), b, d, compression, signal));
     }
     if (ok) usable.push(r);
   }

@@ -2,7 +2,8 @@ import { lstat, opendir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Ctx } from '../../ctx.js';
 import { formatBytes } from '../../byte-size.js';
-import { compressLayer, intoContentStore } from '../../oci/layer/blob.js';
+import { intoContentStore, writeLayer } from '../../oci/layer/blob.js';
+import { DEFAULT_GZIP_LEVEL } from '../../oci/layer/layer-compression.js';
 import { writeLayerTar } from '../../oci/layer/diff.js';
 import { MediaType } from '../../oci/media-types.js';
 import { portableMount, portableMountKey, type PortableCacheMount } from '../../solver/cache-mount-transfer.js';
@@ -48,7 +49,8 @@ export async function packCacheMounts(worker: Worker, targets: readonly Vertex[]
       ctx.events.emit({ type: 'warning', message: `${flag}: cache mount ${JSON.stringify(mount.id)} holds more than mounts-max-size (${formatBytes(maxSize)}), so it is not exported`, at: Date.now() });
       continue;
     }
-    const blob = await compressLayer((w) => writeLayerTar(dir, w, {}, ctx.signal), intoContentStore(worker.blobs, ctx.signal), ctx.signal);
+    // Packed for export only (never unpacked as a layer here), so compressed right away.
+    const blob = await writeLayer((w) => writeLayerTar(dir, w, {}, ctx.signal), intoContentStore(worker.blobs, ctx.signal), { compression: 'gzip', level: DEFAULT_GZIP_LEVEL }, ctx.signal);
     out.push({ ...mount, blob: { mediaType: MediaType.ociLayerGzip, digest: blob.digest, size: blob.size } });
   }
   return out;

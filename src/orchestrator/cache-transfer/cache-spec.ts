@@ -1,5 +1,6 @@
 import { BuildError } from '../../errors.js';
 import { splitCsv } from '../../exporter/export-target.js';
+import type { CompressionOptions } from '../../oci/layer/layer-compression.js';
 import { parseReference } from '../../oci/reference.js';
 import { parseByteSize } from '../../byte-size.js';
 
@@ -20,8 +21,8 @@ export interface MountsExport {
 }
 
 export type CacheExportSpec =
-  | ({ readonly type: 'registry'; readonly ref: string; readonly mode: CacheMode } & MountsExport)
-  | ({ readonly type: 'local'; readonly dest: string; readonly mode: CacheMode } & MountsExport)
+  | ({ readonly type: 'registry'; readonly ref: string; readonly mode: CacheMode; readonly compression?: CompressionOptions } & MountsExport)
+  | ({ readonly type: 'local'; readonly dest: string; readonly mode: CacheMode; readonly compression?: CompressionOptions } & MountsExport)
   /** The records of the final image's steps inside its own config (see INLINE_CACHE_KEY); always mode=min. */
   | { readonly type: 'inline' };
 

@@ -51,14 +51,14 @@ async function times(digest: string): Promise<Map<string, number>> {
 
 test('an epoch after every time gives back the very same blob: the rewrite changes nothing but times', async () => {
   const l = await layer();
-  const same = await clampLayerTimestamps(blobs, { mediaType: MediaType.ociLayerGzip, digest: l.digest as never, size: l.size }, 2000, new AbortController().signal);
+  const same = await clampLayerTimestamps(blobs, { mediaType: MediaType.ociLayer, digest: l.digest as never, size: l.size }, 2000, new AbortController().signal);
   assert.is(same.digest, l.digest);
   assert.is(same.diffId, l.diffId);
 });
 
 test('later times are clamped to the epoch, earlier ones kept', async () => {
   const l = await layer();
-  const c = await clampLayerTimestamps(blobs, { mediaType: MediaType.ociLayerGzip, digest: l.digest as never, size: l.size }, 1002, new AbortController().signal);
+  const c = await clampLayerTimestamps(blobs, { mediaType: MediaType.ociLayer, digest: l.digest as never, size: l.size }, 1002, new AbortController().signal);
   assert.is.not(c.digest, l.digest);
   const t = await times(c.digest);
   assert.is(t.get('d/f'), 1000);
@@ -67,7 +67,7 @@ test('later times are clamped to the epoch, earlier ones kept', async () => {
   assert.is(t.get('d'), 1002, 'was 1003');
   assert.is(t.get('hard'), 1000);
   // The xattr and body survive: the original's entries, re-read, differ only in times.
-  const listing = (d: string) => execFileSync('tar', ['--xattrs', '-tvzf', join(tmp, 'store/blobs/sha256', d.slice(7))], { encoding: 'utf8' }).replace(/\d{4}-\d\d-\d\d \d\d:\d\d/g, 'T');
+  const listing = (d: string) => execFileSync('tar', ['--xattrs', '-tvf', join(tmp, 'store/blobs/sha256', d.slice(7))], { encoding: 'utf8' }).replace(/\d{4}-\d\d-\d\d \d\d:\d\d/g, 'T');
   assert.is(listing(c.digest), listing(l.digest));
 });
 

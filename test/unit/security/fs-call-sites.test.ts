@@ -48,6 +48,7 @@ const AUDITED: Record<string, [calls: number, cls: Class, why: string]> = {
   'src/exporter/local-provenance.ts': [2, 'in-root', 'provenance.json placed with atInRoot: the leaf removed (not followed) and created with O_EXCL'],
   'src/exporter/oci-layout.ts': [1, 'user', 'type=oci,tar=false dest directory'],
   'src/images/analyze-source.ts': [3, 'user', 'analyze IMAGE: whether it names a layout dir or an archive file; a temp layout in the worker\'s private tmp dir'],
+  'src/exporter/compress-image.ts': [5, 'store', 'compressed-layer memo entries under <cache>/compressed-layers, named by a digest'],
   'src/images/load-archive.ts': [1, 'user', 'load -i FILE'],
   'src/images/run-image.ts': [2, 'in-root', 'its own etc temp dir; WORKDIR via mkdirInRoot'],
   'src/oci/content-store.ts': [14, 'store', 'blobs by digest, temp files it names'],
