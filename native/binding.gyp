@@ -6,6 +6,12 @@
       "cflags": ["-Wall", "-Wextra", "-O2"]
     },
     {
+      "target_name": "zstd",
+      "sources": ["zstd.c"],
+      "cflags": ["-Wall", "-Wextra", "-O2"],
+      "libraries": ["-lzstd"]
+    },
+    {
       "target_name": "chroot-exec",
       "type": "executable",
       "sources": ["chroot-exec.c"],

@@ -7,7 +7,8 @@ import { MediaType } from '../oci/media-types.js';
 /**
  * BuildKit's `oci-mediatypes=false`: an image (or index) with Docker's schema2 media types
  * instead of OCI's. Only manifests and indexes are rewritten; config and layer bytes are the
- * same under either type, so their digests stay and nothing is recompressed.
+ * same under either type, so their digests stay and nothing is recompressed (outputs compress
+ * before this: compress-image.ts).
  */
 
 /** Docker's type for each OCI type an image tree can hold; Docker types (a base pulled as such) stay. */
@@ -17,6 +18,9 @@ const DOCKER_TYPE: Readonly<Record<string, string>> = {
   [MediaType.ociConfig]: MediaType.dockerConfig,
   [MediaType.ociLayerGzip]: MediaType.dockerLayerGzip,
   [MediaType.ociLayer]: MediaType.dockerLayer,
+  // Not in Docker's schema2 spec, but containerd's and BuildKit's (zstd layers keep Docker types possible).
+  [MediaType.ociLayerZstd]: MediaType.dockerLayerZstd,
+  [MediaType.dockerLayerZstd]: MediaType.dockerLayerZstd,
   [MediaType.ociForeignLayerGzip]: MediaType.dockerForeignLayerGzip,
   [MediaType.dockerManifest]: MediaType.dockerManifest,
   [MediaType.dockerManifestList]: MediaType.dockerManifestList,
@@ -39,7 +43,7 @@ interface IndexEntry extends Descriptor {
 function dockerType(what: string, d: { readonly mediaType?: string; readonly digest: string }): string {
   const t = d.mediaType !== undefined ? DOCKER_TYPE[d.mediaType] : undefined;
   if (t === undefined) {
-    // BuildKit refuses the same (e.g. "compression=zstd conflicts with oci-mediatypes=false").
+    // e.g. an OCI artifact or a nondistributable zstd layer: nothing to map it to.
     throw new BuildError('USAGE', `oci-mediatypes=false: ${what} ${d.digest} has media type ${JSON.stringify(d.mediaType ?? '')}, which Docker's schema2 has no type for`, {
       hint: 'export this image with oci-mediatypes=true',
     });

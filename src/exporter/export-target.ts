@@ -1,6 +1,6 @@
 import { splitCsvRecord } from '../csv-record.js';
 import { BuildError } from '../errors.js';
-import type { CompressionOptions } from '../oci/layer/layer-compression.js';
+import type { CompressionOptions, LayerCompression } from '../oci/layer/layer-compression.js';
 
 /**
  * Where a build result goes; parsed once, at the CLI edge, from `--output`.
@@ -43,13 +43,42 @@ export function usesOciMediaTypes(target: ImageTarget): boolean {
 /** `dest=-`: the archive goes to standard output (oci and docker archives, tar). */
 export const STDOUT = '-';
 
+export const COMPRESSION_KEYS = ['compression', 'compression-level', 'force-compression'];
 const KEYS: Readonly<Record<ExportTarget['type'], readonly string[]>> = {
-  oci: ['type', 'dest', 'tar', 'name', 'rewrite-timestamp', 'oci-mediatypes'],
-  docker: ['type', 'dest', 'name', 'rewrite-timestamp', 'oci-mediatypes'],
+  oci: ['type', 'dest', 'tar', 'name', 'rewrite-timestamp', 'oci-mediatypes', ...COMPRESSION_KEYS],
+  docker: ['type', 'dest', 'name', 'rewrite-timestamp', 'oci-mediatypes', ...COMPRESSION_KEYS],
   local: ['type', 'dest', 'rewrite-timestamp', 'platform-split'],
   tar: ['type', 'dest', 'rewrite-timestamp', 'platform-split'],
-  registry: ['type', 'name', 'push', 'rewrite-timestamp', 'oci-mediatypes'],
+  registry: ['type', 'name', 'push', 'rewrite-timestamp', 'oci-mediatypes', ...COMPRESSION_KEYS],
 };
+
+/**
+ * BuildKit's `compression=gzip|zstd|uncompressed`, `compression-level=N`, `force-compression=
+ * true|false` (exporter/containerimage/opts.go), shared by the image outputs and --cache-to.
+ * `one(key)` reads a field; `bad` reports a usage error. Absent keys: undefined (gzip, its
+ * default level, no force). Levels: gzip 0-9 (zlib's), zstd 0-22 (libzstd's; 0 is its default,
+ * 3) — BuildKit hands zstd levels to klauspost/compress's four speed classes instead, so equal
+ * numbers may give other bytes than BuildKit's, never other content. zstd keeps Docker media
+ * types possible (BuildKit's zstdType.OnlySupportOCITypes is false: containerd's
+ * application/vnd.docker.image.rootfs.diff.tar.zstd), so oci-mediatypes=false still applies.
+ */
+export function parseCompressionFields(one: (key: string) => string | undefined, bad: (msg: string) => never): CompressionOptions | undefined {
+  const type = one('compression');
+  const levelText = one('compression-level');
+  const forceText = one('force-compression');
+  if (type === undefined && levelText === undefined && forceText === undefined) return undefined;
+  if (type !== undefined && type !== 'gzip' && type !== 'zstd' && type !== 'uncompressed') bad(`compression=${JSON.stringify(type)}: expected gzip, zstd or uncompressed`);
+  const compression = (type ?? 'gzip') as LayerCompression;
+  let level: number | undefined;
+  if (levelText !== undefined && compression !== 'uncompressed') {
+    const [lo, hi] = compression === 'gzip' ? [0, 9] : [0, 22];
+    if (!/^\d+$/.test(levelText.trim()) || Number(levelText) < lo || Number(levelText) > hi) bad(`compression-level=${JSON.stringify(levelText)}: expected an integer from ${lo} to ${hi} for ${compression}`);
+    level = Number(levelText);
+    if (compression === 'zstd' && level === 0) level = 3;
+  }
+  if (forceText !== undefined && forceText !== 'true' && forceText !== 'false') bad(`force-compression=${JSON.stringify(forceText)}: expected true or false`);
+  return { compression, ...(level !== undefined ? { level } : {}), ...(forceText === 'true' ? { force: true } : {}) };
+}
 
 /**
  * BuildKit refuses attestations with `oci-mediatypes=false` (exporter/containerimage/writer.go:
@@ -69,7 +98,8 @@ export function checkAttestationOutputs(outputs: readonly ExportTarget[]): void 
  * Parses BuildKit's `--output` syntax: CSV `key=value` fields (`type=oci,dest=out.tar`,
  * `type=oci,dest=dir,tar=false`, `type=docker,dest=…`, `type=local,dest=…`,
  * `type=tar,dest=…`, `type=registry,name=…`; values may be double-quoted; the image outputs
- * oci, docker and registry take `oci-mediatypes=true|false`), or a bare path,
+ * oci, docker and registry take `oci-mediatypes=true|false` and the compression keys of
+ * {@link parseCompressionFields}), or a bare path,
  * meaning `type=local,dest=PATH`, or `-`, meaning `type=tar,dest=-`. An archive's dest may be
  * `-` (standard output). Anything else is BuildError('USAGE') naming the bad key or value.
  */
@@ -127,9 +157,10 @@ export function parseOutputSpec(spec: string): ExportTarget {
     const v = bool('platform-split');
     return v === undefined ? {} : { platformSplit: v };
   };
-  const mediaTypes = (): { ociMediaTypes?: boolean } => {
+  const mediaTypes = (): { ociMediaTypes?: boolean; compression?: CompressionOptions } => {
     const v = bool('oci-mediatypes');
-    return v === undefined ? {} : { ociMediaTypes: v };
+    const c = parseCompressionFields(one, bad);
+    return { ...(v === undefined ? {} : { ociMediaTypes: v }), ...(c ? { compression: c } : {}) };
   };
   switch (t) {
     case 'oci':

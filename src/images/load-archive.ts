@@ -123,7 +123,8 @@ async function dockerEntryManifest(
   for (const p of entry.Layers) {
     const d = find(p);
     const head = await firstBytes(layout.blobs.path(d.digest as Digest), 512);
-    layers.push({ mediaType: compressionOf(head) === 'gzip' ? MediaType.dockerLayerGzip : DOCKER_LAYER_TAR, digest: d.digest, size: d.size });
+    const kind = compressionOf(head);
+    layers.push({ mediaType: kind === 'gzip' ? MediaType.dockerLayerGzip : kind === 'zstd' ? MediaType.dockerLayerZstd : DOCKER_LAYER_TAR, digest: d.digest, size: d.size });
   }
   const manifest = { schemaVersion: 2, mediaType: MediaType.dockerManifest, config: { mediaType: MediaType.dockerConfig, digest: config.digest, size: config.size }, layers };
   const info = await layout.blobs.putBytes(JSON.stringify(manifest));

@@ -3,6 +3,7 @@ import { open } from 'node:fs/promises';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
+import { ZstdDecompress } from './layer/zstd.js';
 
 export type Compression = 'gzip' | 'bzip2' | 'xz' | 'zstd' | 'none';
 
@@ -39,10 +40,11 @@ export function isArchive(first512Bytes: Buffer): boolean {
 }
 
 /**
- * Returns the decompressed form of `input`, sniffing its magic bytes: gzip through zlib;
- * bzip2, xz and zstd by spawning `bzip2 -dc`, `xz -dc`, `zstd -dc` (Node's zlib has none of
- * them in Node 20, and they only matter for ADD of local archives, so a child process beats
- * a dependency); anything else passes through unchanged. Ownership of `input` moves to the
+ * Returns the decompressed form of `input`, sniffing its magic bytes: gzip through zlib; zstd
+ * through libzstd (layer/zstd.ts: zstd layers are common, so in-process); bzip2 and xz by
+ * spawning `bzip2 -dc`, `xz -dc` (Node's zlib has neither in Node 20, and they only matter for
+ * ADD of local archives, so a child process beats a dependency); anything else passes through
+ * unchanged. Ownership of `input` moves to the
  * result: destroying the result destroys `input` (and kills a decompressor).
  */
 export async function decompressStream(input: Readable, signal?: AbortSignal): Promise<Readable> {
@@ -84,9 +86,14 @@ export async function decompressStream(input: Readable, signal?: AbortSignal): P
       pipeline(whole, gunzip, signal ? { signal } : {}).catch(() => undefined); // errors surface on gunzip
       return gunzip;
     }
+    case 'zstd': {
+      // Layers (pulled zstd images, zstd caches) and ADD archives alike: libzstd in-process.
+      const unzstd = new ZstdDecompress();
+      pipeline(whole, unzstd, signal ? { signal } : {}).catch(() => undefined); // errors surface on unzstd
+      return unzstd;
+    }
     case 'bzip2':
     case 'xz':
-    case 'zstd':
       return spawnDecompressor(kind, whole, signal);
     default: {
       const never: never = kind;
@@ -95,7 +102,7 @@ export async function decompressStream(input: Readable, signal?: AbortSignal): P
   }
 }
 
-function spawnDecompressor(tool: 'bzip2' | 'xz' | 'zstd', input: Readable, signal?: AbortSignal): Readable {
+function spawnDecompressor(tool: 'bzip2' | 'xz', input: Readable, signal?: AbortSignal): Readable {
   const child = spawn(tool, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'], signal });
   const out = new PassThrough();
   let stderr = '';

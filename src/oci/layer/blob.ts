@@ -6,7 +6,7 @@ import { Digester, type Digest } from '../digest.js';
 import { TarWriter } from '../tar/tar-writer.js';
 import { writeLayerTar, type DiffOptions } from './diff.js';
 import { ParallelGzip } from './parallel-gzip.js';
-import { BuildError } from '../../errors.js';
+import { ZstdCompress } from './zstd.js';
 
 export interface LayerBlob {
   /** sha256 of the uncompressed tar: the image config's `rootfs.diff_ids` entry. */
@@ -95,7 +95,7 @@ export async function writeLayer(
 /** The compressing stage for `encoding`: gzip in fixed-size blocks on every core (ParallelGzip), zstd through libzstd. */
 export function compressor(encoding: { readonly compression: 'gzip' | 'zstd'; readonly level: number }): Transform {
   if (encoding.compression === 'gzip') return new ParallelGzip({ level: encoding.level });
-  throw new BuildError('USAGE', 'compression=zstd is not supported yet');
+  return new ZstdCompress({ level: encoding.level });
 }
 
 /** A `sink` that stores the layer in `blobs`, digested while it streams; a failed write leaves nothing behind. */

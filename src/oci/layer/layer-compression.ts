@@ -33,12 +33,6 @@ export function defaultLevel(c: LayerCompression): number {
   return c === 'gzip' ? DEFAULT_GZIP_LEVEL : c === 'zstd' ? DEFAULT_ZSTD_LEVEL : 0;
 }
 
-/** The valid `compression-level` range per algorithm (BuildKit: gzip 0-9, zstd 0-22 … here 1-19 / 1-9: see export-target.ts). */
-export const LEVEL_RANGE: Readonly<Record<LayerCompression, readonly [number, number]>> = {
-  gzip: [0, 9],
-  zstd: [1, 22],
-  uncompressed: [0, 0],
-};
 
 /** The media type of a layer in `c`, in OCI's or Docker's family (`docker`). */
 export function layerMediaType(c: LayerCompression, docker = false): string {

@@ -1,5 +1,5 @@
 import { BuildError } from '../../errors.js';
-import { splitCsv } from '../../exporter/export-target.js';
+import { COMPRESSION_KEYS, parseCompressionFields, splitCsv } from '../../exporter/export-target.js';
 import type { CompressionOptions } from '../../oci/layer/layer-compression.js';
 import { parseReference } from '../../oci/reference.js';
 import { parseByteSize } from '../../byte-size.js';
@@ -29,7 +29,7 @@ export type CacheExportSpec =
 /** `--cache-from`, parsed once at the CLI edge. */
 export type CacheImportSpec = { readonly type: 'registry'; readonly ref: string } | { readonly type: 'local'; readonly src: string };
 
-const HINT_TO = 'use type=registry,ref=REPO:TAG[,mode=min|max], type=local,dest=DIR[,mode=min|max] or type=inline';
+const HINT_TO = 'use type=registry,ref=REPO:TAG[,mode=min|max][,compression=gzip|zstd|uncompressed], type=local,dest=DIR[,mode=min|max] or type=inline';
 const HINT_FROM = 'use type=registry,ref=REPO:TAG or type=local,src=DIR (a bare REPO:TAG means type=registry)';
 
 /** Parses `--cache-to` (BuildKit's CSV syntax). A bad spec is BuildError('USAGE') naming the flag and the field. */
@@ -39,13 +39,18 @@ export function parseCacheTo(spec: string): CacheExportSpec {
   if (f.one('type') === 'inline' && f.one('mode') !== undefined) f.bad('type=inline takes no mode: it holds the final image\'s steps (min)');
   if (mode !== 'min' && mode !== 'max') f.bad(`mode=${JSON.stringify(mode)}: expected min or max`);
   const type = f.one('type');
+  // BuildKit's registry and local cache exporters take the image outputs' compression keys.
+  const compression = (): { compression?: CompressionOptions } => {
+    const c = parseCompressionFields(f.one, f.bad);
+    return c ? { compression: c } : {};
+  };
   if (type === 'registry') {
-    f.only(['type', 'ref', 'mode', 'mounts', 'mounts-max-size']);
-    return { type, ref: f.ref(), mode: mode as CacheMode, ...mountsOption(f) };
+    f.only(['type', 'ref', 'mode', 'mounts', 'mounts-max-size', ...COMPRESSION_KEYS]);
+    return { type, ref: f.ref(), mode: mode as CacheMode, ...mountsOption(f), ...compression() };
   }
   if (type === 'local') {
-    f.only(['type', 'dest', 'mode', 'mounts', 'mounts-max-size']);
-    return { type, dest: f.required('dest'), mode: mode as CacheMode, ...mountsOption(f) };
+    f.only(['type', 'dest', 'mode', 'mounts', 'mounts-max-size', ...COMPRESSION_KEYS]);
+    return { type, dest: f.required('dest'), mode: mode as CacheMode, ...mountsOption(f), ...compression() };
   }
   if (type === 'inline') {
     f.only(['type']);

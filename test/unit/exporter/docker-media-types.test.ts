@@ -55,14 +55,19 @@ test('manifest: an uncompressed layer gets Docker\'s tar type', () => {
   assert.is(m.annotations, undefined);
 });
 
-test('manifest: a layer type Docker has no equivalent for (zstd) is a usage error naming it', () => {
+test('manifest: zstd layers get containerd\'s Docker zstd type, as BuildKit gives them', () => {
+  const m = JSON.parse(dockerManifestJson({ config: { mediaType: MediaType.ociConfig, digest: A, size: 1 }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', digest: B, size: 2 }] }));
+  assert.is(m.layers[0].mediaType, 'application/vnd.docker.image.rootfs.diff.tar.zstd');
+});
+
+test('manifest: a layer type Docker has no equivalent for (nondistributable zstd) is a usage error naming it', () => {
   try {
-    dockerManifestJson({ config: { mediaType: MediaType.ociConfig, digest: A, size: 1 }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', digest: B, size: 2 }] });
+    dockerManifestJson({ config: { mediaType: MediaType.ociConfig, digest: A, size: 1 }, layers: [{ mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar+zstd', digest: B, size: 2 }] });
     assert.unreachable('should throw');
   } catch (e) {
     assert.instance(e, BuildError);
     assert.is((e as BuildError).code, 'USAGE');
-    assert.match((e as Error).message, /oci-mediatypes=false: layer sha256:[0-9a-f]{64} has media type "application\/vnd.oci.image.layer.v1.tar\+zstd"/);
+    assert.match((e as Error).message, /oci-mediatypes=false: layer sha256:[0-9a-f]{64} has media type "application\/vnd.oci.image.layer.nondistributable.v1.tar\+zstd"/);
   }
 });
 

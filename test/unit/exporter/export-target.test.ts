@@ -29,6 +29,12 @@ const valid: [string, ExportTarget][] = [
   ['type=docker,dest=x.tar,OCI-MediaTypes=true', { type: 'docker', dest: 'x.tar', ociMediaTypes: true }],
   ['type=oci,dest=d,tar=false,oci-mediatypes=false', { type: 'oci', dest: 'd', tar: false, ociMediaTypes: false }],
   ['type=registry,name=r/x:1,oci-mediatypes=false', { type: 'registry', name: 'r/x:1', ociMediaTypes: false }],
+  ['type=oci,dest=x,compression=zstd', { type: 'oci', dest: 'x', tar: true, compression: { compression: 'zstd' } }],
+  ['type=docker,dest=x,compression=gzip,compression-level=9', { type: 'docker', dest: 'x', compression: { compression: 'gzip', level: 9 } }],
+  ['type=registry,name=r,compression=zstd,compression-level=19,force-compression=true', { type: 'registry', name: 'r', compression: { compression: 'zstd', level: 19, force: true } }],
+  ['type=registry,name=r,compression=zstd,compression-level=0', { type: 'registry', name: 'r', compression: { compression: 'zstd', level: 3 } }],
+  ['type=oci,dest=x,compression=uncompressed,force-compression=false', { type: 'oci', dest: 'x', tar: true, compression: { compression: 'uncompressed' } }],
+  ['type=oci,dest=x,compression-level=1', { type: 'oci', dest: 'x', tar: true, compression: { compression: 'gzip', level: 1 } }],
 ];
 for (const [spec, want] of valid) {
   test(`valid: ${spec}`, () => {
@@ -43,7 +49,12 @@ const invalid: [string, RegExp][] = [
   ['type=oci', /needs dest/],
   ['type=oci,dest=x,tar=maybe', /tar="maybe"/],
   ['type=local,dest=x,tar=false', /unknown key "tar" for type=local/],
-  ['type=docker,dest=x,compression=zstd', /unknown key "compression"/],
+  ['type=local,dest=x,compression=zstd', /unknown key "compression" for type=local/],
+  ['type=docker,dest=x,compression=brotli', /compression="brotli": expected gzip, zstd or uncompressed/],
+  ['type=oci,dest=x,compression=gzip,compression-level=10', /compression-level="10": expected an integer from 0 to 9 for gzip/],
+  ['type=oci,dest=x,compression=zstd,compression-level=23', /compression-level="23": expected an integer from 0 to 22 for zstd/],
+  ['type=registry,name=r,compression-level=fast', /compression-level="fast"/],
+  ['type=registry,name=r,force-compression=yes', /force-compression="yes": expected true or false/],
   ['type=registry', /needs name/],
   ['type=local,dest=-', /standard output\) takes an archive/],
   ['type=oci,dest=-,tar=false', /standard output\) takes an archive/],

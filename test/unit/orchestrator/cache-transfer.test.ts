@@ -15,6 +15,8 @@ test('specs parse into typed values', () => {
   assert.equal(parseCacheTo('type=registry,ref=r/c:t'), { type: 'registry', ref: 'r/c:t', mode: 'min' });
   assert.equal(parseCacheTo('type=local,dest="/a,b",mode=min'), { type: 'local', dest: '/a,b', mode: 'min' });
   assert.equal(parseCacheTo('type=inline'), { type: 'inline' });
+  assert.equal(parseCacheTo('type=registry,ref=r/c:t,compression=zstd,compression-level=9'), { type: 'registry', ref: 'r/c:t', mode: 'min', compression: { compression: 'zstd', level: 9 } });
+  assert.equal(parseCacheTo('type=local,dest=/d,compression=uncompressed,force-compression=true'), { type: 'local', dest: '/d', mode: 'min', compression: { compression: 'uncompressed', force: true } });
   assert.equal(parseCacheFrom('type=registry,ref=r/c:t'), { type: 'registry', ref: 'r/c:t' });
   assert.equal(parseCacheFrom('r/c:t'), { type: 'registry', ref: 'r/c:t' }, 'a bare ref means type=registry');
   assert.equal(parseCacheFrom('type=local,src=/d'), { type: 'local', src: '/d' });
@@ -27,6 +29,9 @@ test('bad specs are usage errors naming the flag', () => {
     [() => parseCacheTo('type=registry,ref=r/c::t'), /ref "r\/c::t" is not a valid reference/],
     [() => parseCacheTo('type=local,dest=/x,dest=/y'), /"dest" given more than once/],
     [() => parseCacheTo('type=local,src=/x'), /unknown key "src"/],
+    [() => parseCacheTo('type=local,dest=/x,compression=lz4'), /--cache-to "type=local,dest=\/x,compression=lz4": compression="lz4": expected gzip, zstd or uncompressed/],
+    [() => parseCacheTo('type=registry,ref=r/c:t,compression-level=99'), /compression-level="99"/],
+    [() => parseCacheTo('type=inline,compression=zstd'), /unknown key "compression"/],
     [() => parseCacheFrom('type=inline'), /--cache-from "type=inline": unsupported type/],
     [() => parseCacheFrom('type=local,src='), /needs src=/],
   ];
