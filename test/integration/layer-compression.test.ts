@@ -1,10 +1,13 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { useBuildRoot } from '../helpers/build-root.js';
-import { tsbuildOk } from '../helpers/cli.js';
+import { tsbuild, tsbuildOk } from '../helpers/cli.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { sha256 } from '../../src/oci/digest.js';
 import { tool } from '../helpers/run-tool.js';
 
 /**
@@ -14,10 +17,20 @@ import { tool } from '../helpers/run-tool.js';
  */
 const test = suite('integration/layer-compression');
 const env = useBuildRoot(test, 'compression');
+let reg: TestRegistry;
+test.before(async () => {
+  reg = await startRegistry();
+  // For the empty roots: the base image from the registry (pushed gzip, as `tsbuild push` does).
+  await tsbuildOk(['--root', env.root, 'push', 'busybox', `${reg.host}/base/busybox:1`]);
+});
+test.after(async () => {
+  await reg?.stop();
+});
 
 type Json = Record<string, any>;
 const OCI_TAR = 'application/vnd.oci.image.layer.v1.tar';
 const OCI_GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
+const OCI_ZSTD = 'application/vnd.oci.image.layer.v1.tar+zstd';
 // 2 MiB of data that compresses (text) in a RUN layer.
 const DOCKERFILE = 'FROM busybox\nRUN i=0; while [ $i -lt 40000 ]; do echo "line $i of the layer"; i=$((i+1)); done > /data\n';
 const NAME = 'docker.io/library/compress:1';
@@ -45,7 +58,9 @@ test('a build stores its layer uncompressed: no gzip at build time; skopeo and u
   assert.is(own.mediaType, OCI_TAR);
   assert.is(own.digest, config.rootfs.diff_ids.at(-1), 'the blob is the tar itself: its digest is the diffID');
   const memo = join(env.root, 'cache/compressed-layers');
-  assert.ok(!existsSync(memo) || (await readdir(memo)).length === 0, 'nothing was compressed');
+  for (const f of existsSync(memo) ? await readdir(memo) : []) {
+    assert.is.not((JSON.parse(await readFile(join(memo, f), 'utf8')) as Json).source, own.digest, 'the build compressed nothing of its own');
+  }
   const layout = join(env.root, 'store');
   assert.is(JSON.parse(await tool('skopeo', ['inspect', '--raw', `oci:${layout}:${NAME}`])).layers.at(-1).mediaType, OCI_TAR);
   const copy = join(env.work, 'skopeo-copy');
@@ -98,6 +113,92 @@ test('prune keeps a remembered blob while its image lives, and sweeps it with th
     const m = JSON.parse(await readFile(join(memo, f), 'utf8')) as Json;
     assert.is.not(m.digest.slice(7), gz, 'its memo entry went too');
   }
+});
+
+/** The OCI layout `dir`'s only image: manifest, config and the raw layer blobs. */
+async function layoutImage(dir: string): Promise<{ manifest: Json; config: Json; layer: (i: number) => Promise<Buffer> }> {
+  const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as Json;
+  const manifest = await blob(dir, index.manifests[0].digest);
+  return { manifest, config: await blob(dir, manifest.config.digest), layer: (i) => readFile(join(dir, 'blobs/sha256', manifest.layers[i].digest.slice(7))) };
+}
+
+test('compression=zstd: zstd layers skopeo copies, that unpack to their diff_ids; the same bytes when made again', async () => {
+  const ctx = await env.context(DOCKERFILE);
+  const out = join(env.work, 'zstd-layout');
+  await tsbuildOk(['--root', env.root, 'build', '-t', NAME, '--output', `type=oci,dest=${out},tar=false,compression=zstd`, ctx]);
+  const img = await layoutImage(out);
+  assert.equal(img.manifest.layers.map((l: Json) => l.mediaType), img.manifest.layers.map(() => OCI_ZSTD), 'every layer (the base was stored uncompressed too)');
+  for (const [i, id] of img.config.rootfs.diff_ids.entries()) {
+    const tar = execFileSync('zstd', ['-dc'], { input: await img.layer(i), maxBuffer: 64 << 20 });
+    assert.is(sha256(tar), id, `layer ${i} unpacks to its diff_id (checked by zstd(1))`);
+  }
+  await tool('skopeo', ['copy', '-q', `oci:${out}`, `oci:${join(env.work, 'zstd-copy')}:z`]);
+  // Made again from nothing (the memo and the blob removed): the same bytes.
+  const first = img.manifest.layers.at(-1).digest as string;
+  await rm(join(env.root, 'cache/compressed-layers'), { recursive: true, force: true });
+  await rm(join(env.root, 'store/blobs/sha256', first.slice(7)));
+  const again = join(env.work, 'zstd-again');
+  await tsbuildOk(['--root', env.root, 'build', '-t', NAME, '--output', `type=oci,dest=${again},tar=false,compression=zstd`, ctx]);
+  assert.is((await layoutImage(again)).manifest.layers.at(-1).digest, first);
+  // compression=uncompressed: the stored tar as it is; compression-level=9 gzip: another blob of the same tar.
+  const plain = join(env.work, 'plain');
+  await tsbuildOk(['--root', env.root, 'build', '-t', NAME, '--output', `type=oci,dest=${plain},tar=false,compression=uncompressed`, ctx]);
+  assert.equal((await layoutImage(plain)).manifest.layers.at(-1), (await tagged(NAME)).layers.at(-1));
+});
+
+test('a zstd image round trip through a registry: pushed zstd, pulled and unpacked in an empty root', async () => {
+  const ctx = await env.context(DOCKERFILE);
+  const ref = `${reg.host}/zstd/app:1`;
+  await tsbuildOk(['--root', env.root, 'build', '-t', NAME, '--output', `type=registry,name=${ref},compression=zstd,compression-level=19`, ctx]);
+  const raw = JSON.parse(await tool('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`])) as Json;
+  assert.ok(raw.layers.every((l: Json) => l.mediaType === OCI_ZSTD), JSON.stringify(raw.layers));
+  const fresh = await mkdtemp(join(env.work, 'fresh-'));
+  const next = await env.context(`FROM ${ref}\nRUN tail -n 1 /data > /last\n`);
+  const out = join(env.work, 'pulled');
+  await tsbuildOk(['--root', fresh, 'build', '--output', `type=local,dest=${out}`, next]);
+  assert.is(await readFile(join(out, 'last'), 'utf8'), 'line 39999 of the layer\n');
+  // A base pulled as zstd stays zstd in a gzip output without force-compression; with it, all is gzip.
+  const keep = join(env.work, 'keep');
+  await tsbuildOk(['--root', fresh, 'build', '--output', `type=oci,dest=${keep},tar=false`, next]);
+  const kept = (await layoutImage(keep)).manifest.layers.map((l: Json) => l.mediaType);
+  assert.equal(kept, [...raw.layers.map(() => OCI_ZSTD), OCI_GZIP]);
+  const forced = join(env.work, 'forced');
+  await tsbuildOk(['--root', fresh, 'build', '--output', `type=oci,dest=${forced},tar=false,force-compression=true`, next]);
+  const f = await layoutImage(forced);
+  assert.equal(f.manifest.layers.map((l: Json) => l.mediaType), kept.map(() => OCI_GZIP));
+  assert.equal(f.config.rootfs.diff_ids, (await layoutImage(keep)).config.rootfs.diff_ids, 'same content, same image ID');
+  await tool('skopeo', ['copy', '-q', `oci:${forced}`, `oci:${join(env.work, 'forced-copy')}:f`]);
+  await tool('umoci', ['unpack', '--rootless', '--image', `${join(env.work, 'forced-copy')}:f`, join(env.work, 'forced-bundle')]);
+  assert.is(await readFile(join(env.work, 'forced-bundle/rootfs/last'), 'utf8'), 'line 39999 of the layer\n');
+});
+
+test('--cache-to with compression=zstd: a zstd cache an empty root builds from', async () => {
+  const df = `FROM ${reg.host}/base/busybox:1\n${DOCKERFILE.split('\n')[1]}\nRUN wc -l /data > /count\n`;
+  const ctx = await env.context(df);
+  const dir = join(env.work, 'zstd-cache');
+  await tsbuildOk(['--root', env.root, 'build', '--cache-to', `type=local,dest=${dir},compression=zstd`, ctx]);
+  const cache = await layoutImage(dir);
+  assert.ok(cache.manifest.layers.length > 0 && cache.manifest.layers.every((l: Json) => l.mediaType === OCI_ZSTD), JSON.stringify(cache.manifest.layers));
+  const fresh = await mkdtemp(join(env.work, 'fresh-cache-'));
+  const r = await tsbuildOk(['--root', fresh, 'build', '--progress', 'plain', '--cache-from', `type=local,src=${dir}`, '--output', `type=local,dest=${join(env.work, 'from-cache')}`, await env.context(df)]);
+  assert.match(r.stderr, /CACHED/, 'the steps came from the cache');
+  assert.match(await readFile(join(env.work, 'from-cache/count'), 'utf8'), /^40000 \/data/);
+});
+
+test('bad compression options are usage errors naming the flag and the key', async () => {
+  const ctx = await env.context(DOCKERFILE);
+  for (const [spec, re] of [
+    ['type=oci,dest=x.tar,compression=lz4', /--output "type=oci,dest=x.tar,compression=lz4": compression="lz4": expected gzip, zstd or uncompressed/],
+    ['type=docker,dest=x.tar,compression=zstd,compression-level=30', /compression-level="30": expected an integer from 0 to 22 for zstd/],
+    ['type=registry,name=r/x,force-compression=maybe', /force-compression="maybe"/],
+  ] as const) {
+    const r = await tsbuild(['--root', env.root, 'build', '--output', spec, ctx]);
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, re);
+  }
+  const c = await tsbuild(['--root', env.root, 'build', '--cache-to', 'type=local,dest=/tmp/x,compression=brotli', ctx]);
+  assert.is(c.code, 2, c.stderr);
+  assert.match(c.stderr, /--cache-to "type=local,dest=\/tmp\/x,compression=brotli": compression="brotli"/);
 });
 
 test.run();
