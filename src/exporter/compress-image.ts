@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BuildError } from '../errors.js';
+import { ATTESTATION_REF_DIGEST, isAttestation } from '../oci/attestation.js';
 import type { ContentStore } from '../oci/content-store.js';
 import { decompressStream } from '../oci/decompress.js';
 import { Digester, digestHex, isDigest, sha256, type Digest } from '../oci/digest.js';
@@ -36,6 +37,18 @@ export async function compressImage(blobs: ContentStore, memoDir: string, desc: 
       const manifests: Descriptor[] = [];
       for (const m of raw.manifests) manifests.push(await convert(m, depth + 1).then((c) => ({ ...m, digest: c.digest, size: c.size })));
       if (manifests.every((m, i) => m.digest === raw.manifests![i]!.digest)) return d;
+      // An attestation's statement names its image's digest: a recompressed image would leave it
+      // pointing at bytes the output does not carry. (Builds attest the compressed image, so
+      // only an output asking for another compression than the first one gets here.)
+      for (const [i, m] of raw.manifests.entries()) {
+        const subject = m.annotations?.[ATTESTATION_REF_DIGEST];
+        const changed = raw.manifests.find((c, j) => c.digest === subject && manifests[j]!.digest !== c.digest);
+        if (isAttestation(m) && changed) {
+          throw new BuildError('USAGE', `attestation ${m.digest} (entry ${i}) is about image ${changed.digest}, which this output's compression (${target.compression}) would change`, {
+            hint: 'give every image output of an attested build the same compression, or build without --provenance / --attest',
+          });
+        }
+      }
       return rewritten(d, { ...raw, manifests });
     }
     if (!raw.config || !Array.isArray(raw.layers)) return d; // not an image: nothing to convert

@@ -384,7 +384,12 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
     startedOn,
     finishedOn,
   });
-  const finish = async (imgs: readonly AssembledImage[]): Promise<{ top: Descriptor; config: Descriptor }> => {
+  const finish = async (built: readonly AssembledImage[]): Promise<{ top: Descriptor; config: Descriptor }> => {
+    // An attestation names its image by digest, so the image is compressed first (in the first
+    // image output's compression): the attested digest is the one outputs carry.
+    const imgs = req.provenance
+      ? await Promise.all(built.map(async (img) => ({ ...img, manifest: await compressed(worker, img.manifest, inlineCompression(req.outputs), ctx) })))
+      : built;
     const entries = imgs.map((img, i) => ({ ...img.manifest, platform: platforms[i]! }));
     if (req.provenance) {
       const finishedOn = new Date();

@@ -121,4 +121,22 @@ test('Docker-typed manifests get Docker layer types', async () => {
   assert.is((await layersOf(blobs, out))[0]!.mediaType, MediaType.dockerLayerGzip);
 });
 
+test('an index: images converted, entries keep platform and annotations; an attestation about a changed image is refused', async () => {
+  const blobs = await store('a');
+  const { manifest } = await image(blobs);
+  const platform = { os: 'linux', architecture: 'amd64' };
+  const plain = await blobs.putBytes(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [{ ...manifest, platform, annotations: { a: 'b' } }] }));
+  const out = await compressImage(blobs, join(tmp, 'memo'), { mediaType: MediaType.ociIndex, digest: plain.digest, size: plain.size }, { compression: 'gzip' }, signal);
+  const entries = (await blobs.readJson<{ manifests: Descriptor[] & { platform?: unknown }[] }>(out.digest)).manifests;
+  assert.is(entries.length, 1);
+  assert.equal((entries[0] as unknown as { platform: unknown }).platform, platform);
+  assert.equal(entries[0]!.annotations, { a: 'b' });
+  assert.is((await layersOf(blobs, entries[0]!))[0]!.mediaType, MediaType.ociLayerGzip);
+  const attestation = { mediaType: MediaType.ociManifest, digest: manifest.digest, size: manifest.size, annotations: { 'vnd.docker.reference.type': 'attestation-manifest', 'vnd.docker.reference.digest': manifest.digest }, platform: { os: 'unknown', architecture: 'unknown' } };
+  const attested = await blobs.putBytes(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [{ ...manifest, platform }, attestation] }));
+  const err = await compressImage(blobs, join(tmp, 'memo'), { mediaType: MediaType.ociIndex, digest: attested.digest, size: attested.size }, { compression: 'zstd' }, signal).then(() => undefined, (e: Error) => e);
+  assert.ok(err, 'refused');
+  assert.match(err!.message, /attestation .* is about image .* which this output's compression \(zstd\) would change/);
+});
+
 test.run();
