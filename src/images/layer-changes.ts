@@ -1,7 +1,5 @@
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
-import { compressionOf, decompressStream } from '../oci/decompress.js';
+import type { Readable } from 'node:stream';
+import { decompressStream } from '../oci/decompress.js';
 import { readTar } from '../oci/tar/tar-reader.js';
 
 /**
@@ -19,7 +17,6 @@ const WHITEOUT = '.wh.';
  * gunzip output chunks: 256 KiB rather than zlib's 16 KiB default cuts the time to read a
  * 1 GiB image by a quarter or more (fewer buffers, callbacks and collections; bench/analyze.ts).
  */
-const GUNZIP_CHUNK = 256 << 10;
 const OPAQUE = '.wh..wh..opq';
 
 /**
@@ -30,7 +27,7 @@ const OPAQUE = '.wh..wh..opq';
  */
 export async function layerChanges(blob: Readable, signal: AbortSignal): Promise<LayerChange[]> {
   const out: LayerChange[] = [];
-  const tar = await decompressed(blob, signal);
+  const tar = await decompressStream(blob, signal);
   try {
     for await (const m of readTar(tar, signal)) {
       const path = cleanPath(m.entry.path);
@@ -48,30 +45,6 @@ export async function layerChanges(blob: Readable, signal: AbortSignal): Promise
     tar.destroy();
   }
   return out;
-}
-
-/** The blob decompressed by its magic bytes: gzip here with big output chunks, the rest by decompressStream. */
-async function decompressed(blob: Readable, signal: AbortSignal): Promise<Readable> {
-  const it = blob[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  const first = await it.next();
-  const head = first.done ? Buffer.alloc(0) : first.value;
-  const whole = Readable.from(
-    (async function* () {
-      if (head.length) yield head;
-      if (first.done) return;
-      for (;;) {
-        const r = await it.next();
-        if (r.done) return;
-        yield r.value;
-      }
-    })(),
-    { objectMode: false },
-  );
-  whole.once('close', () => void it.return?.());
-  if (head.length < 2 || compressionOf(head) !== 'gzip') return decompressStream(whole, signal);
-  const gunzip = createGunzip({ chunkSize: GUNZIP_CHUNK });
-  pipeline(whole, gunzip, { signal }).catch(() => undefined); // errors surface on gunzip
-  return gunzip;
 }
 
 /**
