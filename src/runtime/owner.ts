@@ -29,16 +29,18 @@ async function startTime(pid: number): Promise<string> {
 }
 
 /**
- * A working dir (an overlay mount's, a chroot copy's) whose creator is gone: its `owner` file
- * names a dead process, or, while it has none, its hidden `.new-<pid>-<start>-` or
- * `.del-<pid>-<start>-` name does. Dirs of an older naming without either count after a minute.
+ * A working dir (an overlay mount's, a chroot copy's) whose creator is gone: its hidden
+ * `.new-<pid>-<start>-` or `.del-<pid>-<start>-` name names a dead process, or (a published
+ * dir) its `owner` file does. Dirs of an older naming without either count after a minute.
  */
 export async function isStaleOwnedDir(base: string): Promise<boolean> {
+  // The hidden name first: a `.new-` dir's owner file may be being written (read empty, so
+  // "malformed", so dead) while its live creator is about to publish it.
+  const named = /^\.(?:new|del)-(\d+)-(\d+)-/.exec(basename(base));
+  if (named) return !(await isOwnerAlive(`${named[1]} ${named[2]}`));
   try {
     return !(await isOwnerAlive(await readFile(join(base, 'owner'), 'utf8')));
   } catch {
-    const named = /^\.(?:new|del)-(\d+)-(\d+)-/.exec(basename(base));
-    if (named) return !(await isOwnerAlive(`${named[1]} ${named[2]}`));
     try {
       return Date.now() - (await stat(base)).mtimeMs > 60_000;
     } catch {
