@@ -1,4 +1,4 @@
-import { createReadStream, constants as fsConstants } from 'node:fs';
+import { createReadStream, constants as fsConstants, statSync } from 'node:fs';
 import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -65,7 +65,8 @@ export class ContentStore {
   /** Size of a stored blob, or undefined when it is absent. */
   async stat(d: Digest): Promise<{ size: number } | undefined> {
     try {
-      const st = await stat(this.path(d));
+      // On this thread: one syscall, asked per layer of every cached step (a thread-pool round trip costs more).
+      const st = statSync(this.path(d));
       return { size: st.size };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../oci/image-layout.js';
@@ -41,7 +42,9 @@ export class CacheStore {
     const file = this.#path(key);
     let rec: CacheRecord | undefined;
     try {
-      rec = parseRecord(await readFile(file, 'utf8'), key);
+      // Read in one go on this thread: a record is a few hundred bytes, and readFile's open,
+      // fstat, read and close are four thread-pool round trips on the path of every cached step.
+      rec = parseRecord(readFileSync(file, 'utf8'), key);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     }
@@ -49,9 +52,9 @@ export class CacheStore {
       await rm(file, { force: true });
       return undefined;
     }
-    // The mtime is the record's last use, for least-recently-used pruning.
+    // The mtime is the record's last use, for least-recently-used pruning; the step need not wait for it.
     const now = new Date();
-    await utimes(file, now, now).catch(() => undefined);
+    utimes(file, now, now).catch(() => undefined);
     return rec.result;
   }
 
