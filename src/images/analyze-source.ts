@@ -1,3 +1,4 @@
+import { parseLayoutSpec } from '../oci/layout-spec.js';
 import { mkdtemp, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -49,15 +50,9 @@ export async function resolveAnalyzeSource(spec: string, store: ImageLayout, pla
   throw new BuildError('IMAGE_NOT_FOUND', `image ${spec} is not in the local store, and no layout directory or archive file has that path`, { hint: 'list images with `tsbuild images`' });
 }
 
-/** `DIR`, `DIR:TAG` (the tag after the last ':' past the last '/') or `DIR@DIGEST`, as --build-context takes them. */
+/** `DIR`, `DIR:TAG` or `DIR@DIGEST`, as --build-context takes them (see parseLayoutSpec). */
 async function fromLayout(value: string, name: string, platform: Platform): Promise<AnalyzeSource> {
-  const at = value.lastIndexOf('@');
-  const digest = at < 0 ? undefined : value.slice(at + 1);
-  const rest = at < 0 ? value : value.slice(0, at);
-  const slash = rest.lastIndexOf('/');
-  const colon = rest.indexOf(':', slash + 1);
-  const dir = resolve(colon < 0 ? rest : rest.slice(0, colon));
-  const tag = colon < 0 ? undefined : rest.slice(colon + 1);
+  const { dir, tag, digest } = parseLayoutSpec(value);
   if (digest !== undefined && !isDigest(digest)) throw new BuildError('USAGE', `${name}: ${JSON.stringify(digest)} is not a digest (sha256:<64 hex digits>)`);
   const layout = await ImageLayout.open(dir, { create: false }).catch((e: unknown) => {
     throw new BuildError('USAGE', `${name}: ${dir} is not an OCI image layout: ${(e as Error).message}`, { cause: e });

@@ -6,6 +6,7 @@ import type { Ctx } from '../ctx.js';
 import { BuildError } from '../errors.js';
 import type { ImageResolver, NamedContext } from '../frontend/compile.js';
 import { isDigest, type Digest } from '../oci/digest.js';
+import { parseLayoutSpec } from '../oci/layout-spec.js';
 import { MediaType } from '../oci/media-types.js';
 import { readImage } from '../oci/image-reader.js';
 import { ImageLayout, type IndexDescriptor } from '../oci/image-layout.js';
@@ -21,17 +22,9 @@ const REF_NAME = 'org.opencontainers.image.ref.name';
  * op carries for it (what provenance maps back to the context name).
  */
 export function ociLayoutSpec(value: string): { dir: string; tag?: string; digest?: string; ref: string } {
-  const full = value.slice('oci-layout://'.length);
-  const at = full.lastIndexOf('@');
-  const digest = at < 0 ? undefined : full.slice(at + 1);
-  const rest = at < 0 ? full : full.slice(0, at);
-  // The tag follows the last ':' after the last '/'.
-  const slash = rest.lastIndexOf('/');
-  const colon = rest.indexOf(':', slash + 1);
-  const dir = resolve(colon < 0 ? rest : rest.slice(0, colon));
-  const tag = colon < 0 ? undefined : rest.slice(colon + 1);
-  const ref = `oci-layout://${dir}${tag !== undefined ? `:${tag}` : ''}${digest !== undefined ? `@${digest}` : ''}`;
-  return { dir, ...(tag !== undefined ? { tag } : {}), ...(digest !== undefined ? { digest } : {}), ref };
+  const spec = parseLayoutSpec(value.slice('oci-layout://'.length));
+  const ref = `oci-layout://${spec.dir}${spec.tag !== undefined ? `:${spec.tag}` : ''}${spec.digest !== undefined ? `@${spec.digest}` : ''}`;
+  return { ...spec, ref };
 }
 
 /** Named contexts ready for the frontend, plus the resolver that knows the oci-layout images. */
