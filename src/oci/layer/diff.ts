@@ -1,6 +1,6 @@
-import { createReadStream } from 'node:fs';
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { constants as fsConstants } from 'node:fs';
+import { open, readdir } from 'node:fs/promises';
+import { resolvedInRoot } from '../in-root.js';
 import { inspectFiles, lgetxattr, llistxattr, type Inspected } from '../native-fs.js';
 import type { TarEntry } from '../tar/tar-entry.js';
 import type { TarWriter } from '../tar/tar-writer.js';
@@ -72,26 +72,37 @@ const S_IFIFO = 0o010000;
  * BATCH_BYTES per directory level.
  */
 async function walk(root: string, rel: string, out: TarSink, links: Map<string, string>, opts: DiffOptions, signal: AbortSignal | undefined): Promise<void> {
-  const dir = rel ? join(root, rel) : root;
-  const names = (await readdir(dir)).sort(compareBytes);
-  const batches: string[][] = [];
-  for (let i = 0; i < names.length; i += BATCH) batches.push(names.slice(i, i + BATCH));
-  const ahead = new ReadAhead(batches, LOOK_AHEAD, (batch) => inspectFiles(dir, batch, READ_WHOLE_MAX, BATCH_BYTES));
-  try {
-    for (const batch of batches) {
-      const inspected = await ahead.next();
-      for (let i = 0; i < batch.length; i++) {
-        signal?.throwIfAborted();
-        await writeEntry(root, rel, batch[i]!, inspected[i]!, out, links, opts, signal);
+  // Each directory is resolved inside the tree (no symlink on the way) and held open while it
+  // is written: a tree that changes meanwhile (a cache mount another build's RUN writes into)
+  // cannot steer the walk, or a read, out of it.
+  await resolvedInRoot(
+    root,
+    rel || '/',
+    async (dir) => {
+      const names = (await readdir(dir)).sort(compareBytes);
+      const batches: string[][] = [];
+      for (let i = 0; i < names.length; i += BATCH) batches.push(names.slice(i, i + BATCH));
+      const ahead = new ReadAhead(batches, LOOK_AHEAD, (batch) => inspectFiles(dir, batch, READ_WHOLE_MAX, BATCH_BYTES));
+      try {
+        for (const batch of batches) {
+          const inspected = await ahead.next();
+          for (let i = 0; i < batch.length; i++) {
+            signal?.throwIfAborted();
+            await writeEntry(root, dir, rel, batch[i]!, inspected[i]!, out, links, opts, signal);
+          }
+        }
+      } finally {
+        await ahead.settle();
       }
-    }
-  } finally {
-    await ahead.settle();
-  }
+    },
+    { symlinks: 'none' },
+  );
 }
 
 async function writeEntry(
   root: string,
+  /** `rel`'s directory, as resolved and held by walk. */
+  dir: string,
   rel: string,
   name: string,
   st: Inspected,
@@ -101,7 +112,8 @@ async function writeEntry(
   signal: AbortSignal | undefined,
 ): Promise<void> {
   const path = rel ? `${rel}/${name}` : name;
-  const abs = join(root, path);
+  // A plain name under the held directory: the l* calls below and O_NOFOLLOW never follow it.
+  const abs = `${dir}/${name}`;
   const type = st.mode & S_IFMT;
   // Whiteouts first: the kernel shares one inode among them (nlink > 1), so the hardlink
   // check below would otherwise turn every deletion into a link to the first one.
@@ -134,7 +146,7 @@ async function writeEntry(
   }
   if (type === S_IFREG) {
     const entry: TarEntry = { ...base, type: 'file', size: st.size, ...extra };
-    await out.add(entry, st.size === 0 ? undefined : (st.data ?? createReadStream(abs, { signal, highWaterMark: STREAM_CHUNK })));
+    await out.add(entry, st.size === 0 ? undefined : (st.data ?? (await open(abs, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW)).createReadStream({ signal, highWaterMark: STREAM_CHUNK })));
   } else if (type === S_IFLNK) {
     await out.add({ ...base, type: 'symlink', size: 0, linkname: st.data!.toString('utf8'), ...extra });
   } else if (type === S_IFIFO) {
