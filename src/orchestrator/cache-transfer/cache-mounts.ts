@@ -1,10 +1,8 @@
-import { lstat, opendir } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Ctx } from '../../ctx.js';
 import { formatBytes } from '../../byte-size.js';
 import { intoContentStore, writeLayer } from '../../oci/layer/blob.js';
 import { DEFAULT_GZIP_LEVEL } from '../../oci/layer/layer-compression.js';
-import { writeLayerTar } from '../../oci/layer/diff.js';
+import { writeLayerTar, type TarSink } from '../../oci/layer/diff.js';
 import { MediaType } from '../../oci/media-types.js';
 import { portableMount, portableMountKey, type PortableCacheMount } from '../../solver/cache-mount-transfer.js';
 import type { Vertex } from '../../solver/graph.js';
@@ -44,37 +42,28 @@ export async function packCacheMounts(worker: Worker, targets: readonly Vertex[]
   const out: ExportedMount[] = [];
   for (const { mount, dir } of used) {
     ctx.signal.throwIfAborted();
-    const size = await treeSize(dir, maxSize, ctx.signal);
-    if (size > maxSize) {
+    // The size is counted as the tar is written (one walk), and a mount past it is abandoned.
+    let total = 0;
+    const capped = (w: TarSink): TarSink => ({
+      add(entry, body) {
+        total += entry.size;
+        if (total > maxSize) throw new MountTooBig();
+        return w.add(entry, body);
+      },
+    });
+    try {
+      // Packed for export only (never unpacked as a layer here), so compressed right away.
+      const blob = await writeLayer((w) => writeLayerTar(dir, capped(w), {}, ctx.signal), intoContentStore(worker.blobs, ctx.signal), { compression: 'gzip', level: DEFAULT_GZIP_LEVEL }, ctx.signal);
+      out.push({ ...mount, blob: { mediaType: MediaType.ociLayerGzip, digest: blob.digest, size: blob.size } });
+    } catch (e) {
+      if (!(e instanceof MountTooBig)) throw e;
       ctx.events.emit({ type: 'warning', message: `${flag}: cache mount ${JSON.stringify(mount.id)} holds more than mounts-max-size (${formatBytes(maxSize)}), so it is not exported`, at: Date.now() });
-      continue;
     }
-    // Packed for export only (never unpacked as a layer here), so compressed right away.
-    const blob = await writeLayer((w) => writeLayerTar(dir, w, {}, ctx.signal), intoContentStore(worker.blobs, ctx.signal), { compression: 'gzip', level: DEFAULT_GZIP_LEVEL }, ctx.signal);
-    out.push({ ...mount, blob: { mediaType: MediaType.ociLayerGzip, digest: blob.digest, size: blob.size } });
   }
   return out;
 }
 
-/**
- * Bytes of regular files under `dir`, stopping as soon as the total passes `limit`. Symlinks are
- * not followed; one directory handle at a time (opendir streams its entries).
- */
-async function treeSize(dir: string, limit: number, signal: AbortSignal): Promise<number> {
-  let total = 0;
-  const walk = async (d: string): Promise<void> => {
-    const handle = await opendir(d);
-    for await (const e of handle) {
-      signal.throwIfAborted();
-      if (total > limit) return;
-      const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (e.isFile()) total += (await lstat(p)).size;
-    }
-  };
-  await walk(dir);
-  return total;
-}
+class MountTooBig extends Error {}
 
 /** Every vertex under `targets`, each once. */
 function vertexClosure(targets: readonly Vertex[]): Vertex[] {

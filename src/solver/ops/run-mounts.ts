@@ -276,7 +276,7 @@ export async function persistentCacheDir(worker: Worker, m: CacheRunMount): Prom
   if (m.input !== undefined) return undefined;
   const base = join(worker.dirs.cache, 'mounts');
   let name: string;
-  if (!m.owned) name = digestHex(sha256(m.id));
+  if (!m.owned) name = idCacheDirName(m.id);
   else {
     const current = (await readFile(join(base, `${ownedCacheKey(m, null)}.current`), 'utf8').catch(() => '')).trim();
     if (!/^[0-9a-f]{64}$/.test(current)) return undefined;
@@ -284,6 +284,11 @@ export async function persistentCacheDir(worker: Worker, m: CacheRunMount): Prom
   }
   const dir = join(base, name);
   return (await lstat(dir).catch(() => undefined))?.isDirectory() ? dir : undefined;
+}
+
+/** The directory name of a cache mount without a base: its id's alone. */
+function idCacheDirName(id: string): string {
+  return digestHex(sha256(id));
 }
 
 /** The key of a cache mount with a base (owner, mode, source, `from` content), as BuildKit keys it by its base snapshot. */
@@ -301,7 +306,7 @@ function ownedCacheKey(m: CacheRunMount, content: unknown): string {
  * generation; a fresh step starts a new one.
  */
 async function cacheDirName(base: string, m: CacheRunMount, inputs: readonly Result[], fresh: boolean): Promise<string> {
-  if (!m.owned && m.input === undefined) return digestHex(sha256(m.id));
+  if (!m.owned && m.input === undefined) return idCacheDirName(m.id);
   const from = m.input === undefined ? undefined : inputs[m.input];
   const content = from === undefined ? null : from.kind === 'rootfs' ? from.layers.map((l) => l.diffId) : from.kind === 'dir' ? from.path : null;
   const key = ownedCacheKey(m, content);

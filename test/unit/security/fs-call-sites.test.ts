@@ -27,7 +27,6 @@ const AUDITED: Record<string, [calls: number, cls: Class, why: string]> = {
   'src/orchestrator/squash-layers.ts': [7, 'store', 'a temp dir under <root>/tmp filled by applyLayer (in-root), and memo files under <root>/cache/squash named by digest'],
   'src/orchestrator/cache-transfer/cache-export.ts': [1, 'user', '--cache-to type=local,dest='],
   'src/orchestrator/cache-transfer/cache-import.ts': [2, 'store', 'empties a cache mount dir tsbuild is creating (names from readdir of it) when a restore fails'],
-  'src/orchestrator/cache-transfer/cache-mounts.ts': [2, 'store', 'sizes a cache mount dir under <root>/cache/mounts: lstat and opendir, never following a link'],
   'src/orchestrator/gc.ts': [16, 'store', 'prune walks and deletes only store entries by digest'],
   'src/orchestrator/git-commit-time.ts': [2, 'user', 'realpath of the context dir, then stat of .git in it and its parents (git reads the repository, its config overridden)'],
   'src/orchestrator/named-contexts.ts': [2, 'user', '--build-context paths; the other match is the layout ContentStore\'s stat of a digest (no host path)'],
