@@ -1,39 +1,41 @@
-#!/usr/bin/env node
-// Bundles the CLI (src/cli/main.ts and what it imports, npm dependencies included) into
-// dist/bin/tsbuild.mjs with esbuild: loading ~200 ES modules one by one cost ~100 ms of every
-// command, one file a few. Code splitting keeps each `import()` a separate chunk
-// (dist/bin/chunks/), so a command loads only the code it runs. Source maps point at src/.
+// Bundles the CLI with esbuild. Loading ~200 ES modules one by one cost ~100 ms of every command,
+// one file a few:
+// - dist/bin/tsbuild-cli.cjs: src/cli/main.ts and all it imports, npm dependencies included, as
+//   one CommonJS file, so that src/cli/bundle-loader.ts can run it with V8's code cache (Node
+//   takes none for ES modules). A module reached by import() is still only initialised when
+//   imported, so a command runs only the code it needs. Source maps point at src/.
+// - dist/bin/tsbuild.mjs: the `tsbuild` command (src/cli/launch.ts), which loads it.
+// Then scripts/train-code-cache.mjs writes the code cache.
 import { build } from 'esbuild';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const outdir = `${repo}dist/bin`;
 await rm(outdir, { recursive: true, force: true });
-const { metafile } = await build({
-  absWorkingDir: repo,
-  entryPoints: { tsbuild: 'src/cli/main.ts' },
-  outdir,
-  outExtension: { '.js': '.mjs' },
-  chunkNames: 'chunks/[name]-[hash]',
-  bundle: true,
-  splitting: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node20',
-  sourcemap: 'linked',
-  // CommonJS dependencies (commander, ssri…) call require() for Node's built-ins, which an ES
-  // module has not: give every chunk one.
-  banner: { js: "import { createRequire as __tsbuildCreateRequire } from 'node:module'; const require = __tsbuildCreateRequire(import.meta.url);" },
-  logLevel: 'warning',
-  metafile: true,
+const common = { absWorkingDir: repo, bundle: true, platform: 'node', target: 'node20', sourcemap: 'linked', logLevel: 'warning' };
+await build({
+  ...common,
+  entryPoints: ['src/cli/main.ts'],
+  outfile: `${outdir}/tsbuild-cli.cjs`,
+  format: 'cjs',
+  // No comments, no indentation: less to read at every start. Names stay, for messages and traces.
+  minifyWhitespace: true,
+  charset: 'ascii',
+  // Licence comments go to tsbuild-cli.cjs.LEGAL.txt (one carries a non-ASCII name).
+  legalComments: 'external',
+  // import.meta.url (native addons, package files) is the bundle's own URL.
+  define: { 'import.meta.url': '__tsbuildBundleUrl' },
+  banner: { js: "const __tsbuildBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
-// A package imported with import() becomes a chunk of its own; a CommonJS one then exports only
-// `default`, so `const { Agent } = await import('undici')` would get undefined in the bundle
-// (and not under tsc). Such imports go through an ES module that re-exports the names.
-for (const out of Object.values(metafile.outputs)) {
-  if (out.entryPoint?.startsWith('node_modules/')) {
-    console.error(`bundle: ${out.entryPoint} is loaded with import(): import an ES module of ours that re-exports what is used (as src/remote/undici.ts does)`);
-    process.exit(1);
-  }
+await build({ ...common, entryPoints: ['src/cli/launch.ts'], outfile: `${outdir}/tsbuild.mjs`, format: 'esm' });
+
+// bundle-loader.ts reads the bundle as latin1: one byte is one character only if all are ASCII.
+const bytes = await readFile(`${outdir}/tsbuild-cli.cjs`);
+const high = bytes.findIndex((b) => b > 0x7f);
+if (high >= 0) {
+  console.error(`bundle: dist/bin/tsbuild-cli.cjs has a non-ASCII byte near "${bytes.subarray(Math.max(0, high - 60), high + 20).toString()}" (a regular expression literal?): write it as a \\u escape`);
+  process.exit(1);
 }
+execFileSync(process.execPath, [`${repo}scripts/train-code-cache.mjs`], { stdio: 'inherit' });

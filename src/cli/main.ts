@@ -1,7 +1,7 @@
-#!/usr/bin/env node
-// The entry: finds the verb and answers `--version` with nothing else loaded; the rest of the
-// CLI (commander, the config file, the user namespace, the verb's own module) comes with
-// run-cli.ts. Start-up time is what a no-op rebuild and every short command pay first.
+// The CLI bundle's entry (dist/bin/tsbuild-cli.cjs, loaded by launch.ts): finds the verb and
+// answers `--version` before anything else runs; the rest of the CLI (commander, the config file,
+// the user namespace, the verb's own module) comes with run-cli.ts, whose modules the bundle
+// initialises only when imported. Start-up time is what a no-op rebuild and every short command pay first.
 import { existsSync, readFileSync } from 'node:fs';
 import { nearest } from './suggest.js';
 import { extractGlobals } from './globals.js';
@@ -9,7 +9,7 @@ import { VERBS } from './command-table.js';
 import { packageFile } from '../package-file.js';
 
 /** Exit codes (DESIGN.md): 0 ok, 1 build failed, 2 bad usage, 130 interrupted. */
-async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[]): Promise<number> {
   const { globals, rest } = extractGlobals(argv);
   // Without a verb, `build` is meant: `tsbuild -f Dockerfile -t name .`
   const first = rest[0];
@@ -24,9 +24,6 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${version()}\n`);
     return 0;
   }
-  // Stack traces are printed with --debug only: then they name src/*.ts lines (the bundle's
-  // source maps) for every module loaded from here on. Always on, maps cost ~10% of a no-op rebuild.
-  if (globals.debug) process.setSourceMapsEnabled(true);
   const { runCli } = await import('./run-cli.js');
   return runCli(globals, args, version());
 }
@@ -41,8 +38,10 @@ function version(): string {
   return (JSON.parse(readFileSync(packageFile('package.json'), 'utf8')) as { version: string }).version;
 }
 
-process.exitCode = await main(process.argv.slice(2));
-if (process.exitCode === 130) {
+/** Runs the command line `argv` as the process's own: sets its exit code, ends it on an interrupt. */
+export async function run(argv: string[]): Promise<void> {
+  process.exitCode = await main(argv);
+  if (process.exitCode !== 130) return;
   const { forceExit } = await import('./run-cli.js');
   // Cleanup is done. What may still hold the event loop is a wait the abort gave up on (a TLS
   // handshake undici cannot abort): exit now, once file system calls in the thread pool are

@@ -12,7 +12,7 @@ export function parseGoDuration(s: string): number {
   if (s === '0') return 0;
   if (s === '') throw new Error(`time: invalid duration ${JSON.stringify(orig)}`);
   let total = 0;
-  const re = /^(\d*\.?\d*)(ns|us|µs|μs|ms|s|m|h)/;
+  const re = /^(\d*\.?\d*)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)/;
   while (s !== '') {
     const m = re.exec(s);
     if (!m || m[1] === '' || m[1] === '.') {

@@ -30,6 +30,14 @@ test('missing Dockerfile', async () => {
   await fails(dir, /failed to read Dockerfile .*Dockerfile: no such file/);
 });
 
+test('--debug prints the stack trace, naming src/*.ts lines through the bundle\'s source maps', async () => {
+  const dir = await env.context(undefined);
+  const r = await tsbuild(['--root', env.root, '--debug', 'build', '-t', 'should-not-exist', dir]);
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, /failed to read Dockerfile/);
+  assert.match(r.stderr, /\n\s+at readDockerfile \(.*\/src\/orchestrator\/read-dockerfile\.ts:\d+:\d+\)/);
+});
+
 test('unknown instruction names its line', async () => {
   const dir = await env.context('FROM busybox\nRUN true\nFOO bar\n');
   const err = await fails(dir, /Dockerfile:3: unknown instruction: FOO/i);

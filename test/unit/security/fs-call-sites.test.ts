@@ -35,6 +35,8 @@ const AUDITED: Record<string, [calls: number, cls: Class, why: string]> = {
   'src/cli/build-action.ts': [2, 'user', '--iidfile, --metadata-file'],
   'src/cli/config-file.ts': [1, 'user', 'tsbuild.toml'],
   'src/cli/input-file.ts': [3, 'user', 'load -i FILE (a FIFO read through the event loop)'],
+  'src/cli/bundle-loader.ts': [5, 'host', "tsbuild's own CLI bundle and the code cache beside it, found from the launcher's own URL"],
+  'src/cli/launch.ts': [1, 'host', "tsbuild's own package.json (packageFile)"],
   'src/cli/main.ts': [2, 'user', "whether the first word is a path; tsbuild's own package.json (packageFile)"],
   'src/cli/run-cli.ts': [1, 'user', 'the state root named by flag'],
   'src/cli/output-dest.ts': [4, 'user', 'resolves a named output path as the kernel would, to refuse system directories'],
