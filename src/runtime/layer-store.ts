@@ -1,6 +1,6 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BuildError } from '../errors.js';
 import { digestHex, type Digest } from '../oci/digest.js';
@@ -85,7 +85,9 @@ export class LayerStore {
    */
   async createdAt(diffId: Digest): Promise<Date> {
     try {
-      return (await stat(join(this.#layerDir(diffId), 'committed'))).mtime;
+      // On this thread, as has(): asked for every layer of the image a build assembles, one
+      // after another, and a thread-pool round trip each was ~7 ms of a 120-layer no-op.
+      return statSync(join(this.#layerDir(diffId), 'committed')).mtime;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new BuildError('STORE_CORRUPT', `layer ${diffId} is not in the layer store`);
       throw e;

@@ -23,6 +23,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MediaType } from '../../oci/media-types.js';
 import type { CacheImportSpec } from './cache-spec.js';
+import type { LayerCheck } from '../../solver/cache-store.js';
 
 /** Where an imported cache's blobs come from. */
 interface CacheSource {
@@ -107,7 +108,7 @@ export class ImportedCache {
    * layer unpacked and verified against its diffID); undefined when no imported cache has it.
    * `usable` says whether the root already has a layer.
    */
-  async lookup(key: Digest, usable: (diffId: Digest) => Promise<boolean>, ctx: Ctx): Promise<RootfsResult | undefined> {
+  async lookup(key: Digest, usable: LayerCheck, ctx: Ctx): Promise<RootfsResult | undefined> {
     const rec = this.#records.get(key);
     if (!rec) return undefined;
     try {
@@ -122,7 +123,7 @@ export class ImportedCache {
     return { kind: 'rootfs', layers: rec.layers.map((diffId) => ({ diffId })) };
   }
 
-  async #makeUsable(rec: { layers: readonly Digest[]; config: CacheConfig; source: CacheSource }, usable: (diffId: Digest) => Promise<boolean>, ctx: Ctx): Promise<void> {
+  async #makeUsable(rec: { layers: readonly Digest[]; config: CacheConfig; source: CacheSource }, usable: LayerCheck, ctx: Ctx): Promise<void> {
     for (const diffId of rec.layers) {
       if (await usable(diffId)) continue;
       let p = this.#pending.get(diffId);
