@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cleanupTemp } from '../oci/content-store.js';
@@ -33,7 +34,8 @@ const PRIVATE_TMP_PREFIX = 'p-';
  */
 export async function openWorker(root: string, opts: { privateTmp?: boolean; expansionLimits?: ExpansionLimits; isolation?: Isolation | 'auto' } = {}): Promise<OwnedWorker> {
   const shared = rootDirs(root);
-  for (const d of [shared.root, shared.layers, shared.links, shared.mounts, shared.runc, shared.tmp, shared.cache]) await mkdir(d, { recursive: true });
+  // On this thread: seven thread-pool round trips one after another were ~2 ms of every build's start.
+  for (const d of [shared.root, shared.layers, shared.links, shared.mounts, shared.runc, shared.tmp, shared.cache]) mkdirSync(d, { recursive: true });
   const isolation = chooseIsolation(await probeIsolation(shared.root, shared.tmp), opts.isolation ?? 'auto');
   if (isolation.needsUserNamespace) {
     // main.ts enters the namespace before anything else runs; getting here means it could not.
