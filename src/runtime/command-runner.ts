@@ -34,6 +34,11 @@ export interface CommandRunner {
    */
   readonly cgroups: 'host' | 'user-namespace' | 'none';
   run(req: ExecRequest, io: ExecIO, ctx: Ctx): Promise<ExecResult>;
+  /**
+   * Starts, in the background, what a run on `network` will need (runc: its private network),
+   * so that the run() the caller makes next, once its mounts are ready, need not wait for it.
+   */
+  prepare?(network: ExecRequest['network'], ctx: Ctx): void;
   /** Kills and removes what crashed tsbuild processes left (never a live process's); returns what went. */
   cleanupStale(): Promise<string[]>;
   /** Tears down what it keeps between runs (runc: pooled RUN networks); called when no run is left. */

@@ -135,6 +135,10 @@ export class RuncSandbox implements CommandRunner {
     }
   }
 
+  prepare(network: ExecRequest['network'], ctx: Ctx): void {
+    if (network === 'sandbox') this.#network.prepare?.(ctx);
+  }
+
   /** Tears down the private networks kept for reuse (see SlirpNetworkProvider); call when no run is left. */
   async close(): Promise<void> {
     await this.#network.close();

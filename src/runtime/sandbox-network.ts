@@ -25,6 +25,11 @@ export interface NetworkProvider {
    * uses the host's network (the provider has told the user once, through ctx.events).
    */
   acquire(ctx: Ctx): Promise<SandboxNetwork | undefined>;
+  /**
+   * Starts making a network in the background unless one is ready or being made, so that the
+   * next acquire() finds it: called as a RUN step starts, its mounts are made meanwhile.
+   */
+  prepare?(ctx: Ctx): void;
   /** Tears down every network it holds; later releases tear theirs down. */
   close(): Promise<void>;
 }
@@ -43,9 +48,10 @@ interface Held {
  * works as root of our own user namespace too). A RUN reaches what an unprivileged process on
  * the host reaches, except the host's loopback services.
  *
- * Pooled per build, as BuildKit pools its namespaces: making one takes ~13 ms here and tearing
- * it down ~23 ms (slirp4netns takes that long to exit once its exit fd closes): together a
- * third of a short RUN (~115 ms), measured over 20 RUNs and 50 acquire/release rounds. A
+ * Pooled per build, as BuildKit pools its namespaces: making one took ~13 ms here (with
+ * slirp4netns up, ~40 ms on a loaded machine) and tearing it down ~23 ms until slirp4netns is
+ * killed rather than left to exit: together a third of a short RUN (~115 ms), measured over
+ * 20 RUNs and 50 acquire/release rounds. The first one is made while its RUN mounts (prepare). A
  * namespace goes back to the pool only when its RUN had no CAP_NET_ADMIN (not
  * --security=insecure): such a RUN cannot change addresses, routes or filters, and its sockets
  * die with its processes, so the next RUN finds it as new.
@@ -58,6 +64,8 @@ export class SlirpNetworkProvider implements NetworkProvider {
   #worked = false;
   #closed = false;
   readonly #idle: Held[] = [];
+  /** The one network prepare() is making, until an acquire() takes it. */
+  #next?: Promise<Held | undefined>;
 
   async acquire(ctx: Ctx): Promise<SandboxNetwork | undefined> {
     ctx.signal.throwIfAborted();
@@ -66,13 +74,29 @@ export class SlirpNetworkProvider implements NetworkProvider {
       if (h.slirp.alive()) return this.#lend(h);
       await destroy(h);
     }
+    const next = this.#next;
+    this.#next = undefined;
+    const prepared = await next;
+    if (prepared?.slirp.alive()) return this.#lend(prepared);
+    if (prepared) await destroy(prepared);
+    ctx.signal.throwIfAborted();
+    if (this.#unavailable !== undefined) return undefined;
     const h = await this.#create(ctx);
     return h && this.#lend(h);
   }
 
+  prepare(ctx: Ctx): void {
+    if (this.#unavailable !== undefined || this.#closed || this.#idle.length > 0 || this.#next) return;
+    // A failure here is met again, and reported, by the acquire() that finds no network ready.
+    this.#next = this.#create(ctx).catch(() => undefined);
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.all(this.#idle.splice(0).map(destroy));
+    const next = this.#next;
+    this.#next = undefined;
+    const prepared = await next;
+    await Promise.all([...this.#idle.splice(0), ...(prepared ? [prepared] : [])].map(destroy));
   }
 
   #lend(h: Held): SandboxNetwork {

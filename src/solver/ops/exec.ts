@@ -45,6 +45,8 @@ export function execHandler(worker: Worker, opts: ExecOptions = NO_OPTIONS): OpH
         throw new BuildError('RUN_FAILED', 'RUN --security=insecure: entitlement security.insecure is not allowed', { location: vertex.meta.location, hint: 'pass --allow security.insecure to permit it' });
       }
       const base = rootfsInput(inputs[0]);
+      // The RUN's network is made while its rootfs is mounted.
+      worker.sandbox.prepare?.(op.network, ctx);
       const mounted = await worker.mount(base.layers.map((l) => l.diffId), {}, ctx);
       let upper: string;
       let stubs: MountStubs;

@@ -1,0 +1,55 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { nullSink } from '../../../src/events.js';
+import { SlirpNetworkProvider } from '../../../src/runtime/sandbox-network.js';
+
+const pexec = promisify(execFile);
+const ctx = { signal: new AbortController().signal, events: nullSink };
+
+/** The slirp4netns processes this test process started. */
+async function slirps(): Promise<number> {
+  const { stdout } = await pexec('pgrep', ['-P', String(process.pid), '-x', 'slirp4netns']).catch((e: { stdout: string }) => e);
+  return stdout.split('\n').filter(Boolean).length;
+}
+
+async function until(cond: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.unreachable(`not within 5 s: ${what}`);
+}
+
+test('prepare() makes the next network in the background; acquire() takes that one, not a second; close() kills them all', async () => {
+  const net = new SlirpNetworkProvider();
+  try {
+    net.prepare(ctx);
+    net.prepare(ctx); // one is being made: nothing more
+    await until(async () => (await slirps()) === 1, 'prepare() starts slirp4netns before any acquire()');
+    const a = await net.acquire(ctx);
+    assert.ok(a, 'a private network');
+    assert.is(await slirps(), 1, 'the prepared network was lent, none made besides');
+    await a.verify();
+    await a.release(true);
+    net.prepare(ctx); // one is idle: nothing more
+    const b = await net.acquire(ctx);
+    assert.is(b?.path, a.path, 'the idle one again');
+    assert.is(await slirps(), 1);
+    await b!.release(true);
+    net.prepare(ctx);
+  } finally {
+    await net.close();
+  }
+  assert.is(await slirps(), 0, 'no slirp4netns left running');
+});
+
+test('close() also ends a network prepare() is still making', async () => {
+  const net = new SlirpNetworkProvider();
+  net.prepare(ctx);
+  await net.close();
+  assert.is(await slirps(), 0);
+});
+
+test.run();
