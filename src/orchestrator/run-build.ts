@@ -15,6 +15,7 @@ import { parseReference } from '../oci/reference.js';
 import type { ExportTarget, ImageTarget } from '../exporter/export-target.js';
 import { DEFAULT_COMPRESSION, type CompressionOptions } from '../oci/layer/layer-compression.js';
 import { solve } from '../solver/scheduler.js';
+import { sandboxRunInputs } from '../solver/run-inputs.js';
 import { contextHandler } from '../solver/ops/context.js';
 import type { ExecOptions } from '../solver/ops/exec.js';
 import { lazyHandler } from '../solver/ops/lazy-handler.js';
@@ -41,7 +42,7 @@ import { StepHistory } from '../solver/explain.js';
 import { StatCache } from '../solver/stat-cache.js';
 import { VertexKeyer } from '../solver/vertex-keyer.js';
 import { SelectionMemo } from '../solver/selection-memo.js';
-import type { Result, RunLimits, Ulimit } from '../solver/graph.js';
+import type { Result, RunLimits, Ulimit, Vertex } from '../solver/graph.js';
 import type { Worker } from '../solver/worker.js';
 import type { ExpansionLimits } from '../oci/layer/expansion-guard.js';
 import { digestHex, sha256, type Digest } from '../oci/digest.js';
@@ -320,6 +321,11 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
     imported && { lookup: (key, c) => imported.lookup(key, usable, c) },
   );
   const targets = plans.flatMap((p) => (p.target ? [p.target] : []));
+  // A step that runs makes the RUN network it leads to, in the background (see sandboxRunInputs).
+  const runInputs = sandboxRunInputs(targets);
+  const onRun = (v: Vertex, c: Ctx) => {
+    if (runInputs.has(v.digest)) worker.sandbox.prepare?.('sandbox', c);
+  };
   let results: Map<Digest, Result>;
   try {
     // One solve for every platform: steps they share (FROM --platform=$BUILDPLATFORM stages) run once.
@@ -331,7 +337,7 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
             merge: lazyHandler(async () => (await import('../solver/ops/merge.js')).mergeHandler),
             http: lazyHandler(async () => (await import('../solver/ops/http.js')).httpHandler(worker, { revalidate: (v) => !cache.ignores(v), ...(req.httpTimeouts ? { timeouts: req.httpTimeouts } : {}) })),
           },
-          { execParallelism, ioParallelism, cache },
+          { execParallelism, ioParallelism, cache, onRun },
           ctx,
         )
       : new Map();

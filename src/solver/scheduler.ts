@@ -34,6 +34,8 @@ export interface SolveOptions {
   readonly ioParallelism: number;
   /** Without a cache every vertex runs. */
   readonly cache?: SolveCache;
+  /** Told as a vertex is about to run (it was not found in the cache), before it waits for a pool slot. */
+  readonly onRun?: (v: Vertex, ctx: Ctx) => void;
 }
 
 /** A solved vertex: its result, its cache key, and whether it was (re)built in this solve rather than found. */
@@ -105,6 +107,7 @@ export async function solve(target: Vertex | readonly Vertex[], handlers: OpHand
         }
       }
       const explain = cache && useCache ? await cache.explain(v, key, rebuiltParent, inner) : undefined;
+      opts.onRun?.(v, inner);
       const result = await pool(() => runVertex(v, inputs, explain));
       if (cache && useCache && key) await cache.record(v, key, result, inner);
       const resultKey = cache && useCache && !key ? cache.resultKey?.(v, result) : undefined;
