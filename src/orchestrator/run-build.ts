@@ -322,9 +322,10 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
   );
   const targets = plans.flatMap((p) => (p.target ? [p.target] : []));
   // A step that runs makes the RUN network it leads to, in the background (see sandboxRunInputs).
+  // Not the image and context sources: they are resolved on every build, a no-op's too.
   const runInputs = sandboxRunInputs(targets);
   const onRun = (v: Vertex, c: Ctx) => {
-    if (runInputs.has(v.digest)) worker.sandbox.prepare?.('sandbox', c);
+    if (v.op.kind !== 'image' && v.op.kind !== 'context' && runInputs.has(v.digest)) worker.sandbox.prepare?.('sandbox', c);
   };
   let results: Map<Digest, Result>;
   try {

@@ -258,6 +258,33 @@ test('without slirp4netns a build warns once, naming why, and its RUNs use the h
   assert.is(readFileSync(join(out, 'resolv'), 'utf8'), readFileSync('/etc/resolv.conf', 'utf8'));
 });
 
+test('the RUN network is made while an earlier step of the build runs, and a no-op rebuild makes none', async () => {
+  // slirp4netns as a script that logs each start, then runs the real one.
+  const bin = join(env.work, 'bin-logging-slirp');
+  const log = join(env.work, 'slirp-starts.log');
+  await mkdir(bin);
+  await writeFile(join(bin, 'slirp4netns'), `#!/bin/sh\necho "start $(date +%s%3N)" >> '${log}'\nexec /usr/bin/slirp4netns "$@"\n`, { mode: 0o755 });
+  const PATH = `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`;
+  const starts = () => (readFileSync(log, { encoding: 'utf8', flag: 'a+' }).match(/start/g) ?? []).length;
+  const ctx = await env.context(['FROM busybox', 'COPY f /f', 'RUN cat /f > /g'].join('\n'), { f: 'one' });
+  const build = () => tsbuild(['--root', env.root, 'build', '--progress', 'rawjson', ctx], { env: { PATH } });
+  const first = await build();
+  assert.is(first.code, 0, first.stderr);
+  assert.is(starts(), 1, 'one network for the RUN');
+  const noop = await build();
+  assert.is(noop.code, 0, noop.stderr);
+  assert.is(starts(), 1, 'a fully cached build starts no network');
+  await writeFile(join(ctx, 'f'), 'two');
+  const third = await build();
+  const events = (third.stdout + third.stderr).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { type: string; name?: string; at: number });
+  assert.is(starts(), 2);
+  // Made as the COPY started, before the RUN did: the RUN found it ready or nearly.
+  const runStart = events.find((e) => e.type === 'vertex.start' && e.name?.includes('RUN cat'));
+  const slirpAt = Number(readFileSync(log, 'utf8').trim().split('\n').at(-1)!.split(' ')[1]);
+  assert.ok(runStart, 'the RUN ran');
+  assert.ok(slirpAt < runStart.at, `slirp4netns started at ${slirpAt}, before the RUN (${runStart.at})`);
+});
+
 test('isolation chroot (no namespaces at all): RUNs use the host network with the host\'s resolv.conf, and the build says so once', async () => {
   const ctx = await env.context(['FROM busybox', 'RUN cat /etc/resolv.conf > /resolv', 'RUN echo second > /second'].join('\n'));
   const out = join(env.work, 'chroot-out');
