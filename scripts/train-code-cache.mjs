@@ -1,10 +1,10 @@
 // Writes dist/bin/tsbuild-cli.cjs.cache, the V8 code cache src/cli/bundle-loader.ts loads the CLI
 // bundle with. V8 caches the functions compiled when the cache is made, so this runs, in one
-// process, what start-up-bound commands run: help, and as root a small build twice (cold, then
-// the fully cached rebuild whose time is mostly start-up). Elsewhere (not root, or no
+// process, what start-up-bound commands run: help, and as root a small build twice (cold, with
+// a COPY and a RUN, then the fully cached rebuild whose time is mostly start-up). Elsewhere (not root, or no
 // CAP_SYS_ADMIN: a build would re-run this script in a user namespace) only the help commands
 // train; the rest compiles at run time as without a cache.
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,7 +39,12 @@ if (await mayBuild()) {
     const ctx = join(dir, 'ctx');
     await mkdir(ctx);
     await writeFile(join(ctx, 'a'), 'a\n');
-    await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY a /a\nENV A=1\nWORKDIR /w\nCOPY a /w/b\nLABEL l=1\n');
+    // With a static busybox (Debian's busybox-static, which the README installs) a RUN too.
+    const run = await copyFile('/bin/busybox', join(ctx, 'busybox')).then(
+      () => 'COPY busybox /bin/busybox\nRUN ["/bin/busybox", "cp", "/a", "/c"]\n',
+      () => '',
+    );
+    await writeFile(join(ctx, 'Dockerfile'), `FROM scratch\nCOPY a /a\nENV A=1\nWORKDIR /w\nCOPY a /w/b\nLABEL l=1\n${run}`);
     const build = ['--root', join(dir, 'root'), 'build', '--progress', 'quiet', '-t', 'train', ctx];
     for (let i = 0; i < 2; i++) {
       const code = await quietly(build);
