@@ -345,6 +345,8 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
   } finally {
     await Promise.all([stats.save(), cache.settle()]);
   }
+  // No RUN is left: the RUN networks go while the image is made (worker.close() waits for it).
+  void worker.sandbox.close?.().catch(() => undefined);
   const finals = targets.flatMap((t) => {
     const r = results.get(t.digest);
     return r?.kind === 'rootfs' ? [r] : [];

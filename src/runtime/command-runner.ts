@@ -41,6 +41,9 @@ export interface CommandRunner {
   prepare?(network: ExecRequest['network'], ctx: Ctx): void;
   /** Kills and removes what crashed tsbuild processes left (never a live process's); returns what went. */
   cleanupStale(): Promise<string[]>;
-  /** Tears down what it keeps between runs (runc: pooled RUN networks); called when no run is left. */
+  /**
+   * Tears down what it keeps between runs (runc: pooled RUN networks); called when no run is
+   * left. Callable more than once: later calls wait for the first.
+   */
   close?(): Promise<void>;
 }

@@ -51,7 +51,9 @@ interface Held {
  * Pooled per build, as BuildKit pools its namespaces: making one took ~13 ms here (with
  * slirp4netns up, ~40 ms on a loaded machine) and tearing it down ~23 ms until slirp4netns is
  * killed rather than left to exit: together a third of a short RUN (~115 ms), measured over
- * 20 RUNs and 50 acquire/release rounds. The first one is made while its RUN mounts (prepare). A
+ * 20 RUNs and 50 acquire/release rounds; most of the teardown is the kernel removing the tap
+ * device as slirp4netns dies, so the build starts it once its last RUN is done (close), while
+ * the image is made. The first one is made while its RUN mounts (prepare). A
  * namespace goes back to the pool only when its RUN had no CAP_NET_ADMIN (not
  * --security=insecure): such a RUN cannot change addresses, routes or filters, and its sockets
  * die with its processes, so the next RUN finds it as new.
@@ -66,6 +68,7 @@ export class SlirpNetworkProvider implements NetworkProvider {
   readonly #idle: Held[] = [];
   /** The one network prepare() is making, until an acquire() takes it. */
   #next?: Promise<Held | undefined>;
+  #closing?: Promise<void>;
 
   async acquire(ctx: Ctx): Promise<SandboxNetwork | undefined> {
     ctx.signal.throwIfAborted();
@@ -91,12 +94,16 @@ export class SlirpNetworkProvider implements NetworkProvider {
     this.#next = this.#create(ctx).catch(() => undefined);
   }
 
-  async close(): Promise<void> {
-    this.#closed = true;
-    const next = this.#next;
-    this.#next = undefined;
-    const prepared = await next;
-    await Promise.all([...this.#idle.splice(0), ...(prepared ? [prepared] : [])].map(destroy));
+  close(): Promise<void> {
+    // One teardown, however many callers: a second close() waits for the first.
+    this.#closing ??= (async () => {
+      this.#closed = true;
+      const next = this.#next;
+      this.#next = undefined;
+      const prepared = await next;
+      await Promise.all([...this.#idle.splice(0), ...(prepared ? [prepared] : [])].map(destroy));
+    })();
+    return this.#closing;
   }
 
   #lend(h: Held): SandboxNetwork {

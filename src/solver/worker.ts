@@ -19,7 +19,7 @@ export interface Worker {
   readonly blobs: ContentStore;
   readonly layers: LayerStore;
   /** Runs one process in a prepared rootfs; a non-zero exit is a result, not an error. */
-  readonly sandbox: Pick<CommandRunner, 'run' | 'prepare' | 'cgroups'>;
+  readonly sandbox: Pick<CommandRunner, 'run' | 'prepare' | 'close' | 'cgroups'>;
   /** How far an ADD archive or an image layer may expand (DEFAULT_EXPANSION_LIMITS when unset). */
   readonly expansionLimits?: ExpansionLimits;
   /** A root filesystem of `lower` for one op (the isolation mode's Snapshotter; see src/runtime/isolation.ts). */
