@@ -152,15 +152,19 @@ function emptyIndex(): LayoutIndex {
   return { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] };
 }
 
-/** Writes `content` to `path` through a temp file in the same directory: fsync, then rename. */
-export async function writeFileAtomic(path: string, content: string | Uint8Array | Iterable<string>): Promise<void> {
+/**
+ * Writes `content` to `path` through a temp file in the same directory: fsync, then rename.
+ * `durable: false` leaves out the fsync, for files a reader checks and can do without (a power
+ * loss may leave them empty): a reader never sees a partly written one either way.
+ */
+export async function writeFileAtomic(path: string, content: string | Uint8Array | Iterable<string>, opts: { durable?: boolean } = {}): Promise<void> {
   const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   const fh = await open(tmp, 'wx', 0o644);
   try {
     // An iterable is written piece by piece: a large document never exists as one string.
     if (typeof content === 'string' || content instanceof Uint8Array) await fh.writeFile(content);
     else for (const piece of content) await fh.writeFile(piece); // from the current position, whole
-    await fh.sync();
+    if (opts.durable ?? true) await fh.sync();
   } catch (e) {
     await fh.close().catch(() => undefined);
     await unlink(tmp).catch(() => undefined);

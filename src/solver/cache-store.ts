@@ -66,7 +66,10 @@ export class CacheStore {
   async record(key: Digest, result: RootfsResult, created = Date.now()): Promise<void> {
     await mkdir(this.#dir, { recursive: true });
     const rec: CacheRecord = { key, result: { kind: 'rootfs', layers: result.layers.map((l) => ({ diffId: l.diffId })) }, created };
-    await writeFileAtomic(this.#path(key), JSON.stringify(rec));
+    // Not fsynced: each step's path would wait for a journal commit (on ext4 one that may flush
+    // other writers' data too). A record a power loss leaves empty or torn is a miss that lookup
+    // deletes (parseRecord refuses it), one naming a lost layer too (#allPresent).
+    await writeFileAtomic(this.#path(key), JSON.stringify(rec), { durable: false });
   }
 
   async remove(key: Digest): Promise<void> {
