@@ -342,9 +342,14 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
           ctx,
         )
       : new Map();
-  } finally {
+  } catch (e) {
     await Promise.all([stats.save(), cache.settle()]);
+    throw e;
   }
+  // The stat cache and the step history (read only to explain a later build's misses) are
+  // written while the image is made; the build ends once they are.
+  const saved = Promise.all([stats.save(), cache.settle()]);
+  saved.catch(() => undefined);
   // No RUN is left: the RUN networks go while the image is made (worker.close() waits for it).
   void worker.sandbox.close?.().catch(() => undefined);
   const finals = targets.flatMap((t) => {
@@ -437,6 +442,7 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
     ctx.events.emit({ type: 'export.done', target: `cache (${spec.type}, ${r.records} records, ${r.layers} layers${mounts.length ? `, ${mounts.length} cache mounts` : ''})`, digest: r.manifest.digest, at: Date.now() });
   }
   const distributed = req.describeDistributed ? await compressed(worker, result.top, DEFAULT_COMPRESSION, ctx) : undefined;
+  await saved;
   return { manifest: result.top, ...(multi ? {} : { config: result.config }), names, exported, ...(distributed ? { distributed } : {}) };
 }
 
