@@ -372,14 +372,19 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
     images.push(await assembleImage(worker, plan, results, epoch, { annotations: req.annotations, configExtra: inline, ...(req.squash ? { squash: { mode: req.squash, ctx } } : {}) }));
   }
   // Provenance and the index are made over whichever images an output takes, once each.
-  // mode=max lists each step's layers (BuildKit's buildkit_metadata.layers): the compressed blobs
-  // of every rootfs result whose layers all have one.
+  // mode=max lists each step's layers (BuildKit's buildkit_metadata.layers) as an image carries
+  // them: compressed as the first image output compresses (compress-image.ts remembers each, so
+  // the image's own are made once), for every rootfs result whose layers all have a blob.
   const layerChains = new Map<string, Descriptor[]>();
   if (req.provenance?.mode === 'max') {
+    const { compressedLayer, compressedLayersDir } = await import('../exporter/compress-image.js');
+    const compression = inlineCompression(req.outputs);
     for (const [digest, r] of results) {
       if (r.kind !== 'rootfs' || r.layers.length === 0) continue;
       const chain = await Promise.all(r.layers.map((l) => worker.layers.blob(l.diffId)));
-      if (chain.every((b) => b)) layerChains.set(digest, chain.map((b) => ({ mediaType: b!.mediaType, digest: b!.digest, size: b!.size })));
+      if (!chain.every((b) => b)) continue;
+      const shipped = await Promise.all(chain.map((b, i) => compressedLayer(worker.blobs, compressedLayersDir(worker.dirs), b!, r.layers[i]!.diffId, compression, ctx.signal)));
+      layerChains.set(digest, shipped.map((b) => ({ mediaType: b.mediaType, digest: b.digest, size: b.size })));
     }
   }
   const provenanceInput = (opts: ProvenanceOptions, i: number, finishedOn: Date): ProvenanceInput => ({

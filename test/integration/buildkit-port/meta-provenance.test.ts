@@ -337,6 +337,14 @@ test('testDuplicateLayersProvenance: a base two stages share is listed once amon
   const layers = meta.buildkit_metadata.layers['step0:0'];
   assert.ok(layers, JSON.stringify(Object.keys(meta.buildkit_metadata.layers ?? {})));
   assert.is(layers.length, 1);
+  // Listed as the image carries them (compressed), not as the store keeps them: the deepest
+  // step's chain is the image's own layers.
+  const manifest = await blob(dir, imgs.images[0].digest);
+  // Each step: a list of layer chains (one per output), as BuildKit's.
+  const chains = Object.values(meta.buildkit_metadata.layers as Record<string, Json[][]>).map((c) => c[0]!);
+  const deepest = chains.reduce((a, b) => (b.length > a.length ? b : a));
+  assert.equal(deepest.map((l: Json) => [l.mediaType, l.digest, l.size]), manifest.layers.map((l: Json) => [l.mediaType, l.digest, l.size]));
+  for (const chain of chains) for (const l of chain) assert.is(l.mediaType, 'application/vnd.oci.image.layer.v1.tar+gzip');
 });
 
 test.run();
