@@ -2,8 +2,8 @@
 // bundle with. V8 caches the functions compiled when the cache is made, so this runs, in one
 // process, what start-up-bound commands run: help, and as root a small build twice (cold, with
 // a COPY and a RUN, then the fully cached rebuild whose time is mostly start-up). Elsewhere (not root, or no
-// CAP_SYS_ADMIN: a build would re-run this script in a user namespace) only the help commands
-// train; the rest compiles at run time as without a cache.
+// CAP_SYS_ADMIN: a build would re-run this script in a user namespace) only `--help` trains;
+// the rest compiles at run time as without a cache.
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,8 +32,11 @@ async function mayBuild() {
   return capEff !== undefined && (BigInt(`0x${capEff}`) & (1n << 21n)) !== 0n; // CAP_SYS_ADMIN
 }
 
-for (const argv of [['--help'], ['build', '--help']]) await quietly(argv);
+// A verb that opens the store (even `build --help`) would, without root and CAP_SYS_ADMIN, run
+// process.argv[1] (this script) again in a user namespace: only `--help` trains there.
+await quietly(['--help']);
 if (await mayBuild()) {
+  await quietly(['build', '--help']);
   const dir = await mkdtemp(join(tmpdir(), 'tsbuild-train-'));
   try {
     const ctx = join(dir, 'ctx');
