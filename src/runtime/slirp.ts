@@ -49,10 +49,11 @@ export async function startSlirp(nsPath: string, opts: { signal: AbortSignal }):
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4096)));
   const closed = new Promise<void>((r) => child.once('close', () => r()));
-  // Killed, not asked to exit by closing its exit fd: it then took ~23 ms to notice, on the path
-  // of every build's end and of each privileged RUN. It keeps no state outside its process (the
-  // tap device lives in the namespace), so there is nothing to wind down. The exit fd stays the
-  // guard against tsbuild itself dying.
+  // Killed rather than asked to exit by closing its exit fd: it keeps no state outside its process
+  // (the tap device lives in the namespace), so there is nothing to wind down. Most of the ~20 ms
+  // until it is gone is the kernel removing that tap device either way, which is why a build
+  // starts the teardown as soon as its last RUN is done. The exit fd stays the guard against
+  // tsbuild itself dying.
   const stop = async () => {
     exitFd.destroy();
     ready.destroy();
