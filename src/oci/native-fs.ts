@@ -20,6 +20,8 @@ interface Fsx {
   mountOverlay(root: string, target: string, lowers: readonly string[], upper: string | null, work: string | null, options: readonly string[]): void;
   copyFiles(srcDir: string, dstDir: string, names: readonly string[], uid: number, gid: number): Promise<Uint8Array>;
   inspectFiles(dir: string, names: readonly string[], readMax: number, budget: number): Promise<Buffer>;
+  unmount(target: string, detach: boolean): Promise<void>;
+  syncfs(path: string): Promise<void>;
 }
 
 
@@ -84,6 +86,19 @@ export function openInRootFd(root: string, path: string, nofollow: boolean, noSy
  */
 export function mountOverlay(root: string, target: string, lowers: readonly string[], dirs: { upper?: string; work?: string }, options: readonly string[]): void {
   fsx().mountOverlay(root, target, lowers, dirs.upper ?? null, dirs.work ?? null, options);
+}
+
+/**
+ * umount2(`target`) in the thread pool, never following a final symlink; `detach` unmounts
+ * lazily (MNT_DETACH). Rejects with the errno's code (EBUSY, EINVAL when not a mount point, …).
+ */
+export function unmount(target: string, detach = false): Promise<void> {
+  return fsx().unmount(target, detach);
+}
+
+/** syncfs(2) of the filesystem holding the directory `path`, in the thread pool. */
+export function syncfs(path: string): Promise<void> {
+  return fsx().syncfs(path);
 }
 
 /** A name {@link copyFiles} copied, or left for the caller's general copy. */
