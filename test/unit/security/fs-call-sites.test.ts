@@ -82,7 +82,7 @@ const AUDITED: Record<string, [calls: number, cls: Class, why: string]> = {
   'src/runtime/cgroup-host.ts': [3, 'host', '/proc/self/mountinfo, /proc/self/cgroup and cgroupfs files'],
   'src/runtime/subordinate-ids.ts': [1, 'host', '/etc/subuid and /etc/subgid'],
   'src/runtime/userns-reexec.ts': [6, 'host', '/proc/self/status, /proc/sys sysctls, /proc/PID/{uid,gid}_map of our child; the state root (a flag)'],
-  'src/runtime/runc.ts': [9, 'store', "bundle dir and config.json tsbuild writes; runc's own state dir (its container ids) and state.json, and the cgroup files it names"],
+  'src/runtime/runc.ts': [10, 'store', "bundle dir and config.json tsbuild writes; runc's own state dir (its container ids, whether one is left) and state.json, and the cgroup files it names"],
   'src/runtime/user.ts': [1, 'in-root', '/etc/passwd and /etc/group read with resolvedInRoot'],
   'src/solver/cache-store.ts': [10, 'store', 'cache records by key digest'],
   'src/solver/context-checksum.ts': [7, 'walk', 'context walk: lstat, readdir, reads of regular files only (small ones opened O_NOFOLLOW into one scratch buffer)'],
