@@ -102,7 +102,8 @@ export class LayerStore {
   /** The short link of a committed layer, relative to the root: `l/<26 chars>`. */
   async shortLink(diffId: Digest): Promise<string> {
     if (!(await this.has(diffId))) throw new BuildError('STORE_CORRUPT', `layer ${diffId} is not in the layer store`);
-    const id = (await readFile(join(this.#layerDir(diffId), 'link'), 'utf8')).trim();
+    // On this thread, like has(): a mount reads one per layer below it, in turn.
+    const id = readFileSync(join(this.#layerDir(diffId), 'link'), 'utf8').trim();
     return `l/${id}`;
   }
 

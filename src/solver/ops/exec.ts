@@ -124,8 +124,7 @@ async function runIn(
       }
     }
   } finally {
-    await rm(etcDir, { recursive: true, force: true });
-    await stubs.removeCreated();
+    await Promise.all([rm(etcDir, { recursive: true, force: true }), stubs.removeCreated()]);
   }
   if (failure) throw failure;
   return stubs;
