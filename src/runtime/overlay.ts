@@ -11,7 +11,8 @@ import type { LayerStore } from './layer-store.js';
 import type { OverlayXattrPrefix } from '../oci/layer/overlay-xattrs.js';
 import type { Snapshot, Snapshotter } from './snapshotter.js';
 import { currentOwner, isStaleOwnedDir } from './owner.js';
-import { mountOverlay, unmount as nativeUnmount } from '../oci/native-fs.js';
+import { mountOverlay, syncfs, unmount as nativeUnmount } from '../oci/native-fs.js';
+import { DeferredSync } from './deferred-sync.js';
 
 /**
  * Pinned so that an upperdir's format (and so a layer diff) never depends on module defaults:
@@ -24,26 +25,40 @@ const OVERLAY_FIXED_OPTIONS: Record<OverlayXattrPrefix, string> = {
   'user.overlay.': 'userxattr,redirect_dir=nofollow,metacopy=off,index=off',
 };
 
+/**
+ * Read-write mounts skip overlay's syncs of the upper filesystem: the one at unmount flushed the
+ * whole filesystem on every RUN step's path (see DeferredSync, which flushes the kept upperdirs
+ * once, before the build ends). An fsync inside the RUN is a no-op too: what it writes is either
+ * dropped or flushed by that. The kernel refuses to mount a volatile upperdir again after a
+ * crash: tsbuild mounts each upperdir once only.
+ */
+const VOLATILE = 'volatile';
+
 /** Snapshots as overlayfs mounts under `dirs.mounts/<id>/` (real root, or root of tsbuild's user namespace). */
 export class OverlaySnapshotter implements Snapshotter {
   readonly kind = 'overlay';
   readonly #store: LayerStore;
   readonly #dirs: RootDirs;
+  readonly #sync: DeferredSync;
 
   constructor(store: LayerStore, dirs: RootDirs) {
     this.#store = store;
     this.#dirs = dirs;
+    this.#sync = new DeferredSync(dirs.root);
   }
 
   prepare(lower: readonly Digest[], opts: { readonly?: boolean }, ctx: Ctx): Promise<Snapshot> {
-    return mountRootfs(this.#store, this.#dirs, lower, opts, ctx);
+    return mountRootfs(this.#store, this.#dirs, lower, { ...opts, keptSync: this.#sync }, ctx);
   }
 
   cleanupStale(): Promise<string[]> {
     return cleanupStaleMounts(this.#dirs);
   }
 
-  async close(): Promise<void> {}
+  /** Waits for the kept upperdirs to be on disk. */
+  async close(): Promise<void> {
+    await this.#sync.settle();
+  }
 }
 
 /**
@@ -53,13 +68,15 @@ export class OverlaySnapshotter implements Snapshotter {
  * Lower dirs are given by their short links relative to the root (see mountOverlayAt for how
  * many fit). Zero layers (scratch)
  * mount an empty lower dir. `readonly` mounts have no upperdir: overlay then needs at least
- * two lowers, so empty dirs pad the list.
+ * two lowers, so empty dirs pad the list. Read-write mounts are `volatile`: a kept upperdir is
+ * flushed by `opts.keptSync` (requested as release() hands it over, settled by the owner), or
+ * without one, by release() itself.
  */
 export async function mountRootfs(
   store: LayerStore,
   dirs: RootDirs,
   lower: readonly Digest[],
-  opts: { readonly?: boolean },
+  opts: { readonly?: boolean; keptSync?: DeferredSync },
   ctx: Ctx,
 ): Promise<Snapshot> {
   ctx.signal.throwIfAborted();
@@ -96,7 +113,8 @@ export async function mountRootfs(
     await mkdir(work);
   }
   try {
-    await mountOverlayAt(dirs.root, merged, lowers, upper ? { upper: rel(upper), work: rel(work) } : undefined, OVERLAY_FIXED_OPTIONS[store.overlayXattrPrefix], lower.length);
+    const fixed = OVERLAY_FIXED_OPTIONS[store.overlayXattrPrefix] + (upper ? `,${VOLATILE}` : '');
+    await mountOverlayAt(dirs.root, merged, lowers, upper ? { upper: rel(upper), work: rel(work) } : undefined, fixed, lower.length);
   } catch (e) {
     await removeMountDir(dirs, base, owner, id);
     throw e;
@@ -120,6 +138,8 @@ export async function mountRootfs(
         if (keep && upper) {
           await mkdir(dirs.tmp, { recursive: true });
           await rename(upper, kept);
+          if (opts.keptSync) opts.keptSync.request();
+          else await syncfs(dirs.root);
         }
         await removeMountDir(dirs, base, owner, id);
       })();
