@@ -76,7 +76,7 @@ const AUDITED: Record<string, [calls: number, cls: Class, why: string]> = {
   'src/runtime/net-namespace.ts': [4, 'host', '/proc/<pid>/ns/net of the unshare child it started, /proc/self, and readlinks of /proc/self/ns/net and of its own fd'],
   'src/runtime/layer-store.ts': [21, 'store', 'layer dirs by digest (and the time of their committed marker, set from an imported cache); unpack through applyLayer; the overlay-xattrs format file under the root'],
   'src/runtime/isolation-probe.ts': [12, 'host', '/proc/self/{status,uid_map}, /proc/1/cgroup, container marker files; the probe cache and a probe dir tsbuild makes under the root'],
-  'src/runtime/overlay.ts': [12, 'store', 'mount dirs tsbuild made (work, upper, merged)'],
+  'src/runtime/overlay.ts': [13, 'store', 'mount dirs tsbuild made (work, upper, merged)'],
   'src/runtime/owner.ts': [3, 'store', 'owner files of mount and copy dirs; /proc/PID/stat'],
   'src/runtime/platform-support.ts': [1, 'host', '/proc/sys/fs/binfmt_misc'],
   'src/runtime/cgroup-host.ts': [3, 'host', '/proc/self/mountinfo, /proc/self/cgroup and cgroupfs files'],
