@@ -6,7 +6,8 @@ import { Writable, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import ssri from 'ssri';
 import { BuildError } from '../errors.js';
-import { Digester, digestHex, sha256, type Digest } from './digest.js';
+import { digestFromHex, digestHex, sha256, type Digest } from './digest.js';
+import { ThreadPoolSha256 } from './native-fs.js';
 
 /** Identity of a stored blob. */
 export interface BlobInfo {
@@ -146,7 +147,8 @@ class TempBlobWriter implements BlobWriter {
   readonly #tmpPath: string;
   readonly #blobDir: string;
   readonly #expected?: { digest: Digest; size?: number };
-  readonly #digester = new Digester();
+  readonly #hash = new ThreadPoolSha256();
+  #size = 0;
   #fh?: FileHandle;
   #done = false;
 
@@ -165,18 +167,17 @@ class TempBlobWriter implements BlobWriter {
             cb();
           }, cb);
       },
-      // Each chunk is hashed here while the thread pool writes it (both only read it): one after
-      // the other they took twice as long for a big layer (sha256 runs at ~2 GB/s, as does the write).
+      // Each chunk is hashed in the thread pool while it is written there (both only read it):
+      // on the main thread, sha256 (~2 GB/s) took ~250 ms of a 518 MB layer's commit that the
+      // reads and writes could not overlap.
       write(chunk: Buffer, _enc, cb) {
-        const written = writeAll(self.#fh!, [chunk]);
-        self.#digester.update(chunk);
-        written.then(() => cb(), cb);
+        self.#size += chunk.length;
+        Promise.all([writeAll(self.#fh!, [chunk]), self.#hash.update(chunk)]).then(() => cb(), cb);
       },
       writev(chunks, cb) {
         const bufs = chunks.map((c) => c.chunk as Buffer);
-        const written = writeAll(self.#fh!, bufs);
-        for (const b of bufs) self.#digester.update(b);
-        written.then(() => cb(), cb);
+        for (const b of bufs) self.#size += b.length;
+        Promise.all([writeAll(self.#fh!, bufs), ...bufs.map((b) => self.#hash.update(b))]).then(() => cb(), cb);
       },
       final(cb) {
         // fsync before the rename in commit(): a crash must never publish a name whose data isn't on disk.
@@ -198,8 +199,8 @@ class TempBlobWriter implements BlobWriter {
       await finished(this.stream);
       await this.#fh?.close();
       this.#fh = undefined;
-      const digest = this.#digester.digest();
-      const size = this.#digester.size;
+      const digest = digestFromHex(await this.#hash.digestHex());
+      const size = this.#size;
       this.#verify(digest, size);
       await mkdir(this.#blobDir, { recursive: true });
       // Renaming onto an existing identical blob is harmless: same name, same bytes.

@@ -22,7 +22,14 @@ interface Fsx {
   inspectFiles(dir: string, names: readonly string[], readMax: number, budget: number): Promise<Buffer>;
   unmount(target: string, detach: boolean): Promise<void>;
   syncfs(path: string): Promise<void>;
+  sha256New(): Sha256Handle;
+  sha256Update(h: Sha256Handle, bytes: Uint8Array): Promise<void>;
+  sha256Digest(h: Sha256Handle): Buffer;
 }
+
+/** A SHA-256 state in the addon (see {@link ThreadPoolSha256}). */
+declare const sha256Handle: unique symbol;
+type Sha256Handle = { readonly [sha256Handle]: true };
 
 
 let loaded: Fsx | undefined;
@@ -99,6 +106,29 @@ export function unmount(target: string, detach = false): Promise<void> {
 /** syncfs(2) of the filesystem holding the directory `path`, in the thread pool. */
 export function syncfs(path: string): Promise<void> {
   return fsx().syncfs(path);
+}
+
+/**
+ * SHA-256 whose updates run in the thread pool (Node's own OpenSSL, through the addon): for
+ * large data that the thread pool is reading or writing anyway, so hashing stops taking the
+ * main thread. Updates are applied in call order; `digest()` waits for them.
+ */
+export class ThreadPoolSha256 {
+  readonly #h = fsx().sha256New();
+  #tail: Promise<void> = Promise.resolve();
+
+  /** Resolves once `bytes` (not to be changed until then) is hashed; rejects if that failed. */
+  update(bytes: Uint8Array): Promise<void> {
+    const done = this.#tail.then(() => fsx().sha256Update(this.#h, bytes));
+    this.#tail = done.catch(() => undefined);
+    return done;
+  }
+
+  /** The hex digest of everything updated so far (ends the state: no update after it). */
+  async digestHex(): Promise<string> {
+    await this.#tail;
+    return fsx().sha256Digest(this.#h).toString('hex');
+  }
 }
 
 /** A name {@link copyFiles} copied, or left for the caller's general copy. */

@@ -5,7 +5,8 @@ import { constants } from 'node:fs';
 import { chmod, link, lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { COPY_DEFER, COPY_DONE, copyFiles, inspectFiles, lgetxattr, llistxattr, lsetxattr, mknod } from '../../../src/oci/native-fs.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { COPY_DEFER, COPY_DONE, copyFiles, inspectFiles, lgetxattr, llistxattr, lsetxattr, mknod, syncfs, ThreadPoolSha256, unmount } from '../../../src/oci/native-fs.js';
 
 const CAP = Buffer.from('0100000200200000000000000000000000000000', 'hex');
 
@@ -185,6 +186,25 @@ test('inspectFiles reports lstat fields, xattr presence, link targets and small 
   assert.match(e.message, /missing/);
   const e2 = (await inspectFiles(d, ['sub/x'], 50, 8).catch((err: unknown) => err)) as NodeJS.ErrnoException;
   assert.is(e2.code, 'EINVAL');
+});
+
+test('ThreadPoolSha256 equals crypto sha256 over pooled, sliced, empty and large chunks, updated without awaiting', async () => {
+  const big = randomBytes(3 << 20);
+  const chunks = [Buffer.from('abc'), Buffer.alloc(0), big.subarray(1, 1 << 20), new Uint8Array(big.buffer, big.byteOffset + (1 << 20), 12345), big.subarray(2 << 20)];
+  const h = new ThreadPoolSha256();
+  // Queued at once: the hasher applies them in call order.
+  await Promise.all(chunks.map((c) => h.update(c)));
+  const want = createHash('sha256');
+  for (const c of chunks) want.update(c);
+  assert.is(await h.digestHex(), want.digest('hex'));
+  assert.is(await new ThreadPoolSha256().digestHex(), createHash('sha256').digest('hex'));
+});
+
+test('unmount: a directory that is not a mount point is EINVAL, a missing one ENOENT; syncfs flushes a directory\'s filesystem', async () => {
+  assert.is(((await unmount(tmp).catch((e: unknown) => e)) as NodeJS.ErrnoException).code, 'EINVAL');
+  assert.is(((await unmount(join(tmp, 'missing'), true).catch((e: unknown) => e)) as NodeJS.ErrnoException).code, 'ENOENT');
+  await syncfs(tmp);
+  assert.is(((await syncfs(join(tmp, 'missing')).catch((e: unknown) => e)) as NodeJS.ErrnoException).code, 'ENOENT');
 });
 
 test.run();
