@@ -352,6 +352,8 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
   saved.catch(() => undefined);
   // No RUN is left: the RUN networks go while the image is made (worker.close() waits for it).
   void worker.sandbox.close?.().catch(() => undefined);
+  // Nor is a new layer: their flush runs meanwhile too (worker.close() waits for it and throws its failure).
+  void worker.flushLayers?.().catch(() => undefined);
   const finals = targets.flatMap((t) => {
     const r = results.get(t.digest);
     return r?.kind === 'rootfs' ? [r] : [];

@@ -69,6 +69,9 @@ export async function openWorker(root: string, opts: { privateTmp?: boolean; exp
     isolation,
     ...(opts.expansionLimits ? { expansionLimits: opts.expansionLimits } : {}),
     mount: (lower, o, ctx) => snapshotter.prepare(lower, o, ctx),
+    flushLayers: async () => {
+      await snapshotter.flush?.();
+    },
     close: async () => {
       await runner.close?.();
       await snapshotter.close();

@@ -56,6 +56,10 @@ export class OverlaySnapshotter implements Snapshotter {
     return cleanupStaleMounts(this.#dirs);
   }
 
+  flush(): Promise<void> {
+    return this.#sync.settle();
+  }
+
   /** Waits for the kept upperdirs to be on disk. */
   async close(): Promise<void> {
     await this.#sync.settle();

@@ -24,4 +24,6 @@ export interface Worker {
   readonly expansionLimits?: ExpansionLimits;
   /** A root filesystem of `lower` for one op (the isolation mode's Snapshotter; see src/runtime/isolation.ts). */
   mount(lower: readonly Digest[], opts: { readonly?: boolean }, ctx: Ctx): Promise<Snapshot>;
+  /** Makes the snapshots' kept changes (the new layers) durable; see Snapshotter.flush. */
+  flushLayers?(): Promise<void>;
 }
