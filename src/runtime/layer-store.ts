@@ -1,6 +1,6 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { readdir, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BuildError } from '../errors.js';
 import { digestHex, type Digest } from '../oci/digest.js';
@@ -138,24 +138,26 @@ export class LayerStore {
     const short = shortId();
     const link = join(this.#dirs.links, short);
     let published = false;
-    await mkdir(staging, { recursive: true });
-    await mkdir(this.#dirs.links, { recursive: true });
+    // The publishing below is a handful of metadata calls on the store's own dirs, made on this
+    // thread: as nine thread-pool round trips one after the other they were ~1 ms of every step.
+    mkdirSync(staging, { recursive: true });
+    mkdirSync(this.#dirs.links, { recursive: true });
     try {
       try {
-        await rename(srcDir, join(staging, 'diff'));
+        renameSync(srcDir, join(staging, 'diff'));
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'EXDEV') {
           throw new BuildError('INTERNAL', `layer source ${srcDir} is not on the filesystem of ${this.#dirs.root}`, { cause: e });
         }
         throw e;
       }
-      await writeFile(join(staging, 'link'), short);
-      if (info.blob) await writeFile(join(staging, 'blob.json'), JSON.stringify(info.blob));
+      writeFileSync(join(staging, 'link'), short);
+      if (info.blob) writeFileSync(join(staging, 'blob.json'), JSON.stringify(info.blob));
       // The link dangles until the rename below publishes the layer dir it points into.
-      await symlink(`../layers/${hex}/diff`, link);
-      await writeFile(join(staging, 'committed'), '');
+      symlinkSync(`../layers/${hex}/diff`, link);
+      writeFileSync(join(staging, 'committed'), '');
       try {
-        await rename(staging, this.#layerDir(diffId));
+        renameSync(staging, this.#layerDir(diffId));
         published = true;
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;

@@ -1,7 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, rmSync } from 'node:fs';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -131,7 +131,8 @@ export class RuncSandbox implements CommandRunner {
         // After the container is gone: nothing is left in the namespace.
         // Reused by a later RUN only if this one could not reconfigure it (no CAP_NET_ADMIN).
         await net?.release(!req.privileged);
-        await rm(bundle, { recursive: true, force: true });
+        // config.json (and a resolv.conf at most): on this thread, not rm's walk of round trips.
+        rmSync(bundle, { recursive: true, force: true });
       }
     }
   }
