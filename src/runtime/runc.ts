@@ -35,6 +35,7 @@ export class RuncSandbox implements CommandRunner {
   readonly #runc: string;
   readonly #inUserNamespace: boolean;
   readonly #network: NetworkProvider;
+  #nofileCeiling: Promise<number | undefined> | undefined;
 
   /**
    * `inUserNamespace`: tsbuild runs as uid 0 of a user namespace of its own (userns-reexec.ts;
@@ -80,7 +81,9 @@ export class RuncSandbox implements CommandRunner {
       // create only when no path was asked for.
       const limited = Object.keys(req.cgroupLimits ?? {}).length > 0;
       if (!userns || limited) spec.linux = { ...spec.linux, cgroupsPath: id };
-      await clampRlimits(spec, userns);
+      // Our capabilities and hard limit stay as they are: read once, not twice per RUN.
+      this.#nofileCeiling ??= nofileCeiling(userns);
+      clampRlimits(spec, await this.#nofileCeiling);
       await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
       ctx.signal.throwIfAborted();
 
@@ -235,19 +238,25 @@ async function oomKills(containerState: string): Promise<number> {
 }
 
 /**
- * Lowers the spec's rlimits to our own hard limits when we may not raise them (no
+ * The open-files limit a RUN may not exceed: our own hard limit when we may not raise it (no
  * CAP_SYS_RESOURCE, e.g. root in a restricted VM or container; in a user namespace the
- * capability we hold there does not count): runc would fail with EPERM.
+ * capability we hold there does not count), where runc would fail with EPERM; else undefined.
  */
-async function clampRlimits(spec: RuntimeConfig, inUserNamespace: boolean): Promise<void> {
+async function nofileCeiling(inUserNamespace: boolean): Promise<number | undefined> {
   const status = await readFile('/proc/self/status', 'utf8');
   const capEff = BigInt('0x' + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? '0'));
-  if (!inUserNamespace && capEff & (1n << CAP_SYS_RESOURCE)) return;
+  if (!inUserNamespace && capEff & (1n << CAP_SYS_RESOURCE)) return undefined;
   const limits = await readFile('/proc/self/limits', 'utf8');
   const hard = /^Max open files\s+\S+\s+(\d+)/m.exec(limits)?.[1];
+  return hard === undefined ? undefined : Number(hard);
+}
+
+/** Lowers the spec's open-files limit to `ceiling` (see nofileCeiling). */
+function clampRlimits(spec: RuntimeConfig, ceiling: number | undefined): void {
+  if (ceiling === undefined) return;
   for (const r of spec.process?.rlimits ?? []) {
-    if (r.type === 'RLIMIT_NOFILE' && hard !== undefined) {
-      r.hard = Math.min(r.hard, Number(hard));
+    if (r.type === 'RLIMIT_NOFILE') {
+      r.hard = Math.min(r.hard, ceiling);
       r.soft = Math.min(r.soft, r.hard);
     }
   }
