@@ -208,12 +208,12 @@ test('stat cache: an unchanged file is not read again (its remembered checksum i
   const fake = sha256('planted');
   stats.set(p, statSync(p), fake, Date.now() + 10_000);
   const again = await checksumSelection({ root: c, kind: 'context' }, { srcPaths: ['a.txt'], allowWildcard: false }, stats, signal);
-  assert.is(again.files.get('a.txt'), fake);
+  assert.is(new Map(again.files).get('a.txt'), fake);
   assert.is.not(again.digest, real.digest);
   // Any change to the inode's metadata moves ctime and invalidates the entry.
   await chmod(p, 0o600);
   const after = await checksumSelection({ root: c, kind: 'context' }, { srcPaths: ['a.txt'], allowWildcard: false }, stats, signal);
-  assert.is.not(after.files.get('a.txt'), fake);
+  assert.is.not(new Map(after.files).get('a.txt'), fake);
 });
 
 test('stat cache: persisted, reloaded, and fresh files (racy mtime) are not remembered', async () => {
