@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { closeSync, constants, createReadStream, lstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalJson } from '../oci/canonical-json.js';
@@ -6,6 +6,7 @@ import { digestFromHex, sha256, type Digest } from '../oci/digest.js';
 import { lgetxattr, llistxattr } from '../oci/native-fs.js';
 import { expandSources, type CopySource } from './ops/copy-sources.js';
 import { expandParentsSource } from './ops/parents-sources.js';
+import { SelectedFiles } from './selected-files.js';
 import type { StatCache } from './stat-cache.js';
 
 /** Files up to this size are hashed from one read; larger ones are streamed (memory stays flat). */
@@ -14,8 +15,8 @@ const SMALL_FILE = 1 << 20;
 /** The checksum of what one COPY/ADD selects, and of each selected path (for --explain). */
 export interface SelectionChecksum {
   readonly digest: Digest;
-  /** Path relative to the source root → checksum of that entry (metadata and content), in walk order. */
-  readonly files: ReadonlyMap<string, Digest>;
+  /** Path relative to the source root and checksum of that entry (metadata and content), in walk order, each path once. */
+  readonly files: SelectedFiles;
 }
 
 /**
@@ -35,25 +36,51 @@ export async function checksumSelection(
   stats: StatCache,
   signal: AbortSignal,
 ): Promise<SelectionChecksum> {
-  const files = new Map<string, Digest>();
   const matches = sel.parents
     ? (await Promise.all(sel.srcPaths.map((p) => expandParentsSource(src, p)))).flatMap((f) => f.matches)
     : await expandSources(src, sel.srcPaths, sel.allowWildcard);
+  // The digest covers each path once, at its first place: only sources that overlap (one inside
+  // another, or the same twice) can meet a path again, and only they pay for a set of the paths seen.
+  const out: Selected = { files: new SelectedFiles(), hash: createHash('sha256'), seen: overlapping(matches.map((m) => m.rel)) ? new Set() : undefined };
   // One read buffer for the whole walk: a Buffer per small file cost ~1 KB of RSS per file (malloc churn).
   const scratch = Buffer.allocUnsafe(SMALL_FILE);
-  for (const m of matches) await walk(src, m.abs, m.rel, files, stats, scratch, signal);
-  const h = createHash('sha256');
-  for (const [rel, d] of files) h.update(`${rel}\0${d}\n`);
-  return { digest: digestFromHex(h.digest('hex')), files };
+  for (const m of matches) await walk(src, m.abs, m.rel, out, stats, scratch, signal);
+  return { digest: digestFromHex(out.hash.digest('hex')), files: out.files };
 }
 
-async function walk(src: CopySource, abs: string, rel: string, out: Map<string, Digest>, stats: StatCache, scratch: Buffer, signal: AbortSignal): Promise<void> {
+/** What a walk adds to: the per-file list, the selection's running digest, and (overlapping sources only) the paths seen. */
+interface Selected {
+  readonly files: SelectedFiles;
+  readonly hash: Hash;
+  readonly seen: Set<string> | undefined;
+}
+
+/** Whether some source path is another one or lies inside it, so that their walks can meet the same path. */
+function overlapping(rels: readonly string[]): boolean {
+  const all = new Set<string>();
+  for (const rel of rels) {
+    if (all.has(rel)) return true;
+    all.add(rel);
+  }
+  if (all.size > 1 && all.has('')) return true;
+  return rels.some((rel) => {
+    for (let i = rel.indexOf('/'); i !== -1; i = rel.indexOf('/', i + 1)) if (all.has(rel.slice(0, i))) return true;
+    return false;
+  });
+}
+
+async function walk(src: CopySource, abs: string, rel: string, out: Selected, stats: StatCache, scratch: Buffer, signal: AbortSignal): Promise<void> {
   signal.throwIfAborted();
   const ignore = src.ignore;
   const excluded = rel !== '' && !!ignore?.matches(rel);
   const st = lstatSync(abs);
   if (excluded && (!st.isDirectory() || ignore!.canSkipDir(rel))) return;
-  if (!excluded) out.set(rel, await entryDigest(abs, st, stats, scratch, signal));
+  if (!excluded && !out.seen?.has(rel)) {
+    out.seen?.add(rel);
+    const digest = await entryDigest(abs, st, stats, scratch, signal);
+    out.files.add(rel, digest);
+    out.hash.update(`${rel}\0${digest}\n`);
+  }
   if (!st.isDirectory()) return;
   for (const name of readdirSync(abs).sort()) {
     await walk(src, join(abs, name), rel ? `${rel}/${name}` : name, out, stats, scratch, signal);

@@ -6,6 +6,7 @@ import { digestHex, sha256, type Digest } from '../oci/digest.js';
 import { writeFileAtomic } from '../oci/image-layout.js';
 import { envName } from './cache-key.js';
 import type { Vertex } from './graph.js';
+import { filesJson } from './selected-files.js';
 import type { VertexKey } from './vertex-keyer.js';
 
 export type { CacheMissExplanation };
@@ -15,15 +16,31 @@ export interface StepRecord {
   readonly key: Digest;
   readonly op: unknown;
   readonly inputs: readonly Digest[];
-  /** Per action of a COPY/ADD from the context: [path, checksum] pairs of the files it selected. */
-  readonly files?: readonly (readonly (readonly [string, Digest])[] | null)[];
+  /** Per action of a COPY/ADD from the context: [path, checksum] pairs of the files it selected (on disk: arrays). */
+  readonly files?: readonly (Iterable<readonly [string, Digest]> | null)[];
 }
 
 const SHOWN = 8;
 
 /** The record of a vertex's key, in the on-disk form. */
 export function stepRecord(k: VertexKey): StepRecord {
-  return { key: k.key, op: k.parts.op, inputs: k.parts.inputs, files: k.files?.map((m) => (m ? [...m] : null)) };
+  return { key: k.key, op: k.parts.op, inputs: k.parts.inputs, files: k.files?.map((m) => m ?? null) };
+}
+
+/** `JSON.stringify(rec)` in pieces: the file lists of a large context never exist as arrays or one string. */
+function* stepRecordJson(rec: StepRecord): Generator<string> {
+  const { files, ...head } = rec;
+  if (!files) {
+    yield JSON.stringify(head);
+    return;
+  }
+  yield `${JSON.stringify(head).slice(0, -1)},"files":[`;
+  for (const [i, f] of files.entries()) {
+    if (i > 0) yield ',';
+    if (f) yield* filesJson(f);
+    else yield 'null';
+  }
+  yield ']}';
 }
 
 /**
@@ -64,7 +81,7 @@ export class StepHistory {
 
   async remember(slot: string, rec: StepRecord): Promise<void> {
     await mkdir(this.#dir, { recursive: true });
-    await writeFileAtomic(join(this.#dir, `${slot}.json`), JSON.stringify(rec));
+    await writeFileAtomic(join(this.#dir, `${slot}.json`), stepRecordJson(rec));
     await writeFileAtomic(join(this.#dir, `${slot}.key`), rec.key);
   }
 }

@@ -5,6 +5,7 @@ import { canonicalJson } from '../oci/canonical-json.js';
 import { digestHex, isDigest, sha256, type Digest } from '../oci/digest.js';
 import { writeFileAtomic } from '../oci/image-layout.js';
 import type { SelectionChecksum } from './context-checksum.js';
+import { filesJson, SelectedFiles } from './selected-files.js';
 
 const VERSION = 1;
 
@@ -48,24 +49,31 @@ export class SelectionMemo {
     }
     if (data.version !== VERSION || !isDigest(data.digest ?? '') || !Array.isArray(data.files)) return undefined;
     if (canonicalJson(data.layers) !== canonicalJson(sel.layers)) return undefined;
-    const files = new Map<string, Digest>();
+    const files = new SelectedFiles();
     for (const e of data.files) {
       if (!Array.isArray(e) || typeof e[0] !== 'string' || !isDigest(e[1])) return undefined;
-      files.set(e[0], e[1]);
+      files.add(e[0], e[1]);
     }
     return { digest: data.digest!, files };
   }
 
   async set(sel: RootfsSelection, sum: SelectionChecksum): Promise<void> {
-    const data: MemoFile = { version: VERSION, layers: sel.layers, digest: sum.digest, files: [...sum.files] };
     await mkdir(this.#dir, { recursive: true });
-    await writeFileAtomic(this.#path(sel), JSON.stringify(data));
+    await writeFileAtomic(this.#path(sel), memoJson(sel, sum));
   }
 
   #path(sel: RootfsSelection): string {
     const id = sha256(canonicalJson({ v: VERSION, layers: sel.layers, srcPaths: sel.srcPaths, allowWildcard: sel.allowWildcard, ...(sel.parents ? { parents: true } : {}) }));
     return join(this.#dir, `${digestHex(id)}.json`);
   }
+}
+
+/** The memo file's JSON (a {@link MemoFile}) in pieces: the file list of a large tree is never one string. */
+function* memoJson(sel: RootfsSelection, sum: SelectionChecksum): Generator<string> {
+  const head: Omit<MemoFile, 'files'> = { version: VERSION, layers: sel.layers, digest: sum.digest };
+  yield `${JSON.stringify(head).slice(0, -1)},"files":`;
+  yield* filesJson(sum.files);
+  yield '}';
 }
 
 /** Prune's sweep: entries naming a layer that is gone, unreadable ones, and stray temp files. @returns how many entries went. */

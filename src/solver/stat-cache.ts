@@ -1,17 +1,10 @@
-import type { Stats } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { createReadStream, type Stats } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { createInterface } from 'node:readline';
 import { writeFileAtomic } from '../oci/image-layout.js';
-import { isDigest, type Digest } from '../oci/digest.js';
-
-/** What must be unchanged for a remembered checksum to still be trusted (git's index does the same). */
-interface Entry {
-  readonly size: number;
-  readonly mtimeMs: number;
-  readonly ctimeMs: number;
-  readonly ino: number;
-  readonly digest: Digest;
-}
+import { digestFromHex, digestHex, type Digest } from '../oci/digest.js';
+import { PathIndex } from './path-index.js';
 
 /**
  * A file whose mtime or ctime is this close to the moment it was hashed may still be written to
@@ -19,92 +12,152 @@ interface Entry {
  * are not remembered ("racy git"). Well above any kernel's timestamp granularity.
  */
 const RACY_MS = 250;
-const VERSION = 1;
+/** 2: JSON lines (1 was one JSON object, parsed whole). */
+const VERSION = 2;
 /** Entries per piece of the saved file. */
 const SAVE_PIECE = 2000;
+
+/** Per row of {@link StatCache}: what must be unchanged for a remembered checksum to still be trusted (git's index does the same). */
+const SIZE = 0;
+const MTIME = 1;
+const CTIME = 2;
+const INO = 3;
+const FIELDS = 4;
+const DIGEST_BYTES = 32;
 
 /**
  * Remembers the content checksum of files by (path, size, mtime, ctime, inode), so that a
  * rebuild of an unchanged context stats files but reads none of their bytes. Persisted as one
- * JSON file (written atomically; a damaged or foreign file is ignored, never trusted partially).
- * Several processes may share the file: the last writer wins, which only costs re-hashing.
+ * file of JSON lines (written atomically; a damaged or foreign file is ignored, never trusted
+ * partially). Several processes may share the file: the last writer wins, which only costs
+ * re-hashing.
+ *
+ * Held in typed arrays, a row per path (PathIndex), not as a Map of objects: it lives for the
+ * whole build, and 100k files' worth of heap objects made V8 let the build's garbage grow to
+ * several times their size before collecting it (issue 10).
  */
 export class StatCache {
   readonly #file: string | undefined;
-  readonly #entries: Map<string, Entry>;
+  readonly #paths = new PathIndex();
+  /** {@link FIELDS} numbers per row. */
+  #stats = new Float64Array(1024 * FIELDS);
+  /** The sha256 of each row, raw. */
+  #digests: Buffer = Buffer.alloc(1024 * DIGEST_BYTES);
   #dirty = false;
 
-  private constructor(file: string | undefined, entries: Map<string, Entry>) {
+  private constructor(file: string | undefined) {
     this.#file = file;
-    this.#entries = entries;
   }
 
   /** An empty cache that is never saved (for callers that want no persistence). */
   static memory(): StatCache {
-    return new StatCache(undefined, new Map());
+    return new StatCache(undefined);
   }
 
   /** Loads the cache persisted at `file`; missing or unreadable means empty. */
   static async load(file: string): Promise<StatCache> {
-    const entries = new Map<string, Entry>();
+    const cache = new StatCache(file);
     try {
-      const data = JSON.parse(await readFile(file, 'utf8')) as { version?: number; entries?: Record<string, [number, number, number, number, string]> };
-      if (data.version === VERSION && data.entries && typeof data.entries === 'object') {
-        for (const [path, e] of Object.entries(data.entries)) {
-          if (!Array.isArray(e) || e.length !== 5 || typeof e[4] !== 'string' || !isDigest(e[4])) continue;
-          entries.set(path, { size: e[0], mtimeMs: e[1], ctimeMs: e[2], ino: e[3], digest: e[4] });
-        }
-      }
+      if (await cache.#read(file)) return cache;
     } catch {
       // Missing or damaged: start empty; the worst case is hashing everything once.
     }
-    return new StatCache(file, entries);
+    return new StatCache(file);
   }
 
   /** The checksum recorded for `path` if `st` still matches what it was recorded with. */
   get(path: string, st: Stats): Digest | undefined {
-    const e = this.#entries.get(path);
-    if (!e || e.size !== st.size || e.mtimeMs !== st.mtimeMs || e.ctimeMs !== st.ctimeMs || e.ino !== st.ino) return undefined;
-    return e.digest;
+    const row = this.#paths.find(path);
+    if (row < 0 || !this.#matches(row, st)) return undefined;
+    return digestFromHex(this.#digests.toString('hex', row * DIGEST_BYTES, (row + 1) * DIGEST_BYTES));
   }
 
   /** Records `digest` for `path` as of `st` (skipped when the file is too fresh to be trusted). */
   set(path: string, st: Stats, digest: Digest, now = Date.now()): void {
     if (now - Math.max(st.mtimeMs, st.ctimeMs) < RACY_MS) return;
-    const old = this.#entries.get(path);
-    if (old && old.digest === digest && old.size === st.size && old.mtimeMs === st.mtimeMs && old.ctimeMs === st.ctimeMs && old.ino === st.ino) return;
-    this.#entries.set(path, { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, digest });
+    const known = this.#paths.find(path);
+    if (known >= 0 && this.#matches(known, st) && this.#digests.toString('hex', known * DIGEST_BYTES, (known + 1) * DIGEST_BYTES) === digestHex(digest)) return;
+    this.#put(known >= 0 ? known : this.#paths.add(path), st.size, st.mtimeMs, st.ctimeMs, st.ino, digestHex(digest));
     this.#dirty = true;
   }
 
   get size(): number {
-    return this.#entries.size;
+    return this.#paths.size;
   }
 
   /** Writes the cache back if anything changed. */
   async save(): Promise<void> {
     if (!this.#file || !this.#dirty) return;
     await mkdir(dirname(this.#file), { recursive: true });
-    await writeFileAtomic(this.#file, this.#json());
+    await writeFileAtomic(this.#file, this.#lines());
     this.#dirty = false;
   }
 
+  #matches(row: number, st: Stats): boolean {
+    const f = row * FIELDS;
+    return this.#stats[f + SIZE] === st.size && this.#stats[f + MTIME] === st.mtimeMs && this.#stats[f + CTIME] === st.ctimeMs && this.#stats[f + INO] === st.ino;
+  }
+
+  #put(row: number, size: number, mtimeMs: number, ctimeMs: number, ino: number, hex: string): void {
+    if ((row + 1) * FIELDS > this.#stats.length) {
+      const stats = new Float64Array(this.#stats.length * 2);
+      stats.set(this.#stats);
+      this.#stats = stats;
+      const digests = Buffer.alloc(this.#digests.length * 2);
+      this.#digests.copy(digests);
+      this.#digests = digests;
+    }
+    const f = row * FIELDS;
+    this.#stats[f + SIZE] = size;
+    this.#stats[f + MTIME] = mtimeMs;
+    this.#stats[f + CTIME] = ctimeMs;
+    this.#stats[f + INO] = ino;
+    this.#digests.write(hex, row * DIGEST_BYTES, 'hex');
+  }
+
   /**
-   * The file's JSON in pieces of {@link SAVE_PIECE} entries: a context of 100k files made one
-   * object and one string of ~15 MB each at once, the build's peak memory.
+   * The file: a header line, one JSON array `[path, size, mtimeMs, ctimeMs, ino, hex]` per
+   * line, and a trailer with the count (a cut-short file is not taken), in pieces of
+   * {@link SAVE_PIECE} lines; a 100k-file context never makes one large string.
    */
-  *#json(): Generator<string> {
-    yield `{"version":${VERSION},"entries":{`;
-    let piece: string[] = [];
-    let sep = '';
-    for (const [p, e] of this.#entries) {
-      piece.push(`${sep}${JSON.stringify(p)}:${JSON.stringify([e.size, e.mtimeMs, e.ctimeMs, e.ino, e.digest])}`);
-      sep = ',';
-      if (piece.length === SAVE_PIECE) {
-        yield piece.join('');
-        piece = [];
+  *#lines(): Generator<string> {
+    yield `${HEADER}\n`;
+    let piece = '';
+    for (let row = 0; row < this.#paths.size; row++) {
+      const f = row * FIELDS;
+      const hex = this.#digests.toString('hex', row * DIGEST_BYTES, (row + 1) * DIGEST_BYTES);
+      piece += `${JSON.stringify([this.#paths.key(row), this.#stats[f + SIZE], this.#stats[f + MTIME], this.#stats[f + CTIME], this.#stats[f + INO], hex])}\n`;
+      if ((row + 1) % SAVE_PIECE === 0) {
+        yield piece;
+        piece = '';
       }
     }
-    yield `${piece.join('')}}}`;
+    yield `${piece}${JSON.stringify({ entries: this.#paths.size })}\n`;
+  }
+
+  /** Fills this (empty) cache from `file` line by line; false when the file is not one whole cache of this version. */
+  async #read(file: string): Promise<boolean> {
+    let lines = 0;
+    let ended = false;
+    for await (const line of createInterface({ input: createReadStream(file, { highWaterMark: 256 * 1024 }), crlfDelay: Infinity })) {
+      if (ended) return false;
+      if (lines++ === 0) {
+        if (line !== HEADER) return false;
+        continue;
+      }
+      const e = JSON.parse(line) as unknown;
+      if (!Array.isArray(e)) {
+        ended = (e as { entries?: unknown } | null)?.entries === lines - 2;
+        if (!ended) return false;
+        continue;
+      }
+      const [path, size, mtimeMs, ctimeMs, ino, hex] = e as unknown[];
+      if (e.length !== 6 || typeof path !== 'string' || typeof size !== 'number' || typeof mtimeMs !== 'number' || typeof ctimeMs !== 'number' || typeof ino !== 'number' || typeof hex !== 'string' || !HEX.test(hex)) return false;
+      this.#put(this.#paths.add(path), size, mtimeMs, ctimeMs, ino, hex);
+    }
+    return ended;
   }
 }
+
+const HEADER = JSON.stringify({ version: VERSION });
+const HEX = /^[0-9a-f]{64}$/;

@@ -3,6 +3,7 @@ import { BuildError } from '../errors.js';
 import { sha256, type Digest } from '../oci/digest.js';
 import { cacheKey, keyedOp, type KeyParts } from './cache-key.js';
 import { checksumSelection, type SelectionChecksum } from './context-checksum.js';
+import type { SelectedFiles } from './selected-files.js';
 import type { ContextOp, Result, Vertex } from './graph.js';
 import { PatternMatcher } from './pattern-matcher.js';
 import type { RootfsSelection, SelectionMemo } from './selection-memo.js';
@@ -12,7 +13,7 @@ import { StatCache } from './stat-cache.js';
 export interface VertexKey {
   readonly key: Digest;
   readonly parts: KeyParts;
-  readonly files?: readonly (ReadonlyMap<string, Digest> | undefined)[];
+  readonly files?: readonly (SelectedFiles | undefined)[];
 }
 
 /** An input as the keyer sees it: its key (undefined: it can't be keyed) and, once solved, its result. */
@@ -92,7 +93,7 @@ export class VertexKeyer {
       const parts: KeyParts = { op: keyedOp(op), inputs: inputKeys };
       return { key: cacheKey(parts), parts };
     }
-    const files: (ReadonlyMap<string, Digest> | undefined)[] = [];
+    const files: (SelectedFiles | undefined)[] = [];
     const content: (Digest | undefined)[] = [];
     for (const s of selections) {
       const source = s && v.inputs[s.input];

@@ -5,6 +5,9 @@
  * point, all its state alive) and after a copy (the copier still referenced), for a tree of 1,000
  * files and one of 10,000. A map or list with an entry per file (a path and a digest is ~100
  * bytes) would add ~1 MB for the 9,000 extra files; the bound is 40 bytes per extra file.
+ * The context checksum's results (the stat cache and the selected files, which must outlive the
+ * walk) hold no heap objects per file either: they live in buffers outside the JS heap, whose
+ * size the last test bounds separately, as V8 lets garbage grow with the live heap, not with those.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -17,6 +20,8 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { writeLayerTar, type TarSink } from '../../../src/oci/layer/diff.js';
 import { TreeCopier } from '../../../src/solver/ops/copy-tree.js';
+import { checksumSelection } from '../../../src/solver/context-checksum.js';
+import { StatCache } from '../../../src/solver/stat-cache.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -86,6 +91,26 @@ test('the tree copier holds no per-file state', async () => {
   const big = await heapAfterCopy(join(tmp, 'big'), join(tmp, 'big-copy'));
   const bound = (BIG - SMALL) * BYTES_PER_EXTRA_FILE;
   assert.ok(big - small < bound, `live heap after the copy grew by ${big - small} bytes from ${SMALL} to ${BIG} files (bound ${bound})`);
+});
+
+async function heapAfterChecksum(ctx: string): Promise<{ heap: number; external: number }> {
+  const stats = StatCache.memory();
+  const before = process.memoryUsage().arrayBuffers;
+  const sum = await checksumSelection({ root: ctx, kind: 'context' }, { srcPaths: ['.'], allowWildcard: false }, stats, new AbortController().signal);
+  const heap = liveHeap();
+  const external = process.memoryUsage().arrayBuffers - before;
+  assert.ok(sum.files.size > 0 && stats.size > 0); // both still referenced while measured
+  return { heap, external };
+}
+
+test('the context checksum and the stat cache hold no heap objects per file', async () => {
+  const small = await heapAfterChecksum(join(tmp, 'small'));
+  const big = await heapAfterChecksum(join(tmp, 'big'));
+  const bound = (BIG - SMALL) * BYTES_PER_EXTRA_FILE;
+  assert.ok(big.heap - small.heap < bound, `live heap with the checksums kept grew by ${big.heap - small.heap} bytes from ${SMALL} to ${BIG} files (bound ${bound})`);
+  // Outside the heap: a path, a digest and four numbers per file, in buffers that double.
+  const perFile = (big.external - small.external) / (BIG - SMALL);
+  assert.ok(perFile < 400, `buffers grew by ${perFile.toFixed(0)} bytes per extra file`);
 });
 
 test.run();

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmod, chown, mkdtemp, readdir, rm, symlink, utimes, writeFile, mkdir, rename } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, readdir, readFile, rm, symlink, utimes, writeFile, mkdir, rename } from 'node:fs/promises';
 import { statSync, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -208,12 +208,12 @@ test('stat cache: an unchanged file is not read again (its remembered checksum i
   const fake = sha256('planted');
   stats.set(p, statSync(p), fake, Date.now() + 10_000);
   const again = await checksumSelection({ root: c, kind: 'context' }, { srcPaths: ['a.txt'], allowWildcard: false }, stats, signal);
-  assert.is(again.files.get('a.txt'), fake);
+  assert.is(new Map(again.files).get('a.txt'), fake);
   assert.is.not(again.digest, real.digest);
   // Any change to the inode's metadata moves ctime and invalidates the entry.
   await chmod(p, 0o600);
   const after = await checksumSelection({ root: c, kind: 'context' }, { srcPaths: ['a.txt'], allowWildcard: false }, stats, signal);
-  assert.is.not(after.files.get('a.txt'), fake);
+  assert.is.not(new Map(after.files).get('a.txt'), fake);
 });
 
 test('stat cache: persisted, reloaded, and fresh files (racy mtime) are not remembered', async () => {
@@ -243,6 +243,14 @@ test('stat cache: a cache saved in several pieces reloads whole', async () => {
   assert.is(s2.size, 4501);
   for (const i of [0, 1999, 2000, 4500]) assert.is(s2.get(`/ctx/d/"quoted" ${i}\u00e9`, st(i)), digest);
   assert.is(s2.get('/ctx/d/"quoted" 7\u00e9', st(8)), undefined);
+  // A file cut short (no count trailer, or a count that disagrees) is not trusted in part.
+  const lines = (await readFile(file, 'utf8')).split('\n');
+  await writeFile(file, lines.slice(0, 3000).join('\n'));
+  assert.is((await StatCache.load(file)).size, 0, 'cut short');
+  await writeFile(file, [...lines.slice(0, 3000), lines.at(-2)].join('\n'));
+  assert.is((await StatCache.load(file)).size, 0, 'count disagrees');
+  await writeFile(file, JSON.stringify({ version: 1, entries: { '/ctx/a': [1, 1001, 2001, 3001, digest] } }));
+  assert.is((await StatCache.load(file)).size, 0, 'version 1 file');
 });
 
 test.run();
