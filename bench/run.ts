@@ -8,7 +8,7 @@
  * picks cases (also `startup`, `layer-gzip`: the compressor alone, see layer-gzip.ts, `cache-mounts`:
  * issue 11's CI runner with and without imported cache mounts, see cache-mounts.ts,
  * `isolation-modes`: issue 07's modes, see isolation-modes.ts); `BENCH_PEERS=buildkit,buildah`
- * picks peers (`BENCH_PEERS=` for tsbuild alone).
+ * picks peers (`BENCH_PEERS=` for tsbuild alone); `BENCH_TSBUILD_ARGS` adds build arguments.
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -27,6 +27,11 @@ import { benchAnalyze } from './analyze.js';
 const pexec = promisify(execFile);
 const CLI = fileURLToPath(new URL('../bin/tsbuild.mjs', import.meta.url));
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+/**
+ * `BENCH_TSBUILD_ARGS`: more `tsbuild build` arguments, e.g. `--network host --allow network.host`,
+ * the network BuildKit's RUN steps get here (dockerd runs without a bridge, see dockerd.ts).
+ */
+const EXTRA_ARGS = process.env.BENCH_TSBUILD_ARGS?.split(' ').filter(Boolean) ?? [];
 
 interface Measure {
   readonly seconds: number;
@@ -65,7 +70,7 @@ function tsbuild(root: string): Builder {
   return {
     name: 'tsbuild',
     build: (ctx, { cold, ociTar }) =>
-      timed(process.execPath, [CLI, '--root', root, 'build', '--progress', 'quiet', ...(cold ? ['--no-cache'] : []), ...(ociTar ? ['--output', `type=oci,dest=${ociTar}`] : []), '-t', 'bench', ctx]),
+      timed(process.execPath, [CLI, '--root', root, 'build', '--progress', 'quiet', ...EXTRA_ARGS, ...(cold ? ['--no-cache'] : []), ...(ociTar ? ['--output', `type=oci,dest=${ociTar}`] : []), '-t', 'bench', ctx]),
   };
 }
 
