@@ -131,6 +131,11 @@ test('--help for every verb lists its flags one per line; --version', async () =
   for (const f of ['--file', '--tag', '--build-arg', '--build-arg-file', '--progress', '--iidfile', '--metadata-file', '--quiet', '--label']) assert.match(build, new RegExp(`^ +(-\\w, )?${f}\\b`, 'm'));
   const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
   assert.is((await tsbuildOk(['--version'])).stdout, pkg.version + '\n');
+  // Answered by the launcher alone, by the bundle (a global option first), and by the bundle
+  // loaded for source maps (--debug).
+  assert.is((await tsbuildOk(['-V'])).stdout, pkg.version + '\n');
+  assert.is((await tsbuildOk(['--config', '/dev/null', '--version'])).stdout, pkg.version + '\n');
+  assert.is((await tsbuildOk(['--debug', '--version'])).stdout, pkg.version + '\n');
 });
 
 test('build checks: warnings in the build output, --check lists them without building, # check=error=true fails the build', async () => {
