@@ -22,6 +22,7 @@ interface Fsx {
   inspectFiles(dir: string, names: readonly string[], readMax: number, budget: number): Promise<Buffer>;
   unmount(target: string, detach: boolean): Promise<void>;
   syncfs(path: string): Promise<void>;
+  newNetNamespace(): number;
   sha256New(): Sha256Handle;
   sha256Update(h: Sha256Handle, bytes: Uint8Array): Promise<void>;
   sha256Digest(h: Sha256Handle): Buffer;
@@ -106,6 +107,15 @@ export function unmount(target: string, detach = false): Promise<void> {
 /** syncfs(2) of the filesystem holding the directory `path`, in the thread pool. */
 export function syncfs(path: string): Promise<void> {
   return fsx().syncfs(path);
+}
+
+/**
+ * A new, empty network namespace (a down `lo` only), as a file descriptor of this process that
+ * holds it: made by unshare(2) in a short-lived thread of its own, so no thread of this process
+ * is left in it. Throws an errno error (EPERM without CAP_SYS_ADMIN over our user namespace).
+ */
+export function newNetNamespace(): number {
+  return fsx().newNetNamespace();
 }
 
 /**

@@ -1,5 +1,6 @@
-import { spawn } from 'node:child_process';
-import { open, readlink } from 'node:fs/promises';
+import { closeSync, fstatSync } from 'node:fs';
+import { readlink } from 'node:fs/promises';
+import { newNetNamespace } from '../oci/native-fs.js';
 
 /** An empty network namespace (only a down `lo`), kept alive by a file descriptor of this process. */
 export interface NetNamespace {
@@ -15,63 +16,48 @@ export interface NetNamespace {
   close(): Promise<void>;
 }
 
-/** No namespace could be made here: unshare is missing, or the kernel refused (no CAP_SYS_ADMIN over our user namespace, seccomp). */
+/** No namespace could be made here: the kernel refused (no CAP_SYS_ADMIN over our user namespace, seccomp). */
 export class NetNamespaceError extends Error {}
 
 /**
  * Creates a network namespace owned by the user namespace we run in, so this works as real root
  * and as root of a user namespace tsbuild entered itself (no init-userns privilege assumed).
  *
- * Node cannot unshare one thread, so util-linux `unshare --net` runs `cat` in the new namespace:
- * cat echoing our byte proves it runs there; we open its /proc/<pid>/ns/net and close its stdin,
- * so it exits at once. Holding the namespace by our own descriptor (not by the holder's pid,
- * which can be reused, nor by a bind mount, which needs mount rights and outlives a crash)
- * means nothing is left behind when this process dies, however it dies.
+ * The addon unshares it in a thread of its own (newNetNamespace); we hold it by that descriptor
+ * (not by a holder process's pid, which can be reused, nor by a bind mount, which needs mount
+ * rights and outlives a crash), so nothing is left behind when this process dies, however it dies.
  */
 export async function createNetNamespace(signal: AbortSignal): Promise<NetNamespace> {
   signal.throwIfAborted();
-  const child = spawn('unshare', ['--net', '--', 'cat'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  child.stdin.on('error', () => undefined);
+  let fd: number;
   try {
-    const echoed = await new Promise<boolean>((resolve, reject) => {
-      child.once('error', reject);
-      child.stdout.once('data', () => resolve(true));
-      child.once('close', () => resolve(false));
-      child.stdin.write('x');
-    }).catch((e: NodeJS.ErrnoException) => {
-      throw new NetNamespaceError(e.code === 'ENOENT' ? 'unshare (util-linux) not found' : `cannot run unshare: ${e.message}`);
-    });
-    if (!echoed) {
-      const msg = stderr.trim().split('\n').pop() || `unshare exited with ${child.exitCode}`;
-      throw new NetNamespaceError(msg);
-    }
+    fd = newNetNamespace();
+  } catch (e) {
+    // The addon's message is "EPERM: Operation not permitted, unshare(CLONE_NEWNET) '…'".
+    const err = e as NodeJS.ErrnoException;
+    const reason = /^[A-Z0-9]+: ([^,]+)/.exec(err.message)?.[1] ?? err.message;
+    throw new NetNamespaceError(`${err.syscall ?? 'unshare'} failed: ${reason}`);
+  }
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    closeSync(fd);
+  };
+  try {
     // Our pid as the mounted /proc numbers it (inside a pid namespace process.pid may differ).
     const self = await readlink('/proc/self');
-    const ns = await open(`/proc/${child.pid}/ns/net`, 'r');
-    try {
-      const path = `/proc/${self}/fd/${ns.fd}`;
-      // An nsfs inode number is the namespace's id, as readlink shows it: net:[4026532174].
-      const id = `net:[${(await ns.stat()).ino}]`;
-      const verify = async () => {
-        const [at, own] = await Promise.all([readlink(path).catch(() => 'gone'), readlink('/proc/self/ns/net')]);
-        if (at !== id || id === own) throw new NetNamespaceError(`the RUN's network namespace is not the one made for it (${path} is ${at}, expected ${id}; ours is ${own})`);
-      };
-      await verify();
-      return { path, verify, close: () => ns.close() };
-    } catch (e) {
-      await ns.close();
-      throw e;
-    }
-  } finally {
-    child.stdin.end();
-    // The holder has no work left; if it is still there after its stdin closed, it is killed by pid.
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((r) => child.once('close', r));
-      const timer = setTimeout(() => child.kill('SIGKILL'), 1000);
-      await exited;
-      clearTimeout(timer);
-    }
+    const path = `/proc/${self}/fd/${fd}`;
+    // An nsfs inode number is the namespace's id, as readlink shows it: net:[4026532174].
+    const id = `net:[${fstatSync(fd).ino}]`;
+    const verify = async () => {
+      const [at, own] = await Promise.all([readlink(path).catch(() => 'gone'), readlink('/proc/self/ns/net')]);
+      if (closed || at !== id || id === own) throw new NetNamespaceError(`the RUN's network namespace is not the one made for it (${path} is ${at}, expected ${id}; ours is ${own})`);
+    };
+    await verify();
+    return { path, verify, close };
+  } catch (e) {
+    await close();
+    throw e;
   }
 }

@@ -393,7 +393,7 @@ test('where no network namespace may be made (root without CAP_SYS_ADMIN, outsid
   const r = await collect('capsh', ['--drop=cap_sys_admin', '--', '-c', 'exec "$@"', 'sh', process.execPath, PROBE, '127.0.0.1', '1']);
   assert.is(r.code, 0, r.stderr);
   const seen = JSON.parse(r.stdout) as { warnings: string[]; links?: string[] };
-  assert.equal(seen.warnings, ["RUN steps use the host's network: no private network can be made here (unshare: unshare failed: Operation not permitted)"]);
+  assert.equal(seen.warnings, ["RUN steps use the host's network: no private network can be made here (unshare(CLONE_NEWNET) failed: Operation not permitted)"]);
   assert.is(seen.links, undefined);
 });
 

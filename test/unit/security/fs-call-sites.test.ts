@@ -73,7 +73,7 @@ const AUDITED: Record<string, [calls: number, cls: Class, why: string]> = {
   'src/runtime/whiteout-check.ts': [2, 'store', 'a probe device node tsbuild makes and removes in its own tmp dir; statfs of the root'],
   'src/cli/info-command.ts': [1, 'store', 'creates the state root (0700) for the probe cache'],
   'src/runtime/etc-files.ts': [4, 'store', 'hosts/resolv.conf written in a temp dir tsbuild made (or the runc bundle dir); the host resolv.conf read'],
-  'src/runtime/net-namespace.ts': [4, 'host', '/proc/<pid>/ns/net of the unshare child it started, /proc/self, and readlinks of /proc/self/ns/net and of its own fd'],
+  'src/runtime/net-namespace.ts': [5, 'host', 'the namespace fd the addon made (fstat, close), /proc/self, and readlinks of /proc/self/ns/net and of its own fd'],
   'src/runtime/layer-store.ts': [21, 'store', 'layer dirs by digest (and the time of their committed marker, set from an imported cache); unpack through applyLayer; the overlay-xattrs format file under the root'],
   'src/runtime/isolation-probe.ts': [12, 'host', '/proc/self/{status,uid_map}, /proc/1/cgroup, container marker files; the probe cache and a probe dir tsbuild makes under the root'],
   'src/runtime/overlay.ts': [13, 'store', 'mount dirs tsbuild made (work, upper, merged)'],
