@@ -350,10 +350,7 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
   // written while the image is made; the build ends once they are.
   const saved = Promise.all([stats.save(), cache.settle()]);
   saved.catch(() => undefined);
-  // No RUN is left: the RUN networks go while the image is made (worker.close() waits for it).
-  void worker.sandbox.close?.().catch(() => undefined);
-  // Nor is a new layer: their flush runs meanwhile too (worker.close() waits for it and throws its failure).
-  void worker.flushLayers?.().catch(() => undefined);
+  worker.stepsDone?.();
   const finals = targets.flatMap((t) => {
     const r = results.get(t.digest);
     return r?.kind === 'rootfs' ? [r] : [];

@@ -69,8 +69,10 @@ export async function openWorker(root: string, opts: { privateTmp?: boolean; exp
     isolation,
     ...(opts.expansionLimits ? { expansionLimits: opts.expansionLimits } : {}),
     mount: (lower, o, ctx) => snapshotter.prepare(lower, o, ctx),
-    flushLayers: async () => {
-      await snapshotter.flush?.();
+    stepsDone: () => {
+      // close() below waits for both (each is one piece of work, however often it is asked).
+      void runner.close?.().catch(() => undefined);
+      void snapshotter.flush?.().catch(() => undefined);
     },
     close: async () => {
       await runner.close?.();

@@ -48,12 +48,10 @@ interface Held {
  * works as root of our own user namespace too). A RUN reaches what an unprivileged process on
  * the host reaches, except the host's loopback services.
  *
- * Pooled per build, as BuildKit pools its namespaces: making one took ~13 ms here (with
- * slirp4netns up, ~40 ms on a loaded machine) and tearing it down ~23 ms until slirp4netns is
- * killed rather than left to exit: together a third of a short RUN (~115 ms), measured over
- * 20 RUNs and 50 acquire/release rounds; most of the teardown is the kernel removing the tap
- * device as slirp4netns dies, so the build starts it once its last RUN is done (close), while
- * the image is made. The first one is made while its RUN mounts (prepare). A
+ * Pooled per build, as BuildKit pools its namespaces: making one takes ~5-10 ms here (slirp4netns
+ * starting, mostly) and tearing it down ~20 ms (the kernel removing slirp4netns's tap device).
+ * So the first one is made while its RUN mounts, or while an earlier step runs (prepare), and
+ * the build tears them down once its steps are done (close), while the image is made. A
  * namespace goes back to the pool only when its RUN had no CAP_NET_ADMIN (not
  * --security=insecure): such a RUN cannot change addresses, routes or filters, and its sockets
  * die with its processes, so the next RUN finds it as new.

@@ -19,11 +19,15 @@ export interface Worker {
   readonly blobs: ContentStore;
   readonly layers: LayerStore;
   /** Runs one process in a prepared rootfs; a non-zero exit is a result, not an error. */
-  readonly sandbox: Pick<CommandRunner, 'run' | 'prepare' | 'close' | 'cgroups'>;
+  readonly sandbox: Pick<CommandRunner, 'run' | 'prepare' | 'cgroups'>;
   /** How far an ADD archive or an image layer may expand (DEFAULT_EXPANSION_LIMITS when unset). */
   readonly expansionLimits?: ExpansionLimits;
   /** A root filesystem of `lower` for one op (the isolation mode's Snapshotter; see src/runtime/isolation.ts). */
   mount(lower: readonly Digest[], opts: { readonly?: boolean }, ctx: Ctx): Promise<Snapshot>;
-  /** Makes the snapshots' kept changes (the new layers) durable; see Snapshotter.flush. */
-  flushLayers?(): Promise<void>;
+  /**
+   * No step will run any more: starts, in the background, what the steps leave to finish (the
+   * RUN networks' teardown, the new layers' flush; see CommandRunner.close, Snapshotter.flush),
+   * so that it overlaps the image's assembly. The owner's close waits for it and reports its failure.
+   */
+  stepsDone?(): void;
 }
