@@ -75,9 +75,12 @@ export class StatCache {
   /** Records `digest` for `path` as of `st` (skipped when the file is too fresh to be trusted). */
   set(path: string, st: Stats, digest: Digest, now = Date.now()): void {
     if (now - Math.max(st.mtimeMs, st.ctimeMs) < RACY_MS) return;
-    const known = this.#paths.find(path);
-    if (known >= 0 && this.#matches(known, st) && this.#digests.toString('hex', known * DIGEST_BYTES, (known + 1) * DIGEST_BYTES) === digestHex(digest)) return;
-    this.#put(known >= 0 ? known : this.#paths.add(path), st.size, st.mtimeMs, st.ctimeMs, st.ino, digestHex(digest));
+    const hex = digestHex(digest);
+    // One lookup: add() finds the row of a known path, and a new path's row is past the old size.
+    const rows = this.#paths.size;
+    const row = this.#paths.add(path);
+    if (row < rows && this.#matches(row, st) && this.#digests.toString('hex', row * DIGEST_BYTES, (row + 1) * DIGEST_BYTES) === hex) return;
+    this.#put(row, st.size, st.mtimeMs, st.ctimeMs, st.ino, hex);
     this.#dirty = true;
   }
 
