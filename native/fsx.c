@@ -140,6 +140,40 @@ static int get_args(napi_env env, napi_callback_info info, size_t want, napi_val
   return 1;
 }
 
+/*
+ * Copies the `count` strings of the JS array `arr` into names[]; 0 (an exception pending) on
+ * error. *filled counts the strings copied so far, for the caller's free on either outcome.
+ */
+static int get_names(napi_env env, napi_value arr, uint32_t count, char **names, uint32_t *filled) {
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value el;
+    if (napi_get_element(env, arr, i, &el) != napi_ok || !(names[i] = get_string(env, el, "name"))) return 0;
+    *filled = i + 1;
+  }
+  return 1;
+}
+
+/*
+ * The tail of every call here that works in the thread pool: makes the promise and queues
+ * `execute` (then `complete`) on `job`. NULL, with an exception naming `what`, when that
+ * failed: nothing is queued, *work is left unset, and the caller frees its job.
+ */
+static napi_value queue_job(napi_env env, const char *what, napi_async_execute_callback execute, napi_async_complete_callback complete,
+                            void *job, napi_deferred *deferred, napi_async_work *work) {
+  napi_value promise, resource_name;
+  if (napi_create_promise(env, deferred, &promise) == napi_ok &&
+      napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &resource_name) == napi_ok &&
+      napi_create_async_work(env, NULL, resource_name, execute, complete, job, work) == napi_ok) {
+    if (napi_queue_async_work(env, *work) == napi_ok) return promise;
+    napi_delete_async_work(env, *work);
+  }
+  *work = NULL;
+  char msg[96];
+  snprintf(msg, sizeof msg, "fsx: could not queue %s", what);
+  napi_throw_error(env, NULL, msg);
+  return NULL;
+}
+
 /* llistxattr(path): string[] */
 static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -750,27 +784,13 @@ static napi_value js_copy_files(napi_env env, napi_callback_info info) {
   job->names = calloc(count ? count : 1, sizeof(char *));
   job->status = malloc(count ? count : 1);
   if (!job->names || !job->status) { copy_job_free(job); napi_throw_error(env, "ENOMEM", "fsx: out of memory"); return NULL; }
-  if (!(job->src_dir = get_string(env, argv[0], "srcDir")) || !(job->dst_dir = get_string(env, argv[1], "dstDir"))) { copy_job_free(job); return NULL; }
-  for (uint32_t i = 0; i < count; i++) {
-    napi_value el;
-    if (napi_get_element(env, argv[2], i, &el) != napi_ok || !(job->names[i] = get_string(env, el, "name"))) { copy_job_free(job); return NULL; }
-    job->count = i + 1;
-  }
-  job->count = count;
-  napi_value promise, resource_name;
-  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "fsx.copyFiles", NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
-      napi_create_async_work(env, NULL, resource_name, copy_execute, copy_complete, job, &job->work) != napi_ok) {
+  if (!(job->src_dir = get_string(env, argv[0], "srcDir")) || !(job->dst_dir = get_string(env, argv[1], "dstDir")) ||
+      !get_names(env, argv[2], count, job->names, &job->count)) {
     copy_job_free(job);
-    napi_throw_error(env, NULL, "fsx: could not start copyFiles");
     return NULL;
   }
-  if (napi_queue_async_work(env, job->work) != napi_ok) {
-    napi_delete_async_work(env, job->work);
-    copy_job_free(job);
-    napi_throw_error(env, NULL, "fsx: could not queue copyFiles");
-    return NULL;
-  }
+  napi_value promise = queue_job(env, "fsx.copyFiles", copy_execute, copy_complete, job, &job->deferred, &job->work);
+  if (!promise) copy_job_free(job);
   return promise;
 }
 
@@ -952,27 +972,12 @@ static napi_value js_inspect_files(napi_env env, napi_callback_info info) {
   job->names = calloc(count ? count : 1, sizeof(char *));
   job->st = calloc(count ? count : 1, sizeof(struct stat));
   if (!job->names || !job->st) { inspect_job_free(job); napi_throw_error(env, "ENOMEM", "fsx: out of memory"); return NULL; }
-  if (!(job->dir = get_string(env, argv[0], "dir"))) { inspect_job_free(job); return NULL; }
-  for (uint32_t i = 0; i < count; i++) {
-    napi_value el;
-    if (napi_get_element(env, argv[1], i, &el) != napi_ok || !(job->names[i] = get_string(env, el, "name"))) { inspect_job_free(job); return NULL; }
-    job->count = i + 1;
-  }
-  job->count = count;
-  napi_value promise, resource_name;
-  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "fsx.inspectFiles", NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
-      napi_create_async_work(env, NULL, resource_name, inspect_execute, inspect_complete, job, &job->work) != napi_ok) {
+  if (!(job->dir = get_string(env, argv[0], "dir")) || !get_names(env, argv[1], count, job->names, &job->count)) {
     inspect_job_free(job);
-    napi_throw_error(env, NULL, "fsx: could not start inspectFiles");
     return NULL;
   }
-  if (napi_queue_async_work(env, job->work) != napi_ok) {
-    napi_delete_async_work(env, job->work);
-    inspect_job_free(job);
-    napi_throw_error(env, NULL, "fsx: could not queue inspectFiles");
-    return NULL;
-  }
+  napi_value promise = queue_job(env, "fsx.inspectFiles", inspect_execute, inspect_complete, job, &job->deferred, &job->work);
+  if (!promise) inspect_job_free(job);
   return promise;
 }
 
@@ -1035,21 +1040,10 @@ static napi_value queue_path_job(napi_env env, enum path_op op, napi_value path)
   if (!job) { napi_throw_error(env, "ENOMEM", "fsx: out of memory"); return NULL; }
   job->op = op;
   if (!(job->path = get_string(env, path, "path"))) { free(job); return NULL; }
-  napi_value promise, resource_name;
-  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "fsx.pathJob", NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
-      napi_create_async_work(env, NULL, resource_name, path_execute, path_complete, job, &job->work) != napi_ok) {
+  napi_value promise = queue_job(env, "fsx.pathJob", path_execute, path_complete, job, &job->deferred, &job->work);
+  if (!promise) {
     free(job->path);
     free(job);
-    napi_throw_error(env, NULL, "fsx: could not start a path job");
-    return NULL;
-  }
-  if (napi_queue_async_work(env, job->work) != napi_ok) {
-    napi_delete_async_work(env, job->work);
-    free(job->path);
-    free(job);
-    napi_throw_error(env, NULL, "fsx: could not queue a path job");
-    return NULL;
   }
   return promise;
 }
@@ -1218,19 +1212,16 @@ static napi_value js_sha256_update(napi_env env, napi_callback_info info) {
   job->hasher = h;
   job->data = base;
   job->len = length;
-  napi_value promise, resource_name;
-  if (napi_create_reference(env, argv[0], 1, &job->hasher_ref) != napi_ok || napi_create_reference(env, argv[1], 1, &job->bytes_ref) != napi_ok ||
-      napi_create_promise(env, &job->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "fsx.sha256Update", NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
-      napi_create_async_work(env, NULL, resource_name, sha256_execute, sha256_complete, job, &job->work) != napi_ok ||
-      napi_queue_async_work(env, job->work) != napi_ok) {
-    /* A created promise is left pending: the throw is what the caller sees. */
-    if (job->work) napi_delete_async_work(env, job->work);
+  napi_value promise = NULL;
+  if (napi_create_reference(env, argv[0], 1, &job->hasher_ref) != napi_ok || napi_create_reference(env, argv[1], 1, &job->bytes_ref) != napi_ok) {
+    napi_throw_error(env, NULL, "fsx: could not queue a sha256 update");
+  } else {
+    promise = queue_job(env, "fsx.sha256Update", sha256_execute, sha256_complete, job, &job->deferred, &job->work);
+  }
+  if (!promise) {
     if (job->hasher_ref) napi_delete_reference(env, job->hasher_ref);
     if (job->bytes_ref) napi_delete_reference(env, job->bytes_ref);
     free(job);
-    napi_throw_error(env, NULL, "fsx: could not queue a sha256 update");
-    return NULL;
   }
   return promise;
 }
