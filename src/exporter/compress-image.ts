@@ -130,16 +130,7 @@ async function convertLayer(
   const check = from === 'uncompressed' ? undefined : new Digester();
   if (check) input = await decompressStream(input, signal);
   const stages: (Readable | Transform)[] = [input];
-  if (check) {
-    stages.push(
-      new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          check.update(chunk);
-          cb(null, chunk);
-        },
-      }),
-    );
-  }
+  if (check) stages.push(check.passThrough());
   if (target.compression !== 'uncompressed') stages.push(compressor({ compression: target.compression, level: target.level }));
   const w = blobs.createWriter(target.compression === 'uncompressed' ? { digest: diffId } : undefined);
   let out: { digest: Digest; size: number };

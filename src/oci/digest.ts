@@ -1,4 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
+import { Transform } from 'node:stream';
 
 /** A content digest, always `sha256:<64 lowercase hex>`. Branded so plain strings can't pass. */
 export type Digest = `sha256:${string}` & { readonly __brand: 'Digest' };
@@ -41,5 +42,15 @@ export class Digester {
   }
   digest(): Digest {
     return digestFromHex(this.#hash.digest('hex'));
+  }
+
+  /** A stream stage that passes its bytes on unchanged, hashing them here. */
+  passThrough(): Transform {
+    return new Transform({
+      transform: (chunk: Buffer, _enc, cb) => {
+        this.update(chunk);
+        cb(null, chunk);
+      },
+    });
   }
 }

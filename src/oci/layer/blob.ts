@@ -56,15 +56,7 @@ export async function writeLayer(
   const diff = encoding.compression === 'uncompressed' ? undefined : new Digester();
   const stages: (Readable | Transform)[] = [writer.stream];
   if (diff) {
-    stages.push(
-      new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          diff.update(chunk);
-          cb(null, chunk);
-        },
-      }),
-      compressor(encoding as Extract<LayerEncoding, { level: number }>),
-    );
+    stages.push(diff.passThrough(), compressor(encoding as Extract<LayerEncoding, { level: number }>));
   }
   const out = stages.length > 1 ? stages[stages.length - 1]! : new PassThrough();
   if (!diff) stages.push(out as Transform);

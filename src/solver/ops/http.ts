@@ -1,13 +1,12 @@
-import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Agent, Response } from 'undici';
 import type { Ctx } from '../../ctx.js';
 import { BuildError, isAbortError } from '../../errors.js';
-import type { Digest } from '../../oci/digest.js';
+import { Digester, type Digest } from '../../oci/digest.js';
 import { agentTimeouts, DEFAULT_HTTP_TIMEOUTS, transferFailure, type HttpTimeouts } from '../../remote/http-timeouts.js';
 import { certificateError } from '../../remote/tls-certificate-error.js';
 import type { HttpOp, RootfsResult, Vertex } from '../graph.js';
@@ -143,19 +142,13 @@ async function download(worker: Worker, op: HttpOp, res: Response, http: HttpGet
     await mkdir(upper, { mode: 0o755 });
     // One plain name in a directory made just now: nothing in it can redirect the write.
     const file = join(upper, filename);
-    const hash = createHash('sha256');
-    const digesting = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        hash.update(chunk);
-        cb(null, chunk);
-      },
-    });
-    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), digesting, createWriteStream(file, { flags: 'wx', mode: 0o600 }), { signal: ctx.signal }).catch((e: unknown) => {
+    const hash = new Digester();
+    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), hash.passThrough(), createWriteStream(file, { flags: 'wx', mode: 0o600 }), { signal: ctx.signal }).catch((e: unknown) => {
       // A stall, reset or early end of the body: the step fails naming the URL (the temp dir goes below).
       if (isAbortError(e) || ctx.signal.aborted || e instanceof BuildError) throw e;
       throw new BuildError('HTTP_SOURCE', `failed to download ${op.url}: ${transferFailure(e, http.timeouts)}`, { cause: e });
     });
-    const digest = `sha256:${hash.digest('hex')}` as Digest;
+    const digest = hash.digest();
     if (op.checksum && digest !== op.checksum) {
       throw new BuildError('CHECKSUM_MISMATCH', `digest mismatch for ${op.url}: expected ${op.checksum}, got ${digest}`);
     }

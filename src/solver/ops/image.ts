@@ -1,6 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Ctx } from '../../ctx.js';
 import { BuildError, isAbortError } from '../../errors.js';
@@ -45,12 +44,7 @@ export async function ensureUnpacked(worker: Worker, blob: Descriptor, diffId: D
   const dir = await mkdtemp(join(worker.dirs.tmp, 'unpack-'));
   try {
     const digester = new Digester();
-    const hashing = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        digester.update(chunk);
-        cb(null, chunk);
-      },
-    });
+    const hashing = digester.passThrough();
     const guard = new ExpansionGuard(worker.expansionLimits ?? DEFAULT_EXPANSION_LIMITS, `layer ${blob.digest}`, blob.size);
     // pipeline, not pipe: a truncated, corrupt or oversized stream must fail the unpack, not
     // escape as an unhandled 'error' event (it surfaces on `tar`, which pipeline destroys with it).
