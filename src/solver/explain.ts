@@ -6,7 +6,7 @@ import { digestHex, sha256, type Digest } from '../oci/digest.js';
 import { writeFileAtomic } from '../oci/image-layout.js';
 import { envName } from './cache-key.js';
 import type { Vertex } from './graph.js';
-import { filesJson } from './selected-files.js';
+import { filesJson, jsonWithMember } from './selected-files.js';
 import type { VertexKey } from './vertex-keyer.js';
 
 export type { CacheMissExplanation };
@@ -34,13 +34,17 @@ function* stepRecordJson(rec: StepRecord): Generator<string> {
     yield JSON.stringify(head);
     return;
   }
-  yield `${JSON.stringify(head).slice(0, -1)},"files":[`;
+  yield* jsonWithMember(head, 'files', filesLists(files));
+}
+
+function* filesLists(files: NonNullable<StepRecord['files']>): Generator<string> {
+  yield '[';
   for (const [i, f] of files.entries()) {
     if (i > 0) yield ',';
     if (f) yield* filesJson(f);
     else yield 'null';
   }
-  yield ']}';
+  yield ']';
 }
 
 /**

@@ -61,6 +61,17 @@ function grown(buf: Buffer, min: number): Buffer {
   return out;
 }
 
+/**
+ * `JSON.stringify({ ...head, [name]: value })` in pieces, `value` being JSON already given in
+ * pieces (filesJson): a record whose file list must never be one string.
+ */
+export function* jsonWithMember(head: object, name: string, value: Iterable<string>): Generator<string> {
+  const open = JSON.stringify(head).slice(0, -1);
+  yield `${open}${open === '{' ? '' : ','}${JSON.stringify(name)}:`;
+  yield* value;
+  yield '}';
+}
+
 /** Entries per piece of {@link filesJson}. */
 const JSON_PIECE = 2000;
 

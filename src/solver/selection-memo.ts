@@ -5,7 +5,7 @@ import { canonicalJson } from '../oci/canonical-json.js';
 import { digestHex, isDigest, sha256, type Digest } from '../oci/digest.js';
 import { writeFileAtomic } from '../oci/image-layout.js';
 import type { SelectionChecksum } from './context-checksum.js';
-import { filesJson, SelectedFiles } from './selected-files.js';
+import { filesJson, jsonWithMember, SelectedFiles } from './selected-files.js';
 
 const VERSION = 1;
 
@@ -71,9 +71,7 @@ export class SelectionMemo {
 /** The memo file's JSON (a {@link MemoFile}) in pieces: the file list of a large tree is never one string. */
 function* memoJson(sel: RootfsSelection, sum: SelectionChecksum): Generator<string> {
   const head: Omit<MemoFile, 'files'> = { version: VERSION, layers: sel.layers, digest: sum.digest };
-  yield `${JSON.stringify(head).slice(0, -1)},"files":`;
-  yield* filesJson(sum.files);
-  yield '}';
+  yield* jsonWithMember(head, 'files', filesJson(sum.files));
 }
 
 /** Prune's sweep: entries naming a layer that is gone, unreadable ones, and stray temp files. @returns how many entries went. */
