@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { parseByteSize } from '../byte-size.js';
 import { parseDurationMs } from './units.js';
 import type { TsbuildConfig } from '../../schemas/types/config.js';
@@ -32,7 +32,8 @@ export async function loadConfig(flag: string | undefined, env: NodeJS.ProcessEn
   const path = explicit ?? DEFAULT_CONFIG_PATH;
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    // On this thread: nothing else runs before the config is read.
+    text = readFileSync(path, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' && !explicit) return { config: {}, lines: new Map() };

@@ -15,5 +15,5 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
   const bundle = fileURLToPath(new URL('./tsbuild-cli.cjs', import.meta.url));
   // Stack traces are printed with --debug only: then they name src/*.ts lines through the
   // bundle's source maps. Always on, maps cost ~10% of a no-op rebuild.
-  await loadBundle(bundle, { codeCache: !debug, sourceMaps: debug }).exports.run(argv);
+  void loadBundle(bundle, { codeCache: !debug, sourceMaps: debug }).exports.run(argv);
 }

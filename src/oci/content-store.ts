@@ -1,4 +1,4 @@
-import { createReadStream, constants as fsConstants, statSync } from 'node:fs';
+import { closeSync, createReadStream, constants as fsConstants, fstatSync, openSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -89,22 +89,24 @@ export class ContentStore {
    * refuses blobs larger than `maxBytes`. Missing or corrupt → BuildError('STORE_CORRUPT').
    */
   async readBytes(d: Digest, maxBytes = DEFAULT_MAX_BYTES): Promise<Buffer> {
-    let fh: FileHandle;
+    // Read on this thread: metadata blobs are small, and a build reads several before its first
+    // step (each four thread-pool round trips: open, stat, read, close).
+    let fd: number;
     try {
-      fh = await open(this.path(d), 'r');
+      fd = openSync(this.path(d), 'r');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new BuildError('STORE_CORRUPT', `blob ${d} is missing from the store at ${this.layoutDir}`, { cause: e });
       throw e;
     }
     try {
-      const { size } = await fh.stat();
+      const { size } = fstatSync(fd);
       if (size > maxBytes) throw new BuildError('STORE_CORRUPT', `blob ${d} is ${size} bytes, more than the ${maxBytes} allowed for metadata`);
-      const buf = await fh.readFile();
+      const buf = readFileSync(fd);
       const actual = sha256(buf);
       if (actual !== d) throw new BuildError('STORE_CORRUPT', `blob ${d} in ${this.layoutDir} is corrupt: its content hashes to ${actual}`);
       return buf;
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   }
 

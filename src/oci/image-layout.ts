@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { access, link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { link, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BuildError } from '../errors.js';
 import { ContentStore } from './content-store.js';
@@ -48,7 +49,9 @@ export class ImageLayout {
     const layoutFile = join(dir, OCI_LAYOUT_FILE);
     let version: string | undefined;
     try {
-      version = (JSON.parse(await readFile(layoutFile, 'utf8')) as { imageLayoutVersion?: string }).imageLayoutVersion;
+      // Opening the layout reads and checks on this thread: as thread-pool round trips, one after
+      // another, these calls were a millisecond of every build's start.
+      version = (JSON.parse(readFileSync(layoutFile, 'utf8')) as { imageLayoutVersion?: string }).imageLayoutVersion;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT') throw new BuildError('STORE_CORRUPT', `${layoutFile} is not valid JSON`, { cause: e });
@@ -58,8 +61,8 @@ export class ImageLayout {
       throw new BuildError('STORE_CORRUPT', `${dir}: unsupported imageLayoutVersion ${JSON.stringify(version)}`);
     }
     if (opts.create) {
-      await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
-      await mkdir(tmpDir, { recursive: true });
+      mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
+      mkdirSync(tmpDir, { recursive: true });
       if (version === undefined) await writeIfMissing(layoutFile, OCI_LAYOUT_CONTENT);
       await writeIfMissing(join(dir, 'index.json'), JSON.stringify(emptyIndex()));
     }
@@ -74,7 +77,7 @@ export class ImageLayout {
   async readIndex(): Promise<LayoutIndex> {
     let text: string;
     try {
-      text = await readFile(this.indexPath, 'utf8');
+      text = readFileSync(this.indexPath, 'utf8'); // on this thread: read by every tag lookup and update
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return emptyIndex();
       throw e;
@@ -182,7 +185,7 @@ export async function writeFileAtomic(path: string, content: string | Uint8Array
 /** Creates `path` with `content` unless it exists; safe against a concurrent creator. */
 async function writeIfMissing(path: string, content: string): Promise<void> {
   // The usual case, a store that exists: no temp file, fsync and link to find that out.
-  if (await access(path).then(() => true, () => false)) return;
+  if (existsSync(path)) return;
   const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   await writeFileAtomic(tmp, content);
   try {

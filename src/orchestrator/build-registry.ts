@@ -1,4 +1,5 @@
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { withFileLock } from '../oci/index-lock.js';
 import type { RootDirs } from '../root-dirs.js';
@@ -20,10 +21,11 @@ export function gcLockPath(dirs: RootDirs): string {
 
 export async function registerBuild(dirs: RootDirs, signal?: AbortSignal): Promise<BuildRegistration> {
   const dir = join(dirs.cache, 'active');
-  await mkdir(dir, { recursive: true });
+  // On this thread, as the lock: every build registers before its first step.
+  mkdirSync(dir, { recursive: true });
   const file = join(dir, `${process.pid}-${Date.now()}`);
   const owner = await currentOwner();
-  await withFileLock(gcLockPath(dirs), () => writeFile(file, owner), { signal });
+  await withFileLock(gcLockPath(dirs), async () => writeFileSync(file, owner), { signal });
   return { release: () => rm(file, { force: true }) };
 }
 

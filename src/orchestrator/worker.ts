@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cleanupTemp } from '../oci/content-store.js';
@@ -10,7 +10,7 @@ import { BuildError } from '../errors.js';
 import { chooseIsolation, createRuntime, type Isolation, type IsolationChoice, type Runtime } from '../runtime/isolation.js';
 import { probeIsolation } from '../runtime/isolation-probe.js';
 import { assertWhiteoutsPossible } from '../runtime/whiteout-check.js';
-import { cleanupStaleCopies } from '../runtime/copy-snapshotter.js';
+import { cleanupStaleCopies, copiesDir } from '../runtime/copy-snapshotter.js';
 import { cleanupStaleMounts } from '../runtime/overlay.js';
 import { currentOwner, isOwnerAlive } from '../runtime/owner.js';
 import { cleanupStaleContainers } from '../runtime/runc.js';
@@ -92,6 +92,7 @@ const ABANDONED_MS = 10 * 60_000;
  */
 export async function cleanupAfterCrashes(root: string): Promise<string[]> {
   const dirs = rootDirs(root);
+  if (nothingLeftBehind(dirs)) return [];
   const removed: string[] = [];
   removed.push(...(await cleanupStaleContainers(dirs.runc).catch(() => [] as string[])).map((c) => `container ${c}`));
   removed.push(...(await cleanupStaleMounts(dirs)).map((m) => `mount ${m}`));
@@ -113,6 +114,23 @@ export async function cleanupAfterCrashes(root: string): Promise<string[]> {
   }
   await cleanupTemp(dirs.tmp, ABANDONED_MS);
   return removed;
+}
+
+/**
+ * The usual case, which every build's start pays for: no container, mount, copy or temp entry
+ * at all, and no layer staging dir. Five listings on this thread tell, where the walk below
+ * takes a dozen thread-pool round trips one after another. A listing that fails otherwise than
+ * with ENOENT leaves the answer to the walk.
+ */
+function nothingLeftBehind(dirs: RootDirs): boolean {
+  const list = (d: string): string[] | undefined => {
+    try {
+      return readdirSync(d);
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'ENOENT' ? [] : undefined;
+    }
+  };
+  return [dirs.runc, dirs.mounts, copiesDir(dirs), dirs.tmp].every((d) => list(d)?.length === 0) && list(dirs.layers)?.some((n) => n.startsWith('.tmp-')) === false;
 }
 
 async function olderThan(p: string, ms: number): Promise<boolean> {

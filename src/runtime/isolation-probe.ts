@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { release } from 'node:os';
 import { join } from 'node:path';
@@ -44,20 +45,25 @@ const MAX_CACHED = 8;
  * `unshare` and `mount` (~30 ms), the cached read takes well under one.
  */
 export async function probeIsolation(root: string, tmp: string): Promise<IsolationProbe> {
-  const status = await readFile('/proc/self/status', 'utf8');
+  // The cached answer is read on this thread: three reads, one thread-pool round trip each
+  // (four for the cache file), came before every build's first step.
+  const status = readFileSync('/proc/self/status', 'utf8');
   const capEff = /^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? '0';
   const seccomp = /^Seccomp:\s*(\d)/m.exec(status)?.[1] ?? '0';
   // Root without CAP_SYS_ADMIN gets an identity map in the namespace tsbuild enters (userns-reexec.ts),
   // which reads as the initial one: the marker tells them apart, in the cache key too.
   const entered = enteredUserNamespace(process.env) !== undefined;
-  const uidMap = (await readFile('/proc/self/uid_map', 'utf8').catch(() => '')).trim().split(/\s+/).join(' ') + (entered ? ' (entered)' : '');
+  const uidMap = readOr('/proc/self/uid_map', '').trim().split(/\s+/).join(' ') + (entered ? ' (entered)' : '');
   const key: ProbeKey = { kernel: release(), euid: process.geteuid?.() ?? -1, capEff, seccomp, uidMap };
   const cacheFile = join(root, CACHE_FILE);
   const id = JSON.stringify(key);
   // One entry per environment: the outer process and the one in tsbuild's user namespace share a root.
-  const cached = await readFile(cacheFile, 'utf8')
-    .then((t) => JSON.parse(t) as Record<string, IsolationProbe>)
-    .catch(() => ({}) as Record<string, IsolationProbe>);
+  let cached: Record<string, IsolationProbe>;
+  try {
+    cached = JSON.parse(readFileSync(cacheFile, 'utf8')) as Record<string, IsolationProbe>;
+  } catch {
+    cached = {};
+  }
   const hit = cached[id];
   if (hit) return hit;
 
@@ -80,6 +86,14 @@ export async function probeIsolation(root: string, tmp: string): Promise<Isolati
   await writeFile(part, JSON.stringify(Object.fromEntries([...kept, [id, probe]])));
   await rename(part, cacheFile);
   return probe;
+}
+
+function readOr(path: string, dflt: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return dflt;
+  }
 }
 
 /**

@@ -45,10 +45,12 @@ export class LayerStore {
    */
   static async open(dirs: RootDirs): Promise<LayerStore> {
     const file = join(dirs.root, FORMAT_FILE);
-    const text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') return undefined;
-      throw e;
-    });
+    let text: string | undefined;
+    try {
+      text = readFileSync(file, 'utf8'); // on this thread: read at every build's start
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
     if (text !== undefined) {
       const prefix = text.trim();
       if (prefix !== 'user.overlay.' && prefix !== 'trusted.overlay.') throw new BuildError('STORE_CORRUPT', `${file} says ${JSON.stringify(prefix)}; expected user.overlay. or trusted.overlay.`);

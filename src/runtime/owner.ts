@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 
@@ -7,7 +8,19 @@ import { basename, join } from 'node:path';
  * containers must only touch what a dead process left behind.
  */
 export async function currentOwner(): Promise<string> {
-  return `${process.pid} ${await startTime(process.pid)}`;
+  return ownToken();
+}
+
+let own: string | undefined;
+
+/**
+ * This process's token, read once: a start time never changes, and the read was four
+ * thread-pool round trips of every build's start, once per caller. A memo of a fixed fact of the
+ * process, not state anything changes.
+ */
+function ownToken(): string {
+  own ??= `${process.pid} ${startTimeOf(readFileSync('/proc/self/stat', 'utf8'))}`;
+  return own;
 }
 
 /** True while the process recorded by `currentOwner()` still runs. Malformed tokens count as dead. */
@@ -22,7 +35,10 @@ export async function isOwnerAlive(owner: string): Promise<boolean> {
 }
 
 async function startTime(pid: number): Promise<string> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  return startTimeOf(await readFile(`/proc/${pid}/stat`, 'utf8'));
+}
+
+function startTimeOf(stat: string): string {
   // comm (field 2) may contain spaces and parentheses: count fields after the last ')'.
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return rest[22 - 3]!;

@@ -1,4 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { constants, userInfo } from 'node:os';
 import { BuildError } from '../errors.js';
@@ -113,17 +114,29 @@ export function enteredUserNamespace(env: NodeJS.ProcessEnv): { readonly outerUi
 export async function userNamespaceFacts(env: NodeJS.ProcessEnv, command: Pick<UsernsFacts, 'touchesStore' | 'isolation'>): Promise<UsernsFacts> {
   const uid = process.getuid!();
   const gid = process.getgid!();
-  const status = await readFile('/proc/self/status', 'utf8');
+  // Read on this thread: these reads, one thread-pool round trip each, came before any other
+  // work of every command.
+  const status = readFileSync('/proc/self/status', 'utf8');
   const capEff = BigInt('0x' + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? '0'));
-  const sysctl = async (p: string) => (await readFile(p, 'utf8').catch(() => undefined))?.trim();
-  const max = await sysctl('/proc/sys/user/max_user_namespaces');
-  const clone = await sysctl('/proc/sys/kernel/unprivileged_userns_clone');
+  const sysctl = (p: string) => {
+    try {
+      return readFileSync(p, 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  };
+  const max = sysctl('/proc/sys/user/max_user_namespaces');
+  const clone = sysctl('/proc/sys/kernel/unprivileged_userns_clone');
   const userNamespaces = max !== '0' && (uid === 0 || clone !== '0');
   let user: string | undefined;
-  try {
-    user = userInfo().username;
-  } catch {
-    user = undefined; // no passwd entry: /etc/subuid may still name the numeric id
+  // The name is only for /etc/subuid and the message about it: real root with CAP_SYS_ADMIN
+  // needs neither, and a passwd lookup (NSS) is not free.
+  if (uid !== 0 || ((capEff >> CAP_SYS_ADMIN) & 1n) !== 1n) {
+    try {
+      user = userInfo().username;
+    } catch {
+      user = undefined; // no passwd entry: /etc/subuid may still name the numeric id
+    }
   }
   // Only the first range is used, as buildah and podman do by default.
   const subuid = uid === 0 ? undefined : (await readSubordinateIds('/etc/subuid', { name: user, id: uid }))[0];

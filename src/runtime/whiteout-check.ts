@@ -1,5 +1,5 @@
-import { constants } from 'node:fs';
-import { rm, statfs } from 'node:fs/promises';
+import { constants, rmSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { BuildError } from '../errors.js';
@@ -27,6 +27,7 @@ export async function assertWhiteoutsPossible(tmp: string, root: string): Promis
         : 'tsbuild needs CAP_MKNOD and a filesystem that allows device nodes (not mounted nodev)',
     });
   } finally {
-    await rm(probe, { force: true });
+    // On this thread: rm's lstat and unlink were two thread-pool round trips of every build's start.
+    rmSync(probe, { force: true });
   }
 }

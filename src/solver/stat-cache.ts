@@ -1,7 +1,6 @@
-import { createReadStream, type Stats } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, openSync, readFileSync, type Stats } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { createInterface } from 'node:readline';
 import { writeFileAtomic } from '../oci/image-layout.js';
 import { digestFromHex, digestHex, type Digest } from '../oci/digest.js';
 import { PathIndex } from './path-index.js';
@@ -140,27 +139,53 @@ export class StatCache {
 
   /** Fills this (empty) cache from `file` line by line; false when the file is not one whole cache of this version. */
   async #read(file: string): Promise<boolean> {
+    const feed = this.#lineReader();
+    // A small file (a context of a few thousand files) is read at once on this thread: streaming
+    // it took four thread-pool round trips of every build's start. A big one streams, so memory
+    // does not grow with the file count.
+    const fd = openSync(file, 'r');
+    let text: string | undefined;
+    try {
+      if (fstatSync(fd).size <= READ_AT_ONCE) text = readFileSync(fd, 'utf8');
+    } finally {
+      closeSync(fd);
+    }
+    if (text !== undefined) {
+      const lines = text.split('\n');
+      if (lines.at(-1) === '') lines.pop();
+      for (const line of lines) if (!feed(line)) return false;
+    } else {
+      const { createInterface } = await import('node:readline');
+      for await (const line of createInterface({ input: createReadStream(file, { highWaterMark: 256 * 1024 }), crlfDelay: Infinity })) if (!feed(line)) return false;
+    }
+    return feed(undefined);
+  }
+
+  /**
+   * The parser of the file's lines, in order: false once the file is not one whole cache of this
+   * version; `undefined` marks the end (true only when the count line came last).
+   */
+  #lineReader(): (line: string | undefined) => boolean {
     let lines = 0;
     let ended = false;
-    for await (const line of createInterface({ input: createReadStream(file, { highWaterMark: 256 * 1024 }), crlfDelay: Infinity })) {
+    return (line) => {
+      if (line === undefined) return ended;
       if (ended) return false;
-      if (lines++ === 0) {
-        if (line !== HEADER) return false;
-        continue;
-      }
+      if (lines++ === 0) return line === HEADER;
       const e = JSON.parse(line) as unknown;
       if (!Array.isArray(e)) {
         ended = (e as { entries?: unknown } | null)?.entries === lines - 2;
-        if (!ended) return false;
-        continue;
+        return ended;
       }
       const [path, size, mtimeMs, ctimeMs, ino, hex] = e as unknown[];
       if (e.length !== 6 || typeof path !== 'string' || typeof size !== 'number' || typeof mtimeMs !== 'number' || typeof ctimeMs !== 'number' || typeof ino !== 'number' || typeof hex !== 'string' || !HEX.test(hex)) return false;
       this.#put(this.#paths.add(path), size, mtimeMs, ctimeMs, ino, hex);
-    }
-    return ended;
+      return true;
+    };
   }
 }
 
+/** Stat cache files up to this size are read whole (about 2,000 entries). */
+const READ_AT_ONCE = 256 * 1024;
 const HEADER = JSON.stringify({ version: VERSION });
 const HEX = /^[0-9a-f]{64}$/;
