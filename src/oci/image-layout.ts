@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { link, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BuildError } from '../errors.js';
@@ -155,6 +155,9 @@ function emptyIndex(): LayoutIndex {
   return { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] };
 }
 
+/** Bytes up to which a file written without fsync is written on the calling thread. */
+const SMALL_FILE = 64 * 1024;
+
 /**
  * Writes `content` to `path` through a temp file in the same directory: fsync, then rename.
  * `durable: false` leaves out the fsync, for files a reader checks and can do without (a power
@@ -162,6 +165,18 @@ function emptyIndex(): LayoutIndex {
  */
 export async function writeFileAtomic(path: string, content: string | Uint8Array | Iterable<string>, opts: { durable?: boolean } = {}): Promise<void> {
   const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  if (opts.durable === false && typeof content === 'string' && content.length <= SMALL_FILE) {
+    // A small file without fsync (a cache record, a step's key) on this thread: its open, write,
+    // close and rename as thread-pool round trips cost more than the calls themselves.
+    try {
+      writeFileSync(tmp, content, { flag: 'wx', mode: 0o644 });
+      renameSync(tmp, path);
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw e;
+    }
+    return;
+  }
   const fh = await open(tmp, 'wx', 0o644);
   try {
     // An iterable is written piece by piece: a large document never exists as one string.

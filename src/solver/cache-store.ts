@@ -1,5 +1,5 @@
-import { closeSync, futimesSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { closeSync, futimesSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../oci/image-layout.js';
 import { digestFromHex, digestHex, isDigest, type Digest } from '../oci/digest.js';
@@ -64,7 +64,7 @@ export class CacheStore {
   }
 
   async record(key: Digest, result: RootfsResult, created = Date.now()): Promise<void> {
-    await mkdir(this.#dir, { recursive: true });
+    mkdirSync(this.#dir, { recursive: true });
     const rec: CacheRecord = { key, result: { kind: 'rootfs', layers: result.layers.map((l) => ({ diffId: l.diffId })) }, created };
     // Not fsynced: each step's path would wait for a journal commit (on ext4 one that may flush
     // other writers' data too). A record a power loss leaves empty or torn is a miss that lookup

@@ -54,7 +54,7 @@ const AUDITED: Record<string, [calls: number, cls: Class, why: string]> = {
   'src/images/run-image.ts': [2, 'in-root', 'its own etc temp dir; WORKDIR via mkdirInRoot'],
   'src/oci/content-store.ts': [16, 'store', 'blobs by digest, temp files it names'],
   'src/oci/decompress.ts': [1, 'walk', 'reads the magic bytes of a file already resolved'],
-  'src/oci/image-layout.ts': [13, 'store', 'index.json, oci-layout and blobs of a layout'],
+  'src/oci/image-layout.ts': [16, 'store', 'index.json, oci-layout and blobs of a layout'],
   'src/oci/in-root.ts': [17, 'in-root', 'the primitive itself'],
   'src/oci/index-lock.ts': [11, 'store', 'lock files beside index.json'],
   'src/oci/lchown-mapped.ts': [2, 'in-root', 'lchown of a path its caller resolved inside its root (never follows a link)'],
