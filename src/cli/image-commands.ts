@@ -14,6 +14,7 @@ import { stateRoot } from './state-root.js';
 import { checkOutputDest } from './output-dest.js';
 import { openInputFile } from './input-file.js';
 import { expansionLimits } from './config-file.js';
+import { compressionFromFlags, withCompressionFlags, type CompressionFlags } from './compression-flags.js';
 
 /**
  * Local store management: `images`, `tag`, `rmi`, `inspect`, `history`, `save`, `load`, `export`, `run`.
@@ -125,15 +126,16 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
     .argument('<names...>', 'image names or IDs')
     .requiredOption('-o, --output <file>', 'archive to write')
     .addOption(new Option('--format <format>', 'archive format').choices(['oci', 'docker']).default('docker'))
-    .action(async (names: string[], flags: { output: string; format: 'oci' | 'docker' }) => {
-      const { findImage, saveImages, compressImage, compressedLayersDir, DEFAULT_COMPRESSION } = await deps();
+    .action(async (names: string[], flags: { output: string; format: 'oci' | 'docker' } & CompressionFlags) => {
+      const compression = compressionFromFlags(flags);
+      const { findImage, saveImages, compressImage, compressedLayersDir } = await deps();
       await checkOutputDest(flags.output, 'file', '-o, --output');
       await withWorker(async (w) => {
         const items = new Map<string, { names: string[]; descriptor: SaveItem['descriptor'] }>();
         for (const n of names) {
           const found = await findImage(w.images, n);
-          // Layers a build stored uncompressed go into the archive as gzip (as `docker save` of a pulled image would carry them).
-          const descriptor = { ...found.descriptor, ...(await compressImage(w.blobs, compressedLayersDir(w.dirs), found.descriptor, DEFAULT_COMPRESSION, ctx.signal)) };
+          // Layers a build stored uncompressed go into the archive as gzip by default (as `docker save` of a pulled image would carry them).
+          const descriptor = { ...found.descriptor, ...(await compressImage(w.blobs, compressedLayersDir(w.dirs), found.descriptor, compression, ctx.signal)) };
           const item = items.get(descriptor.digest) ?? { names: [], descriptor };
           if (found.name && !item.names.includes(found.name)) item.names.push(found.name);
           items.set(descriptor.digest, item);
@@ -142,6 +144,7 @@ export function imageCommands(globals: GlobalOptions, signal: AbortSignal, setEx
       });
       setExit(0);
     });
+  withCompressionFlags(save);
 
   const load = new Command('load')
     .description('load images from an OCI or docker archive into the local store')

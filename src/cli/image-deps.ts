@@ -9,5 +9,4 @@ export { loadArchive } from '../images/load-archive.js';
 export { runImage } from '../images/run-image.js';
 export { saveImages } from '../images/save-images.js';
 export { compressImage, compressedLayersDir } from '../exporter/compress-image.js';
-export { DEFAULT_COMPRESSION } from '../oci/layer/layer-compression.js';
 export { readImage } from '../oci/image-reader.js';

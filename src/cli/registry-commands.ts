@@ -14,6 +14,7 @@ import { stateRoot } from './state-root.js';
 import { checkOutputDest } from './output-dest.js';
 import { networkPolicy, registrySettings } from './config-file.js';
 import { MediaType } from '../oci/media-types.js';
+import { compressionFromFlags, withCompressionFlags, type CompressionFlags } from './compression-flags.js';
 
 /** `tsbuild pull | push | login | logout`. Each sets exit code 0 on success; failures throw to main(). */
 export function registryCommands(globals: GlobalOptions, signal: AbortSignal, setExit: (code: number) => void): Command[] {
@@ -52,8 +53,9 @@ export function registryCommands(globals: GlobalOptions, signal: AbortSignal, se
     .argument('[dest]', 'registry reference to push to (default: NAME)')
     .option('--metadata-file <file>', 'write the pushed digest as JSON (BuildKit keys)')
     .option('-q, --quiet', 'print only the manifest digest')
-    .action(async (name: string, dest: string | undefined, flags: { metadataFile?: string; quiet?: boolean }) => {
-      const { openWorker, exportRegistry, readImage, RegistryClient, compressImage, compressedLayersDir, DEFAULT_COMPRESSION } = await deps();
+    .action(async (name: string, dest: string | undefined, flags: { metadataFile?: string; quiet?: boolean } & CompressionFlags) => {
+      const compression = compressionFromFlags(flags);
+      const { openWorker, exportRegistry, readImage, RegistryClient, compressImage, compressedLayersDir } = await deps();
       const local = parseReference(name).toString();
       if (flags.metadataFile) await checkOutputDest(flags.metadataFile, 'file', '--metadata-file');
       const worker = await openWorker(stateRoot(globals.root, process.env), { privateTmp: true, isolation: isolationSetting(globals, process.env) });
@@ -62,8 +64,8 @@ export function registryCommands(globals: GlobalOptions, signal: AbortSignal, se
         const desc = await worker.images.resolve(local);
         if (!desc) throw new BuildError('IMAGE_NOT_FOUND', `image ${name} (${local}) is not in the local store`, { hint: 'list images with `tsbuild images`' });
         const c = ctx(true);
-        // Stored layers a build made are uncompressed: the registry gets them as gzip, as BuildKit pushes.
-        const r = await exportRegistry(client, worker.images, await compressImage(worker.blobs, compressedLayersDir(worker.dirs), desc, DEFAULT_COMPRESSION, c.signal), dest ?? name, c);
+        // Stored layers a build made are uncompressed: the registry gets them as gzip by default, as BuildKit pushes.
+        const r = await exportRegistry(client, worker.images, await compressImage(worker.blobs, compressedLayersDir(worker.dirs), desc, compression, c.signal), dest ?? name, c);
         if (flags.metadataFile) {
           // An index has no single config: the key is left out then, as BuildKit does for multi-platform pushes.
           const single = r.descriptor.mediaType === MediaType.ociManifest || r.descriptor.mediaType === MediaType.dockerManifest;
@@ -84,6 +86,7 @@ export function registryCommands(globals: GlobalOptions, signal: AbortSignal, se
       }
       setExit(0);
     });
+  withCompressionFlags(push);
 
   const login = new Command('login')
     .description("log in to a registry; the credentials go to docker's config.json (or its credential helper)")

@@ -3,7 +3,6 @@
 export { openWorker } from '../orchestrator/worker.js';
 export { exportRegistry } from '../exporter/registry.js';
 export { compressImage, compressedLayersDir } from '../exporter/compress-image.js';
-export { DEFAULT_COMPRESSION } from '../oci/layer/layer-compression.js';
 export { pullImage } from '../remote/pull.js';
 export { RegistryClient } from '../remote/registry-client.js';
 export { readImage } from '../oci/image-reader.js';

@@ -185,6 +185,48 @@ test('--cache-to with compression=zstd: a zstd cache an empty root builds from',
   assert.match(await readFile(join(env.work, 'from-cache/count'), 'utf8'), /^40000 \/data/);
 });
 
+test('push and save take buildah\'s --compression-format, --compression-level and --force-compression', async () => {
+  const ctx = await env.context(DOCKERFILE);
+  await tsbuildOk(['--root', env.root, 'build', '-t', NAME, ctx]);
+  const config = await blob(join(env.root, 'store'), (await tagged(NAME)).config.digest);
+  const ref = `${reg.host}/push/zstd:1`;
+  await tsbuildOk(['--root', env.root, 'push', '--compression-format', 'zstd', '--compression-level', '19', NAME, ref]);
+  const raw = JSON.parse(await tool('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`])) as Json;
+  assert.equal(raw.layers.map((l: Json) => l.mediaType), raw.layers.map(() => OCI_ZSTD), 'every layer pushed zstd');
+  const copy = join(env.work, 'pushed-zstd');
+  await tool('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${ref}`, `oci:${copy}:p`]);
+  const pushed = await layoutImage(copy);
+  assert.equal(pushed.config.rootfs.diff_ids, config.rootfs.diff_ids, 'the same image content');
+  for (const [i, id] of pushed.config.rootfs.diff_ids.entries()) {
+    assert.is(sha256(execFileSync('zstd', ['-dc'], { input: await pushed.layer(i), maxBuffer: 64 << 20 })), id, `layer ${i} unpacks to its diff_id`);
+  }
+  const plain = join(env.work, 'saved-plain.tar');
+  await tsbuildOk(['--root', env.root, 'save', '--format', 'oci', '--compression-format', 'uncompressed', NAME, '-o', plain]);
+  assert.equal((await archiveManifest(plain)).json.layers.map((l: Json) => l.mediaType), raw.layers.map(() => OCI_TAR));
+  // A base pulled as gzip stays gzip in a zstd archive, as in a build's outputs, unless forced.
+  const fresh = await mkdtemp(join(env.work, 'fresh-save-'));
+  await tsbuildOk(['--root', fresh, 'build', '-t', NAME, await env.context(`FROM ${reg.host}/base/busybox:1\nRUN echo own > /own\n`)]);
+  const kept = join(env.work, 'saved-kept.tar');
+  await tsbuildOk(['--root', fresh, 'save', '--format', 'oci', '--compression-format', 'zstd', NAME, '-o', kept]);
+  const k = await archiveManifest(kept);
+  assert.equal(k.json.layers.map((l: Json) => l.mediaType), [...k.json.layers.slice(1).map(() => OCI_GZIP), OCI_ZSTD]);
+  const forced = join(env.work, 'saved-forced.tar');
+  await tsbuildOk(['--root', fresh, 'save', '--format', 'oci', '--compression-format', 'zstd', '--force-compression', NAME, '-o', forced]);
+  const f = await archiveManifest(forced);
+  assert.equal(f.json.layers.map((l: Json) => l.mediaType), k.json.layers.map(() => OCI_ZSTD));
+  assert.is(f.json.cfg.rootfs.diff_ids.join(), k.json.cfg.rootfs.diff_ids.join(), 'same content, same image ID');
+  await tool('skopeo', ['copy', '-q', `oci-archive:${forced}`, `oci:${join(env.work, 'forced-save-copy')}:f`]);
+  for (const [args, re] of [
+    [['push', '--compression-format', 'lz4', NAME, `${reg.host}/push/bad:1`], /--compression-format "lz4": expected gzip, zstd or uncompressed/],
+    [['save', '--compression-level', '12', NAME, '-o', join(env.work, 'bad.tar')], /--compression-level "12": expected an integer from 0 to 9 for gzip/],
+  ] as const) {
+    const r = await tsbuild(['--root', env.root, ...args]);
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, re);
+  }
+  assert.not.ok(existsSync(join(env.work, 'bad.tar')), 'nothing written for a bad flag');
+});
+
 test('bad compression options are usage errors naming the flag and the key', async () => {
   const ctx = await env.context(DOCKERFILE);
   for (const [spec, re] of [
