@@ -40,8 +40,8 @@ export async function benchAnalyze(root: string, work: string, runs: number, out
     out(`\nanalyze: ${report.layers.length} layers, ${(report.totalBytes / 2 ** 30).toFixed(2)} GiB of files, ${(report.wastedBytes / 2 ** 20).toFixed(0)} MiB wasted, efficiency ${report.efficiency.toFixed(3)}\n`);
     out('command                          median s   runs (s)                 peak RSS MiB\n');
     const cases: [string, () => Promise<{ seconds: number; rssMiB: number }>][] = [
-      ['tsbuild analyze NAME', () => timed(process.execPath, [CLI, '--root', root, 'analyze', '--format', 'json', 'bench-analyze'], dir)],
-      ['tsbuild analyze LAYOUT-DIR', () => timed(process.execPath, [CLI, '--root', root, 'analyze', '--format', 'json', layout], dir)],
+      ['tsbuild analyze NAME', () => timed(CLI, ['--root', root, 'analyze', '--format', 'json', 'bench-analyze'], dir)],
+      ['tsbuild analyze LAYOUT-DIR', () => timed(CLI, ['--root', root, 'analyze', '--format', 'json', layout], dir)],
       [
         'umoci unpack',
         async () => {

@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { BuildError, isAbortError } from '../errors.js';
 import { resolveInRoot } from '../oci/in-root.js';
-import { agentTimeouts, DEFAULT_HTTP_TIMEOUTS, transferFailure, type HttpTimeouts } from '../remote/http-timeouts.js';
+import { agentOptions, DEFAULT_HTTP_TIMEOUTS, transferFailure, type HttpTimeouts } from '../remote/http-timeouts.js';
 import { contextFromSpool, type StdinInputs } from './stdin-input.js';
 import { contextCommitTime } from '../orchestrator/git-commit-time.js';
 import { httpDate } from '../orchestrator/url-last-modified.js';
@@ -67,7 +67,7 @@ export async function readRemoteContext(context: string, file: string | undefine
 async function download(url: string, dest: string, signal: AbortSignal, timeouts: HttpTimeouts): Promise<Date | undefined> {
   // undici's connect, headers and body-idle timers: a server that stalls fails the build, naming it.
   const { Agent, fetch } = await import('../remote/undici.js'); // on first use: most builds have a local context
-  const agent = new Agent(agentTimeouts(timeouts));
+  const agent = new Agent(agentOptions(timeouts));
   const failed = (e: unknown): never => {
     if (isAbortError(e) || signal.aborted || e instanceof BuildError) throw e;
     throw new BuildError('USAGE', `context ${url}: ${transferFailure(e, timeouts)}`, { cause: e });

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { BuildError, isAbortError } from '../errors.js';
 import { MAX_EPOCH } from '../frontend/source-date-epoch.js';
 import { archiveMaxTime } from './archive-max-time.js';
-import { agentTimeouts, DEFAULT_HTTP_TIMEOUTS, transferFailure, type HttpTimeouts } from '../remote/http-timeouts.js';
+import { agentOptions, DEFAULT_HTTP_TIMEOUTS, transferFailure, type HttpTimeouts } from '../remote/http-timeouts.js';
 
 /** An HTTP date a config can hold (1970 to 9999), else undefined. */
 export function httpDate(value: string | null | undefined): Date | undefined {
@@ -18,7 +18,7 @@ export function httpDate(value: string | null | undefined): Date | undefined {
  */
 export async function urlLastModified(url: string, signal: AbortSignal, timeouts: HttpTimeouts = DEFAULT_HTTP_TIMEOUTS): Promise<Date | undefined> {
   const { Agent, fetch } = await import('../remote/undici.js'); // on first use: loading it costs ~50 ms at startup
-  const agent = new Agent(agentTimeouts(timeouts));
+  const agent = new Agent(agentOptions(timeouts));
   const ask = async (method: 'HEAD' | 'GET') => {
     const res = await fetch(url, { method, signal, redirect: 'follow', dispatcher: agent });
     if (!res.ok) {

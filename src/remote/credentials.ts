@@ -3,6 +3,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BuildError } from '../errors.js';
 import { writeFileAtomic } from '../oci/image-layout.js';
+import { childEnv } from './extra-ca-certs.js';
 
 /** What a registry login yields: a user and password, or an OAuth identity (refresh) token. */
 export type Credential = { readonly username: string; readonly password: string } | { readonly identityToken: string };
@@ -161,7 +162,8 @@ async function helperGet(helper: string, server: string): Promise<Credential | u
 function runHelper(helper: string, action: 'get' | 'store' | 'erase', input: string): Promise<string> {
   const cmd = `docker-credential-${helper}`;
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, [action], { stdio: ['pipe', 'pipe', 'pipe'] });
+    // A helper may be a node program: it gets NODE_EXTRA_CA_CERTS as the user set it.
+    const child = spawn(cmd, [action], { stdio: ['pipe', 'pipe', 'pipe'], env: childEnv() });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));

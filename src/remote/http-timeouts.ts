@@ -1,4 +1,5 @@
 import type { Agent } from 'undici';
+import { deferredCaTrust } from './extra-ca-certs.js';
 
 /**
  * How long tsbuild waits on a server before giving up: for the TCP (and TLS) connection, for the
@@ -15,9 +16,12 @@ export interface HttpTimeouts {
 /** Generous enough for a slow registry across the world, short enough that a stall is noticed. */
 export const DEFAULT_HTTP_TIMEOUTS: HttpTimeouts = { connectMs: 30_000, responseMs: 60_000, idleMs: 60_000 };
 
-/** The undici Agent options that enforce `t` (undici's own timers, so no hand-made ones). */
-export function agentTimeouts(t: HttpTimeouts): Pick<Agent.Options, 'headersTimeout' | 'bodyTimeout'> & { connect: { timeout: number } } {
-  return { connect: { timeout: t.connectMs }, headersTimeout: t.responseMs, bodyTimeout: t.idleMs };
+/**
+ * The undici Agent options of every connection tsbuild makes: they enforce `t` (undici's own
+ * timers, so no hand-made ones) and trust what NODE_EXTRA_CA_CERTS names (deferredCaTrust).
+ */
+export function agentOptions(t: HttpTimeouts): Pick<Agent.Options, 'headersTimeout' | 'bodyTimeout'> & { connect: { timeout: number; ca?: string[] } } {
+  return { connect: { timeout: t.connectMs, ...deferredCaTrust() }, headersTimeout: t.responseMs, bodyTimeout: t.idleMs };
 }
 
 const TIMEOUT_CODES = ['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'] as const;

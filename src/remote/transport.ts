@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Agent, Dispatcher } from 'undici';
 import { abortable } from '../abortable.js';
 import { isAbortError } from '../errors.js';
-import { agentTimeouts, DEFAULT_HTTP_TIMEOUTS, timeoutDescription, type HttpTimeouts } from './http-timeouts.js';
+import { agentOptions, DEFAULT_HTTP_TIMEOUTS, timeoutDescription, type HttpTimeouts } from './http-timeouts.js';
 import { isTemporaryStatus, RegistryError } from './registry-error.js';
 
 /** A response whose body the caller must consume or `dump()`. */
@@ -77,7 +77,7 @@ export class Transport {
 
   #connect(): Promise<{ secure: Agent; insecure: Agent; request: typeof import('undici').request }> {
     this.#pools ??= import('./undici.js').then(({ Agent, request }) => {
-      const t = agentTimeouts(this.timeouts);
+      const t = agentOptions(this.timeouts);
       return {
         secure: new Agent({ keepAliveTimeout: 10_000, ...t }),
         insecure: new Agent({ keepAliveTimeout: 10_000, ...t, connect: { ...t.connect, rejectUnauthorized: false } }),

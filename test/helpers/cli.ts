@@ -43,9 +43,12 @@ export function collect(cmd: string, args: readonly string[], opts: { cwd?: stri
   return start(cmd, args, opts).done;
 }
 
-/** Runs the built tsbuild CLI as a separate process, as a user would. */
+/**
+ * Runs the built tsbuild CLI as a separate process, as a user would: the file itself, whose first
+ * lines are a shell script that starts node on it (see scripts/bundle.mjs).
+ */
 export function tsbuild(args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<CliResult> {
-  return collect(process.execPath, [CLI, ...args], opts);
+  return collect(CLI, args, opts);
 }
 
 /**

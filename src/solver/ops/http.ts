@@ -7,7 +7,7 @@ import type { Agent, Response } from 'undici';
 import type { Ctx } from '../../ctx.js';
 import { BuildError, isAbortError } from '../../errors.js';
 import { Digester, type Digest } from '../../oci/digest.js';
-import { agentTimeouts, DEFAULT_HTTP_TIMEOUTS, transferFailure, type HttpTimeouts } from '../../remote/http-timeouts.js';
+import { agentOptions, DEFAULT_HTTP_TIMEOUTS, transferFailure, type HttpTimeouts } from '../../remote/http-timeouts.js';
 import { certificateError } from '../../remote/tls-certificate-error.js';
 import type { HttpOp, RootfsResult, Vertex } from '../graph.js';
 import { HttpMemo, httpMemoDir, type HttpMemoEntry } from '../http-memo.js';
@@ -46,7 +46,7 @@ export function httpHandler(worker: Worker, opts: HttpSourceOptions): OpHandler<
       // undici's own connect, headers and body-idle timers: a server that stalls fails the step.
       // Loaded here, not at startup: most builds have no ADD <url>.
       const { Agent, fetch } = await import('../../remote/undici.js');
-      const agent = new Agent(agentTimeouts(timeouts));
+      const agent = new Agent(agentOptions(timeouts));
       const http: HttpGet = { agent, fetch, timeouts, signal: ctx.signal };
       try {
         const known = opts.revalidate(vertex) ? matching(await memo.get(op.url), op) : undefined;

@@ -63,6 +63,7 @@ const AUDITED: Record<string, [calls: number, cls: Class, why: string]> = {
   'src/oci/layer/diff.ts': [2, 'walk', 'upperdir walk: readdir, streamed reads of large regular files; lstat, small reads and readlink in native inspectFiles (single names under an O_NOFOLLOW directory fd, only regular files opened)'],
   'src/package-file.ts': [1, 'host', 'finds files of tsbuild\'s own package (package.json, the native addon and helper)'],
   'src/remote/credentials.ts': [2, 'user', "docker's config.json"],
+  'src/remote/extra-ca-certs.ts': [1, 'user', 'the PEM file NODE_EXTRA_CA_CERTS names (the user\'s environment)'],
   'src/remote/push.ts': [1, 'store', 'blob reads by digest'],
   'src/runtime/chroot-runner.ts': [25, 'in-root', 'what a RUN gets in place of mounts: every path in the working root via atInRoot/resolveInRoot (no symlink followed after the RUN); mount sources are tsbuild-made or resolved by run-mounts'],
   'src/runtime/clone-entry.ts': [12, 'walk', 'copies one entry lstat showed, from a quiet tree (layer dir, working dir after its RUN, mount source) to a new path tsbuild names'],
