@@ -1,4 +1,4 @@
-import { closeSync, constants as fsConstants, linkSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsConstants, linkSync, openSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { readFile, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -28,7 +28,13 @@ export async function withFileLock<T>(lockPath: string, fn: () => Promise<T>, op
  */
 export async function acquireFileLock(lockPath: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<() => Promise<void>> {
   await acquire(lockPath, opts.timeoutMs ?? 120_000, opts.signal);
-  return async () => rmSync(lockPath, { force: true });
+  return async () => {
+    try {
+      unlinkSync(lockPath);
+    } catch {
+      // Gone already (broken as stale by another process), or not ours to remove.
+    }
+  };
 }
 
 async function acquire(lockPath: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
