@@ -40,19 +40,24 @@ interface Measure {
   readonly rssMiB: number;
 }
 
-/** Runs a command under GNU time for elapsed seconds and max RSS; throws on failure. */
+/**
+ * Runs a command under GNU time for its max RSS, timing it here: GNU time's elapsed time has
+ * 10 ms steps, as coarse as a no-op rebuild's difference between builders. Throws on failure.
+ */
 async function timed(cmd: string, args: readonly string[], env?: NodeJS.ProcessEnv): Promise<Measure> {
   const out = join(tmpdir(), `bench-time-${process.pid}`);
+  const t0 = process.hrtime.bigint();
   await new Promise<void>((resolve, reject) => {
-    const child = spawn('/usr/bin/time', ['-f', '%e %M', '-o', out, cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: env ? { ...process.env, ...env } : process.env });
+    const child = spawn('/usr/bin/time', ['-f', '%M', '-o', out, cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: env ? { ...process.env, ...env } : process.env });
     let err = '';
     child.stderr.on('data', (b) => (err += b));
     child.on('error', reject);
     child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}\n${err.slice(-2000)}`))));
   });
-  const [e, m] = (await readFile(out, 'utf8')).trim().split('\n').pop()!.split(' ');
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const m = (await readFile(out, 'utf8')).trim().split('\n').pop()!;
   await rm(out, { force: true });
-  return { seconds: Number(e), rssMiB: Number(m) / 1024 };
+  return { seconds, rssMiB: Number(m) / 1024 };
 }
 
 interface BuildOpts {
@@ -404,7 +409,7 @@ async function main(): Promise<void> {
         const med = median(ms.map((m) => m.seconds));
         const rss = b.name === 'buildkit' ? '-' : Math.max(...ms.map((m) => m.rssMiB)).toFixed(0);
         const ratios = b.name === 'tsbuild' ? peerNames.map((p) => `${(ts / median(results.get(p)!.map((m) => m.seconds))).toFixed(2)}x`.padStart(6 + p.length)).join('  ') : '';
-        out(`${c.name.padEnd(20)} ${b.name.padEnd(9)} ${med.toFixed(2).padStart(8)}   ${ms.map((m) => m.seconds.toFixed(2)).join(' ').padEnd(25)} ${rss.padStart(12)}   ${ratios}   ${b.name === 'tsbuild' ? c.target ?? '' : ''}\n`);
+        out(`${c.name.padEnd(20)} ${b.name.padEnd(9)} ${med.toFixed(3).padStart(8)}   ${ms.map((m) => m.seconds.toFixed(3)).join(' ').padEnd(25)} ${rss.padStart(12)}   ${ratios}   ${b.name === 'tsbuild' ? c.target ?? '' : ''}\n`);
       }
       await rm(ctx, { recursive: true, force: true });
     }
