@@ -15,7 +15,7 @@ import { parseReference } from '../oci/reference.js';
 import type { ExportTarget, ImageTarget } from '../exporter/export-target.js';
 import { DEFAULT_COMPRESSION, type CompressionOptions } from '../oci/layer/layer-compression.js';
 import { solve } from '../solver/scheduler.js';
-import { sandboxRunInputs } from '../solver/run-inputs.js';
+import { sandboxNetworkUse } from '../solver/run-inputs.js';
 import { contextHandler } from '../solver/ops/context.js';
 import type { ExecOptions } from '../solver/ops/exec.js';
 import { lazyHandler } from '../solver/ops/lazy-handler.js';
@@ -321,24 +321,28 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
     imported && { lookup: (key, c) => imported.lookup(key, usable, c) },
   );
   const targets = plans.flatMap((p) => (p.target ? [p.target] : []));
-  // A step that runs makes the RUN network it leads to, in the background (see sandboxRunInputs).
+  // A step that runs makes the RUN network it leads to, in the background (see sandboxNetworkUse).
   // Not the image and context sources: they are resolved on every build, a no-op's too.
-  const runInputs = sandboxRunInputs(targets);
+  const network = sandboxNetworkUse(targets);
   const onRun = (v: Vertex, c: Ctx) => {
-    if (v.op.kind !== 'image' && v.op.kind !== 'context' && runInputs.has(v.digest)) worker.sandbox.prepare?.('sandbox', c);
+    if (v.op.kind !== 'image' && v.op.kind !== 'context' && network.inputs.has(v.digest)) worker.sandbox.prepare?.('sandbox', c);
   };
+  // network.runs keeps the RUN steps on a private network not yet solved: once the last one's
+  // process exits, no network is needed any more.
+  const onSettled = (v: Vertex) => void network.runs.delete(v.digest);
+  const lastNetworkUse = (v: Vertex) => network.runs.delete(v.digest) && network.runs.size === 0;
   let results: Map<Digest, Result>;
   try {
     // One solve for every platform: steps they share (FROM --platform=$BUILDPLATFORM stages) run once.
     results = targets.length
       ? await solve(
           targets,
-          { image: imageHandler(worker), context: contextHandler, exec: lazyHandler(async () => (await import('../solver/ops/exec.js')).execHandler(worker, { ...(req.exec ?? { secrets: new Map(), ssh: new Map(), allowInsecure: false }), ...(cacheMounts ? { cacheMounts } : {}), ignoresCache: (v) => cache.ignores(v) })),
+          { image: imageHandler(worker), context: contextHandler, exec: lazyHandler(async () => (await import('../solver/ops/exec.js')).execHandler(worker, { ...(req.exec ?? { secrets: new Map(), ssh: new Map(), allowInsecure: false }), ...(cacheMounts ? { cacheMounts } : {}), ignoresCache: (v) => cache.ignores(v), lastNetworkUse })),
             file: lazyHandler(async () => (await import('../solver/ops/file.js')).fileHandler(worker)),
             merge: lazyHandler(async () => (await import('../solver/ops/merge.js')).mergeHandler),
             http: lazyHandler(async () => (await import('../solver/ops/http.js')).httpHandler(worker, { revalidate: (v) => !cache.ignores(v), ...(req.httpTimeouts ? { timeouts: req.httpTimeouts } : {}) })),
           },
-          { execParallelism, ioParallelism, cache, onRun },
+          { execParallelism, ioParallelism, cache, onRun, onSettled },
           ctx,
         )
       : new Map();

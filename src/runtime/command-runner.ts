@@ -42,8 +42,8 @@ export interface CommandRunner {
   /** Kills and removes what crashed tsbuild processes left (never a live process's); returns what went. */
   cleanupStale(): Promise<string[]>;
   /**
-   * Tears down what it keeps between runs (runc: pooled RUN networks); called when no run is
-   * left. Callable more than once: later calls wait for the first.
+   * Tears down what it keeps between runs (runc: pooled RUN networks) and waits until it is gone;
+   * called when no run is expected. A later run makes anew what it needs. Callable more than once.
    */
   close?(): Promise<void>;
 }

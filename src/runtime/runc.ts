@@ -144,7 +144,7 @@ export class RuncSandbox implements CommandRunner {
     if (network === 'sandbox') this.#network.prepare?.(ctx);
   }
 
-  /** Tears down the private networks kept for reuse (see SlirpNetworkProvider); call when no run is left. */
+  /** Tears down the private networks kept for reuse (see SlirpNetworkProvider); call when no run is expected. */
   async close(): Promise<void> {
     await this.#network.close();
   }

@@ -30,7 +30,10 @@ export interface NetworkProvider {
    * next acquire() finds it: called as a RUN step starts, its mounts are made meanwhile.
    */
   prepare?(ctx: Ctx): void;
-  /** Tears down every network it holds; later releases tear theirs down. */
+  /**
+   * Tears down every network it holds and waits until they are gone; networks released later
+   * are torn down then (a later acquire() still gets one). Callable more than once.
+   */
   close(): Promise<void>;
 }
 
@@ -66,7 +69,11 @@ export class SlirpNetworkProvider implements NetworkProvider {
   readonly #idle: Held[] = [];
   /** The one network prepare() is making, until an acquire() takes it. */
   #next?: Promise<Held | undefined>;
-  #closing?: Promise<void>;
+  /**
+   * Teardowns under way: each waits ~20 ms for the kernel to remove slirp4netns's tap device,
+   * which no RUN step waits for; close() does.
+   */
+  readonly #dying = new Set<Promise<void>>();
 
   async acquire(ctx: Ctx): Promise<SandboxNetwork | undefined> {
     ctx.signal.throwIfAborted();
@@ -92,16 +99,26 @@ export class SlirpNetworkProvider implements NetworkProvider {
     this.#next = this.#create(ctx).catch(() => undefined);
   }
 
-  close(): Promise<void> {
-    // One teardown, however many callers: a second close() waits for the first.
-    this.#closing ??= (async () => {
-      this.#closed = true;
-      const next = this.#next;
-      this.#next = undefined;
-      const prepared = await next;
-      await Promise.all([...this.#idle.splice(0), ...(prepared ? [prepared] : [])].map(destroy));
-    })();
-    return this.#closing;
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const h of this.#idle.splice(0)) this.#destroyLater(h);
+    const next = this.#next;
+    this.#next = undefined;
+    if (next) this.#track(next.then((h) => h && destroy(h)));
+    while (this.#dying.size) await Promise.all(this.#dying);
+  }
+
+  #destroyLater(h: Held): void {
+    this.#track(destroy(h));
+  }
+
+  #track(teardown: Promise<void | undefined>): void {
+    const p: Promise<void> = teardown.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#dying.add(p);
+    void p.finally(() => this.#dying.delete(p));
   }
 
   #lend(h: Held): SandboxNetwork {
@@ -113,7 +130,7 @@ export class SlirpNetworkProvider implements NetworkProvider {
         if (released) return;
         released = true;
         if (reusable && !this.#closed && h.slirp.alive() && this.#idle.length < MAX_IDLE) this.#idle.push(h);
-        else await destroy(h);
+        else this.#destroyLater(h);
       },
     };
   }

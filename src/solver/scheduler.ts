@@ -36,6 +36,8 @@ export interface SolveOptions {
   readonly cache?: SolveCache;
   /** Told as a vertex is about to run (it was not found in the cache), before it waits for a pool slot. */
   readonly onRun?: (v: Vertex, ctx: Ctx) => void;
+  /** Told once a vertex is solved, found in the cache or run, or has failed. */
+  readonly onSettled?: (v: Vertex) => void;
 }
 
 /** A solved vertex: its result, its cache key, and whether it was (re)built in this solve rather than found. */
@@ -75,8 +77,12 @@ export async function solve(target: Vertex | readonly Vertex[], handlers: OpHand
     let p = running.get(v.digest);
     if (!p) {
       p = (async () => {
-        const inputs = await Promise.all(v.inputs.map(visit));
-        return solveVertex(v, inputs);
+        try {
+          const inputs = await Promise.all(v.inputs.map(visit));
+          return await solveVertex(v, inputs);
+        } finally {
+          opts.onSettled?.(v);
+        }
       })();
       running.set(v.digest, p);
     }

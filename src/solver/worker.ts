@@ -30,4 +30,9 @@ export interface Worker {
    * so that it overlaps the image's assembly. The owner's close waits for it and reports its failure.
    */
   stepsDone?(): void;
+  /**
+   * No RUN will need a network any more: starts tearing down the RUN networks in the background
+   * (the owner's close waits for it), so that it overlaps the last RUN's commit.
+   */
+  networksDone?(): void;
 }

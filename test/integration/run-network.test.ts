@@ -10,7 +10,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { createSocket } from 'node:dgram';
 import { createServer, type AddressInfo, type Server } from 'node:net';
@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { useBuildRoot } from '../helpers/build-root.js';
-import { CLI, collect, tsbuild, tsbuildOk } from '../helpers/cli.js';
+import { CLI, collect, start, tsbuild, tsbuildOk } from '../helpers/cli.js';
 import { resolvConfFor } from '../../src/runtime/etc-files.js';
 
 const test = suite('integration: RUN network');
@@ -283,6 +283,30 @@ test('the RUN network is made while an earlier step of the build runs, and a no-
   const slirpAt = Number(readFileSync(log, 'utf8').trim().split('\n').at(-1)!.split(' ')[1]);
   assert.ok(runStart, 'the RUN ran');
   assert.ok(slirpAt < runStart.at, `slirp4netns started at ${slirpAt}, before the RUN (${runStart.at})`);
+});
+
+test('the last RUN\'s network is torn down as its process exits, while its layer is committed; earlier RUNs share one', async () => {
+  // slirp4netns as a script that logs its pid, then becomes the real one (exec: the pid tsbuild kills).
+  const bin = join(env.work, 'bin-pid-slirp');
+  const log = join(env.work, 'slirp-pids.log');
+  await mkdir(bin);
+  await writeFile(join(bin, 'slirp4netns'), `#!/bin/sh\necho $$ >> '${log}'\nexec /usr/bin/slirp4netns "$@"\n`, { mode: 0o755 });
+  // The last RUN writes 64 MiB: its commit (a tar of it, hashed and written) outlasts the teardown.
+  const ctx = await env.context(['FROM busybox', 'RUN echo one > /one', 'RUN echo two > /two', 'RUN head -c 67108864 /dev/zero > /big'].join('\n'));
+  const child = start(CLI, ['--root', env.root, 'build', '--no-cache', '--progress', 'rawjson', ctx], { env: { PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}` } });
+  let goneAt: number | undefined;
+  let pid: number | undefined;
+  const watch = setInterval(() => {
+    pid ??= Number(readFileSync(log, { encoding: 'utf8', flag: 'a+' }).split('\n')[0]) || undefined;
+    if (pid !== undefined && goneAt === undefined && !existsSync(`/proc/${pid}`)) goneAt = Date.now();
+  }, 2);
+  const r = await child.done.finally(() => clearInterval(watch));
+  assert.is(r.code, 0, r.stderr);
+  assert.is(readFileSync(log, 'utf8').trim().split('\n').length, 1, 'the three RUNs share one network');
+  const events = (r.stdout + r.stderr).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { type: string; name?: string; at: number });
+  const lastDone = events.find((e) => e.type === 'vertex.done' && e.name?.includes('RUN head'));
+  assert.ok(lastDone && goneAt !== undefined, 'the last RUN ran and slirp4netns is gone');
+  assert.ok(goneAt < lastDone.at, `slirp4netns gone at ${goneAt}, before the last RUN's commit ended (${lastDone.at})`);
 });
 
 test('isolation chroot (no namespaces at all): RUNs use the host network with the host\'s resolv.conf, and the build says so once', async () => {

@@ -45,6 +45,21 @@ test('prepare() makes the next network in the background; acquire() takes that o
   assert.is(await slirps(), 0, 'no slirp4netns left running');
 });
 
+test('a network released after close() is torn down, and a network acquired after it too: close() waits for both', async () => {
+  const net = new SlirpNetworkProvider();
+  const a = await net.acquire(ctx);
+  assert.ok(a);
+  const closing = net.close(); // the last RUN is done: teardown starts while a RUN still holds a network
+  await a.release(true); // not kept for reuse: the provider is closed
+  const late = await net.acquire(ctx); // a RUN after all (a failure shell): made anew
+  assert.ok(late, 'a network after close()');
+  assert.not.equal(late.path, a.path);
+  await late.release(true);
+  await closing;
+  await net.close();
+  assert.is(await slirps(), 0, 'every teardown waited for');
+});
+
 test('close() also ends a network prepare() is still making', async () => {
   const net = new SlirpNetworkProvider();
   net.prepare(ctx);

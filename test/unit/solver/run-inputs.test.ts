@@ -1,11 +1,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeVertex, type Op, type Vertex } from '../../../src/solver/graph.js';
-import { sandboxRunInputs } from '../../../src/solver/run-inputs.js';
+import { sandboxNetworkUse } from '../../../src/solver/run-inputs.js';
 
 const v = (name: string, op: Partial<Op> & { kind: Op['kind'] }, inputs: Vertex[] = []): Vertex => makeVertex({ ...op, name } as unknown as Op, inputs, { name });
 
-test('a RUN on the sandbox network marks itself and everything below it; other steps and other RUNs do not', () => {
+test('a RUN on the sandbox network marks itself and everything below it as inputs, and itself as a run; other steps and other RUNs do not', () => {
   const base = v('base', { kind: 'image' });
   const ctxFiles = v('context', { kind: 'context' });
   const copy = v('copy', { kind: 'file' }, [base, ctxFiles]);
@@ -14,9 +14,10 @@ test('a RUN on the sandbox network marks itself and everything below it; other s
   const other = v('other-base', { kind: 'image' });
   const offline = v('offline', { kind: 'exec', network: 'none' } as Partial<Op> & { kind: 'exec' }, [other]);
   const final = v('final', { kind: 'merge' }, [after, offline]);
-  const marked = sandboxRunInputs([final]);
-  const names = [base, ctxFiles, copy, run, after, other, offline, final].filter((x) => marked.has(x.digest)).map((x) => x.meta.name);
-  assert.equal(names, ['base', 'context', 'copy', 'run']);
+  const { inputs, runs } = sandboxNetworkUse([final]);
+  const all = [base, ctxFiles, copy, run, after, other, offline, final];
+  assert.equal(all.filter((x) => inputs.has(x.digest)).map((x) => x.meta.name), ['base', 'context', 'copy', 'run']);
+  assert.equal(all.filter((x) => runs.has(x.digest)).map((x) => x.meta.name), ['run']);
 });
 
 test.run();
