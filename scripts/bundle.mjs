@@ -50,4 +50,11 @@ if (high >= 0) {
   console.error(`bundle: dist/bin/tsbuild-cli.cjs has a non-ASCII byte near "${bytes.subarray(Math.max(0, high - 60), high + 20).toString()}" (a regular expression literal?): write it as a \\u escape`);
   process.exit(1);
 }
+// src/cli/bundle-loader.ts runs the bundle as a vm.Script, which has no import(): esbuild keeps
+// `import('node:…')` of a builtin as it is, and it would fail at run time.
+const dynamic = /\bimport\("node:[^"]*"\)/.exec(bytes.toString('latin1'));
+if (dynamic) {
+  console.error(`bundle: dist/bin/tsbuild-cli.cjs has ${dynamic[0]}, which fails in the vm.Script the CLI runs in: use a static import or createRequire(import.meta.url)`);
+  process.exit(1);
+}
 execFileSync(process.execPath, [`${repo}scripts/train-code-cache.mjs`], { stdio: 'inherit' });

@@ -1,5 +1,6 @@
 import { closeSync, createReadStream, fstatSync, openSync, readFileSync, type Stats } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { writeFileAtomic } from '../oci/image-layout.js';
 import { digestFromHex, digestHex, type Digest } from '../oci/digest.js';
@@ -155,7 +156,8 @@ export class StatCache {
       if (lines.at(-1) === '') lines.pop();
       for (const line of lines) if (!feed(line)) return false;
     } else {
-      const { createInterface } = await import('node:readline');
+      // node:readline only now; not import(), which a vm.Script (the CLI bundle) cannot do.
+      const { createInterface } = createRequire(import.meta.url)('node:readline') as typeof import('node:readline');
       for await (const line of createInterface({ input: createReadStream(file, { highWaterMark: 256 * 1024 }), crlfDelay: Infinity })) if (!feed(line)) return false;
     }
     return feed(undefined);

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readdir, rm, writeFile } from 'node:fs/promises';
+import { readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { useBuildRoot } from '../helpers/build-root.js';
 import { tsbuild, tsbuildOk } from '../helpers/cli.js';
@@ -50,6 +50,23 @@ test('rebuild: every step CACHED, nothing runs; one file touched: only the steps
   assert.equal(x?.files?.map((f) => f.path), ['b.txt']);
   assert.ok(x?.files?.[0]?.old && x.files[0].new && x.files[0].old !== x.files[0].new, 'old and new checksums');
   assert.is(explained(touched, 'RUN cat')?.reason, 'parent');
+});
+
+test('the stat cache of a big context (a file read as a stream) answers a no-op rebuild: nothing hashed, the cache not rewritten', async () => {
+  // 3,000 files: a stat cache file of ~400 KB, read line by line rather than at once.
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 3000; i++) files[`tree/d${i % 30}/f${i}`] = `${i}\n`;
+  const ctx = await env.context('FROM busybox\nCOPY tree /tree\n', files);
+  await tsbuildOk(['--root', env.root, 'build', ctx]);
+  // Files younger than the stat cache's racy window are hashed again: let them age.
+  await new Promise((r) => setTimeout(r, 300));
+  await tsbuildOk(['--root', env.root, 'build', ctx]);
+  const dir = join(env.root, 'cache/stat');
+  const sizes = await Promise.all((await readdir(dir)).map(async (n) => [n, (await stat(join(dir, n))).size, (await stat(join(dir, n))).mtimeMs] as const));
+  const big = sizes.find(([, size]) => size > 256 * 1024);
+  assert.ok(big, `a stat cache file over 256 KiB: ${JSON.stringify(sizes)}`);
+  await tsbuildOk(['--root', env.root, 'build', ctx]);
+  assert.is((await stat(join(dir, big[0]))).mtimeMs, big[2], 'a no-op rebuild found every file in the cache, so it did not save it again');
 });
 
 test('explain reasons: build arg, command, new step, no-cache, pruned; --explain prints them in plain mode', async () => {
