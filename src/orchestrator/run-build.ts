@@ -327,17 +327,17 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
   const onRun = (v: Vertex, c: Ctx) => {
     if (v.op.kind !== 'image' && v.op.kind !== 'context' && network.inputs.has(v.digest)) worker.sandbox.prepare?.('sandbox', c);
   };
-  // network.runs keeps the RUN steps on a private network not yet solved: once the last one's
-  // process exits, no network is needed any more.
+  // network.runs keeps the RUN steps on a private network not yet solved: as one's process
+  // exits, the others are as many networks as can still be needed.
   const onSettled = (v: Vertex) => void network.runs.delete(v.digest);
-  const lastNetworkUse = (v: Vertex) => network.runs.delete(v.digest) && network.runs.size === 0;
+  const networkUsesLeft = (v: Vertex) => (network.runs.delete(v.digest), network.runs.size);
   let results: Map<Digest, Result>;
   try {
     // One solve for every platform: steps they share (FROM --platform=$BUILDPLATFORM stages) run once.
     results = targets.length
       ? await solve(
           targets,
-          { image: imageHandler(worker), context: contextHandler, exec: lazyHandler(async () => (await import('../solver/ops/exec.js')).execHandler(worker, { ...(req.exec ?? { secrets: new Map(), ssh: new Map(), allowInsecure: false }), ...(cacheMounts ? { cacheMounts } : {}), ignoresCache: (v) => cache.ignores(v), lastNetworkUse })),
+          { image: imageHandler(worker), context: contextHandler, exec: lazyHandler(async () => (await import('../solver/ops/exec.js')).execHandler(worker, { ...(req.exec ?? { secrets: new Map(), ssh: new Map(), allowInsecure: false }), ...(cacheMounts ? { cacheMounts } : {}), ignoresCache: (v) => cache.ignores(v), networkUsesLeft })),
             file: lazyHandler(async () => (await import('../solver/ops/file.js')).fileHandler(worker)),
             merge: lazyHandler(async () => (await import('../solver/ops/merge.js')).mergeHandler),
             http: lazyHandler(async () => (await import('../solver/ops/http.js')).httpHandler(worker, { revalidate: (v) => !cache.ignores(v), ...(req.httpTimeouts ? { timeouts: req.httpTimeouts } : {}) })),

@@ -69,7 +69,7 @@ export async function openWorker(root: string, opts: { privateTmp?: boolean; exp
     isolation,
     ...(opts.expansionLimits ? { expansionLimits: opts.expansionLimits } : {}),
     mount: (lower, o, ctx) => snapshotter.prepare(lower, o, ctx),
-    networksDone: () => void runner.close?.().catch(() => undefined),
+    networksNeeded: (n) => runner.keepFor?.(n),
     stepsDone: () => {
       // close() below waits for both (each is one piece of work, however often it is asked).
       void runner.close?.().catch(() => undefined);

@@ -39,6 +39,12 @@ export interface CommandRunner {
    * so that the run() the caller makes next, once its mounts are ready, need not wait for it.
    */
   prepare?(network: ExecRequest['network'], ctx: Ctx): void;
+  /**
+   * At most `n` more runs can come that need what prepare() makes: what it keeps beyond that
+   * (runc: idle RUN networks) is torn down now, in the background; with 0, all of it (close()
+   * waits for it).
+   */
+  keepFor?(n: number): void;
   /** Kills and removes what crashed tsbuild processes left (never a live process's); returns what went. */
   cleanupStale(): Promise<string[]>;
   /**

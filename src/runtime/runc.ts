@@ -144,6 +144,11 @@ export class RuncSandbox implements CommandRunner {
     if (network === 'sandbox') this.#network.prepare?.(ctx);
   }
 
+  keepFor(n: number): void {
+    if (n > 0) this.#network.keepAtMost?.(n);
+    else void this.#network.close().catch(() => undefined);
+  }
+
   /** Tears down the private networks kept for reuse (see SlirpNetworkProvider); call when no run is expected. */
   async close(): Promise<void> {
     await this.#network.close();

@@ -31,6 +31,11 @@ export interface NetworkProvider {
    */
   prepare?(ctx: Ctx): void;
   /**
+   * At most `n` more RUN steps can want a network (the build's RUNs not yet run): idle networks
+   * beyond `n` are torn down now, in the background (close() waits for them).
+   */
+  keepAtMost?(n: number): void;
+  /**
    * Tears down every network it holds and waits until they are gone; networks released later
    * are torn down then (a later acquire() still gets one). Callable more than once.
    */
@@ -106,6 +111,12 @@ export class SlirpNetworkProvider implements NetworkProvider {
     this.#next = undefined;
     if (next) this.#track(next.then((h) => h && destroy(h)));
     while (this.#dying.size) await Promise.all(this.#dying);
+  }
+
+  keepAtMost(n: number): void {
+    // Teardowns serialize in the kernel (each removes a device under the rtnl lock): one begun
+    // now is one the build's end does not wait for behind another.
+    while (this.#idle.length > n) this.#destroyLater(this.#idle.shift()!);
   }
 
   #destroyLater(h: Held): void {

@@ -31,8 +31,9 @@ export interface Worker {
    */
   stepsDone?(): void;
   /**
-   * No RUN will need a network any more: starts tearing down the RUN networks in the background
-   * (the owner's close waits for it), so that it overlaps the last RUN's commit.
+   * At most `n` more RUNs will need a network: tears down in the background the RUN networks
+   * kept beyond that (all with 0; the owner's close waits for it), so that it overlaps the
+   * build's remaining work instead of ending it.
    */
-  networksDone?(): void;
+  networksNeeded?(n: number): void;
 }

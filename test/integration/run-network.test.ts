@@ -309,6 +309,30 @@ test('the last RUN\'s network is torn down as its process exits, while its layer
   assert.ok(goneAt < lastDone.at, `slirp4netns gone at ${goneAt}, before the last RUN's commit ended (${lastDone.at})`);
 });
 
+test('after parallel RUNs, the networks no later RUN can use are torn down at once, not when the build ends', async () => {
+  const bin = join(env.work, 'bin-pid-slirp-2');
+  const log = join(env.work, 'slirp-pids-2.log');
+  await mkdir(bin);
+  await writeFile(join(bin, 'slirp4netns'), `#!/bin/sh\necho $$ >> '${log}'\nexec /usr/bin/slirp4netns "$@"\n`, { mode: 0o755 });
+  // Two stages RUN at once (two networks); the final stage has one RUN on a private network,
+  // after a second without one: one network is all it can use.
+  const ctx = await env.context(['FROM busybox AS a', 'RUN sleep 0.3 && echo a > /a', 'FROM busybox AS b', 'RUN sleep 0.3 && echo b > /b', 'FROM busybox', 'COPY --from=a /a /a', 'COPY --from=b /b /b', 'RUN --network=none sleep 1', 'RUN cat /a /b > /c'].join('\n'));
+  const child = start(CLI, ['--root', env.root, 'build', '--no-cache', '--progress', 'rawjson', ctx], { env: { PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}` } });
+  const gone = new Map<number, number>();
+  const watch = setInterval(() => {
+    for (const pid of readFileSync(log, { encoding: 'utf8', flag: 'a+' }).split('\n').filter(Boolean).map(Number)) if (!gone.has(pid) && !existsSync(`/proc/${pid}`)) gone.set(pid, Date.now());
+  }, 2);
+  const r = await child.done.finally(() => clearInterval(watch));
+  assert.is(r.code, 0, r.stderr);
+  const pids = readFileSync(log, 'utf8').split('\n').filter(Boolean).map(Number);
+  assert.is(pids.length, 2, 'a network for each of the two RUNs at once');
+  const events = (r.stdout + r.stderr).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { type: string; name?: string; at: number });
+  const lastStart = events.find((e) => e.type === 'vertex.start' && e.name?.includes('RUN cat'));
+  assert.ok(lastStart);
+  const before = pids.filter((p) => (gone.get(p) ?? Infinity) < lastStart.at);
+  assert.is(before.length, 1, `one network torn down before the last RUN started (${JSON.stringify([...gone])}, RUN at ${lastStart.at})`);
+});
+
 test('isolation chroot (no namespaces at all): RUNs use the host network with the host\'s resolv.conf, and the build says so once', async () => {
   const ctx = await env.context(['FROM busybox', 'RUN cat /etc/resolv.conf > /resolv', 'RUN echo second > /second'].join('\n'));
   const out = join(env.work, 'chroot-out');

@@ -28,11 +28,11 @@ export interface ExecOptions extends RunMountSources {
   /** `--on-error=shell`: a failed RUN opens a shell in its state before the build fails. */
   readonly onError?: OnRunError;
   /**
-   * Asked as the process of `v` has exited: true when no other RUN of the build can still need
-   * a network. Then the runner's networks are torn down at once, while this step's layer is
-   * committed and the image made, rather than once the build ends (see SlirpNetworkProvider).
+   * Asked as the process of `v` has exited: how many other RUNs of the build can still need a
+   * network. The runner's networks beyond that are torn down at once, while this step's layer
+   * is committed (all of them after the last RUN), rather than once the build ends.
    */
-  readonly lastNetworkUse?: (v: Vertex) => boolean;
+  readonly networkUsesLeft?: (v: Vertex) => number;
 }
 
 const NO_OPTIONS: ExecOptions = { secrets: new Map(), ssh: new Map(), allowInsecure: false };
@@ -60,7 +60,7 @@ export function execHandler(worker: Worker, opts: ExecOptions = NO_OPTIONS): OpH
       try {
         const runMounts = await prepareRunMounts(worker, op.mounts ?? [], inputs, opts, locks, vertex.meta.location, opts.ignoresCache?.(vertex) ?? false, ctx);
         try {
-          stubs = await runIn(worker, mounted.merged, op, vertex, runMounts, cgroups, ctx, opts.onError && step ? { on: opts.onError, step } : undefined, opts.lastNetworkUse);
+          stubs = await runIn(worker, mounted.merged, op, vertex, runMounts, cgroups, ctx, opts.onError && step ? { on: opts.onError, step } : undefined, opts.networkUsesLeft);
         } finally {
           await runMounts.release();
         }
@@ -83,7 +83,7 @@ async function runIn(
   cgroups: RunCgroups,
   ctx: Ctx,
   onError: { on: OnRunError; step: StepControl } | undefined,
-  lastNetworkUse: ExecOptions['lastNetworkUse'],
+  networkUsesLeft: ExecOptions['networkUsesLeft'],
 ): Promise<MountStubs> {
   const cgroupLimits = await cgroups.limitsFor(op.limits, vertex.meta.location, ctx);
   const user = await resolveUser(rootfs, op.user);
@@ -124,9 +124,9 @@ async function runIn(
       ctx,
     );
     failure = runFailure(status, op, vertex, tail, ctx);
-    // The last RUN on a private network: its teardown overlaps the commit (a shell opened below
-    // makes a network anew).
-    if (op.network === 'sandbox' && lastNetworkUse?.(vertex)) worker.networksDone?.();
+    // Networks no later RUN can use are torn down while this one's layer is committed (a shell
+    // opened below makes one anew).
+    if (op.network === 'sandbox' && networkUsesLeft) worker.networksNeeded?.(networkUsesLeft(vertex));
     // The shell opens while everything the RUN had is still in place: rootfs (with its writes), mounts, /etc files.
     if (failure && onError) {
       const outer = onError.step.failFast(failure);

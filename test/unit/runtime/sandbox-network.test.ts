@@ -60,6 +60,25 @@ test('a network released after close() is torn down, and a network acquired afte
   assert.is(await slirps(), 0, 'every teardown waited for');
 });
 
+test('keepAtMost(n) tears down idle networks beyond n at once, and keeps the rest for reuse', async () => {
+  const net = new SlirpNetworkProvider();
+  try {
+    const [a, b] = [await net.acquire(ctx), await net.acquire(ctx)];
+    assert.ok(a && b);
+    await a.release(true);
+    await b.release(true);
+    assert.is(await slirps(), 2, 'both kept for reuse');
+    net.keepAtMost(1);
+    await until(async () => (await slirps()) === 1, 'the surplus network is torn down before close()');
+    const c = await net.acquire(ctx);
+    assert.ok(c && [a.path, b.path].includes(c.path), 'the one kept is lent again');
+    await c.release(true);
+  } finally {
+    await net.close();
+  }
+  assert.is(await slirps(), 0);
+});
+
 test('close() also ends a network prepare() is still making', async () => {
   const net = new SlirpNetworkProvider();
   net.prepare(ctx);
