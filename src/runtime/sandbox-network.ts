@@ -79,6 +79,8 @@ export class SlirpNetworkProvider implements NetworkProvider {
    * which no RUN step waits for; close() does.
    */
   readonly #dying = new Set<Promise<void>>();
+  /** The first teardown that failed: close() reports it. */
+  #teardownError?: unknown;
 
   async acquire(ctx: Ctx): Promise<SandboxNetwork | undefined> {
     ctx.signal.throwIfAborted();
@@ -111,6 +113,7 @@ export class SlirpNetworkProvider implements NetworkProvider {
     this.#next = undefined;
     if (next) this.#track(next.then((h) => h && destroy(h)));
     while (this.#dying.size) await Promise.all(this.#dying);
+    if (this.#teardownError !== undefined) throw this.#teardownError;
   }
 
   keepAtMost(n: number): void {
@@ -126,7 +129,7 @@ export class SlirpNetworkProvider implements NetworkProvider {
   #track(teardown: Promise<void | undefined>): void {
     const p: Promise<void> = teardown.then(
       () => undefined,
-      () => undefined,
+      (e: unknown) => void (this.#teardownError ??= e),
     );
     this.#dying.add(p);
     void p.finally(() => this.#dying.delete(p));
