@@ -99,6 +99,21 @@ static napi_value errno_error(napi_env env, int err, const char *syscall, const 
   return jerr;
 }
 
+/* Rejects `deferred` with a plain Error saying `what`. */
+static void reject_with(napi_env env, napi_deferred deferred, const char *what) {
+  napi_value msg, err;
+  napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &msg);
+  napi_create_error(env, NULL, msg, &err);
+  napi_reject_deferred(env, deferred, err);
+}
+
+/* Rejects `deferred` with the errno error of `syscall` on `path`, or with `fallback` when that cannot be made. */
+static void reject_errno(napi_env env, napi_deferred deferred, int err, const char *syscall, const char *path, const char *fallback) {
+  napi_value e = errno_error(env, err, syscall, path);
+  if (e) napi_reject_deferred(env, deferred, e);
+  else reject_with(env, deferred, fallback);
+}
+
 /* Throws Error("<syscall> <path>: <strerror>") with code and errno set; returns NULL. */
 static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path) {
   napi_value jerr = errno_error(env, err, syscall, path);
@@ -741,14 +756,9 @@ static void copy_complete(napi_env env, napi_status status, void *data) {
   struct copy_job *job = data;
   napi_value result = NULL;
   if (status != napi_ok) {
-    napi_value msg;
-    napi_create_string_utf8(env, "fsx: copyFiles was cancelled", NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, NULL, msg, &result);
-    napi_reject_deferred(env, job->deferred, result);
+    reject_with(env, job->deferred, "fsx: copyFiles was cancelled");
   } else if (job->err) {
-    result = errno_error(env, job->err, job->err_syscall ? job->err_syscall : "copyFiles", job->err_path);
-    if (!result) { napi_value msg; napi_create_string_utf8(env, strerror(job->err), NAPI_AUTO_LENGTH, &msg); napi_create_error(env, NULL, msg, &result); }
-    napi_reject_deferred(env, job->deferred, result);
+    reject_errno(env, job->deferred, job->err, job->err_syscall ? job->err_syscall : "copyFiles", job->err_path, strerror(job->err));
   } else {
     napi_value ab;
     void *bytes;
@@ -757,10 +767,7 @@ static void copy_complete(napi_env env, napi_status status, void *data) {
       if (job->count) memcpy(bytes, job->status, job->count);
       napi_resolve_deferred(env, job->deferred, result);
     } else {
-      napi_value msg;
-      napi_create_string_utf8(env, "fsx: out of memory", NAPI_AUTO_LENGTH, &msg);
-      napi_create_error(env, NULL, msg, &result);
-      napi_reject_deferred(env, job->deferred, result);
+      reject_with(env, job->deferred, "fsx: out of memory");
     }
   }
   napi_delete_async_work(env, job->work);
@@ -939,17 +946,17 @@ static void free_external(napi_env env, void *data, void *hint) {
 static void inspect_complete(napi_env env, napi_status status, void *data) {
   struct inspect_job *job = data;
   napi_value result = NULL;
-  if (status != napi_ok || job->err) {
-    if (status == napi_ok) result = errno_error(env, job->err, job->err_syscall, job->err_path);
-    if (!result) { napi_value msg; napi_create_string_utf8(env, "fsx: inspectFiles failed", NAPI_AUTO_LENGTH, &msg); napi_create_error(env, NULL, msg, &result); }
-    napi_reject_deferred(env, job->deferred, result);
+  if (status != napi_ok) {
+    reject_with(env, job->deferred, "fsx: inspectFiles failed");
+  } else if (job->err) {
+    reject_errno(env, job->deferred, job->err, job->err_syscall, job->err_path, "fsx: inspectFiles failed");
   } else if (napi_create_external_buffer(env, job->out_len, job->out, free_external, NULL, &result) == napi_ok) {
     job->out = NULL; /* owned by the Buffer now */
     napi_resolve_deferred(env, job->deferred, result);
   } else {
     void *copy;
     if (napi_create_buffer_copy(env, job->out_len, job->out, &copy, &result) == napi_ok) napi_resolve_deferred(env, job->deferred, result);
-    else { napi_value msg; napi_create_string_utf8(env, "fsx: out of memory", NAPI_AUTO_LENGTH, &msg); napi_create_error(env, NULL, msg, &result); napi_reject_deferred(env, job->deferred, result); }
+    else reject_with(env, job->deferred, "fsx: out of memory");
   }
   napi_delete_async_work(env, job->work);
   inspect_job_free(job);
@@ -1018,14 +1025,9 @@ static void path_complete(napi_env env, napi_status status, void *data) {
   napi_value result = NULL;
   const char *sys = job->op == PATH_SYNCFS ? "syncfs" : "umount2";
   if (status != napi_ok) {
-    napi_value msg;
-    napi_create_string_utf8(env, "fsx: path job was cancelled", NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, NULL, msg, &result);
-    napi_reject_deferred(env, job->deferred, result);
+    reject_with(env, job->deferred, "fsx: path job was cancelled");
   } else if (job->err) {
-    result = errno_error(env, job->err, sys, job->path);
-    if (!result) { napi_value msg; napi_create_string_utf8(env, strerror(job->err), NAPI_AUTO_LENGTH, &msg); napi_create_error(env, NULL, msg, &result); }
-    napi_reject_deferred(env, job->deferred, result);
+    reject_errno(env, job->deferred, job->err, sys, job->path, strerror(job->err));
   } else {
     napi_get_undefined(env, &result);
     napi_resolve_deferred(env, job->deferred, result);
@@ -1177,10 +1179,7 @@ static void sha256_complete(napi_env env, napi_status status, void *data) {
   struct sha256_job *job = data;
   napi_value result;
   if (status != napi_ok || job->failed) {
-    napi_value msg;
-    napi_create_string_utf8(env, "fsx: sha256 update failed", NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, NULL, msg, &result);
-    napi_reject_deferred(env, job->deferred, result);
+    reject_with(env, job->deferred, "fsx: sha256 update failed");
   } else {
     napi_get_undefined(env, &result);
     napi_resolve_deferred(env, job->deferred, result);
