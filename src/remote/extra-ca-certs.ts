@@ -14,10 +14,22 @@ import { createRequire } from 'node:module';
  */
 export const DEFERRED_ENV = 'TSBUILD_NODE_EXTRA_CA_CERTS';
 
+/**
+ * The trust of each file, once per process as node's own is: an Agent is made per ADD <url>
+ * step, and the file would be read, split and warned about again for each.
+ */
+const trustOf = new Map<string, { ca?: string[] }>();
+
 /** What node does with NODE_EXTRA_CA_CERTS (a PEM file of one or more certificates), as TLS options; none when not deferred. */
 export function deferredCaTrust(env: NodeJS.ProcessEnv = process.env): { ca?: string[] } {
   const file = env[DEFERRED_ENV];
   if (!file) return {};
+  let trust = trustOf.get(file);
+  if (!trust) trustOf.set(file, (trust = loadTrust(file)));
+  return trust;
+}
+
+function loadTrust(file: string): { ca?: string[] } {
   let pems: string[];
   try {
     pems = readFileSync(file, 'latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
