@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readHostFile } from './host-file.js';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { enteredUserNamespace } from './userns-reexec.js';
@@ -53,7 +54,7 @@ export async function probeIsolation(root: string, tmp: string): Promise<Isolati
   // Root without CAP_SYS_ADMIN gets an identity map in the namespace tsbuild enters (userns-reexec.ts),
   // which reads as the initial one: the marker tells them apart, in the cache key too.
   const entered = enteredUserNamespace(process.env) !== undefined;
-  const uidMap = readOr('/proc/self/uid_map', '').trim().split(/\s+/).join(' ') + (entered ? ' (entered)' : '');
+  const uidMap = (readHostFile('/proc/self/uid_map') ?? '').trim().split(/\s+/).join(' ') + (entered ? ' (entered)' : '');
   const key: ProbeKey = { kernel: release(), euid: process.geteuid?.() ?? -1, capEff, seccomp, uidMap };
   const cacheFile = join(root, CACHE_FILE);
   const id = JSON.stringify(key);
@@ -86,14 +87,6 @@ export async function probeIsolation(root: string, tmp: string): Promise<Isolati
   await writeFile(part, JSON.stringify(Object.fromEntries([...kept, [id, probe]])));
   await rename(part, cacheFile);
   return probe;
-}
-
-function readOr(path: string, dflt: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return dflt;
-  }
 }
 
 /**

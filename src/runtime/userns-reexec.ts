@@ -4,6 +4,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { constants, userInfo } from 'node:os';
 import { BuildError } from '../errors.js';
 import { readSubordinateIds, type IdRange } from './subordinate-ids.js';
+import { readHostFile } from './host-file.js';
 
 /**
  * Set in the environment of the tsbuild process re-executed inside its own user namespace, as
@@ -118,15 +119,8 @@ export async function userNamespaceFacts(env: NodeJS.ProcessEnv, command: Pick<U
   // work of every command.
   const status = readFileSync('/proc/self/status', 'utf8');
   const capEff = BigInt('0x' + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? '0'));
-  const sysctl = (p: string) => {
-    try {
-      return readFileSync(p, 'utf8').trim();
-    } catch {
-      return undefined;
-    }
-  };
-  const max = sysctl('/proc/sys/user/max_user_namespaces');
-  const clone = sysctl('/proc/sys/kernel/unprivileged_userns_clone');
+  const max = readHostFile('/proc/sys/user/max_user_namespaces')?.trim();
+  const clone = readHostFile('/proc/sys/kernel/unprivileged_userns_clone')?.trim();
   const userNamespaces = max !== '0' && (uid === 0 || clone !== '0');
   let user: string | undefined;
   // The name is only for /etc/subuid and the message about it: real root with CAP_SYS_ADMIN
