@@ -71,7 +71,7 @@ export async function openWorker(root: string, opts: { privateTmp?: boolean; exp
     mount: (lower, o, ctx) => snapshotter.prepare(lower, o, ctx),
     networksNeeded: (n) => runner.keepFor?.(n),
     stepsDone: () => {
-      // close() below waits for both (each is one piece of work, however often it is asked).
+      // close() below waits for both, and reports their failures (each may be asked again).
       void runner.close?.().catch(() => undefined);
       void snapshotter.flush?.().catch(() => undefined);
     },
