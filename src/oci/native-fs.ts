@@ -22,7 +22,7 @@ interface Fsx {
   inspectFiles(dir: string, names: readonly string[], readMax: number, budget: number): Promise<Buffer>;
   unmount(target: string, detach: boolean): Promise<void>;
   syncfs(path: string): Promise<void>;
-  newNetNamespace(): number;
+  newNetNamespace(tap?: string): number;
   sha256New(): Sha256Handle;
   sha256Update(h: Sha256Handle, bytes: Uint8Array): Promise<void>;
   sha256Digest(h: Sha256Handle): Buffer;
@@ -110,12 +110,13 @@ export function syncfs(path: string): Promise<void> {
 }
 
 /**
- * A new, empty network namespace (a down `lo` only), as a file descriptor of this process that
- * holds it: made by unshare(2) in a short-lived thread of its own, so no thread of this process
- * is left in it. Throws an errno error (EPERM without CAP_SYS_ADMIN over our user namespace).
+ * A new network namespace (a down `lo`, and with `tap` a persistent, unattached, down tap device
+ * of that name), as a file descriptor of this process that holds it: made by unshare(2) in a
+ * short-lived thread of its own, so no thread of this process is left in it. Throws an errno
+ * error (EPERM without CAP_SYS_ADMIN over our user namespace, ENOENT without /dev/net/tun).
  */
-export function newNetNamespace(): number {
-  return fsx().newNetNamespace();
+export function newNetNamespace(tap?: string): number {
+  return fsx().newNetNamespace(tap);
 }
 
 /**

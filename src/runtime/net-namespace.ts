@@ -2,7 +2,7 @@ import { closeSync, fstatSync } from 'node:fs';
 import { readlink } from 'node:fs/promises';
 import { newNetNamespace } from '../oci/native-fs.js';
 
-/** An empty network namespace (only a down `lo`), kept alive by a file descriptor of this process. */
+/** A new network namespace (a down `lo`, and the tap asked for), kept alive by a file descriptor of this process. */
 export interface NetNamespace {
   /** `/proc/<our pid>/fd/<fd>`: a path runc (`namespaces[].path`) and slirp4netns can open to join it. */
   readonly path: string;
@@ -26,17 +26,22 @@ export class NetNamespaceError extends Error {}
  * The addon unshares it in a thread of its own (newNetNamespace); we hold it by that descriptor
  * (not by a holder process's pid, which can be reused, nor by a bind mount, which needs mount
  * rights and outlives a crash), so nothing is left behind when this process dies, however it dies.
+ *
+ * `tap`: the name of a persistent tap device to make in it, for slirp4netns to attach to (see
+ * startSlirp). It is removed with the namespace.
  */
-export async function createNetNamespace(signal: AbortSignal): Promise<NetNamespace> {
+export async function createNetNamespace(signal: AbortSignal, opts: { tap?: string } = {}): Promise<NetNamespace> {
   signal.throwIfAborted();
   let fd: number;
   try {
-    fd = newNetNamespace();
+    fd = newNetNamespace(opts.tap);
   } catch (e) {
     // The addon's message is "EPERM: Operation not permitted, unshare(CLONE_NEWNET) '…'".
     const err = e as NodeJS.ErrnoException;
     const reason = /^[A-Z0-9]+: ([^,]+)/.exec(err.message)?.[1] ?? err.message;
-    throw new NetNamespaceError(`${err.syscall ?? 'unshare'} failed: ${reason}`);
+    const call = err.syscall ?? 'unshare';
+    const what = call.startsWith('unshare') || !opts.tap ? call : `tap device ${opts.tap}: ${call} /dev/net/tun`;
+    throw new NetNamespaceError(`${what} failed: ${reason}`);
   }
   let closed = false;
   const close = async () => {

@@ -3,7 +3,7 @@ import { BuildError, isAbortError } from '../errors.js';
 import { withHostResolvConf } from './etc-files.js';
 import type { ExecRequest } from './spec.js';
 import { createNetNamespace, NetNamespaceError, type NetNamespace } from './net-namespace.js';
-import { SlirpError, startSlirp, type Slirp } from './slirp.js';
+import { SLIRP_INTERFACE, SlirpError, startSlirp, type Slirp } from './slirp.js';
 
 /** A private network lent to one container: a namespace to join, given back by `release`. */
 export interface SandboxNetwork {
@@ -57,9 +57,11 @@ interface Held {
  * the host reaches, except the host's loopback services.
  *
  * Pooled per build, as BuildKit pools its namespaces: making one takes ~5-10 ms here (slirp4netns
- * starting, mostly) and tearing it down ~20 ms (the kernel removing slirp4netns's tap device).
- * So the first one is made while its RUN mounts, or while an earlier step runs (prepare), and
- * the build tears them down once its steps are done (close), while the image is made. A
+ * starting, mostly) and tearing it down ~2 ms (slirp4netns exiting; its tap device is persistent
+ * and goes with the namespace, in the kernel's background cleanup, since removing it took 20-35 ms
+ * that the build waited for). So the first one is made while its RUN mounts, or while an earlier
+ * step runs (prepare), and the build tears them down as soon as no RUN is left to want them
+ * (keepAtMost, close), while the image is made. A
  * namespace goes back to the pool only when its RUN had no CAP_NET_ADMIN (not
  * --security=insecure): such a RUN cannot change addresses, routes or filters, and its sockets
  * die with its processes, so the next RUN finds it as new.
@@ -74,10 +76,7 @@ export class SlirpNetworkProvider implements NetworkProvider {
   readonly #idle: Held[] = [];
   /** The one network prepare() is making, until an acquire() takes it. */
   #next?: Promise<Held | undefined>;
-  /**
-   * Teardowns under way: each waits ~20 ms for the kernel to remove slirp4netns's tap device,
-   * which no RUN step waits for; close() does.
-   */
+  /** Teardowns under way (slirp4netns being reaped), which no RUN step waits for; close() does. */
   readonly #dying = new Set<Promise<void>>();
   /** The first teardown that failed: close() reports it. */
   #teardownError?: unknown;
@@ -117,8 +116,7 @@ export class SlirpNetworkProvider implements NetworkProvider {
   }
 
   keepAtMost(n: number): void {
-    // Teardowns serialize in the kernel (each removes a device under the rtnl lock): one begun
-    // now is one the build's end does not wait for behind another.
+    // One begun now is one the build's end does not wait for.
     while (this.#idle.length > n) this.#destroyLater(this.#idle.shift()!);
   }
 
@@ -152,7 +150,7 @@ export class SlirpNetworkProvider implements NetworkProvider {
   async #create(ctx: Ctx): Promise<Held | undefined> {
     let ns: NetNamespace | undefined;
     try {
-      ns = await createNetNamespace(ctx.signal);
+      ns = await createNetNamespace(ctx.signal, { tap: SLIRP_INTERFACE });
       const slirp = await startSlirp(ns.path, { signal: ctx.signal });
       this.#worked = true;
       return { ns, slirp };

@@ -13,6 +13,13 @@ export interface Slirp {
 /** slirp4netns could not start: not installed, or it failed to set up the namespace. */
 export class SlirpError extends Error {}
 
+/**
+ * The RUN's interface, which slirp4netns serves: BuildKit's default network gives RUN an eth0
+ * (testRunDefaultNetwork: `ip link show eth0`). Made beforehand by createNetNamespace, persistent,
+ * so that slirp4netns's exit does not wait for the kernel to remove it.
+ */
+export const SLIRP_INTERFACE = 'eth0';
+
 /** How long slirp4netns may take to configure the namespace (it takes ~3 ms here). */
 const READY_TIMEOUT_MS = 10_000;
 
@@ -40,8 +47,7 @@ export async function startSlirp(nsPath: string, opts: { signal: AbortSignal }):
     '--exit-fd=4',
     '--netns-type=path',
     nsPath,
-    // BuildKit's default network gives RUN an eth0 (testRunDefaultNetwork: `ip link show eth0`).
-    'eth0',
+    SLIRP_INTERFACE,
   ];
   const child = spawn('slirp4netns', args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
   const ready = child.stdio[3] as Readable;
@@ -50,10 +56,8 @@ export async function startSlirp(nsPath: string, opts: { signal: AbortSignal }):
   child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4096)));
   const closed = new Promise<void>((r) => child.once('close', () => r()));
   // Killed rather than asked to exit by closing its exit fd: it keeps no state outside its process
-  // (the tap device lives in the namespace), so there is nothing to wind down. Most of the ~20 ms
-  // until it is gone is the kernel removing that tap device either way, which is why a build
-  // starts the teardown as soon as its last RUN is done. The exit fd stays the guard against
-  // tsbuild itself dying.
+  // (the tap device lives in the namespace), so there is nothing to wind down. The exit fd stays
+  // the guard against tsbuild itself dying.
   const stop = async () => {
     exitFd.destroy();
     ready.destroy();

@@ -164,7 +164,7 @@ test('a default RUN reaches the outside through slirp4netns but not the host\'s 
   const lines = [
     'FROM busybox',
     // Every way to the host's loopback: the slirp gateway, our own 127.0.0.1, and the DNS alias on the server's port.
-    `RUN ls /sys/class/net > /nets; for a in 10.0.2.2 127.0.0.1 10.0.2.3; do nc -w 2 $a ${loop.port} </dev/null; done > /loop 2>&1; ` +
+    `RUN ls /sys/class/net > /nets; cat /sys/class/net/eth0/tun_flags > /tun-flags; for a in 10.0.2.2 127.0.0.1 10.0.2.3; do nc -w 2 $a ${loop.port} </dev/null; done > /loop 2>&1; ` +
       (state.addr ? `nc -w 2 ${state.addr} ${state.outside!.port} </dev/null > /outside 2>&1; ` : '') +
       'true',
     `RUN --network=host nc -w 2 127.0.0.1 ${loop.port} </dev/null > /loop-host`,
@@ -173,6 +173,8 @@ test('a default RUN reaches the outside through slirp4netns but not the host\'s 
   const before = loop.connections;
   const { out } = await build(ctx, 'default', ['--allow', 'network.host']);
   assert.equal(read(join(out, 'nets')).split('\n'), ['eth0', 'lo'], 'a namespace of its own, with slirp\'s eth0');
+  // IFF_TAP | IFF_NO_PI | IFF_PERSIST: made by tsbuild, so slirp4netns's exit leaves its removal to the namespace's end.
+  assert.is(read(join(out, 'tun-flags')), '0x1802');
   assert.not.match(read(join(out, 'loop')), 'loopback-secret');
   if (state.addr) assert.is(read(join(out, 'outside')), 'outside-hello', 'the host\'s non-loopback address answers through slirp');
   assert.is(read(join(out, 'loop-host')), 'loopback-secret', 'with the host network the same server answers');
@@ -414,7 +416,7 @@ test('rootless tsbuild (root without CAP_SYS_ADMIN runs itself in a user namespa
   const ctx = await env.context(
     [
       'FROM busybox',
-      `RUN ls /sys/class/net > /nets; nc -w 2 10.0.2.2 ${loop.port} </dev/null > /loop 2>&1; ` + (state.addr ? `nc -w 2 ${state.addr} ${state.outside!.port} </dev/null > /outside 2>&1; ` : '') + 'true',
+      `RUN ls /sys/class/net > /nets; cat /sys/class/net/eth0/tun_flags > /tun-flags; nc -w 2 10.0.2.2 ${loop.port} </dev/null > /loop 2>&1; ` + (state.addr ? `nc -w 2 ${state.addr} ${state.outside!.port} </dev/null > /outside 2>&1; ` : '') + 'true',
     ].join('\n'),
   );
   const out = join(env.work, 'rootless-out');
@@ -431,6 +433,7 @@ test('rootless tsbuild (root without CAP_SYS_ADMIN runs itself in a user namespa
   assert.match(r.stderr, 'isolation: rootless');
   assert.not.match(r.stderr, 'WARNING');
   assert.equal(read(join(out, 'nets')).split('\n'), ['eth0', 'lo']);
+  assert.is(read(join(out, 'tun-flags')), '0x1802', 'the persistent tap is made in our own user namespace too');
   assert.not.match(read(join(out, 'loop')), 'loopback-secret');
   assert.is(loop.connections, before);
   if (state.addr) assert.is(read(join(out, 'outside')), 'outside-hello');
