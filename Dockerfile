@@ -26,9 +26,9 @@ FROM runtime
 COPY package.json /opt/tsbuild/
 COPY native/build/Release/ /opt/tsbuild/native/build/Release/
 COPY dist/bin/ /opt/tsbuild/dist/bin/
-RUN chmod 755 /opt/tsbuild/dist/bin/tsbuild.mjs \
+RUN chmod 755 /opt/tsbuild/dist/bin/tsbuild.cjs \
     && mkdir -p /usr/local/bin \
-    && ln -sf /opt/tsbuild/dist/bin/tsbuild.mjs /usr/local/bin/tsbuild
+    && ln -sf /opt/tsbuild/dist/bin/tsbuild.cjs /usr/local/bin/tsbuild
 
 # The store (layers, images, build cache): mount a volume or a CI cache here to keep it between
 # jobs. Registry credentials: $DOCKER_CONFIG/config.json (tsbuild login writes it too).

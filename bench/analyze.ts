@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const CLI = fileURLToPath(new URL('../bin/tsbuild.mjs', import.meta.url));
+const CLI = fileURLToPath(new URL('../bin/tsbuild.cjs', import.meta.url));
 const LAYERS = 50;
 const FILES = 100;
 const FILE_SIZE = 210 << 10;

@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { withBuildUser, type BuildUser } from '../test/helpers/build-user.js';
 
 const pexec = promisify(execFile);
-const CLI = fileURLToPath(new URL('../bin/tsbuild.mjs', import.meta.url));
+const CLI = fileURLToPath(new URL('../bin/tsbuild.cjs', import.meta.url));
 
 const DOCKERFILE = `ARG BASE=busybox
 FROM $BASE

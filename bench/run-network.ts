@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { SlirpNetworkProvider } from '../src/runtime/sandbox-network.js';
 import { buildBusyboxBase } from '../test/helpers/base-image.js';
 
-const CLI = fileURLToPath(new URL('../bin/tsbuild.mjs', import.meta.url));
+const CLI = fileURLToPath(new URL('../bin/tsbuild.cjs', import.meta.url));
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 

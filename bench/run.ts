@@ -26,7 +26,7 @@ import { benchAnalyze } from './analyze.js';
 
 const pexec = promisify(execFile);
 /** The `tsbuild` command, run as users run it: the file itself (a shell line starts node on it, see scripts/bundle.mjs). */
-const CLI = fileURLToPath(new URL('../bin/tsbuild.mjs', import.meta.url));
+const CLI = fileURLToPath(new URL('../bin/tsbuild.cjs', import.meta.url));
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 /**
  * `BENCH_TSBUILD_ARGS`: more `tsbuild build` arguments, e.g. `--network host --allow network.host`,

@@ -4,7 +4,7 @@
 # examples/hello on it and runs nothing else. Needs root (overlayfs + runc).
 set -eu
 cd "$(dirname "$0")/.."
-tsbuild="$(pwd)/dist/bin/tsbuild.mjs"
+tsbuild="$(pwd)/dist/bin/tsbuild.cjs"
 rm -rf examples/busybox/rootfs
 sh examples/busybox/make-rootfs.sh examples/busybox/rootfs
 $tsbuild build -t busybox examples/busybox

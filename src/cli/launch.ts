@@ -1,5 +1,5 @@
 #!/bin/sh
-// The `tsbuild` command (dist/bin/tsbuild.mjs): answers a bare `--version` from package.json,
+// The `tsbuild` command (dist/bin/tsbuild.cjs): answers a bare `--version` from package.json,
 // else loads the CLI bundle with its code cache (bundle-loader.ts) and runs the command line.
 // Run as a program, the file is first a shell script: scripts/bundle.mjs puts a line after the
 // `#!/bin/sh` that moves NODE_EXTRA_CA_CERTS aside and execs node on this same file (see

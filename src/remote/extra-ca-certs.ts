@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
  * certificates (/etc/ssl/certs/ca-certificates.crt, as CI images and proxies set it) that is
  * 30 ms of a node start of 50, paid by every `tsbuild` command, though most never open a TLS
  * connection. The `tsbuild` command therefore moves the variable to `TSBUILD_NODE_EXTRA_CA_CERTS`
- * before node starts (the sh line at the top of dist/bin/tsbuild.mjs, see scripts/bundle.mjs),
+ * before node starts (the sh line at the top of dist/bin/tsbuild.cjs, see scripts/bundle.mjs),
  * and tsbuild's own TLS connections (every one is made through an undici Agent with
  * `agentOptions`) trust what node would have: its root store plus the file's certificates.
  * Programs tsbuild starts get the variable back (`childEnv`).

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 /** The bundle package.json's bin names (scripts/bundle.mjs): tests run the code users run. */
-export const CLI = fileURLToPath(new URL('../../bin/tsbuild.mjs', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../bin/tsbuild.cjs', import.meta.url));
 
 export interface CliResult {
   readonly code: number | null;

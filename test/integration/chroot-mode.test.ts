@@ -181,7 +181,7 @@ test('a build killed mid-RUN leaves nothing that the next build does not remove 
 async function tsbuildInDockerLikeContainer(work: string, args: readonly string[]): Promise<CliResult> {
   const rootfs = await mkdtemp(join(work, 'container-rootfs-'));
   const scratch = await mkdtemp(join(work, 'container-runc-'));
-  const checkout = join(CLI, '../../..'); // CLI is <checkout>/dist/bin/tsbuild.mjs
+  const checkout = join(CLI, '../../..'); // CLI is <checkout>/dist/bin/tsbuild.cjs
   const mounts: BindMount[] = [{ destination: '/tmp', source: 'tmpfs', type: 'tmpfs', options: ['nosuid', 'nodev'] }];
   for (const top of ['bin', 'sbin', 'lib', 'lib64', 'usr', 'etc']) {
     const st = await lstat(`/${top}`).catch(() => undefined);

@@ -66,8 +66,8 @@ test('the Dockerfile at the root builds tsbuild\'s image: runtime files only, ts
     const made = (await readdir(join(REPO, 'native/build/Release'))).filter((n) => n !== 'obj.target' && n !== '.deps').sort();
     assert.ok(made.includes('fsx.node'), made.join(' '));
     assert.equal((await readdir(join(app, 'native/build/Release'))).sort(), made);
-    assert.is(await readlink(join(out, 'usr/local/bin/tsbuild')), '/opt/tsbuild/dist/bin/tsbuild.mjs');
-    assert.is((await lstat(join(app, 'dist/bin/tsbuild.mjs'))).mode & 0o111, 0o111, 'tsbuild.mjs executable');
+    assert.is(await readlink(join(out, 'usr/local/bin/tsbuild')), '/opt/tsbuild/dist/bin/tsbuild.cjs');
+    assert.is((await lstat(join(app, 'dist/bin/tsbuild.cjs'))).mode & 0o111, 0o111, 'tsbuild.cjs executable');
     for (const junk of ['opt/tsbuild/.git', 'opt/tsbuild/src', 'opt/tsbuild/test', '.git', 'src', 'workspace/.git']) assert.not.ok(await exists(join(out, junk)), `${junk} kept out`);
   } finally {
     await rm(out, { recursive: true, force: true });
