@@ -19,6 +19,7 @@ interface Fsx {
   openInRoot(root: string, path: string, nofollow: boolean, noSymlinks: boolean, mode: number): number;
   mountOverlay(root: string, target: string, lowers: readonly string[], upper: string | null, work: string | null, options: readonly string[]): void;
   copyFiles(srcDir: string, dstDir: string, names: readonly string[], uid: number, gid: number): Promise<Uint8Array>;
+  copyFileData(src: string, dst: string): Promise<void>;
   inspectFiles(dir: string, names: readonly string[], readMax: number, budget: number): Promise<Buffer>;
   unmount(target: string, detach: boolean): Promise<void>;
   syncfs(path: string): Promise<void>;
@@ -157,6 +158,16 @@ export const COPY_DEFER = 1;
  */
 export function copyFiles(srcDir: string, dstDir: string, names: readonly string[], owner: { uid: number; gid: number } | undefined): Promise<Uint8Array> {
   return fsx().copyFiles(srcDir, dstDir, names, owner?.uid ?? -1, owner?.gid ?? -1);
+}
+
+/**
+ * Copies the data of regular file `src` into the new file `dst` (created exclusively, mode 0600,
+ * owned by us: the caller sets the rest) in the thread pool, as {@link copyFiles} does: reflink,
+ * copy_file_range or sendfile. Neither final component is followed. Unlike fs.copyFile it never
+ * truncates: on ext4 that made the close of a big copy wait for its writeback to start.
+ */
+export function copyFileData(src: string, dst: string): Promise<void> {
+  return fsx().copyFileData(src, dst);
 }
 
 /** lstat of one name as {@link inspectFiles} reports it; `data` is a view into the batch's buffer. */

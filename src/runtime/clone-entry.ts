@@ -1,8 +1,8 @@
 import { constants, type BigIntStats } from 'node:fs';
-import { chmod, copyFile, lchown, link, lstat, lutimes, mkdir, readdir, readlink, symlink } from 'node:fs/promises';
+import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isOverlayXattr } from '../oci/layer/overlay-xattrs.js';
-import { lgetxattr, llistxattr, lsetxattr, mknod } from '../oci/native-fs.js';
+import { copyFileData, lgetxattr, llistxattr, lsetxattr, mknod } from '../oci/native-fs.js';
 
 
 /**
@@ -11,7 +11,7 @@ import { lgetxattr, llistxattr, lsetxattr, mknod } from '../oci/native-fs.js';
  * (materializing layers, writing an upper) and the chroot runner (bind sources); both act on
  * trees that nothing writes into meanwhile, so `src` is still what `st` describes.
  *
- * - a regular file is reflinked (`COPYFILE_FICLONE`: a clone where the filesystem can, a copy
+ * - a regular file is reflinked (copyFileData: a clone where the filesystem can, a copy
  *   elsewhere; never a hardlink, which a later write through the tree would turn into a change
  *   of the source);
  * - with `links`, a second path to an inode already copied (nlink > 1) becomes a hardlink to
@@ -32,7 +32,7 @@ export async function cloneEntry(src: string, st: BigIntStats, dst: string, link
   }
   const mode = Number(st.mode & 0o7777n);
   if (st.isFile()) {
-    await copyFile(src, dst, constants.COPYFILE_FICLONE);
+    await copyFileData(src, dst);
   } else if (st.isDirectory()) {
     await mkdir(dst, { mode: 0o700 });
   } else if (st.isSymbolicLink()) {

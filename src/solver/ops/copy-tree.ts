@@ -1,8 +1,8 @@
-import { copyFile, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, chmod, writeFile } from 'node:fs/promises';
+import { link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, chmod, writeFile } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
-import { COPY_DONE, copyFiles, llistxattr, lgetxattr, lsetxattr, mknod } from '../../oci/native-fs.js';
+import { COPY_DONE, copyFileData, copyFiles, llistxattr, lgetxattr, lsetxattr, mknod } from '../../oci/native-fs.js';
 import { lchownMapped } from '../../oci/lchown-mapped.js';
 import { isOverlayXattr } from '../../oci/layer/overlay-xattrs.js';
 import type { PatternMatcher } from '../pattern-matcher.js';
@@ -220,7 +220,7 @@ export class TreeCopier {
     const copied = st.nlink > 1 ? deferred() : undefined;
     if (copied) this.#links.set(key, copied.promise);
     try {
-      if (st.isFile()) await copyFile(src, dst);
+      if (st.isFile()) await copyFileData(src, dst);
       else if (st.isSymbolicLink()) await symlink(await readlink(src), dst);
       // A socket becomes an empty regular file with its permissions, as fsutil copies it
       // (copy_nowindows.go: "socket copied as stub"); a layer tar could not hold it anyway.

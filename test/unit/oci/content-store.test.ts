@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -131,6 +131,28 @@ test('concurrent writers of the same blob all succeed with one blob', async () =
   assert.equal(await blobNames(), [digestHex(sha256(data))]);
   assert.equal(await tmpNames(), []);
   assert.ok((await store.readBytes(sha256(data))).equals(data));
+});
+
+test('a blob stored already is kept, the new copy dropped; a stored one of the wrong size is replaced', async () => {
+  const data = Buffer.alloc(200_000, 'y');
+  const write = async () => {
+    const w = store.createWriter();
+    await pipeline(Readable.from([data]), w.stream);
+    return w.commit();
+  };
+  const first = await write();
+  const path = store.path(first.digest);
+  const inode = (await stat(path)).ino;
+  const again = await write();
+  assert.is(again.digest, first.digest);
+  assert.is((await stat(path)).ino, inode, 'the stored file itself stays: the copy was not renamed over it');
+  assert.equal(await tmpNames(), []);
+  // A blob of another size under the name is not this content: the copy replaces it.
+  await truncate(path, 10);
+  await write();
+  assert.is((await stat(path)).size, data.length);
+  assert.ok((await store.readBytes(first.digest)).equals(data));
+  assert.equal(await tmpNames(), []);
 });
 
 test('cleanupTemp removes only old blob temp files', async () => {

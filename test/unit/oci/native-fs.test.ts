@@ -6,7 +6,7 @@ import { chmod, link, lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeF
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { COPY_DEFER, COPY_DONE, copyFiles, inspectFiles, lgetxattr, llistxattr, lsetxattr, mknod, syncfs, ThreadPoolSha256, unmount } from '../../../src/oci/native-fs.js';
+import { COPY_DEFER, COPY_DONE, copyFileData, copyFiles, inspectFiles, lgetxattr, llistxattr, lsetxattr, mknod, syncfs, ThreadPoolSha256, unmount } from '../../../src/oci/native-fs.js';
 
 const CAP = Buffer.from('0100000200200000000000000000000000000000', 'hex');
 
@@ -143,6 +143,31 @@ test('copyFiles refuses names that are not one path component and directories th
   const e2 = (await copyFiles(join(src, 'sub'), join(tmp, 'dst-link'), ['f'], undefined).catch((err: unknown) => err)) as NodeJS.ErrnoException;
   assert.ok(e2.code === 'ELOOP' || e2.code === 'ENOTDIR', `nor a symlinked destination: ${e2.code}`);
   assert.match(e2.message, /dst-link/);
+});
+
+test('copyFileData copies the data into a new 0600 file, never over an existing one, never through a symlink or from a non-file', async () => {
+  const data = randomBytes(3 * 1024 * 1024 + 17);
+  await writeFile(join(tmp, 'src'), data, { mode: 0o755 });
+  await copyFileData(join(tmp, 'src'), join(tmp, 'dst'));
+  assert.ok((await readFile(join(tmp, 'dst'))).equals(data));
+  assert.is((await stat(join(tmp, 'dst'))).mode & 0o7777, 0o600, 'the caller sets the mode');
+  await writeFile(join(tmp, 'empty'), '');
+  await copyFileData(join(tmp, 'empty'), join(tmp, 'empty-copy'));
+  assert.is((await stat(join(tmp, 'empty-copy'))).size, 0);
+
+  const exists = await copyFileData(join(tmp, 'src'), join(tmp, 'empty')).catch((e: NodeJS.ErrnoException) => e);
+  assert.is((exists as NodeJS.ErrnoException).code, 'EEXIST');
+  assert.is((await stat(join(tmp, 'empty'))).size, 0, 'an existing destination is left as it was');
+  await symlink(join(tmp, 'src'), join(tmp, 'link'));
+  const viaLink = await copyFileData(join(tmp, 'link'), join(tmp, 'x')).catch((e: NodeJS.ErrnoException) => e);
+  assert.is((viaLink as NodeJS.ErrnoException).code, 'ELOOP');
+  await symlink(join(tmp, 'elsewhere'), join(tmp, 'dst-link'));
+  const toLink = await copyFileData(join(tmp, 'src'), join(tmp, 'dst-link')).catch((e: NodeJS.ErrnoException) => e);
+  assert.is((toLink as NodeJS.ErrnoException).code, 'EEXIST');
+  assert.not.ok(await lstat(join(tmp, 'elsewhere')).catch(() => undefined), 'nothing made through the symlink');
+  const dir = await copyFileData(tmp, join(tmp, 'y')).catch((e: NodeJS.ErrnoException) => e);
+  assert.is((dir as NodeJS.ErrnoException).code, 'EINVAL');
+  assert.match((dir as Error).message, tmp);
 });
 
 test('inspectFiles reports lstat fields, xattr presence, link targets and small contents within the budget', async () => {
