@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BindMount, ExecRequest } from './spec.js';
 
@@ -13,6 +13,9 @@ export const SLIRP_DNS = '10.0.2.3';
  * up in a layer. Read-write like BuildKit's: a RUN that edits them changes only the temp copy.
  * resolv.conf is the host's (`hostResolvConf`, default /etc/resolv.conf) made fit for the
  * network: see resolvConfFor.
+ *
+ * Written on the calling thread, before every RUN: as thread-pool calls, the read and the two
+ * writes were ten round trips, one after another.
  */
 export async function writeEtcFiles(
   dir: string,
@@ -20,8 +23,8 @@ export async function writeEtcFiles(
 ): Promise<BindMount[]> {
   const hosts = join(dir, 'hosts');
   const resolv = join(dir, 'resolv.conf');
-  await writeFile(hosts, hostsFile(opts.hostname) + (opts.extraHosts ?? []).map((h) => `${h.ip}\t${h.host}\n`).join(''));
-  await writeFile(resolv, resolvConfFor(opts.network, await readHostResolvConf(opts.hostResolvConf)));
+  writeFileSync(hosts, hostsFile(opts.hostname) + (opts.extraHosts ?? []).map((h) => `${h.ip}\t${h.host}\n`).join(''));
+  writeFileSync(resolv, resolvConfFor(opts.network, await readHostResolvConf(opts.hostResolvConf)));
   return [
     { destination: '/etc/hosts', source: hosts, type: 'bind', options: ['rbind', 'rw'] },
     { destination: '/etc/resolv.conf', source: resolv, type: 'bind', options: ['rbind', 'rw'] },
@@ -35,14 +38,14 @@ export async function writeEtcFiles(
 export async function withHostResolvConf(mounts: readonly BindMount[], dir: string, hostResolvConf?: string): Promise<BindMount[]> {
   if (!mounts.some((m) => m.destination === '/etc/resolv.conf')) return [...mounts];
   const resolv = join(dir, 'resolv.conf');
-  await writeFile(resolv, resolvConfFor('host', await readHostResolvConf(hostResolvConf)));
+  writeFileSync(resolv, resolvConfFor('host', await readHostResolvConf(hostResolvConf)));
   return mounts.map((m) => (m.destination === '/etc/resolv.conf' ? { ...m, source: resolv } : m));
 }
 
 /** The host's resolv.conf (default /etc/resolv.conf, the file slirp4netns reads too); '' when there is none. */
 export async function readHostResolvConf(path = '/etc/resolv.conf'): Promise<string> {
   try {
-    return await readFile(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     return '';

@@ -1,6 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import { BuildError } from '../errors.js';
-import { resolvedInRoot } from '../oci/in-root.js';
+import { readFileInRoot } from '../oci/in-root.js';
 
 /** The numeric identity a RUN executes as. */
 export interface ExecUser {
@@ -109,12 +108,17 @@ function parseId(s: string): number | undefined {
   return /^\d+$/.test(s) ? Number(s) : undefined;
 }
 
+/** An image's account database is small; a bigger one is refused rather than read whole. */
+const MAX_ACCOUNT_FILE_BYTES = 16 << 20;
+
+/** The text of the rootfs's `path`; '' when it is missing or not a regular file (a fifo would block). */
 async function readInRootfs(rootfs: string, path: string): Promise<string> {
   try {
-    return await resolvedInRoot(rootfs, path, (host) => readFile(host, 'utf8'));
+    return readFileInRoot(rootfs, path, MAX_ACCOUNT_FILE_BYTES);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return '';
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EINVAL') return '';
+    if (code === 'EFBIG') throw new BuildError('INVALID_INSTRUCTION', `${path} in the image is larger than ${MAX_ACCOUNT_FILE_BYTES >> 20} MiB`);
     throw e;
   }
 }

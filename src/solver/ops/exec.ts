@@ -1,5 +1,4 @@
-import { rmSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Ctx } from '../../ctx.js';
 import { BuildError } from '../../errors.js';
@@ -91,7 +90,7 @@ async function runIn(
   const stubs = await recordMountStubs(rootfs, [...RUNTIME_MOUNT_POINTS, ...runMounts.targets]);
   // The working directory is created when missing, as docker and BuildKit do; it belongs to the layer.
   await mkdirInRoot(rootfs, op.cwd, 0o755);
-  const etcDir = await mkdtemp(join(worker.dirs.tmp, 'etc-'));
+  const etcDir = mkdtempSync(join(worker.dirs.tmp, 'etc-'));
   const hostname = op.hostname ?? HOSTNAME;
   const etcMounts = await writeEtcFiles(etcDir, { hostname, network: op.network, ...(op.extraHosts ? { extraHosts: op.extraHosts } : {}) });
   const tail = new OutputTail(20);

@@ -3,7 +3,8 @@ import * as assert from 'uvu/assert';
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile, lstat, rmdir, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { atInRoot, mkdirInRoot, resolveInRoot, resolvedInRoot } from '../../../src/oci/in-root.js';
+import { atInRoot, mkdirInRoot, readFileInRoot, resolveInRoot, resolvedInRoot } from '../../../src/oci/in-root.js';
+import { execFileSync } from 'node:child_process';
 import type { ResolveMode } from '../../../src/oci/native-fs.js';
 
 /**
@@ -108,6 +109,25 @@ for (const mode of ['kernel', 'walk'] as ResolveMode[]) {
 
   test('NUL bytes are refused', async () => {
     await rejects(() => atInRoot(root, '/etc/pa\0sswd', () => undefined, opts), /NUL/);
+  });
+
+  test('readFileInRoot reads only a regular file inside the root, and at most maxBytes', () => {
+    const code = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (e) {
+        return (e as NodeJS.ErrnoException).code;
+      }
+      return 'none';
+    };
+    assert.is(readFileInRoot(root, '/etc/passwd', 100, opts), 'inside');
+    assert.is(code(() => readFileInRoot(root, '/abs/secret', 100, opts)), 'ENOENT', 'never the host canary');
+    assert.is(readFileInRoot(root, '/slash/secret', 100, opts), 'root-secret', '/ is the root');
+    assert.is(code(() => readFileInRoot(root, '/etc/passwd', 5, opts)), 'EFBIG');
+    assert.is(code(() => readFileInRoot(root, '/etc', 100, opts)), 'EINVAL');
+    // A fifo would block the thread that opened it for reading: refused before any open.
+    execFileSync('mkfifo', [join(root, 'fifo')]);
+    assert.is(code(() => readFileInRoot(root, '/fifo', 100, opts)), 'EINVAL');
   });
 
   test.run();
