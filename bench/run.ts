@@ -9,6 +9,13 @@
  * issue 11's CI runner with and without imported cache mounts, see cache-mounts.ts,
  * `isolation-modes`: issue 07's modes, see isolation-modes.ts); `BENCH_PEERS=buildkit,buildah`
  * picks peers (`BENCH_PEERS=` for tsbuild alone); `BENCH_TSBUILD_ARGS` adds build arguments.
+ *
+ * Before each timed build the bench runs `sync(1)`, untimed, so that no run waits for the
+ * writeback of what the run before it (most often the other builder's) left dirty: tsbuild
+ * makes what it stores durable, BuildKit does not, and the gigabyte of a BuildKit run was being
+ * flushed during the next tsbuild run, whose own fsync then queued behind it. Each builder thus
+ * starts from a clean disk; BuildKit's unsynced writes are never charged to anyone.
+ * `BENCH_NO_SYNC=1` measures without it.
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -398,6 +405,7 @@ async function main(): Promise<void> {
       for (let run = 0; run < RUNS; run++) {
         for (const b of run % 2 === 0 ? builders : [...builders].reverse()) {
           await c.before?.(ctx, run);
+          if (!process.env.BENCH_NO_SYNC) await pexec('sync');
           const ociTar = c.ociTar ? join(work, `${b.name}-${run}.tar`) : undefined;
           results.get(b.name)!.push(await b.build(ctx, { cold: c.cold, ...(ociTar ? { ociTar } : {}) }));
           if (ociTar) await rm(ociTar, { force: true });
