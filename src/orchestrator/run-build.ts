@@ -2,7 +2,8 @@ import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Ctx } from '../ctx.js';
-import { BuildError } from '../errors.js';
+import { MediaType } from '../oci/media-types.js';
+import { BuildError, isAbortError } from '../errors.js';
 import { compileDockerfile, type BuildPlan } from '../frontend/compile.js';
 import { CHECK_RULES, type CheckWarning } from '../frontend/build-checks.js';
 import { CompileFailure } from '../frontend/compile-failure.js';
@@ -19,7 +20,7 @@ import { sandboxNetworkUse } from '../solver/run-inputs.js';
 import { contextHandler } from '../solver/ops/context.js';
 import type { ExecOptions } from '../solver/ops/exec.js';
 import { lazyHandler } from '../solver/ops/lazy-handler.js';
-import { imageHandler } from '../solver/ops/image.js';
+import { ensureUnpacked, imageHandler } from '../solver/ops/image.js';
 import type { SquashMode } from './squash-layers.js';
 import { assembleImage, assembleIndex, type AssembledImage } from './assemble-image.js';
 import { provenanceStatement, writeProvenance, type ProvenanceInput, type ProvenanceOptions, type RemoteContext } from './provenance.js';
@@ -303,7 +304,7 @@ async function buildWith(worker: Worker, req: BuildRequest, input: BuildInput, n
   const execParallelism = req.maxParallelism ?? Infinity;
   const ioParallelism = Math.max(4, (req.maxParallelism ?? availableParallelism()) * 2);
   const stats = await StatCache.load(join(worker.dirs.cache, 'stat', `${digestHex(sha256(contextDir))}.json`));
-  const usable = layerUsable(worker);
+  const usable = layerUsable(worker, ctx);
   const imported = req.cacheFrom?.length ? await (await import('./cache-transfer/cache-import.js')).ImportedCache.load(worker, req.cacheFrom, req.registry, ctx) : undefined;
   // Portable cache mounts: those an imported cache carries fill a cache directory as it is made.
   const cacheMounts: CacheMountTransfer | undefined = imported && { restore: (m, dir, c) => imported.restoreMount(m, dir, c) };
@@ -480,11 +481,25 @@ function once<T>(f: () => Promise<T>): () => Promise<T> {
  * store. A layer found usable stays so for the build (prune waits for running builds), so each
  * is checked once: a record holds every layer below its step, and checking them per record made
  * a cached step cost grow with the image's depth (200 cached steps: 60,000 fs calls).
+ *
+ * A layer whose directory is gone but whose uncompressed blob is stored (every layer tsbuild
+ * builds has one, named by its diffID) is unpacked from it again: after a crash, LayerStore.open
+ * removes the layer dirs that may not have reached the disk (see unsynced-layers.ts), and the
+ * cache keeps working.
  */
-function layerUsable(worker: Worker): LayerCheck {
+function layerUsable(worker: Worker, ctx: Ctx): LayerCheck {
   const usable = new Set<Digest>();
   const check = async (diffId: Digest) => {
-    if (!(await worker.layers.has(diffId))) return false;
+    if (!(await worker.layers.has(diffId))) {
+      const own = await worker.blobs.stat(diffId);
+      if (!own) return false;
+      try {
+        await ensureUnpacked(worker, { mediaType: MediaType.ociLayer, digest: diffId, size: own.size }, diffId, ctx);
+      } catch (e) {
+        if (isAbortError(e) || ctx.signal.aborted) throw e;
+        return false; // the step runs again instead
+      }
+    }
     const blob = await worker.layers.blob(diffId);
     const st = blob && (await worker.blobs.stat(blob.digest));
     if (!st || st.size !== blob.size) return false;

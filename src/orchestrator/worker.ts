@@ -71,9 +71,8 @@ export async function openWorker(root: string, opts: { privateTmp?: boolean; exp
     mount: (lower, o, ctx) => snapshotter.prepare(lower, o, ctx),
     networksNeeded: (n) => runner.keepFor?.(n),
     stepsDone: () => {
-      // close() below waits for both, and reports their failures (each may be asked again).
+      // close() below waits for it, and reports its failure (it may be asked again).
       void runner.close?.().catch(() => undefined);
-      void snapshotter.flush?.().catch(() => undefined);
     },
     close: async () => {
       await runner.close?.();

@@ -1,5 +1,5 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { readdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BuildError } from '../errors.js';
@@ -7,6 +7,7 @@ import { digestHex, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/image.js';
 import { opaqueXattr, type OverlayXattrPrefix } from '../oci/layer/overlay-xattrs.js';
 import type { RootDirs } from '../root-dirs.js';
+import { currentBootId, readRecoveredTimes, recoverUnsyncedLayers, UnsyncedLayers } from './unsynced-layers.js';
 
 const SHORT_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 const SHORT_LEN = 26;
@@ -19,6 +20,7 @@ const FORMAT_FILE = 'overlay-xattrs';
  *     layers/<diffid hex>/link        its short id (26 chars of [A-Z0-9])
  *     layers/<diffid hex>/blob.json   descriptor of the compressed blob, if known
  *     layers/<diffid hex>/committed   present once the layer is complete
+ *     layers/.unsynced                layers since when may not be on disk (unsynced-layers.ts)
  *     l/<short id> -> ../layers/<diffid hex>/diff
  *
  * The short links keep overlay's `lowerdir=` option under the page size with many layers.
@@ -31,10 +33,14 @@ export class LayerStore {
   readonly #blobs = new Map<Digest, Descriptor>();
   /** Where this store's layer dirs keep overlay's opaque markers; see {@link LayerStore.open}. */
   readonly overlayXattrPrefix: OverlayXattrPrefix;
+  readonly #unsynced: UnsyncedLayers;
+  /** Creation times of layers a crash recovery removed, read on the first commit. */
+  #recoveredTimes?: Map<string, number>;
 
-  constructor(dirs: RootDirs, overlayXattrPrefix: OverlayXattrPrefix = 'user.overlay.') {
+  constructor(dirs: RootDirs, overlayXattrPrefix: OverlayXattrPrefix = 'user.overlay.', bootId: string = currentBootId()) {
     this.#dirs = dirs;
     this.overlayXattrPrefix = overlayXattrPrefix;
+    this.#unsynced = new UnsyncedLayers(dirs.layers, bootId);
   }
 
   /**
@@ -43,7 +49,10 @@ export class LayerStore {
    * work as real root, in a user namespace and without CAP_SYS_ADMIN alike, so one store serves
    * every isolation mode. A store from before that file existed holds `trusted.overlay.` markers.
    */
-  static async open(dirs: RootDirs): Promise<LayerStore> {
+  static async open(dirs: RootDirs, opts: { bootId?: string } = {}): Promise<LayerStore> {
+    const boot = opts.bootId ?? currentBootId();
+    // Before any layer is used: a crash may have left layer dirs of an earlier boot incomplete.
+    await recoverUnsyncedLayers(dirs.layers, dirs.links, dirs.root, boot);
     const file = join(dirs.root, FORMAT_FILE);
     let text: string | undefined;
     try {
@@ -54,7 +63,7 @@ export class LayerStore {
     if (text !== undefined) {
       const prefix = text.trim();
       if (prefix !== 'user.overlay.' && prefix !== 'trusted.overlay.') throw new BuildError('STORE_CORRUPT', `${file} says ${JSON.stringify(prefix)}; expected user.overlay. or trusted.overlay.`);
-      return new LayerStore(dirs, prefix);
+      return new LayerStore(dirs, prefix, boot);
     }
     const legacy = (await readdir(dirs.layers).catch(() => [] as string[])).some((n) => !n.startsWith('.'));
     const prefix: OverlayXattrPrefix = legacy ? 'trusted.overlay.' : 'user.overlay.';
@@ -62,7 +71,7 @@ export class LayerStore {
     const tmp = `${file}.${randomBytes(6).toString('hex')}`;
     await writeFile(tmp, `${prefix}\n`);
     await rename(tmp, file);
-    return new LayerStore(dirs, prefix);
+    return new LayerStore(dirs, prefix, boot);
   }
 
   /** The xattr marking an opaque directory in this store's layer dirs and upperdirs. */
@@ -158,6 +167,11 @@ export class LayerStore {
       // The link dangles until the rename below publishes the layer dir it points into.
       symlinkSync(`../layers/${hex}/diff`, link);
       writeFileSync(join(staging, 'committed'), '');
+      // Unpacked again after a crash: the layer keeps the time it was first made.
+      const was = (this.#recoveredTimes ??= readRecoveredTimes(this.#dirs.layers)).get(hex);
+      if (was !== undefined) utimesSync(join(staging, 'committed'), new Date(was), new Date(was));
+      // Nothing of the layer is synced: the marker covers it (see unsynced-layers.ts).
+      this.#unsynced.ensure();
       try {
         renameSync(staging, this.#layerDir(diffId));
         published = true;

@@ -12,8 +12,7 @@ import type { LayerStore } from './layer-store.js';
 import type { OverlayXattrPrefix } from '../oci/layer/overlay-xattrs.js';
 import type { Snapshot, Snapshotter } from './snapshotter.js';
 import { currentOwner, isStaleOwnedDir } from './owner.js';
-import { mountOverlay, syncfs, unmount as nativeUnmount } from '../oci/native-fs.js';
-import { DeferredSync } from './deferred-sync.js';
+import { mountOverlay, unmount as nativeUnmount } from '../oci/native-fs.js';
 
 /**
  * Pinned so that an upperdir's format (and so a layer diff) never depends on module defaults:
@@ -28,10 +27,9 @@ const OVERLAY_FIXED_OPTIONS: Record<OverlayXattrPrefix, string> = {
 
 /**
  * Read-write mounts skip overlay's syncs of the upper filesystem: the one at unmount flushed the
- * whole filesystem on every RUN step's path (see DeferredSync, which flushes the kept upperdirs
- * once, before the build ends). An fsync inside the RUN is a no-op too: what it writes is either
- * dropped or flushed by that. The kernel refuses to mount a volatile upperdir again after a
- * crash: tsbuild mounts each upperdir once only.
+ * whole filesystem on every RUN step's path. An upperdir kept as a layer is not synced at all
+ * (unsynced-layers.ts says why that is safe). An fsync inside the RUN is a no-op too. The kernel
+ * refuses to mount a volatile upperdir again after a crash: tsbuild mounts each upperdir once only.
  */
 const VOLATILE = 'volatile';
 
@@ -40,30 +38,21 @@ export class OverlaySnapshotter implements Snapshotter {
   readonly kind = 'overlay';
   readonly #store: LayerStore;
   readonly #dirs: RootDirs;
-  readonly #sync: DeferredSync;
 
   constructor(store: LayerStore, dirs: RootDirs) {
     this.#store = store;
     this.#dirs = dirs;
-    this.#sync = new DeferredSync(dirs.root);
   }
 
   prepare(lower: readonly Digest[], opts: { readonly?: boolean }, ctx: Ctx): Promise<Snapshot> {
-    return mountRootfs(this.#store, this.#dirs, lower, { ...opts, keptSync: this.#sync }, ctx);
+    return mountRootfs(this.#store, this.#dirs, lower, opts, ctx);
   }
 
   cleanupStale(): Promise<string[]> {
     return cleanupStaleMounts(this.#dirs);
   }
 
-  flush(): Promise<void> {
-    return this.#sync.settle();
-  }
-
-  /** Waits for the kept upperdirs to be on disk. */
-  async close(): Promise<void> {
-    await this.#sync.settle();
-  }
+  async close(): Promise<void> {}
 }
 
 /**
@@ -73,15 +62,14 @@ export class OverlaySnapshotter implements Snapshotter {
  * Lower dirs are given by their short links relative to the root (see mountOverlayAt for how
  * many fit). Zero layers (scratch)
  * mount an empty lower dir. `readonly` mounts have no upperdir: overlay then needs at least
- * two lowers, so empty dirs pad the list. Read-write mounts are `volatile`: a kept upperdir is
- * flushed by `opts.keptSync` (requested as release() hands it over, settled by the owner), or
- * without one, by release() itself.
+ * two lowers, so empty dirs pad the list. Read-write mounts are `volatile`, and a kept upperdir
+ * is not synced (see VOLATILE).
  */
 export async function mountRootfs(
   store: LayerStore,
   dirs: RootDirs,
   lower: readonly Digest[],
-  opts: { readonly?: boolean; keptSync?: DeferredSync },
+  opts: { readonly?: boolean },
   ctx: Ctx,
 ): Promise<Snapshot> {
   ctx.signal.throwIfAborted();
@@ -146,8 +134,6 @@ export async function mountRootfs(
         if (movedUpper && upper) {
           mkdirSync(dirs.tmp, { recursive: true });
           renameSync(upper, kept);
-          if (opts.keptSync) opts.keptSync.request();
-          else await syncfs(dirs.root);
         }
         // With the upperdir gone, what is left is a handful of empty dirs and the owner file.
         await removeMountDir(dirs, base, owner, id, { small: !upper || movedUpper });

@@ -32,11 +32,6 @@ export interface Snapshotter {
   prepare(lower: readonly Digest[], opts: { readonly?: boolean }, ctx: Ctx): Promise<Snapshot>;
   /** Removes what crashed tsbuild processes left (never a live process's); returns what went. */
   cleanupStale(): Promise<string[]>;
-  /**
-   * Makes the changes kept so far durable (overlay: see DeferredSync); close() waits for it too,
-   * so a caller may start it early, once no snapshot is left to make. Callable more than once.
-   */
-  flush?(): Promise<void>;
   /** Lets go of what this process keeps between snapshots (caches, pools). */
   close(): Promise<void>;
 }

@@ -2,11 +2,11 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { readdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { readdir, readFile, readlink, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { useBuildRoot } from '../helpers/build-root.js';
-import { CLI, tsbuildOk } from '../helpers/cli.js';
+import { CLI, tsbuildOk, tsbuildWithoutSysAdmin } from '../helpers/cli.js';
 import { mountsUnder } from '../helpers/mounts.js';
 import { runcContainers } from '../helpers/run-tool.js';
 import { verifyStore } from '../helpers/verify-store.js';
@@ -87,6 +87,45 @@ RUN cat /n /small.txt /g/gen.txt > /out
   }
   const again = await tsbuildOk(['--root', env.root, 'build', '--progress', 'plain', '--build-arg', 'N=final', ctx]);
   assert.not.match(again.stderr, /#\d+ \[[^\]\n]*\d+\/\d+\] (RUN|COPY)[^\n]*\n#\d+ DONE/, 'fully cached');
+});
+
+/** Layer dirs (by diffID hex) whose `diff` holds `name` at its top. */
+async function layersHolding(root: string, name: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const id of await readdir(join(root, 'layers'))) {
+    if (!id.startsWith('.') && (await stat(join(root, 'layers', id, 'diff', name)).catch(() => undefined))) out.push(id);
+  }
+  return out;
+}
+
+test('after a crash of the machine, the layer dirs it may have cut short are unpacked again from their blobs: the cache and the image stay the same', async () => {
+  const ctx = await env.context(['FROM busybox', 'RUN echo made-by-run > /r && head -c 300000 /bin/busybox > /r.bin', 'COPY f /f', 'RUN cat /r /f > /c'].join('\n'), { f: 'from-context' });
+  const iid = join(env.work, 'machine-crash.iid');
+  await tsbuildOk(['--root', env.root, 'build', '--iidfile', iid, '-t', 'machine-crash', ctx]);
+  const firstId = await readFile(iid, 'utf8');
+  const marker = join(env.root, 'layers', '.unsynced');
+  const [boot, since] = (await readFile(marker, 'utf8')).trim().split(' ');
+  assert.ok(boot && since, 'the layers of this boot are marked as not synced');
+  // What a power loss can leave of unsynced files: the RUN's layer cut short. The marker then
+  // belongs to a boot that is over.
+  const [runLayer] = await layersHolding(env.root, 'r.bin');
+  assert.ok(runLayer);
+  await truncate(join(env.root, 'layers', runLayer!, 'diff', 'r.bin'), 10);
+  await writeFile(marker, `boot-that-crashed ${since}\n`);
+
+  // Rootless tsbuild (root without CAP_SYS_ADMIN runs itself in a user namespace) recovers too.
+  const again = await tsbuildWithoutSysAdmin(['--root', env.root, 'build', '--progress', 'plain', '--iidfile', iid, '-t', 'machine-crash', ctx]);
+  assert.is(again.code, 0, again.stderr);
+  assert.not.match(again.stderr, /#\d+ \[[^\]\n]*\d+\/\d+\] (RUN|COPY)[^\n]*\n#\d+ DONE/, 'fully cached: the layers came back from their blobs');
+  assert.is(await readFile(iid, 'utf8'), firstId, 'the same image');
+  assert.is((await stat(join(env.root, 'layers', runLayer!, 'diff', 'r.bin'))).size, 300000, 'the cut-short file is whole again');
+  assert.match(await readFile(marker, 'utf8'), new RegExp(`^${boot} `), 'a mark of this boot again');
+  assert.equal(await verifyStore(env.root), []);
+  // A RUN on top reads the recovered layers.
+  const out = join(env.work, 'machine-crash-out');
+  await tsbuildOk(['--root', env.root, 'build', '--output', `type=local,dest=${out}`, await env.context(['FROM machine-crash', 'RUN wc -c < /r.bin > /size && cat /c > /c2'].join('\n'))]);
+  assert.is((await readFile(join(out, 'size'), 'utf8')).trim(), '300000');
+  assert.is(await readFile(join(out, 'c2'), 'utf8'), 'made-by-run\nfrom-context');
 });
 
 test.run();
