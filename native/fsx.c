@@ -116,6 +116,22 @@ static void reject_errno(napi_env env, napi_deferred deferred, int err, const ch
   else reject_with(env, deferred, fallback);
 }
 
+/*
+ * Settles the promise of a job that resolves to undefined: rejected with `cancelled` when the
+ * job did not run, with the errno error of `syscall` on `path` when `err` is set.
+ */
+static void settle_void(napi_env env, napi_status status, napi_deferred deferred, int err, const char *syscall, const char *path, const char *cancelled) {
+  if (status != napi_ok) {
+    reject_with(env, deferred, cancelled);
+  } else if (err) {
+    reject_errno(env, deferred, err, syscall, path, strerror(err));
+  } else {
+    napi_value result;
+    napi_get_undefined(env, &result);
+    napi_resolve_deferred(env, deferred, result);
+  }
+}
+
 /* Throws Error("<syscall> <path>: <strerror>") with code and errno set; returns NULL. */
 static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path) {
   napi_value jerr = errno_error(env, err, syscall, path);
@@ -848,15 +864,7 @@ fail:
 
 static void copy_one_complete(napi_env env, napi_status status, void *data) {
   struct copy_one_job *job = data;
-  napi_value result = NULL;
-  if (status != napi_ok) {
-    reject_with(env, job->deferred, "fsx: copyFileData was cancelled");
-  } else if (job->err) {
-    reject_errno(env, job->deferred, job->err, job->sys, job->where, strerror(job->err));
-  } else {
-    napi_get_undefined(env, &result);
-    napi_resolve_deferred(env, job->deferred, result);
-  }
+  settle_void(env, status, job->deferred, job->err, job->sys, job->where, "fsx: copyFileData was cancelled");
   napi_delete_async_work(env, job->work);
   free(job->src);
   free(job->dst);
@@ -1103,16 +1111,7 @@ static void path_execute(napi_env env, void *data) {
 
 static void path_complete(napi_env env, napi_status status, void *data) {
   struct path_job *job = data;
-  napi_value result = NULL;
-  const char *sys = job->op == PATH_SYNCFS ? "syncfs" : "umount2";
-  if (status != napi_ok) {
-    reject_with(env, job->deferred, "fsx: path job was cancelled");
-  } else if (job->err) {
-    reject_errno(env, job->deferred, job->err, sys, job->path, strerror(job->err));
-  } else {
-    napi_get_undefined(env, &result);
-    napi_resolve_deferred(env, job->deferred, result);
-  }
+  settle_void(env, status, job->deferred, job->err, job->op == PATH_SYNCFS ? "syncfs" : "umount2", job->path, "fsx: path job was cancelled");
   napi_delete_async_work(env, job->work);
   free(job->path);
   free(job);
