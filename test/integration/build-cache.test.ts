@@ -117,7 +117,7 @@ RUN cat /deps /tools
   assert.ok(filtered.includes('[stage-2 4/4] RUN cat /deps /tools'), 'dependents rerun');
 });
 
-test('a cache record whose layer is gone is a miss, removed, and the build still works', async () => {
+test('a cache record whose layer dir is gone unpacks it again from the layer\'s blob; with the blob gone too it is a miss, removed, and the build still works', async () => {
   const ctx = await env.context('FROM busybox\nRUN echo layer-gone > /f\n');
   await build(ctx, ['-t', 'c4']);
   // Lose the RUN's layer behind the cache's back (as a crash in the middle of a prune could).
@@ -129,6 +129,12 @@ test('a cache record whose layer is gone is a miss, removed, and the build still
   }
   assert.is(runLayer.length, 1);
   await rm(join(env.root, 'layers', runLayer[0]!), { recursive: true });
+  // What a crash recovery leaves (unsynced-layers.ts): the layer's uncompressed blob, named by its diffID, brings it back.
+  const back = await build(ctx, ['-t', 'c4']);
+  assert.equal(started(back), [], 'unpacked again from its blob, not rebuilt');
+  assert.equal(await readdir(join(env.root, 'layers', runLayer[0]!, 'diff')), ['f']);
+  await rm(join(env.root, 'layers', runLayer[0]!), { recursive: true });
+  await rm(join(env.root, 'store', 'blobs', 'sha256', runLayer[0]!));
   const ev = await build(ctx, ['-t', 'c4']);
   assert.equal(started(ev), ['[2/2] RUN echo layer-gone > /f'], 'rebuilt instead of handing out a missing layer');
   assert.is(explained(ev, 'RUN echo layer-gone')?.reason, 'pruned');
