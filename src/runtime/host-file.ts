@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 
 /**
- * A small fixed file of the host or of this process (/proc, /sys), read on the calling thread:
- * undefined when it is absent or unreadable (a sysctl this kernel lacks).
+ * A small file tsbuild trusts, read on the calling thread: of the host or of this process
+ * (/proc, /sys), or of tsbuild's own store. Undefined when it is absent or unreadable (a sysctl
+ * this kernel lacks).
  */
 export function readHostFile(path: string): string | undefined {
   try {

@@ -35,15 +35,6 @@ const RECOVERED_TIMES = '.recovered-times.json';
  */
 const CLOCK_MARGIN_MS = 60 * 60_000;
 
-/** A small file of the store's own; undefined when it cannot be read. */
-function readOwnFile(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
 /** This boot's id (/proc/sys/kernel/random/boot_id): it changes with every boot, and only then. */
 export function currentBootId(): string {
   return readHostFile('/proc/sys/kernel/random/boot_id')?.trim() || 'unknown';
@@ -145,7 +136,7 @@ export async function recoverUnsyncedLayers(layersDir: string, linksDir: string,
       const dir = join(layersDir, name);
       const committed = statSync(join(dir, 'committed'), { throwIfNoEntry: false });
       if (!committed || committed.ctimeMs < marker.since) continue;
-      const short = readOwnFile(join(dir, 'link'))?.trim();
+      const short = readHostFile(join(dir, 'link'))?.trim();
       times.set(name, committed.mtimeMs);
       // Unpublished by one rename, as gc removes a layer: no reader sees half of it.
       const doomed = join(layersDir, `.tmp-del-${name.slice(0, 12)}-${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -166,7 +157,7 @@ export async function recoverUnsyncedLayers(layersDir: string, linksDir: string,
 
 /** The times recovery kept of the layers it removed (see RECOVERED_TIMES); empty when there are none. */
 export function readRecoveredTimes(layersDir: string): Map<string, number> {
-  const text = readOwnFile(join(layersDir, RECOVERED_TIMES));
+  const text = readHostFile(join(layersDir, RECOVERED_TIMES));
   if (text === undefined) return new Map();
   try {
     const parsed = JSON.parse(text) as Record<string, unknown>;

@@ -164,6 +164,18 @@ test('root, a user with subordinate ids, and root without CAP_SYS_ADMIN build th
     assert.equal(await readdir(join(store, 'runc')).catch(() => []), [], 'no runc container left');
     assert.equal(await verifyStore(store), [], 'store consistent');
 
+    // A crash of the machine (crash-safety.test.ts has the whole case): in the user's own store,
+    // the layer dirs the dead boot made are removed and unpacked again from their blobs; the
+    // rebuild stays CACHED and makes the same image.
+    const marker = join(store, 'layers', '.unsynced');
+    const [, since] = (await readFile(marker, 'utf8')).trim().split(' ');
+    await writeFile(marker, `boot-that-crashed ${since}\n`);
+    const afterCrash = rawjsonEvents(ok(await user.tsbuild(['build', '--progress', 'rawjson', '-t', 'rl:v1', ctx]), 'rootless: rebuild after a machine crash').stderr);
+    assert.equal(started(afterCrash), [], 'rootless: the cache survives a crash of the machine');
+    assert.ok(cached(afterCrash).length >= 9);
+    assert.not.match(await readFile(marker, 'utf8'), 'boot-that-crashed', 'recovered, and marked for this boot again');
+    assert.equal(await verifyStore(store), [], 'store consistent after the recovery');
+
     // Limits need a cgroup the user may write: the error names the mode (this host's cgroups are v1 and root's).
     const limited = await user.tsbuild(['build', '--memory', '64m', ctx]);
     assert.is(limited.code, 1, limited.stderr);
