@@ -197,8 +197,8 @@ export async function writeFileAtomic(path: string, content: string | Uint8Array
   }
 }
 
-/** Creates `path` with `content` unless it exists; safe against a concurrent creator. */
-async function writeIfMissing(path: string, content: string): Promise<void> {
+/** Creates `path` with `content` (synced) unless it exists; safe against a concurrent creator, whose file wins. */
+export async function writeIfMissing(path: string, content: string): Promise<void> {
   // The usual case, a store that exists: no temp file, fsync and link to find that out.
   if (existsSync(path)) return;
   const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;

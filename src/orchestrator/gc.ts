@@ -1,4 +1,4 @@
-import { lstat, readdir, readFile, readlink, rename, rm } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BuildError } from '../errors.js';
 import { digestFromHex, digestHex, isDigest, type Digest } from '../oci/digest.js';
@@ -45,6 +45,7 @@ export interface PruneResult {
 
 interface Inventory {
   readonly dirs: RootDirs;
+  readonly store: LayerStore;
   readonly cache: CacheStore;
   readonly records: CacheEntryInfo[];
   /** diffId → bytes of the unpacked layer dir. */
@@ -123,7 +124,7 @@ export async function prune(root: string, opts: PruneOptions = {}, signal?: Abor
     for (const [d, size] of inv.layers) {
       if (h.layers.has(d)) continue;
       signal?.throwIfAborted();
-      await removeLayer(dirs, d);
+      await inv.store.remove(d);
       layers++;
       bytes += size;
     }
@@ -208,15 +209,7 @@ async function inventory(root: string, signal: AbortSignal | undefined): Promise
   };
   for (const m of index.manifests) if (isDigest(m.digest)) await visit(m.digest);
   const compressed = await compressedLayers(compressedLayersDir(dirs));
-  return { dirs, cache, records, layers, blobs, layerBlob, compressed, imageLayers, imageBlobs };
-}
-
-/** Unpublishes the layer by one rename (no reader ever sees it half-deleted), then deletes it. */
-async function removeLayer(dirs: RootDirs, diffId: Digest): Promise<void> {
-  const dir = join(dirs.layers, digestHex(diffId));
-  const doomed = join(dirs.layers, `.tmp-del-${digestHex(diffId).slice(0, 12)}-${process.pid}`);
-  await rename(dir, doomed);
-  await rm(doomed, { recursive: true, force: true });
+  return { dirs, store, cache, records, layers, blobs, layerBlob, compressed, imageLayers, imageBlobs };
 }
 
 async function removeDanglingLinks(dirs: RootDirs): Promise<void> {

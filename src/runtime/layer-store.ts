@@ -7,6 +7,7 @@ import { digestHex, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/image.js';
 import { opaqueXattr, type OverlayXattrPrefix } from '../oci/layer/overlay-xattrs.js';
 import type { RootDirs } from '../root-dirs.js';
+import { readHostFile } from './host-file.js';
 import { currentBootId, readRecoveredTimes, recoverUnsyncedLayers, UnsyncedLayers } from './unsynced-layers.js';
 
 const SHORT_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
@@ -52,7 +53,7 @@ export class LayerStore {
   static async open(dirs: RootDirs, opts: { bootId?: string } = {}): Promise<LayerStore> {
     const boot = opts.bootId ?? currentBootId();
     // Before any layer is used: a crash may have left layer dirs of an earlier boot incomplete.
-    await recoverUnsyncedLayers(dirs.layers, dirs.links, dirs.root, boot);
+    await recoverUnsyncedLayers(dirs.layers, dirs.root, (hex) => removeLayerDir(dirs, hex), boot);
     const file = join(dirs.root, FORMAT_FILE);
     let text: string | undefined;
     try {
@@ -171,7 +172,7 @@ export class LayerStore {
       const was = (this.#recoveredTimes ??= readRecoveredTimes(this.#dirs.layers)).get(hex);
       if (was !== undefined) utimesSync(join(staging, 'committed'), new Date(was), new Date(was));
       // Nothing of the layer is synced: the marker covers it (see unsynced-layers.ts).
-      this.#unsynced.ensure();
+      await this.#unsynced.ensure();
       try {
         renameSync(staging, this.#layerDir(diffId));
         published = true;
@@ -192,9 +193,27 @@ export class LayerStore {
     }
   }
 
+  /** Removes a committed layer (see removeLayerDir). */
+  remove(diffId: Digest): Promise<void> {
+    return removeLayerDir(this.#dirs, digestHex(diffId));
+  }
+
   #layerDir(diffId: Digest): string {
     return join(this.#dirs.layers, digestHex(diffId));
   }
+}
+
+/**
+ * Unpublishes layer dir `hex` by one rename (no reader ever sees it half-deleted), then deletes
+ * it and its short link: gc's removal, and a crash recovery's.
+ */
+async function removeLayerDir(dirs: RootDirs, hex: string): Promise<void> {
+  const dir = join(dirs.layers, hex);
+  const short = readHostFile(join(dir, 'link'))?.trim();
+  const doomed = join(dirs.layers, `.tmp-del-${hex.slice(0, 12)}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  await rename(dir, doomed);
+  if (short && /^[A-Z0-9]+$/.test(short)) await rm(join(dirs.links, short), { force: true });
+  await rm(doomed, { recursive: true, force: true });
 }
 
 function shortId(): string {

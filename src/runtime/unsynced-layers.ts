@@ -1,7 +1,7 @@
-import { closeSync, fsyncSync, linkSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { withFileLock } from '../oci/index-lock.js';
+import { writeIfMissing } from '../oci/image-layout.js';
 import { syncfs } from '../oci/native-fs.js';
 import { readHostFile } from './host-file.js';
 
@@ -73,10 +73,10 @@ export class UnsyncedLayers {
     this.#boot = boot;
   }
 
-  ensure(): void {
+  async ensure(): Promise<void> {
     if (this.#marked) return;
     const found = readMarker(this.#layersDir);
-    if (found === undefined) this.#create();
+    if (found === undefined) await this.#create();
     else if (found.boot !== this.#boot) {
       // open() recovers before anything is committed; a store made without it must not bury
       // another boot's marker under its own.
@@ -86,28 +86,12 @@ export class UnsyncedLayers {
   }
 
   /**
-   * Written whole and synced under a temp name, then linked into place: the first process of a
-   * boot to link wins and the others keep its (earlier) time, which covers their layers too.
+   * Created whole and synced, only where none is (the first process of a boot to create it wins,
+   * and the others keep its earlier time, which covers their layers too), then the directory
+   * entry synced: the marker must be on disk before any layer it covers.
    */
-  #create(): void {
-    const path = join(this.#layersDir, MARKER);
-    // A .tmp- name: what a killed process leaves, crash clean-up removes (orchestrator/worker.ts).
-    const tmp = join(this.#layersDir, `.tmp-unsynced-${process.pid}-${randomBytes(6).toString('hex')}`);
-    const fd = openSync(tmp, 'wx', 0o644);
-    try {
-      writeSync(fd, `${this.#boot} ${Math.max(0, Date.now() - CLOCK_MARGIN_MS)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    try {
-      linkSync(tmp, path);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    } finally {
-      unlinkSync(tmp);
-    }
-    // The link's directory entry too: the marker must be on disk before any layer it covers.
+  async #create(): Promise<void> {
+    await writeIfMissing(join(this.#layersDir, MARKER), `${this.#boot} ${Math.max(0, Date.now() - CLOCK_MARGIN_MS)}\n`);
     const dir = openSync(this.#layersDir, 'r');
     try {
       fsyncSync(dir);
@@ -122,7 +106,7 @@ export class UnsyncedLayers {
  * the marker, under a lock (the first process of the boot does it; the others wait for it before
  * they touch a layer). The removals are synced before the marker goes. Returns how many went.
  */
-export async function recoverUnsyncedLayers(layersDir: string, linksDir: string, root: string, boot: string = currentBootId()): Promise<number> {
+export async function recoverUnsyncedLayers(layersDir: string, root: string, remove: (hex: string) => Promise<void>, boot: string = currentBootId()): Promise<number> {
   const found = readMarker(layersDir);
   if (found === undefined || found.boot === boot) return 0;
   return withFileLock(join(layersDir, LOCK), async () => {
@@ -133,16 +117,10 @@ export async function recoverUnsyncedLayers(layersDir: string, linksDir: string,
     for (const hex of [...times.keys()]) if (statSync(join(layersDir, hex, 'committed'), { throwIfNoEntry: false })) times.delete(hex);
     for (const name of readdirSync(layersDir)) {
       if (name.startsWith('.')) continue;
-      const dir = join(layersDir, name);
-      const committed = statSync(join(dir, 'committed'), { throwIfNoEntry: false });
+      const committed = statSync(join(layersDir, name, 'committed'), { throwIfNoEntry: false });
       if (!committed || committed.ctimeMs < marker.since) continue;
-      const short = readHostFile(join(dir, 'link'))?.trim();
       times.set(name, committed.mtimeMs);
-      // Unpublished by one rename, as gc removes a layer: no reader sees half of it.
-      const doomed = join(layersDir, `.tmp-del-${name.slice(0, 12)}-${process.pid}-${randomBytes(4).toString('hex')}`);
-      renameSync(dir, doomed);
-      if (short && /^[A-Z0-9]+$/.test(short)) rmSync(join(linksDir, short), { force: true });
-      rmSync(doomed, { recursive: true, force: true });
+      await remove(name);
       removed++;
     }
     const timesFile = join(layersDir, RECOVERED_TIMES);
