@@ -119,7 +119,8 @@ export async function recoverUnsyncedLayers(layersDir: string, root: string, rem
       if (name.startsWith('.')) continue;
       const committed = statSync(join(layersDir, name, 'committed'), { throwIfNoEntry: false });
       if (!committed || committed.ctimeMs < marker.since) continue;
-      times.set(name, committed.mtimeMs);
+      // As LayerStore.createdAt reads it (node rounds mtimeMs to the millisecond), which utimes sets back exactly.
+      times.set(name, committed.mtime.getTime());
       await remove(name);
       removed++;
     }

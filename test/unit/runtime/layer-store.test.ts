@@ -94,6 +94,8 @@ test('opened in another boot, the store removes the layers committed since the m
   try {
     const old = sha256('old'), fresh = sha256('fresh');
     await root.store.commit(await filledDir(root.dirs.tmp, 'old'), old, {});
+    // Milliseconds apart, so that a whole-millisecond marker time falls between the two.
+    await new Promise((r) => setTimeout(r, 20));
     await root.store.commit(await filledDir(root.dirs.tmp, 'fresh'), fresh, {});
     const marker = join(root.dirs.layers, '.unsynced');
     // `old` as committed before the marker's time: kept. `fresh` after it: removed.
